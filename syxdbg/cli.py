@@ -1,0 +1,190 @@
+"""The ``syxdbg`` command line.
+
+Options go before the program, as with ``gdb --args`` and ``rr record``: everything after the
+program path belongs to the program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from importlib import resources
+
+from . import __version__
+from .errors import SyxdbgError
+from .machine.events import Exited, Fault, Killed, StopEvent, Stopped
+from .session import Session
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    name, eq, value = text.partition("=")
+    if not eq or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _add_program_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("program")
+    g.add_argument("--raw", metavar="FILE",
+                   help="load FILE as a raw blob instead of an ELF (needs --arch and --base)")
+    g.add_argument("--arch", help="architecture of a raw blob: x86_64 or aarch64 "
+                   "(ELF programs: inferred from the file)")
+    g.add_argument("--base", type=_int, metavar="ADDR", help="load address of a raw blob")
+    g.add_argument("--entry", type=_int, metavar="ADDR",
+                   help="entry point of a raw blob (default: --base)")
+    g.add_argument("-E", "--env", type=_env_pair, action="append", default=[],
+                   metavar="NAME=VALUE", help="set an environment variable for the program")
+    g.add_argument("--clear-env", action="store_true",
+                   help="start the program with an empty environment (then apply --env)")
+    g.add_argument("--argv0", help="argv[0] for the program (default: PROG as given)")
+    g.add_argument("-p", dest="plugin_opts", action="append", default=[], metavar="no:NAME",
+                   help="disable plugin NAME (may be repeated)")
+    p.add_argument("prog", nargs="?", metavar="PROG", help="static Linux ELF executable")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="arguments passed to the program")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syxdbg",
+        description="Run and debug static Linux programs (x86_64, aarch64) and raw firmware "
+        "blobs on an emulated machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"syxdbg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run", help="run a program under emulation",
+        description="Run PROG under emulation with this process's stdin, stdout and stderr. "
+        "The exit status is the program's, or 128+N when it dies of signal N (a fault: "
+        "SIGSEGV, SIGILL, ...).",
+    )
+    run.add_argument("--max-insns", type=_int, metavar="N",
+                     help="stop after N instructions (exit status 124 if the program is "
+                     "still running)")
+    _add_program_options(run)
+    sub.add_parser("demo", help="run the bundled example program",
+                   description="Run the bundled example program (a ledger whose balance gets "
+                   "corrupted) under emulation.")
+    return parser
+
+
+def _disabled_plugins(opts: Sequence[str]) -> list[str]:
+    out = []
+    for opt in opts:
+        if not opt.startswith("no:") or len(opt) == 3:
+            raise SyxdbgError(f"-p expects no:NAME, got {opt!r}")
+        out.append(opt[3:])
+    return out
+
+
+def open_session(ns: argparse.Namespace) -> Session:
+    """Create the session an ``ns`` from :func:`_add_program_options` describes."""
+    env = {} if ns.clear_env else dict(os.environ)
+    env.update(dict(ns.env))
+    disabled = _disabled_plugins(ns.plugin_opts)
+    if ns.raw:
+        if ns.prog:
+            raise SyxdbgError("give either PROG or --raw FILE, not both")
+        return Session.open(ns.raw, (), arch=ns.arch, raw=True, base=ns.base, entry=ns.entry,
+                            disable_plugins=disabled)
+    if not ns.prog:
+        raise SyxdbgError("no program given (PROG, or --raw FILE)")
+    if ns.base is not None or ns.entry is not None:
+        raise SyxdbgError("--base and --entry apply to raw blobs (--raw FILE) only")
+    return Session.open(ns.prog, ns.args, env=env, arch=ns.arch, argv0=ns.argv0,
+                        disable_plugins=disabled)
+
+
+def _where(session: Session, pc: int) -> str:
+    try:
+        name = session.image.symbolize(pc)
+    except SyxdbgError:
+        name = None
+    return f"{pc:#x}" + (f" ({name})" if name else "")
+
+
+def report_end(session: Session, event: StopEvent) -> int:
+    """Print one line for abnormal ends and return the shell-style exit status."""
+    if isinstance(event, Exited):
+        return event.status
+    if isinstance(event, Fault):
+        name = signal.Signals(event.signal).name
+        detail = f": {event.detail} at {event.address:#x}" if event.signal != signal.SIGILL \
+            else f": {event.detail}"
+        print(f"syxdbg: program received {name} at pc {_where(session, event.pc)}{detail}",
+              file=sys.stderr)
+        return 128 + event.signal
+    if isinstance(event, Killed):
+        name = signal.Signals(event.signal).name
+        print(f"syxdbg: program killed by {name} at pc {_where(session, event.pc)}",
+              file=sys.stderr)
+        return 128 + event.signal
+    assert isinstance(event, Stopped)
+    if event.why == "interrupt":
+        print(f"syxdbg: interrupted at pc {_where(session, event.pc)} after "
+              f"{event.position} instructions", file=sys.stderr)
+        return 128 + signal.SIGINT
+    print(f"syxdbg: stopped after {event.position} instructions at pc "
+          f"{_where(session, event.pc)}", file=sys.stderr)
+    return 124
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    session = open_session(ns)
+    try:
+        with session.machine.interrupt_on_sigint():
+            event = session.run(count=ns.max_insns)
+        return report_end(session, event)
+    finally:
+        session.close()
+
+
+def cmd_demo(ns: argparse.Namespace) -> int:
+    example = resources.files("syxdbg").joinpath("examples", "ledger-x86_64")
+    with resources.as_file(example) as path:
+        print(f"syxdbg demo: running the bundled example {path.name} under emulation",
+              file=sys.stderr)
+        session = Session.open(str(path), (), env={}, argv0="ledger")
+        try:
+            event = session.run()
+            status = report_end(session, event)
+        finally:
+            session.close()
+    print(f"syxdbg demo: the program exited with status {status} after "
+          f"{event.position} instructions", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        if ns.command == "run":
+            return cmd_run(ns)
+        if ns.command == "demo":
+            return cmd_demo(ns)
+    except SyxdbgError as exc:
+        print(f"syxdbg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("syxdbg: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {ns.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

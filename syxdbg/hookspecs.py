@@ -1,0 +1,81 @@
+"""The hooks syxdbg calls on its plugins. These docstrings are the hook reference.
+
+Every hook name starts with ``syxdbg_``. Hooks run at setup, at stops and at teardown only:
+never per instruction or per memory access (a plugin that needs those attaches a C/Cython or
+address-limited Unicorn callback in :func:`syxdbg_machine_created`).
+
+A plugin is any module or object with functions of these names marked with
+``syxdbg.hookimpl``; first-party plugins live in ``plugins/`` and register exactly like
+third-party ones, which are found through the ``syxdbg`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .machine import Machine
+    from .machine.events import StopEvent
+    from .session import Session
+    from .state import StateRegistry
+
+hookspec = pluggy.HookspecMarker("syxdbg")
+hookimpl = pluggy.HookimplMarker("syxdbg")
+
+
+@hookspec
+def syxdbg_addoption(parser: argparse.ArgumentParser) -> None:
+    """Add command-line options to ``parser`` (called once, before arguments are parsed).
+
+    Options land in ``session.options`` under their ``dest`` names.
+    """
+
+
+@hookspec
+def syxdbg_configure(session: Session) -> None:
+    """The session is created and its options are known; nothing is loaded yet.
+
+    Register per-session plugin objects here (``session.plugins.register(obj)``) when the
+    plugin keeps state, so that two sessions never share it.
+    """
+
+
+@hookspec(firstresult=True)
+def syxdbg_load_image(session: Session, machine: Machine, path: str) -> Any:
+    """Load ``path`` into ``machine`` and return a ``LoadedImage``, or None to pass.
+
+    The first plugin that returns a result wins; the built-in ELF and raw loaders run when
+    every plugin passed.
+    """
+
+
+@hookspec
+def syxdbg_machine_created(session: Session, machine: Machine) -> None:
+    """The machine exists and its image is loaded (``machine.image``); nothing has run yet.
+
+    Attach emulator-level behaviour here: syscall handlers, address-limited hooks, C hooks.
+    """
+
+
+@hookspec
+def syxdbg_register_state(session: Session, registry: StateRegistry) -> None:
+    """Register snapshottable plugin state with ``registry.register(name, obj)``.
+
+    ``obj`` implements ``save_state() -> object`` and ``load_state(object)``; every snapshot
+    saves it and every restore loads it back, so reverse execution sees the plugin's state
+    (fd tables, brk, device models...) exactly as it was at that point in time.
+    """
+
+
+@hookspec
+def syxdbg_stop(session: Session, event: StopEvent) -> None:
+    """Execution stopped with ``event`` (breakpoint, step, exit, fault...)."""
+
+
+@hookspec
+def syxdbg_unconfigure(session: Session) -> None:
+    """The session is closing: release files and other host resources."""

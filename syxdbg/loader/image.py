@@ -1,0 +1,56 @@
+"""What a loader produced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: int
+    end: int
+    perms: str  # "r-x", "rw-", ...
+    file_offset: int = 0
+
+
+@dataclass
+class LoadedImage:
+    """A program loaded into guest memory.
+
+    ``symbols`` maps names to (relocated) addresses; ``symbol_sizes`` their sizes.
+    ``brk`` is the initial program break (page after the highest loaded segment).
+    """
+
+    path: str
+    kind: str  # "elf" or "raw"
+    arch: str
+    entry: int
+    load_bias: int = 0
+    brk: int = 0
+    phdr: int = 0
+    phent: int = 0
+    phnum: int = 0
+    is_pie: bool = False
+    segments: list[Segment] = field(default_factory=list)
+    symbols: dict[str, int] = field(default_factory=dict)
+    symbol_sizes: dict[str, int] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    envp: list[str] = field(default_factory=list)
+    execfn: str = ""
+    stack_top: int = 0
+    stack_size: int = 0
+    initial_sp: int = 0
+    auxv: dict[int, int] = field(default_factory=dict)
+    random_bytes: bytes = b""
+
+    def symbolize(self, address: int) -> str | None:
+        """``name+off`` for the function or object containing ``address``, if any."""
+        best: tuple[int, str] | None = None
+        for name, addr in self.symbols.items():
+            size = self.symbol_sizes.get(name, 0)
+            if addr <= address < addr + max(size, 1) and (best is None or addr > best[0]):
+                best = (addr, name)
+        if best is None:
+            return None
+        off = address - best[0]
+        return best[1] if off == 0 else f"{best[1]}+{off:#x}"

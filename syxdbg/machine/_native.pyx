@@ -1,0 +1,306 @@
+# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False, cdivision=True
+"""The machine's hot path, in C: retired-instruction counting and breakpoints.
+
+Counting: one C ``UC_HOOK_BLOCK`` callback adds the instruction count of each executed
+translation block to ``total``. Block counts are cached in an open-addressing table keyed by
+(start, byte size); only a block never seen before calls into Python (``resolver``, which
+disassembles it once). At a stop inside a block the machine subtracts the instructions of the
+current block that did not retire (see ``Machine._position_at_stop``).
+
+Limits and interrupts: Unicorn checks for a stop request right after a block hook returns,
+before the block's first instruction. So ``set_limit(n)`` makes the block hook stop *before*
+a block that would take ``total`` past ``n`` (without counting it), and ``interrupt()`` only
+raises a flag that the next block hook turns into such a stop. Either way the position is
+exact at a block boundary and no instruction of the refused block ran. The machine then runs
+the remaining (< one block) instructions with Unicorn's exact ``count=``, which costs a code
+hook per instruction, but only for that short stretch. Unicorn does not retranslate cached
+blocks when ``count=`` is switched on, so the machine first drops the refused block from the
+translation cache; the counted stretch lies entirely inside that block.
+
+Breakpoints: one C ``UC_HOOK_CODE`` per breakpoint address, bounded to that address, kept for
+the life of the breakpoint (Unicorn frees deleted hooks only when ``emu_start`` returns, so
+hooks are never added and deleted per step). ``skip_once(addr)`` lets a resume step off a
+breakpoint at the current pc without removing it.
+
+No Python runs per instruction or per block, except the once-per-new-block resolver.
+"""
+
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+
+from syxdbg.includes.ucapi cimport UcApi
+from syxdbg.includes.unicorn cimport *
+
+include "../includes/ucapi.pxi"
+
+
+cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
+
+
+ctypedef struct CoreState:
+    uc_engine *uc
+    UcApi api
+    uint64_t total
+    uint64_t cur_start
+    uint32_t cur_size
+    uint32_t cur_n
+    int in_block
+    uint64_t limit
+    int limit_active
+    int limit_hit
+    uint64_t refused_start
+    uint32_t refused_size
+    int bp_hit
+    uint64_t bp_addr
+    int interrupted
+    int interrupt_req
+    int error
+    uint64_t skip_addr
+    int skip_pending
+    # block table
+    uint64_t *keys
+    uint32_t *sizes
+    uint32_t *counts
+    size_t cap
+    size_t used
+    PyObject *owner
+
+
+cdef inline size_t _slot(uint64_t key, size_t cap) noexcept nogil:
+    cdef uint64_t h = key * 0x9E3779B97F4A7C15ULL
+    return <size_t>((h ^ (h >> 29)) & (cap - 1))
+
+
+cdef int _table_insert(CoreState *s, uint64_t key, uint32_t size, uint32_t n) noexcept nogil:
+    cdef size_t i
+    cdef size_t old_cap
+    cdef uint64_t *ok
+    cdef uint32_t *os
+    cdef uint32_t *oc
+    cdef size_t j
+    if (s.used + 1) * 2 > s.cap:
+        old_cap = s.cap
+        ok = s.keys
+        os = s.sizes
+        oc = s.counts
+        s.cap = old_cap * 2
+        s.keys = <uint64_t *>calloc(s.cap, sizeof(uint64_t))
+        s.sizes = <uint32_t *>calloc(s.cap, sizeof(uint32_t))
+        s.counts = <uint32_t *>calloc(s.cap, sizeof(uint32_t))
+        if s.keys == NULL or s.sizes == NULL or s.counts == NULL:
+            return -1
+        for i in range(s.cap):
+            s.keys[i] = EMPTY
+        s.used = 0
+        for j in range(old_cap):
+            if ok[j] != EMPTY:
+                _table_insert(s, ok[j], os[j], oc[j])
+        free(ok)
+        free(os)
+        free(oc)
+    i = _slot(key, s.cap)
+    while s.keys[i] != EMPTY and s.keys[i] != key:
+        i = (i + 1) & (s.cap - 1)
+    if s.keys[i] == EMPTY:
+        s.used += 1
+    s.keys[i] = key
+    s.sizes[i] = size
+    s.counts[i] = n
+    return 0
+
+
+cdef uint32_t _resolve(CoreState *s, uint64_t address, uint32_t size) noexcept with gil:
+    cdef RunCore core = <RunCore>s.owner
+    try:
+        n = core.resolver(address, size)
+        if n <= 0:
+            raise RuntimeError(f"translation block at {address:#x} has no instructions")
+    except BaseException as exc:  # kept and re-raised by the machine after emu_start
+        core.pending = exc
+        return 0
+    if _table_insert(s, address, size, <uint32_t>n) != 0:
+        core.pending = MemoryError("block table allocation failed")
+        return 0
+    return <uint32_t>n
+
+
+cdef void _block_cb(uc_engine *uc, uint64_t address, uint32_t size,
+                    void *user_data) noexcept nogil:
+    cdef CoreState *s = <CoreState *>user_data
+    cdef size_t i = _slot(address, s.cap)
+    cdef uint32_t n = 0
+    while s.keys[i] != EMPTY:
+        if s.keys[i] == address:
+            if s.sizes[i] == size:
+                n = s.counts[i]
+            break
+        i = (i + 1) & (s.cap - 1)
+    if n == 0:
+        n = _resolve(s, address, size)
+        if n == 0:
+            s.error = 1
+            s.api.emu_stop(uc)
+            n = 1
+    if s.interrupt_req:
+        s.interrupt_req = 0
+        s.interrupted = 1
+        s.in_block = 0
+        s.api.emu_stop(uc)
+        return
+    if s.limit_active and s.total + n > s.limit:
+        s.limit_hit = 1
+        s.refused_start = address
+        s.refused_size = size
+        s.in_block = 0
+        s.api.emu_stop(uc)
+        return
+    s.total += n
+    s.cur_start = address
+    s.cur_size = size
+    s.cur_n = n
+    s.in_block = 1
+
+
+cdef void _bp_cb(uc_engine *uc, uint64_t address, uint32_t size,
+                 void *user_data) noexcept nogil:
+    cdef CoreState *s = <CoreState *>user_data
+    if s.skip_pending:
+        s.skip_pending = 0
+        if address == s.skip_addr:
+            return
+    if not s.bp_hit:
+        s.bp_hit = 1
+        s.bp_addr = address
+    s.api.emu_stop(uc)
+
+
+cdef class RunCore:
+    """C state of one machine's run loop. See the module docstring."""
+
+    cdef CoreState s
+    cdef uc_hook block_hook
+    cdef dict _bp_hooks
+    cdef public object resolver
+    cdef public object pending
+    cdef object _uc
+
+    def __cinit__(self, object uc not None, object resolver not None):
+        self._uc = uc
+        self.resolver = resolver
+        self.pending = None
+        self._bp_hooks = {}
+        self.s.uc = <uc_engine *>_uc_handle(uc)
+        _ucapi_fill(&self.s.api)
+        self.s.cap = 4096
+        self.s.keys = <uint64_t *>calloc(self.s.cap, sizeof(uint64_t))
+        self.s.sizes = <uint32_t *>calloc(self.s.cap, sizeof(uint32_t))
+        self.s.counts = <uint32_t *>calloc(self.s.cap, sizeof(uint32_t))
+        if self.s.keys == NULL or self.s.sizes == NULL or self.s.counts == NULL:
+            raise MemoryError()
+        cdef size_t i
+        for i in range(self.s.cap):
+            self.s.keys[i] = EMPTY
+        self.s.owner = <PyObject *>self
+        cdef uc_err err = self.s.api.hook_add(self.s.uc, &self.block_hook, UC_HOOK_BLOCK,
+                                              <void *>_block_cb, &self.s, 1, 0)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {err}")
+
+    def __dealloc__(self):
+        free(self.s.keys)
+        free(self.s.sizes)
+        free(self.s.counts)
+
+    # -- counting ---------------------------------------------------------------------------
+    @property
+    def total(self):
+        """Instructions counted so far (whole blocks, including the current one)."""
+        return self.s.total
+
+    @total.setter
+    def total(self, uint64_t value):
+        self.s.total = value
+
+    @property
+    def current_block(self):
+        """(start, byte size, instruction count) of the last block entered, or None."""
+        if not self.s.in_block:
+            return None
+        return (self.s.cur_start, self.s.cur_size, self.s.cur_n)
+
+    def forget_block(self):
+        """Mark that no block is current (after the machine settled a stop's position)."""
+        self.s.in_block = 0
+
+    def invalidate_blocks(self):
+        """Forget every cached block count (after code was rewritten)."""
+        cdef size_t i
+        for i in range(self.s.cap):
+            self.s.keys[i] = EMPTY
+        self.s.used = 0
+
+    @property
+    def cached_blocks(self):
+        return self.s.used
+
+    # -- limits and stops -------------------------------------------------------------------
+    def set_limit(self, object limit):
+        """Stop before any block that would take ``total`` past ``limit`` (None: no limit)."""
+        if limit is None:
+            self.s.limit_active = 0
+        else:
+            self.s.limit = limit
+            self.s.limit_active = 1
+
+    def reset_stop(self):
+        self.s.limit_hit = 0
+        self.s.bp_hit = 0
+        self.s.bp_addr = 0
+        self.s.interrupted = 0
+        self.s.interrupt_req = 0
+        self.s.error = 0
+        self.s.skip_pending = 0
+
+    @property
+    def refused_block(self):
+        """(start, byte size) of the block the last limit stop refused to enter."""
+        return (self.s.refused_start, self.s.refused_size)
+
+    @property
+    def stop_flags(self):
+        """(limit_hit, breakpoint address or None, interrupted, resolver_error)."""
+        return (bool(self.s.limit_hit), self.s.bp_addr if self.s.bp_hit else None,
+                bool(self.s.interrupted), bool(self.s.error))
+
+    def skip_once(self, uint64_t address):
+        """Ignore a breakpoint at ``address`` if it is the first one hit by the next run."""
+        self.s.skip_addr = address
+        self.s.skip_pending = 1
+
+    def interrupt(self):
+        """Stop the running emulation at the next block boundary. Safe from any thread.
+
+        Only a flag is set; the block hook makes the stop, so the position stays exact.
+        """
+        self.s.interrupt_req = 1
+
+    # -- breakpoints ------------------------------------------------------------------------
+    def add_breakpoint(self, uint64_t address):
+        """Install a C code hook bounded to ``address`` (idempotent)."""
+        if address in self._bp_hooks:
+            return
+        cdef uc_hook hh = 0
+        cdef uc_err err = self.s.api.hook_add(self.s.uc, &hh, UC_HOOK_CODE, <void *>_bp_cb,
+                                              &self.s, address, address)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"uc_hook_add(UC_HOOK_CODE) failed: {err}")
+        self._bp_hooks[address] = hh
+
+    def remove_breakpoint(self, uint64_t address):
+        hh = self._bp_hooks.pop(address, None)
+        if hh is not None:
+            self.s.api.hook_del(self.s.uc, <uc_hook>hh)
+
+    def breakpoints(self):
+        return sorted(self._bp_hooks)

@@ -1,0 +1,395 @@
+"""The emulated machine: one Unicorn engine, its memory, registers and run loop.
+
+This module and the Cython cores are the only code in syxdbg that touch Unicorn.
+
+Run loop contract (:meth:`Machine.run`):
+
+* ``position`` is the exact number of instructions retired since the machine was created.
+  It is counted in C per translation block; a stop inside a block subtracts the block's
+  instructions that did not retire (the instruction at ``pc`` never has).
+* ``run(count=N)`` stops after exactly N instructions, ``run(until=ADDR)`` before the
+  instruction at ADDR executes, breakpoints likewise; each returns a typed
+  :class:`~syxdbg.machine.events.StopEvent`.
+* Resuming at a pc that holds a breakpoint executes that instruction first (a debugger steps
+  off the breakpoint it stopped at).
+* Nothing in Python runs per instruction or per memory access. Python runs for syscalls, for
+  the first execution of each new translation block (to count its instructions) and at stops.
+* An exception raised in any hook (a syscall handler, a plugin callback) stops emulation and
+  is re-raised by ``run`` once Unicorn has returned.
+"""
+
+from __future__ import annotations
+
+import bisect
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import capstone
+import unicorn
+from unicorn import x86_const
+
+from . import _native
+from .arch import ArchSpec
+from .events import Exited, Fault, Killed, StopEvent, Stopped
+from .memory import Memory
+from .registers import Registers
+
+if TYPE_CHECKING:
+    from ..loader import LoadedImage
+
+#: An address no instruction lives at: emu_start's ``until`` is never reached; every stop is
+#: one of ours.
+_NEVER = 0xFFFF_FFFF_FFFF_FFFF
+
+_FAULT_ERRORS = {
+    unicorn.UC_ERR_READ_UNMAPPED: (signal.SIGSEGV, "read from unmapped memory"),
+    unicorn.UC_ERR_WRITE_UNMAPPED: (signal.SIGSEGV, "write to unmapped memory"),
+    unicorn.UC_ERR_FETCH_UNMAPPED: (signal.SIGSEGV, "execute unmapped memory"),
+    unicorn.UC_ERR_READ_PROT: (signal.SIGSEGV, "read from protected memory"),
+    unicorn.UC_ERR_WRITE_PROT: (signal.SIGSEGV, "write to protected memory"),
+    unicorn.UC_ERR_FETCH_PROT: (signal.SIGSEGV, "execute non-executable memory"),
+    unicorn.UC_ERR_READ_UNALIGNED: (signal.SIGBUS, "unaligned read"),
+    unicorn.UC_ERR_WRITE_UNALIGNED: (signal.SIGBUS, "unaligned write"),
+    unicorn.UC_ERR_FETCH_UNALIGNED: (signal.SIGBUS, "unaligned fetch"),
+    unicorn.UC_ERR_INSN_INVALID: (signal.SIGILL, "invalid instruction"),
+    unicorn.UC_ERR_EXCEPTION: (signal.SIGILL, "unhandled CPU exception"),
+}
+
+_MEM_ACCESS_NAMES = {
+    unicorn.UC_MEM_READ_UNMAPPED: "read from unmapped memory",
+    unicorn.UC_MEM_WRITE_UNMAPPED: "write to unmapped memory",
+    unicorn.UC_MEM_FETCH_UNMAPPED: "execute unmapped memory",
+    unicorn.UC_MEM_READ_PROT: "read from protected memory",
+    unicorn.UC_MEM_WRITE_PROT: "write to protected memory",
+    unicorn.UC_MEM_FETCH_PROT: "execute non-executable memory",
+}
+
+# AArch64 exception numbers Unicorn passes to UC_HOOK_INTR (qemu target/arm/cpu.h).
+_ARM_EXCP_UDEF = 1
+_ARM_EXCP_SWI = 2
+_ARM_EXCP_BKPT = 7
+
+SyscallHandler = Callable[["Machine"], None]
+
+
+class Machine:
+    """An emulated CPU with guest RAM owned by syxdbg. See the module docstring."""
+
+    def __init__(self, arch: ArchSpec) -> None:
+        self.arch = arch
+        self._uc = unicorn.Uc(arch.uc_arch, arch.uc_mode)
+        if arch.cpu_init is not None:
+            arch.cpu_init(self._uc)
+        self.mem = Memory(self._uc, on_code_write=self._code_written)
+        self.regs = Registers(self._uc, arch)
+        self._cs = capstone.Cs(arch.cs_arch, arch.cs_mode)
+        self._core = _native.RunCore(self._uc, self._resolve_block)
+        self._offsets: dict[tuple[int, int], list[int]] = {}
+        self.image: LoadedImage | None = None
+        self._syscall_handler: SyscallHandler | None = None
+        self._breakpoints: set[int] = set()
+        self._pending: BaseException | None = None
+        self._exit_status: int | None = None
+        self._kill_signal: int | None = None
+        self._fault: tuple[int, int, str] | None = None
+        self._final: StopEvent | None = None
+        self._hooks: list[int] = []
+        self._install_hooks()
+
+    # -- properties -------------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        """Instructions retired so far (exact)."""
+        return int(self._core.total)
+
+    @property
+    def pc(self) -> int:
+        return self.regs.pc
+
+    @property
+    def finished(self) -> StopEvent | None:
+        """The terminal event (exit, kill or fatal fault) once the guest can run no more."""
+        return self._final
+
+    @property
+    def uc(self) -> unicorn.Uc:
+        """The Unicorn engine, for the snapshot core and expert scripts."""
+        return self._uc
+
+    @property
+    def native_core(self) -> Any:
+        return self._core
+
+    # -- hooks ------------------------------------------------------------------------------
+    def _install_hooks(self) -> None:
+        uc = self._uc
+        if self.arch.name == "x86_64":
+            self._hooks.append(
+                uc.hook_add(unicorn.UC_HOOK_INSN, self._on_x86_syscall, None, 1, 0,
+                            x86_const.UC_X86_INS_SYSCALL)
+            )
+        else:
+            self._hooks.append(uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt))
+        self._hooks.append(uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, self._on_bad_access))
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        """Run hook work; keep any exception for ``run`` to raise after emu_start returns."""
+        try:
+            fn()
+        except BaseException as exc:  # re-raised by run(); never swallowed
+            self._pending = exc
+            self._uc.emu_stop()
+
+    def _on_x86_syscall(self, uc: unicorn.Uc, user_data: object) -> None:
+        self._guard(self._do_syscall)
+
+    def _on_interrupt(self, uc: unicorn.Uc, intno: int, user_data: object) -> None:
+        if intno == _ARM_EXCP_SWI:
+            self._guard(self._do_syscall)
+            return
+        # Undefined instruction / breakpoint instruction: the guest would get a signal.
+        pc = self.regs.pc  # Unicorn leaves pc at the offending instruction
+        sig = signal.SIGTRAP if intno == _ARM_EXCP_BKPT else signal.SIGILL
+        detail = "breakpoint instruction" if intno == _ARM_EXCP_BKPT else "invalid instruction"
+        self._fault = (int(sig), pc, detail)
+        uc.emu_stop()
+
+    def _on_bad_access(self, uc: unicorn.Uc, access: int, address: int, size: int,
+                       value: int, user_data: object) -> bool:
+        self._fault = (int(signal.SIGSEGV), address, _MEM_ACCESS_NAMES.get(access, "bad access"))
+        return False
+
+    def _do_syscall(self) -> None:
+        if self._syscall_handler is None:
+            raise RuntimeError(
+                f"the guest made a system call at {self.regs.pc:#x} but no syscall layer is "
+                "loaded (raw blobs have none; is the linux plugin disabled?)"
+            )
+        self._syscall_handler(self)
+
+    def set_syscall_handler(self, handler: SyscallHandler | None) -> None:
+        """Install the function called for every guest system call."""
+        self._syscall_handler = handler
+
+    def request_exit(self, status: int) -> None:
+        """From a syscall handler: the guest exits with ``status`` (0-255)."""
+        self._exit_status = status & 0xFF
+        self._uc.emu_stop()
+
+    def request_kill(self, sig: int) -> None:
+        """From a syscall handler: the guest dies of signal ``sig``."""
+        self._kill_signal = sig
+        self._uc.emu_stop()
+
+    def interrupt(self) -> None:
+        """Stop a running ``run`` as soon as possible. Safe to call from any thread."""
+        self._core.interrupt()
+
+    @contextmanager
+    def interrupt_on_sigint(self) -> Iterator[None]:
+        """While running, turn SIGINT (Ctrl-C) into :meth:`interrupt`.
+
+        Python signal handlers cannot run while the main thread is inside Unicorn, so a
+        watcher thread reads the signal wakeup fd and stops the emulator.
+        """
+        import os
+        import socket
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        rsock, wsock = socket.socketpair()
+        wsock.setblocking(False)
+        hit = threading.Event()
+        old_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+        old_handler = signal.signal(signal.SIGINT, lambda *_: hit.set())
+
+        def watch() -> None:
+            while True:
+                data = rsock.recv(64)
+                if not data or b"\xff" in data:
+                    return
+                if signal.SIGINT.value.to_bytes(1, "little") in data:
+                    self.interrupt()
+
+        t = threading.Thread(target=watch, name="syxdbg-sigint", daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+            signal.set_wakeup_fd(old_fd)
+            os.write(wsock.fileno(), b"\xff")
+            t.join()
+            rsock.close()
+            wsock.close()
+
+    # -- breakpoints ------------------------------------------------------------------------
+    def add_breakpoint(self, address: int) -> None:
+        self._breakpoints.add(address)
+        self._hook_breakpoint(address)
+
+    def _hook_breakpoint(self, address: int) -> None:
+        self._core.add_breakpoint(address)
+        # Blocks translated before the hook existed do not call it: retranslate them.
+        self._uc.ctl_remove_cache(address, address + 1)
+
+    def remove_breakpoint(self, address: int) -> None:
+        self._breakpoints.discard(address)
+        self._core.remove_breakpoint(address)
+
+    @property
+    def breakpoints(self) -> frozenset[int]:
+        return frozenset(self._breakpoints)
+
+    # -- code and block bookkeeping -------------------------------------------------------
+    def _code_written(self, address: int, size: int) -> None:
+        self._uc.ctl_remove_cache(address, address + size)
+        self._core.invalidate_blocks()
+        if self._offsets:
+            self._offsets.clear()
+
+    def _block_offsets(self, start: int, size: int) -> list[int]:
+        key = (start, size)
+        offs = self._offsets.get(key)
+        if offs is None:
+            code = self.mem.read_partial(start, size)
+            offs = [a - start for a, _, _, _ in self._cs.disasm_lite(code, start)]
+            decoded = (offs[-1] + len(next(self._cs.disasm(code[offs[-1]:], 0)).bytes)
+                       if offs else 0)
+            if decoded < size:
+                # An instruction capstone cannot decode (the guest's SIGILL) ends the block.
+                offs.append(decoded)
+            if len(self._offsets) > 4096:
+                self._offsets.clear()
+            self._offsets[key] = offs
+        return offs
+
+    def _resolve_block(self, start: int, size: int) -> int:
+        return len(self._block_offsets(start, size))
+
+    def _settle_position(self) -> None:
+        """Correct the C count for a stop in the middle of the current block.
+
+        The block hook counted the whole block when it was entered. Stops made by the block
+        hook itself (limit, interrupt) leave no current block. Any other stop inside the
+        block's range (breakpoint, count, fault, hook exception) happened before the
+        instruction at pc executed, so only the instructions before pc retired.
+        """
+        blk = self._core.current_block
+        if blk is None:
+            return
+        start, size, n = blk
+        pc = self.regs.pc
+        if start <= pc < start + size:
+            retired = bisect.bisect_left(self._block_offsets(start, size), pc - start)
+            self._core.total = self._core.total - (n - retired)
+        self._core.forget_block()
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, *, count: int | None = None, until: int | None = None) -> StopEvent:
+        """Run from the current pc; see the module docstring for the stop rules."""
+        if self._final is not None:
+            return self._final
+        if count is not None and count < 0:
+            raise ValueError("count must be >= 0")
+        if count == 0:
+            return Stopped(self.pc, self.position, "count")
+        temp_bp = until is not None and until not in self._breakpoints
+        if until is not None and temp_bp:
+            self._hook_breakpoint(until)
+        try:
+            return self._run(count, until)
+        finally:
+            if until is not None and temp_bp:
+                self._core.remove_breakpoint(until)
+
+    def _run(self, count: int | None, until: int | None) -> StopEvent:
+        core = self._core
+        limit = None if count is None else self.position + count
+        core.reset_stop()
+        pc = self.pc
+        if pc in self._breakpoints or pc == until:
+            core.skip_once(pc)
+        exact = False
+        while True:
+            # Far from the limit the C block hook stops before any block that would pass
+            # it; the last partial block then runs under Unicorn's exact (costly) count=.
+            core.set_limit(None if exact else limit)
+            err: unicorn.UcError | None = None
+            try:
+                if exact:
+                    assert limit is not None
+                    self._uc.emu_start(pc, _NEVER, 0, limit - self.position)
+                else:
+                    self._uc.emu_start(pc, _NEVER)
+            except unicorn.UcError as exc:
+                err = exc
+            limit_hit, bp_addr, interrupted, _ = core.stop_flags
+            self._settle_position()
+            pc = self.pc
+            event = self._classify(err, bp_addr, interrupted, pc, until)
+            if event is not None:
+                return event
+            if limit is not None and self.position >= limit:
+                return Stopped(pc, self.position, "count")
+            if not limit_hit:
+                # emu_start returned without any of our reasons (a hook stopped it).
+                return Stopped(pc, self.position, "interrupt")
+            # The counted stretch lies inside the refused block; drop its cached translation
+            # so it is retranslated with Unicorn's count hook in it.
+            start, size = core.refused_block
+            self._uc.ctl_remove_cache(start, start + max(size, 1))
+            exact = True
+            core.reset_stop()
+
+    def _classify(self, err: unicorn.UcError | None, bp_addr: int | None, interrupted: bool,
+                  pc: int, until: int | None) -> StopEvent | None:
+        pos = self.position
+        exc = self._pending or self._core.pending
+        if exc is not None:
+            self._pending = None
+            self._core.pending = None
+            raise exc
+        if self._exit_status is not None:
+            self._final = Exited(pc, pos, self._exit_status)
+            return self._final
+        if self._kill_signal is not None:
+            self._final = Killed(pc, pos, self._kill_signal)
+            return self._final
+        if self._fault is not None or err is not None:
+            if self._fault is not None:
+                sig, addr, detail = self._fault
+            else:
+                assert err is not None
+                sig, detail = _FAULT_ERRORS.get(err.errno, (signal.SIGSEGV, str(err)))
+                addr = pc
+            self._fault = None
+            self._final = Fault(pc, pos, sig, addr, detail)
+            return self._final
+        if bp_addr is not None:
+            return Stopped(pc, pos, "until" if bp_addr == until else "breakpoint")
+        if interrupted:
+            return Stopped(pc, pos, "interrupt")
+        return None
+
+    # -- misc -------------------------------------------------------------------------------
+    def disassemble(self, address: int, count: int = 1) -> list[tuple[int, str, str, bytes]]:
+        """Up to ``count`` instructions at ``address``: (address, mnemonic, operands, bytes)."""
+        code = self.mem.read_partial(address, 16 * count)
+        out = []
+        for insn in self._cs.disasm(code, address):
+            out.append((insn.address, insn.mnemonic, insn.op_str, bytes(insn.bytes)))
+            if len(out) >= count:
+                break
+        return out
+
+    def close(self) -> None:
+        for h in self._hooks:
+            self._uc.hook_del(h)
+        self._hooks.clear()
+
+

@@ -1,0 +1,67 @@
+"""Typed stop events returned by :meth:`Machine.run`.
+
+Every run ends with exactly one of these. Positions are retired-instruction counts: at a stop
+the instruction at ``pc`` has not executed yet.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StopEvent:
+    pc: int
+    position: int
+
+    @property
+    def reason(self) -> str:
+        return type(self).__name__.lower()
+
+
+@dataclass(frozen=True)
+class Exited(StopEvent):
+    """The guest called exit/exit_group."""
+
+    status: int
+
+    def describe(self) -> str:
+        return f"exited with status {self.status}"
+
+
+@dataclass(frozen=True)
+class Fault(StopEvent):
+    """A fatal fault: ``signal`` is SIGSEGV for bad memory accesses, SIGILL for bad opcodes.
+
+    ``address`` is the faulting data address (SIGSEGV) or the instruction address (SIGILL).
+    """
+
+    signal: int
+    address: int
+    detail: str = ""
+
+    def describe(self) -> str:
+        name = signal.Signals(self.signal).name
+        what = f" ({self.detail})" if self.detail else ""
+        return f"{name} at pc {self.pc:#x}, address {self.address:#x}{what}"
+
+
+@dataclass(frozen=True)
+class Stopped(StopEvent):
+    """The run stopped as asked: ``why`` is "count", "until", "breakpoint" or "interrupt"."""
+
+    why: str
+
+    def describe(self) -> str:
+        return f"stopped ({self.why}) at pc {self.pc:#x}"
+
+
+@dataclass(frozen=True)
+class Killed(StopEvent):
+    """The guest was terminated by a signal it did not handle (e.g. kill(getpid(), SIGABRT))."""
+
+    signal: int
+
+    def describe(self) -> str:
+        return f"killed by {signal.Signals(self.signal).name}"

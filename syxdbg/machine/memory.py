@@ -1,0 +1,297 @@
+"""Guest memory: regions backed by host buffers that syxdbg owns.
+
+Every RAM region is an anonymous ``mmap`` buffer (page aligned) handed to Unicorn with
+``mem_map_ptr``. The guest and the host therefore see the same bytes: host reads and writes go
+straight to the buffer, and the snapshot core restores pages with a ``memcpy`` into it.
+
+Unmapping or re-protecting part of a region never asks Unicorn to split a pointer-backed
+region: the machine unmaps the whole Unicorn region and maps the remaining pieces again, each
+pointing into the same host buffer at its offset. Pieces keep the buffer (a ``Backing``) alive.
+
+Host-side writes notify ``write_observers`` (the snapshot core journals them exactly like guest
+stores) and changes of the map notify ``map_observers``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import IntFlag
+from typing import TYPE_CHECKING
+
+from ..errors import MemoryAccessError, MemoryMapError
+
+if TYPE_CHECKING:
+    from unicorn import Uc
+
+PAGE = 4096
+
+
+class Perm(IntFlag):
+    """Region permissions; the values are Unicorn's ``UC_PROT_*``."""
+
+    NONE = 0
+    R = 1
+    W = 2
+    X = 4
+    RW = 3
+    RX = 5
+    RWX = 7
+
+    def __str__(self) -> str:
+        flags = (("r", Perm.R), ("w", Perm.W), ("x", Perm.X))
+        return "".join(c if self & p else "-" for c, p in flags)
+
+
+class Backing:
+    """A page-aligned host buffer holding guest RAM."""
+
+    __slots__ = ("buf", "size", "address", "_anchor", "id")
+    _next_id = 0
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self._anchor = ctypes.c_char.from_buffer(self.buf)
+        self.address = ctypes.addressof(self._anchor)
+        Backing._next_id += 1
+        self.id = Backing._next_id
+
+
+@dataclass(eq=False)
+class Region:
+    """A contiguous mapped range: ``[start, end)`` backed by ``backing[offset:offset+size]``."""
+
+    start: int
+    size: int
+    perms: Perm
+    name: str
+    backing: Backing
+    offset: int = 0
+    view: memoryview = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.view = memoryview(self.backing.buf)[self.offset : self.offset + self.size]
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, int) and self.start <= address < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:#014x}-{self.end:#014x} {self.perms} {self.name}"
+
+
+def _check_range(addr: int, size: int) -> None:
+    if size <= 0:
+        raise MemoryMapError(f"invalid size {size:#x} for a mapping at {addr:#x}")
+    if addr % PAGE or size % PAGE:
+        raise MemoryMapError(f"mapping {addr:#x}+{size:#x} is not page aligned")
+    if addr < 0 or addr + size > 1 << 64:
+        raise MemoryMapError(f"mapping {addr:#x}+{size:#x} is outside the address space")
+
+
+def page_round_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+def page_round_down(n: int) -> int:
+    return n & ~(PAGE - 1)
+
+
+WriteObserver = Callable[[int, int], None]
+MapObserver = Callable[[str, int, int, Perm], None]
+
+
+class Memory:
+    """The guest address space of one machine."""
+
+    def __init__(self, uc: Uc, *, on_code_write: Callable[[int, int], None] | None = None) -> None:
+        self._uc = uc
+        self._regions: list[Region] = []  # sorted by start
+        self._starts: list[int] = []
+        self.write_observers: list[WriteObserver] = []
+        self.map_observers: list[MapObserver] = []
+        self._on_code_write = on_code_write
+
+    # -- queries ----------------------------------------------------------------------------
+    def regions(self) -> list[Region]:
+        return list(self._regions)
+
+    def __iter__(self) -> Iterator[Region]:
+        return iter(list(self._regions))
+
+    def find(self, address: int) -> Region | None:
+        i = bisect_right(self._starts, address) - 1
+        if i >= 0:
+            r = self._regions[i]
+            if address < r.end:
+                return r
+        return None
+
+    def is_mapped(self, address: int, size: int = 1) -> bool:
+        try:
+            for _ in self._spans(address, size):
+                pass
+        except MemoryAccessError:
+            return False
+        return True
+
+    def find_free(self, size: int, *, below: int, above: int = 0x10000) -> int:
+        """Highest page-aligned address ``a`` with ``[a, a+size)`` free and ``a+size <= below``."""
+        size = page_round_up(size)
+        top = page_round_down(below)
+        for r in reversed(self._regions):
+            if r.start >= top:
+                continue
+            if r.end <= top - size:
+                return top - size
+            top = min(top, r.start)
+        if top - size >= above:
+            return top - size
+        raise MemoryMapError(f"no free range of {size:#x} bytes below {below:#x}")
+
+    def _spans(self, address: int, size: int) -> Iterator[tuple[Region, int, int]]:
+        """Yield (region, offset in region, length) covering ``[address, address+size)``."""
+        if address < 0 or size < 0:
+            raise MemoryAccessError(address, size)
+        pos = address
+        end = address + size
+        while pos < end:
+            r = self.find(pos)
+            if r is None:
+                raise MemoryAccessError(address, size)
+            n = min(end, r.end) - pos
+            yield r, pos - r.start, n
+            pos += n
+
+    # -- host access ------------------------------------------------------------------------
+    def read(self, address: int, size: int) -> bytes:
+        """Read guest memory; raises :class:`MemoryAccessError` if any byte is unmapped."""
+        spans = list(self._spans(address, size))
+        if len(spans) == 1:
+            r, off, n = spans[0]
+            return bytes(r.view[off : off + n])
+        return b"".join(bytes(r.view[off : off + n]) for r, off, n in spans)
+
+    def read_partial(self, address: int, size: int) -> bytes:
+        """Read as many bytes as are mapped from ``address`` on (may be fewer than ``size``)."""
+        out = bytearray()
+        pos = address
+        end = address + size
+        while pos < end:
+            r = self.find(pos)
+            if r is None:
+                break
+            n = min(end, r.end) - pos
+            out += r.view[pos - r.start : pos - r.start + n]
+            pos += n
+        return bytes(out)
+
+    def read_cstring(self, address: int, limit: int = 1 << 16) -> bytes:
+        """Read a NUL-terminated string (without the NUL)."""
+        out = bytearray()
+        pos = address
+        while len(out) < limit:
+            r = self.find(pos)
+            if r is None:
+                raise MemoryAccessError(pos, 1, "read string")
+            chunk = r.view[pos - r.start : min(r.size, pos - r.start + 256)]
+            i = bytes(chunk).find(b"\0")
+            if i >= 0:
+                out += chunk[:i]
+                return bytes(out[:limit])
+            out += chunk
+            pos += len(chunk)
+        return bytes(out[:limit])
+
+    def write(self, address: int, data: bytes | bytearray | memoryview) -> None:
+        """Write guest memory from the host (ignores page protections, as ptrace does).
+
+        The write is reported to ``write_observers`` before the bytes change, so the
+        snapshot core can save the pre-image exactly as it does for guest stores.
+        """
+        data = memoryview(data).cast("B")
+        size = len(data)
+        spans = list(self._spans(address, size))
+        for obs in self.write_observers:
+            obs(address, size)
+        pos = 0
+        for r, off, n in spans:
+            r.view[off : off + n] = data[pos : pos + n]
+            if r.perms & Perm.X and self._on_code_write is not None:
+                self._on_code_write(r.start + off, n)
+            pos += n
+
+    # -- map changes ------------------------------------------------------------------------
+    def map(self, address: int, size: int, perms: Perm = Perm.RW, name: str = "") -> Region:
+        """Map fresh zeroed RAM at ``[address, address+size)``; the range must be free."""
+        _check_range(address, size)
+        for r in self._regions:
+            if r.start < address + size and address < r.end:
+                raise MemoryMapError(
+                    f"cannot map {address:#x}+{size:#x}: overlaps {r.name or 'a region'} "
+                    f"at {r.start:#x}-{r.end:#x}"
+                )
+        region = Region(address, size, Perm(perms), name, Backing(size))
+        self._insert(region)
+        for obs in self.map_observers:
+            obs("map", address, size, Perm(perms))
+        return region
+
+    def unmap(self, address: int, size: int) -> None:
+        """Unmap every mapped page in the range (unmapped holes are fine, as munmap)."""
+        _check_range(address, size)
+        for obs in self.map_observers:
+            obs("unmap", address, size, Perm.NONE)
+        self._reshape(address, size, None)
+
+    def protect(self, address: int, size: int, perms: Perm) -> None:
+        """Change permissions of a fully mapped range."""
+        _check_range(address, size)
+        if not self.is_mapped(address, size):
+            raise MemoryMapError(f"cannot protect {address:#x}+{size:#x}: not fully mapped")
+        for obs in self.map_observers:
+            obs("protect", address, size, Perm(perms))
+        self._reshape(address, size, Perm(perms))
+
+    def _reshape(self, address: int, size: int, perms: Perm | None) -> None:
+        end = address + size
+        for r in [r for r in self._regions if r.start < end and address < r.end]:
+            self._remove(r)
+            lo, hi = max(r.start, address), min(r.end, end)
+            pieces = []
+            if r.start < lo:
+                pieces.append((r.start, lo, r.perms))
+            if perms is not None:
+                pieces.append((lo, hi, perms))
+            if hi < r.end:
+                pieces.append((hi, r.end, r.perms))
+            for s, e, p in pieces:
+                piece = Region(s, e - s, p, r.name, r.backing, r.offset + (s - r.start))
+                self._insert(piece)
+
+    def restore_layout(self, regions: list[Region]) -> None:
+        """Make the map exactly ``regions`` (used by snapshot restores of map changes)."""
+        for r in list(self._regions):
+            self._remove(r)
+        for r in regions:
+            self._insert(Region(r.start, r.size, r.perms, r.name, r.backing, r.offset))
+
+    def _insert(self, r: Region) -> None:
+        ptr = r.backing.address + r.offset
+        self._uc.mem_map_ptr(r.start, r.size, int(r.perms), ptr)
+        i = bisect_right(self._starts, r.start)
+        self._regions.insert(i, r)
+        self._starts.insert(i, r.start)
+
+    def _remove(self, r: Region) -> None:
+        self._uc.mem_unmap(r.start, r.size)
+        i = self._regions.index(r)
+        del self._regions[i]
+        del self._starts[i]

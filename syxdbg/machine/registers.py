@@ -1,0 +1,116 @@
+"""Registers by name and by gdb number, from the architecture's register table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import RegisterError
+from .arch import ArchSpec, RegisterInfo
+
+if TYPE_CHECKING:
+    from unicorn import Uc
+
+
+class Registers:
+    """``regs.rip``, ``regs["x0"] = 1``, and raw byte access for the gdb stub.
+
+    Values are unsigned integers of the register's width; 80-bit x87 registers are integers
+    holding the raw extended-precision bits (mantissa in the low 64 bits).
+    """
+
+    __slots__ = ("_uc", "_arch", "_virtual")
+    _uc: Uc
+    _arch: ArchSpec
+    _virtual: dict[str, int]
+
+    def __init__(self, uc: Uc, arch: ArchSpec) -> None:
+        object.__setattr__(self, "_uc", uc)
+        object.__setattr__(self, "_arch", arch)
+        object.__setattr__(self, "_virtual", {})
+
+    def info(self, name: str) -> RegisterInfo:
+        reg = self._arch.register(name)
+        if reg is None:
+            raise RegisterError(f"unknown register {name!r} for {self._arch.name}")
+        return reg
+
+    def info_by_number(self, regnum: int) -> RegisterInfo:
+        for reg in self._arch.registers:
+            if reg.regnum == regnum:
+                return reg
+        raise RegisterError(f"unknown register number {regnum} for {self._arch.name}")
+
+    def names(self) -> list[str]:
+        return [r.name for r in self._arch.registers]
+
+    def read_info(self, reg: RegisterInfo) -> int:
+        if reg.uc_id is None:
+            return int(self._virtual.get(reg.name, 0))
+        value = self._uc.reg_read(reg.uc_id)
+        if reg.encoding == "x87":
+            mantissa, exponent = value
+            return (int(exponent) << 64) | int(mantissa)
+        return int(value) & ((1 << reg.bitsize) - 1)
+
+    def write_info(self, reg: RegisterInfo, value: int) -> None:
+        value &= (1 << reg.bitsize) - 1
+        if reg.uc_id is None:
+            self._virtual[reg.name] = value
+        elif reg.encoding == "x87":
+            self._uc.reg_write(reg.uc_id, (value & ((1 << 64) - 1), value >> 64))
+        else:
+            self._uc.reg_write(reg.uc_id, value)
+
+    def __getitem__(self, name: str) -> int:
+        return self.read_info(self.info(name))
+
+    def __setitem__(self, name: str, value: int) -> None:
+        self.write_info(self.info(name), int(value))
+
+    def __getattr__(self, name: str) -> int:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except RegisterError as exc:
+            raise AttributeError(str(exc)) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._arch.register(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def read_bytes(self, regnum: int) -> bytes:
+        reg = self.info_by_number(regnum)
+        return self.read_info(reg).to_bytes(reg.size, "little")
+
+    def write_bytes(self, regnum: int, data: bytes) -> None:
+        reg = self.info_by_number(regnum)
+        if len(data) != reg.size:
+            raise RegisterError(f"register {reg.name} takes {reg.size} bytes, got {len(data)}")
+        self.write_info(reg, int.from_bytes(data, "little"))
+
+    def snapshot(self) -> dict[str, int]:
+        """Every register's value, by name (slow path: for tests, diffs and displays)."""
+        return {r.name: self.read_info(r) for r in self._arch.registers}
+
+    @property
+    def pc(self) -> int:
+        return self[self._arch.pc]
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self[self._arch.pc] = value
+
+    @property
+    def sp(self) -> int:
+        return self[self._arch.sp]
+
+    @sp.setter
+    def sp(self, value: int) -> None:
+        self[self._arch.sp] = value

@@ -1,0 +1,57 @@
+"""The plugin manager: first-party plugins, entry points, ``-p no:NAME``.
+
+Each :class:`~syxdbg.session.Session` owns its own manager (made by
+:func:`make_plugin_manager`), so sessions never share plugin state.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from importlib import metadata
+
+import pluggy
+
+from . import hookspecs
+from .errors import SyxdbgError
+
+#: First-party plugins, registered in this order under these names.
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (("linux", "syxdbg_plugins.linux"),)
+
+ENTRY_POINT_GROUP = "syxdbg"
+
+
+class PluginLoadError(SyxdbgError):
+    pass
+
+
+def make_plugin_manager(disabled: Iterable[str] = (), *, entry_points: bool = True
+                        ) -> pluggy.PluginManager:
+    """A manager with the hookspecs, the default plugins and the entry-point plugins.
+
+    ``disabled`` names plugins to block (the CLI's ``-p no:NAME``).
+    """
+    pm = pluggy.PluginManager("syxdbg")
+    pm.add_hookspecs(hookspecs)
+    for name in disabled:
+        pm.set_blocked(name)
+    for name, modname in DEFAULT_PLUGINS:
+        if pm.is_blocked(name):
+            continue
+        try:
+            module = importlib.import_module(modname)
+        except Exception as exc:
+            raise PluginLoadError(f"plugin {name!r} ({modname}) failed to load: {exc}") from exc
+        pm.register(module, name)
+    if entry_points:
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(
+                    f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {exc}"
+                ) from exc
+            pm.register(plugin, ep.name)
+    return pm
