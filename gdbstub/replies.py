@@ -1,0 +1,126 @@
+"""Reply encoders: stop replies, ``qSupported``, ``vCont?``, ``qXfer`` chunks, errors.
+
+:func:`stop_reply` is the single boundary where a :data:`~gdbstub.target.StopReason` becomes a
+stop-reply packet, and where its legality is checked against the :class:`Capabilities` and
+what GDB offered in ``qSupported``. Format:
+https://sourceware.org/gdb/current/onlinedocs/gdb/Stop-Reply-Packets.html
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from .packet import hex_encode
+from .target import (
+    SIGTRAP,
+    Cap,
+    Capabilities,
+    Exited,
+    HwBreak,
+    ReplayLogBegin,
+    ReplayLogEnd,
+    Signal,
+    StopReason,
+    SwBreak,
+    Terminated,
+    Watch,
+    WatchKind,
+)
+
+log = logging.getLogger("gdbstub")
+
+OK = b"OK"
+EMPTY = b""
+THREAD_ID = 1  # single-threaded: the one thread is always 1
+
+# Error numbers used in ``E<nn>`` replies (GDB does not interpret them).
+E_MALFORMED = 0x01
+E_IO = 0x05
+E_FAULT = 0x14  # memory access failed (QEMU's and gdbserver's customary "E14")
+E_INVALID = 0x16
+
+_WATCH_NAMES = {WatchKind.WRITE: "watch", WatchKind.READ: "rwatch", WatchKind.ACCESS: "awatch"}
+
+
+def error(errno: int) -> bytes:
+    return b"E%02x" % (errno & 0xFF)
+
+
+def supported_features(caps: Capabilities, packet_size: int) -> bytes:
+    """The ``qSupported`` reply: advertises exactly what ``caps`` enables."""
+    features = [f"PacketSize={packet_size:x}", "QStartNoAckMode+", "qXfer:features:read+"]
+    optional = (
+        (Cap.RESUME, "vContSupported+"),
+        (Cap.SW_BREAK, "swbreak+"),
+        (Cap.HW_BREAK, "hwbreak+"),
+        (Cap.REVERSE_STEP, "ReverseStep+"),
+        (Cap.REVERSE_CONTINUE, "ReverseContinue+"),
+    )
+    features += [name for cap, name in optional if caps.has(cap)]
+    return ";".join(features).encode()
+
+
+def vcont_actions(caps: Capabilities) -> bytes:
+    """The ``vCont?`` reply.
+
+    NOTE(gdb): ``remote_vcont_probe`` ignores vCont unless both ``c`` and ``C`` are listed.
+    """
+    actions = [b"vCont", b"c", b"C", b"s", b"S"]
+    if caps.has(Cap.RANGE_STEP):
+        actions.append(b"r")
+    return b";".join(actions)
+
+
+def xfer_chunk(data: bytes, offset: int, length: int) -> bytes:
+    """A ``qXfer`` read reply: ``m<chunk>`` if more follows, ``l<chunk>`` for the last one."""
+    chunk = data[offset : offset + length]
+    more = offset + length < len(data) and length > 0
+    return (b"m" if more else b"l") + chunk
+
+
+def stop_reason_field(reason: StopReason, caps: Capabilities, gdb_features: set[str]) -> str:
+    """The ``name:value;`` stop-reason field of a ``T`` reply, or ``""`` if none is legal.
+
+    A reason the target cannot legally report (GDB did not offer ``swbreak+``, or the target
+    lacks the capability) degrades to a plain ``T05`` and is logged: GDB works it out itself,
+    whereas an unexpected field makes it raise an error.
+    """
+    if isinstance(reason, SwBreak):
+        field, legal = "swbreak:;", caps.has(Cap.SW_BREAK) and "swbreak+" in gdb_features
+    elif isinstance(reason, HwBreak):
+        field, legal = "hwbreak:;", caps.has(Cap.HW_BREAK) and "hwbreak+" in gdb_features
+    elif isinstance(reason, Watch):
+        field, legal = f"{_WATCH_NAMES[reason.kind]}:{reason.addr:x};", caps.has(Cap.WATCH)
+    elif isinstance(reason, ReplayLogBegin):
+        field, legal = "replaylog:begin;", caps.reverse
+    elif isinstance(reason, ReplayLogEnd):
+        field, legal = "replaylog:end;", caps.reverse
+    else:
+        return ""
+    if not legal:
+        log.warning("stop reason %r is not legal here; reporting a plain stop", reason)
+        return ""
+    return field
+
+
+def stop_reply(
+    reason: StopReason,
+    caps: Capabilities,
+    gdb_features: set[str],
+    expedited: Iterable[tuple[int, bytes]] = (),
+) -> bytes:
+    """Translate a stop reason into ``T``/``W``/``X`` stop-reply payload bytes.
+
+    ``expedited`` holds ``(regnum, value)`` pairs (target byte order) to include in ``T``
+    replies, saving GDB a ``g`` round trip at every stop.
+    """
+    if isinstance(reason, Exited):
+        return b"W%02x" % (reason.status & 0xFF)
+    if isinstance(reason, Terminated):
+        return b"X%02x" % (reason.signal & 0xFF)
+    signal = reason.signal if isinstance(reason, Signal) else SIGTRAP
+    parts = [f"T{signal & 0xFF:02x}", stop_reason_field(reason, caps, gdb_features)]
+    parts += [f"{regnum:x}:{hex_encode(value).decode()};" for regnum, value in expedited]
+    parts.append(f"thread:{THREAD_ID:x};")
+    return "".join(parts).encode()

@@ -1,0 +1,660 @@
+"""The stub: request dispatch, the Idle/Running run loop, and a TCP server.
+
+:class:`GdbStub` owns one target and its probed :class:`Capabilities`; it outlives connections.
+Each connection is a :class:`Session` that reads events, parses requests, and dispatches them
+through :data:`HANDLERS` (one function per request type). A resume request moves the session to
+the Running state, where the stub calls ``target.run_chunk`` in bounded chunks and polls the
+connection for 0x03 between chunks; that is how Ctrl-C works in a single thread.
+:class:`GdbServer` accepts TCP connections one at a time.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import select
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from . import requests as rq
+from .connection import TcpTransport, Transport
+from .packet import (
+    Ack,
+    Corrupt,
+    Event,
+    Interrupt,
+    Nack,
+    Packet,
+    PacketReader,
+    encode_packet,
+    hex_encode,
+)
+from .replies import (
+    E_FAULT,
+    E_INVALID,
+    E_IO,
+    E_MALFORMED,
+    EMPTY,
+    OK,
+    THREAD_ID,
+    error,
+    stop_reply,
+    supported_features,
+    vcont_actions,
+    xfer_chunk,
+)
+from .target import (
+    SIGINT,
+    SIGTRAP,
+    BaseTarget,
+    Cap,
+    Capabilities,
+    DoneStep,
+    Exited,
+    HwBreak,
+    HwBreakpoints,
+    Interruptible,
+    Killable,
+    MonitorCmd,
+    ResumeAction,
+    ResumeKind,
+    ResumeTarget,
+    ReverseContinue,
+    ReverseStep,
+    Signal,
+    StopReason,
+    SwBreak,
+    SwBreakpoints,
+    TargetError,
+    Terminated,
+    WatchKind,
+    Watchpoints,
+)
+
+log = logging.getLogger("gdbstub")
+
+DEFAULT_PACKET_SIZE = 0x4000
+DEFAULT_CHUNK_SECONDS = 0.05
+
+
+class SessionEnd(enum.Enum):
+    """Why a connection ended."""
+
+    DISCONNECTED = "disconnected"  # GDB went away (possibly mid-run); target kept
+    DETACHED = "detached"  # ``D``; target kept
+    KILLED = "killed"  # ``k``; the server stops serving
+    CLOSED = "closed"  # GdbServer.close()
+
+
+class GdbStub:
+    """Protocol engine for one target. State here survives reconnections."""
+
+    def __init__(
+        self,
+        target: BaseTarget,
+        *,
+        packet_size: int = DEFAULT_PACKET_SIZE,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    ) -> None:
+        self.target = target
+        self.caps = Capabilities.probe(target)
+        self.parser = rq.Parser(self.caps)
+        self.packet_size = packet_size
+        self.chunk_seconds = chunk_seconds
+        self.last_stop: StopReason = Signal(SIGTRAP)
+        # Addresses of inserted Z0 (sw) and Z1 (hw) breakpoints, for range stepping.
+        self.breakpoints: dict[int, set[int]] = {0: set(), 1: set()}
+
+    def serve_connection(self, transport: Transport) -> SessionEnd:
+        """Serve one GDB connection until it ends; the transport is not closed."""
+        return Session(self, transport).run()
+
+
+# --- session state -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """The Running state: the target has a recorded resume; drive it until it stops.
+
+    ``step_range`` implements ``vCont;r``: after each completed step, keep stepping while
+    ``start <= pc < end``.
+    """
+
+    step_range: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndSession:
+    reason: SessionEnd
+    reply: bytes | None = None
+
+
+Outcome = bytes | Running | EndSession
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class _Poll(enum.Enum):
+    QUIET = enum.auto()
+    INTERRUPTED = enum.auto()
+    EOF = enum.auto()
+
+
+class Session:
+    """One GDB connection: framing, ack mode, negotiated features, Idle/Running state."""
+
+    def __init__(self, stub: GdbStub, transport: Transport) -> None:
+        self.stub = stub
+        self.target = stub.target
+        self.caps = stub.caps
+        self.transport = transport
+        self.reader = PacketReader(stub.packet_size)
+        self.events: deque[Event] = deque()
+        self.no_ack = False
+        self.gdb_features: set[str] = set()
+        self._last_frame: bytes | None = None
+
+    # -- event loop (Idle state) --
+
+    def run(self) -> SessionEnd:
+        try:
+            while True:
+                event = self._next_event()
+                if event is None:
+                    return SessionEnd.DISCONNECTED
+                end = self._on_event(event)
+                if end is not None:
+                    return end
+        except _Disconnected:
+            return SessionEnd.DISCONNECTED
+
+    def _next_event(self) -> Event | None:
+        while not self.events:
+            data = self._recv(None)
+            if not data:
+                return None
+            self.events.extend(self.reader.feed(data))
+        return self.events.popleft()
+
+    def _recv(self, timeout: float | None) -> bytes | None:
+        try:
+            return self.transport.recv(timeout)
+        except OSError as exc:
+            raise _Disconnected from exc
+
+    def _on_event(self, event: Event) -> SessionEnd | None:
+        if isinstance(event, Packet):
+            if not self.no_ack:
+                self._send_raw(b"+")
+            return self.handle_packet(event.data)
+        if isinstance(event, Corrupt):
+            log.debug("corrupt packet: %s", event.reason)
+            if not self.no_ack:
+                self._send_raw(b"-")
+            elif event.data is not None:
+                # NOTE(gdb): without acks there is no retransmission; gdbserver assumes the
+                # packet is valid despite the checksum, and so do we.
+                return self.handle_packet(event.data)
+        elif isinstance(event, Nack) and self._last_frame is not None and not self.no_ack:
+            self._send_raw(self._last_frame)
+        elif isinstance(event, Interrupt):
+            log.debug("interrupt while idle ignored")
+        return None  # Ack, or nothing to do
+
+    def handle_packet(self, data: bytes) -> SessionEnd | None:
+        """Parse and dispatch one packet body, send its reply; report if the session ends."""
+        outcome = self.dispatch(self.stub.parser.parse(data))
+        if isinstance(outcome, Running):
+            outcome = self._drive(outcome)
+        if isinstance(outcome, EndSession):
+            if outcome.reply is not None:
+                self.send_packet(outcome.reply)
+            return outcome.reason
+        self.send_packet(outcome)
+        return None
+
+    def dispatch(self, request: rq.Request) -> Outcome:
+        """Run the handler for ``request``; target failures become ``E`` replies."""
+        handler = HANDLERS[type(request)]
+        try:
+            return handler(self, request)
+        except TargetError as exc:
+            log.debug("%r failed: %s", request, exc)
+            return error(exc.errno)
+        except _Disconnected:
+            raise
+        except Exception:
+            log.exception("target failed while handling %r", request)
+            return error(E_FAULT if isinstance(request, _MEMORY_REQUESTS) else E_IO)
+
+    # -- output --
+
+    def send_packet(self, payload: bytes) -> None:
+        frame = encode_packet(payload)
+        self._last_frame = frame
+        self._send_raw(frame)
+
+    def _send_raw(self, data: bytes) -> None:
+        try:
+            self.transport.send(data)
+        except OSError as exc:
+            raise _Disconnected from exc
+
+    def console_output(self, text: str) -> None:
+        """Send ``O<hex>`` console output (``qRcmd`` replies)."""
+        if text:
+            self.send_packet(b"O" + hex_encode(text.encode()))
+
+    # -- Running state --
+
+    def _drive(self, running: Running) -> bytes | EndSession:
+        """Run the target in chunks until it stops, polling for Ctrl-C between chunks."""
+        target = cast(ResumeTarget, self.target)
+        try:
+            while True:
+                reason = target.run_chunk(time.monotonic() + self.stub.chunk_seconds)
+                if running.step_range is not None and isinstance(reason, DoneStep):
+                    reason = self._range_step(running.step_range)
+                if reason is not None:
+                    break
+                poll = self._poll()
+                if poll is _Poll.INTERRUPTED:
+                    reason = self._interrupt()
+                    break
+                if poll is _Poll.EOF:
+                    self.stub.last_stop = self._interrupt()
+                    return EndSession(SessionEnd.DISCONNECTED)
+        except _Disconnected:
+            self.stub.last_stop = self._interrupt()
+            raise
+        except Exception:
+            log.exception("target failed while running")
+            self.stub.last_stop = Signal(SIGTRAP)
+            return error(E_IO)
+        self.stub.last_stop = reason
+        return self.stop_reply(reason)
+
+    def _poll(self) -> _Poll:
+        """Non-blocking check for 0x03. Other events wait until the target stops."""
+        data = self._recv(0)
+        if data == b"":
+            return _Poll.EOF
+        if data:
+            self.events.extend(self.reader.feed(data))
+        interrupted = any(isinstance(e, Interrupt) for e in self.events)
+        # Acks seen while running refer to packets already handled; replaying a stale '-'
+        # after the stop would resend the stop reply.
+        self.events = deque(e for e in self.events if not isinstance(e, Interrupt | Ack | Nack))
+        return _Poll.INTERRUPTED if interrupted else _Poll.QUIET
+
+    def _interrupt(self) -> StopReason:
+        if self.caps.has(Cap.INTERRUPT):
+            try:
+                cast(Interruptible, self.target).interrupt()
+            except Exception:
+                log.exception("target.interrupt() failed")
+        return Signal(SIGINT)
+
+    # -- helpers for handlers --
+
+    def stop_reply(self, reason: StopReason) -> bytes:
+        expedited: list[tuple[int, bytes]] = []
+        if not isinstance(reason, _EXIT_REASONS):
+            for regnum in self.caps.arch.expedited():
+                try:
+                    value = self.target.read_register(regnum)
+                except Exception:
+                    log.exception("reading expedited register %d failed", regnum)
+                    continue
+                if value:
+                    expedited.append((regnum, value))
+        return stop_reply(reason, self.caps, self.gdb_features, expedited)
+
+    def read_pc(self) -> int | None:
+        value = self.target.read_register(self.caps.arch.pc_regnum)
+        return None if value is None else int.from_bytes(value, self.caps.arch.byteorder)
+
+    def write_pc(self, addr: int) -> None:
+        arch = self.caps.arch
+        size = len(self.target.read_register(arch.pc_regnum) or b"") or 8
+        self.target.write_register(
+            arch.pc_regnum, (addr % (1 << 8 * size)).to_bytes(size, arch.byteorder)
+        )
+
+    def _range_step(self, step_range: tuple[int, int]) -> StopReason | None:
+        """After a step of ``vCont;r``: step again (``None``) or report the stop.
+
+        NOTE(gdb): the range step must stop at a breakpoint inside the range, before
+        executing it, like a real trap. The stub knows GDB's Z0/Z1 set, so it checks here.
+        """
+        pc = self.read_pc()
+        if pc is None or not step_range[0] <= pc < step_range[1]:
+            return DoneStep()
+        if pc in self.stub.breakpoints[0]:
+            return SwBreak()
+        if pc in self.stub.breakpoints[1]:
+            return HwBreak()
+        cast(ResumeTarget, self.target).resume(ResumeAction(ResumeKind.STEP))
+        return None
+
+    def resume(self, kind: ResumeKind, signal: int | None, addr: int | None) -> Running:
+        if addr is not None:
+            self.write_pc(addr)
+        cast(ResumeTarget, self.target).resume(ResumeAction(kind, signal))
+        return Running()
+
+
+_EXIT_REASONS = (Exited, Terminated)
+_MEMORY_REQUESTS = (rq.ReadMemory, rq.WriteMemory)
+
+
+# --- dispatch table: one function per request type ----------------------------------------
+
+_Handler = Callable[[Session, Any], Outcome]
+HANDLERS: dict[type, _Handler] = {}
+_H = TypeVar("_H", bound=_Handler)
+
+
+def handles(request_type: type) -> Callable[[_H], _H]:
+    """Register a handler for ``request_type`` in :data:`HANDLERS` (decorators may stack)."""
+
+    def register(fn: _H) -> _H:
+        HANDLERS[request_type] = fn
+        return fn
+
+    return register
+
+
+@handles(rq.QuerySupported)
+def _query_supported(s: Session, req: rq.QuerySupported) -> Outcome:
+    s.gdb_features = set(req.features)
+    return supported_features(s.caps, s.stub.packet_size)
+
+
+@handles(rq.StartNoAckMode)
+def _start_no_ack(s: Session, req: rq.StartNoAckMode) -> Outcome:
+    # The '+' for this packet has already been sent; GDB still acks our OK, which is harmless.
+    s.no_ack = True
+    return OK
+
+
+@handles(rq.QueryHaltReason)
+def _halt_reason(s: Session, req: rq.QueryHaltReason) -> Outcome:
+    return s.stop_reply(s.stub.last_stop)
+
+
+@handles(rq.ReadFeatures)
+def _read_features(s: Session, req: rq.ReadFeatures) -> Outcome:
+    xml = s.target.description_xml(req.annex)
+    if xml is None:
+        return error(0)  # E00: unknown annex (gdb.texinfo, qXfer read replies)
+    return xfer_chunk(xml.encode(), req.offset, min(req.length, s.stub.packet_size))
+
+
+@handles(rq.ReadRegisters)
+def _read_registers(s: Session, req: rq.ReadRegisters) -> Outcome:
+    return hex_encode(b"".join(s.target.read_registers()))
+
+
+@handles(rq.WriteRegisters)
+def _write_registers(s: Session, req: rq.WriteRegisters) -> Outcome:
+    s.target.write_registers(req.data)
+    return OK
+
+
+@handles(rq.ReadRegister)
+def _read_register(s: Session, req: rq.ReadRegister) -> Outcome:
+    value = s.target.read_register(req.regnum)
+    return error(E_INVALID) if value is None else hex_encode(value)
+
+
+@handles(rq.WriteRegister)
+def _write_register(s: Session, req: rq.WriteRegister) -> Outcome:
+    s.target.write_register(req.regnum, req.value)
+    return OK
+
+
+@handles(rq.ReadMemory)
+def _read_memory(s: Session, req: rq.ReadMemory) -> Outcome:
+    # A reply is two hex digits per byte; GDB accepts a short read, so cap at the packet size.
+    length = min(req.length, (s.stub.packet_size - 4) // 2)
+    if length == 0:
+        return EMPTY
+    data = s.target.read_memory(req.addr, length)
+    return hex_encode(data[:length]) if data else error(E_FAULT)
+
+
+@handles(rq.WriteMemory)
+def _write_memory(s: Session, req: rq.WriteMemory) -> Outcome:
+    if req.data:  # "X addr,0:" is GDB probing for X support
+        s.target.write_memory(req.addr, req.data)
+    return OK
+
+
+@handles(rq.SetThread)
+def _set_thread(s: Session, req: rq.SetThread) -> Outcome:
+    return OK  # single thread: every selection means thread 1
+
+
+@handles(rq.ThreadAlive)
+def _thread_alive(s: Session, req: rq.ThreadAlive) -> Outcome:
+    return OK if req.tid in (THREAD_ID, rq.ALL_THREADS, rq.ANY_THREAD) else error(E_INVALID)
+
+
+@handles(rq.CurrentThread)
+def _current_thread(s: Session, req: rq.CurrentThread) -> Outcome:
+    return b"QC%x" % THREAD_ID
+
+
+@handles(rq.ThreadInfoFirst)
+def _thread_info_first(s: Session, req: rq.ThreadInfoFirst) -> Outcome:
+    return b"m%x" % THREAD_ID
+
+
+@handles(rq.ThreadInfoNext)
+def _thread_info_next(s: Session, req: rq.ThreadInfoNext) -> Outcome:
+    return b"l"
+
+
+@handles(rq.QueryAttached)
+def _query_attached(s: Session, req: rq.QueryAttached) -> Outcome:
+    return b"1"  # "attached": GDB's quit detaches (D) instead of killing (k)
+
+
+@handles(rq.Kill)
+def _kill(s: Session, req: rq.Kill) -> Outcome:
+    if s.caps.has(Cap.KILL):
+        cast(Killable, s.target).kill()
+    return EndSession(SessionEnd.KILLED)  # GDB expects no reply; it accepts the close
+
+
+@handles(rq.Detach)
+def _detach(s: Session, req: rq.Detach) -> Outcome:
+    return EndSession(SessionEnd.DETACHED, OK)
+
+
+@handles(rq.MustReplyEmpty)
+@handles(rq.TraceStatus)
+@handles(rq.SectionOffsets)
+@handles(rq.Unsupported)
+def _empty(s: Session, req: object) -> Outcome:
+    return EMPTY
+
+
+@handles(rq.SymbolLookup)
+def _symbol_lookup(s: Session, req: rq.SymbolLookup) -> Outcome:
+    return OK  # no symbols needed
+
+
+@handles(rq.Malformed)
+def _malformed(s: Session, req: rq.Malformed) -> Outcome:
+    log.debug("malformed packet %r: %s", req.packet[:64], req.reason)
+    return error(E_MALFORMED)
+
+
+@handles(rq.Continue)
+def _continue(s: Session, req: rq.Continue) -> Outcome:
+    return s.resume(ResumeKind.CONTINUE, req.signal, req.addr)
+
+
+@handles(rq.Step)
+def _step(s: Session, req: rq.Step) -> Outcome:
+    return s.resume(ResumeKind.STEP, req.signal, req.addr)
+
+
+@handles(rq.VContQuery)
+def _vcont_query(s: Session, req: rq.VContQuery) -> Outcome:
+    return vcont_actions(s.caps)
+
+
+@handles(rq.VCont)
+def _vcont(s: Session, req: rq.VCont) -> Outcome:
+    # The leftmost action that applies to a thread is the one it takes.
+    action = next((a for a in req.actions if a.applies_to(THREAD_ID)), None)
+    if action is None:
+        return error(E_INVALID)
+    if action.op == "t":
+        # Only meaningful in non-stop mode, which this stub does not offer: report a stop.
+        return s.stop_reply(Signal(0))
+    if action.op == "c":
+        return s.resume(ResumeKind.CONTINUE, action.signal, None)
+    s.resume(ResumeKind.STEP, action.signal, None)
+    if action.op == "r":
+        return Running(step_range=(action.start, action.end))
+    return Running()
+
+
+@handles(rq.ReverseStepRequest)
+def _reverse_step(s: Session, req: rq.ReverseStepRequest) -> Outcome:
+    cast(ReverseStep, s.target).reverse_step()
+    return Running()
+
+
+@handles(rq.ReverseContinueRequest)
+def _reverse_continue(s: Session, req: rq.ReverseContinueRequest) -> Outcome:
+    cast(ReverseContinue, s.target).reverse_continue()
+    return Running()
+
+
+@handles(rq.AddBreakpoint)
+@handles(rq.RemoveBreakpoint)
+def _breakpoint(s: Session, req: rq.AddBreakpoint | rq.RemoveBreakpoint) -> Outcome:
+    add = isinstance(req, rq.AddBreakpoint)
+    target = s.target
+    if req.type == 0:
+        sw = cast(SwBreakpoints, target)
+        ok = (sw.add_sw_breakpoint if add else sw.remove_sw_breakpoint)(req.addr, req.kind)
+    elif req.type == 1:
+        hw = cast(HwBreakpoints, target)
+        ok = (hw.add_hw_breakpoint if add else hw.remove_hw_breakpoint)(req.addr, req.kind)
+    else:
+        wp = cast(Watchpoints, target)
+        ok = (wp.add_watchpoint if add else wp.remove_watchpoint)(
+            req.addr, req.kind, WatchKind(req.type)
+        )
+    if not ok:
+        return error(E_INVALID)
+    if req.type in s.stub.breakpoints:
+        if add:
+            s.stub.breakpoints[req.type].add(req.addr)
+        else:
+            s.stub.breakpoints[req.type].discard(req.addr)
+    return OK
+
+
+@handles(rq.MonitorCommand)
+def _monitor(s: Session, req: rq.MonitorCommand) -> Outcome:
+    command = req.command.decode("utf-8", errors="replace")
+    cast(MonitorCmd, s.target).monitor_command(command, s.console_output)
+    return OK
+
+
+# --- TCP server ---------------------------------------------------------------------------
+
+
+class GdbServer:
+    """Serves one GDB connection at a time over TCP; the target survives reconnections.
+
+    Create with :meth:`listen` (binds immediately, so :attr:`port` is known before serving),
+    then call :meth:`serve` (until ``k`` or :meth:`close`) or :meth:`serve_one`.
+    """
+
+    def __init__(self, stub: GdbStub, listener: socket.socket) -> None:
+        self.stub = stub
+        self.listener = listener
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._closed = False
+
+    @classmethod
+    def listen(
+        cls,
+        target: BaseTarget | GdbStub,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        packet_size: int = DEFAULT_PACKET_SIZE,
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+    ) -> GdbServer:
+        """Bind (port 0 picks a free port) and listen; the stub options apply to a new stub."""
+        if isinstance(target, GdbStub):
+            stub = target
+        else:
+            stub = GdbStub(target, packet_size=packet_size, chunk_seconds=chunk_seconds)
+        return cls(stub, socket.create_server((host, port)))
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self.listener.getsockname()[:2]
+        return host, port
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def serve(self) -> SessionEnd:
+        """Serve connections one after another until ``k`` or :meth:`close`."""
+        while True:
+            end = self.serve_one()
+            if end in (SessionEnd.KILLED, SessionEnd.CLOSED):
+                return end
+
+    def serve_one(self) -> SessionEnd:
+        """Wait for one connection and serve it to the end."""
+        readable, _, _ = select.select([self.listener, self._wake_r], [], [])
+        if self._closed or self._wake_r in readable:
+            return SessionEnd.CLOSED
+        sock, peer = self.listener.accept()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.info("gdb connected from %s:%d", *peer[:2])
+        transport = TcpTransport(sock, wake=self._wake_r)
+        try:
+            end = self.stub.serve_connection(transport)
+        finally:
+            transport.close()
+        log.info("gdb session ended: %s", end.value)
+        return SessionEnd.CLOSED if self._closed else end
+
+    def close(self) -> None:
+        """Stop serving; safe to call from another thread. Wakes a blocked serve().
+
+        The sockets are released by ``__exit__`` (use the server as a context manager).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._wake_w.send(b"x")
+
+    def __enter__(self) -> GdbServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+        for sock in (self.listener, self._wake_r, self._wake_w):
+            sock.close()

@@ -1,0 +1,325 @@
+"""The Target side of the stub: capability Protocols, the probed Capabilities, stop reasons.
+
+A target implements :class:`BaseTarget` plus any of the small capability Protocols below.
+:meth:`Capabilities.probe` inspects the target once; the resulting frozen value decides which
+packets are parsed, what ``qSupported`` advertises and which stop reasons may be sent.
+Targets never see packets; the stub never sees the emulator (same split as the Rust
+``gdbstub`` crate's ``target::ext`` traits).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+SIGINT = 2
+SIGTRAP = 5
+
+
+class TargetError(Exception):
+    """An expected, non-fatal failure; the stub replies ``E<errno>`` (two hex digits)."""
+
+    def __init__(self, errno: int, message: str = "") -> None:
+        super().__init__(message or f"target error {errno:#x}")
+        self.errno = errno & 0xFF
+
+
+# --- arch info ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArchInfo:
+    """What the stub needs to know about the register file.
+
+    Register numbers are GDB regnums (the order of ``<reg>`` elements in the target XML).
+    ``pc``/``sp``/``fp`` are expedited in every ``T`` stop reply; ``pc`` is also read for range
+    stepping and written for ``c ADDR``/``s ADDR``. ``byteorder`` is the target byte order.
+    """
+
+    pc_regnum: int
+    sp_regnum: int | None = None
+    fp_regnum: int | None = None
+    byteorder: Literal["little", "big"] = "little"
+
+    def expedited(self) -> tuple[int, ...]:
+        regs = (self.pc_regnum, self.sp_regnum, self.fp_regnum)
+        return tuple(dict.fromkeys(r for r in regs if r is not None))
+
+
+# --- stop reasons (what a target reports; translated to packets in replies.py) -----------
+
+
+class WatchKind(enum.Enum):
+    """Data watchpoint kinds; the value is the Z packet type."""
+
+    WRITE = 2
+    READ = 3
+    ACCESS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class DoneStep:
+    """A single step (forward or backward) completed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SwBreak:
+    """Stopped at a Z0 breakpoint; the PC must equal the breakpoint address."""
+
+
+@dataclass(frozen=True, slots=True)
+class HwBreak:
+    """Stopped at a Z1 breakpoint."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A data watchpoint fired on ``addr`` (see gdb-rsp.md §1.5 for the PC rules)."""
+
+    kind: WatchKind
+    addr: int
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Stopped with a GDB signal number (e.g. :data:`SIGINT` for an interrupt)."""
+
+    signal: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """The program exited with ``status``."""
+
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class Terminated:
+    """The program was killed by ``signal``."""
+
+    signal: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayLogBegin:
+    """Reverse execution reached the start of history."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayLogEnd:
+    """Forward execution reached the end of a recording."""
+
+
+StopReason = (
+    DoneStep
+    | SwBreak
+    | HwBreak
+    | Watch
+    | Signal
+    | Exited
+    | Terminated
+    | ReplayLogBegin
+    | ReplayLogEnd
+)
+
+
+# --- resume actions ----------------------------------------------------------------------
+
+
+class ResumeKind(enum.Enum):
+    CONTINUE = "continue"
+    STEP = "step"
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAction:
+    """A forward resume: continue or single-step, optionally delivering a signal."""
+
+    kind: ResumeKind
+    signal: int | None = None
+
+
+# --- capability protocols ----------------------------------------------------------------
+
+
+@runtime_checkable
+class BaseTarget(Protocol):
+    """Required: registers, memory, target description (``g G p P m M X ? qXfer``).
+
+    Methods may raise :class:`TargetError` for an ``E`` reply; any other exception is logged
+    and also answered with an ``E`` reply.
+    """
+
+    def arch(self) -> ArchInfo: ...
+
+    def read_registers(self) -> Sequence[bytes]:
+        """All registers in regnum order, each in target byte order (``g``)."""
+        ...
+
+    def write_registers(self, data: bytes) -> None:
+        """The concatenation of registers as in :meth:`read_registers` (``G``)."""
+        ...
+
+    def read_register(self, regnum: int) -> bytes | None:
+        """One register, or ``None`` for an unknown regnum (``p``)."""
+        ...
+
+    def write_register(self, regnum: int, value: bytes) -> None:
+        """``P``; raise ``TargetError`` for an unknown regnum or bad size."""
+        ...
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        """Up to ``length`` bytes; fewer (a prefix) on a partial read, empty if unreadable."""
+        ...
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        """``M``/``X``; raise ``TargetError`` if the write fails."""
+        ...
+
+    def description_xml(self, annex: str) -> str | None:
+        """Target description ``annex`` (``target.xml`` and any xi:include), or ``None``."""
+        ...
+
+
+@runtime_checkable
+class ResumeTarget(Protocol):
+    """Forward run control (``c C s S vCont``) and the run loop shared by every resume.
+
+    ``resume``/``reverse_*`` only record what to do. The stub then calls :meth:`run_chunk`
+    repeatedly, polling the connection for Ctrl-C in between, until it returns a stop.
+    """
+
+    def resume(self, action: ResumeAction) -> None: ...
+
+    def run_chunk(self, deadline: float) -> StopReason | None:
+        """Run the recorded action until it stops or ``time.monotonic() >= deadline``.
+
+        Return the stop reason, or ``None`` if still running (the stub calls again). A step
+        must return :class:`DoneStep` (or another stop) from one call.
+        """
+        ...
+
+
+@runtime_checkable
+class SwBreakpoints(Protocol):
+    """``Z0``/``z0``. Must be idempotent; GDB re-inserts breakpoints around every stop."""
+
+    def add_sw_breakpoint(self, addr: int, kind: int) -> bool: ...
+
+    def remove_sw_breakpoint(self, addr: int, kind: int) -> bool: ...
+
+
+@runtime_checkable
+class HwBreakpoints(Protocol):
+    """``Z1``/``z1``."""
+
+    def add_hw_breakpoint(self, addr: int, kind: int) -> bool: ...
+
+    def remove_hw_breakpoint(self, addr: int, kind: int) -> bool: ...
+
+
+@runtime_checkable
+class Watchpoints(Protocol):
+    """``Z2``-``Z4``/``z2``-``z4``: write, read and access watchpoints."""
+
+    def add_watchpoint(self, addr: int, length: int, kind: WatchKind) -> bool: ...
+
+    def remove_watchpoint(self, addr: int, length: int, kind: WatchKind) -> bool: ...
+
+
+@runtime_checkable
+class ReverseStep(Protocol):
+    """``bs``: record a backward single step; :meth:`ResumeTarget.run_chunk` performs it."""
+
+    def reverse_step(self) -> None: ...
+
+
+@runtime_checkable
+class ReverseContinue(Protocol):
+    """``bc``: record a backward continue; :meth:`ResumeTarget.run_chunk` performs it."""
+
+    def reverse_continue(self) -> None: ...
+
+
+@runtime_checkable
+class MonitorCmd(Protocol):
+    """``qRcmd`` (GDB's ``monitor``). ``output`` sends an ``O`` packet immediately."""
+
+    def monitor_command(self, command: str, output: Callable[[str], None]) -> None: ...
+
+
+@runtime_checkable
+class Interruptible(Protocol):
+    """Told when a run is cut short (Ctrl-C, or the connection dropped while running)."""
+
+    def interrupt(self) -> None: ...
+
+
+@runtime_checkable
+class Killable(Protocol):
+    """``k``: end the debugged program."""
+
+    def kill(self) -> None: ...
+
+
+# --- the one source of truth -------------------------------------------------------------
+
+
+class Cap(enum.Flag):
+    """Capability bits; see :class:`Capabilities`."""
+
+    NONE = 0
+    RESUME = enum.auto()
+    RANGE_STEP = enum.auto()  # done by the stub on top of RESUME
+    SW_BREAK = enum.auto()
+    HW_BREAK = enum.auto()
+    WATCH = enum.auto()
+    REVERSE_STEP = enum.auto()
+    REVERSE_CONTINUE = enum.auto()
+    MONITOR = enum.auto()
+    INTERRUPT = enum.auto()
+    KILL = enum.auto()
+
+
+_PROBES: tuple[tuple[type, Cap], ...] = (
+    (ResumeTarget, Cap.RESUME | Cap.RANGE_STEP),
+    (SwBreakpoints, Cap.SW_BREAK),
+    (HwBreakpoints, Cap.HW_BREAK),
+    (Watchpoints, Cap.WATCH),
+    (ReverseStep, Cap.REVERSE_STEP),
+    (ReverseContinue, Cap.REVERSE_CONTINUE),
+    (MonitorCmd, Cap.MONITOR),
+    (Interruptible, Cap.INTERRUPT),
+    (Killable, Cap.KILL),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a target supports, probed once. Drives parsing, ``qSupported`` and stop replies."""
+
+    caps: Cap
+    arch: ArchInfo
+
+    @classmethod
+    def probe(cls, target: BaseTarget) -> Capabilities:
+        if not isinstance(target, BaseTarget):
+            raise TypeError(f"{type(target).__name__} does not implement gdbstub.BaseTarget")
+        caps = Cap.NONE
+        for protocol, bits in _PROBES:
+            if isinstance(target, protocol):
+                caps |= bits
+        if Cap.RESUME not in caps:
+            # Reverse moves are driven by run_chunk, which ResumeTarget provides.
+            caps &= ~(Cap.REVERSE_STEP | Cap.REVERSE_CONTINUE)
+        return cls(caps, target.arch())
+
+    def has(self, cap: Cap) -> bool:
+        return cap in self.caps
+
+    @property
+    def reverse(self) -> bool:
+        return bool(self.caps & (Cap.REVERSE_STEP | Cap.REVERSE_CONTINUE))
