@@ -10,8 +10,19 @@ from elftools.elf.elffile import ELFFile
 
 from syxdbg.errors import LoadError
 from syxdbg.loader import inspect_elf, load_elf, load_raw
-from syxdbg.loader.elf import (AT_ENTRY, AT_EXECFN, AT_HWCAP, AT_NULL, AT_PAGESZ, AT_PHDR,
-                               AT_PHENT, AT_PHNUM, AT_PLATFORM, AT_RANDOM, AT_UID)
+from syxdbg.loader.elf import (
+    AT_ENTRY,
+    AT_EXECFN,
+    AT_HWCAP,
+    AT_NULL,
+    AT_PAGESZ,
+    AT_PHDR,
+    AT_PHENT,
+    AT_PHNUM,
+    AT_PLATFORM,
+    AT_RANDOM,
+    AT_UID,
+)
 from syxdbg.machine import Machine, Perm, get_arch
 
 
@@ -112,8 +123,8 @@ def test_bad_inputs_give_clear_load_errors(build_program, tmp_path: Path) -> Non
     (tmp_path / "text").write_text("#!/bin/sh\necho hi\n")
     (tmp_path / "trunc").write_bytes(hello.read_bytes()[:100])
     (tmp_path / "empty").write_bytes(b"")
-    riscv = _patched(hello, tmp_path / "riscv", 18, struct.pack("<H", 243))
-    elf32 = _patched(hello, tmp_path / "elf32", 4, b"\x01")
+    _patched(hello, tmp_path / "riscv", 18, struct.pack("<H", 243))
+    _patched(hello, tmp_path / "elf32", 4, b"\x01")
     cases = {
         "text": "not an ELF file",
         "trunc": "truncated",

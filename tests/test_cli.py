@@ -1,0 +1,125 @@
+"""The command line: help, version, exit statuses and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import syxdbg
+
+
+def syxdbg_cli(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None,
+               cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "syxdbg", *args], input=stdin,
+                          capture_output=True, env=env, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[bytes], message: str) -> None:
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("syxdbg: error: ") and message in lines[0], err
+
+
+def test_version_and_help() -> None:
+    proc = syxdbg_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.decode().strip() == f"syxdbg {syxdbg.__version__}"
+    top = syxdbg_cli("--help").stdout.decode()
+    assert "run" in top and "demo" in top
+    run = syxdbg_cli("run", "--help").stdout.decode()
+    for word in ("PROG", "--raw", "--arch", "--base", "--entry", "--max-insns", "-p no:NAME"):
+        assert word in run
+    # The console script is installed and is the same program.
+    script = subprocess.run(["syxdbg", "--version"], capture_output=True, text=True)
+    assert script.stdout.strip() == f"syxdbg {syxdbg.__version__}"
+
+
+def test_no_command_prints_help_and_fails() -> None:
+    proc = syxdbg_cli()
+    assert proc.returncode == 2 and b"usage:" in proc.stderr
+
+
+def test_bad_programs_give_one_error_line_and_status_2(build_program, tmp_path: Path) -> None:
+    hello = build_program("hello", "gcc")
+    (tmp_path / "script.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "trunc").write_bytes(hello.read_bytes()[:64])
+    blob = bytearray(hello.read_bytes())
+    blob[18:20] = struct.pack("<H", 40)  # EM_ARM
+    (tmp_path / "arm").write_bytes(bytes(blob))
+    dyn = tmp_path / "dyn"
+    subprocess.run(["gcc", "-O1", "-o", str(dyn), str(Path(__file__).parent / "programs" /
+                                                     "hello.c")], check=True)
+    cases = [
+        (["run", str(tmp_path / "script.sh")], "not an ELF file"),
+        (["run", str(tmp_path / "trunc")], "truncated"),
+        (["run", str(tmp_path / "arm")], "unsupported machine"),
+        (["run", str(dyn)], "dynamically linked"),
+        (["run", str(tmp_path / "nope")], "no such file"),
+        (["run"], "no program given"),
+        (["run", "--raw", str(hello)], "--raw needs --arch"),
+        (["run", "--raw", str(hello), "--arch", "mips", "--base", "0x1000"],
+         "unknown architecture 'mips'"),
+        (["run", "--base", "0x1000", str(hello)], "raw blobs"),
+        (["run", "-p", "linux", str(hello)], "-p expects no:NAME"),
+    ]
+    for args, message in cases:
+        assert_one_line_error(syxdbg_cli(*args), message)
+
+
+def _blob(tmp_path: Path, code: bytes) -> str:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(code)
+    return str(path)
+
+
+def test_raw_blob_fault_and_instruction_limit(tmp_path: Path) -> None:
+    # mov rax, [0x1234] -> SIGSEGV, reported on one line, status 128+11.
+    proc = syxdbg_cli("run", "--raw", _blob(tmp_path, bytes.fromhex("488b042534120000")),
+                      "--arch", "x86_64", "--base", "0x10000")
+    assert proc.returncode == 128 + 11
+    err = proc.stderr.decode()
+    assert "SIGSEGV at pc 0x10000" in err and "0x1234" in err and "Traceback" not in err
+    # jmp . -> runs until --max-insns, status 124 with the position.
+    proc = syxdbg_cli("run", "--max-insns", "100000", "--raw", _blob(tmp_path, b"\xeb\xfe"),
+                      "--arch", "x86_64", "--base", "0x10000")
+    assert proc.returncode == 124
+    assert "stopped after 100000 instructions at pc 0x10000" in proc.stderr.decode()
+    # aarch64: udf #0 -> SIGILL at the entry point.
+    proc = syxdbg_cli("run", "--raw", _blob(tmp_path, b"\0\0\0\0"), "--arch", "aarch64",
+                      "--base", "0x400000")
+    assert proc.returncode == 128 + 4
+    assert "SIGILL at pc 0x400000" in proc.stderr.decode()
+    # A system call in a blob: there is no OS below a raw blob, and the error says so.
+    proc = syxdbg_cli("run", "--raw", _blob(tmp_path, b"\x0f\x05"), "--arch", "x86_64",
+                      "--base", "0x10000")
+    assert_one_line_error(proc, "no syscall layer")
+
+
+def test_sigint_interrupts_a_running_program(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "syxdbg", "run", "--raw",
+                             _blob(tmp_path, b"\xeb\xfe"), "--arch", "x86_64", "--base",
+                             "0x10000"], stderr=subprocess.PIPE, env=dict(os.environ))
+    # No sleep: poll the process until it has started emulating, then interrupt it.
+    import signal
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{proc.pid}/stat").read_text()
+        except FileNotFoundError:
+            break
+        utime = int(stat.rsplit(")", 1)[1].split()[11])
+        if utime > 50:  # half a second of CPU: well inside the emulation loop
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted at pc 0x10000" in err
+    assert b"Traceback" not in err
