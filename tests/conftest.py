@@ -18,7 +18,6 @@ Markers: ``slow`` (long-running; deselect with ``-m "not slow"``).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,18 +29,7 @@ if _TESTS_DIR not in sys.path:  # e.g. with --import-mode=importlib
     sys.path.insert(0, _TESTS_DIR)
 
 import progs  # noqa: E402
-
-
-def in_ci() -> bool:
-    """True when running under CI (env var CI set to anything but '', 0, false, no)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def tool_missing(reason: str) -> None:
-    """Skip the current test on a developer machine, fail it under CI."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI is set: every tool must be installed)", pytrace=False)
-    pytest.skip(reason)
+from support import in_ci, tool_missing  # noqa: E402,F401
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import tool_missing
+from support import tool_missing
 
 from syxdbg.machine import Exited, Fault, Machine, Perm, Stopped, get_arch
 

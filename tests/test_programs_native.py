@@ -16,9 +16,9 @@ import signal
 import struct
 from pathlib import Path
 
-import conftest
 import progs
 import pytest
+import support
 
 BASE = progs.BASE_TOOLCHAINS  # gcc, musl, aarch64
 PIE_BUILDS = [
@@ -401,10 +401,10 @@ def test_build_errors():
 def test_missing_tool_fails_under_ci_and_skips_otherwise(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI is set"):
-        conftest.tool_missing("gcc missing")
+        support.tool_missing("gcc missing")
     monkeypatch.setenv("CI", "")
     with pytest.raises(pytest.skip.Exception):
-        conftest.tool_missing("gcc missing")
+        support.tool_missing("gcc missing")
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
-        conftest.tool_missing("gcc missing")
+        support.tool_missing("gcc missing")

@@ -31,6 +31,17 @@ cdef extern from "unicorn/unicorn.h" nogil:
     ctypedef void (*uc_cb_hookcode_t)(uc_engine *uc, uint64_t address, uint32_t size,
                                        void *user_data)
 
+    ctypedef enum uc_prot:
+        UC_PROT_NONE
+        UC_PROT_READ
+        UC_PROT_WRITE
+        UC_PROT_EXEC
+        UC_PROT_ALL
+
+    ctypedef struct uc_tlb_entry:
+        uint64_t paddr
+        uc_prot perms
+
 cdef extern from *:
     """
     #include <unicorn/unicorn.h>

@@ -304,3 +304,273 @@ cdef class RunCore:
 
     def breakpoints(self):
         return sorted(self._bp_hooks)
+
+
+# --- data watchpoints ----------------------------------------------------------------------
+#
+# One C ``UC_HOOK_MEM_READ``/``UC_HOOK_MEM_WRITE`` per watched range, bounded to the range
+# widened by WATCH_MARGIN bytes on each side (Unicorn checks a hook's bounds against the start
+# of an access only; an instruction's accesses span at most 64 bytes), records a hit when an
+# access overlaps the range. Memory hooks run *before* the access, with pc synced to the
+# accessing instruction and its registers not yet written back (QEMU keeps data aborts
+# precise). Stopping from a memory hook is unreliable, so the hit only raises a flag; one
+# extra C ``UC_HOOK_CODE`` over all addresses, present only while watchpoints exist, stops
+# before the next instruction. That is the x86 (trap-after) semantics.
+#
+# For trap-before semantics (aarch64), ``capture`` makes the hooks also keep, per instruction,
+# the pre-image of every store near a watched range and the CPU context at the hit; the
+# machine then undoes the accessing instruction (pre-images back in reverse order, context
+# restored) so pc is at that instruction and memory holds the old value.
+
+cdef extern from *:
+    """
+    typedef __typeof__(&uc_mem_read) syx_mem_read_t;
+    typedef __typeof__(&uc_context_save) syx_context_save_t;
+    """
+    ctypedef uc_err (*syx_mem_read_t)(uc_engine *uc, uint64_t address, void *data,
+                                      uint64_t size) nogil
+    ctypedef uc_err (*syx_context_save_t)(uc_engine *uc, void *context) nogil
+
+cdef extern from "unicorn/unicorn.h" nogil:
+    cdef enum:
+        UC_MEM_READ
+        UC_MEM_WRITE
+
+from libc.stdint cimport int64_t
+
+DEF WATCH_MARGIN = 64
+DEF PRE_MAX = 256
+DEF PRE_BYTES = 64
+
+ctypedef struct PreImage:
+    uint64_t addr
+    uint32_t size
+    unsigned char data[PRE_BYTES]
+
+ctypedef struct WatchState:
+    uc_engine *uc
+    syx_emu_stop_t emu_stop
+    syx_mem_read_t mem_read
+    syx_context_save_t ctx_save
+    void *ctx
+    int capture
+    uint64_t insn_seq
+    int skip_first
+    int hit
+    int hit_kind
+    uint64_t hit_addr
+    uint64_t hit_access_addr
+    uint32_t hit_size
+    int hit_write
+    int ctx_saved
+    int pre_n
+    int pre_overflow
+    PreImage *pre
+
+ctypedef struct WatchHook:
+    WatchState *s
+    uint64_t start
+    uint64_t end
+    int kind          # 2 write, 3 read, 4 access (gdb's Z types)
+
+
+cdef void _watch_mem_cb(uc_engine *uc, int type, uint64_t address, int size, int64_t value,
+                        void *user_data) noexcept nogil:
+    cdef WatchHook *w = <WatchHook *>user_data
+    cdef WatchState *s = w.s
+    cdef int is_write = type == UC_MEM_WRITE
+    cdef PreImage *p
+    cdef int i
+    if s.skip_first and s.insn_seq <= 1:
+        return
+    if s.capture and is_write:
+        # Keep the pre-image of this store (once per address and size within an instruction).
+        for i in range(s.pre_n):
+            if s.pre[i].addr == address and s.pre[i].size == <uint32_t>size:
+                break
+        else:
+            if s.pre_n < PRE_MAX and size <= PRE_BYTES:
+                p = &s.pre[s.pre_n]
+                if s.mem_read(uc, address, p.data, size) == UC_ERR_OK:
+                    p.addr = address
+                    p.size = size
+                    s.pre_n += 1
+                else:
+                    s.pre_overflow = 1
+            else:
+                s.pre_overflow = 1
+    if address >= w.end or address + <uint64_t>size <= w.start:
+        return
+    if (w.kind == 2 and not is_write) or (w.kind == 3 and is_write):
+        return
+    if not s.hit:
+        s.hit = 1
+        s.hit_kind = w.kind
+        s.hit_addr = address if address > w.start else w.start
+        s.hit_access_addr = address
+        s.hit_size = size
+        s.hit_write = is_write
+    if s.capture and not s.ctx_saved:
+        if s.ctx_save(uc, s.ctx) == UC_ERR_OK:
+            s.ctx_saved = 1
+
+
+cdef void _watch_code_cb(uc_engine *uc, uint64_t address, uint32_t size,
+                         void *user_data) noexcept nogil:
+    cdef WatchState *s = <WatchState *>user_data
+    s.insn_seq += 1
+    if s.hit:
+        s.emu_stop(uc)
+        return
+    s.pre_n = 0
+    s.ctx_saved = 0
+
+
+cdef class WatchCore:
+    """Data watchpoints in C; see the comment above. ``kind`` is gdb's Z type (2, 3, 4)."""
+
+    cdef WatchState s
+    cdef UcApi api
+    cdef uc_hook code_hook
+    cdef int has_code_hook
+    cdef dict _hooks           # (start, size, kind) -> (WatchHook address, [uc_hook, ...])
+    cdef list _dead
+    cdef object _uc
+    cdef object _ctx
+
+    def __cinit__(self, object uc not None):
+        self._uc = uc
+        self._hooks = {}
+        self._dead = []
+        self.s.uc = <uc_engine *>_uc_handle(uc)
+        _ucapi_fill(&self.api)
+        import ctypes
+        from unicorn.unicorn_py3.unicorn import uclib
+        self.s.emu_stop = self.api.emu_stop
+        self.s.mem_read = <syx_mem_read_t><size_t>ctypes.cast(
+            uclib.uc_mem_read, ctypes.c_void_p).value
+        self.s.ctx_save = <syx_context_save_t><size_t>ctypes.cast(
+            uclib.uc_context_save, ctypes.c_void_p).value
+        self._ctx = uc.context_save()
+        self.s.ctx = <void *><size_t>self._ctx.context.value
+        self.s.pre = <PreImage *>calloc(PRE_MAX, sizeof(PreImage))
+        if self.s.pre == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        for ptr, _ in self._hooks.values():
+            free(<void *><size_t>ptr)
+        for ptr in self._dead:
+            free(<void *><size_t>ptr)
+        free(self.s.pre)
+
+    @property
+    def capture(self):
+        return bool(self.s.capture)
+
+    @capture.setter
+    def capture(self, bint value):
+        self.s.capture = value
+
+    def _flush(self):
+        # New hooks only reach code translated after them, and only slow-path accesses
+        # reach memory hooks: drop the translation cache and the softmmu TLB.
+        self.api.ctl(self.s.uc, SYX_CTL_W(UC_CTL_TB_FLUSH, 0))
+        self.api.ctl(self.s.uc, SYX_CTL_W(UC_CTL_TLB_FLUSH, 0))
+
+    def add(self, uint64_t start, uint64_t size, int kind):
+        """Watch ``[start, start+size)`` for ``kind`` (2 write, 3 read, 4 access). Idempotent."""
+        key = (start, size, kind)
+        if key in self._hooks or size == 0:
+            return
+        if kind not in (2, 3, 4):
+            raise ValueError(f"bad watch kind {kind}")
+        cdef WatchHook *w = <WatchHook *>calloc(1, sizeof(WatchHook))
+        if w == NULL:
+            raise MemoryError()
+        w.s = &self.s
+        w.start = start
+        w.end = start + size
+        w.kind = kind
+        cdef uint64_t lo = start - WATCH_MARGIN if start > WATCH_MARGIN else 0
+        cdef uint64_t hi = start + size - 1 + WATCH_MARGIN
+        if hi < start:
+            hi = 0xFFFFFFFFFFFFFFFFULL
+        cdef uc_hook hh = 0
+        handles = []
+        # A read watch with capture also hooks stores, for the pre-images of read-modify-write
+        # instructions; the callback filters hits by kind.
+        types = [UC_HOOK_MEM_WRITE] if kind == 2 else [UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE]
+        cdef int t
+        cdef uc_err err
+        for t in types:
+            err = self.api.hook_add(self.s.uc, &hh, t, <void *>_watch_mem_cb, w, lo, hi)
+            if err != UC_ERR_OK:
+                for h in handles:
+                    self.api.hook_del(self.s.uc, <uc_hook>h)
+                free(w)
+                raise RuntimeError(f"uc_hook_add(memory) failed: {err}")
+            handles.append(hh)
+        if not self.has_code_hook:
+            err = self.api.hook_add(self.s.uc, &self.code_hook, UC_HOOK_CODE,
+                                    <void *>_watch_code_cb, &self.s, 1, 0)
+            if err != UC_ERR_OK:
+                raise RuntimeError(f"uc_hook_add(UC_HOOK_CODE) failed: {err}")
+            self.has_code_hook = 1
+        self._hooks[key] = (<size_t>w, handles)
+        self._flush()
+
+    def remove(self, uint64_t start, uint64_t size, int kind):
+        entry = self._hooks.pop((start, size, kind), None)
+        if entry is None:
+            return
+        ptr, handles = entry
+        for h in handles:
+            self.api.hook_del(self.s.uc, <uc_hook>h)
+        # The hooks are only marked deleted until emu_start returns; the struct must outlive
+        # them, so it is freed lazily with the core.
+        self._dead.append(ptr)
+        if not self._hooks and self.has_code_hook:
+            self.api.hook_del(self.s.uc, self.code_hook)
+            self.has_code_hook = 0
+        self._flush()
+
+    def watches(self):
+        return sorted(self._hooks)
+
+    def __len__(self):
+        return len(self._hooks)
+
+    def begin_run(self, bint skip_first):
+        """Clear the hit state before a run; ``skip_first`` ignores the first instruction."""
+        self.s.insn_seq = 0
+        self.s.skip_first = skip_first
+        self.s.hit = 0
+        self.s.pre_n = 0
+        self.s.pre_overflow = 0
+        self.s.ctx_saved = 0
+
+    @property
+    def hit(self):
+        """None, or (kind, reported address, access address, access size, is_write)."""
+        if not self.s.hit:
+            return None
+        return (self.s.hit_kind, self.s.hit_addr, self.s.hit_access_addr, self.s.hit_size,
+                bool(self.s.hit_write))
+
+    def clear_hit(self):
+        self.s.hit = 0
+
+    def undo_info(self):
+        """(pre-images [(addr, bytes)] in store order, context saved, complete) at a hit."""
+        out = []
+        cdef int i
+        for i in range(self.s.pre_n):
+            out.append((self.s.pre[i].addr,
+                        bytes((<unsigned char *>self.s.pre[i].data)[:self.s.pre[i].size])))
+        return out, bool(self.s.ctx_saved), not self.s.pre_overflow
+
+    @property
+    def context(self):
+        """The ``UcContext`` the hooks saved at the hit (valid when undo_info says so)."""
+        return self._ctx

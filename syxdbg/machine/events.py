@@ -65,3 +65,25 @@ class Killed(StopEvent):
 
     def describe(self) -> str:
         return f"killed by {signal.Signals(self.signal).name}"
+
+
+@dataclass(frozen=True)
+class WatchHit(Stopped):
+    """A data watchpoint fired (``why`` is "watchpoint").
+
+    ``kind`` is the watchpoint's kind ("write", "read" or "access"), ``access`` what the
+    instruction did ("read" or "write"), ``address`` the first watched byte it touched.
+    ``before`` tells where the machine stopped: False (x86 hardware semantics) after the
+    accessing instruction, pc at the next one; True (aarch64 semantics) before it, pc at the
+    accessing instruction with memory and registers as they were before it ran.
+    """
+
+    kind: str = "write"
+    access: str = "write"
+    address: int = 0
+    before: bool = False
+
+    def describe(self) -> str:
+        when = "before" if self.before else "after"
+        return (f"{self.kind} watchpoint: {self.access} of {self.address:#x}, stopped {when} "
+                f"the access at pc {self.pc:#x}")

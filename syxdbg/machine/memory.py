@@ -9,7 +9,8 @@ region: the machine unmaps the whole Unicorn region and maps the remaining piece
 pointing into the same host buffer at its offset. Pieces keep the buffer (a ``Backing``) alive.
 
 Host-side writes notify ``write_observers`` (the snapshot core journals them exactly like guest
-stores) and changes of the map notify ``map_observers``.
+stores) and changes of the map notify ``map_observers`` (before the change) and
+``layout_observers`` (after the region list changed, including :meth:`Memory.restore_layout`).
 """
 
 from __future__ import annotations
@@ -106,6 +107,7 @@ def page_round_down(n: int) -> int:
 
 WriteObserver = Callable[[int, int], None]
 MapObserver = Callable[[str, int, int, Perm], None]
+LayoutObserver = Callable[[], None]
 
 
 class Memory:
@@ -117,6 +119,7 @@ class Memory:
         self._starts: list[int] = []
         self.write_observers: list[WriteObserver] = []
         self.map_observers: list[MapObserver] = []
+        self.layout_observers: list[LayoutObserver] = []
         self._on_code_write = on_code_write
 
     # -- queries ----------------------------------------------------------------------------
@@ -242,6 +245,7 @@ class Memory:
         self._insert(region)
         for obs in self.map_observers:
             obs("map", address, size, Perm(perms))
+        self._layout_changed()
         return region
 
     def unmap(self, address: int, size: int) -> None:
@@ -250,6 +254,7 @@ class Memory:
         for obs in self.map_observers:
             obs("unmap", address, size, Perm.NONE)
         self._reshape(address, size, None)
+        self._layout_changed()
 
     def protect(self, address: int, size: int, perms: Perm) -> None:
         """Change permissions of a fully mapped range."""
@@ -259,6 +264,7 @@ class Memory:
         for obs in self.map_observers:
             obs("protect", address, size, Perm(perms))
         self._reshape(address, size, Perm(perms))
+        self._layout_changed()
 
     def _reshape(self, address: int, size: int, perms: Perm | None) -> None:
         end = address + size
@@ -282,6 +288,11 @@ class Memory:
             self._remove(r)
         for r in regions:
             self._insert(Region(r.start, r.size, r.perms, r.name, r.backing, r.offset))
+        self._layout_changed()
+
+    def _layout_changed(self) -> None:
+        for obs in self.layout_observers:
+            obs()
 
     def _insert(self, r: Region) -> None:
         ptr = r.backing.address + r.offset

@@ -18,6 +18,12 @@ _SPECIAL = {
 }
 
 
+def _cpu_init(uc: unicorn.Uc) -> None:
+    # Unicorn's default model is a Cortex-A72 (ARMv8.0). Static glibc uses LSE atomics
+    # (casa, ldadd...) when AT_HWCAP says so; the "max" model implements them.
+    uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
+
+
 def _uc_id(name: str) -> int | None:
     if name in _SPECIAL:
         return _SPECIAL[name]
@@ -41,8 +47,10 @@ AARCH64 = ArchSpec(
     gdb_arch="aarch64",
     gdb_binary="gdb-multiarch",
     platform="aarch64",
-    # fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm
-    hwcap=0x0000_0FFF,
+    # fp asimd aes pmull sha1 sha2 crc32 atomics fphp asimdhp asimdrdm: all implemented by
+    # the "max" CPU model. Not cpuid (EL0 reads of MIDR_EL1 are a kernel emulation).
+    hwcap=0x0000_17FB,
+    cpu_init=_cpu_init,
     stack_top=0xFFFF_F000_0000,
     mmap_base=0xFFFF_E000_0000,
     pie_base=0xAAAA_AAAA_0000,
