@@ -1,0 +1,104 @@
+"""Linux user-mode syscall emulation for static x86_64 and aarch64 programs (glibc, musl).
+
+The plugin gives every ELF session a :class:`~.kernel.LinuxKernel`: the machine's syscall
+handler, and the session's ``"linux"`` snapshottable state.
+
+Layout
+------
+* ``tables.py``   syscall number -> name per architecture (data, from the kernel headers).
+* ``abi.py``      guest ABI constants, open(2) flag translation, struct layouts (stat, statx,
+  utsname, dirent64...), pure functions.
+* ``syscalls.py`` one handler per syscall, bound by name; argument conversions come from the
+  handlers' annotations, introspected once at import.
+* ``kernel.py``   :class:`LinuxKernel`: fd table, brk, mmap bookkeeping, cwd, umask, signals,
+  limits; dispatch; ``save_state``/``load_state``.
+* ``hostio.py``   :class:`HostIO`: the host boundary.
+
+The host boundary (for record/replay)
+-------------------------------------
+Every nondeterministic value the guest can observe (bytes read from files and stdin, file
+metadata, directory listings, clocks, random bytes, uname, pid/uid, the initial cwd, tty
+ioctls) and every host side effect (writes to host fds, creating/unlinking/renaming files,
+sleeping) goes through the kernel's :class:`HostIO` object (``kernel.host``), and nowhere
+else. A recording HostIO logs results at the frontier; a replaying one serves them behind
+it and suppresses side effects. Guest memory and registers are only touched by the kernel.
+
+Semantics worth knowing
+-----------------------
+* Guest fds 0/1/2 are the syxdbg process's stdin/stdout/stderr. Files the guest opens are
+  host files (relative paths resolved against the emulated cwd, initially the host's).
+* ``nanosleep``/``clock_nanosleep`` really sleep (via ``HostIO.sleep``).
+* ``ioctl(TCGETS/TIOCGWINSZ)`` answers from the host fd: a tty gives its real values, a pipe
+  or file gives ``-ENOTTY`` (so stdio buffering matches a native run).
+* Signals: dispositions, mask and pending set are tracked; a signal the process sends
+  itself (``abort``, ``raise``) with the default fatal action ends the run as "killed by
+  SIG..."; handlers are recorded but never invoked (signal frames are not emulated).
+* One thread: futex waits never block; ``rseq`` returns ``-ENOSYS`` as in qemu-user.
+* File-backed mmaps are copies of the file (MAP_SHARED writes are not written back).
+* An unsupported syscall returns ``-ENOSYS`` and prints one warning per syscall number.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from syxdbg import hookimpl
+
+from .hostio import HostIO
+from .kernel import KernelState, LinuxKernel
+
+if TYPE_CHECKING:
+    from syxdbg.machine import Machine
+    from syxdbg.session import Session
+    from syxdbg.state import StateRegistry
+
+__all__ = ["HostIO", "KernelState", "LinuxKernel", "LinuxPlugin", "get_kernel"]
+
+STATE_NAME = "linux"
+
+
+class LinuxPlugin:
+    """The per-session part of the plugin (registered by :func:`syxdbg_configure`)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.kernel: LinuxKernel | None = None
+
+    @hookimpl
+    def syxdbg_machine_created(self, session: Session, machine: Machine) -> None:
+        if session is not self.session or machine.image is None or machine.image.kind != "elf":
+            return
+        if self.kernel is not None:
+            self.kernel.close()
+        self.kernel = LinuxKernel(machine)
+        self.kernel.install()
+
+    @hookimpl
+    def syxdbg_register_state(self, session: Session, registry: StateRegistry) -> None:
+        if session is self.session and self.kernel is not None and STATE_NAME not in registry:
+            registry.register(STATE_NAME, self.kernel)
+
+    @hookimpl
+    def syxdbg_unconfigure(self, session: Session) -> None:
+        if session is not self.session:
+            return
+        if self.kernel is not None:
+            self.kernel.close()
+        session.states.unregister(STATE_NAME)
+        if session.plugins.is_registered(self):
+            session.plugins.unregister(self)
+
+
+def _plugin_name(session: Session) -> str:
+    return f"linux-session-{id(session):x}"
+
+
+@hookimpl
+def syxdbg_configure(session: Session) -> None:
+    session.plugins.register(LinuxPlugin(session), _plugin_name(session))
+
+
+def get_kernel(session: Session) -> LinuxKernel | None:
+    """The Linux kernel of ``session`` (None for raw blobs or when the plugin is disabled)."""
+    plugin = session.plugins.get_plugin(_plugin_name(session))
+    return plugin.kernel if isinstance(plugin, LinuxPlugin) else None

@@ -1,0 +1,51 @@
+"""Helpers shared by the Linux plugin's tests (importable: tests/linux is on sys.path)."""
+
+from __future__ import annotations
+
+import os
+
+from syxdbg_plugins.linux import LinuxKernel, get_kernel
+from syxdbg_plugins.linux.tables import SYSCALL_TABLES
+
+import syxdbg
+
+MASK64 = (1 << 64) - 1
+
+
+class SysCaller:
+    """Issue guest syscalls by name against a real machine, outside of ``run``."""
+
+    def __init__(self, session: syxdbg.Session) -> None:
+        self.session = session
+        self.machine = session.machine
+        self.mem = session.machine.mem
+        kernel = get_kernel(session)
+        assert kernel is not None
+        self.kernel: LinuxKernel = kernel
+        self.arch = self.machine.arch.name
+        self.numbers = {name: nr for nr, name in SYSCALL_TABLES[self.arch].items()}
+        abi = self.machine.arch.syscall
+        self._nr, self._args, self._ret = abi.number, abi.args, abi.ret
+        self.scratch = self("mmap", 0, 0x10000, 3, 0x22, -1, 0)
+        assert self.scratch > 0
+
+    def __call__(self, name: str, *args: int) -> int:
+        regs = self.machine.regs
+        regs[self._nr] = self.numbers[name]
+        for reg, value in zip(self._args, args, strict=False):
+            regs[reg] = value & MASK64
+        self.kernel.handle_syscall(self.machine)
+        ret = regs[self._ret]
+        return ret - (1 << 64) if ret & (1 << 63) else ret
+
+    def cstr(self, text: str | bytes, offset: int = 0x8000) -> int:
+        """Put a NUL-terminated string in the scratch area; return its address."""
+        data = os.fsencode(text) + b"\0"
+        self.mem.write(self.scratch + offset, data)
+        return self.scratch + offset
+
+    def at(self, offset: int) -> int:
+        return self.scratch + offset
+
+    def read(self, offset: int, n: int) -> bytes:
+        return self.mem.read(self.scratch + offset, n)
