@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 
+import pluggy
+
 from . import __version__
 from .errors import SyxdbgError
 from .machine.events import Exited, Fault, Killed, StopEvent, Stopped
@@ -34,6 +36,7 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def _add_program_options(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(_takes_program=True)
     g = p.add_argument_group("program")
     g.add_argument("--raw", metavar="FILE",
                    help="load FILE as a raw blob instead of an ELF (needs --arch and --base)")
@@ -52,6 +55,29 @@ def _add_program_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("prog", nargs="?", metavar="PROG", help="static Linux ELF executable")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments passed to the program")
+
+
+def _prescan_disabled(argv: Sequence[str]) -> list[str]:
+    """The ``-p no:NAME`` options before the program, needed before parsing (plugins add
+    options of their own)."""
+    out = []
+    for i, tok in enumerate(argv):
+        if os.path.isfile(tok):
+            break  # the program: what follows is its own
+        if tok == "-p" and i + 1 < len(argv) and argv[i + 1].startswith("no:"):
+            out.append(argv[i + 1][3:])
+        elif tok.startswith("-pno:"):
+            out.append(tok[5:])
+    return out
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser, pm: pluggy.PluginManager) -> None:
+    """Let plugins add options to every command that runs a program."""
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for sub in getattr(action, "choices", {}).values():
+            if sub.get_default("_takes_program"):
+                group = sub.add_argument_group("plugin options")
+                pm.hook.syxdbg_addoption(parser=group)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="run the bundled example program",
                    description="Run the bundled example program (a ledger whose balance gets "
                    "corrupted) under emulation.")
+    plugins = sub.add_parser("plugins", help="list the loaded plugins",
+                             description="List the plugins syxdbg loads: first-party ones and "
+                             "those of the 'syxdbg' entry-point group, with their version and "
+                             "origin.")
+    plugins.add_argument("-p", dest="plugin_opts", action="append", default=[],
+                         metavar="no:NAME", help="disable plugin NAME (may be repeated)")
+    from . import gdbserver
+    gdbserver.add_commands(sub)
     return parser
 
 
@@ -96,13 +130,15 @@ def open_session(ns: argparse.Namespace) -> Session:
         if ns.prog:
             raise SyxdbgError("give either PROG or --raw FILE, not both")
         return Session.open(ns.raw, (), arch=ns.arch, raw=True, base=ns.base, entry=ns.entry,
-                            disable_plugins=disabled)
+                            disable_plugins=disabled,
+                            plugins=getattr(ns, "plugin_manager", None), options=vars(ns))
     if not ns.prog:
         raise SyxdbgError("no program given (PROG, or --raw FILE)")
     if ns.base is not None or ns.entry is not None:
         raise SyxdbgError("--base and --entry apply to raw blobs (--raw FILE) only")
     return Session.open(ns.prog, ns.args, env=env, arch=ns.arch, argv0=ns.argv0,
-                        disable_plugins=disabled)
+                        disable_plugins=disabled, plugins=getattr(ns, "plugin_manager", None),
+                        options=vars(ns))
 
 
 def _where(session: Session, pc: int) -> str:
@@ -165,9 +201,32 @@ def cmd_demo(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(ns: argparse.Namespace) -> int:
+    from .plugins import describe_plugins, make_plugin_manager
+
+    pm = make_plugin_manager(_disabled_plugins(ns.plugin_opts))
+    rows = describe_plugins(pm)
+    width = max([len(r[0]) for r in rows] + [4])
+    for name, version, origin in rows:
+        print(f"{name:<{width}}  {version or '-':<8}  {origin}")
+    if not rows:
+        print("no plugins loaded")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from .plugins import make_plugin_manager
+
+    args = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    try:
+        pm = make_plugin_manager(_prescan_disabled(args))
+    except SyxdbgError as exc:
+        print(f"syxdbg: error: {exc}", file=sys.stderr)
+        return 2
+    _add_plugin_options(parser, pm)
+    ns = parser.parse_args(args)
+    ns.plugin_manager = pm
     if ns.command is None:
         parser.print_help(sys.stderr)
         return 2
@@ -176,6 +235,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(ns)
         if ns.command == "demo":
             return cmd_demo(ns)
+        if ns.command == "plugins":
+            return cmd_plugins(ns)
+        from . import gdbserver
+        if ns.command in gdbserver.COMMANDS:
+            return gdbserver.COMMANDS[ns.command](ns)
     except SyxdbgError as exc:
         print(f"syxdbg: error: {exc}", file=sys.stderr)
         return 2

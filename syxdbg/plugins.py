@@ -55,3 +55,28 @@ def make_plugin_manager(disabled: Iterable[str] = (), *, entry_points: bool = Tr
                 ) from exc
             pm.register(plugin, ep.name)
     return pm
+
+
+def describe_plugins(pm: pluggy.PluginManager) -> list[tuple[str, str, str]]:
+    """(name, version, origin) for every registered plugin, in registration order.
+
+    Origin is "builtin" for first-party plugins, ``dist NAME`` for entry-point plugins, and
+    the module or object otherwise (plugins registered at run time by other plugins).
+    """
+    from . import __version__
+
+    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+    builtin = {name for name, _ in DEFAULT_PLUGINS}
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue  # blocked
+        if name in builtin:
+            out.append((name, __version__, f"builtin ({getattr(plugin, '__name__', name)})"))
+        elif id(plugin) in dists:
+            dist = dists[id(plugin)]
+            out.append((name, dist.version, f"entry point of {dist.metadata['name']}"))
+        else:
+            module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", "?")
+            out.append((name, "", f"registered at run time ({module})"))
+    return out

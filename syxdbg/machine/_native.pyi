@@ -1,10 +1,12 @@
 from collections.abc import Callable
 
 class RunCore:
-    resolver: Callable[[int, int], int]
+    resolver: Callable[[int, int], tuple[int, int]]
+    partial: Callable[[int, int, int], int]
     pending: BaseException | None
     total: int
-    def __init__(self, uc: object, resolver: Callable[[int, int], int]) -> None: ...
+    def __init__(self, uc: object, resolver: Callable[[int, int], tuple[int, int]],
+                 partial: Callable[[int, int, int], int]) -> None: ...
     @property
     def current_block(self) -> tuple[int, int, int] | None: ...
     def forget_block(self) -> None: ...

@@ -45,6 +45,7 @@ ctypedef struct CoreState:
     uint64_t cur_start
     uint32_t cur_size
     uint32_t cur_n
+    uint64_t cur_target
     int in_block
     uint64_t limit
     int limit_active
@@ -62,6 +63,7 @@ ctypedef struct CoreState:
     uint64_t *keys
     uint32_t *sizes
     uint32_t *counts
+    uint64_t *targets
     size_t cap
     size_t used
     PyObject *owner
@@ -72,33 +74,41 @@ cdef inline size_t _slot(uint64_t key, size_t cap) noexcept nogil:
     return <size_t>((h ^ (h >> 29)) & (cap - 1))
 
 
-cdef int _table_insert(CoreState *s, uint64_t key, uint32_t size, uint32_t n) noexcept nogil:
+cdef int _table_alloc(CoreState *s, size_t cap) noexcept nogil:
     cdef size_t i
-    cdef size_t old_cap
-    cdef uint64_t *ok
-    cdef uint32_t *os
-    cdef uint32_t *oc
+    s.cap = cap
+    s.used = 0
+    s.keys = <uint64_t *>calloc(cap, sizeof(uint64_t))
+    s.sizes = <uint32_t *>calloc(cap, sizeof(uint32_t))
+    s.counts = <uint32_t *>calloc(cap, sizeof(uint32_t))
+    s.targets = <uint64_t *>calloc(cap, sizeof(uint64_t))
+    if s.keys == NULL or s.sizes == NULL or s.counts == NULL or s.targets == NULL:
+        return -1
+    for i in range(cap):
+        s.keys[i] = EMPTY
+    return 0
+
+
+cdef void _table_free(CoreState *s) noexcept nogil:
+    free(s.keys)
+    free(s.sizes)
+    free(s.counts)
+    free(s.targets)
+
+
+cdef int _table_insert(CoreState *s, uint64_t key, uint32_t size, uint32_t n,
+                       uint64_t target) noexcept nogil:
+    cdef size_t i
+    cdef CoreState old
     cdef size_t j
     if (s.used + 1) * 2 > s.cap:
-        old_cap = s.cap
-        ok = s.keys
-        os = s.sizes
-        oc = s.counts
-        s.cap = old_cap * 2
-        s.keys = <uint64_t *>calloc(s.cap, sizeof(uint64_t))
-        s.sizes = <uint32_t *>calloc(s.cap, sizeof(uint32_t))
-        s.counts = <uint32_t *>calloc(s.cap, sizeof(uint32_t))
-        if s.keys == NULL or s.sizes == NULL or s.counts == NULL:
+        old = s[0]
+        if _table_alloc(s, old.cap * 2) != 0:
             return -1
-        for i in range(s.cap):
-            s.keys[i] = EMPTY
-        s.used = 0
-        for j in range(old_cap):
-            if ok[j] != EMPTY:
-                _table_insert(s, ok[j], os[j], oc[j])
-        free(ok)
-        free(os)
-        free(oc)
+        for j in range(old.cap):
+            if old.keys[j] != EMPTY:
+                _table_insert(s, old.keys[j], old.sizes[j], old.counts[j], old.targets[j])
+        _table_free(&old)
     i = _slot(key, s.cap)
     while s.keys[i] != EMPTY and s.keys[i] != key:
         i = (i + 1) & (s.cap - 1)
@@ -107,22 +117,54 @@ cdef int _table_insert(CoreState *s, uint64_t key, uint32_t size, uint32_t n) no
     s.keys[i] = key
     s.sizes[i] = size
     s.counts[i] = n
+    s.targets[i] = target
     return 0
 
 
-cdef uint32_t _resolve(CoreState *s, uint64_t address, uint32_t size) noexcept with gil:
+cdef uint32_t _resolve(CoreState *s, uint64_t address, uint32_t size,
+                       uint64_t *target) noexcept with gil:
     cdef RunCore core = <RunCore>s.owner
     try:
-        n = core.resolver(address, size)
+        n, t = core.resolver(address, size)
         if n <= 0:
             raise RuntimeError(f"translation block at {address:#x} has no instructions")
     except BaseException as exc:  # kept and re-raised by the machine after emu_start
         core.pending = exc
         return 0
-    if _table_insert(s, address, size, <uint32_t>n) != 0:
+    target[0] = <uint64_t>t
+    if _table_insert(s, address, size, <uint32_t>n, <uint64_t>t) != 0:
         core.pending = MemoryError("block table allocation failed")
         return 0
     return <uint32_t>n
+
+
+cdef uint32_t _retired_before(CoreState *s, uint64_t address) noexcept with gil:
+    cdef RunCore core = <RunCore>s.owner
+    try:
+        return <uint32_t>core.partial(s.cur_start, s.cur_size, address)
+    except BaseException as exc:
+        core.pending = exc
+        return s.cur_n
+
+
+cdef void _left_early(CoreState *s, uint64_t address, uint32_t n) noexcept nogil:
+    """Correct the count when QEMU left the previous block part-way without a stop.
+
+    A store over code of the running block (self-modifying code) makes QEMU abandon the
+    block before that store and re-execute the store alone, as a one-instruction block; other
+    early exits resume at the next instruction. Either way the new block starts inside the
+    previous block's range and only the instructions before it retired. Legitimately, a block
+    inside that range starts only at the previous block's own start (a loop) or direct
+    branch target, and then it is the normal translation, not a single instruction.
+    """
+    cdef uint32_t retired
+    if address != s.cur_start and address != s.cur_target:
+        s.total -= s.cur_n - _retired_before(s, address)
+    elif n == 1 and s.cur_n > 1:
+        retired = _retired_before(s, address)
+        if s.cur_n - retired > 1:
+            s.total -= s.cur_n - retired
+    s.in_block = 0
 
 
 cdef void _block_cb(uc_engine *uc, uint64_t address, uint32_t size,
@@ -130,18 +172,22 @@ cdef void _block_cb(uc_engine *uc, uint64_t address, uint32_t size,
     cdef CoreState *s = <CoreState *>user_data
     cdef size_t i = _slot(address, s.cap)
     cdef uint32_t n = 0
+    cdef uint64_t target = 0
     while s.keys[i] != EMPTY:
         if s.keys[i] == address:
             if s.sizes[i] == size:
                 n = s.counts[i]
+                target = s.targets[i]
             break
         i = (i + 1) & (s.cap - 1)
     if n == 0:
-        n = _resolve(s, address, size)
+        n = _resolve(s, address, size, &target)
         if n == 0:
             s.error = 1
             s.api.emu_stop(uc)
             n = 1
+    if s.in_block and s.cur_start <= address < s.cur_start + s.cur_size:
+        _left_early(s, address, n)
     if s.interrupt_req:
         s.interrupt_req = 0
         s.interrupted = 1
@@ -159,6 +205,7 @@ cdef void _block_cb(uc_engine *uc, uint64_t address, uint32_t size,
     s.cur_start = address
     s.cur_size = size
     s.cur_n = n
+    s.cur_target = target
     s.in_block = 1
 
 
@@ -182,25 +229,25 @@ cdef class RunCore:
     cdef uc_hook block_hook
     cdef dict _bp_hooks
     cdef public object resolver
+    cdef public object partial
     cdef public object pending
     cdef object _uc
 
-    def __cinit__(self, object uc not None, object resolver not None):
+    def __cinit__(self, object uc not None, object resolver not None,
+                  object partial not None):
+        """``resolver(start, size) -> (instruction count, direct branch target or 0)`` is
+        called once per new block; ``partial(start, size, address)`` gives how many of a
+        block's instructions lie before ``address``."""
         self._uc = uc
         self.resolver = resolver
+        self.partial = partial
         self.pending = None
         self._bp_hooks = {}
         self.s.uc = <uc_engine *>_uc_handle(uc)
         _ucapi_fill(&self.s.api)
-        self.s.cap = 4096
-        self.s.keys = <uint64_t *>calloc(self.s.cap, sizeof(uint64_t))
-        self.s.sizes = <uint32_t *>calloc(self.s.cap, sizeof(uint32_t))
-        self.s.counts = <uint32_t *>calloc(self.s.cap, sizeof(uint32_t))
-        if self.s.keys == NULL or self.s.sizes == NULL or self.s.counts == NULL:
+        if _table_alloc(&self.s, 4096) != 0:
+            _table_free(&self.s)
             raise MemoryError()
-        cdef size_t i
-        for i in range(self.s.cap):
-            self.s.keys[i] = EMPTY
         self.s.owner = <PyObject *>self
         cdef uc_err err = self.s.api.hook_add(self.s.uc, &self.block_hook, UC_HOOK_BLOCK,
                                               <void *>_block_cb, &self.s, 1, 0)
@@ -208,9 +255,7 @@ cdef class RunCore:
             raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {err}")
 
     def __dealloc__(self):
-        free(self.s.keys)
-        free(self.s.sizes)
-        free(self.s.counts)
+        _table_free(&self.s)
 
     # -- counting ---------------------------------------------------------------------------
     @property
@@ -336,6 +381,7 @@ cdef extern from "unicorn/unicorn.h" nogil:
         UC_MEM_READ
         UC_MEM_WRITE
 
+cimport cython
 from libc.stdint cimport int64_t
 
 DEF WATCH_MARGIN = 64
@@ -426,6 +472,7 @@ cdef void _watch_code_cb(uc_engine *uc, uint64_t address, uint32_t size,
     s.ctx_saved = 0
 
 
+@cython.no_gc_clear  # __dealloc__ needs _hooks/_dead to free the C structs
 cdef class WatchCore:
     """Data watchpoints in C; see the comment above. ``kind`` is gdb's Z type (2, 3, 4)."""
 

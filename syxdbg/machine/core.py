@@ -98,7 +98,7 @@ class Machine:
         self.mem = Memory(self._uc, on_code_write=self._code_written)
         self.regs = Registers(self._uc, arch)
         self._cs = capstone.Cs(arch.cs_arch, arch.cs_mode)
-        self._core = _native.RunCore(self._uc, self._resolve_block)
+        self._core = _native.RunCore(self._uc, self._resolve_block, self._retired_before)
         self._offsets: dict[tuple[int, int], list[int]] = {}
         self.image: LoadedImage | None = None
         self._syscall_handler: SyscallHandler | None = None
@@ -362,8 +362,25 @@ class Machine:
             self._offsets[key] = offs
         return offs
 
-    def _resolve_block(self, start: int, size: int) -> int:
-        return len(self._block_offsets(start, size))
+    def _resolve_block(self, start: int, size: int) -> tuple[int, int]:
+        """(instruction count, direct branch target of the last instruction or 0)."""
+        offs = self._block_offsets(start, size)
+        target = 0
+        last = self.disassemble(start + offs[-1], 1) if offs else []
+        if last and last[0][1].startswith("rep"):
+            # x86 rep string instructions loop on themselves, one iteration per execution.
+            target = last[0][0]
+        elif last and last[0][1] in self.arch.direct_branches:
+            token = last[0][2].replace("#", " ").replace(",", " ").split()
+            if token:
+                try:
+                    target = int(token[-1], 0)
+                except ValueError:
+                    target = 0
+        return len(offs), target
+
+    def _retired_before(self, start: int, size: int, address: int) -> int:
+        return bisect.bisect_left(self._block_offsets(start, size), address - start)
 
     def _settle_position(self) -> None:
         """Correct the C count for a stop in the middle of the current block.
@@ -414,37 +431,56 @@ class Machine:
             self._watch.capture = self.watch_before
             self._watch.begin_run(self._watch_stop_at == (self.position, pc))
         self._watch_stop_at = None
-        exact = False
-        while True:
-            # Far from the limit the C block hook stops before any block that would pass
-            # it; the last partial block then runs under Unicorn's exact (costly) count=.
-            core.set_limit(None if exact else limit)
-            err: unicorn.UcError | None = None
-            try:
-                if exact:
-                    assert limit is not None
-                    self._uc.emu_start(pc, _NEVER, 0, limit - self.position)
-                else:
+        start_pos, start_pc = self.position, pc
+        goal = limit  # the position a bounded run must stop at
+        step_target: int | None = None  # a temporary hook that ends a bounded run exactly
+        try:
+            while True:
+                core.set_limit(limit)
+                err: unicorn.UcError | None = None
+                try:
                     self._uc.emu_start(pc, _NEVER)
-            except unicorn.UcError as exc:
-                err = exc
-            limit_hit, bp_addr, interrupted, _ = core.stop_flags
-            self._settle_position()
-            pc = self.pc
-            event = self._classify(err, bp_addr, interrupted, pc, until)
-            if event is not None:
-                return event
-            if limit is not None and self.position >= limit:
-                return Stopped(pc, self.position, "count")
-            if not limit_hit:
-                # emu_start returned without any of our reasons (a hook stopped it).
-                return Stopped(pc, self.position, "interrupt")
-            # The counted stretch lies inside the refused block; drop its cached translation
-            # so it is retranslated with Unicorn's count hook in it.
-            start, size = core.refused_block
-            self._uc.ctl_remove_cache(start, start + max(size, 1))
-            exact = True
-            core.reset_stop()
+                except unicorn.UcError as exc:
+                    err = exc
+                limit_hit, bp_addr, interrupted, _ = core.stop_flags
+                self._settle_position()
+                pc = self.pc
+                if bp_addr is not None and bp_addr == step_target:
+                    bp_addr = None  # our own stop: the count is reached
+                event = self._classify(err, bp_addr, interrupted, pc, until)
+                if event is not None:
+                    return event
+                if goal is not None and self.position >= goal:
+                    return Stopped(pc, self.position, "count")
+                if not limit_hit or goal is None:
+                    # emu_start returned without any of our reasons (a hook stopped it).
+                    return Stopped(pc, self.position, "interrupt")
+                # The block hook refused a block that would pass the goal. A block is
+                # straight-line code, so the instruction to stop at is known: hook it (a C
+                # code hook, for this run only) and let the block in. Unicorn's count=
+                # would do too, but it miscounts a store that rewrites its own block and
+                # flushes every translation when switched off.
+                bstart, bsize = core.refused_block
+                offsets = self._block_offsets(bstart, bsize)
+                if step_target is not None:
+                    self._unhook_step(step_target)
+                    step_target = None
+                target = bstart + offsets[goal - self.position]
+                if target not in self._breakpoints and target != until:
+                    self._hook_breakpoint(target)
+                    step_target = target
+                limit = self.position + len(offsets)
+                core.reset_stop()
+                if self.position == start_pos and pc == start_pc and (
+                        pc in self._breakpoints or pc == until):
+                    core.skip_once(pc)  # still stepping off the breakpoint we resumed at
+        finally:
+            if step_target is not None:
+                self._unhook_step(step_target)
+
+    def _unhook_step(self, address: int) -> None:
+        self._core.remove_breakpoint(address)
+        self._uc.ctl_remove_cache(address, address + 1)
 
     def _classify(self, err: unicorn.UcError | None, bp_addr: int | None, interrupted: bool,
                   pc: int, until: int | None) -> StopEvent | None:

@@ -51,6 +51,11 @@ AARCH64 = ArchSpec(
     # the "max" CPU model. Not cpuid (EL0 reads of MIDR_EL1 are a kernel emulation).
     hwcap=0x0000_17FB,
     cpu_init=_cpu_init,
+    direct_branches=frozenset({
+        "b", "bl", "cbz", "cbnz", "tbz", "tbnz", "b.eq", "b.ne", "b.cs", "b.hs", "b.cc",
+        "b.lo", "b.mi", "b.pl", "b.vs", "b.vc", "b.hi", "b.ls", "b.ge", "b.lt", "b.gt", "b.le",
+        "b.al", "b.nv",
+    }),
     stack_top=0xFFFF_F000_0000,
     mmap_base=0xFFFF_E000_0000,
     pie_base=0xAAAA_AAAA_0000,

@@ -98,6 +98,8 @@ class ArchSpec:
     mmap_base: int = 0x7FFF_E000_0000
     pie_base: int = 0x5555_5555_4000
     cpu_init: Callable[[Uc], None] | None = None
+    #: Mnemonics (capstone) of branches whose target is an immediate operand.
+    direct_branches: frozenset[str] = frozenset()
 
     @property
     def tdesc_xml(self) -> str:

@@ -57,4 +57,8 @@ X86_64 = ArchSpec(
     # fpu tsc cx8 cmov mmx fxsr sse sse2 (the bits glibc's startup looks at).
     hwcap=0x078BFBFF,
     cpu_init=_cpu_init,
+    direct_branches=frozenset({
+        "jmp", "call", "loop", "loope", "loopne", "jrcxz", "jecxz", "ja", "jae", "jb", "jbe",
+        "je", "jne", "jg", "jge", "jl", "jle", "jo", "jno", "jp", "jnp", "js", "jns",
+    }),
 )

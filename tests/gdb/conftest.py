@@ -1,0 +1,35 @@
+"""Fixtures for the gdb tests: raw guest blobs (see blobs.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from blobs import assemble
+
+
+def tool_missing(reason: str) -> None:
+    """Skip, or fail under CI (same policy as tests/conftest.py)."""
+    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason} (CI is set: every tool must be installed)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def blob(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Path]:
+    """``blob(arch, name) -> Path`` of a raw binary to load at ``blobs.BASE``."""
+    cache: dict[tuple[str, str], Path] = {}
+    workdir = tmp_path_factory.mktemp("blobs")
+
+    def build(arch: str, name: str) -> Path:
+        key = (arch, name)
+        if key not in cache:
+            try:
+                cache[key] = assemble(arch, name, workdir)
+            except FileNotFoundError as exc:
+                tool_missing(f"{exc.filename} is not installed")
+        return cache[key]
+
+    return build
