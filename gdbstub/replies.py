@@ -47,8 +47,13 @@ def error(errno: int) -> bytes:
     return b"E%02x" % (errno & 0xFF)
 
 
-def supported_features(caps: Capabilities, packet_size: int) -> bytes:
-    """The ``qSupported`` reply: advertises exactly what ``caps`` enables."""
+def supported_features(caps: Capabilities, packet_size: int,
+                       gdb_features: frozenset[str] | set[str] = frozenset()) -> bytes:
+    """The ``qSupported`` reply: advertises exactly what ``caps`` enables.
+
+    ``swbreak+``/``hwbreak+`` are only advertised when GDB offered them too (they are only
+    meaningful, and only ever sent as stop reasons, when both sides agree).
+    """
     features = [f"PacketSize={packet_size:x}", "QStartNoAckMode+", "qXfer:features:read+"]
     optional = (
         (Cap.RESUME, "vContSupported+"),
@@ -57,7 +62,9 @@ def supported_features(caps: Capabilities, packet_size: int) -> bytes:
         (Cap.REVERSE_STEP, "ReverseStep+"),
         (Cap.REVERSE_CONTINUE, "ReverseContinue+"),
     )
-    features += [name for cap, name in optional if caps.has(cap)]
+    negotiated = {"swbreak+", "hwbreak+"}
+    features += [name for cap, name in optional
+                 if caps.has(cap) and (name not in negotiated or name in gdb_features)]
     return ";".join(features).encode()
 
 

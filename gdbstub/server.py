@@ -375,7 +375,7 @@ def handles(request_type: type) -> Callable[[_H], _H]:
 @handles(rq.QuerySupported)
 def _query_supported(s: Session, req: rq.QuerySupported) -> Outcome:
     s.gdb_features = set(req.features)
-    return supported_features(s.caps, s.stub.packet_size)
+    return supported_features(s.caps, s.stub.packet_size, s.gdb_features)
 
 
 @handles(rq.StartNoAckMode)

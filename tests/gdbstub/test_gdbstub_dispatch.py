@@ -73,6 +73,13 @@ def test_qsupported_advertises_exactly_the_capabilities() -> None:
     ]
 
 
+def test_swbreak_and_hwbreak_are_advertised_only_when_gdb_offers_them() -> None:
+    assert b"swbreak+" not in one(stub_for(), b"qSupported:multiprocess+")
+    assert b"hwbreak+" not in one(stub_for(), b"qSupported:swbreak+")
+    reply = one(stub_for(), b"qSupported:swbreak+").split(b";")
+    assert b"swbreak+" in reply and b"ReverseStep+" in reply
+
+
 def test_minimal_target_does_not_advertise_reverse_or_breakpoints() -> None:
     reply = one(stub_for(target_cls=ToyTarget), OFFER)
     assert reply == b"PacketSize=4000;QStartNoAckMode+;qXfer:features:read+;vContSupported+"
