@@ -1,7 +1,7 @@
 """Fixtures for the Linux plugin's tests.
 
 * ``emu_run(binary, args=(), *, stdin=b"", env=None, cwd=None, argv0=None) -> progs.Result``
-  runs a program under syxdbg in a subprocess (``linux_runner.py``), so the guest's
+  runs a program with the real `syxdbg run` command in a subprocess, so the guest's
   stdout/stderr are real fds; ``status`` is shell style (128+N for signal N).
 * ``build_probe(name, toolchain) -> Path`` compiles ``tests/linux/programs/<name>.c``.
 * ``syscaller(toolchain) -> SysCaller``: a real session (stopped at the entry point of
@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +23,6 @@ from linux_helpers import SysCaller
 import syxdbg
 
 HERE = Path(__file__).resolve().parent
-RUNNER = HERE / "linux_runner.py"
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +31,13 @@ def emu_run() -> Callable[..., progs.Result]:
             env: dict[str, str] | None = None, cwd: Path | str | None = None,
             argv0: str | None = None, timeout: float = 600) -> progs.Result:
         guest_env = dict(progs.DEFAULT_ENV if env is None else env)
-        cmd = [sys.executable, str(RUNNER), json.dumps(guest_env),
-               argv0 if argv0 is not None else str(binary), str(binary), *args]
-        pythonpath = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+        # The real command line, exactly as a user runs it.
+        cmd = [sys.executable, "-m", "syxdbg", "run", "--clear-env"]
+        for name, value in guest_env.items():
+            cmd += ["-E", f"{name}={value}"]
+        cmd += ["--argv0", argv0 if argv0 is not None else str(binary), str(binary), *args]
         p = subprocess.run(cmd, input=stdin, capture_output=True, cwd=cwd, timeout=timeout,
-                           env={**os.environ, "PYTHONPATH": pythonpath}, check=False)
+                           check=False)
         return progs.Result(p.stdout, p.stderr, p.returncode)
 
     return run
