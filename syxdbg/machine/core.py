@@ -69,6 +69,11 @@ _MEM_ACCESS_NAMES = {
     unicorn.UC_MEM_FETCH_PROT: "execute non-executable memory",
 }
 
+# capstone's generic groups: jump, call, ret, int, iret, privilege, branch-relative.
+_FLOW_GROUPS = {1, 2, 3, 4, 5, 6, 7}
+_TRAPS = {"ud2", "ud1", "ud0", "hlt", "int3", "into", "brk", "udf", "svc", "hvc", "smc",
+          "syscall", "sysenter", "wfi", "wfe"}
+
 # AArch64 exception numbers Unicorn passes to UC_HOOK_INTR (qemu target/arm/cpu.h).
 _ARM_EXCP_UDEF = 1
 _ARM_EXCP_SWI = 2
@@ -98,6 +103,9 @@ class Machine:
         self.mem = Memory(self._uc, on_code_write=self._code_written)
         self.regs = Registers(self._uc, arch)
         self._cs = capstone.Cs(arch.cs_arch, arch.cs_mode)
+        self._cs_detail = capstone.Cs(arch.cs_arch, arch.cs_mode)
+        self._cs_detail.detail = True
+        self._flow_cache: dict[int, tuple[int, bool]] = {}
         self._core = _native.RunCore(self._uc, self._resolve_block, self._retired_before)
         self._offsets: dict[tuple[int, int], list[int]] = {}
         self.image: LoadedImage | None = None
@@ -343,8 +351,8 @@ class Machine:
     def _code_written(self, address: int, size: int) -> None:
         self._uc.ctl_remove_cache(address, address + size)
         self._core.invalidate_blocks()
-        if self._offsets:
-            self._offsets.clear()
+        self._offsets.clear()
+        self._flow_cache.clear()
 
     def _block_offsets(self, start: int, size: int) -> list[int]:
         key = (start, size)
@@ -434,6 +442,15 @@ class Machine:
         start_pos, start_pc = self.position, pc
         goal = limit  # the position a bounded run must stop at
         step_target: int | None = None  # a temporary hook that ends a bounded run exactly
+        if goal is not None:
+            # Short bounded runs (single steps) inside straight-line code: hook the
+            # instruction to stop at right away instead of first letting the block hook
+            # refuse the block (saves one emu_start per step). The limit stays as a backstop.
+            target = self._straight_line_target(pc, goal - self.position)
+            if target is not None and target not in self._breakpoints and target != until:
+                self._hook_breakpoint(target)
+                step_target = target
+                limit = goal + self._STRAIGHT_MAX
         try:
             while True:
                 core.set_limit(limit)
@@ -477,6 +494,39 @@ class Machine:
         finally:
             if step_target is not None:
                 self._unhook_step(step_target)
+
+    #: Longest stretch the single-step shortcut looks at.
+    _STRAIGHT_MAX = 16
+
+    def _straight_line_target(self, pc: int, count: int) -> int | None:
+        """Address of the instruction ``count`` instructions after ``pc`` when none of the
+        first ``count`` can change the flow (branch, call, return, trap, syscall, undefined,
+        or an x86 rep instruction, which executes once per iteration); else None."""
+        if not 0 < count <= self._STRAIGHT_MAX:
+            return None
+        addr = pc
+        for _ in range(count):
+            info = self._insn_flow(addr)
+            if info is None or info[1]:
+                return None
+            addr = info[0]
+        return addr
+
+    def _insn_flow(self, address: int) -> tuple[int, bool] | None:
+        """(next address, can change the flow) of the instruction at ``address`` (cached)."""
+        info = self._flow_cache.get(address)
+        if info is None:
+            insn = next(self._cs_detail.disasm(self.mem.read_partial(address, 16), address, 1),
+                        None)
+            if insn is None:
+                return None
+            flow = bool(set(insn.groups) & _FLOW_GROUPS) or insn.mnemonic in _TRAPS \
+                or insn.mnemonic.startswith("rep")
+            info = (address + insn.size, flow)
+            if len(self._flow_cache) > 65536:
+                self._flow_cache.clear()
+            self._flow_cache[address] = info
+        return info
 
     def _unhook_step(self, address: int) -> None:
         self._core.remove_breakpoint(address)
@@ -572,6 +622,7 @@ class Machine:
         """
         self._core.invalidate_blocks()
         self._offsets.clear()
+        self._flow_cache.clear()
 
     # -- misc -------------------------------------------------------------------------------
     def disassemble(self, address: int, count: int = 1) -> list[tuple[int, str, str, bytes]]:
