@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -14,12 +14,31 @@ from .machine import Machine, Memory, Registers, StopEvent, get_arch
 from .plugins import make_plugin_manager
 from .state import StateRegistry
 
+if TYPE_CHECKING:
+    from .eventlog import EventLog
+    from .timeline import (
+        CheckpointInfo,
+        Direction,
+        FutureDiscarded,
+        LastWrite,
+        NamedPoint,
+        PollFn,
+        Timeline,
+        When,
+    )
+
 
 class Session:
     """One program under syxdbg: its machine, plugins and registered state.
 
     Create it with :func:`syxdbg.open` (or :meth:`Session.open`); nothing executes until
     :meth:`run` is called.
+
+    Time travel goes through :attr:`timeline` (created on first use, normally by the first
+    run, so history starts at position 0): :meth:`step`, :meth:`cont` and :meth:`seek` take
+    a direction or a position, :meth:`when` tells where we are. Options (``options=``):
+    ``timeline`` (False: :meth:`run` drives the machine directly, no history),
+    ``timeline.interval`` (instructions between checkpoints), ``timeline.budget`` (bytes).
     """
 
     def __init__(self, plugins: pluggy.PluginManager, options: Mapping[str, Any] | None = None
@@ -28,6 +47,7 @@ class Session:
         self.options: dict[str, Any] = dict(options or {})
         self.states = StateRegistry()
         self._machine: Machine | None = None
+        self._timeline: Timeline | None = None
         self._closed = False
         self.hook = plugins.hook
         self.hook.syxdbg_configure(session=self)
@@ -119,16 +139,123 @@ class Session:
 
     # -- execution --------------------------------------------------------------------------
     def run(self, until: int | str | None = None, count: int | None = None) -> StopEvent:
-        """Run until the program exits or faults, ``until`` is reached, or ``count`` retire."""
+        """Run until the program exits or faults, ``until`` is reached, or ``count`` retire.
+
+        Goes through the timeline (history is recorded) unless the ``timeline`` option is
+        False and no timeline exists yet.
+        """
         target = None if until is None else self.resolve(until)
-        event = self.machine.run(count=count, until=target)
+        if self._timeline is None and not self.options.get("timeline", True):
+            event = self.machine.run(count=count, until=target)
+        else:
+            event = self.timeline.run(count=count, until=target)
+        return self._stopped(event)
+
+    def _stopped(self, event: StopEvent) -> StopEvent:
         self.hook.syxdbg_stop(session=self, event=event)
         return event
+
+    # -- time travel --------------------------------------------------------------------------
+    @property
+    def timeline(self) -> Timeline:
+        """The session's :class:`~syxdbg.timeline.Timeline` (created on first use; history
+        starts where the machine is then)."""
+        if self._timeline is None:
+            from .timeline import DEFAULT_BUDGET, DEFAULT_INTERVAL, Timeline
+
+            self._timeline = Timeline(
+                self.machine, self.states,
+                interval=int(self.options.get("timeline.interval", DEFAULT_INTERVAL)),
+                budget=int(self.options.get("timeline.budget", DEFAULT_BUDGET)),
+            )
+        return self._timeline
+
+    @property
+    def has_timeline(self) -> bool:
+        return self._timeline is not None
+
+    @property
+    def eventlog(self) -> EventLog:
+        """Recorded host inputs (see :mod:`syxdbg.eventlog`)."""
+        return self.timeline.eventlog
+
+    def step(self, direction: Direction | str = "forward", count: int = 1, *,
+             poll: PollFn | None = None) -> StopEvent:
+        """Step ``count`` instructions forward or backward (reverse-stepi)."""
+        return self._stopped(self.timeline.step(direction, count, poll=poll))
+
+    def cont(self, direction: Direction | str = "forward", *, poll: PollFn | None = None,
+             until: int | str | None = None) -> StopEvent:
+        """Continue forward or backward to the next breakpoint/watchpoint hit."""
+        target = None if until is None else self.resolve(until)
+        return self._stopped(self.timeline.cont(direction, poll=poll, until=target))
+
+    def seek(self, position: int, *, poll: PollFn | None = None) -> StopEvent:
+        """Go to instruction count ``position`` (``monitor goto``)."""
+        return self._stopped(self.timeline.seek(position, poll=poll))
+
+    def interrupt(self) -> None:
+        """Stop a running step/cont/seek/run; safe from any thread (Ctrl-C)."""
+        if self._timeline is not None:
+            self._timeline.interrupt()
+        else:
+            self.machine.interrupt()
+
+    def when(self) -> When:
+        """Where we are: position, frontier, origin."""
+        return self.timeline.when()
+
+    def checkpoints(self) -> list[CheckpointInfo]:
+        return self.timeline.checkpoints()
+
+    def last_write(self, where: int | str, length: int = 1) -> LastWrite | None:
+        """Go back to the last instruction that wrote ``[where, where+length)``."""
+        result = self.timeline.last_write(self.resolve(where), length)
+        if result is not None:
+            self._stopped(result.event)
+        return result
+
+    def write_memory(self, where: int | str, data: bytes) -> FutureDiscarded | None:
+        """Write guest memory; in the past this discards the recorded future."""
+        return self.timeline.write_memory(self.resolve(where), data)
+
+    def write_register(self, name: str, value: int) -> FutureDiscarded | None:
+        return self.timeline.write_register(name, value)
+
+    def add_breakpoint(self, where: int | str) -> int:
+        address = self.resolve(where)
+        self.timeline.add_breakpoint(address)
+        return address
+
+    def remove_breakpoint(self, where: int | str) -> None:
+        self.timeline.remove_breakpoint(self.resolve(where))
+
+    def add_watchpoint(self, where: int | str, size: int, kind: str = "write") -> int:
+        address = self.resolve(where)
+        self.timeline.add_watchpoint(address, size, kind)
+        return address
+
+    def remove_watchpoint(self, where: int | str, size: int, kind: str = "write") -> None:
+        self.timeline.remove_watchpoint(self.resolve(where), size, kind)
+
+    def snapshot_save(self, name: str) -> NamedPoint:
+        """``snapshot save NAME``: name the current point in time."""
+        return self.timeline.save(name)
+
+    def snapshot_restore(self, name: str) -> StopEvent:
+        """``snapshot restore NAME``: go back (or forward) to a named point in time."""
+        return self._stopped(self.timeline.restore(name))
+
+    def snapshots(self) -> list[NamedPoint]:
+        """``snapshot list``."""
+        return self.timeline.names()
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._timeline is not None:
+            self._timeline.close()
         self.hook.syxdbg_unconfigure(session=self)
         if self._machine is not None:
             self._machine.close()

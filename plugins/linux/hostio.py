@@ -12,16 +12,27 @@ results behind it and suppresses the side effects (``write`` returns the logged 
 without writing, ``unlink`` does nothing, ...). Methods raise :class:`OSError` exactly as
 the ``os`` functions do; the kernel turns it into ``-errno``.
 
-Classification used by a future EventLog (see ``INPUTS`` / ``EFFECTS``): an *input* returns
+Classification used by the EventLog (see ``INPUTS`` / ``EFFECTS``): an *input* returns
 host data the guest observes; an *effect* changes the host; some are both (``open`` with
 ``O_CREAT`` creates a file and returns an fd; ``write`` returns how much was written).
+
+:class:`RecordingHostIO` is that recording/replaying HostIO. The kernel brackets every syscall
+with :meth:`HostIO.enter_syscall` / :meth:`HostIO.leave_syscall`; only calls made inside a
+syscall go through the log. Calls outside (the kernel's own ``save_state``/``load_state``
+repositioning host files at checkpoints, teardown) always go straight to the host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syxdbg.eventlog import EventLog
 
 #: Methods whose results are nondeterministic host inputs (record at the frontier).
 INPUTS = frozenset({
@@ -32,12 +43,29 @@ INPUTS = frozenset({
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
     "write", "pwrite", "open", "close", "unlink", "rmdir", "mkdir", "rename", "ftruncate",
-    "fsync", "set_status_flags", "sleep", "pipe",
+    "fsync", "set_status_flags", "sleep", "pipe", "warn",
 })
 
 
 class HostIO:
     """Direct host access (the live, non-recording implementation)."""
+
+    @property
+    def replaying(self) -> bool:
+        """True while host calls are served from a recording (never for direct access)."""
+        return False
+
+    # -- syscall bracketing (record/replay) ----------------------------------------------
+    def enter_syscall(self, position: int) -> None:
+        """The kernel starts handling a syscall retired at machine ``position``."""
+
+    def leave_syscall(self) -> None:
+        """The kernel is done with the current syscall."""
+
+    def warn(self, text: str, stream: IO[str]) -> None:
+        """Write a warning for the user (an effect: shown once, not again on replay)."""
+        stream.write(text)
+        stream.flush()
 
     # -- file descriptors ----------------------------------------------------------------
     def open(self, path: bytes, flags: int, mode: int) -> int:
@@ -162,3 +190,196 @@ class HostIO:
         total = os.sysconf("SC_PHYS_PAGES") * page
         free = os.sysconf("SC_AVPHYS_PAGES") * page
         return int(time.clock_gettime(time.CLOCK_BOOTTIME)), total, free, 1
+
+
+_SEEKABLE_MIN_FD = 3  # host fds 0-2 are the inherited stdio: never repositioned
+
+
+class RecordingHostIO(HostIO):
+    """A HostIO that records at the frontier and replays behind it (see the module doc).
+
+    ``inner`` does the real host access. Inside a syscall each call goes through
+    ``log.call``: recorded when the log's cursor is at its end, replayed otherwise. Replayed
+    calls have no host side effects; the only host operations they perform keep the file
+    offsets of the kernel's own host fds where live execution left them (a replayed ``read``
+    of 10 bytes moves the host offset by 10, a replayed ``lseek`` seeks), so reaching the
+    frontier, or writing in the past, continues live with the right offsets.
+    """
+
+    SOURCE = "linux"
+
+    def __init__(self, inner: HostIO, log: EventLog) -> None:
+        self.inner = inner
+        self.log = log
+        self._position: int | None = None
+
+    @property
+    def replaying(self) -> bool:
+        return self.log.replaying
+
+    def enter_syscall(self, position: int) -> None:
+        self._position = position
+
+    def leave_syscall(self) -> None:
+        self._position = None
+
+    def _call(self, name: str, args: tuple[Any, ...], live: Callable[[], Any]) -> tuple[Any, bool]:
+        if self._position is None:
+            return live(), False
+        return self.log.call(self._position, self.SOURCE, name, args, live)
+
+    def _shadow_seek(self, fd: int, offset: int, whence: int) -> None:
+        if fd >= _SEEKABLE_MIN_FD:
+            with contextlib.suppress(OSError):
+                self.inner.lseek(fd, offset, whence)
+
+    # -- file descriptors ----------------------------------------------------------------
+    def open(self, path: bytes, flags: int, mode: int) -> int:
+        fd, replayed = self._call("open", (path, flags, mode),
+                                  lambda: self.inner.open(path, flags, mode))
+        if replayed:
+            self._revive(fd, path, flags)
+        return int(fd)
+
+    def _revive(self, fd: int, path: bytes, flags: int) -> None:
+        """Make host ``fd`` an open description of ``path`` at offset 0, as a live open."""
+        try:
+            self.inner.fstat(fd)
+        except OSError:
+            try:
+                tmp = self.inner.open(path, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC), 0)
+            except OSError:
+                return
+            if tmp != fd:
+                with contextlib.suppress(OSError):
+                    os.dup2(tmp, fd, inheritable=False)
+                self.inner.close(tmp)
+        self._shadow_seek(fd, 0, os.SEEK_SET)
+
+    def close(self, fd: int) -> None:
+        self._call("close", (fd,), lambda: self.inner.close(fd))
+
+    def read(self, fd: int, n: int) -> bytes:
+        data, replayed = self._call("read", (fd, n), lambda: self.inner.read(fd, n))
+        if replayed:
+            self._shadow_seek(fd, len(data), os.SEEK_CUR)
+        return bytes(data)
+
+    def pread(self, fd: int, n: int, offset: int) -> bytes:
+        data, _ = self._call("pread", (fd, n, offset), lambda: self.inner.pread(fd, n, offset))
+        return bytes(data)
+
+    def write(self, fd: int, data: bytes) -> int:
+        n, replayed = self._call("write", (fd, data), lambda: self.inner.write(fd, data))
+        if replayed:
+            self._shadow_seek(fd, n, os.SEEK_CUR)
+        return int(n)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        n, _ = self._call("pwrite", (fd, data, offset),
+                          lambda: self.inner.pwrite(fd, data, offset))
+        return int(n)
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        pos, replayed = self._call("lseek", (fd, offset, whence),
+                                   lambda: self.inner.lseek(fd, offset, whence))
+        if replayed:
+            self._shadow_seek(fd, pos, os.SEEK_SET)
+        return int(pos)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        self._call("ftruncate", (fd, length), lambda: self.inner.ftruncate(fd, length))
+
+    def fsync(self, fd: int) -> None:
+        self._call("fsync", (fd,), lambda: self.inner.fsync(fd))
+
+    def pipe(self) -> tuple[int, int]:
+        r, _ = self._call("pipe", (), self.inner.pipe)
+        return int(r[0]), int(r[1])
+
+    def get_status_flags(self, fd: int) -> int:
+        r, _ = self._call("get_status_flags", (fd,), lambda: self.inner.get_status_flags(fd))
+        return int(r)
+
+    def set_status_flags(self, fd: int, flags: int) -> None:
+        self._call("set_status_flags", (fd, flags),
+                   lambda: self.inner.set_status_flags(fd, flags))
+
+    def ioctl_read(self, fd: int, request: int, size: int) -> bytes:
+        r, _ = self._call("ioctl_read", (fd, request, size),
+                          lambda: self.inner.ioctl_read(fd, request, size))
+        return bytes(r)
+
+    # -- metadata and the file system ----------------------------------------------------
+    def fstat(self, fd: int) -> os.stat_result:
+        r, _ = self._call("fstat", (fd,), lambda: self.inner.fstat(fd))
+        return r
+
+    def stat(self, path: bytes, follow_symlinks: bool = True) -> os.stat_result:
+        r, _ = self._call("stat", (path, follow_symlinks),
+                          lambda: self.inner.stat(path, follow_symlinks))
+        return r
+
+    def access(self, path: bytes, mode: int, follow_symlinks: bool = True) -> bool:
+        r, _ = self._call("access", (path, mode, follow_symlinks),
+                          lambda: self.inner.access(path, mode, follow_symlinks))
+        return bool(r)
+
+    def readlink(self, path: bytes) -> bytes:
+        r, _ = self._call("readlink", (path,), lambda: self.inner.readlink(path))
+        return bytes(r)
+
+    def listdir(self, fd: int) -> list[tuple[bytes, int, int]]:
+        r, _ = self._call("listdir", (fd,), lambda: tuple(self.inner.listdir(fd)))
+        return list(r)
+
+    def unlink(self, path: bytes) -> None:
+        self._call("unlink", (path,), lambda: self.inner.unlink(path))
+
+    def rmdir(self, path: bytes) -> None:
+        self._call("rmdir", (path,), lambda: self.inner.rmdir(path))
+
+    def mkdir(self, path: bytes, mode: int) -> None:
+        self._call("mkdir", (path, mode), lambda: self.inner.mkdir(path, mode))
+
+    def rename(self, src: bytes, dst: bytes) -> None:
+        self._call("rename", (src, dst), lambda: self.inner.rename(src, dst))
+
+    def realpath(self, path: bytes) -> bytes:
+        r, _ = self._call("realpath", (path,), lambda: self.inner.realpath(path))
+        return bytes(r)
+
+    def getcwd(self) -> bytes:
+        r, _ = self._call("getcwd", (), self.inner.getcwd)
+        return bytes(r)
+
+    # -- time, randomness, identity ------------------------------------------------------
+    def clock(self, clockid: int) -> int:
+        r, _ = self._call("clock", (clockid,), lambda: self.inner.clock(clockid))
+        return int(r)
+
+    def clock_res(self, clockid: int) -> int:
+        r, _ = self._call("clock_res", (clockid,), lambda: self.inner.clock_res(clockid))
+        return int(r)
+
+    def sleep(self, ns: int) -> None:
+        self._call("sleep", (ns,), lambda: self.inner.sleep(ns))
+
+    def random(self, n: int) -> bytes:
+        r, _ = self._call("random", (n,), lambda: self.inner.random(n))
+        return bytes(r)
+
+    def uname(self) -> tuple[str, str, str, str, str]:
+        r, _ = self._call("uname", (), self.inner.uname)
+        return r
+
+    def ids(self) -> tuple[int, int, int, int, int, int]:
+        r, _ = self._call("ids", (), self.inner.ids)
+        return r
+
+    def sysinfo(self) -> tuple[int, int, int, int]:
+        r, _ = self._call("sysinfo", (), self.inner.sysinfo)
+        return r
+
+    def warn(self, text: str, stream: IO[str]) -> None:
+        self._call("warn", (text,), lambda: self.inner.warn(text, stream))

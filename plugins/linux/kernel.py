@@ -34,11 +34,12 @@ from syxdbg.errors import MemoryAccessError, MemoryMapError
 from syxdbg.machine.memory import PAGE, Perm, page_round_up
 
 from . import abi
-from .hostio import HostIO
+from .hostio import HostIO, RecordingHostIO
 from .syscalls import DISPATCH, SyscallError
 from .tables import SYSCALL_TABLES
 
 if TYPE_CHECKING:
+    from syxdbg.eventlog import EventLog
     from syxdbg.machine import Machine
     from syxdbg.machine.registers import RegisterInfo
 
@@ -195,6 +196,17 @@ class LinuxKernel:
     def install(self) -> None:
         self.machine.set_syscall_handler(self.handle_syscall)
 
+    # -- record / replay (syxdbg.eventlog.Recordable) --------------------------------------
+    def attach_eventlog(self, log: EventLog) -> None:
+        """Route host access made by syscalls through ``log`` (record/replay)."""
+        if isinstance(self.host, RecordingHostIO):
+            self.host = self.host.inner
+        self.host = RecordingHostIO(self.host, log)
+
+    def detach_eventlog(self) -> None:
+        if isinstance(self.host, RecordingHostIO):
+            self.host = self.host.inner
+
     def close(self) -> None:
         """Close every host fd this kernel opened (session teardown)."""
         for f in self.s.files.values():
@@ -209,6 +221,16 @@ class LinuxKernel:
 
     # -- dispatch ---------------------------------------------------------------------------
     def handle_syscall(self, machine: Machine) -> None:
+        host = self.host
+        # Inside a syscall handler the position is exact: a syscall instruction always ends
+        # its translation block, which the block hook counted on entry.
+        host.enter_syscall(machine.position)
+        try:
+            self._handle_syscall(machine)
+        finally:
+            host.leave_syscall()
+
+    def _handle_syscall(self, machine: Machine) -> None:
         regs = machine.regs
         nr = regs.read_info(self._nr_reg)
         handler = self._dispatch.get(nr)
@@ -239,10 +261,12 @@ class LinuxKernel:
         if nr not in self.s.warned:
             self.s.warned.add(nr)
             name = self._names.get(nr, "unknown")
-            stream = self.warn_stream if self.warn_stream is not None else sys.stderr
-            stream.write(f"syxdbg: warning: unsupported syscall {name} ({nr}) returns -ENOSYS\n")
-            stream.flush()
+            self._warn(f"syxdbg: warning: unsupported syscall {name} ({nr}) returns -ENOSYS\n")
         return -errno.ENOSYS
+
+    def _warn(self, text: str) -> None:
+        # Through the host boundary: a replayed syscall does not warn a second time.
+        self.host.warn(text, self.warn_stream if self.warn_stream is not None else sys.stderr)
 
     def syscall_name(self, nr: int) -> str | None:
         return self._names.get(nr)
@@ -252,6 +276,11 @@ class LinuxKernel:
                   owned: bool = True) -> OpenFile:
         f = OpenFile(self.s.next_file_id, kind, path, flags, host_fd, owned)
         self.s.next_file_id += 1
+        if owned and host_fd >= 0 and self._retired:
+            # A replayed open returns the host fd the live open got, which a restore may
+            # have parked in the retired pool: it is in use again, never close it from there.
+            for fid in [fid for fid, h in self._retired.items() if h == host_fd]:
+                del self._retired[fid]
         self.s.files[f.id] = f
         return f
 
@@ -415,10 +444,8 @@ class LinuxKernel:
         # A guest handler: signal frames are not emulated. Warn once and drop the signal.
         if -sig not in self.s.warned:
             self.s.warned.add(-sig)
-            stream = self.warn_stream if self.warn_stream is not None else sys.stderr
-            stream.write(f"syxdbg: warning: signal {sig} has a handler; signal delivery "
-                         "is not emulated, the signal is discarded\n")
-            stream.flush()
+            self._warn(f"syxdbg: warning: signal {sig} has a handler; signal delivery "
+                       "is not emulated, the signal is discarded\n")
 
     def deliver_pending(self) -> None:
         ready = self.s.sigpending & ~self.s.sigmask

@@ -590,6 +590,7 @@ class Machine:
         self.regs._virtual.clear()
         self.regs._virtual.update(state.virtual)
         self._final = state.final
+        self._watch_stop_at = None  # a restored state was not stopped by a watchpoint
         self._exit_status = None
         self._kill_signal = None
         self._fault = None

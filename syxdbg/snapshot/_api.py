@@ -383,6 +383,23 @@ class SyxSnapshot:
             self.tracker._release([cp.log for cp in drop])
         return len(drop)
 
+    def forget_before(self, index: int) -> int:
+        """Make checkpoint ``index`` the root: drop every older checkpoint and free the
+        memory history only they needed. Returns how many were dropped.
+
+        The states before the new root can no longer be restored (a bounded-memory history
+        forgets its oldest part).
+        """
+        self._require_tracked()
+        if not 0 <= index < len(self._stack):
+            raise SnapshotError(f"no checkpoint {index} (there are {len(self._stack)})")
+        if index == 0:
+            return 0
+        dropped = self._stack[:index]
+        del self._stack[:index]
+        self.tracker._release([cp.log for cp in dropped])
+        return len(dropped)
+
     def _checkpoint(self, index: int) -> Checkpoint:
         if not 0 <= index < len(self._stack):
             raise SnapshotError(f"no checkpoint {index} (there are {len(self._stack)})")

@@ -1,0 +1,840 @@
+"""The timeline owns time: position, frontier, checkpoints, breakpoints, watchpoints.
+
+* **position** is the machine's exact retired-instruction count; the **frontier** is the
+  furthest position ever executed; the **origin** is where history begins (the root
+  checkpoint, normally position 0).
+* **Checkpoints** are snapshot increments (:mod:`syxdbg.snapshot`), pushed at every stop and
+  every :attr:`Timeline.interval` instructions while running, so going to any position
+  re-executes a bounded distance. Going backwards pushes denser checkpoints just before the
+  target (rr's "expect short reverse execution"), so the next reverse-stepi is cheap.
+  Restoring a checkpoint drops every newer one (undo logs cannot go forward), so every
+  checkpoint is at or before the current position and forward motion is always re-execution.
+* **Run control is direction-symmetric**: :meth:`Timeline.step`, :meth:`Timeline.cont`,
+  :meth:`Timeline.seek`. Backwards (QEMU/rr): reverse-stepi from P restores the newest
+  checkpoint <= P-1 and runs forward; reverse-continue scans checkpoint intervals newest to
+  oldest, re-executing each with breakpoints and watchpoints armed, and lands on the last hit
+  strictly before P, or at the origin (:class:`HistoryBoundary`).
+* **Determinism**: host inputs are recorded in the :class:`~syxdbg.eventlog.EventLog` at the
+  frontier and replayed behind it (states that implement ``attach_eventlog``, the Linux
+  kernel, route their host access through it); host side effects are not repeated.
+* **Writes in the past** (memory, registers) discard the recorded future, as gdb's
+  ``record full`` does (:class:`FutureDiscarded`), and execution continues live from there.
+* **Memory budget**: undo logs plus recorded events are kept under :attr:`Timeline.budget`
+  by merging old checkpoints (the older, the sparser), and as a last resort by forgetting
+  the oldest history (the origin moves forward).
+
+See docs/timetravel.md.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import SyxdbgError
+from .eventlog import STATE_NAME as EVENTLOG_STATE
+from .eventlog import EventLog, Recordable
+from .machine.events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
+from .state import StateRegistry
+
+if TYPE_CHECKING:
+    from .machine import Machine
+
+#: Default distance between automatic checkpoints (instructions): ~50 ms of re-execution.
+DEFAULT_INTERVAL = 1_000_000
+#: Default memory budget for undo logs, checkpoints and recorded inputs (bytes).
+DEFAULT_BUDGET = 1 << 30
+#: Smallest distance of the dense checkpoints pushed before a backward target.
+DENSE_GAP = 64
+#: Newest checkpoints never merged by thinning.
+KEEP_RECENT = 4
+#: What one checkpoint costs besides its undo log (CPU context, states, bookkeeping).
+CHECKPOINT_OVERHEAD = 16 * 1024
+
+PollFn = Callable[[], bool]
+
+
+class TimelineError(SyxdbgError):
+    """A time-travel request that cannot be served (unknown name, forgotten history...)."""
+
+
+class TimelineInterrupted(TimelineError):
+    """A search was interrupted before it found anything; ``event`` is where it stopped."""
+
+    def __init__(self, event: StopEvent) -> None:
+        super().__init__(f"interrupted at position {event.position}")
+        self.event = event
+
+
+class Direction(str, enum.Enum):
+    FORWARD = "forward"
+    BACKWARD = "backward"
+
+    @classmethod
+    def of(cls, value: Direction | str) -> Direction:
+        if isinstance(value, Direction):
+            return value
+        v = value.strip().lower()
+        if v in ("forward", "fwd", "f", "+"):
+            return cls.FORWARD
+        if v in ("backward", "backwards", "reverse", "back", "b", "r", "-"):
+            return cls.BACKWARD
+        raise ValueError(f"unknown direction {value!r} (forward or backward)")
+
+
+FORWARD = Direction.FORWARD
+BACKWARD = Direction.BACKWARD
+
+
+# -- results ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryBoundary(StopEvent):
+    """Execution reached the edge of history: ``edge`` is "begin" (the origin: nothing
+    older can be replayed) or "end". gdb: ``T05replaylog:begin;``."""
+
+    edge: str = "begin"
+
+    def describe(self) -> str:
+        where = "beginning" if self.edge == "begin" else "end"
+        return f"reached the {where} of history at position {self.position} (pc {self.pc:#x})"
+
+
+@dataclass(frozen=True)
+class WatchStop(WatchHit):
+    """A watchpoint hit reported by the timeline (either direction).
+
+    On top of :class:`~syxdbg.machine.events.WatchHit` it names the accessing instruction:
+    ``insn_position`` is its position (the number of instructions retired before it ran) and
+    ``insn_pc`` its address (None when unknown: a forward hit reported after the access).
+    ``before`` says which side of it the machine now is. Backwards the side follows
+    :attr:`Timeline.reverse_watch_after` (gdb: x86 wants the state before the write with pc
+    at the writing instruction; aarch64 the state after it, then gdb steps back itself).
+    """
+
+    insn_position: int = 0
+    insn_pc: int | None = None
+    direction: str = "forward"
+
+
+@dataclass(frozen=True)
+class FutureDiscarded:
+    """A write in the past made the recorded future unusable; it was dropped."""
+
+    position: int
+    old_frontier: int
+    events: int  # recorded host inputs dropped
+
+    def describe(self) -> str:
+        return (f"writing in the past discarded the recorded future: positions "
+                f"{self.position}..{self.old_frontier} ({self.old_frontier - self.position} "
+                f"instructions, {self.events} host events); execution continues live from "
+                f"position {self.position}")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    index: int
+    position: int
+    pc: int
+    pages: int  # undo-log pages held for the interval that starts here (approximate)
+    pinned: bool
+
+
+@dataclass(frozen=True)
+class NamedPoint:
+    name: str
+    position: int
+    pc: int
+
+
+@dataclass(frozen=True)
+class When:
+    position: int
+    frontier: int
+    origin: int
+
+    @property
+    def replaying(self) -> bool:
+        """True behind the frontier (host inputs come from the event log)."""
+        return self.position < self.frontier
+
+
+@dataclass(frozen=True)
+class LastWrite:
+    """The answer to "who wrote this byte": the writing instruction and where it is."""
+
+    position: int  # of the writing instruction (instructions retired before it)
+    pc: int
+    address: int  # first watched byte it wrote
+    event: StopEvent  # the stop the timeline is now at (before the write)
+
+
+@dataclass
+class _Meta:
+    position: int
+    pc: int
+    cursor: int
+    pinned: bool = False
+    #: Pages first written in the interval that starts here (closed intervals; merges add
+    #: up, so it is an upper bound after thinning).
+    pages: int = 0
+
+
+@dataclass(frozen=True)
+class _Hit:
+    """A breakpoint or watchpoint hit found while scanning, by position of the instruction."""
+
+    at: int  # bp: the position of the stop; watch: the accessing instruction's position
+    event: StopEvent
+
+
+_TERMINAL = (Exited, Fault, Killed)
+
+
+class Timeline:
+    """Time travel over one machine. See the module docstring.
+
+    ``states`` is the session's :class:`~syxdbg.state.StateRegistry` (the event log registers
+    in it, and recordable states are attached to the log). ``snapshot_cls`` picks the
+    snapshot implementation (default :class:`syxdbg.snapshot.SyxSnapshot`).
+    """
+
+    def __init__(self, machine: Machine, states: StateRegistry | None = None, *,
+                 interval: int = DEFAULT_INTERVAL, budget: int = DEFAULT_BUDGET,
+                 snapshot_cls: Any = None, reverse_watch_after: bool | None = None,
+                 verify: bool = False) -> None:
+        if interval < 1:
+            raise ValueError("interval must be >= 1")
+        self.machine = machine
+        self.states = states if states is not None else StateRegistry()
+        self.interval = interval
+        self.budget = budget
+        #: Backwards, report a watchpoint with the state after the accessing instruction
+        #: (aarch64's gdb convention) instead of before it (x86's).
+        self.reverse_watch_after = (machine.arch.name == "aarch64"
+                                    if reverse_watch_after is None else reverse_watch_after)
+        self.eventlog = EventLog()
+        if EVENTLOG_STATE in self.states:
+            raise TimelineError("this session already has a timeline")
+        self.states.register(EVENTLOG_STATE, self.eventlog)
+        self._recordables: list[Recordable] = []
+        for name in self.states.names():
+            obj = self.states.get(name)
+            if isinstance(obj, Recordable):
+                obj.attach_eventlog(self.eventlog)
+                self._recordables.append(obj)
+        if snapshot_cls is None:
+            from .snapshot import SyxSnapshot
+            snapshot_cls = SyxSnapshot
+        self._snap = snapshot_cls.new(machine, states=self.states, verify=verify)
+        self.origin = machine.position
+        self.frontier = machine.position
+        self._meta = [_Meta(self.origin, machine.pc, self.eventlog.cursor)]
+        self._pages_mark = self._pages()  # pages held when the open interval began
+        self._names: dict[str, NamedPoint] = {}
+        #: Debugger writes, by position: part of history, re-applied by re-execution.
+        self._patches: dict[int, list[tuple[str, Any, Any]]] = {}
+        self._interrupt = threading.Event()
+        self._temp_watches: set[tuple[int, int, str]] = set()
+        #: The last write in the past that discarded the future (front ends report it once).
+        self.last_discarded: FutureDiscarded | None = None
+        self.closed = False
+
+    # -- status -----------------------------------------------------------------------------
+    @property
+    def position(self) -> int:
+        return self.machine.position
+
+    def when(self) -> When:
+        self._note_progress()
+        return When(self.machine.position, self.frontier, self.origin)
+
+    @property
+    def replaying(self) -> bool:
+        return self.machine.position < self.frontier
+
+    def checkpoints(self) -> list[CheckpointInfo]:
+        out = []
+        last = len(self._meta) - 1
+        for i, mt in enumerate(self._meta):
+            pages = max(0, self._pages() - self._pages_mark) if i == last else mt.pages
+            out.append(CheckpointInfo(i, mt.position, mt.pc, pages, mt.pinned))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        snap = self._snap.stats()
+        return {
+            "checkpoints": len(self._meta),
+            "pages": int(snap["pages"]),
+            "bytes": self._held(),
+            "budget": self.budget,
+            "eventlog": self.eventlog.stats(),
+            "origin": self.origin,
+            "frontier": self.frontier,
+        }
+
+    @property
+    def snapshot(self) -> Any:
+        """The underlying :class:`~syxdbg.snapshot.SyxSnapshot` (for checks and tests)."""
+        return self._snap
+
+    # -- breakpoints and watchpoints (owned here, installed on the machine) -----------------
+    def add_breakpoint(self, address: int) -> None:
+        self.machine.add_breakpoint(address)
+
+    def remove_breakpoint(self, address: int) -> None:
+        self.machine.remove_breakpoint(address)
+
+    @property
+    def breakpoints(self) -> frozenset[int]:
+        return self.machine.breakpoints
+
+    def add_watchpoint(self, address: int, size: int, kind: str = "write") -> None:
+        self._temp_watches.discard((address, size, kind))
+        self.machine.add_watchpoint(address, size, kind)
+
+    def remove_watchpoint(self, address: int, size: int, kind: str = "write") -> None:
+        self.machine.remove_watchpoint(address, size, kind)
+
+    @property
+    def watchpoints(self) -> list[tuple[int, int, str]]:
+        return [w for w in self.machine.watchpoints if w not in self._temp_watches]
+
+    # -- interrupt --------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        """Stop a running step/cont/seek as soon as possible. Safe from any thread."""
+        self._interrupt.set()
+        self.machine.interrupt()
+
+    def _interrupted(self, poll: PollFn | None) -> bool:
+        if self._interrupt.is_set():
+            return True
+        if poll is not None and poll():
+            self._interrupt.set()
+            return True
+        return False
+
+    # -- public run control -----------------------------------------------------------------
+    def step(self, direction: Direction | str = FORWARD, count: int = 1, *,
+             poll: PollFn | None = None) -> StopEvent:
+        """Execute (or un-execute) ``count`` instructions.
+
+        Forward: like ``machine.run(count=...)`` (stops early at breakpoints, watchpoints,
+        exit). Backward with count 1: reverse-stepi (a watchpoint on what the un-executed
+        instruction accessed is reported, see :class:`WatchStop`); with a larger count it
+        stops at the last breakpoint/watchpoint hit in between. At the origin:
+        :class:`HistoryBoundary`.
+        """
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        d = Direction.of(direction)
+        self._interrupt.clear()
+        if count == 0:
+            return Stopped(self.machine.pc, self.machine.position, "step")
+        if d is FORWARD:
+            ev, _ = self._advance(self.machine.position + count, "stop", poll=poll)
+            if isinstance(ev, Stopped) and ev.why == "count":
+                ev = Stopped(ev.pc, ev.position, "step")
+            return self._stop(self._forward_event(ev))
+        if count == 1:
+            return self._stop(self._step_back())
+        floor = self.machine.position - count
+        return self._stop(self._reverse(max(floor, self.origin), floor < self.origin, poll))
+
+    def cont(self, direction: Direction | str = FORWARD, *, poll: PollFn | None = None,
+             until: int | None = None) -> StopEvent:
+        """Run to the next (forward) or previous (backward) breakpoint or watchpoint hit.
+
+        Forward: also stops at exit, fatal faults, ``until`` (an address) and interrupts;
+        behind the frontier it replays and continues live past it without stopping.
+        Backward: lands on the last hit strictly before the current position (a breakpoint
+        at the current pc is not a hit), or at the origin with :class:`HistoryBoundary`.
+        ``poll`` is called between chunks; returning True interrupts (like :meth:`interrupt`).
+        """
+        d = Direction.of(direction)
+        self._interrupt.clear()
+        if d is FORWARD:
+            ev, _ = self._advance(None, "stop", poll=poll, until=until)
+            return self._stop(self._forward_event(ev))
+        if until is not None:
+            raise ValueError("until is only supported forward")
+        return self._stop(self._reverse(self.origin, True, poll))
+
+    def run(self, *, count: int | None = None, until: int | None = None,
+            poll: PollFn | None = None) -> StopEvent:
+        """Forward run with the machine's contract (``count``/``until``/breakpoints)."""
+        self._interrupt.clear()
+        target = None if count is None else self.machine.position + count
+        ev, _ = self._advance(target, "stop", poll=poll, until=until)
+        return self._stop(self._forward_event(ev))
+
+    def seek(self, position: int, *, poll: PollFn | None = None) -> StopEvent:
+        """Go to ``position`` (ignoring breakpoints and watchpoints).
+
+        Before the origin: lands at the origin with :class:`HistoryBoundary`. Past the
+        frontier: executes live. If the program ends first, its terminal event.
+        """
+        self._interrupt.clear()
+        if position < self.origin:
+            self._seek_to(self.origin)
+            m = self.machine
+            return self._stop(HistoryBoundary(m.pc, m.position, "begin"))
+        ev = self._seek_to(position, poll=poll)
+        if isinstance(ev, Stopped) and ev.why == "count":
+            ev = Stopped(ev.pc, ev.position, "seek")
+        return self._stop(ev)
+
+    # -- last write ---------------------------------------------------------------------------
+    def last_write(self, address: int, length: int = 1, *, poll: PollFn | None = None
+                   ) -> LastWrite | None:
+        """Go to the last instruction before now that wrote any of ``[address, +length)``.
+
+        Lands with the state before the write (pc at the writing instruction). None (and the
+        position unchanged) if no instruction since the origin wrote those bytes; host
+        writes (a ``read(2)`` filling the buffer) are not instructions and are not found.
+        Raises :class:`TimelineInterrupted` if interrupted first.
+        """
+        if length <= 0:
+            raise ValueError("length must be > 0")
+        self._interrupt.clear()
+        key = (address, length, "write")
+        temp = key not in self.machine.watchpoints
+        if temp:
+            self._temp_watches.add(key)
+            self.machine.add_watchpoint(address, length, "write")
+        start = self.machine.position
+
+        def accept(ev: StopEvent) -> bool:
+            return (isinstance(ev, WatchHit) and ev.access == "write"
+                    and address <= ev.address < address + length)
+
+        try:
+            hit = self._scan_back(self.origin, accept, poll)
+        finally:
+            if temp:
+                self.machine.remove_watchpoint(address, length, "write")
+                self._temp_watches.discard(key)
+        if hit is None:
+            self._seek_to(start)
+            return None
+        if isinstance(hit, StopEvent):  # interrupted: already landed
+            raise TimelineInterrupted(self._stop(hit))
+        self._seek_to(hit.at)
+        m = self.machine
+        w = hit.event
+        assert isinstance(w, WatchHit)
+        ev = WatchStop(m.pc, m.position, "watchpoint", w.kind, w.access, w.address, True,
+                       hit.at, m.pc, "backward")
+        self._stop(ev)
+        return LastWrite(hit.at, m.pc, w.address, ev)
+
+    # -- writes (in the past they discard the future) --------------------------------------
+    def write_memory(self, address: int, data: bytes) -> FutureDiscarded | None:
+        """Write guest memory now; in the past this discards the recorded future.
+
+        The write becomes part of history: re-executing through this position applies it
+        again, so going back before it and forward again keeps it.
+        """
+        self.machine.mem.write(address, bytes(data))
+        return self.modified(("mem", address, bytes(data)))
+
+    def write_register(self, name: str, value: int) -> FutureDiscarded | None:
+        """Write a register now (see :meth:`write_memory`)."""
+        self.machine.regs[name] = value
+        return self.modified(("reg", name, value))
+
+    def modified(self, patch: tuple[str, Any, Any] | None = None) -> FutureDiscarded | None:
+        """Tell the timeline the guest state was changed from outside (a debugger write).
+
+        ``patch`` (``("mem", address, data)`` or ``("reg", name, value)``) is the write, kept
+        so re-execution through this position repeats it; without it, re-execution from an
+        older checkpoint will not see the change.
+
+        Behind the frontier the recorded future no longer follows from this state: it is
+        discarded (events after now, named points after now) and execution continues live.
+        In all cases the checkpoint at the current position is replaced so going back to it
+        later restores the modified state. Returns what was discarded, if anything.
+        """
+        m = self.machine
+        pos = m.position
+        report = None
+        if pos < self.frontier:
+            dropped = self.eventlog.truncate()
+            report = FutureDiscarded(pos, self.frontier, dropped)
+            self.frontier = pos
+            for name in [n for n, p in self._names.items() if p.position > pos]:
+                del self._names[name]
+            for q in [q for q in self._patches if q > pos]:
+                del self._patches[q]
+            self.last_discarded = report
+        if patch is not None:
+            self._patches.setdefault(pos, []).append(patch)
+        self._replace_checkpoint_here()
+        return report
+
+    def _apply_patches(self, position: int) -> None:
+        m = self.machine
+        for kind, where, value in self._patches.get(position, ()):
+            if kind == "mem":
+                m.mem.write(where, value)
+            else:
+                m.regs[where] = value
+
+    def truncate_future(self) -> FutureDiscarded | None:
+        """Discard the recorded future without writing anything (gdb's ``record delete``)."""
+        return self.modified() if self.machine.position < self.frontier else None
+
+    # -- named points in time -------------------------------------------------------------
+    def save(self, name: str, *, pin: bool = True) -> NamedPoint:
+        """Name the current position; ``pin`` keeps its checkpoint out of thinning."""
+        m = self.machine
+        point = NamedPoint(name, m.position, m.pc)
+        self._names[name] = point
+        self._push(pinned=pin)
+        return point
+
+    def restore(self, name: str) -> StopEvent:
+        point = self._names.get(name)
+        if point is None:
+            raise TimelineError(f"no point in time named {name!r}")
+        if point.position < self.origin:
+            raise TimelineError(f"{name!r} (position {point.position}) is older than the "
+                                f"oldest history kept (position {self.origin})")
+        return self.seek(point.position)
+
+    def forget(self, name: str) -> None:
+        if self._names.pop(name, None) is None:
+            raise TimelineError(f"no point in time named {name!r}")
+
+    def names(self) -> list[NamedPoint]:
+        return sorted(self._names.values(), key=lambda p: (p.position, p.name))
+
+    # -- teardown -------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for obj in self._recordables:
+            obj.detach_eventlog()
+        self._recordables.clear()
+        self.states.unregister(EVENTLOG_STATE)
+        if self._snap.valid:
+            self._snap.free()
+
+    # =====================================================================================
+    # internals
+    # =====================================================================================
+    def _pages(self) -> int:
+        return int(self._snap.tracker.engine.stats()["pages"])
+
+    def _held(self) -> int:
+        return (int(self._snap.tracker.engine.stats()["bytes"]) + self.eventlog.nbytes
+                + CHECKPOINT_OVERHEAD * len(self._meta))
+
+    def _note_progress(self) -> None:
+        pos = self.machine.position
+        if pos > self.frontier:
+            self.frontier = pos
+
+    def _stop(self, ev: StopEvent) -> StopEvent:
+        """Every public operation ends here: a checkpoint at the stop."""
+        self._note_progress()
+        self._push()
+        return ev
+
+    def _forward_event(self, ev: StopEvent) -> StopEvent:
+        if isinstance(ev, WatchHit) and not isinstance(ev, WatchStop):
+            insn = ev.position if ev.before else ev.position - 1
+            return WatchStop(ev.pc, ev.position, ev.why, ev.kind, ev.access, ev.address,
+                             ev.before, insn, ev.pc if ev.before else None, "forward")
+        return ev
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _index_at_or_before(self, position: int) -> int:
+        i = bisect.bisect_right([mt.position for mt in self._meta], position) - 1
+        if i < 0:
+            raise TimelineError(f"position {position} is older than the oldest history kept "
+                                f"(position {self.origin})")
+        return i
+
+    def _push(self, *, pinned: bool = False, force: bool = False) -> None:
+        m = self.machine
+        pos = m.position
+        last = self._meta[-1]
+        if last.position == pos and not force:
+            last.pinned = last.pinned or pinned
+            return
+        self._snap.increment_push()
+        total = self._pages()
+        last.pages = max(0, total - self._pages_mark)
+        self._pages_mark = total
+        self._meta.append(_Meta(pos, m.pc, self.eventlog.cursor, pinned))
+        self._enforce_budget()
+        self._pages_mark = self._pages()  # merges may have freed pages of older intervals
+
+    def _restore(self, index: int) -> None:
+        self._snap.restore(index)
+        del self._meta[index + 1:]
+        self._pages_mark = self._pages()
+
+    def _replace_checkpoint_here(self) -> None:
+        """The state at the current position changed: its checkpoint must hold the new one."""
+        pos = self.machine.position
+        last = self._meta[-1]
+        pinned = last.pinned and last.position == pos
+        if last.position != pos:
+            self._push(pinned=pinned)
+            return
+        if len(self._meta) == 1:
+            # The root itself: push the new state, then make it the root.
+            self._push(force=True, pinned=pinned)
+            self._snap.forget_before(1)
+            del self._meta[0]
+            return
+        self._merge(len(self._meta) - 1)
+        self._push(force=True, pinned=pinned)
+
+    # -- forward execution --------------------------------------------------------------------
+    def _dense_points(self, start: int, target: int) -> list[int]:
+        pts = []
+        gap = DENSE_GAP
+        while target - gap > start:
+            pts.append(target - gap)
+            gap *= 2
+        pts.reverse()
+        return pts
+
+    def _advance(self, target: int | None, mode: str, *, poll: PollFn | None = None,
+                 until: int | None = None, dense: bool = False, interruptible: bool = True
+                 ) -> tuple[StopEvent, list[StopEvent]]:
+        """Run forward from the current position, in chunks, pushing checkpoints.
+
+        ``mode``: "stop" returns the first breakpoint/watchpoint/until stop; "scan" collects
+        them and goes on; "seek" ignores them. Stops at ``target`` (if any) with
+        ``Stopped(why="count")``, at terminal events, and (if ``interruptible``) at
+        interrupts. Returns ``(event, hits)``.
+        """
+        m = self.machine
+        hits: list[StopEvent] = []
+        dense_pts = (self._dense_points(m.position, target)
+                     if dense and target is not None else [])
+        stalled = 0
+        while True:
+            pos = m.position
+            if target is not None and pos >= target:
+                return Stopped(m.pc, pos, "count"), hits
+            if interruptible and self._interrupted(poll):
+                return Stopped(m.pc, pos, "interrupt"), hits
+            if pos - self._meta[-1].position >= self.interval:
+                self._push()
+            push_at = self._meta[-1].position + self.interval
+            while dense_pts and dense_pts[0] <= pos:
+                dense_pts.pop(0)
+            if dense_pts:
+                push_at = min(push_at, dense_pts[0])
+            limit = push_at if target is None else min(push_at, target)
+            if self._patches:
+                later = [q for q in self._patches if q > pos]
+                if later:
+                    limit = min(limit, min(later))
+            ev = m.run(count=limit - pos, until=until)
+            if m.position != pos and m.position in self._patches:
+                self._apply_patches(m.position)  # a debugger write made at this point
+            self._note_progress()
+            if isinstance(ev, _TERMINAL):
+                return ev, hits
+            stalled = stalled + 1 if m.position == pos else 0
+            if stalled > 3:
+                raise TimelineError(f"the machine makes no progress at position {pos} "
+                                    f"(pc {m.pc:#x}): last stop {ev!r}")
+            if isinstance(ev, Stopped):
+                if ev.why == "count":
+                    if m.position == push_at and m.position != target:
+                        self._push()
+                    continue
+                if ev.why == "interrupt":
+                    if interruptible:
+                        return ev, hits
+                    continue
+                # "breakpoint", "watchpoint" or "until"
+                if mode == "seek":
+                    continue
+                if mode == "scan":
+                    hits.append(ev)
+                    continue
+                return ev, hits
+            return ev, hits  # pragma: no cover - an unknown event kind
+
+    def _seek_to(self, target: int, *, poll: PollFn | None = None) -> StopEvent:
+        """Go to exactly ``target`` (restore + re-execute); bounded re-execution."""
+        m = self.machine
+        pos = m.position
+        if target == pos:
+            return Stopped(m.pc, pos, "count")
+        if target < pos:
+            self._restore(self._index_at_or_before(target))
+        ev, _ = self._advance(target, "seek", poll=poll, dense=True,
+                              interruptible=poll is not None or target > self.frontier)
+        self._push()
+        return ev
+
+    # -- backward execution -----------------------------------------------------------------
+    def _step_back(self) -> StopEvent:
+        m = self.machine
+        here = m.position
+        if here <= self.origin:
+            return HistoryBoundary(m.pc, here, "begin")
+        w = here - 1
+        self._seek_to(w)
+        if not m.watchpoints:
+            return Stopped(m.pc, w, "step")
+        # Did the instruction being un-executed access a watched location? Execute it once
+        # more with the watchpoints armed and look.
+        pc_w = m.pc
+        self._push()
+        probe = m.run(count=1)
+        if not isinstance(probe, WatchHit):
+            self._restore(self._index_at_or_before(w))
+            return Stopped(m.pc, w, "step")
+        if self.reverse_watch_after:
+            if m.position == w:  # trap-before machine: let the instruction run
+                m.run(count=1)
+            self._apply_patches(m.position)
+            self._note_progress()
+            return WatchStop(m.pc, m.position, "watchpoint", probe.kind, probe.access,
+                             probe.address, False, w, pc_w, "backward")
+        if m.position != w:
+            self._restore(self._index_at_or_before(w))
+        return WatchStop(m.pc, m.position, "watchpoint", probe.kind, probe.access,
+                         probe.address, True, w, pc_w, "backward")
+
+    def _reverse(self, floor: int, boundary: bool, poll: PollFn | None) -> StopEvent:
+        """Reverse-continue down to ``floor``: land on the last hit, else at ``floor``."""
+        m = self.machine
+        if m.position <= floor:
+            if boundary and m.position <= self.origin:
+                return HistoryBoundary(m.pc, m.position, "begin")
+            return Stopped(m.pc, m.position, "step")
+        found = self._scan_back(floor, None, poll)
+        if isinstance(found, StopEvent):  # interrupted
+            return found
+        if found is None:
+            floor = max(floor, self.origin)
+            self._seek_to(floor)
+            if boundary and floor <= self.origin:
+                return HistoryBoundary(m.pc, m.position, "begin")
+            return Stopped(m.pc, m.position, "step")
+        return self._land(found)
+
+    def _land(self, hit: _Hit) -> StopEvent:
+        m = self.machine
+        ev = hit.event
+        if not isinstance(ev, WatchHit):
+            self._seek_to(hit.at)
+            return Stopped(m.pc, m.position, ev.why if isinstance(ev, Stopped) else "breakpoint")
+        insn_pc = ev.pc if ev.before else None
+        if self.reverse_watch_after:
+            self._seek_to(hit.at + 1)
+            return WatchStop(m.pc, m.position, "watchpoint", ev.kind, ev.access, ev.address,
+                             False, hit.at, insn_pc, "backward")
+        self._seek_to(hit.at)
+        return WatchStop(m.pc, m.position, "watchpoint", ev.kind, ev.access, ev.address, True,
+                         hit.at, m.pc, "backward")
+
+    def _scan_back(self, floor: int, accept: Callable[[StopEvent], bool] | None,
+                   poll: PollFn | None) -> _Hit | StopEvent | None:
+        """Find the last hit in ``[floor, now)``, scanning checkpoint intervals newest to
+        oldest. Returns the hit, None if there is none, or the interrupt stop (after landing
+        at the oldest position known to be hit-free)."""
+        m = self.machine
+        here = m.position
+        end = here
+        clear_from = here  # [clear_from, here) is known to hold no hit
+        while end > max(floor, self.origin):  # thinning may move the origin meanwhile
+            k = self._index_at_or_before(end - 1)
+            start = self._meta[k].position
+            self._restore(k)
+            found: list[_Hit] = []
+            if m.pc in m.breakpoints and start >= floor:
+                bp = Stopped(m.pc, start, "breakpoint")
+                if accept is None or accept(bp):
+                    found.append(_Hit(start, bp))
+            ev, hits = self._advance(end, "scan", poll=poll)
+            if isinstance(ev, Stopped) and ev.why == "interrupt":
+                self._seek_to(clear_from)
+                return Stopped(m.pc, m.position, "interrupt")
+            for h in hits:
+                if accept is not None and not accept(h):
+                    continue
+                if isinstance(h, WatchHit):
+                    at = h.position if h.before else h.position - 1
+                else:
+                    at = h.position
+                if floor <= at < end:
+                    found.append(_Hit(at, h))
+            if found:
+                return max(found, key=lambda x: x.at)  # stable: the later of equal positions
+            clear_from = start
+            end = start
+        return None
+
+    # -- memory budget ------------------------------------------------------------------------
+    def _enforce_budget(self) -> None:
+        if self._held() <= self.budget:
+            return
+        for factor in (8, 4, 2, 1):
+            self._thin(factor)
+            if self._held() <= self.budget:
+                return
+        # Still over: forget the oldest history, half of the checkpoints at a time.
+        while self._held() > self.budget and len(self._meta) > KEEP_RECENT + 1:
+            self._forget_oldest(len(self._meta) // 2)
+
+    def _thin(self, factor: int) -> int:
+        """Merge checkpoints closer to their newer neighbour than (age / factor)."""
+        now = self.machine.position
+        n = len(self._meta)
+        drop: list[int] = []
+        last_kept = now
+        for i in range(n - 1, 0, -1):
+            mt = self._meta[i]
+            if i >= n - KEEP_RECENT or mt.pinned:
+                last_kept = mt.position
+                continue
+            if last_kept - mt.position < max(self.interval, (now - last_kept) // factor):
+                drop.append(i)
+            else:
+                last_kept = mt.position
+        for i in drop:  # descending: indexes stay valid
+            self._merge(i)
+        return len(drop)
+
+    def _merge(self, index: int) -> None:
+        mt = self._meta[index]
+        self._snap.merge(index)
+        del self._meta[index]
+        if index < len(self._meta):
+            self._meta[index - 1].pages += mt.pages
+
+    def _forget_oldest(self, index: int) -> None:
+        index = max(1, min(index, len(self._meta) - 1))
+        self._snap.forget_before(index)
+        del self._meta[:index]
+        root = self._meta[0]
+        self.origin = root.position
+        self.eventlog.forget_before(root.cursor)
+        for q in [q for q in self._patches if q < self.origin]:
+            del self._patches[q]
+        for name in [n for n, p in self._names.items() if p.position < self.origin]:
+            del self._names[name]
+
+
+__all__ = [
+    "BACKWARD", "DEFAULT_BUDGET", "DEFAULT_INTERVAL", "FORWARD", "CheckpointInfo", "Direction",
+    "FutureDiscarded", "HistoryBoundary", "LastWrite", "NamedPoint", "Timeline",
+    "TimelineError", "TimelineInterrupted", "WatchStop", "When",
+]
