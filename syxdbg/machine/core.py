@@ -224,6 +224,11 @@ class Machine:
             )
         self._syscall_handler(self)
 
+    @property
+    def syscall_handler(self) -> SyscallHandler | None:
+        """The function called for every guest system call (plugins may wrap it)."""
+        return self._syscall_handler
+
     def set_syscall_handler(self, handler: SyscallHandler | None) -> None:
         """Install the function called for every guest system call."""
         self._syscall_handler = handler

@@ -1,0 +1,156 @@
+"""Plugins: discovery through entry points in a real virtual environment, -p no:NAME,
+clear load errors, and plugin state that travels with time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PLUGIN = '''
+"""A third-party syxdbg plugin: counts the syscalls the guest makes (snapshottable)."""
+
+from syxdbg import hookimpl
+
+__version__ = "1.2.3"
+
+
+class SyscallCounter:
+    def __init__(self, session):
+        self.count = 0
+        self.session = session
+
+    def save_state(self):
+        return self.count
+
+    def load_state(self, state):
+        self.count = state
+
+
+class Plugin:
+    def __init__(self):
+        self.counters = {}
+
+    @hookimpl
+    def syxdbg_addoption(self, parser):
+        parser.add_argument("--count-syscalls", action="store_true",
+                            help="print how many syscalls the program made")
+
+    @hookimpl
+    def syxdbg_machine_created(self, session, machine):
+        counter = SyscallCounter(session)
+        self.counters[id(session)] = counter
+        inner = machine.syscall_handler
+
+        def counting(m):
+            counter.count += 1
+            inner(m)
+
+        machine.set_syscall_handler(counting)
+
+    @hookimpl
+    def syxdbg_register_state(self, session, registry):
+        registry.register("syscall-counter", self.counters[id(session)])
+
+    @hookimpl
+    def syxdbg_stop(self, session, event):
+        if session.options.get("count_syscalls") and event.reason == "exited":
+            print(f"syscalls: {self.counters[id(session)].count}", flush=True)
+
+
+plugin = Plugin()
+'''
+
+
+def make_package(root: Path, name: str, module_text: str, entry: str) -> Path:
+    pkg = root / name
+    (pkg / name.replace("-", "_")).mkdir(parents=True)
+    (pkg / name.replace("-", "_") / "__init__.py").write_text(module_text)
+    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{name}"
+        version = "1.2.3"
+
+        [project.entry-points.syxdbg]
+        {entry}
+    """))
+    return pkg
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment that sees the installed syxdbg and holds two plugins."""
+    root = tmp_path_factory.mktemp("plugins")
+    env = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env)],
+                   check=True)
+    py = env / "bin" / "python"
+    good = make_package(root, "syxdbg-counter", PLUGIN,
+                        'counter = "syxdbg_counter:plugin"')
+    bad = make_package(root, "syxdbg-broken", "raise ImportError('missing dependency foo')\n",
+                       'broken = "syxdbg_broken"')
+    for pkg in (good, bad):
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps",
+                        "--no-build-isolation", str(pkg)], check=True)
+    return py
+
+
+def test_entry_point_plugins_are_listed_and_a_broken_one_is_named(venv: Path) -> None:
+    proc = subprocess.run([str(venv), "-m", "syxdbg", "plugins", "-p", "no:broken"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.split()[:2] == ["linux", "0.1.0"] and "builtin" in line for line in lines)
+    assert any(line.split()[:2] == ["counter", "1.2.3"] and "syxdbg-counter" in line
+               for line in lines)
+    proc = subprocess.run([str(venv), "-m", "syxdbg", "plugins"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "plugin 'broken'" in err[0] and "missing dependency foo" in err[0]
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run([str(venv), "-m", "syxdbg", "plugins", "-p", "no:broken", "-p",
+                           "no:counter"], capture_output=True, text=True)
+    assert "counter" not in proc.stdout and "linux" in proc.stdout
+
+
+def test_plugin_option_hook_and_state_across_time_travel(venv: Path, build_program) -> None:
+    hello = build_program("hello", "musl")
+    proc = subprocess.run([str(venv), "-m", "syxdbg", "run", "-p", "no:broken",
+                           "--count-syscalls", str(hello)], capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("syscalls: ")
+    count = int(proc.stdout.strip().splitlines()[-1].split()[1])
+    assert count > 3
+    # The plugin's state goes back in time with the program.
+    script = textwrap.dedent(f"""
+        import syxdbg
+        s = syxdbg.open({str(hello)!r}, disable_plugins=["broken"], env={{}})
+        counter = s.states.get("syscall-counter")
+        s.run(until="main")
+        at_main = counter.count
+        s.run()
+        assert counter.count == {count}, counter.count
+        s.seek(0)
+        assert counter.count == 0, counter.count
+        s.cont("forward", until=s.symbols["main"])
+        assert counter.count == at_main, (counter.count, at_main)
+        print("ok", at_main)
+    """)
+    proc = subprocess.run([str(venv), "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith("ok ")
+
+
+def test_disabling_the_linux_plugin_leaves_no_syscall_layer(build_program) -> None:
+    proc = subprocess.run([sys.executable, "-m", "syxdbg", "run", "-p", "no:linux",
+                           str(build_program("hello", "gcc"))], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "no syscall layer" in proc.stderr and "Traceback" not in proc.stderr
