@@ -53,6 +53,7 @@ from .target import (
     BaseTarget,
     Cap,
     Capabilities,
+    ConsoleOutput,
     DoneStep,
     Exited,
     HwBreak,
@@ -259,6 +260,7 @@ class Session:
         target = cast(ResumeTarget, self.target)
         try:
             while True:
+                self._target_output()
                 reason = target.run_chunk(time.monotonic() + self.stub.chunk_seconds)
                 if running.step_range is not None and isinstance(reason, DoneStep):
                     reason = self._range_step(running.step_range)
@@ -278,8 +280,20 @@ class Session:
             log.exception("target failed while running")
             self.stub.last_stop = Signal(SIGTRAP)
             return error(E_IO)
+        self._target_output()
         self.stub.last_stop = reason
         return self.stop_reply(reason)
+
+    def _target_output(self) -> None:
+        """Send what a :class:`ConsoleOutput` target has to say (``O`` packets)."""
+        if not self.caps.has(Cap.CONSOLE):
+            return
+        try:
+            text = cast(ConsoleOutput, self.target).take_console_output()
+        except Exception:
+            log.exception("target.take_console_output() failed")
+            return
+        self.console_output(text)
 
     def _poll(self) -> _Poll:
         """Non-blocking check for 0x03. Other events wait until the target stops."""

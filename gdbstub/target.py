@@ -252,6 +252,18 @@ class MonitorCmd(Protocol):
 
 
 @runtime_checkable
+class ConsoleOutput(Protocol):
+    """A target with something to tell the user outside ``monitor``.
+
+    While a resume runs (before each ``run_chunk`` and before the stop reply), the stub calls
+    :meth:`take_console_output` and sends any text as ``O`` packets, which GDB prints on its
+    console while it waits for a stop. Return ``""`` when there is nothing to say.
+    """
+
+    def take_console_output(self) -> str: ...
+
+
+@runtime_checkable
 class Interruptible(Protocol):
     """Told when a run is cut short (Ctrl-C, or the connection dropped while running)."""
 
@@ -282,6 +294,7 @@ class Cap(enum.Flag):
     MONITOR = enum.auto()
     INTERRUPT = enum.auto()
     KILL = enum.auto()
+    CONSOLE = enum.auto()
 
 
 _PROBES: tuple[tuple[type, Cap], ...] = (
@@ -294,6 +307,7 @@ _PROBES: tuple[tuple[type, Cap], ...] = (
     (MonitorCmd, Cap.MONITOR),
     (Interruptible, Cap.INTERRUPT),
     (Killable, Cap.KILL),
+    (ConsoleOutput, Cap.CONSOLE),
 )
 
 

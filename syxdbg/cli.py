@@ -28,6 +28,20 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
+def _size(text: str) -> int:
+    """A byte count: a number with an optional K, M or G suffix (powers of 1024)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = units.get(t[-1:], 1)
+    try:
+        value = int(t[:-1] if scale > 1 else t, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M, 2G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return value
+
+
 def _env_pair(text: str) -> tuple[str, str]:
     name, eq, value = text.partition("=")
     if not eq or not name:
@@ -52,6 +66,9 @@ def _add_program_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--argv0", help="argv[0] for the program (default: PROG as given)")
     g.add_argument("-p", dest="plugin_opts", action="append", default=[], metavar="no:NAME",
                    help="disable plugin NAME (may be repeated)")
+    g.add_argument("--snapshot-budget", type=_size, metavar="SIZE",
+                   help="memory for recorded history (checkpoints), e.g. 512M or 2G; older "
+                   "checkpoints are thinned to stay inside it (default 1G)")
     p.add_argument("prog", nargs="?", metavar="PROG", help="static Linux ELF executable")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments passed to the program")
@@ -108,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("-p", dest="plugin_opts", action="append", default=[],
                          metavar="no:NAME", help="disable plugin NAME (may be repeated)")
     from . import gdbserver
+    from .shell import app as shell_app
     gdbserver.add_commands(sub)
+    shell_app.add_commands(sub)
     return parser
 
 
@@ -121,6 +140,13 @@ def _disabled_plugins(opts: Sequence[str]) -> list[str]:
     return out
 
 
+def _session_options(ns: argparse.Namespace) -> dict[str, object]:
+    options = dict(vars(ns))
+    if getattr(ns, "snapshot_budget", None):
+        options["timeline.budget"] = ns.snapshot_budget
+    return options
+
+
 def open_session(ns: argparse.Namespace) -> Session:
     """Create the session an ``ns`` from :func:`_add_program_options` describes."""
     env = {} if ns.clear_env else dict(os.environ)
@@ -131,14 +157,15 @@ def open_session(ns: argparse.Namespace) -> Session:
             raise SyxdbgError("give either PROG or --raw FILE, not both")
         return Session.open(ns.raw, (), arch=ns.arch, raw=True, base=ns.base, entry=ns.entry,
                             disable_plugins=disabled,
-                            plugins=getattr(ns, "plugin_manager", None), options=vars(ns))
+                            plugins=getattr(ns, "plugin_manager", None),
+                            options=_session_options(ns))
     if not ns.prog:
         raise SyxdbgError("no program given (PROG, or --raw FILE)")
     if ns.base is not None or ns.entry is not None:
         raise SyxdbgError("--base and --entry apply to raw blobs (--raw FILE) only")
     return Session.open(ns.prog, ns.args, env=env, arch=ns.arch, argv0=ns.argv0,
                         disable_plugins=disabled, plugins=getattr(ns, "plugin_manager", None),
-                        options=vars(ns))
+                        options=_session_options(ns))
 
 
 def _where(session: Session, pc: int) -> str:
@@ -186,18 +213,53 @@ def cmd_run(ns: argparse.Namespace) -> int:
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
+    """Run the bundled ledger, then find by time travel who corrupted its balance."""
+    from .commands.debuginfo import DebugInfo
+
     example = resources.files("syxdbg").joinpath("examples", "ledger-x86_64")
     with resources.as_file(example) as path:
-        print(f"syxdbg demo: running the bundled example {path.name} under emulation",
-              file=sys.stderr)
-        session = Session.open(str(path), (), env={}, argv0="ledger")
-        try:
-            event = session.run()
-            status = report_end(session, event)
-        finally:
-            session.close()
-    print(f"syxdbg demo: the program exited with status {status} after "
-          f"{event.position} instructions", file=sys.stderr)
+        print(f"syxdbg demo: running the bundled example {path.name} under emulation, "
+              "recording its history\n", file=sys.stderr)
+        sys.stdout.flush()
+        with Session.open(str(path), (), env={}, argv0="ledger") as session:
+            end = session.run()
+            status = report_end(session, end)
+            sys.stdout.flush()
+            balance = session.symbols["ledger"] + 16 * 8  # struct ledger: history[16], balance
+            final = int.from_bytes(session.mem.read(balance, 8), "little", signed=True)
+            print(f"\nsyxdbg demo: the program exited with status {status} after "
+                  f"{end.position} instructions; ledger.balance ends as {final}.",
+                  file=sys.stderr)
+            print("syxdbg demo: who wrote ledger.balance last, and when? Going back in "
+                  "time...", file=sys.stderr)
+            found = session.last_write(balance, 8)
+            if found is None:
+                print("syxdbg demo: no write to ledger.balance in the recorded history",
+                      file=sys.stderr)
+                return 1
+            before = int.from_bytes(session.mem.read(balance, 8), "little", signed=True)
+            insn = session.machine.disassemble(found.pc, 1)
+            text = f"{insn[0][1]} {insn[0][2]}".strip() if insn else "?"
+            where = session.image.symbolize(found.pc) or "?"
+            row = DebugInfo(session).line_at(found.pc)
+            line = f"{os.path.basename(row.file)}:{row.line}" if row else "no line information"
+            print(f"""
+  the last write to ledger.balance ({balance:#x}) is
+    instruction  {found.pc:#x}: {text}
+    function     {where}
+    source       {line}
+    position     {found.position} (of {end.position} instructions)
+    value        {before} before it, {final} after it
+
+  Explore it yourself (the binary is {path}):
+    syxdbg gdb {path}
+        (gdb) watch ledger.balance
+        (gdb) continue             # ... until the program exits
+        (gdb) reverse-continue     # lands on the store above
+    syxdbg shell {path}
+        > run
+        > last-write ledger.balance 8
+""", file=sys.stderr)
     return 0
 
 
@@ -238,8 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "plugins":
             return cmd_plugins(ns)
         from . import gdbserver
-        if ns.command in gdbserver.COMMANDS:
-            return gdbserver.COMMANDS[ns.command](ns)
+        from .shell import app as shell_app
+        for table in (gdbserver.COMMANDS, shell_app.COMMANDS):
+            if ns.command in table:
+                return table[ns.command](ns)
     except SyxdbgError as exc:
         print(f"syxdbg: error: {exc}", file=sys.stderr)
         return 2

@@ -1,22 +1,36 @@
 """The adapter between a syxdbg :class:`~syxdbg.session.Session` and the ``gdbstub`` server.
 
 :class:`SessionTarget` implements the gdbstub Target protocols (registers, memory, the target
-description, run control, Z0-Z4, ``monitor``, interrupt and kill) over one session's machine.
+description, run control in both directions, Z0-Z4, ``monitor``, interrupt and kill) over one
+session.
 gdbstub knows nothing of syxdbg; this module knows nothing of packets. The one place where
 machine stop events become gdb stop reasons is :meth:`SessionTarget._stop_reason`.
 
-Run control. ``resume`` only records the action. ``run_chunk`` then runs it:
+Run control goes through the session's timeline (:mod:`syxdbg.timeline`), so every forward
+run is recorded and gdb's reverse commands (``bs``, ``bc``) can go back through it.
+``resume``, ``reverse_step`` and ``reverse_continue`` only record the move; ``run_chunk``
+then performs it:
 
-* a step is ``machine.run(count=1)``;
-* a continue is ``machine.run()`` with a watchdog thread that calls the thread-safe
-  ``machine.interrupt()`` at the chunk deadline. The machine stops at the next block
-  boundary with an exact position and no per-instruction cost, and the stub gets control
-  back to poll the connection for Ctrl-C.
+* a step (``s``) is ``timeline.step("forward")``, a reverse step (``bs``) is
+  ``timeline.step("backward")``: both bounded, done in one call;
+* a continue (``c``) is ``timeline.cont("forward")`` and a reverse continue (``bc``) is
+  ``timeline.cont("backward")``, each one operation on a worker thread. ``run_chunk`` waits
+  for it until the chunk deadline and returns None while it runs, so the stub polls the
+  connection for Ctrl-C; :meth:`SessionTarget.interrupt` stops it through
+  ``session.interrupt()`` (and the timeline's ``poll``) and waits for it to land. One
+  operation per gdb command means a reverse continue is never restarted by a chunk boundary.
+
+Forward behind the frontier replays the recorded history and goes on live past it.
+
+Writes (``M``, ``X``, ``G``, ``P``) go through ``session.write_memory``/``write_register``.
+A write in the past discards the recorded future; the adapter says so once, as console
+output (``O`` packet) sent while the next resume runs (gdbstub's ``ConsoleOutput``), because
+gdb only prints ``O`` packets while it waits for a stop.
 
 Breakpoints and watchpoints. GDB removes and re-inserts every breakpoint and watchpoint
-around every stop. The adapter only records gdb's requests and applies the difference to the
-machine when a run starts, so an unchanged set costs nothing (no hook churn, no translation
-cache flush).
+around every stop. The adapter only records gdb's requests and applies the difference through
+the session (the timeline owns them, so checkpoints never contain them) when a move starts,
+so an unchanged set costs nothing (no hook churn, no translation cache flush).
 
 Stop semantics (``/work/shared/reference/gdb-rsp.md`` §1.4-1.6):
 
@@ -25,7 +39,13 @@ Stop semantics (``/work/shared/reference/gdb-rsp.md`` §1.4-1.6):
 * Watchpoints follow the architecture: on x86-64 the stop comes after the accessing
   instruction (pc at the next one, the new value in memory); on aarch64 it comes before
   (pc at the accessing instruction, old value in memory), and gdb single-steps it itself.
-  See :meth:`syxdbg.machine.Machine.add_watchpoint`.
+  See :meth:`syxdbg.machine.Machine.add_watchpoint`. Backwards it is the mirror image
+  (§1.5): x86-64 stops before the write with pc at the writing instruction; aarch64 stops
+  after it (pc at the next instruction), then gdb removes the watchpoint and sends ``bs``.
+  The timeline's ``reverse_watch_after`` picks the side per architecture.
+* Reverse moves stop at the last breakpoint or watchpoint hit strictly before the start (a
+  breakpoint at the current pc is not a hit). At the beginning of history they report
+  ``replaylog:begin`` (gdb: "No more reverse-execution history.").
 * A fault is first reported as the signal (``T0b`` for SIGSEGV) with pc at the faulting
   instruction. Continuing with the signal reports ``X0b`` (terminated), as a program without
   a handler dies natively; continuing without it re-executes the instruction, which faults
@@ -34,18 +54,22 @@ Stop semantics (``/work/shared/reference/gdb-rsp.md`` §1.4-1.6):
 
 from __future__ import annotations
 
+import enum
 import logging
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from gdbstub import (
     ArchInfo,
     DoneStep,
     Exited,
     HwBreak,
+    ReplayLogBegin,
+    ReplayLogEnd,
     ResumeAction,
     ResumeKind,
     Signal,
@@ -61,6 +85,10 @@ from .errors import MemoryAccessError, RegisterError, SyxdbgError
 from .machine import events as ev
 from .machine.arch import RegisterInfo
 from .session import Session
+from .timeline import FutureDiscarded, HistoryBoundary
+
+if TYPE_CHECKING:
+    from .commands import CommandRegistry
 
 log = logging.getLogger("syxdbg.gdb")
 
@@ -93,55 +121,57 @@ def gdb_signal(linux_signal: int) -> int:
     return _GDB_SIGNALS.get(name, GDB_SIGTRAP)
 
 
-class _Watchdog:
-    """Calls ``fire`` once when an armed deadline passes; arm/disarm from the run thread.
+class _Move(enum.Enum):
+    STEP = "step"
+    CONTINUE = "continue"
+    REVERSE_STEP = "reverse-step"
+    REVERSE_CONTINUE = "reverse-continue"
 
-    After :meth:`disarm` returns, ``fire`` is not running and will not run for that arming.
-    """
 
-    def __init__(self, fire: Callable[[], None]) -> None:
-        self._fire = fire
-        self._cv = threading.Condition()
-        self._deadline: float | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="syxdbg-gdb-watchdog",
-                                        daemon=True)
+_REVERSE = (_Move.REVERSE_STEP, _Move.REVERSE_CONTINUE)
+#: Errors from a guest the emulation cannot continue (no syscall layer in a raw blob...).
+_RUN_ERRORS = (SyxdbgError, RuntimeError, OSError, NotImplementedError)
+
+
+class _Job:
+    """One timeline operation (a continue, either direction) running on a worker thread."""
+
+    def __init__(self, fn: Callable[[], ev.StopEvent]) -> None:
+        self._fn = fn
+        self.done = threading.Event()
+        self.event: ev.StopEvent | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="syxdbg-gdb-run", daemon=True)
         self._thread.start()
 
-    def arm(self, deadline: float) -> None:
-        with self._cv:
-            self._deadline = deadline
-            self._cv.notify()
+    def _run(self) -> None:
+        try:
+            self.event = self._fn()
+        except BaseException as exc:  # handed to the stub's thread by result()
+            self.error = exc
+        finally:
+            self.done.set()
 
-    def disarm(self) -> None:
-        with self._cv:
-            self._deadline = None
-
-    def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify()
+    def wait(self, timeout: float | None) -> bool:
+        """True once the operation has finished (the thread is then joined)."""
+        if not self.done.wait(timeout):
+            return False
         self._thread.join()
+        return True
 
-    def _loop(self) -> None:
-        with self._cv:
-            while not self._closed:
-                if self._deadline is None:
-                    self._cv.wait()
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._cv.wait(left)
-                    continue
-                self._deadline = None
-                self._fire()
+    def result(self) -> ev.StopEvent:
+        if self.error is not None:
+            raise self.error
+        assert self.event is not None
+        return self.event
 
 
 class SessionTarget:
     """A gdbstub target over a syxdbg Session (see the module docstring).
 
-    Implements ``BaseTarget``, ``ResumeTarget``, ``SwBreakpoints``, ``HwBreakpoints``,
-    ``Watchpoints``, ``MonitorCmd``, ``Interruptible`` and ``Killable``.
+    Implements ``BaseTarget``, ``ResumeTarget``, ``ReverseStep``, ``ReverseContinue``,
+    ``SwBreakpoints``, ``HwBreakpoints``, ``Watchpoints``, ``MonitorCmd``, ``Interruptible``,
+    ``Killable`` and ``ConsoleOutput``.
     """
 
     def __init__(self, session: Session) -> None:
@@ -157,8 +187,14 @@ class SessionTarget:
             return info.regnum
 
         self._arch_info = ArchInfo(regnum(arch.pc), regnum(arch.sp), regnum(arch.fp))
-        self._action: ResumeAction | None = None
-        self._timed_out = False
+        # History starts here (normally position 0): every move goes through the timeline.
+        self.timeline = session.timeline
+        self._action: ResumeAction | None = None  # the forward resume (signal, for C/S)
+        self._move: _Move | None = None
+        self._job: _Job | None = None
+        self._cancel = threading.Event()  # the timeline's poll: Ctrl-C while a job runs
+        self._console: list[str] = []  # O packets to send while the next resume runs
+        self._commands: CommandRegistry | None = None  # monitor commands, made on first use
         # What gdb asked for, and what is installed in the machine (applied lazily).
         self._sw: set[int] = set()
         self._hw: set[int] = set()
@@ -169,10 +205,11 @@ class SessionTarget:
         self.killed = False
         self.last_event: ev.StopEvent | None = None
         self.last_error: str | None = None
-        self._watchdog = _Watchdog(self._deadline_passed)
+        #: Futures discarded by gdb's writes in the past (reported once each).
+        self.discarded: list[FutureDiscarded] = []
 
     def close(self) -> None:
-        self._watchdog.close()
+        self._stop_job()
 
     # -- BaseTarget -------------------------------------------------------------------------
     def arch(self) -> ArchInfo:
@@ -189,8 +226,10 @@ class SessionTarget:
             chunk = data[pos:pos + r.size]
             if len(chunk) < r.size:
                 break  # a short G packet leaves the remaining registers alone
-            regs.write_info(r, int.from_bytes(chunk, "little"))
             pos += r.size
+            value = int.from_bytes(chunk, "little")
+            if value != regs.read_info(r):  # G repeats every register: only real changes
+                self._wrote(self.session.write_register(r.name, value))
 
     def read_register(self, regnum: int) -> bytes | None:
         reg = self._by_num.get(regnum)
@@ -199,8 +238,14 @@ class SessionTarget:
         return self.machine.regs.read_info(reg).to_bytes(reg.size, "little")
 
     def write_register(self, regnum: int, value: bytes) -> None:
+        reg = self._by_num.get(regnum)
+        if reg is None:
+            raise TargetError(E_INVALID, f"no register number {regnum}")
+        if len(value) != reg.size:
+            raise TargetError(E_INVALID, f"register {reg.name} takes {reg.size} bytes, "
+                                         f"got {len(value)}")
         try:
-            self.machine.regs.write_bytes(regnum, value)
+            self._wrote(self.session.write_register(reg.name, int.from_bytes(value, "little")))
         except RegisterError as exc:
             raise TargetError(E_INVALID, str(exc)) from None
 
@@ -210,10 +255,25 @@ class SessionTarget:
         return self.machine.mem.read_partial(addr, min(length, (1 << 64) - addr))
 
     def write_memory(self, addr: int, data: bytes) -> None:
+        if not data:
+            return
         try:
-            self.machine.mem.write(addr, data)
+            self._wrote(self.session.write_memory(addr, data))
         except MemoryAccessError as exc:
             raise TargetError(E_FAULT, str(exc)) from None
+
+    def _wrote(self, discarded: FutureDiscarded | None) -> None:
+        """A write in the past discarded the recorded future: tell the user (once)."""
+        if discarded is None:
+            return
+        self.discarded.append(discarded)
+        self._console.append(f"syxdbg: {discarded.describe()}\n")
+
+    # -- ConsoleOutput ----------------------------------------------------------------------
+    def take_console_output(self) -> str:
+        text = "".join(self._console)
+        self._console.clear()
+        return text
 
     def description_xml(self, annex: str) -> str | None:
         return self.machine.arch.tdesc_xml if annex == "target.xml" else None
@@ -246,59 +306,71 @@ class SessionTarget:
         return True
 
     def _sync(self) -> None:
-        """Apply gdb's breakpoint and watchpoint sets to the machine (only the changes)."""
-        m = self.machine
+        """Apply gdb's breakpoint and watchpoint sets to the session (only the changes)."""
+        s = self.session
         want = self._sw | self._hw
         for addr in self._installed_bps - want:
-            m.remove_breakpoint(addr)
+            s.remove_breakpoint(addr)
         for addr in want - self._installed_bps:
-            m.add_breakpoint(addr)
+            s.add_breakpoint(addr)
         self._installed_bps = set(want)
         for addr, size, kind in self._installed_watches - self._watches:
-            m.remove_watchpoint(addr, size, _WATCH_KIND_NAMES[kind])
+            s.remove_watchpoint(addr, size, _WATCH_KIND_NAMES[kind])
         for addr, size, kind in self._watches - self._installed_watches:
-            m.add_watchpoint(addr, size, _WATCH_KIND_NAMES[kind])
+            s.add_watchpoint(addr, size, _WATCH_KIND_NAMES[kind])
         self._installed_watches = set(self._watches)
 
-    # -- run control ------------------------------------------------------------------------
+    # -- run control (ResumeTarget, ReverseStep, ReverseContinue) ---------------------------
     def resume(self, action: ResumeAction) -> None:
         self._action = action
+        self._move = _Move.STEP if action.kind is ResumeKind.STEP else _Move.CONTINUE
 
-    def _deadline_passed(self) -> None:
-        self._timed_out = True
-        self.machine.interrupt()
+    def reverse_step(self) -> None:
+        self._action = None
+        self._move = _Move.REVERSE_STEP
+
+    def reverse_continue(self) -> None:
+        self._action = None
+        self._move = _Move.REVERSE_CONTINUE
+
+    def _poll(self) -> bool:
+        return self._cancel.is_set()
 
     def run_chunk(self, deadline: float) -> StopReason | None:
-        action = self._action
-        if action is None:
+        move = self._move
+        if move is None:
             return Signal(GDB_SIGTRAP)
-        m = self.machine
-        final = m.finished
-        if final is not None:
-            self._action = None
-            return self._after_end(final, action)
-        self._sync()
-        self._timed_out = False
+        action = self._action or ResumeAction(ResumeKind.CONTINUE)
         try:
-            if action.kind is ResumeKind.STEP:
-                event = m.run(count=1)
-            else:
-                self._watchdog.arm(deadline)
-                try:
-                    event = m.run()
-                finally:
-                    self._watchdog.disarm()
-        except (SyxdbgError, RuntimeError, OSError, NotImplementedError) as exc:
+            if self._job is None:
+                if move not in _REVERSE:
+                    final = self.machine.finished
+                    if final is not None:
+                        self._move = self._action = None
+                        return self._after_end(final, action)
+                self._sync()
+                tl = self.timeline
+                if move is _Move.STEP:
+                    event = tl.step("forward", 1)
+                elif move is _Move.REVERSE_STEP:
+                    event = tl.step("backward", 1)
+                else:
+                    direction = "backward" if move is _Move.REVERSE_CONTINUE else "forward"
+                    self._cancel.clear()
+                    self._job = _Job(lambda: tl.cont(direction, poll=self._poll))
+            if self._job is not None:
+                if not self._job.wait(max(0.0, deadline - time.monotonic())):
+                    return None  # still running: the stub polls for Ctrl-C, then calls again
+                job, self._job = self._job, None
+                event = job.result()
+        except _RUN_ERRORS as exc:
             # The guest did something the emulation cannot continue from (no syscall layer
             # in a raw blob, an unimplemented syscall...): say why, stop with SIGTRAP.
-            self._action = None
+            self._move = self._action = None
             self.last_error = str(exc)
             print(f"syxdbg: error: {exc}", file=sys.stderr, flush=True)
             return Signal(GDB_SIGTRAP)
-        if (isinstance(event, ev.Stopped) and event.why == "interrupt" and self._timed_out
-                and action.kind is ResumeKind.CONTINUE):
-            return None  # the chunk's time is up: the stub polls for Ctrl-C, then goes on
-        self._action = None
+        self._move = self._action = None
         return self._report(event, action)
 
     def _report(self, event: ev.StopEvent, action: ResumeAction) -> StopReason:
@@ -310,6 +382,8 @@ class SessionTarget:
         """The one translation from machine stop events to gdb stop reasons."""
         if isinstance(event, ev.WatchHit):
             return Watch(_WATCH_KINDS[event.kind], event.address)
+        if isinstance(event, HistoryBoundary):
+            return ReplayLogBegin() if event.edge == "begin" else ReplayLogEnd()
         if isinstance(event, ev.Stopped):
             if event.why == "breakpoint":
                 if event.pc in self._sw:
@@ -319,7 +393,7 @@ class SessionTarget:
                 return Signal(GDB_SIGTRAP)
             if event.why == "interrupt":
                 return Signal(GDB_SIGINT)
-            return DoneStep()  # "count" (a step) or "until"
+            return DoneStep()  # "step", "count", "seek" or "until"
         if isinstance(event, ev.Exited):
             return Exited(event.status)
         if isinstance(event, ev.Fault | ev.Killed):
@@ -343,19 +417,37 @@ class SessionTarget:
 
     # -- Interruptible, Killable, MonitorCmd -------------------------------------------------
     def interrupt(self) -> None:
-        """Ctrl-C or a disconnect while running: drop the pending action (the stub reports)."""
-        self._action = None
-        self.machine.interrupt()
+        """Ctrl-C or a disconnect while running: stop the move and wait until it has landed
+        (the stub then reports SIGINT and gdb reads the state)."""
+        self._move = self._action = None
+        self._stop_job()
+
+    def _stop_job(self) -> None:
+        job = self._job
+        if job is None:
+            return
+        self._cancel.set()
+        self.session.interrupt()
+        job.wait(None)
+        self._job = None
+        if job.event is not None:
+            self.last_event = job.event
+            self.session.hook.syxdbg_stop(session=self.session, event=job.event)
+        elif job.error is not None:
+            self.last_error = str(job.error)
 
     def kill(self) -> None:
-        self._action = None
+        self._move = self._action = None
+        self._stop_job()
         self.killed = True
 
     def monitor_command(self, command: str, output: Callable[[str], None]) -> None:
-        from .commands import run_command
+        from .commands import make_registry
 
         try:
-            text = run_command(self.session, command)
+            if self._commands is None:  # the same registry the shell uses, gdb's view of it
+                self._commands = make_registry(self.session, frontend="gdb")
+            text = self._commands.run_text(command)
         except SyxdbgError as exc:
             text = f"error: {exc}\n"
         if text and not text.endswith("\n"):

@@ -18,9 +18,11 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
+    from .commands import CommandRegistry
     from .machine import Machine
     from .machine.events import StopEvent
     from .session import Session
+    from .shell.panes import PaneRegistry
     from .state import StateRegistry
 
 hookspec = pluggy.HookspecMarker("syxdbg")
@@ -68,6 +70,59 @@ def syxdbg_register_state(session: Session, registry: StateRegistry) -> None:
     ``obj`` implements ``save_state() -> object`` and ``load_state(object)``; every snapshot
     saves it and every restore loads it back, so reverse execution sees the plugin's state
     (fd tables, brk, device models...) exactly as it was at that point in time.
+    """
+
+
+@hookspec
+def syxdbg_register_commands(registry: CommandRegistry) -> None:
+    """Add commands (and settings) to a session's command registry.
+
+    Called once for every registry :func:`syxdbg.commands.make_registry` builds: the shell's
+    and gdb's ``monitor`` (each session's front end owns one, so plugins never share command
+    state between sessions). The same commands serve both front ends; ``registry.frontend``
+    says which one this is, and ``registry.session`` is the session.
+
+    A command is a function ``fn(ctx, args) -> str`` (or prompt_toolkit formatted text)
+    that returns its output and never prints; ``ctx`` is the registry's
+    :class:`~syxdbg.commands.Context` (``ctx.session``, ``ctx.evaluate(expr)``,
+    ``ctx.where(addr)``, ``ctx.debuginfo``), ``args`` the parsed arguments by name.
+    Declare it with :meth:`~syxdbg.commands.CommandRegistry.command`::
+
+        from syxdbg.commands import Arg
+
+        @hookimpl
+        def syxdbg_register_commands(registry):
+            @registry.command("fds", "the guest's open file descriptors", category="info",
+                              args=(Arg("fd", "int", optional=True),))
+            def fds(ctx, args):
+                return "..."
+
+            registry.settings.declare("linux.strace", False, "print every system call")
+
+    The argument kinds (``address``, ``register``, ``symbol``, ``snapshot``, ``setting``,
+    ``position``, ``location``, ``int``, ``choice``, ``pane``, ``command``, ``text``) drive
+    parsing, completion and ``help``. Mark commands that move execution ``moves=True`` (the
+    shell shows the context display after them) and commands gdb must not see
+    ``shell_only=True``. A name or alias that is already taken raises ``ValueError``.
+    Every command needs a one-line ``help``; the test suite checks that docs/shell.md
+    documents each built-in one.
+    """
+
+
+@hookspec
+def syxdbg_register_panes(registry: PaneRegistry) -> None:
+    """Add panes to the context display (the shell shows it after every stop).
+
+    A pane is a pure function ``fn(ctx, width) -> list of lines``, each line a list of
+    prompt_toolkit ``(style, text)`` fragments; it reads the session (``ctx.session``) and
+    changes nothing. Use the style roles of :mod:`syxdbg.shell.theme` (``class:addr.stack``,
+    ``class:reg.changed``...) rather than colors::
+
+        @hookimpl
+        def syxdbg_register_panes(registry):
+            registry.add("fds", lambda ctx, width: [[("", "0 1 2")]], "open descriptors")
+
+    Users show it with ``set context.panes regs code fds`` or ``context fds``.
     """
 
 

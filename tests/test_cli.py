@@ -123,3 +123,37 @@ def test_sigint_interrupts_a_running_program(tmp_path: Path) -> None:
     assert proc.returncode == 130, err
     assert b"interrupted at pc 0x10000" in err
     assert b"Traceback" not in err
+
+
+def test_demo_finds_the_corrupting_store_by_time_travel(tmp_path: Path) -> None:
+    proc = syxdbg_cli("demo", cwd=tmp_path)
+    out, err = proc.stdout.decode(), proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "balance: 777" in out and "ledger CORRUPTED" in out  # the program ran once
+    assert out.count("ledger CORRUPTED") == 1  # re-execution repeated no output
+    assert "function     record_history" in err
+    assert "ledger.c:65" in err  # ledger.history[pos] = amount; /* BUG ... */
+    assert "5968 before it, 777 after it" in err
+    assert "syxdbg gdb" in err and "syxdbg shell" in err
+
+
+def test_bundled_example_is_built_from_the_shipped_source(build_program, run_native) -> None:
+    from importlib import resources
+
+    bundled = resources.files("syxdbg").joinpath("examples", "ledger-x86_64")
+    fresh = build_program("corrupt", "musl")  # tests/programs/corrupt.c -> examples/ledger.c
+    for args in ((), ("--fixed",)):
+        a, b = run_native(str(bundled), args), run_native(str(fresh), args)
+        assert (a.stdout, a.returncode) == (b.stdout, b.returncode)
+
+
+def test_snapshot_budget_option_reaches_the_timeline(build_program) -> None:
+    from syxdbg.cli import build_parser, open_session
+
+    ns = build_parser().parse_args(["run", "--snapshot-budget", "64M",
+                                    str(build_program("hello", "musl"))])
+    with open_session(ns) as session:
+        session.run()
+        assert session.timeline.budget == 64 << 20
+    bad = syxdbg_cli("run", "--snapshot-budget", "lots", "x")
+    assert bad.returncode == 2 and b"not a size: 'lots'" in bad.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PLUGIN = '''
+PLUGIN = r'''
 """A third-party syxdbg plugin: counts the syscalls the guest makes (snapshottable)."""
 
 from syxdbg import hookimpl
@@ -54,6 +54,14 @@ class Plugin:
     @hookimpl
     def syxdbg_register_state(self, session, registry):
         registry.register("syscall-counter", self.counters[id(session)])
+
+    @hookimpl
+    def syxdbg_register_commands(self, registry):
+        counters = self.counters
+
+        @registry.command("syscalls", "how many system calls the program made")
+        def syscalls(ctx, args):
+            return f"{counters[id(ctx.session)].count} system calls so far\n"
 
     @hookimpl
     def syxdbg_stop(self, session, event):
@@ -154,3 +162,24 @@ def test_disabling_the_linux_plugin_leaves_no_syscall_layer(build_program) -> No
                            str(build_program("hello", "gcc"))], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "no syscall layer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plugin_command_in_the_shell_and_in_gdbs_monitor_registry(venv: Path,
+                                                                  build_program) -> None:
+    hello = build_program("hello", "musl")
+    proc = subprocess.run([str(venv), "-m", "syxdbg", "shell", "-p", "no:broken", "-ex", "run",
+                           "-ex", "syscalls", "-ex", "goto 0", "-ex", "syscalls", str(hello)],
+                          capture_output=True, text=True)
+    counts = [line for line in proc.stdout.splitlines() if line.endswith("system calls so far")]
+    assert len(counts) == 2, proc.stdout + proc.stderr
+    assert int(counts[0].split()[0]) > 3 and counts[1].startswith("0 ")
+    script = textwrap.dedent(f"""
+        import syxdbg
+        from syxdbg.commands import make_registry
+        s = syxdbg.open({str(hello)!r}, disable_plugins=["broken"], env={{}})
+        s.run()
+        print(make_registry(s, frontend="gdb").run_text("syscalls"), end="")
+    """)
+    proc = subprocess.run([str(venv), "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("system calls so far")

@@ -229,8 +229,9 @@ def test_monitor_commands(blob) -> None:
         c = RspClient(srv.port)
         assert c.ask(b"qRcmd," + b"help".hex().encode()) == b"OK"
         text = b"".join(c.console).decode()
-        for name in ("help", "info", "regions", "mappings"):
+        for name in ("help", "info", "regions", "when", "goto", "last-write"):
             assert f"  {name} " in text
+        assert "(mappings)" in text and "  stepi " not in text  # gdb steps by itself
         c.console.clear()
         assert c.ask(b"qRcmd," + b"info".hex().encode()) == b"OK"
         text = b"".join(c.console).decode()

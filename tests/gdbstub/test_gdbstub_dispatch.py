@@ -23,6 +23,7 @@ from gdbstub_doubles import (
 )
 
 from gdbstub import (
+    Cap,
     Capabilities,
     GdbStub,
     MemoryTransport,
@@ -460,3 +461,35 @@ def _tail() -> bytes:
 
 def test_pc_is_target_register_sized() -> None:
     assert PC == 16
+
+
+class _TalkingTarget(FullToyTarget):
+    """Has console output to give once (a ConsoleOutput target)."""
+
+    def __init__(self, code: bytes) -> None:
+        super().__init__(code)
+        self.pending = ""
+
+    def take_console_output(self) -> str:
+        text, self.pending = self.pending, ""
+        return text
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        super().write_memory(addr, data)
+        self.pending = "history rewritten\n"
+
+
+def test_console_output_target_is_probed() -> None:
+    assert stub_for(b"", _TalkingTarget).caps.has(Cap.CONSOLE)
+    assert not stub_for(b"").caps.has(Cap.CONSOLE)
+
+
+def test_target_console_output_is_sent_once_before_the_next_stop_reply() -> None:
+    stub = stub_for(bytes([NOP] * 8), _TalkingTarget)
+    conv = converse(stub, b"M400100,1:05", b"s", b"s")
+    # The M reply stays a plain OK; the text goes out as O while the next resume runs.
+    assert conv.replies[0] == b"OK"
+    assert conv.replies[1] == b"O" + b"history rewritten\n".hex().encode()
+    assert conv.replies[2].startswith(b"T05")
+    assert conv.replies[3].startswith(b"T05")
+    assert len(conv.replies) == 4
