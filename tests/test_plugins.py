@@ -3,6 +3,7 @@ clear load errors, and plugin state that travels with time."""
 
 from __future__ import annotations
 
+import site
 import subprocess
 import sys
 import textwrap
@@ -100,6 +101,14 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env)],
                    check=True)
     py = env / "bin" / "python"
+    # See this interpreter's packages too (where syxdbg is installed), also when this
+    # interpreter is itself a virtual environment (--system-site-packages would then skip it).
+    purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                              "['purelib'])"], check=True, capture_output=True,
+                             text=True).stdout.strip()
+    parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    Path(purelib, "syxdbg_parent_site.pth").write_text(
+        "".join(f"import site; site.addsitedir({p!r})\n" for p in parents))
     good = make_package(root, "syxdbg-counter", PLUGIN,
                         'counter = "syxdbg_counter:plugin"')
     bad = make_package(root, "syxdbg-broken", "raise ImportError('missing dependency foo')\n",
