@@ -121,6 +121,39 @@ def gdb_for(session: Session, explicit: str | None = None) -> str:
     raise SyxdbgError(f"no gdb found for {arch.name} (tried {', '.join(candidates)})")
 
 
+MONITOR_HOOK = """\
+define hookpost-monitor
+maintenance flush register-cache
+end
+"""
+
+
+def _monitor_hook_script() -> str:
+    """A gdb script (written once per process) that flushes gdb's register cache after every
+    ``monitor`` command; users of ``syxdbg serve`` can put the same lines in .gdbinit."""
+    import atexit
+    import tempfile
+
+    global _HOOK_PATH
+    if _HOOK_PATH is None or not os.path.exists(_HOOK_PATH):
+        fd, path = tempfile.mkstemp(prefix="syxdbg-", suffix=".gdb")
+        with os.fdopen(fd, "w") as f:
+            f.write(MONITOR_HOOK)
+        atexit.register(_remove_quietly, path)
+        _HOOK_PATH = path
+    return _HOOK_PATH
+
+
+_HOOK_PATH: str | None = None
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def gdb_command_line(session: Session, port: int, gdb: str, *, batch: bool = False,
                      commands: list[str] | None = None, extra: list[str] | None = None
                      ) -> list[str]:
@@ -135,6 +168,9 @@ def gdb_command_line(session: Session, port: int, gdb: str, *, batch: bool = Fal
         argv += ["-ex", f"symbol-file -o {image.load_bias:#x} {image.path}"]
     else:
         argv += ["-ex", f"file {image.path}"]
+    # monitor commands can move in time (goto, last-write, snapshot restore) behind gdb's
+    # back; gdb re-reads registers only at stops, so flush its cache after each one.
+    argv += ["-ex", f"source {_monitor_hook_script()}"]
     argv += ["-ex", f"target remote 127.0.0.1:{port}"]
     for cmd in commands or []:
         argv += ["-ex", cmd]

@@ -173,3 +173,21 @@ def test_reconnect_after_disconnect_mid_run(build_program: Callable[..., Path]) 
             gdb.cli("detach")
         finally:
             gdb.close()
+
+
+def test_monitor_commands_that_move_in_time_refresh_gdbs_registers(
+        build_program: Callable[..., Path]) -> None:
+    import syxdbg
+
+    exe = build_program("corrupt", "gcc")
+    target = 500
+    with syxdbg.open(str(exe), env={}) as s:
+        s.seek(target)
+        want = s.regs.pc
+    res = syxdbg_cmd("gdb", "--batch", "--gdb-arg=-nx", "--ex", "break record_history",
+                     "--ex", "continue", "--ex", "p/x $pc", "--ex", f"monitor goto {target}",
+                     "--ex", "p/x $pc", "--ex", "monitor when", "--ex", "kill", "--clear-env",
+                     str(exe))
+    assert res.returncode == 0, res.stderr
+    pcs = re.findall(r"\$\d+ = (0x[0-9a-f]+)", res.stdout)
+    assert len(pcs) == 2 and int(pcs[1], 16) == want != int(pcs[0], 16), res.stdout
