@@ -9,6 +9,7 @@ The program's own stdin, stdout and stderr stay those of the syxdbg process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import os
 import shlex
@@ -148,10 +149,8 @@ _HOOK_PATH: str | None = None
 
 
 def _remove_quietly(path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass
 
 
 def gdb_command_line(session: Session, port: int, gdb: str, *, batch: bool = False,
