@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import bisect
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -252,39 +251,12 @@ class Machine:
         """While running, turn SIGINT (Ctrl-C) into :meth:`interrupt`.
 
         Python signal handlers cannot run while the main thread is inside Unicorn, so a
-        watcher thread reads the signal wakeup fd and stops the emulator.
+        watcher thread reads the signal wakeup fd and stops the emulator (``syxdbg.sigint``).
         """
-        import os
-        import socket
+        from ..sigint import sigint_calls
 
-        if threading.current_thread() is not threading.main_thread():
+        with sigint_calls(self.interrupt):
             yield
-            return
-        rsock, wsock = socket.socketpair()
-        wsock.setblocking(False)
-        hit = threading.Event()
-        old_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
-        old_handler = signal.signal(signal.SIGINT, lambda *_: hit.set())
-
-        def watch() -> None:
-            while True:
-                data = rsock.recv(64)
-                if not data or b"\xff" in data:
-                    return
-                if signal.SIGINT.value.to_bytes(1, "little") in data:
-                    self.interrupt()
-
-        t = threading.Thread(target=watch, name="syxdbg-sigint", daemon=True)
-        t.start()
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, old_handler)
-            signal.set_wakeup_fd(old_fd)
-            os.write(wsock.fileno(), b"\xff")
-            t.join()
-            rsock.close()
-            wsock.close()
 
     # -- breakpoints ------------------------------------------------------------------------
     def add_breakpoint(self, address: int) -> None:

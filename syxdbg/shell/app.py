@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import sys
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -199,44 +196,14 @@ class Shell:
     def _sigint_interrupts(self) -> Iterator[None]:
         """While a command runs, Ctrl-C interrupts it instead of killing the shell.
 
-        Python signal handlers cannot run while the main thread is inside Unicorn, so (as
-        ``Machine.interrupt_on_sigint`` does) a thread reads the signal wakeup fd and calls
-        the thread-safe interrupt.
+        Python signal handlers cannot run while the main thread is inside Unicorn, so a
+        thread reads the signal wakeup fd and calls the thread-safe interrupt
+        (``syxdbg.sigint``).
         """
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        rsock, wsock = socket.socketpair()
-        wsock.setblocking(False)
-        try:
-            old_fd = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
-        except ValueError:  # not the main interpreter thread after all
-            rsock.close()
-            wsock.close()
-            yield
-            return
-        old_handler = signal.signal(signal.SIGINT, lambda *_: None)
-        ctx = self.ctx
+        from ..sigint import sigint_calls
 
-        def watch() -> None:
-            while True:
-                data = rsock.recv(64)
-                if not data or b"\xff" in data:
-                    return
-                if signal.SIGINT.value.to_bytes(1, "little") in data:
-                    ctx.interrupt()
-
-        t = threading.Thread(target=watch, name="syxdbg-shell-sigint", daemon=True)
-        t.start()
-        try:
+        with sigint_calls(self.ctx.interrupt):
             yield
-        finally:
-            signal.signal(signal.SIGINT, old_handler)
-            signal.set_wakeup_fd(old_fd)
-            os.write(wsock.fileno(), b"\xff")
-            t.join()
-            rsock.close()
-            wsock.close()
 
     # -- loops ----------------------------------------------------------------------------------
     def banner(self) -> str:
