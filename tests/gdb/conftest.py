@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from blobs import assemble
-
-
-def tool_missing(reason: str) -> None:
-    """Skip, or fail under CI (same policy as tests/conftest.py)."""
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(f"{reason} (CI is set: every tool must be installed)", pytrace=False)
-    pytest.skip(reason)
+from support import tool_missing
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from blobs import BASE, COUNTER
 from gdbmi import Gdb, Served, served
+from support import in_ci
 
 GDB = shutil.which("gdb")
 MULTIARCH = shutil.which("gdb-multiarch")
-needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb is not installed")
-needs_multiarch = pytest.mark.skipif(MULTIARCH is None, reason="gdb-multiarch is not installed")
+needs_gdb = pytest.mark.skipif(GDB is None and not in_ci(), reason="gdb is not installed")
+needs_multiarch = pytest.mark.skipif(MULTIARCH is None and not in_ci(),
+                                     reason="gdb-multiarch is not installed")
 
 
 def syxdbg_cmd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

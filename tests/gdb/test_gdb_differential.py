@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from gdbmi import Gdb, normalize, served
+from support import in_ci
 
-pytestmark = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
+pytestmark = pytest.mark.skipif(shutil.which("gdb") is None and not in_ci(),
+                                reason="gdb is not installed")
 
 START = "<start>"
 

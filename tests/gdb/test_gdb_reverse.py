@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 from gdbmi import Gdb, Served, normalize, served
+from support import in_ci
 
 GDB = shutil.which("gdb")
 GDB_MULTIARCH = shutil.which("gdb-multiarch")
-needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb is not installed")
-needs_multiarch = pytest.mark.skipif(GDB_MULTIARCH is None,
+needs_gdb = pytest.mark.skipif(GDB is None and not in_ci(), reason="gdb is not installed")
+needs_multiarch = pytest.mark.skipif(GDB_MULTIARCH is None and not in_ci(),
                                      reason="gdb-multiarch is not installed")
 
 TUNABLES = ("GLIBC_TUNABLES=glibc.cpu.hwcaps="

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import tool_missing
 
 from syxdbg.machine import Machine, Perm, Stopped, WatchHit, get_arch
 
@@ -71,7 +72,7 @@ def code(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], bytes]:
                 subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(binf)],
                                check=True)
             except FileNotFoundError as exc:
-                pytest.skip(f"{exc.filename} is not installed")
+                tool_missing(f"{exc.filename} is not installed")
             out[arch] = Path(binf).read_bytes()
         return out[arch]
 

@@ -9,9 +9,10 @@ from collections.abc import Callable
 
 import pytest
 from gdbstub_doubles import NOP, FullToyTarget, RunningServer, program, store
+from support import in_ci
 
 GDB = shutil.which("gdb")
-pytestmark = pytest.mark.skipif(GDB is None, reason="gdb is not installed")
+pytestmark = pytest.mark.skipif(GDB is None and not in_ci(), reason="gdb is not installed")
 
 
 def run_gdb(port: int, *commands: str) -> subprocess.CompletedProcess[str]:

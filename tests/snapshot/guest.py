@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import tool_missing
 
 from syxdbg.machine import Machine, Perm, get_arch
 from syxdbg.snapshot import ReferenceSyxSnapshot
@@ -188,7 +189,7 @@ def assemble(arch: str) -> tuple[bytes, int, int]:
         except FileNotFoundError as exc:
             if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
                 pytest.fail(f"{exc.filename} is not installed (CI is set)", pytrace=False)
-            pytest.skip(f"{exc.filename} is not installed")
+            tool_missing(f"{exc.filename} is not installed")
         syms = {ln.split()[2]: int(ln.split()[0], 16) for ln in nm.stdout.splitlines()
                 if len(ln.split()) == 3}
         _cache[arch] = ((d / "g.bin").read_bytes(), syms["done"], syms["f"])
@@ -263,7 +264,7 @@ def snapshot_class(name: str) -> Any:
     try:
         from syxdbg.snapshot.core import CoreSyxSnapshot
     except ImportError as exc:  # not built: python setup.py build_ext --inplace
-        pytest.skip(f"compiled snapshot core not built: {exc}")
+        tool_missing(f"compiled snapshot core not built: {exc}")
     return CoreSyxSnapshot
 
 
