@@ -130,7 +130,7 @@ class _Move(enum.Enum):
 
 _REVERSE = (_Move.REVERSE_STEP, _Move.REVERSE_CONTINUE)
 #: Errors from a guest the emulation cannot continue (no syscall layer in a raw blob...).
-_RUN_ERRORS = (SyxdbgError, RuntimeError, OSError, NotImplementedError)
+_RUN_ERRORS = (SyxdbgError, RuntimeError, OSError)
 
 
 class _Job:
@@ -364,8 +364,9 @@ class SessionTarget:
                 job, self._job = self._job, None
                 event = job.result()
         except _RUN_ERRORS as exc:
-            # The guest did something the emulation cannot continue from (no syscall layer
-            # in a raw blob, an unimplemented syscall...): say why, stop with SIGTRAP.
+            # The guest did something the emulation cannot continue from (a system call in a
+            # raw blob, which has no syscall layer; a host I/O error): say why, stop with
+            # SIGTRAP. Unknown syscalls are not errors: the linux plugin returns -ENOSYS.
             self._move = self._action = None
             self.last_error = str(exc)
             print(f"syxdbg: error: {exc}", file=sys.stderr, flush=True)

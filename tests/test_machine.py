@@ -8,12 +8,11 @@ one instruction, so N single steps are position N.
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-from support import tool_missing
+import support
 
 from syxdbg.machine import Exited, Fault, Machine, Perm, Stopped, get_arch
 
@@ -22,7 +21,6 @@ DATA = 0x600000
 
 ASM = {
     "x86_64": {
-        "as": ("gcc", "objcopy"),
         # A loop with a store, a page-crossing store and a call; exits with status rax&0xff.
         "loop": """
             .intel_syntax noprefix
@@ -65,7 +63,6 @@ ASM = {
         """,
     },
     "aarch64": {
-        "as": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objcopy"),
         "loop": """
             _start:
               mov x1, #700
@@ -119,18 +116,8 @@ def assemble(tmp_path_factory: pytest.TempPathFactory):
     def build(arch: str, name: str) -> bytes:
         key = (arch, name)
         if key not in cache:
-            cc, objcopy = ASM[arch]["as"]
-            src = base / f"{arch}-{name}.S"
-            obj = base / f"{arch}-{name}.o"
-            out = base / f"{arch}-{name}.bin"
-            src.write_text(ASM[arch][name])
-            try:
-                subprocess.run([cc, "-c", str(src), "-o", str(obj)], check=True)
-                subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(out)],
-                               check=True)
-            except FileNotFoundError as exc:
-                tool_missing(f"{exc.filename} is not installed")
-            cache[key] = Path(out).read_bytes()
+            cache[key] = support.assemble(arch, ASM[arch][name], base,
+                                          name=f"{arch}-{name}").read_bytes()
         return cache[key]
 
     return build
@@ -366,15 +353,7 @@ SMC_SAME_PAGE = {
 
 @pytest.mark.parametrize("arch", ARCHES)
 def test_stores_into_the_code_page_keep_positions_exact(arch: str, tmp_path: Path) -> None:
-    cc, objcopy = ASM[arch]["as"]
-    src, obj, out = tmp_path / "smc.S", tmp_path / "smc.o", tmp_path / "smc.bin"
-    src.write_text(SMC_SAME_PAGE[arch])
-    try:
-        subprocess.run([cc, "-c", str(src), "-o", str(obj)], check=True)
-        subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(out)], check=True)
-    except FileNotFoundError as exc:
-        tool_missing(f"{exc.filename} is not installed")
-    code = out.read_bytes()
+    code = support.assemble(arch, SMC_SAME_PAGE[arch], tmp_path, name="smc").read_bytes()
 
     def rwx_machine() -> Machine:
         m = make_machine(arch, b"")

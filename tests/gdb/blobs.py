@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+
+import support
 
 BASE = 0x400000
 
@@ -105,12 +106,5 @@ COUNTER = BASE + 0x1000
 
 
 def assemble(arch: str, name: str, workdir: Path) -> Path:
-    """Assemble blob ``name`` for ``arch`` into ``workdir``; raises FileNotFoundError."""
-    cc, objcopy = BLOBS[arch]["tools"]
-    src = workdir / f"{arch}-{name}.S"
-    obj = workdir / f"{arch}-{name}.o"
-    out = workdir / f"{arch}-{name}.bin"
-    src.write_text(BLOBS[arch][name])
-    subprocess.run([cc, "-c", str(src), "-o", str(obj)], check=True)
-    subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(out)], check=True)
-    return out
+    """Assemble blob ``name`` for ``arch`` into ``workdir`` (missing tools: see support)."""
+    return support.assemble(arch, BLOBS[arch][name], workdir, name=f"{arch}-{name}")

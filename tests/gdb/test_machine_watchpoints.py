@@ -5,12 +5,10 @@ Ground truth is single-stepping (``run(count=1)``) and reading memory after each
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from support import tool_missing
+from support import assemble
 
 from syxdbg.machine import Machine, Perm, Stopped, WatchHit, get_arch
 
@@ -63,17 +61,8 @@ def code(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], bytes]:
 
     def build(arch: str) -> bytes:
         if arch not in out:
-            cc, objcopy, text = SRC[arch]
-            src, obj, binf = tmp / f"{arch}.S", tmp / f"{arch}.o", tmp / f"{arch}.bin"
-            src.write_text(text)
             extra = ["-march=armv8.1-a"] if arch == "aarch64" else []
-            try:
-                subprocess.run([cc, *extra, "-c", str(src), "-o", str(obj)], check=True)
-                subprocess.run([objcopy, "-O", "binary", "-j", ".text", str(obj), str(binf)],
-                               check=True)
-            except FileNotFoundError as exc:
-                tool_missing(f"{exc.filename} is not installed")
-            out[arch] = Path(binf).read_bytes()
+            out[arch] = assemble(arch, SRC[arch][2], tmp, name=arch, flags=extra).read_bytes()
         return out[arch]
 
     return build
