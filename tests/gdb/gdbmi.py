@@ -180,3 +180,19 @@ def normalize(text: str) -> str:
             continue
         lines.append(_STACK.sub("STACK", line))
     return "\n".join(lines).strip()
+
+
+def running_event(srv: Served) -> threading.Event:
+    """An event set once the target starts running the next move (its first run_chunk):
+    gdb then waits for the stop, so a Ctrl-C reaches the target as 0x03."""
+    event = threading.Event()
+    target = srv.target
+    original = target.run_chunk
+
+    def run_chunk(deadline: float) -> Any:
+        event.set()
+        target.run_chunk = original  # type: ignore[method-assign]
+        return original(deadline)
+
+    target.run_chunk = run_chunk  # type: ignore[method-assign]
+    return event

@@ -7,14 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from blobs import BASE, COUNTER
-from gdbmi import Gdb, Served, served
+from gdbmi import Gdb, running_event, served
 from support import in_ci
 
 GDB = shutil.which("gdb")
@@ -98,21 +96,6 @@ def test_serve_warns_for_non_loopback_hosts(build_program: Callable[..., Path]) 
     assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.2")
 
 
-def wait_for_continue(srv: Served) -> threading.Event:
-    """An event set once the target is running a continue (gdb then waits for its stop, so a
-    Ctrl-C is sent to the target as 0x03)."""
-    event = threading.Event()
-    target = srv.target
-    original = target.run_chunk
-
-    def run_chunk(deadline: float) -> Any:
-        event.set()
-        target.run_chunk = original  # type: ignore[method-assign]
-        return original(deadline)
-
-    target.run_chunk = run_chunk  # type: ignore[method-assign]
-    return event
-
 
 @needs_gdb
 def test_ctrl_c_during_a_long_loop(build_program: Callable[..., Path]) -> None:
@@ -125,7 +108,7 @@ def test_ctrl_c_during_a_long_loop(build_program: Callable[..., Path]) -> None:
             gdb.cli("break loop.c:33")
             gdb.cli("continue")
             gdb.cli("delete")
-            running = wait_for_continue(srv)
+            running = running_event(srv)
             gdb.start("continue")
             assert running.wait(60)
             text = gdb.interrupt_and_wait()
@@ -136,7 +119,7 @@ def test_ctrl_c_during_a_long_loop(build_program: Callable[..., Path]) -> None:
             assert re.match(r"\$1 = \d+", frame) and int(frame.split()[-1]) > 0
             assert "0x" in gdb.cli("info registers rip")
             # It goes on from there.
-            running = wait_for_continue(srv)
+            running = running_event(srv)
             gdb.start("continue")
             assert running.wait(60)
             assert "SIGINT" in gdb.interrupt_and_wait()

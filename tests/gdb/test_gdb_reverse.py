@@ -10,14 +10,12 @@ values are the ones corrupt.c documents.
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from gdbmi import Gdb, Served, normalize, served
+from gdbmi import Gdb, Served, normalize, running_event, served
 from support import in_ci
 
 GDB = shutil.which("gdb")
@@ -76,20 +74,6 @@ def run_record_full(exe: Path, commands: list[str]) -> list[str]:
     finally:
         g.close()
 
-
-def running_event(srv: Served) -> threading.Event:
-    """Set once the target starts running the next move (its first run_chunk)."""
-    event = threading.Event()
-    target = srv.target
-    original = target.run_chunk
-
-    def run_chunk(deadline: float) -> Any:
-        event.set()
-        target.run_chunk = original  # type: ignore[method-assign]
-        return original(deadline)
-
-    target.run_chunk = run_chunk  # type: ignore[method-assign]
-    return event
 
 
 def target_output(g: Gdb) -> str:
