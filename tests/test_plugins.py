@@ -1,12 +1,16 @@
 """Plugins: discovery through entry points in a real virtual environment, -p no:NAME,
-clear load errors, and plugin state that travels with time."""
+clear load errors, and plugin state that travels with time (in the shell, and in a real gdb
+through ``monitor``)."""
 
 from __future__ import annotations
 
+import re
 import site
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -173,7 +177,7 @@ def test_disabling_the_linux_plugin_leaves_no_syscall_layer(build_program) -> No
     assert "no syscall layer" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_plugin_command_in_the_shell_and_in_gdbs_monitor_registry(venv: Path,
+def test_plugin_command_in_the_shell_and_its_state_going_backwards(venv: Path,
                                                                   build_program) -> None:
     hello = build_program("hello", "musl")
     proc = subprocess.run([str(venv), "-m", "syxdbg", "shell", "-p", "no:broken", "-ex", "run",
@@ -182,13 +186,81 @@ def test_plugin_command_in_the_shell_and_in_gdbs_monitor_registry(venv: Path,
     counts = [line for line in proc.stdout.splitlines() if line.endswith("system calls so far")]
     assert len(counts) == 2, proc.stdout + proc.stderr
     assert int(counts[0].split()[0]) > 3 and counts[1].startswith("0 ")
-    script = textwrap.dedent(f"""
-        import syxdbg
-        from syxdbg.commands import make_registry
-        s = syxdbg.open({str(hello)!r}, disable_plugins=["broken"], env={{}})
-        s.run()
-        print(make_registry(s, frontend="gdb").run_text("syscalls"), end="")
-    """)
-    proc = subprocess.run([str(venv), "-c", script], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith("system calls so far")
+
+
+@contextmanager
+def serving(py: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``syxdbg serve --port 0 ARGS`` run by the interpreter ``py``: the process and the port
+    it printed (no sleeps: the port line is read as soon as it is written)."""
+    proc = subprocess.Popen([str(py), "-m", "syxdbg", "serve", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        m = re.fullmatch(r"syxdbg: listening on 127\.0\.0\.1:(\d+)", line.strip())
+        if m is None:
+            proc.kill()
+            pytest.fail(f"syxdbg serve did not start: {line}{proc.communicate()[1]}")
+        yield proc, int(m.group(1))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def gdb_batch(gdb: str, exe: Path, port: int, *commands: str) -> subprocess.CompletedProcess[str]:
+    """A real gdb connected to ``port`` runs ``commands``. gdb prints stops on stdout and
+    ``monitor`` output on stderr, each stream in command order."""
+    argv = [gdb, "-nx", "-batch", "-ex", f"file {exe}", "-ex", f"target remote 127.0.0.1:{port}"]
+    for command in commands:
+        argv += ["-ex", command]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_plugin_command_through_gdbs_monitor_and_its_state_going_backwards(
+        venv: Path, build_program, require_tool: Callable[[str], str]) -> None:
+    gdb = require_tool("gdb")
+    hello = build_program("hello", "musl")
+    # The server runs in the virtual environment: the plugin is found there only.
+    with serving(venv, "-p", "no:broken", "--clear-env", str(hello)) as (server, port):
+        res = gdb_batch(
+            gdb, hello, port,
+            "monitor help", "monitor syscalls",  # at the entry point: none yet
+            "break main", "break _Exit",
+            "continue", "monitor syscalls",  # A: the start-up code's
+            "continue", "monitor syscalls",  # B: all but exit_group
+            "reverse-stepi", "monitor syscalls",  # B: restored from a checkpoint and replayed
+            "reverse-continue", "monitor syscalls",  # back at main: A again
+            # monitor moves behind gdb's back; `syxdbg gdb` flushes the cache with a hook.
+            "monitor goto 0", "maintenance flush register-cache", "monitor syscalls",
+            "continue", "monitor syscalls",  # replaying forward counts again
+            "continue", "monitor syscalls",
+            "kill")
+        assert server.wait(timeout=60) == 0
+        out, err = server.communicate()
+    log = f"gdb stdout:\n{res.stdout}\ngdb stderr:\n{res.stderr}\nserver:\n{err}"
+    assert re.search(r"^  syscalls +how many system calls the program made$", res.stderr,
+                     re.M), log
+    stops = re.findall(r"^Breakpoint \d, (?:0x[0-9a-f]+ in )?(\w+) \(", res.stdout, re.M)
+    assert stops == ["main", "_Exit", "main", "main", "_Exit"], log
+    assert "No more reverse-execution history" not in res.stdout, log
+    counts = [int(n) for n in re.findall(r"^(\d+) system calls so far$", res.stderr, re.M)]
+    assert len(counts) == 8, log
+    at_main, at_exit = counts[1], counts[2]
+    assert 0 < at_main < at_exit, log
+    assert counts == [0, at_main, at_exit, at_exit, at_main, 0, at_main, at_exit], log
+    # Going back and replaying through the plugin's syscall handler wrote nothing again.
+    assert out.count("argc=1\n") == 1, out
+    assert "killed by gdb" in err
+
+
+def test_a_plugin_disabled_with_p_no_has_no_monitor_command(
+        venv: Path, build_program, require_tool: Callable[[str], str]) -> None:
+    gdb = require_tool("gdb")
+    hello = build_program("hello", "musl")
+    with serving(venv, "-p", "no:broken", "-p", "no:counter", str(hello)) as (server, port):
+        res = gdb_batch(gdb, hello, port, "monitor help", "monitor syscalls", "kill")
+        assert server.wait(timeout=60) == 0
+    assert "syxdbg monitor commands:" in res.stderr, res.stderr  # monitor itself works
+    assert "how many system calls" not in res.stderr
+    assert "error: unknown command 'syscalls'" in res.stderr, res.stderr
