@@ -24,6 +24,7 @@ extensions = [
     )
     for name, path in [
         ("syxdbg.machine._native", "syxdbg/machine/_native.pyx"),
+        ("syxdbg.machine._probes", "syxdbg/machine/_probes.pyx"),
         ("syxdbg.snapshot._core", "syxdbg/snapshot/_core.pyx"),
     ]
 ]

@@ -31,6 +31,7 @@ from libc.stdlib cimport calloc, free
 
 from syxdbg.includes.ucapi cimport UcApi
 from syxdbg.includes.unicorn cimport *
+from syxdbg.machine._shared cimport EarlyExit
 
 include "../includes/ucapi.pxi"
 
@@ -59,6 +60,7 @@ ctypedef struct CoreState:
     int error
     uint64_t skip_addr
     int skip_pending
+    EarlyExit early
     # block table
     uint64_t *keys
     uint32_t *sizes
@@ -160,10 +162,14 @@ cdef void _left_early(CoreState *s, uint64_t address, uint32_t n) noexcept nogil
     cdef uint32_t retired
     if address != s.cur_start and address != s.cur_target:
         s.total -= s.cur_n - _retired_before(s, address)
+        s.early.count += 1
+        s.early.address = address
     elif n == 1 and s.cur_n > 1:
         retired = _retired_before(s, address)
         if s.cur_n - retired > 1:
             s.total -= s.cur_n - retired
+            s.early.count += 1
+            s.early.address = address
     s.in_block = 0
 
 
@@ -288,6 +294,11 @@ cdef class RunCore:
     @property
     def cached_blocks(self):
         return self.s.used
+
+    def early_exit_address(self):
+        """Address of this core's :c:type:`EarlyExit` record (for the recorders in
+        ``_probes``, which must keep this core alive while they read it)."""
+        return <size_t>&self.s.early
 
     # -- limits and stops -------------------------------------------------------------------
     def set_limit(self, object limit):

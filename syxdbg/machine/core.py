@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import bisect
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import capstone
 import unicorn
@@ -36,6 +36,7 @@ from . import _native
 from .arch import ArchSpec
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .memory import Memory
+from .probes import BlockRecorder, InsnTracer, Probe
 from .registers import Registers
 
 if TYPE_CHECKING:
@@ -79,6 +80,7 @@ _ARM_EXCP_SWI = 2
 _ARM_EXCP_BKPT = 7
 
 SyscallHandler = Callable[["Machine"], None]
+P = TypeVar("P", bound=Probe)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,11 @@ class Machine:
         #: instead of after it (x86's).
         self.watch_before = arch.name == "aarch64"
         self._watch_stop_at: tuple[int, int] | None = None  # (position, pc) of a before-stop
+        #: Attached recorders (coverage, traces); told about every stop. Detached ones stay
+        #: referenced: Unicorn frees deleted hooks only when an emulation returns, and the
+        #: hooks' C state lives in the recorder.
+        self._probes: list[Probe] = []
+        self._retired_probes: list[Probe] = []
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -324,6 +331,39 @@ class Machine:
         return WatchHit(pc, self.position, "watchpoint", names[kind],
                         "write" if is_write else "read", addr, before)
 
+    # -- recorders --------------------------------------------------------------------------
+    def block_recorder(self) -> BlockRecorder:
+        """Start recording the basic blocks executed (see :mod:`syxdbg.machine.probes`).
+
+        The recorder is attached until :meth:`~BlockRecorder.detach` (or the end of its
+        ``with`` block); while attached, a C block hook runs per block (no Python).
+        """
+        return self._attach_probe(BlockRecorder(self))
+
+    def insn_tracer(self, fd: int, registers: Sequence[str], *, pc_name: str = "pc"
+                    ) -> InsnTracer:
+        """Start writing a Tenet-format instruction trace to ``fd``: one line per retired
+        instruction with the changes of ``registers`` and the memory accessed (see
+        :class:`~syxdbg.machine.probes.InsnTracer`). While attached, C code and memory hooks
+        run per instruction and access (no Python); detaching writes out the rest."""
+        return self._attach_probe(InsnTracer(self, fd, registers, pc_name=pc_name))
+
+    def _attach_probe(self, probe: P) -> P:
+        probe._attach()
+        self._probes.append(probe)
+        return probe
+
+    def _detach_probe(self, probe: Probe) -> None:
+        if probe in self._probes:
+            self._probes.remove(probe)
+            probe._release()
+            self._retired_probes.append(probe)
+
+    @property
+    def probes(self) -> list[Probe]:
+        """The attached recorders."""
+        return list(self._probes)
+
     # -- code and block bookkeeping -------------------------------------------------------
     def _code_written(self, address: int, size: int) -> None:
         self._uc.ctl_remove_cache(address, address + size)
@@ -376,14 +416,17 @@ class Machine:
         instruction at pc executed, so only the instructions before pc retired.
         """
         blk = self._core.current_block
-        if blk is None:
-            return
-        start, size, n = blk
         pc = self.regs.pc
-        if start <= pc < start + size:
-            retired = bisect.bisect_left(self._block_offsets(start, size), pc - start)
-            self._core.total = self._core.total - (n - retired)
-        self._core.forget_block()
+        inside = False
+        if blk is not None:
+            start, size, n = blk
+            if start <= pc < start + size:
+                inside = True
+                retired = bisect.bisect_left(self._block_offsets(start, size), pc - start)
+                self._core.total = self._core.total - (n - retired)
+            self._core.forget_block()
+        for probe in self._probes:
+            probe._at_stop(pc, inside)
 
     # -- running ----------------------------------------------------------------------------
     def run(self, *, count: int | None = None, until: int | None = None) -> StopEvent:
@@ -436,12 +479,17 @@ class Machine:
                     self._uc.emu_start(pc, _NEVER)
                 except unicorn.UcError as exc:
                     err = exc
+                self._retired_probes.clear()  # emu_start freed their deleted hooks
                 limit_hit, bp_addr, interrupted, _ = core.stop_flags
                 self._settle_position()
                 pc = self.pc
                 if bp_addr is not None and bp_addr == step_target:
                     bp_addr = None  # our own stop: the count is reached
-                event = self._classify(err, bp_addr, interrupted, pc, until)
+                try:
+                    event = self._classify(err, bp_addr, interrupted, pc, until)
+                finally:
+                    for probe in self._probes:
+                        probe._settled(self.position)
                 if event is not None:
                     return event
                 if goal is not None and self.position >= goal:
@@ -567,6 +615,8 @@ class Machine:
         self.regs._virtual.clear()
         self.regs._virtual.update(state.virtual)
         self._final = state.final
+        for probe in self._probes:
+            probe._rewound(state.position)
         self._watch_stop_at = None  # a restored state was not stopped by a watchpoint
         self._exit_status = None
         self._kill_signal = None
@@ -614,6 +664,8 @@ class Machine:
         return out
 
     def close(self) -> None:
+        for probe in list(self._probes):
+            self._detach_probe(probe)
         for h in self._hooks:
             self._uc.hook_del(h)
         self._hooks.clear()

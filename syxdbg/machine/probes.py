@@ -1,0 +1,217 @@
+"""Recorders that watch the machine execute: basic-block coverage and instruction traces.
+
+A recorder is created attached (:meth:`Machine.block_recorder`,
+:meth:`Machine.insn_tracer`) and costs nothing once detached: its C hooks (``_probes``) are
+deleted and, for the tracer, every translated block is dropped so none keeps calling them.
+Use them as context managers::
+
+    with machine.block_recorder() as rec:
+        machine.run(count=1000)
+    rec.blocks()              # [(start, byte size), ...] of the code that ran
+
+    with open("t.log", "wb") as f, machine.insn_tracer(f.fileno(), ["rax", "rbx"],
+                                                        pc_name="rip") as tr:
+        machine.run(count=1000)
+    tr.lines                  # == 1000, one line per retired instruction
+
+What they record matches what *retired*: the machine reports every stop to its recorders
+(:meth:`Machine.run`), so a block cut short by a breakpoint, a bounded run or a fault
+counts only up to the stop, and the trace has exactly one line per retired instruction (x86
+``rep`` instructions: one per iteration, as positions count them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import SyxdbgError
+from . import _probes
+
+if TYPE_CHECKING:
+    from .core import Machine
+
+#: Host writes (system call results) larger than this are left out of traces: file
+#: mappings would put megabytes of hex on one line.
+HOST_WRITE_MAX = 64 * 1024
+
+
+class Probe(Protocol):
+    """What the machine calls on an attached recorder (see :meth:`Machine.run`)."""
+
+    def _attach(self) -> None: ...
+    def _release(self) -> None: ...
+    def _at_stop(self, pc: int, inside: bool) -> None: ...
+    def _settled(self, position: int) -> None: ...
+    def _rewound(self, position: int) -> None: ...
+    def detach(self) -> None: ...
+
+
+class TraceError(SyxdbgError):
+    """A trace could not be recorded completely (no memory, a write error, rewound)."""
+
+
+class _Recorder:
+    def __init__(self, machine: Machine) -> None:
+        self._machine = machine
+
+    @property
+    def attached(self) -> bool:
+        return self in self._machine._probes
+
+    def detach(self) -> None:
+        """Stop recording (idempotent). What was recorded stays readable."""
+        self._machine._detach_probe(self)
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.detach()
+
+    def _at_stop(self, pc: int, inside: bool) -> None:
+        pass
+
+    def _settled(self, position: int) -> None:
+        pass
+
+    def _rewound(self, position: int) -> None:
+        pass
+
+    def _attach(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class BlockRecorder(_Recorder):
+    """The basic blocks executed while attached, as (start, byte size) pairs.
+
+    Blocks are Unicorn's translation blocks (straight-line code ending at a branch), or the
+    part of one that ran when execution stopped inside it.
+    """
+
+    def __init__(self, machine: Machine) -> None:
+        super().__init__(machine)
+        self._core = _probes.BlockCore(machine.uc, machine.native_core)
+
+    def __enter__(self) -> BlockRecorder:
+        return self
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """Sorted (start, size) of every distinct block executed so far."""
+        if self._core.out_of_memory:
+            raise SyxdbgError("the block recorder ran out of memory")
+        return self._core.blocks()
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+    @property
+    def entries(self) -> int:
+        """How many times a block was entered (including re-entries)."""
+        return int(self._core.entries)
+
+    def _attach(self) -> None:
+        self._core.attach()
+
+    def _release(self) -> None:
+        self._core.detach()
+
+    def _at_stop(self, pc: int, inside: bool) -> None:
+        self._core.at_stop(pc, inside)
+
+    def _settled(self, position: int) -> None:
+        # Anything entered after the stop (the machine re-running a faulting instruction to
+        # locate its address) did not execute.
+        self._core.forget()
+
+    def _rewound(self, position: int) -> None:
+        self._core.forget()
+
+
+class InsnTracer(_Recorder):
+    """A Tenet-format text trace (one line per retired instruction) written to ``fd``.
+
+    Each line holds the registers of ``registers`` that changed since the previous line
+    (all of them on the first), then ``pc_name=0x...``, then the memory the *previous*
+    instruction read (``mr=ADDR:HEX``) and wrote (``mw=ADDR:HEX``), as Tenet's own tracers
+    write it. Memory written by the host during an instruction (a system call filling a
+    buffer) appears as ``mw`` too. The caller owns ``fd`` (it is not closed).
+    """
+
+    def __init__(self, machine: Machine, fd: int, registers: Sequence[str], *,
+                 pc_name: str = "pc") -> None:
+        super().__init__(machine)
+        ids = []
+        for name in registers:
+            info = machine.regs.info(name)
+            if info.uc_id is None or info.size != 8:
+                raise ValueError(f"register {name!r} cannot be traced (64-bit registers "
+                                 f"Unicorn models only)")
+            ids.append(info.uc_id)
+        self._core = _probes.TraceCore(machine.uc, machine.native_core, fd, ids,
+                                       [n.lower() for n in registers], pc_name)
+        #: The position of the first line.
+        self.start = machine.position
+        self._rewound_at: int | None = None
+
+    def __enter__(self) -> InsnTracer:
+        return self
+
+    @property
+    def lines(self) -> int:
+        """Lines recorded so far (one per retired instruction)."""
+        return int(self._core.lines)
+
+    @property
+    def accesses(self) -> int:
+        return int(self._core.accesses)
+
+    @property
+    def error(self) -> str | None:
+        """Why the trace is incomplete, or None."""
+        if self._rewound_at is not None:
+            return f"the machine went back to position {self._rewound_at} while tracing"
+        err = self._core.error
+        if err is None:
+            return None
+        if err == "memory":
+            return "out of memory"
+        if err == "inconsistent":
+            return ("the trace lost track of the retired instructions (self-modifying code "
+                    "or a stop it could not follow)")
+        import os
+
+        return f"write error: {os.strerror(int(err))}"
+
+    def check(self) -> None:
+        """Raise :class:`TraceError` if the trace is incomplete."""
+        if self.error is not None:
+            raise TraceError(self.error)
+
+    def _attach(self) -> None:
+        self._core.attach()
+        self._machine.mem.write_observers.append(self._host_write)
+
+    def _release(self) -> None:
+        obs = self._machine.mem.write_observers
+        if self._host_write in obs:
+            obs.remove(self._host_write)
+        self._core.detach()
+
+    def _host_write(self, address: int, size: int) -> None:
+        if size <= HOST_WRITE_MAX:
+            self._core.host_write(address, size)
+
+    def _settled(self, position: int) -> None:
+        if not self._core.settle(position - self.start):
+            pass  # reported by .error
+
+    def _rewound(self, position: int) -> None:
+        if position != self.start + self.lines:
+            self._rewound_at = position
+            self._core.mark_broken()
