@@ -228,18 +228,21 @@ def test_recorders_match_single_stepping_through_bounded_runs(
 @pytest.mark.parametrize("arch", ARCHES)
 def test_recorders_see_code_translated_before_they_attach(
         arch: str, programs: dict[str, bytes], tmp_path: Path) -> None:
+    # Unicorn 2.1.4 bakes the hooks that exist when a block is translated into it: each
+    # recorder on its own must still see blocks translated before it was attached.
     code = programs[arch]
     steps = stepped(arch, code)
     m = make_machine(arch, code)
     assert isinstance(m.run(count=150), Stopped)  # the loop is translated, without hooks
+    with m.block_recorder() as rec:
+        assert isinstance(m.run(count=100), Stopped)
+    assert block_insns(m, rec.blocks()) == {s.pc for s in steps[150:250]}
     names, pc_name = REGS[arch]
     out = tmp_path / "t.log"
-    with out.open("wb") as f, m.block_recorder() as rec, \
-            m.insn_tracer(f.fileno(), names, pc_name=pc_name) as tr:
+    with out.open("wb") as f, m.insn_tracer(f.fileno(), names, pc_name=pc_name) as tr:
         assert isinstance(m.run(), Exited)
-    assert tr.lines == len(steps) - 150
-    check_trace(arch, out, steps, 150)
-    assert block_insns(m, rec.blocks()) == {s.pc for s in steps[150:]}
+    assert tr.lines == len(steps) - 250
+    check_trace(arch, out, steps, 250)
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -2,9 +2,10 @@
 """Execution recorders in C: basic-block coverage and an instruction trace.
 
 Both exist only while something records: they add their Unicorn hooks when attached and
-delete them when detached, so a machine without a recorder runs exactly as before (the
-tracer also drops the translation cache both ways, so no translated block keeps a call to
-its per-instruction hook). Nothing here calls Python per block, instruction or access.
+delete them when detached, dropping the translation cache both ways, so a machine without
+a recorder runs exactly as before (Unicorn 2.1.4 bakes the hooks present at translation
+time into each translated block: see ``BlockCore._flush_translations``). Nothing here calls
+Python per block, instruction or access.
 
 Exactness. A hook that fires is not an instruction that retired: the machine's own stops
 (a breakpoint code hook, a bounded run's stop, a fault) can come after a recorder's hook for
@@ -204,10 +205,16 @@ cdef class BlockCore:
         free(self.s.starts)
         free(self.s.sizes)
 
+    def _flush_translations(self):
+        # NOTE(unicorn 2.1.4): a block translated while exactly one hook of a type exists
+        # calls that hook's callback directly instead of walking the hook list, so blocks
+        # translated with only the run core's block hook would never call ours (and, after
+        # a detach, blocks translated with ours would keep calling the list walker). Drop
+        # the translation cache both ways.
+        self.api.ctl(self.uc, SYX_CTL_W(UC_CTL_TB_FLUSH, 0))
+
     def attach(self):
-        """Add the block hook. Blocks translated before it call it too: the run core's own
-        block hook makes every translation call the block-hook helper, which walks the
-        hook list at run time."""
+        """Add the block hook and drop the translation cache (see _flush_translations)."""
         if self._attached:
             return
         self.s.early_seen = self.s.early.count
@@ -217,6 +224,7 @@ cdef class BlockCore:
         if err != UC_ERR_OK:
             raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {err}")
         self._attached = True
+        self._flush_translations()
 
     def detach(self):
         """Delete the hook (Unicorn frees it when the next emulation returns; this object
@@ -226,6 +234,7 @@ cdef class BlockCore:
         self.api.hook_del(self.uc, self.hook)
         self._attached = False
         self.s.in_block = 0
+        self._flush_translations()
 
     def at_stop(self, uint64_t pc, bint inside):
         """The machine stopped at ``pc``; ``inside``: within the run core's current block
@@ -716,9 +725,10 @@ cdef class TraceCore:
         free(self.s.carry)
 
     def _flush_translations(self):
-        # Code hooks reach only blocks translated after them, and memory hooks only
-        # slow-path accesses: drop the translation cache and the softmmu TLB (both ways,
-        # so that after detaching no block keeps calling the hook helpers).
+        # Code hooks reach only blocks translated after them (a block translated while our
+        # hook is the only code hook even calls it directly, see BlockCore), and memory
+        # hooks only slow-path accesses: drop the translation cache and the softmmu TLB,
+        # both ways, so that after detaching no block calls the hooks or their helpers.
         self.api.ctl(self.uc, SYX_CTL_W(UC_CTL_TB_FLUSH, 0))
         self.api.ctl(self.uc, SYX_CTL_W(UC_CTL_TLB_FLUSH, 0))
 
