@@ -16,7 +16,11 @@ from . import hookspecs
 from .errors import SyxdbgError
 
 #: First-party plugins, registered in this order under these names.
-DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (("linux", "syxdbg_plugins.linux"),)
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("linux", "syxdbg_plugins.linux"),
+    ("trace", "syxdbg_plugins.trace"),
+    ("coverage", "syxdbg_plugins.coverage"),
+)
 
 ENTRY_POINT_GROUP = "syxdbg"
 

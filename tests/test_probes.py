@@ -188,7 +188,7 @@ def check_trace(arch: str, path: Path, steps: list[Step], first: int) -> None:
     lines = parse_tenet(path, arch)
     assert [ln.ip for ln in lines] == [s.pc for s in steps[first:]]
     names, _ = REGS[arch]
-    for k, (line, step) in enumerate(zip(lines, steps[first:])):
+    for k, (line, step) in enumerate(zip(lines, steps[first:], strict=True)):
         assert {n: line.state[n.upper()] for n in names} == step.regs, f"line {k}"
         if k == 0:
             assert not line.reads and not line.writes
@@ -315,7 +315,8 @@ def test_rep_iterations_are_lines_as_positions_count_them(programs: dict[str, by
     movsb = min(rep)
     assert sum(ln.ip == movsb for ln in lines) == sum(s.pc == movsb for s in steps) >= 5
     # Each iteration's byte: read from the source, written to the destination.
-    moved = [ln for prev, ln in zip(lines, lines[1:]) if prev.ip == movsb and ln.writes]
+    moved = [ln for prev, ln in zip(lines, lines[1:], strict=False)
+             if prev.ip == movsb and ln.writes]
     assert [w[0][0] for w in (ln.writes for ln in moved)] == [DATA + 0x400 + i
                                                               for i in range(5)]
 

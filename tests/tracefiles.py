@@ -1,5 +1,10 @@
 """Readers for the files the coverage and trace plugins write, following the rules of the
-tools that load them (test helpers; import this module, never ``conftest``).
+tools that load them, and the oracle they are checked against (test helpers; import this
+module, never ``conftest``).
+
+* :func:`oracle_pcs`: the pc of every instruction a program executes, in order (index =
+  position), from a plain Python ``UC_HOOK_CODE`` on a session with the timeline off:
+  independent of the recorders under test.
 
 * :func:`parse_drcov`: Lighthouse's drcov parser (lighthouse/reader/parsers/drcov.py), plus
   bncov's extra expectations (parse.py): the first module row starts with "0" once
@@ -17,6 +22,32 @@ import binascii
 import os
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import progs
+import unicorn
+
+import syxdbg
+from syxdbg.machine import Exited
+from syxdbg.session import Session
+
+#: The guest environment of every session these tests open (argv[0] is "prog").
+ENV = dict(progs.DEFAULT_ENV)
+
+
+def open_session(exe: Path | str, args: list[str], **options: Any) -> Session:
+    return syxdbg.open(str(exe), args, env=ENV, argv0="prog", options=options)
+
+
+def oracle_pcs(exe: Path | str, args: list[str]) -> list[int]:
+    """pc of every instruction the program executes, in order (index = position)."""
+    pcs: list[int] = []
+    with open_session(exe, args, timeline=False) as s:
+        s.machine.uc.hook_add(unicorn.UC_HOOK_CODE, lambda uc, a, size, ud: pcs.append(a))
+        ev = s.run()
+        assert isinstance(ev, Exited) and ev.position == len(pcs)
+    return pcs
 
 #: Tenet's ArchAMD64 (tenet/trace/arch/amd64.py); the AArch64 module docs/plugins.md gives.
 TENET_ARCH: dict[str, tuple[tuple[str, ...], str]] = {

@@ -55,6 +55,12 @@ class TraceError(SyxdbgError):
 class _Recorder:
     def __init__(self, machine: Machine) -> None:
         self._machine = machine
+        #: The position recording started at.
+        self.start = machine.position
+        self._position = machine.position  # where the last stop settled
+        #: Set when the machine's state was replaced while attached (a checkpoint restore):
+        #: the recording then no longer describes one stretch of execution.
+        self.rewound_at: int | None = None
 
     @property
     def attached(self) -> bool:
@@ -75,10 +81,12 @@ class _Recorder:
         pass
 
     def _settled(self, position: int) -> None:
-        pass
+        self._position = position
 
     def _rewound(self, position: int) -> None:
-        pass
+        if position != self._position and self.rewound_at is None:
+            self.rewound_at = position
+        self._position = position
 
     def _attach(self) -> None:
         raise NotImplementedError
@@ -125,11 +133,13 @@ class BlockRecorder(_Recorder):
         self._core.at_stop(pc, inside)
 
     def _settled(self, position: int) -> None:
+        super()._settled(position)
         # Anything entered after the stop (the machine re-running a faulting instruction to
         # locate its address) did not execute.
         self._core.forget()
 
     def _rewound(self, position: int) -> None:
+        super()._rewound(position)
         self._core.forget()
 
 
@@ -155,9 +165,6 @@ class InsnTracer(_Recorder):
             ids.append(info.uc_id)
         self._core = _probes.TraceCore(machine.uc, machine.native_core, fd, ids,
                                        [n.lower() for n in registers], pc_name)
-        #: The position of the first line.
-        self.start = machine.position
-        self._rewound_at: int | None = None
 
     def __enter__(self) -> InsnTracer:
         return self
@@ -174,8 +181,8 @@ class InsnTracer(_Recorder):
     @property
     def error(self) -> str | None:
         """Why the trace is incomplete, or None."""
-        if self._rewound_at is not None:
-            return f"the machine went back to position {self._rewound_at} while tracing"
+        if self.rewound_at is not None:
+            return f"the machine jumped to position {self.rewound_at} while tracing"
         err = self._core.error
         if err is None:
             return None
@@ -208,10 +215,10 @@ class InsnTracer(_Recorder):
             self._core.host_write(address, size)
 
     def _settled(self, position: int) -> None:
-        if not self._core.settle(position - self.start):
-            pass  # reported by .error
+        super()._settled(position)
+        self._core.settle(position - self.start)  # a mismatch is reported by .error
 
     def _rewound(self, position: int) -> None:
-        if position != self.start + self.lines:
-            self._rewound_at = position
+        super()._rewound(position)
+        if self.rewound_at is not None:
             self._core.mark_broken()

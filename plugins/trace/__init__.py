@@ -1,0 +1,120 @@
+"""Instruction traces in the text format of the Tenet trace explorer (IDA Pro, Binary Ninja).
+
+``trace FILE FROM TO`` (shell and gdb's ``monitor``) re-executes positions [FROM, TO) with a
+C tracer attached (:meth:`syxdbg.machine.Machine.insn_tracer`) and writes one line per
+instruction, then comes back to the current position. ``trace FILE +N`` traces the next N
+instructions from here, ``trace FILE -N`` the N before here, ``trace FILE P`` those between
+here and P. Nothing runs until a trace is asked for.
+
+The format (Tenet's ``tracers/README.md``, its parser ``tenet/trace/file.py``, and the
+reference tracers' convention): line k describes the state before the instruction at
+position FROM+k: the registers that changed since line k-1 as ``name=0xVALUE`` (every
+register on the first line), the program counter, then the memory the instruction at
+FROM+k-1 read (``mr=0xADDR:HEXBYTES``) and wrote (``mw=...``). Tenet reads a line's memory
+as part of the step into that line's state, so an instruction's accesses appear on the next
+line and those of the last traced instruction (TO-1) on none: trace to TO+1 to see them.
+Registers: Tenet's x86-64 set (rax..r15, rip); for aarch64 x0..x30, sp and pc (Tenet ships no
+AArch64 architecture module; docs/plugins.md shows the one to add).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from syxdbg import hookimpl
+from syxdbg.commands import Arg, CommandError
+
+from .. import _replay
+
+if TYPE_CHECKING:
+    from syxdbg.commands import Args, CommandRegistry, Context
+    from syxdbg.machine import Machine
+    from syxdbg.machine.probes import InsnTracer
+
+__all__ = ["DEFAULT_LIMIT", "TENET_REGISTERS", "trace_command"]
+
+#: Per architecture: the registers on each line and the name of the program counter.
+#: x86_64 is Tenet's ArchAMD64 (tenet/trace/arch/amd64.py) exactly; a name Tenet does not
+#: know (rflags...) would make it reject the line.
+TENET_REGISTERS: dict[str, tuple[tuple[str, ...], str]] = {
+    "x86_64": (("rax", "rbx", "rcx", "rdx", "rbp", "rsp", "rsi", "rdi", "r8", "r9", "r10",
+                "r11", "r12", "r13", "r14", "r15"), "rip"),
+    "aarch64": (tuple(f"x{i}" for i in range(31)) + ("sp",), "pc"),
+}
+
+#: Tenet's recommended maximum trace length (its README: about 10 million instructions).
+DEFAULT_LIMIT = 10_000_000
+
+
+def _range(ctx: Context, first: str, second: str | None) -> tuple[int, int]:
+    s = ctx.session
+    here = s.position
+    if second is not None:
+        return _replay.parse_position(s, first), _replay.parse_position(s, second)
+    other = _replay.parse_position(s, first)
+    return (here, other) if other >= here else (other, here)
+
+
+DESCRIPTION = (
+    "Re-executes positions [FROM, TO) with a C tracer attached and writes one line per "
+    "instruction in the Tenet trace explorer's text format, then comes back to the current "
+    "position; nothing traces while no trace is asked for. With one position: +N (the next N "
+    "instructions), -N (the N before here) or P (between here and P). Positions as in "
+    "coverage. Past the frontier execution is live, as with goto. Line k is the state before "
+    "the instruction at FROM+k (changed registers, pc) plus the memory the instruction before "
+    "it read (mr) and wrote (mw), Tenet's convention. Refuses more than trace.limit "
+    "instructions (Tenet handles about 10 million)."
+)
+
+
+def trace_command(ctx: Context, args: Args) -> str:
+    """The ``trace`` command (see DESCRIPTION)."""
+    s = ctx.session
+    arch = s.machine.arch.name
+    if arch not in TENET_REGISTERS:
+        raise CommandError(f"trace: no register set for {arch}")
+    start, end = _range(ctx, args["from"], args.to)
+    _replay.check_range(s, start, end, allow_live=True)
+    limit = int(ctx.settings["trace.limit"])
+    if limit > 0 and end - start > limit:
+        raise CommandError(f"{end - start} instructions is more than trace.limit ({limit}; "
+                           f"Tenet handles about 10 million): narrow the range or "
+                           f"'set trace.limit N' (0: no limit)")
+    registers, pc_name = TENET_REGISTERS[arch]
+    path = args.file
+    try:
+        f = open(path, "wb")  # noqa: SIM115 - closed below, after the tracer's last write
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with f:
+        def attach(machine: Machine) -> InsnTracer:
+            return machine.insn_tracer(f.fileno(), registers, pc_name=pc_name)
+
+        tracer, r = _replay.replay(ctx, start, end, attach, "trace")
+    error = tracer.error
+    if error is not None:
+        raise CommandError(f"trace: {path} is incomplete: {error}")
+    if tracer.lines != r.reached - start:
+        raise CommandError(f"trace: {path} has {tracer.lines} lines for "
+                           f"{r.reached - start} instructions")
+    text = (f"trace of positions {start}..{r.reached} written to {path}: {tracer.lines} lines "
+            f"(Tenet format)")
+    if r.live_from is not None and r.reached > r.live_from:
+        text += f"; executed live past the frontier (was {r.live_from})"
+    if not r.complete:
+        text += f"\n  incomplete: {_replay.stopped_early(r)}"
+    return text + "\n"
+
+
+@hookimpl
+def syxdbg_register_commands(registry: CommandRegistry) -> None:
+    registry.command(
+        "trace", "write a Tenet instruction trace of positions FROM..TO (or +N, -N from "
+        "here) to FILE", category="history", description=DESCRIPTION,
+        args=(Arg("file", "text", help="output file (Tenet text trace)"),
+              Arg("from", "position", help="first position, or +N/-N/P with no TO"),
+              Arg("to", "position", optional=True,
+                  help="position after the last instruction")),
+    )(trace_command)
+    registry.settings.declare("trace.limit", DEFAULT_LIMIT,
+                              "most instructions trace writes without complaint (0: no limit)")
