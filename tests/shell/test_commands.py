@@ -45,6 +45,8 @@ SAMPLES: dict[str, list[str]] = {
     "goto": ["goto 100", "goto s1", "goto +10", "goto -5"],
     "when": ["when"],
     "position": ["position"],
+    "coverage": ["coverage /dev/null", "coverage /dev/null origin s1"],
+    "trace": ["trace /dev/null -20", "trace /dev/null 0 30"],
     "last-write": ["last-write ledger.balance", "last-write ledger+0x80 8"],
     "snapshot": ["snapshot list"],
     "snapshot save": ["snapshot save s2"],
