@@ -18,6 +18,7 @@ import pluggy
 from . import __version__
 from .errors import SyxdbgError
 from .machine.events import Exited, Fault, Killed, StopEvent, Stopped
+from .recording import DEFAULT_CHECKPOINT_INTERVAL
 from .session import Session
 
 
@@ -115,6 +116,62 @@ def build_parser() -> argparse.ArgumentParser:
                      help="stop after N instructions (exit status 124 if the program is "
                      "still running)")
     _add_program_options(run)
+    record = sub.add_parser(
+        "record", help="record a run to a file, to replay and debug it later",
+        description="Run PROG to its end (or to --max-insns, or Ctrl-C) and write a "
+        "recording: the program image, argv, environment, every nondeterministic input it "
+        "took (stdin, files, clocks, random bytes, ids) and periodic checkpoints. "
+        "'syxdbg replay FILE' then reproduces the run exactly, forwards and backwards, "
+        "without the host or the binary. The exit status is the program's, as with run.",
+    )
+    record.add_argument("-o", "--output", metavar="FILE",
+                        help="the recording to write (default: PROG's name + .syxrec in the "
+                        "current directory, numbered if it exists)")
+    record.add_argument("--max-insns", type=_int, metavar="N",
+                        help="stop recording after N instructions")
+    record.add_argument("--checkpoint-interval", type=_int, metavar="N",
+                        default=DEFAULT_CHECKPOINT_INTERVAL,
+                        help="instructions between persisted checkpoints (default "
+                        f"{DEFAULT_CHECKPOINT_INTERVAL:,}; smaller: bigger file, faster "
+                        "jumps in replay)")
+    record.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress and no summary")
+    _add_program_options(record)
+    replay = sub.add_parser(
+        "replay", help="replay and debug a recording",
+        description="Reproduce a recorded run exactly, without touching the host (stdin "
+        "is not read, files are not written, clocks and random values come from the "
+        "recording), with full reverse execution. Going forward past the end of the "
+        "recording stops with 'No more reverse-execution history' (replaylog:end). By "
+        "default gdb is started on it, as rr does.",
+    )
+    mode = replay.add_mutually_exclusive_group()
+    mode.add_argument("--gdb", dest="mode", action="store_const", const="gdb",
+                      help="debug it with gdb (the default)")
+    mode.add_argument("--port", type=_int, metavar="N",
+                      help="serve it to gdb on port N (0: pick one; see 'syxdbg serve')")
+    mode.add_argument("--shell", dest="mode", action="store_const", const="shell",
+                      help="debug it in the syxdbg shell")
+    mode.add_argument("--check", dest="mode", action="store_const", const="check",
+                      help="replay it to the end, checking every recorded digest; exit "
+                      "status 0 if the replay matches the recording, 1 if it diverges")
+    replay.add_argument("--host", default="127.0.0.1", metavar="H",
+                        help="with --port: the address to bind (default 127.0.0.1)")
+    replay.add_argument("--ex", "-ex", action="append", default=[], metavar="CMD",
+                        help="gdb or shell command to run (may be repeated)")
+    replay.add_argument("--batch", action="store_true",
+                        help="exit after the --ex commands (gdb and shell)")
+    replay.add_argument("--debugger", metavar="PATH",
+                        help="the gdb to run (default: gdb, or gdb-multiarch for a foreign "
+                        "architecture)")
+    replay.add_argument("--gdb-arg", action="append", default=[], metavar="ARG",
+                        help="pass ARG to gdb (may be repeated)")
+    replay.add_argument("-p", dest="plugin_opts", action="append", default=[],
+                        metavar="no:NAME", help="disable plugin NAME (may be repeated)")
+    replay.add_argument("--snapshot-budget", type=_size, metavar="SIZE",
+                        help="memory for in-memory checkpoints (default 1G)")
+    replay.add_argument("recording", metavar="FILE", help="a recording made by syxdbg record")
+    replay.set_defaults(_takes_program=True, mode=None)
     sub.add_parser("demo", help="run the bundled example program",
                    description="Run the bundled example program (a ledger whose balance gets "
                    "corrupted) under emulation.")
@@ -149,9 +206,15 @@ def _session_options(ns: argparse.Namespace) -> dict[str, object]:
 
 def open_session(ns: argparse.Namespace) -> Session:
     """Create the session an ``ns`` from :func:`_add_program_options` describes."""
+    disabled = _disabled_plugins(ns.plugin_opts)
+    if getattr(ns, "recording", None):
+        from .recording import open_replay
+
+        return open_replay(ns.recording, disable_plugins=disabled,
+                           plugins=getattr(ns, "plugin_manager", None),
+                           options=_session_options(ns))
     env = {} if ns.clear_env else dict(os.environ)
     env.update(dict(ns.env))
-    disabled = _disabled_plugins(ns.plugin_opts)
     if ns.raw:
         if ns.prog:
             raise SyxdbgError("give either PROG or --raw FILE, not both")
@@ -208,6 +271,110 @@ def cmd_run(ns: argparse.Namespace) -> int:
         with session.machine.interrupt_on_sigint():
             event = session.run(count=ns.max_insns)
         return report_end(session, event)
+    finally:
+        session.close()
+
+
+def _default_output(prog: str) -> str:
+    base = os.path.basename(prog) or "program"
+    path = f"{base}.syxrec"
+    n = 0
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}.syxrec"
+    return path
+
+
+def cmd_record(ns: argparse.Namespace) -> int:
+    from .recording import Recorder, format_size, progress_printer
+
+    if ns.max_insns is not None and ns.max_insns <= 0:
+        raise SyxdbgError("--max-insns must be positive")
+    session = open_session(ns)
+    try:
+        output = ns.output or _default_output(ns.prog or ns.raw)
+        recorder = Recorder(session, output, checkpoint_interval=ns.checkpoint_interval,
+                            progress=None if ns.quiet else progress_printer())
+        from .sigint import sigint_calls
+
+        with sigint_calls(recorder.interrupt):
+            summary = recorder.run(ns.max_insns)
+        sys.stdout.flush()
+        end = summary.end
+        if isinstance(end, Stopped):  # interrupted or at --max-insns: a normal end here
+            status = 0
+            why = ("interrupted" if end.why == "interrupt"
+                   else f"stopped at the --max-insns limit, pc {_where(session, end.pc)}")
+        else:
+            status = report_end(session, end)
+            why = (f"the program exited with status {end.status}"
+                   if isinstance(end, Exited) else "the program died")
+        if not ns.quiet:
+            if sys.stderr.isatty():
+                sys.stderr.write("\r\x1b[K")
+            rate = summary.instructions / summary.seconds if summary.seconds else 0.0
+            print(f"syxdbg: recorded {summary.instructions:,} instructions in "
+                  f"{summary.seconds:.2f} s ({rate / 1e6:.1f} M/s); {why}\n"
+                  f"syxdbg: {summary.syscalls:,} system calls, {summary.events:,} host "
+                  f"inputs, {summary.checkpoints} checkpoints; {output} is "
+                  f"{format_size(summary.size)}\n"
+                  f"syxdbg: replay it with: syxdbg replay {output}", file=sys.stderr)
+        return status
+    finally:
+        session.close()
+
+
+def cmd_replay(ns: argparse.Namespace) -> int:
+    from . import gdbserver
+    from .shell import app as shell_app
+
+    mode = ns.mode or ("serve" if ns.port is not None else "gdb")
+    if mode == "check":
+        return _replay_check(ns)
+    if mode == "serve":
+        return gdbserver.cmd_serve(ns)
+    if mode == "shell":
+        ns.shell_script = [("cmd", c) for c in ns.ex] if (ns.ex or ns.batch) else None
+        ns.history = None
+        return shell_app.cmd_shell(ns)
+    ns.gdb = ns.debugger
+    return gdbserver.cmd_gdb(ns)
+
+
+def _replay_check(ns: argparse.Namespace) -> int:
+    """Replay to the end, checking every digest; print what was compared."""
+    import time
+
+    from .eventlog import Divergence
+    from .recording import ReplaySource, memory_digest
+
+    session = open_session(ns)
+    try:
+        rec = session.recording
+        assert rec is not None
+        source = session.timeline.recorded
+        if isinstance(source, ReplaySource):
+            source.jumps = False  # re-execute everything, checking every digest
+        started = time.monotonic()
+        try:
+            event = session.seek(rec.end_position)
+        except Divergence as exc:
+            print(f"syxdbg: {exc}", file=sys.stderr)
+            return 1
+        digest = memory_digest(session.machine)
+        want = rec.end["memory_digest"]
+        checked = getattr(source, "checked", 0)
+        if session.position != rec.end_position or digest != want:
+            print(f"syxdbg: replay diverged from the recording: it ends at position "
+                  f"{session.position} ({event!r}) with memory digest {digest}; "
+                  f"the recording ends at {rec.end_position} with "
+                  f"{want}", file=sys.stderr)
+            return 1
+        print(f"syxdbg: replayed {session.position:,} instructions in "
+              f"{time.monotonic() - started:.2f} s: {rec.describe_end()}; "
+              f"{session.eventlog.replayed} host inputs replayed, {checked} register "
+              f"digests and the final memory digest match ({digest})")
+        return 0
     finally:
         session.close()
 
@@ -295,6 +462,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if ns.command == "run":
             return cmd_run(ns)
+        if ns.command == "record":
+            return cmd_record(ns)
+        if ns.command == "replay":
+            return cmd_replay(ns)
         if ns.command == "demo":
             return cmd_demo(ns)
         if ns.command == "plugins":

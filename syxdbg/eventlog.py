@@ -92,13 +92,18 @@ class Recordable(Protocol):
 class EventLog:
     """Recorded host inputs and effects, with a replay cursor. See the module docstring."""
 
-    def __init__(self) -> None:
-        self._events: list[Event] = []
+    def __init__(self, events: list[Event] | None = None) -> None:
+        """An empty log, or one holding ``events`` (a recording's, numbered from 0) with the
+        cursor at its start: every host call is then served from it."""
+        self._events: list[Event] = list(events or [])
+        for i, ev in enumerate(self._events):
+            if ev.seq != i:
+                raise SyxdbgError(f"event log is not contiguous: event #{i} has number {ev.seq}")
         #: Index (seq) of the first event still held; events before it were forgotten with
         #: the history they belong to.
         self._base = 0
         self._cursor = 0
-        self._bytes = 0
+        self._bytes = sum(e.size for e in self._events)
         #: Counters for stats(): live calls recorded and calls served from the log.
         self.recorded = 0
         self.replayed = 0

@@ -85,7 +85,7 @@ from .errors import MemoryAccessError, RegisterError, SyxdbgError
 from .machine import events as ev
 from .machine.arch import RegisterInfo
 from .session import Session
-from .timeline import FutureDiscarded, HistoryBoundary
+from .timeline import FutureDiscarded, HistoryBoundary, ReadOnlyHistory
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry
@@ -248,6 +248,9 @@ class SessionTarget:
             self._wrote(self.session.write_register(reg.name, int.from_bytes(value, "little")))
         except RegisterError as exc:
             raise TargetError(E_INVALID, str(exc)) from None
+        except ReadOnlyHistory as exc:
+            self._refused(exc)
+            raise TargetError(E_INVALID, str(exc)) from None
 
     def read_memory(self, addr: int, length: int) -> bytes:
         if addr < 0 or addr >= 1 << 64:
@@ -261,6 +264,15 @@ class SessionTarget:
             self._wrote(self.session.write_memory(addr, data))
         except MemoryAccessError as exc:
             raise TargetError(E_FAULT, str(exc)) from None
+        except ReadOnlyHistory as exc:
+            self._refused(exc)
+            raise TargetError(E_FAULT, str(exc)) from None
+
+    def _refused(self, exc: ReadOnlyHistory) -> None:
+        """gdb only says "Cannot access memory": say why at the next resume (once)."""
+        text = f"syxdbg: {exc}\n"
+        if text not in self._console:
+            self._console.append(text)
 
     def _wrote(self, discarded: FutureDiscarded | None) -> None:
         """A write in the past discarded the recorded future: tell the user (once)."""
@@ -343,7 +355,8 @@ class SessionTarget:
         action = self._action or ResumeAction(ResumeKind.CONTINUE)
         try:
             if self._job is None:
-                if move not in _REVERSE:
+                if move not in _REVERSE and self.timeline.end is None:
+                    # (a replay's timeline reports its own end: replaylog:end)
                     final = self.machine.finished
                     if final is not None:
                         self._move = self._action = None

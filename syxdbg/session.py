@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from .state import StateRegistry
 
 if TYPE_CHECKING:
     from .eventlog import EventLog
+    from .recording import Recording
     from .timeline import (
         CheckpointInfo,
         Direction,
@@ -49,6 +51,10 @@ class Session:
         self._machine: Machine | None = None
         self._timeline: Timeline | None = None
         self._closed = False
+        #: The recording this session replays (:func:`syxdbg.replay`), if any.
+        self.recording: Recording | None = None
+        #: Directories removed when the session closes (a replay's extracted program).
+        self.temporary: list[str] = []
         self.hook = plugins.hook
         self.hook.syxdbg_configure(session=self)
 
@@ -259,6 +265,8 @@ class Session:
         self.hook.syxdbg_unconfigure(session=self)
         if self._machine is not None:
             self._machine.close()
+        for d in self.temporary:
+            shutil.rmtree(d, ignore_errors=True)
 
     def __enter__(self) -> Session:
         return self
@@ -275,3 +283,11 @@ def open(path: str, args: Sequence[str] = (), *, env: Mapping[str, str] | None =
     ``env`` defaults to this process's environment; ``args`` are argv[1:].
     """
     return Session.open(path, args, env=env, arch=arch, raw=raw, base=base, entry=entry, **kwargs)
+
+
+def replay(path: str, **kwargs: Any) -> Session:
+    """Open recording ``path`` (made by ``syxdbg record``) for replay: a session whose
+    history is the recording (see :func:`syxdbg.recording.open_replay`)."""
+    from .recording import open_replay
+
+    return open_replay(path, **kwargs)

@@ -33,7 +33,7 @@ import enum
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import SyxdbgError
 from .eventlog import STATE_NAME as EVENTLOG_STATE
@@ -56,10 +56,42 @@ KEEP_RECENT = 4
 CHECKPOINT_OVERHEAD = 16 * 1024
 
 PollFn = Callable[[], bool]
+#: Jump to a persisted checkpoint of a recording instead of re-executing at least this far.
+JUMP_MIN = DEFAULT_INTERVAL // 4
+
+
+@runtime_checkable
+class Recorded(Protocol):
+    """A finished recording the timeline replays (see :mod:`syxdbg.recording`).
+
+    History is then bounded: forward motion stops at :attr:`end` (``replaylog:end``), the
+    guest state is read-only, re-execution is checked against the recorded digests, and
+    persisted checkpoints ("seeds") let the timeline jump far ahead without re-executing.
+    """
+
+    #: The position where the recording stops.
+    end: int
+
+    def seed(self, low: int, high: int) -> int | None:
+        """The latest persisted checkpoint position ``p`` with ``low < p <= high``."""
+
+    def load_seed(self, position: int) -> None:
+        """Make the machine and the registered states those recorded at ``position``."""
+
+    def next_check(self, position: int) -> int | None:
+        """The first position after ``position`` with a recorded digest, if any."""
+
+    def check(self, position: int) -> None:
+        """Compare the state at ``position`` with the recording; raise
+        :class:`~syxdbg.eventlog.Divergence` if it differs."""
 
 
 class TimelineError(SyxdbgError):
     """A time-travel request that cannot be served (unknown name, forgotten history...)."""
+
+
+class ReadOnlyHistory(TimelineError):
+    """A write to the guest while replaying a recording (its future cannot change)."""
 
 
 class TimelineInterrupted(TimelineError):
@@ -156,11 +188,18 @@ class When:
     position: int
     frontier: int
     origin: int
+    #: True when history is a recording (``syxdbg replay``): the frontier is its end.
+    recorded: bool = False
 
     @property
     def replaying(self) -> bool:
         """True behind the frontier (host inputs come from the event log)."""
         return self.position < self.frontier
+
+    @property
+    def mode(self) -> str:
+        """"replaying" (behind the frontier, or anywhere in a recording) or "recording"."""
+        return "replaying" if self.replaying or self.recorded else "recording"
 
 
 @dataclass(frozen=True)
@@ -206,7 +245,8 @@ class Timeline:
     def __init__(self, machine: Machine, states: StateRegistry | None = None, *,
                  interval: int = DEFAULT_INTERVAL, budget: int = DEFAULT_BUDGET,
                  snapshot_cls: Any = None, reverse_watch_after: bool | None = None,
-                 verify: bool = False) -> None:
+                 verify: bool = False, eventlog: EventLog | None = None,
+                 recorded: Recorded | None = None) -> None:
         if interval < 1:
             raise ValueError("interval must be >= 1")
         self.machine = machine
@@ -217,7 +257,9 @@ class Timeline:
         #: (aarch64's gdb convention) instead of before it (x86's).
         self.reverse_watch_after = (machine.arch.name == "aarch64"
                                     if reverse_watch_after is None else reverse_watch_after)
-        self.eventlog = EventLog()
+        self.eventlog = eventlog if eventlog is not None else EventLog()
+        #: The recording being replayed (None: live history).
+        self.recorded = recorded
         if EVENTLOG_STATE in self.states:
             raise TimelineError("this session already has a timeline")
         self.states.register(EVENTLOG_STATE, self.eventlog)
@@ -232,7 +274,9 @@ class Timeline:
             snapshot_cls = SyxSnapshot
         self._snap = snapshot_cls.new(machine, states=self.states, verify=verify)
         self.origin = machine.position
-        self.frontier = machine.position
+        self.frontier = machine.position if recorded is None else recorded.end
+        #: Forward motion never goes past this position (the end of a recording).
+        self.end: int | None = None if recorded is None else recorded.end
         self._meta = [_Meta(self.origin, machine.pc, self.eventlog.cursor)]
         self._pages_mark = self._pages()  # pages held when the open interval began
         self._names: dict[str, NamedPoint] = {}
@@ -251,7 +295,8 @@ class Timeline:
 
     def when(self) -> When:
         self._note_progress()
-        return When(self.machine.position, self.frontier, self.origin)
+        return When(self.machine.position, self.frontier, self.origin,
+                    self.recorded is not None)
 
     @property
     def replaying(self) -> bool:
@@ -439,11 +484,15 @@ class Timeline:
         The write becomes part of history: re-executing through this position applies it
         again, so going back before it and forward again keeps it.
         """
+        if self.recorded is not None:
+            self.modified()  # raises ReadOnlyHistory
         self.machine.mem.write(address, bytes(data))
         return self.modified(("mem", address, bytes(data)))
 
     def write_register(self, name: str, value: int) -> FutureDiscarded | None:
         """Write a register now (see :meth:`write_memory`)."""
+        if self.recorded is not None:
+            self.modified()  # raises ReadOnlyHistory
         self.machine.regs[name] = value
         return self.modified(("reg", name, value))
 
@@ -459,6 +508,9 @@ class Timeline:
         In all cases the checkpoint at the current position is replaced so going back to it
         later restores the modified state. Returns what was discarded, if anything.
         """
+        if self.recorded is not None:
+            raise ReadOnlyHistory("this is a recording: its memory and registers are read-only "
+                                  "(a write would change a future that is already recorded)")
         m = self.machine
         pos = m.position
         report = None
@@ -623,10 +675,13 @@ class Timeline:
         dense_pts = (self._dense_points(m.position, target)
                      if dense and target is not None else [])
         stalled = 0
+        rec = self.recorded
         while True:
             pos = m.position
             if target is not None and pos >= target:
                 return Stopped(m.pc, pos, "count"), hits
+            if self.end is not None and pos >= self.end:
+                return self._at_end(), hits
             if interruptible and self._interrupted(poll):
                 return Stopped(m.pc, pos, "interrupt"), hits
             if pos - self._meta[-1].position >= self.interval:
@@ -637,6 +692,13 @@ class Timeline:
             if dense_pts:
                 push_at = min(push_at, dense_pts[0])
             limit = push_at if target is None else min(push_at, target)
+            check_at = None
+            if rec is not None:
+                assert self.end is not None
+                limit = min(limit, self.end)
+                check_at = rec.next_check(pos)
+                if check_at is not None:
+                    limit = min(limit, check_at)
             if self._patches:
                 later = [q for q in self._patches if q > pos]
                 if later:
@@ -645,7 +707,11 @@ class Timeline:
             if m.position != pos and m.position in self._patches:
                 self._apply_patches(m.position)  # a debugger write made at this point
             self._note_progress()
+            if rec is not None and m.position == check_at:
+                rec.check(check_at)  # raises Divergence
             if isinstance(ev, _TERMINAL):
+                if self.end is not None and isinstance(ev, Exited) and m.position >= self.end:
+                    return self._at_end(), hits
                 return ev, hits
             stalled = stalled + 1 if m.position == pos else 0
             if stalled > 3:
@@ -669,6 +735,29 @@ class Timeline:
                 return ev, hits
             return ev, hits  # pragma: no cover - an unknown event kind
 
+    def _at_end(self) -> StopEvent:
+        """Forward motion at the end of a recording: a fatal signal the recorded run ended
+        with is reported again, anything else is the end of history."""
+        m = self.machine
+        final = m.finished
+        if isinstance(final, Fault | Killed) and final.position == m.position:
+            return final
+        return HistoryBoundary(m.pc, m.position, "end")
+
+    def _jump_towards(self, target: int) -> None:
+        """Replaying a recording: load its latest persisted checkpoint at or before
+        ``target`` when that saves re-executing at least :data:`JUMP_MIN` instructions."""
+        rec = self.recorded
+        if rec is None:
+            return
+        pos = self.machine.position
+        seed = rec.seed(pos, target)
+        if seed is None or seed - pos < JUMP_MIN:
+            return
+        self._push()  # the state we leave stays reachable
+        rec.load_seed(seed)
+        self._push()
+
     def _seek_to(self, target: int, *, poll: PollFn | None = None) -> StopEvent:
         """Go to exactly ``target`` (restore + re-execute); bounded re-execution."""
         m = self.machine
@@ -677,6 +766,7 @@ class Timeline:
             return Stopped(m.pc, pos, "count")
         if target < pos:
             self._restore(self._index_at_or_before(target))
+        self._jump_towards(target)
         ev, _ = self._advance(target, "seek", poll=poll, dense=True,
                               interruptible=poll is not None or target > self.frontier)
         self._push()
@@ -756,8 +846,9 @@ class Timeline:
         clear_from = here  # [clear_from, here) is known to hold no hit
         while end > max(floor, self.origin):  # thinning may move the origin meanwhile
             k = self._index_at_or_before(end - 1)
-            start = self._meta[k].position
             self._restore(k)
+            self._jump_towards(end - 1)
+            start = m.position
             found: list[_Hit] = []
             if m.pc in m.breakpoints and start >= floor:
                 bp = Stopped(m.pc, start, "breakpoint")

@@ -81,6 +81,7 @@ PROGRAMS: tuple[str, ...] = (
     "corrupt",
     "loop",
     "timeclock",
+    "entropy",
 )
 
 #: Environment used by ``native_run`` when ``env`` is None. Emulator tests that compare

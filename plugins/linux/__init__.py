@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 from syxdbg import hookimpl
 
-from .hostio import HostIO
+from .hostio import DetachedHostIO, HostIO
 from .kernel import KernelState, LinuxKernel
 
 if TYPE_CHECKING:
@@ -70,7 +70,8 @@ class LinuxPlugin:
             return
         if self.kernel is not None:
             self.kernel.close()
-        self.kernel = LinuxKernel(machine)
+        host = DetachedHostIO() if session.options.get("replay") else None
+        self.kernel = LinuxKernel(machine, host)
         self.kernel.install()
 
     @hookimpl

@@ -25,6 +25,7 @@ repositioning host files at checkpoints, teardown) always go straight to the hos
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -49,6 +50,9 @@ EFFECTS = frozenset({
 
 class HostIO:
     """Direct host access (the live, non-recording implementation)."""
+
+    #: True for a HostIO that must never reach the host (replaying a recording file).
+    detached = False
 
     @property
     def replaying(self) -> bool:
@@ -217,6 +221,10 @@ class RecordingHostIO(HostIO):
     def replaying(self) -> bool:
         return self.log.replaying
 
+    @property
+    def detached(self) -> bool:  # type: ignore[override]
+        return self.inner.detached
+
     def enter_syscall(self, position: int) -> None:
         self._position = position
 
@@ -383,3 +391,117 @@ class RecordingHostIO(HostIO):
 
     def warn(self, text: str, stream: IO[str]) -> None:
         self._call("warn", (text,), lambda: self.inner.warn(text, stream))
+
+
+def _refused() -> OSError:
+    return OSError(errno.EIO, "no host access while replaying a recording")
+
+
+class DetachedHostIO(HostIO):
+    """The host of a replayed recording: there is none.
+
+    Every call made by the guest is served from the recording's event log before it gets
+    here; what reaches this object is the kernel's own bookkeeping (repositioning and
+    closing host fds at checkpoints and teardown, which becomes a no-op) or a call the
+    recording does not have, which fails with ``EIO`` instead of touching this machine's
+    files, terminal or clock. The kernel's initial values (cwd, ids, stdio) are placeholders
+    until the recording's initial checkpoint replaces them.
+    """
+
+    detached = True
+
+    def open(self, path: bytes, flags: int, mode: int) -> int:
+        raise _refused()
+
+    def read(self, fd: int, n: int) -> bytes:
+        raise _refused()
+
+    def pread(self, fd: int, n: int, offset: int) -> bytes:
+        raise _refused()
+
+    def write(self, fd: int, data: bytes) -> int:
+        raise _refused()
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> int:
+        raise _refused()
+
+    def lseek(self, fd: int, offset: int, whence: int) -> int:
+        raise _refused()
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        raise _refused()
+
+    def fsync(self, fd: int) -> None:
+        raise _refused()
+
+    def pipe(self) -> tuple[int, int]:
+        raise _refused()
+
+    def get_status_flags(self, fd: int) -> int:
+        raise _refused()
+
+    def set_status_flags(self, fd: int, flags: int) -> None:
+        raise _refused()
+
+    def ioctl_read(self, fd: int, request: int, size: int) -> bytes:
+        raise _refused()
+
+    def fstat(self, fd: int) -> os.stat_result:
+        raise _refused()
+
+    def stat(self, path: bytes, follow_symlinks: bool = True) -> os.stat_result:
+        raise _refused()
+
+    def access(self, path: bytes, mode: int, follow_symlinks: bool = True) -> bool:
+        raise _refused()
+
+    def readlink(self, path: bytes) -> bytes:
+        raise _refused()
+
+    def listdir(self, fd: int) -> list[tuple[bytes, int, int]]:
+        raise _refused()
+
+    def unlink(self, path: bytes) -> None:
+        raise _refused()
+
+    def rmdir(self, path: bytes) -> None:
+        raise _refused()
+
+    def mkdir(self, path: bytes, mode: int) -> None:
+        raise _refused()
+
+    def rename(self, src: bytes, dst: bytes) -> None:
+        raise _refused()
+
+    def clock(self, clockid: int) -> int:
+        raise _refused()
+
+    def clock_res(self, clockid: int) -> int:
+        raise _refused()
+
+    def random(self, n: int) -> bytes:
+        raise _refused()
+
+    def sysinfo(self) -> tuple[int, int, int, int]:
+        raise _refused()
+
+    def uname(self) -> tuple[str, str, str, str, str]:
+        raise _refused()
+
+    def close(self, fd: int) -> None:
+        """Host fds of a replay are numbers from the recording, not this process's."""
+
+    def sleep(self, ns: int) -> None:
+        """Replays do not wait."""
+
+    def warn(self, text: str, stream: IO[str]) -> None:
+        """Warnings were shown when the program was recorded."""
+
+    def realpath(self, path: bytes) -> bytes:
+        return path
+
+    def getcwd(self) -> bytes:
+        return b"/"
+
+    def ids(self) -> tuple[int, int, int, int, int, int]:
+        return (1, 0, 0, 0, 0, 0)

@@ -115,6 +115,8 @@ class KernelState:
     tid_address: int
     robust_list: tuple[int, int]
     warned: frozenset[int]
+    #: The program's host path as the guest sees it (/proc/self/exe, comm).
+    image_path: bytes = b""
 
 
 @dataclass
@@ -485,6 +487,7 @@ class LinuxKernel:
             tid_address=s.tid_address,
             robust_list=s.robust_list,
             warned=frozenset(s.warned),
+            image_path=self.image_path,
         )
 
     def load_state(self, state: KernelState) -> None:
@@ -522,11 +525,13 @@ class LinuxKernel:
             robust_list=state.robust_list,
             warned=set(state.warned),
         )
+        if state.image_path:
+            self.image_path = state.image_path
 
     def _revive(self, fs: FileState, live: OpenFile | None) -> int:
         """A host fd for saved description ``fs``, positioned at its saved offset."""
-        if not fs.owned:
-            return fs.host_fd
+        if not fs.owned or self.host.detached:
+            return fs.host_fd  # a replay's host fds are the recording's numbers
         if live is not None and live.host_fd >= 0:
             hfd = live.host_fd
         elif fs.id in self._retired:

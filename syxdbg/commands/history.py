@@ -112,9 +112,31 @@ def register(r: CommandRegistry) -> None:
         ever executed (behind it, execution is replayed); the origin is the oldest point
         kept."""
         w = ctx.session.when()
-        state = "replaying" if w.replaying else "recording"
+        state = w.mode
         return (f"position {w.position} (frontier {w.frontier}, origin {w.origin}; "
                 f"{state})\n")
+
+    @r.command("recording", "what the replayed recording holds (syxdbg replay)",
+               category="history")
+    def _recording(ctx: Context, args: Args) -> str:
+        """The file, the program and its arguments, how the recorded run ended, and what
+        the file holds: events, persisted checkpoints and digests."""
+        rec = ctx.session.recording
+        if rec is None:
+            return "not replaying a recording (syxdbg record PROG, then syxdbg replay FILE)\n"
+        meta = rec.meta
+        pos = rec.checkpoint_positions
+        return "\n".join([
+            f"recording: {rec.path}",
+            f"program:   {meta['path']} ({meta['arch']}, {meta['program_size']} bytes, "
+            f"sha256 {meta['program_sha256'][:16]}...)",
+            f"argv:      {' '.join(meta['argv'])}",
+            f"recorded:  {meta['created']} on {meta['host']} with syxdbg {meta['syxdbg']}",
+            f"end:       position {rec.end_position}: {rec.describe_end()}",
+            f"contents:  {len(rec.events)} host inputs, {len(pos)} checkpoints "
+            f"(at {', '.join(str(p) for p in pos[:6])}{', ...' if len(pos) > 6 else ''}), "
+            f"{len(rec.checks)} register digests",
+        ]) + "\n"
 
     @r.command("position", "instructions retired so far", category="history")
     def _position(ctx: Context, args: Args) -> str:

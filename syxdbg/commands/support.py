@@ -77,7 +77,7 @@ def program_info(ctx: Context) -> str:
     if s.has_timeline:
         w = s.when()
         lines.append(f"history:   frontier {w.frontier}, origin {w.origin}, "
-                     f"{'replaying' if w.replaying else 'recording'}")
+                     f"{w.mode}")
     return "\n".join(lines) + "\n"
 
 

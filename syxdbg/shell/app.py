@@ -109,7 +109,7 @@ class Shell:
                 return [("", f" position {s.position} · not started · pc "
                          f"{self.ctx.where(s.regs.pc, line=False)} ")]
             w = s.when()
-            mode = "replaying" if w.replaying else "recording"
+            mode = w.mode
             cps = [c for c in s.checkpoints() if c.position <= w.position]
             cp = f" · checkpoint #{cps[-1].index}@{cps[-1].position}" if cps else ""
             return [("", f" position {w.position} / {w.frontier} · {mode}{cp} · pc "

@@ -200,13 +200,13 @@ def timeline_pane(ctx: Context, width: int) -> list[Line]:
     if not s.has_timeline:
         return [[("", f"position {s.position} (no history recorded yet)")]]
     w = s.when()
-    state = ("class:timeline.replaying", "replaying") if w.replaying else \
-        ("class:timeline.recording", "recording")
+    state = (f"class:timeline.{w.mode}", w.mode)
     line: Line = [("", f"position {w.position} / frontier {w.frontier}  "), state]
     if w.position <= w.origin:
         line += [("", "  "), ("class:timeline.edge", "|< at the beginning of history")]
     elif w.position >= w.frontier:
-        line += [("", "  "), ("class:timeline.edge", ">| at the frontier")]
+        edge = ">| at the end of the recording" if w.recorded else ">| at the frontier"
+        line += [("", "  "), ("class:timeline.edge", edge)]
     lines = [line]
     cps = s.checkpoints()
     older = [c for c in cps if c.position <= w.position]

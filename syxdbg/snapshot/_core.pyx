@@ -600,6 +600,26 @@ cdef class Journal:
     def has_log(self, int64_t log_id):
         return self._index(log_id) >= 0
 
+    def log_pages(self, int64_t log_id):
+        """Guest addresses of the pages first written while ``log_id`` was open (by the guest
+        or the host), among those mapped now; sorted. A recording persists exactly these."""
+        cdef Py_ssize_t k = self._index(log_id)
+        if k < 0:
+            raise KeyError(log_id)
+        cdef Log *lg = &self.j.logs[k]
+        cdef size_t e, m
+        cdef uint64_t off
+        cdef MapEnt *mp
+        out = []
+        for e in range(lg.n):
+            off = <uint64_t>lg.ents[e].page << PAGE_SHIFT
+            for m in range(self.j.nmaps):
+                mp = &self.j.maps[m]
+                if mp.bidx == lg.ents[e].bidx and mp.boff <= off < mp.boff + (mp.end - mp.start):
+                    out.append(mp.start + (off - mp.boff))
+        out.sort()
+        return out
+
     # -- verification -------------------------------------------------------------------------
     def enable_verify(self):
         """Keep a shadow image of RAM at the start of the open log (for :meth:`check`)."""

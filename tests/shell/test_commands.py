@@ -47,6 +47,7 @@ SAMPLES: dict[str, list[str]] = {
     "position": ["position"],
     "coverage": ["coverage /dev/null", "coverage /dev/null origin s1"],
     "trace": ["trace /dev/null -20", "trace /dev/null 0 30"],
+    "recording": ["recording"],
     "last-write": ["last-write ledger.balance", "last-write ledger+0x80 8"],
     "snapshot": ["snapshot list"],
     "snapshot save": ["snapshot save s2"],

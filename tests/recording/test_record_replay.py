@@ -1,0 +1,407 @@
+"""``syxdbg record`` and ``syxdbg replay``: real programs, real files, real gdb.
+
+Every test records a real run of a test program (tests/programs) with the real CLI, then
+replays the file: through ``replay --check`` (digests), through the API (state compared
+position by position) and through a real gdb.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from support import tool_missing
+
+import syxdbg
+from syxdbg.recording import _CHUNK, _HEADER, Recording, memory_digest, register_values
+
+SYXDBG = [sys.executable, "-m", "syxdbg"]
+ENV = ["--clear-env", "-E", "PATH=/usr/bin:/bin", "-E", "LC_ALL=C"]
+
+
+def record(out: Path, prog: Path | str, *args: str, stdin: bytes = b"", options: tuple[str, ...]
+           = (), cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*SYXDBG, "record", "-o", str(out), *ENV, *options, str(prog), *args],
+                          input=stdin, capture_output=True, cwd=cwd, timeout=600)
+
+
+def replay_check(path: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # stdin is closed and the cwd is elsewhere: replay must need neither.
+    return subprocess.run([*SYXDBG, "replay", "--check", str(path)], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def rewrite_events(src: Path, dst: Path, change) -> None:
+    """Copy a recording, passing every event tuple through ``change``, with valid CRCs (a
+    well-formed file whose inputs differ from what the run really took)."""
+    data = src.read_bytes()
+    out = bytearray(data[:_HEADER.size])
+    off = _HEADER.size
+    while off < len(data):
+        tag, _, n = _CHUNK.unpack_from(data, off)
+        body = data[off + _CHUNK.size:off + _CHUNK.size + n]
+        if tag == b"EVNT":
+            events = [change(e) for e in pickle.loads(zlib.decompress(body))]
+            body = zlib.compress(pickle.dumps(events, 5))
+        out += _CHUNK.pack(tag, zlib.crc32(body), len(body)) + body
+        off += _CHUNK.size + n
+    dst.write_bytes(bytes(out))
+
+
+# -- every program, recorded and replayed -----------------------------------------------------
+CASES = [
+    ("hello", ("alpha", "two words"), b""),
+    ("readstdin", (), b"first line\nsecond line with words\nno newline at the end"),
+    ("entropy", ("20000",), b"input that only the recording has\n"),
+    ("timeclock", (), b""),
+    ("sortalloc", (), b""),
+    ("fpsimd", (), b""),
+    ("segv", (), b""),
+]
+
+
+# sortalloc runs a billion instructions: one toolchain is enough for it.
+MATRIX = [(*case, tc) for case in CASES for tc in ("gcc", "musl", "aarch64")
+          if case[0] != "sortalloc" or tc == "gcc"]
+
+
+@pytest.mark.parametrize(("program", "args", "stdin", "toolchain"), MATRIX,
+                         ids=[f"{m[0]}-{m[3]}" for m in MATRIX])
+def test_record_then_replay_matches_every_digest(build_program, run_native, tmp_path: Path,
+                                                 toolchain, program, args, stdin) -> None:
+    exe = build_program(program, toolchain)
+    native = run_native(exe, list(args), stdin=stdin) if program != "entropy" else None
+    out = tmp_path / "run.syxrec"
+    rec = record(out, exe, *args, stdin=stdin, options=("--checkpoint-interval", "1000000"))
+    if native is not None:
+        # Recording is running: the program behaves as natively.
+        assert rec.stdout == native.stdout
+        assert rec.returncode == native.status, rec.stderr
+    summary = rec.stderr.decode()
+    assert "syxdbg: recorded " in summary and f"{out} is " in summary, summary
+    res = replay_check(out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "final memory digest match" in res.stdout and "Traceback" not in res.stderr
+    assert res.stdout.count("\n") == 1 and res.stderr == ""  # the replay printed nothing else
+
+
+def test_files_are_neither_read_nor_written_again(build_program, tmp_path: Path) -> None:
+    exe = build_program("filecopy", "gcc")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "src.txt").write_bytes(bytes(range(256)) * 40)
+    out = tmp_path / "copy.syxrec"
+    rec = record(out, exe, "src.txt", "dst.txt", cwd=work)
+    assert rec.returncode == 0, rec.stderr
+    assert b"verify: ok" in rec.stdout
+    # The host changes completely: replay must not notice, and must not touch it.
+    (work / "dst.txt").unlink()
+    (work / "src.txt").write_bytes(b"other contents")
+    res = replay_check(out, cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert not (work / "dst.txt").exists() and not (work / "dst.txt.tmp").exists()
+    assert (work / "src.txt").read_bytes() == b"other contents"
+
+
+def test_the_replayed_state_is_what_the_recorded_run_printed(build_program,
+                                                            tmp_path: Path) -> None:
+    exe = build_program("entropy", "gcc")
+    out = tmp_path / "e.syxrec"
+    rec = record(out, exe, "5000", stdin=b"abc\n")
+    assert rec.returncode == 0, rec.stderr
+    printed = dict(line.split(": ", 1) for line in rec.stdout.decode().splitlines())
+    with syxdbg.replay(str(out)) as s:
+        end = s.cont()
+        assert end.edge == "end" and s.position == s.recording.end_position  # type: ignore
+        seen = s.symbols["seen"]
+        raw = s.mem.read(seen, 8 * 2 + 32 + 8 * 6)
+        assert int.from_bytes(raw[:8], "little") == 4
+        assert raw[16:48].hex() == printed["random"]
+        words = [int.from_bytes(raw[48 + 8 * i:56 + 8 * i], "little", signed=True)
+                 for i in range(6)]
+        assert f"{words[0]}.{words[1]:09d}" == printed["realtime"]
+        assert f"{words[2]}.{words[3]:09d}" == printed["monotonic"]
+        assert str(words[4]) == printed["pid"]
+        assert f"{words[5] & (2**64 - 1):016x}" == printed["mix"]
+        # The program wrote its output once, when recorded: the log has the writes.
+        writes = [e for e in s.eventlog.events() if e.call == "write"]
+        assert writes and s.eventlog.replayed == len(s.eventlog.events())
+
+
+def _trajectory(path: Path, positions: list[int]
+                ) -> list[tuple[int, tuple[int, ...], tuple[int, ...], str]]:
+    """(position, every register, the digest registers, memory digest) at each position."""
+    with syxdbg.replay(str(path)) as s:
+        assert s.recording is not None
+        names = s.regs.names()
+        digest_names = s.recording.meta["registers"]
+        out = []
+        for p in positions:
+            s.seek(p)
+            out.append((s.position, register_values(s.machine, names),
+                        register_values(s.machine, digest_names), memory_digest(s.machine)))
+        return out
+
+
+def test_replaying_the_same_file_twice_gives_identical_digests(build_program,
+                                                               tmp_path: Path) -> None:
+    exe = build_program("entropy", "musl")
+    out = tmp_path / "twice.syxrec"
+    assert record(out, exe, "300000", stdin=b"xyz",
+                  options=("--checkpoint-interval", "1000000")).returncode == 0
+    rec = Recording.open(str(out))
+    end = rec.end_position
+    positions = sorted({1, 17, 1000, end // 3, end // 2, end - 5, end, *rec.checks})
+    first = _trajectory(out, positions)
+    second = _trajectory(out, list(reversed(positions)))[::-1]
+    assert first == second
+    # ...and equal to what the recorder saw.
+    names = rec.meta["registers"]
+    assert names
+    checked = 0
+    for pos, _, regs, _ in first:
+        if pos in rec.checks:
+            assert regs == rec.checks[pos], pos
+            checked += 1
+    assert checked == len(rec.checks) > 5
+    assert first[-1][3] == rec.end["memory_digest"]
+
+
+def test_reverse_stepi_in_a_replay_gives_the_recorded_previous_state(build_program,
+                                                                     tmp_path: Path) -> None:
+    exe = build_program("readstdin", "aarch64")
+    out = tmp_path / "rev.syxrec"
+    assert record(out, exe, stdin=b"one two\nthree\n").returncode == 0
+    with syxdbg.replay(str(out)) as s:
+        names = s.regs.names()
+        s.cont(until="main")
+        seen = []
+        for _ in range(300):  # through several syscalls' worth of code
+            seen.append((s.position, register_values(s.machine, names)))
+            s.step()
+        for pos, regs in reversed(seen):
+            ev = s.step("backward")
+            assert ev.position == pos
+            assert register_values(s.machine, names) == regs
+
+
+def test_persisted_checkpoints_let_replay_jump_without_reexecuting(build_program,
+                                                                   tmp_path: Path) -> None:
+    exe = build_program("loop", "gcc")
+    out = tmp_path / "jump.syxrec"
+    assert record(out, exe, "400000", options=("--checkpoint-interval", "1000000")
+                  ).returncode == 0
+    rec = Recording.open(str(out))
+    assert len(rec.checkpoint_positions) >= 6
+    target = rec.checkpoint_positions[-2] + 12345
+    with syxdbg.replay(str(out)) as jumping:
+        jumping.seek(target)
+        source = jumping.timeline.recorded
+        assert source.loads >= 1  # type: ignore[union-attr]
+        jumped = (register_values(jumping.machine, jumping.regs.names()),
+                  memory_digest(jumping.machine))
+        # Going back from there crosses the jump: the earlier state is intact.
+        jumping.seek(1000)
+        early = memory_digest(jumping.machine)
+    with syxdbg.replay(str(out)) as slow:
+        slow.timeline.recorded.jumps = False  # type: ignore[union-attr]
+        slow.seek(1000)
+        assert memory_digest(slow.machine) == early
+        slow.seek(target)
+        assert slow.timeline.recorded.loads == 0  # type: ignore[union-attr]
+        assert (register_values(slow.machine, slow.regs.names()),
+                memory_digest(slow.machine)) == jumped
+
+
+# -- the file: self-checking --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_recording(build_program, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rec") / "hello.syxrec"
+    rec = record(out, build_program("hello", "gcc"), "a")
+    assert rec.returncode == 3, rec.stderr  # hello's own exit status
+    return out
+
+
+def _replay_error(path: Path) -> str:
+    res = replay_check(path)
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+def test_truncated_corrupted_and_foreign_files_are_one_clear_error(small_recording: Path,
+                                                                  tmp_path: Path) -> None:
+    data = small_recording.read_bytes()
+    bad = tmp_path / "bad.syxrec"
+    for cut in (5, len(data) // 3, len(data) - 1):
+        bad.write_bytes(data[:cut])
+        msg = _replay_error(bad)
+        assert "truncated" in msg or "not a syxdbg recording" in msg, msg
+    for where in (len(data) // 2, len(data) - 20, _HEADER.size + _CHUNK.size + 3):
+        flipped = bytearray(data)
+        flipped[where] ^= 0x40
+        bad.write_bytes(bytes(flipped))
+        assert "corrupted recording" in _replay_error(bad)
+    bad.write_bytes(Path(sys.executable).read_bytes()[:4096])
+    assert "not a syxdbg recording" in _replay_error(bad)
+    bad.write_bytes(data[:8] + (99).to_bytes(4, "little") + data[12:])
+    assert "version 99 is not supported" in _replay_error(bad)
+    assert "cannot read" in _replay_error(tmp_path / "missing.syxrec")
+
+
+def test_a_file_that_would_run_code_is_refused(small_recording: Path, tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    bad = tmp_path / "evil.syxrec"
+    rewrite_events(small_recording, bad, lambda e: (*e[:5], Evil(), *e[6:]))
+    msg = _replay_error(bad)
+    assert "may not contain" in msg and "system" in msg, msg
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_diverging_replay_reports_where(build_program, tmp_path: Path) -> None:
+    exe = build_program("entropy", "gcc")
+    out = tmp_path / "e.syxrec"
+    assert record(out, exe, "400000", stdin=b"q").returncode == 0
+    forged = tmp_path / "forged.syxrec"
+    rewrite_events(out, forged, lambda e: (*e[:5], bytes(b ^ 1 for b in e[5]), *e[6:])
+                   if e[3] == "random" else e)
+    res = replay_check(forged)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "replay diverged from the recording: first difference found at position " \
+        in res.stderr, res.stderr
+    assert "register(s) differ" in res.stderr
+    # Where the recorded inputs are consumed in another order, the event log says so.
+    swapped = tmp_path / "swapped.syxrec"
+    rewrite_events(out, swapped, lambda e: (*e[:3], "clock" if e[3] == "random" else e[3],
+                                            *e[4:]))
+    res = replay_check(swapped)
+    assert res.returncode == 1 and "replay diverged at host call #" in res.stderr, res.stderr
+
+
+# -- the binary is gone; gdb on the recording -----------------------------------------------------
+def _gdb_or_skip() -> str:
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        tool_missing("gdb is not installed (apt-get install gdb)")
+    assert gdb is not None
+    return gdb
+
+
+def test_replay_in_gdb_with_the_binary_deleted(build_program, tmp_path: Path) -> None:
+    gdb = _gdb_or_skip()
+    exe = tmp_path / "entropy"
+    shutil.copy(build_program("entropy", "gcc"), exe)
+    out = tmp_path / "gone.syxrec"
+    rec = record(out, exe, "1000", stdin=b"four")
+    assert rec.returncode == 0
+    mix = rec.stdout.decode().split("mix: ")[1].strip()
+    exe.unlink()
+    cmds = ["break main", "continue", "watch seen.mix", "continue", "print/x seen.mix",
+            "continue", "continue", "reverse-continue", "print/x seen.mix",
+            "print seen.stdin_bytes", "set var seen.mix = 5", "monitor recording"]
+    argv = [*SYXDBG, "replay", "--gdb", "--debugger", gdb, "--gdb-arg=-nx", "--batch"]
+    for c in cmds:
+        argv += ["--ex", c]
+    res = subprocess.run([*argv, str(out)], capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL)
+    text = res.stdout + res.stderr
+    assert res.returncode == 0, text
+    assert "Breakpoint 1, main" in text
+    assert f"$1 = 0x{mix.lstrip('0')}" in text  # the recorded value, computed again
+    assert "No more reverse-execution history." in text  # continuing at the end
+    assert "[Inferior 1 (Remote target) exited" not in text  # the end is not an exit
+    assert "$2 = 0x0" in text  # reverse-continue: back before the store
+    assert "$3 = 4" in text
+    assert "Cannot access memory" in text  # a recording is read-only
+    assert "the program exited with status 0" in text  # monitor recording
+    assert "Traceback" not in text
+
+
+def test_gdb_reaches_the_end_of_a_cut_recording_and_goes_back(build_program,
+                                                             tmp_path: Path) -> None:
+    gdb = _gdb_or_skip()
+    out = tmp_path / "cut.syxrec"
+    rec = record(out, build_program("loop", "gcc"), "100000000", options=("--max-insns",
+                                                                         "2000000"))
+    assert rec.returncode == 0, rec.stderr
+    assert b"stopped at the --max-insns limit" in rec.stderr
+    argv = [*SYXDBG, "replay", "--debugger", gdb, "--gdb-arg=-nx", "--batch",
+            "--ex", "continue", "--ex", "monitor when", "--ex", "stepi", "--ex",
+            "reverse-stepi", "--ex", "monitor when", str(out)]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL)
+    text = res.stdout + res.stderr
+    assert res.returncode == 0, text
+    assert text.count("No more reverse-execution history.") == 2, text
+    assert "position 2000000 (frontier 2000000" in text
+    assert "position 1999999 (frontier 2000000" in text
+
+
+# -- recording: progress, Ctrl-C, bad input -------------------------------------------------------
+def test_ctrl_c_ends_the_recording_cleanly(build_program, tmp_path: Path) -> None:
+    out = tmp_path / "int.syxrec"
+    proc = subprocess.Popen([*SYXDBG, "record", "-o", str(out), str(build_program("loop")),
+                             "1000000000"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    first = proc.stderr.readline()  # the first progress line: recording is under way
+    assert first.startswith("syxdbg: recording: ") and "instructions/s" in first, first
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "interrupted" in err and "Traceback" not in err
+    res = replay_check(out)
+    assert res.returncode == 0, res.stderr
+    assert "the recording was interrupted" in res.stdout
+
+
+def test_record_refuses_bad_input(tmp_path: Path) -> None:
+    for args, want in ((["record"], "no program given"),
+                       (["record", "--max-insns", "0", sys.executable], "must be positive"),
+                       (["record", str(tmp_path / "nope")], "nope")):
+        res = subprocess.run([*SYXDBG, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert res.returncode == 2 and want in res.stderr and "Traceback" not in res.stderr, \
+            (args, res.stderr)
+
+
+def test_record_writes_next_to_the_user_by_default(build_program, tmp_path: Path) -> None:
+    exe = build_program("hello", "musl")
+    for expected in (f"{exe.name}.syxrec", f"{exe.name}-1.syxrec"):
+        res = subprocess.run([*SYXDBG, "record", "-q", str(exe)], capture_output=True,
+                             cwd=tmp_path)
+        assert res.returncode == 3 and res.stderr == b"hello: to stderr\n"
+        assert (tmp_path / expected).is_file()
+
+
+def test_replay_serves_gdb_on_a_port(build_program, tmp_path: Path) -> None:
+    gdb = _gdb_or_skip()
+    out = tmp_path / "serve.syxrec"
+    assert record(out, build_program("hello", "gcc")).returncode == 3
+    server = subprocess.Popen([*SYXDBG, "replay", "--port", "0", str(out)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        assert line.startswith("syxdbg: listening on 127.0.0.1:"), line
+        port = int(line.rsplit(":", 1)[1])
+        res = subprocess.run([gdb, "-nx", "-batch", "-ex",
+                              f"target remote 127.0.0.1:{port}", "-ex", "continue", "-ex",
+                              "reverse-stepi", "-ex", "monitor when", "-ex", "kill"],
+                             capture_output=True, text=True, timeout=120)
+        text = res.stdout + res.stderr
+        assert "No more reverse-execution history." in text, text
+        assert "; replaying)" in text
+    finally:
+        server.wait(timeout=60)
