@@ -17,10 +17,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import capstone
 import pytest
 from support import tool_missing
-from tracefiles import ENV, Drcov, open_session, oracle_pcs, parse_drcov
+from tracefiles import ENV, drcov_instructions, open_session, oracle_pcs, parse_drcov
 
 import syxdbg
 from syxdbg.commands import CommandError, make_registry
@@ -28,18 +27,6 @@ from syxdbg.machine import Perm
 from syxdbg.session import Session
 
 TOOLCHAINS = ["gcc", "gcc-pie", "musl", "aarch64", "aarch64-pie"]
-
-
-def insns(session: Session, cov: Drcov) -> set[int]:
-    """Addresses of the instructions in the file's blocks (each starts on one)."""
-    arch = session.machine.arch
-    md = capstone.Cs(arch.cs_arch, arch.cs_mode)
-    out: set[int] = set()
-    for start, size in cov.absolute():
-        found = [a for a, *_ in md.disasm_lite(session.mem.read(start, size), start)]
-        assert found and found[0] == start
-        out |= set(found)
-    return out
 
 
 def symbol_range(session: Session, name: str) -> range:
@@ -61,7 +48,7 @@ def test_coverage_is_exactly_what_the_program_executed(
         assert s.position == end.position  # back where it was
         cov = parse_drcov(out)
         assert f"coverage of positions 0..{end.position}" in text and str(out) in text
-        assert insns(s, cov) == set(pcs)
+        assert drcov_instructions(s, cov) == set(pcs)
         # The module table names the program, as Lighthouse/bncov match it.
         image = s.image
         mod = cov.modules[0]
@@ -84,7 +71,7 @@ def test_a_function_is_covered_iff_it_ran(toolchain: str, build_program: Callabl
             assert any(pc in strtol for pc in pcs) is expect  # the oracle agrees
             s.run()
             make_registry(s).run_text(f"coverage {tmp_path / 'c.cov'}")
-            covered = insns(s, parse_drcov(tmp_path / "c.cov"))
+            covered = drcov_instructions(s, parse_drcov(tmp_path / "c.cov"))
             assert bool(covered & set(strtol)) is expect
             assert covered == set(pcs)
 
@@ -103,7 +90,7 @@ def test_range_coverage_is_exactly_the_range(toolchain: str, build_program: Call
         text = make_registry(s).run_text(f"coverage {tmp_path / 'r.cov'} {start} {stop}")
         assert f"coverage of positions {start}..{stop} ({stop - start} instructions)" in text
         assert (s.position, s.regs.snapshot()) == (here, regs)
-        covered = insns(s, parse_drcov(tmp_path / "r.cov"))
+        covered = drcov_instructions(s, parse_drcov(tmp_path / "r.cov"))
         assert covered == set(pcs[start:stop])
         # Code that only ran before main (start-up) or after it (exit) is not in it.
         assert s.symbols["_start"] not in covered and s.symbols["exit"] not in covered
@@ -165,7 +152,7 @@ def test_coverage_option_writes_the_whole_run(build_program: Callable[..., Path]
     assert re.search(rf"syxdbg: coverage: \d+ blocks .* written to {re.escape(str(out))}",
                      p.stderr)
     with open_session(exe, ["--exit=9"]) as s:
-        assert insns(s, parse_drcov(out)) == set(pcs)
+        assert drcov_instructions(s, parse_drcov(out)) == set(pcs)
 
 
 def test_coverage_from_the_real_shell(build_program: Callable[..., Path],
@@ -183,7 +170,7 @@ def test_coverage_from_the_real_shell(build_program: Callable[..., Path],
     assert f"coverage of positions 0..{n} ({n} instructions)" in p.stdout
     assert f"position {n} (frontier {n}" in p.stdout
     with open_session(exe, []) as s:
-        assert insns(s, parse_drcov(out)) == set(pcs)
+        assert drcov_instructions(s, parse_drcov(out)) == set(pcs)
 
 
 def test_monitor_coverage_under_real_gdb(build_program: Callable[..., Path],
@@ -219,7 +206,7 @@ def test_monitor_coverage_under_real_gdb(build_program: Callable[..., Path],
         proc.kill()
         proc.wait()
     with open_session(exe, []) as s:
-        assert insns(s, parse_drcov(out)) == set(pcs[:main])
+        assert drcov_instructions(s, parse_drcov(out)) == set(pcs[:main])
 
 
 def exe_symbol(exe: Path, name: str) -> int:

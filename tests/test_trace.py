@@ -16,7 +16,16 @@ from pathlib import Path
 
 import progs
 import pytest
-from tracefiles import ENV, TENET_ARCH, TenetLine, open_session, oracle_pcs, parse_tenet
+from tracefiles import (
+    ENV,
+    TENET_ARCH,
+    TenetLine,
+    drcov_instructions,
+    open_session,
+    oracle_pcs,
+    parse_drcov,
+    parse_tenet,
+)
 
 from syxdbg.commands import CommandError, make_registry
 from syxdbg.session import Session
@@ -156,6 +165,54 @@ def test_trace_ranges_and_refusals(build_program: Callable[..., Path], tmp_path:
         s.seek(end)
         with pytest.raises(CommandError, match="nothing to record: the program exited"):
             reg.run_text(f"trace {out} +10")
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_breakpoints_and_watchpoints_do_not_disturb_recordings(
+        toolchain: str, build_program: Callable[..., Path], tmp_path: Path) -> None:
+    # Re-execution ignores them, but the machine still stops at each hit (on aarch64 a write
+    # watchpoint even un-executes the store and runs it again): nothing may show.
+    exe = build_program("corrupt", toolchain)
+    pcs = oracle_pcs(exe, [])
+    with open_session(exe, []) as s:
+        end = s.run().position
+        s.add_watchpoint(s.symbols["ledger"] + 16 * 8, 8, "write")
+        s.add_breakpoint("record_history")
+        reg = make_registry(s)
+        reg.run_text(f"trace {tmp_path / 't.log'} 0 {end}")
+        reg.run_text(f"coverage {tmp_path / 'c.cov'}")
+        assert [ln.ip for ln in parse_tenet(tmp_path / "t.log", s.machine.arch.name)] == pcs
+        assert drcov_instructions(s, parse_drcov(tmp_path / "c.cov")) == set(pcs)
+
+
+def test_an_interrupted_trace_or_coverage_says_what_it_holds(
+        build_program: Callable[..., Path], tmp_path: Path) -> None:
+    exe = build_program("hello", "gcc")
+    pcs = oracle_pcs(exe, [])
+    out = tmp_path / "t.log"
+    with open_session(exe, [], **{"timeline.interval": 2000}) as s:
+        end = s.run().position
+        reg = make_registry(s)
+        polls: list[int] = []
+
+        def poll(label: str) -> Callable[[], bool]:
+            def interrupted() -> bool:  # Ctrl-C after a few chunks of re-execution
+                polls.append(s.position)
+                return len(polls) > 3
+            return interrupted
+
+        reg.ctx.poll = poll  # type: ignore[method-assign]
+        text = reg.run_text(f"trace {out} 0 {end}")
+        m = re.search(r"incomplete: interrupted at position (\d+), before (\d+)", text)
+        assert m and int(m.group(2)) == end, text
+        reached = int(m.group(1))
+        assert 0 < reached < end and text.startswith(f"trace of positions 0..{reached} ")
+        assert [ln.ip for ln in parse_tenet(out, "x86_64")] == pcs[:reached]
+        assert s.position == end
+        polls.clear()
+        text = reg.run_text(f"coverage {tmp_path / 'c.cov'}")
+        assert "incomplete: interrupted at position" in text, text
+        assert s.position == end
 
 
 def test_trace_past_the_frontier_executes_live(build_program: Callable[..., Path],

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import capstone
 import progs
 import unicorn
 
@@ -128,6 +129,18 @@ def parse_drcov(path: str | os.PathLike[str]) -> Drcov:
     ids = {m.id for m in modules}
     assert all(mod in ids for _, _, mod in blocks)
     return Drcov(version, flavor, modules, [(o, s, m) for o, s, m in blocks])
+
+
+def drcov_instructions(session: Session, cov: Drcov) -> set[int]:
+    """Addresses of the instructions in the file's blocks (each starts on one)."""
+    arch = session.machine.arch
+    md = capstone.Cs(arch.cs_arch, arch.cs_mode)
+    out: set[int] = set()
+    for start, size in cov.absolute():
+        found = [a for a, *_ in md.disasm_lite(session.mem.read(start, size), start)]
+        assert found and found[0] == start
+        out |= set(found)
+    return out
 
 
 @dataclass

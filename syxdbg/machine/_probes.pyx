@@ -30,7 +30,7 @@ its count and bumps its :c:type:`EarlyExit` record; the recorders read the same 
 
 cimport cython
 from libc.errno cimport errno
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memmove
 from posix.unistd cimport write as posix_write
@@ -110,6 +110,8 @@ cdef int _bset_alloc(BlockState *s, size_t cap) noexcept nogil:
 
 cdef void _bset_put(BlockState *s, uint64_t start, uint32_t size) noexcept nogil:
     """Add (start, size); on allocation failure set ``oom`` (reported by the facade)."""
+    # INVARIANT: cap is a power of two and the table is at most half full, so the probe
+    # loop ends on an EMPTY slot.
     cdef size_t i
     cdef size_t j
     cdef uint64_t *old_starts
@@ -168,6 +170,8 @@ cdef void _close_block(BlockState *s, uint64_t stop_pc, int stopped_inside) noex
 
 cdef void _block_cb(uc_engine *uc, uint64_t address, uint32_t size,
                     void *user_data) noexcept nogil:
+    # INVARIANT: user_data is the BlockState inside a BlockCore; the machine keeps the
+    # object referenced while the hook exists (and until Unicorn frees a deleted one).
     cdef BlockState *s = <BlockState *>user_data
     _close_block(s, 0, 0)
     s.early_seen = s.early.count
@@ -478,6 +482,9 @@ cdef int _flush(TraceState *s, int keep) noexcept nogil:
     cdef int k
     cdef char *o
     cdef int lines = 0
+    # INVARIANT: buf[0:len) holds whole records written by the hooks below (an 'L' record
+    # is LINE_HDR + 8 * popcount(mask) bytes, an access ACC_HDR + size), and every ring
+    # mark of an unformatted line points at its 'L' record, so the walk stays in bounds.
     if keep > s.ring_n:
         keep = s.ring_n
     if keep > <int>(s.total - s.flushed):
@@ -589,6 +596,7 @@ cdef void _resolve_host_uc(TraceState *s, uc_engine *uc) noexcept nogil:
 
 cdef void _trace_code_cb(uc_engine *uc, uint64_t address, uint32_t size,
                          void *user_data) noexcept nogil:
+    # INVARIANT: user_data is the TraceState inside a TraceCore, alive as for BlockCore.
     cdef TraceState *s = <TraceState *>user_data
     cdef uint64_t mask = 0
     cdef int i
@@ -617,6 +625,7 @@ cdef void _trace_code_cb(uc_engine *uc, uint64_t address, uint32_t size,
             return
     if _reserve(s, LINE_HDR + 8 * <size_t>s.nregs) != 0:
         return
+    # INVARIANT: _reserve made room for the largest record (every register changed).
     m = &s.ring[s.ring_head]
     m.off = s.len
     m.pc = address
@@ -646,6 +655,7 @@ cdef void _append_access(TraceState *s, uc_engine *uc, unsigned char tag, uint64
         return  # no current instruction (never while recording; see attach)
     if _reserve(s, ACC_HDR + size) != 0:
         return
+    # INVARIANT: room for the entry was reserved; len moves only once it is complete.
     p = s.buf + s.len
     p[0] = tag
     memcpy(p + 1, &size, 4)
@@ -808,11 +818,6 @@ cdef class TraceCore:
         _put_u64(p + 5, address)
         self.s.len += ACC_HDR + size
         self.s.host_pending = 1
-
-    def resolve_host_writes(self):
-        """Read back the bytes of pending host writes now (between runs)."""
-        if self.s.host_pending and not self.finished:
-            _resolve_host_uc(&self.s, self.uc)
 
     def mark_broken(self):
         self.s.broken = 1
