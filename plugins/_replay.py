@@ -25,11 +25,16 @@ if TYPE_CHECKING:
 POSITION_WORDS = ("origin", "frontier", "here")
 
 
-class Detachable(Protocol):
+class Recorder(Protocol):
+    """What the machine's recorders have in common (:mod:`syxdbg.machine.probes`)."""
+
+    #: Set when the machine's state was replaced (a checkpoint loaded) while attached.
+    rewound_at: int | None
+
     def detach(self) -> None: ...
 
 
-R = TypeVar("R", bound=Detachable)
+R = TypeVar("R", bound=Recorder)
 
 
 def parse_position(session: Session, text: str) -> int:
@@ -41,7 +46,7 @@ def parse_position(session: Session, text: str) -> int:
         w = session.when()
         return {"origin": w.origin, "frontier": w.frontier, "here": w.position}[low]
     try:
-        if t[:1] in "+-":
+        if t and t[0] in "+-":
             return session.position + int(t, 0)
         return int(t, 0)
     except ValueError:
@@ -107,7 +112,7 @@ def replay(ctx: Context, start: int, end: int, attach: Callable[[Machine], R],
         finally:
             recorder.detach()
         reached = s.position
-        jumped = getattr(recorder, "rewound_at", None)
+        jumped = recorder.rewound_at
         if jumped is not None:
             # The timeline loaded a saved state instead of executing (a recording's seeds):
             # what was recorded has a hole.
