@@ -698,6 +698,7 @@ class ReplaySource:
         self.session = session
         self.machine = session.machine
         self.end = recording.end_position
+        self.final = recording.end_event
         self.registers: list[str] = list(recording.meta["registers"])
         self._seeds = recording.checkpoint_positions
         self._checks = sorted(recording.checks)

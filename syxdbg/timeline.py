@@ -71,6 +71,8 @@ class Recorded(Protocol):
 
     #: The position where the recording stops.
     end: int
+    #: How the recorded run ended (a fault there is reported again when replay reaches it).
+    final: StopEvent
 
     def seed(self, low: int, high: int) -> int | None:
         """The latest persisted checkpoint position ``p`` with ``low < p <= high``."""
@@ -742,6 +744,11 @@ class Timeline:
         final = m.finished
         if isinstance(final, Fault | Killed) and final.position == m.position:
             return final
+        recorded = self.recorded.final if self.recorded is not None else None
+        if isinstance(recorded, Fault) and recorded.position == m.position:
+            ev = m.run(count=1)  # the faulting instruction faults again, without retiring
+            if isinstance(ev, Fault):
+                return ev
         return HistoryBoundary(m.pc, m.position, "end")
 
     def _jump_towards(self, target: int) -> None:
