@@ -116,6 +116,28 @@ def test_code_outside_the_program_gets_its_own_module(tmp_path: Path) -> None:
     assert cov.absolute() >= {(0x10000000, 9), (0x900000, 4)}
 
 
+def test_coverage_of_a_replayed_recording_reexecutes_everything(
+        build_program: Callable[..., Path], tmp_path: Path) -> None:
+    # Replaying a recording, the timeline may load a persisted checkpoint instead of
+    # re-executing a long stretch; coverage must not jump over what it records.
+    replay = getattr(syxdbg, "replay", None)
+    if replay is None:
+        pytest.skip("this tree has no record/replay yet")
+    exe = build_program("loop", "gcc")
+    args = ["20000"]  # ~430k instructions: longer than the timeline's shortest jump
+    pcs = oracle_pcs(exe, args)
+    rec = tmp_path / "loop.syxrec"
+    cmd = [sys.executable, "-m", "syxdbg", "record", "-o", str(rec), "--clear-env"]
+    cmd += [arg for k, v in ENV.items() for arg in ("-E", f"{k}={v}")]
+    p = subprocess.run([*cmd, "--argv0", "prog", str(exe), *args], capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr
+    with replay(str(rec)) as s:
+        text = make_registry(s).run_text(f"coverage {tmp_path / 'r.cov'}")
+        assert f"coverage of positions 0..{len(pcs)} " in text
+        assert drcov_instructions(s, parse_drcov(tmp_path / "r.cov")) == set(pcs)
+
+
 def test_coverage_refuses_bad_requests(build_program: Callable[..., Path],
                                        tmp_path: Path) -> None:
     exe = build_program("hello", "gcc")
