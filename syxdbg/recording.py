@@ -529,6 +529,26 @@ def _read_program(path: str) -> bytes:
 # =========================================================================================
 # reading
 # =========================================================================================
+_CHECKPOINT_KEYS = {"position": int, "cpu": object, "registers": tuple, "layout": list,
+                    "changed": list, "zero": list, "states": dict, "memory_digest": (str,
+                                                                                     type(None))}
+_END_KEYS = {"position": int, "pc": int, "event": StopEvent, "events": int,
+             "checkpoints": int, "chunks": int, "syscalls": int, "memory_digest": str}
+_META_KEYS = {"arch": str, "kind": str, "path": str, "program_sha256": str,
+              "program_size": int, "argv": list, "envp": list, "registers": list,
+              "unicorn": str}
+
+
+def _require(what: str, value: Any, keys: dict[str, Any]) -> dict[str, Any]:
+    """``value`` must be a dict with ``keys`` of those types (else: corrupted)."""
+    if not isinstance(value, dict):
+        raise RecordingError(f"corrupted recording: malformed {what}")
+    for key, kind in keys.items():
+        if key not in value or not isinstance(value[key], kind):
+            raise RecordingError(f"corrupted recording: malformed {what} ({key!r})")
+    return value
+
+
 @dataclass
 class _Checkpoint:
     position: int
@@ -565,6 +585,17 @@ class Recording:
     @classmethod
     def parse(cls, data: bytes, path: str = "<recording>", *,
               trusted: frozenset[str] | None = None) -> Recording:
+        """Check and index a whole recording; any problem is one :class:`RecordingError`
+        whose message starts with ``path``."""
+        try:
+            return cls._parse(data, path, trusted)
+        except RecordingError as exc:
+            if str(exc).startswith(f"{path}: "):
+                raise
+            raise RecordingError(f"{path}: {exc}") from None
+
+    @classmethod
+    def _parse(cls, data: bytes, path: str, trusted: frozenset[str] | None) -> Recording:
         trust = trusted or frozenset({"syxdbg", "syxdbg_plugins"})
 
         def fail(why: str) -> RecordingError:
@@ -611,6 +642,7 @@ class Recording:
             raise fail(f"corrupted recording: unreadable header chunks ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != "syxdbg recording":
             raise fail("corrupted recording: META is not a syxdbg recording description")
+        _require("description (META)", meta, _META_KEYS)
         if hashlib.sha256(program).hexdigest() != meta.get("program_sha256"):
             raise fail("corrupted recording: the program image does not match its digest")
         events: list[Event] = []
@@ -624,7 +656,7 @@ class Recording:
             if tag == b"STAT":
                 if i + 1 >= len(chunks) or chunks[i + 1][0] != b"PAGE":
                     raise fail("corrupted recording: a checkpoint without its pages")
-                header = _loads(payload, trust)
+                header = _require("checkpoint", _loads(payload, trust), _CHECKPOINT_KEYS)
                 ck = _Checkpoint(int(header["position"]), (body, length),
                                  (chunks[i + 1][1], chunks[i + 1][2]), header)
                 if checkpoints and ck.position <= checkpoints[-1].position:
@@ -633,16 +665,25 @@ class Recording:
                 i += 2
                 continue
             if tag == b"EVNT":
-                for t in _loads(payload, trust):
-                    ev = Event(*t)
+                batch = _loads(payload, trust)
+                if not isinstance(batch, list):
+                    raise fail("corrupted recording: malformed event batch")
+                for t in batch:
+                    try:
+                        ev = Event(*t)
+                    except TypeError:
+                        raise fail("corrupted recording: malformed event") from None
                     if ev.seq != len(events):
                         raise fail(f"corrupted recording: event #{len(events)} is missing")
                     events.append(ev)
             elif tag == b"MILE":
-                for pos, values in _loads(payload, trust):
-                    checks[int(pos)] = tuple(values)
+                try:
+                    for pos, values in _loads(payload, trust):
+                        checks[int(pos)] = tuple(int(v) for v in values)
+                except (TypeError, ValueError):
+                    raise fail("corrupted recording: malformed register digests") from None
             elif tag == b"END!":
-                end = _loads(payload, trust)
+                end = _require("end marker", _loads(payload, trust), _END_KEYS)
             else:
                 raise fail(f"corrupted recording: unknown chunk {tag.decode('latin-1')!r}")
             i += 1
@@ -770,6 +811,15 @@ class ReplaySource:
 
     def load_checkpoint(self, index: int) -> None:
         """Make the machine and states exactly those of persisted checkpoint ``index``."""
+        try:
+            self._load_checkpoint(index)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # The file's checksums held, so its contents were forged or written by a
+            # broken recorder: still one clear error, never a traceback.
+            raise RecordingError(f"{self.rec.path}: corrupted recording: checkpoint {index} "
+                                 f"cannot be loaded ({type(exc).__name__}: {exc})") from None
+
+    def _load_checkpoint(self, index: int) -> None:
         h = self.rec.checkpoint(index)
         m = self.machine
         apply_layout(m, [(int(a), int(n), int(p), str(name)) for a, n, p, name in h["layout"]])

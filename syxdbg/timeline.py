@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import SyxdbgError
 from .eventlog import STATE_NAME as EVENTLOG_STATE
-from .eventlog import EventLog, Recordable
+from .eventlog import Divergence, EventLog, Recordable
 from .machine.events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .state import StateRegistry
 
@@ -705,7 +705,18 @@ class Timeline:
                 later = [q for q in self._patches if q > pos]
                 if later:
                     limit = min(limit, min(later))
-            ev = m.run(count=limit - pos, until=until)
+            try:
+                ev = m.run(count=limit - pos, until=until)
+            except SyxdbgError:
+                raise
+            except Exception as exc:
+                if rec is None:
+                    raise
+                # The recorded inputs do not fit this re-execution (a forged or damaged
+                # recording, or another syxdbg): that is a divergence, not a crash.
+                raise Divergence(f"replay diverged at position {m.position}: re-executing "
+                                 f"the recording failed ({type(exc).__name__}: {exc})"
+                                 ) from exc
             if m.position != pos and m.position in self._patches:
                 self._apply_patches(m.position)  # a debugger write made at this point
             self._note_progress()

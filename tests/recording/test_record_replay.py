@@ -439,3 +439,40 @@ def test_a_raw_blob_recording_ends_in_its_fault(tmp_path: Path) -> None:
         s.step("backward")
         assert s.position == 771
         assert s.mem.read(0x400ff8, 8) == (3 * 256).to_bytes(8, "little")
+
+
+def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
+                                                          tmp_path: Path) -> None:
+    """Flip bytes inside the decompressed payloads (and fix the CRCs): whatever the file
+    then says, replaying it is a clean error, a divergence or a clean replay."""
+    from syxdbg.errors import SyxdbgError
+
+    data = small_recording.read_bytes()
+    chunks = []
+    off = _HEADER.size
+    while off < len(data):
+        tag, _, n = _CHUNK.unpack_from(data, off)
+        chunks.append((tag, data[off + _CHUNK.size:off + _CHUNK.size + n]))
+        off += _CHUNK.size + n
+    outcomes = set()
+    for i, (tag, body) in enumerate(chunks):
+        if tag in (b"META", b"PROG"):
+            continue
+        raw = zlib.decompress(body)
+        for where in range(0, len(raw), max(1, len(raw) // 6)):
+            forged = bytearray(raw)
+            forged[where] ^= 0x5A
+            new = zlib.compress(bytes(forged))
+            out = bytearray(data[:_HEADER.size])
+            for j, (t, b) in enumerate(chunks):
+                payload = new if j == i else b
+                out += _CHUNK.pack(t, zlib.crc32(payload), len(payload)) + payload
+            bad = tmp_path / f"forged-{i}-{where}.syxrec"
+            bad.write_bytes(bytes(out))
+            try:
+                with syxdbg.replay(str(bad)) as s:
+                    s.seek(s.recording.end_position)  # type: ignore[union-attr]
+                outcomes.add("replayed")
+            except SyxdbgError as exc:
+                outcomes.add(type(exc).__name__)
+    assert "RecordingError" in outcomes and "Divergence" in outcomes, outcomes
