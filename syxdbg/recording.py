@@ -355,6 +355,8 @@ class Recorder:
         self._dirty: _DirtyPages | None = None
         self._interrupted = threading.Event()
         self._events_written = 0
+        #: System calls the program made (counted around the machine's syscall handler).
+        self.syscalls = 0
         self.checkpoints = 0
 
     # -- the pieces -------------------------------------------------------------------------
@@ -427,6 +429,7 @@ class Recorder:
             batch = pending[i:i + EVENT_BATCH]
             w.chunk(b"EVNT", _dumps([_event_tuple(e) for e in batch]))
         self._events_written += len(pending)
+        self.log.forget_before(self._events_written)  # on disk now: free the memory
 
     def interrupt(self) -> None:
         """End the recording as soon as possible (Ctrl-C); safe from any thread."""
@@ -445,6 +448,13 @@ class Recorder:
             if isinstance(obj, Recordable):
                 obj.attach_eventlog(self.log)
                 self._attached.append(obj)
+        inner = m.syscall_handler
+        if inner is not None:
+            def counting(machine: Machine) -> None:
+                self.syscalls += 1
+                inner(machine)
+
+            m.set_syscall_handler(counting)
         w = _Writer(self.path)
         self._dirty = _DirtyPages(m)
         try:
@@ -492,7 +502,7 @@ class Recorder:
                 w.chunk(b"MILE", _dumps(milestones))
             if m.position != last_checkpoint:
                 self._checkpoint(w)
-            syscalls = len({e.position for e in self.log.events()})
+            syscalls = self.syscalls
             end_info = {
                 "position": m.position,
                 "pc": m.pc,
@@ -507,6 +517,8 @@ class Recorder:
         finally:
             size = w.close()
             self._dirty.close()
+            if inner is not None:
+                m.set_syscall_handler(inner)
             for attached in self._attached:
                 attached.detach_eventlog()
             s.states.unregister(EVENTLOG_STATE)
