@@ -28,8 +28,7 @@ from . import drcov
 
 if TYPE_CHECKING:
     from syxdbg.commands import Args, CommandRegistry, Context
-    from syxdbg.machine import Machine
-    from syxdbg.machine.probes import BlockRecorder
+    from syxdbg.machine import BlockRecorder, Machine
     from syxdbg.session import Session
 
 __all__ = ["CoverageRecorder", "coverage_modules", "write_coverage"]

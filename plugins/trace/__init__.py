@@ -28,8 +28,7 @@ from .. import _replay
 
 if TYPE_CHECKING:
     from syxdbg.commands import Args, CommandRegistry, Context
-    from syxdbg.machine import Machine
-    from syxdbg.machine.probes import InsnTracer
+    from syxdbg.machine import InsnTracer, Machine
 
 __all__ = ["DEFAULT_LIMIT", "TENET_REGISTERS", "trace_command"]
 

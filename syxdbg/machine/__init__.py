@@ -4,9 +4,11 @@ from .arch import ARCHES, ArchSpec, RegisterInfo, get_arch
 from .core import Machine
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .memory import PAGE, Memory, Perm, Region
+from .probes import BlockRecorder, InsnTracer, TraceError
 from .registers import Registers
 
 __all__ = [
-    "ARCHES", "PAGE", "ArchSpec", "Exited", "Fault", "Killed", "Machine", "Memory", "Perm",
-    "Region", "RegisterInfo", "Registers", "StopEvent", "Stopped", "WatchHit", "get_arch",
+    "ARCHES", "PAGE", "ArchSpec", "BlockRecorder", "Exited", "Fault", "InsnTracer", "Killed",
+    "Machine", "Memory", "Perm", "Region", "RegisterInfo", "Registers", "StopEvent", "Stopped",
+    "TraceError", "WatchHit", "get_arch",
 ]
