@@ -107,13 +107,10 @@ def replay(ctx: Context, start: int, end: int, attach: Callable[[Machine], R],
         if s.position != start:
             raise CommandError(f"{label}: could not get to position {start}: {why(ev)}")
         recorder = attach(s.machine)
-        step = _jump_free_step(s)
         try:
-            while True:
-                target = end if step is None else min(end, s.position + step)
-                ev = s.seek(target, poll=poll)
-                if target == end or s.position != target:
-                    break
+            # jump=False: replaying a recording, never load a persisted checkpoint over
+            # the range (the recorder must see every instruction of it).
+            ev = s.seek(end, poll=poll, jump=False)
         finally:
             recorder.detach()
         reached = s.position
@@ -126,23 +123,6 @@ def replay(ctx: Context, start: int, end: int, attach: Callable[[Machine], R],
     finally:
         s.seek(here)
     return recorder, Replayed(start, end, reached, ev, frontier if end > frontier else None)
-
-
-def _jump_free_step(session: Session) -> int | None:
-    """The longest seek that re-executes all the way, or None when any seek does.
-
-    Replaying a recording (``syxdbg replay``), the timeline may load a persisted checkpoint
-    instead of re-executing a long stretch (``timeline.JUMP_MIN`` instructions or more);
-    seeking in shorter steps keeps it from jumping over what is being recorded. If that
-    changes, the recorders notice the jump and the command fails instead of writing a file
-    with a hole.
-    """
-    if not getattr(session.when(), "recorded", False):
-        return None
-    from syxdbg import timeline
-
-    jump_min = getattr(timeline, "JUMP_MIN", None)
-    return max(1, jump_min // 2) if isinstance(jump_min, int) else None
 
 
 def why(event: StopEvent) -> str:

@@ -196,9 +196,12 @@ class Session:
         target = None if until is None else self.resolve(until)
         return self._stopped(self.timeline.cont(direction, poll=poll, until=target))
 
-    def seek(self, position: int, *, poll: PollFn | None = None) -> StopEvent:
-        """Go to instruction count ``position`` (``monitor goto``)."""
-        return self._stopped(self.timeline.seek(position, poll=poll))
+    def seek(self, position: int, *, poll: PollFn | None = None, jump: bool = True
+             ) -> StopEvent:
+        """Go to instruction count ``position`` (``monitor goto``). ``jump=False``: in a
+        replayed recording, re-execute all the way instead of loading a persisted
+        checkpoint on the way forward (for recorders that must see every instruction)."""
+        return self._stopped(self.timeline.seek(position, poll=poll, jump=jump))
 
     def interrupt(self) -> None:
         """Stop a running step/cont/seek/run; safe from any thread (Ctrl-C)."""

@@ -419,18 +419,21 @@ class Timeline:
         ev, _ = self._advance(target, "stop", poll=poll, until=until)
         return self._stop(self._forward_event(ev))
 
-    def seek(self, position: int, *, poll: PollFn | None = None) -> StopEvent:
+    def seek(self, position: int, *, poll: PollFn | None = None, jump: bool = True
+             ) -> StopEvent:
         """Go to ``position`` (ignoring breakpoints and watchpoints).
 
         Before the origin: lands at the origin with :class:`HistoryBoundary`. Past the
-        frontier: executes live. If the program ends first, its terminal event.
+        frontier: executes live. If the program ends first, its terminal event. Replaying a
+        recording, ``jump=False`` re-executes every instruction on the way forward instead
+        of loading a persisted checkpoint (recorders attached to the machine see them all).
         """
         self._interrupt.clear()
         if position < self.origin:
             self._seek_to(self.origin)
             m = self.machine
             return self._stop(HistoryBoundary(m.pc, m.position, "begin"))
-        ev = self._seek_to(position, poll=poll)
+        ev = self._seek_to(position, poll=poll, jump=jump)
         if isinstance(ev, Stopped) and ev.why == "count":
             ev = Stopped(ev.pc, ev.position, "seek")
         return self._stop(ev)
@@ -776,7 +779,8 @@ class Timeline:
         rec.load_seed(seed)
         self._push()
 
-    def _seek_to(self, target: int, *, poll: PollFn | None = None) -> StopEvent:
+    def _seek_to(self, target: int, *, poll: PollFn | None = None, jump: bool = True
+                 ) -> StopEvent:
         """Go to exactly ``target`` (restore + re-execute); bounded re-execution."""
         m = self.machine
         pos = m.position
@@ -784,7 +788,8 @@ class Timeline:
             return Stopped(m.pc, pos, "count")
         if target < pos:
             self._restore(self._index_at_or_before(target))
-        self._jump_towards(target)
+        if jump:
+            self._jump_towards(target)
         ev, _ = self._advance(target, "seek", poll=poll, dense=True,
                               interruptible=poll is not None or target > self.frontier)
         self._push()

@@ -120,9 +120,7 @@ def test_coverage_of_a_replayed_recording_reexecutes_everything(
         build_program: Callable[..., Path], tmp_path: Path) -> None:
     # Replaying a recording, the timeline may load a persisted checkpoint instead of
     # re-executing a long stretch; coverage must not jump over what it records.
-    replay = getattr(syxdbg, "replay", None)
-    if replay is None:
-        pytest.skip("this tree has no record/replay yet")
+    replay = syxdbg.replay
     exe = build_program("loop", "gcc")
     args = ["20000"]  # ~430k instructions: longer than the timeline's shortest jump
     pcs = oracle_pcs(exe, args)
