@@ -346,7 +346,7 @@ def _replay_check(ns: argparse.Namespace) -> int:
     import time
 
     from .eventlog import Divergence
-    from .recording import ReplaySource, memory_digest
+    from .recording import ReplaySource, describe_end_event, memory_digest
 
     session = open_session(ns)
     try:
@@ -357,23 +357,33 @@ def _replay_check(ns: argparse.Namespace) -> int:
             source.jumps = False  # re-execute everything, checking every digest
         started = time.monotonic()
         try:
-            event = session.seek(rec.end_position)
+            event = session.cont()  # no breakpoints: to the end (or the recorded fault)
         except Divergence as exc:
             print(f"syxdbg: {exc}", file=sys.stderr)
             return 1
         digest = memory_digest(session.machine)
         want = rec.end["memory_digest"]
         checked = getattr(source, "checked", 0)
-        if session.position != rec.end_position or digest != want:
-            print(f"syxdbg: replay diverged from the recording: it ends at position "
-                  f"{session.position} ({event!r}) with memory digest {digest}; "
-                  f"the recording ends at {rec.end_position} with "
-                  f"{want}", file=sys.stderr)
+        used = session.eventlog.cursor
+        final = session.machine.finished
+        outcome = (describe_end_event(final) if final is not None
+                   else "it reached the end of the recording")
+        problems = []
+        if session.position != rec.end_position:
+            problems.append(f"it stops at position {session.position} ({event!r}), the "
+                            f"recording at {rec.end_position}")
+        if used != len(rec.events):
+            problems.append(f"it used {used} of the {len(rec.events)} recorded host inputs")
+        if digest != want:
+            problems.append(f"its final memory digest is {digest}, the recording's {want}")
+        if problems:
+            print("syxdbg: replay diverged from the recording: " + "; ".join(problems),
+                  file=sys.stderr)
             return 1
         print(f"syxdbg: replayed {session.position:,} instructions in "
-              f"{time.monotonic() - started:.2f} s: {rec.describe_end()}; "
-              f"{session.eventlog.replayed} host inputs replayed, {checked} register "
-              f"digests and the final memory digest match ({digest})")
+              f"{time.monotonic() - started:.2f} s: {outcome}, as recorded; all {used} host "
+              f"inputs replayed, {checked} recorded states and the final memory digest "
+              f"match ({digest})")
         return 0
     finally:
         session.close()

@@ -92,9 +92,12 @@ class Recordable(Protocol):
 class EventLog:
     """Recorded host inputs and effects, with a replay cursor. See the module docstring."""
 
-    def __init__(self, events: list[Event] | None = None) -> None:
+    def __init__(self, events: list[Event] | None = None, *, sealed: bool = False) -> None:
         """An empty log, or one holding ``events`` (a recording's, numbered from 0) with the
-        cursor at its start: every host call is then served from it."""
+        cursor at its start: every host call is then served from it. A ``sealed`` log
+        (a recording on disk) never records: a host call past its end is a
+        :class:`Divergence`."""
+        self.sealed = sealed
         self._events: list[Event] = list(events or [])
         for i, ev in enumerate(self._events):
             if ev.seq != i:
@@ -178,6 +181,10 @@ class EventLog:
         key = digest(args)
         if self.replaying:
             return self.replay(position, source, call, key).outcome(), True
+        if self.sealed:
+            raise Divergence(f"replay diverged at host call #{self._cursor}: re-execution made "
+                             f"{source}.{call}{key} at position {position}, the recording "
+                             f"has no more host calls")
         try:
             result = live()
         except OSError as exc:

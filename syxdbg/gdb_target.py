@@ -229,7 +229,11 @@ class SessionTarget:
             pos += r.size
             value = int.from_bytes(chunk, "little")
             if value != regs.read_info(r):  # G repeats every register: only real changes
-                self._wrote(self.session.write_register(r.name, value))
+                try:
+                    self._wrote(self.session.write_register(r.name, value))
+                except ReadOnlyHistory as exc:
+                    self._refused(exc)
+                    raise TargetError(E_INVALID, str(exc)) from None
 
     def read_register(self, regnum: int) -> bytes | None:
         reg = self._by_num.get(regnum)

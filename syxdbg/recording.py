@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import bisect
 import builtins
+import contextlib
 import dataclasses
 import enum
 import hashlib
-import importlib
 import io
 import json
 import os
@@ -50,6 +50,7 @@ import pickle
 import platform
 import shutil
 import signal
+import stat
 import struct
 import sys
 import tempfile
@@ -102,52 +103,85 @@ _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
     ("posix", "stat_result"): os.stat_result,
     ("signal", "Signals"): signal.Signals,
 }
-#: The CPU context inside ``Machine.save_cpu()`` (opaque; validated against the live one).
-_CPU_CONTEXT = ("unicorn.unicorn_py3.unicorn", "UcContext")
+#: Largest decompressed size of one pickled chunk (a bound against decompression bombs).
+MAX_CHUNK = 256 << 20
 
 
 def _dumps(obj: Any) -> bytes:
     return zlib.compress(pickle.dumps(obj, protocol=5), 6)
 
 
-class _Unpickler(pickle.Unpickler):
-    """Builds only data: syxdbg's and the trusted plugins' dataclasses, enums and tuples."""
+def _data_class(obj: object) -> bool:
+    """A class whose instances are plain data: a frozen dataclass, an enum or a tuple."""
+    if not isinstance(obj, type):
+        return False
+    if dataclasses.is_dataclass(obj):
+        params = getattr(obj, "__dataclass_params__", None)
+        return bool(getattr(params, "frozen", False))
+    return issubclass(obj, enum.Enum | tuple)
 
-    def __init__(self, data: bytes, trusted: frozenset[str]) -> None:
+
+def _allowed_classes(trusted: frozenset[str]) -> dict[tuple[str, str], type]:
+    """Every data class defined at the top level of an already imported module of a trusted
+    package. Nothing is imported to build it (importing runs module code)."""
+    out: dict[tuple[str, str], type] = {}
+    for modname, module in list(sys.modules.items()):
+        if module is None or modname.split(".")[0] not in trusted:
+            continue
+        for name, obj in list(vars(module).items()):
+            if _data_class(obj) and obj.__module__ == modname and obj.__qualname__ == name:
+                out[modname, name] = obj
+    return out
+
+
+def _import_first_party() -> None:
+    """Import syxdbg's own plugins (a fixed list, never names read from a file)."""
+    import importlib
+
+    from .plugins import DEFAULT_PLUGINS
+
+    for _, modname in DEFAULT_PLUGINS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(modname)
+
+
+class _Unpickler(pickle.Unpickler):
+    """Builds only data: syxdbg's and the trusted plugins' frozen dataclasses, enums and
+    tuples (looked up, never imported), and a few builtins."""
+
+    def __init__(self, data: bytes, allowed: dict[tuple[str, str], type]) -> None:
         super().__init__(io.BytesIO(data))
-        self.trusted = trusted
+        self.allowed = allowed
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "builtins" and name in _SAFE_BUILTINS:
             return getattr(builtins, name)
         if (module, name) in _SAFE_GLOBALS:
             return _SAFE_GLOBALS[module, name]
-        if (module, name) == _CPU_CONTEXT:
-            return super().find_class(module, name)
-        root = module.split(".")[0]
-        if root in self.trusted and "__" not in name:
-            try:
-                obj: Any = importlib.import_module(module)
-                for part in name.split("."):
-                    obj = getattr(obj, part)
-            except (ImportError, AttributeError):
-                raise RecordingError(f"the recording needs {module}.{name}, which this "
-                                     "syxdbg does not have (another version or plugin?)"
-                                     ) from None
-            if isinstance(obj, type) and (dataclasses.is_dataclass(obj)
-                                          or issubclass(obj, enum.Enum | tuple)):
-                return obj
+        cls = self.allowed.get((module, name))
+        if cls is not None:
+            return cls
         raise RecordingError(f"the recording refers to {module}.{name}, which recordings "
-                             "may not contain")
+                             "may not contain (or a plugin that is not loaded)")
+
+
+def _inflate(data: bytes, limit: int, what: str) -> bytes:
+    """zlib-decompress at most ``limit`` bytes (more is a corrupted recording)."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, limit)
+    except zlib.error as exc:
+        raise RecordingError(f"corrupted recording: cannot decompress {what} ({exc})") from None
+    if d.unconsumed_tail or not d.eof:
+        raise RecordingError(f"corrupted recording: {what} is larger than it may be "
+                             f"({limit} bytes) or incomplete")
+    return out
 
 
 def _loads(data: bytes, trusted: frozenset[str]) -> Any:
+    raw = _inflate(data, MAX_CHUNK, "a chunk")
     try:
-        raw = zlib.decompress(data)
-    except zlib.error as exc:
-        raise RecordingError(f"corrupted recording: cannot decompress a chunk ({exc})") from None
-    try:
-        return _Unpickler(raw, trusted).load()
+        return _Unpickler(raw, _allowed_classes(trusted)).load()
     except RecordingError:
         raise
     except Exception as exc:  # noqa: BLE001 - any malformed pickle is one clear error
@@ -200,9 +234,10 @@ def _pages(machine: Machine) -> Iterable[tuple[int, memoryview]]:
 
 
 def memory_digest(machine: Machine) -> str:
-    """A digest of the memory layout and every mapped byte (one hash call per region)."""
+    """A digest of the memory layout (addresses and permissions; region names are labels)
+    and every mapped byte (one hash call per region)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(repr(_layout(machine)).encode())
+    h.update(repr([(r.start, r.size, int(r.perms)) for r in machine.mem.regions()]).encode())
     for r in machine.mem.regions():
         h.update(r.view)
     return h.hexdigest()
@@ -411,7 +446,7 @@ class Recorder:
         zero, blob = _page_bytes(m, changed)
         state = {
             "position": m.position,
-            "cpu": m.save_cpu(),
+            "cpu": _cpu_state(m),
             "registers": register_values(m, self.registers),
             "layout": _layout(m),
             "changed": changed,
@@ -541,7 +576,7 @@ def _read_program(path: str) -> bytes:
 # =========================================================================================
 # reading
 # =========================================================================================
-_CHECKPOINT_KEYS = {"position": int, "cpu": object, "registers": tuple, "layout": list,
+_CHECKPOINT_KEYS = {"position": int, "cpu": dict, "registers": tuple, "layout": list,
                     "changed": list, "zero": list, "states": dict, "memory_digest": (str,
                                                                                      type(None))}
 _END_KEYS = {"position": int, "pc": int, "event": StopEvent, "events": int,
@@ -608,6 +643,8 @@ class Recording:
 
     @classmethod
     def _parse(cls, data: bytes, path: str, trusted: frozenset[str] | None) -> Recording:
+        if trusted is None:
+            _import_first_party()  # their state classes may appear in the file
         trust = trusted or frozenset({"syxdbg", "syxdbg_plugins"})
 
         def fail(why: str) -> RecordingError:
@@ -730,16 +767,20 @@ class Recording:
         return ck.header
 
     def describe_end(self) -> str:
-        ev = self.end_event
-        if isinstance(ev, Exited):
-            return f"the program exited with status {ev.status}"
-        if isinstance(ev, Killed):
-            return f"the program was killed by signal {ev.signal}"
-        if isinstance(ev, Fault):
-            return f"the program received signal {ev.signal} ({ev.detail})"
-        if isinstance(ev, Stopped) and ev.why == "interrupt":
-            return "the recording was interrupted"
-        return "the recording stopped at its instruction limit"
+        return describe_end_event(self.end_event)
+
+
+def describe_end_event(ev: StopEvent) -> str:
+    """How a run ended, in words (for summaries)."""
+    if isinstance(ev, Exited):
+        return f"the program exited with status {ev.status}"
+    if isinstance(ev, Killed):
+        return f"the program was killed by signal {ev.signal}"
+    if isinstance(ev, Fault):
+        return f"the program received signal {ev.signal} ({ev.detail})"
+    if isinstance(ev, Stopped) and ev.why == "interrupt":
+        return "the recording was interrupted"
+    return "the recording stopped at its instruction limit"
 
 
 class ReplaySource:
@@ -754,8 +795,10 @@ class ReplaySource:
         self.final = recording.end_event
         self.registers: list[str] = list(recording.meta["registers"])
         self._seeds = recording.checkpoint_positions
-        self._checks = sorted(recording.checks)
         self._seed_index = {p: i for i, p in enumerate(self._seeds)}
+        self._checks = sorted(set(recording.checks) | set(self._seeds))
+        #: The last position whose state was compared (or loaded) and matched.
+        self.last_match: int | None = 0
         # page address -> checkpoint indexes where it changed
         self._versions: dict[int, list[int]] = {}
         self._offsets: list[dict[int, int]] = []
@@ -791,11 +834,12 @@ class ReplaySource:
         blob = self._blobs.get(index)
         if blob is None:
             off, n = self.rec._checkpoints[index].page
-            try:
-                blob = zlib.decompress(self.rec._data[off:off + n])
-            except zlib.error as exc:
-                raise RecordingError(f"corrupted recording: checkpoint {index} pages ({exc})"
-                                     ) from None
+            h = self.rec.checkpoint(index)
+            size = (len(h["changed"]) - len(h["zero"])) * PAGE
+            blob = _inflate(self.rec._data[off:off + n], size, f"checkpoint {index}'s pages")
+            if len(blob) != size:
+                raise RecordingError(f"corrupted recording: checkpoint {index} has "
+                                     f"{len(blob)} bytes of pages, not {size}")
             self._blobs[index] = blob
             while len(self._blobs) > 8:
                 self._blobs.popitem(last=False)
@@ -820,6 +864,7 @@ class ReplaySource:
         index = self._seeds.index(position)
         self.load_checkpoint(index)
         self.loads += 1
+        self.last_match = position
 
     def load_checkpoint(self, index: int) -> None:
         """Make the machine and states exactly those of persisted checkpoint ``index``."""
@@ -839,9 +884,7 @@ class ReplaySource:
             want = self.page(addr, index)
             if want is not None and view != want:
                 m.mem.write(addr, want)
-        cpu = h["cpu"]
-        _check_cpu_context(cpu, m)
-        m.load_cpu(cpu)
+        _restore_cpu(m, h["cpu"])
         states = dict(h["states"])
         missing = [n for n in states if n not in self.session.states]
         if missing:
@@ -855,44 +898,78 @@ class ReplaySource:
         return self._checks[i] if i < len(self._checks) else None
 
     def check(self, position: int) -> None:
+        """Compare the state at ``position`` with what the recording holds there: the
+        digest registers, and at a persisted checkpoint every register and the pages
+        written since the previous one."""
         want = self.rec.checks.get(position)
-        if want is None:
+        index = self._seed_index.get(position)
+        if want is None and index is None:
             return
-        got = register_values(self.machine, self.registers)
         self.checked += 1
-        if got != want:
-            bad = [n for n, a, b in zip(self.registers, want, got, strict=True) if a != b]
-            shown = ", ".join(f"{n} recorded {a:#x} replayed {b:#x}"
-                              for n, a, b in zip(self.registers, want, got, strict=True)
-                              if a != b)
-            raise Divergence(self._diverged(position, f"{len(bad)} register(s) differ: "
-                                                      f"{shown}"))
-        if position in self._seed_index:  # the pages the recorded run wrote since the last
-            index = self._seed_index[position]  # checkpoint hold the same bytes
+        if want is not None:
+            got = register_values(self.machine, self.registers)
+            if got != want:
+                self._registers_differ(position, dict(zip(self.registers, want, strict=True)))
+        if index is not None:
+            h = self.rec.checkpoint(index)
+            self._registers_differ(position, h["cpu"]["registers"])
             mem = self.machine.mem
-            for addr in self.rec.checkpoint(index)["changed"]:
-                if mem.read_partial(addr, PAGE) != self.page(addr, index):
+            for addr in h["changed"]:
+                page = self.page(addr, index)
+                if page is not None and mem.read_partial(addr, PAGE) != page:
                     raise Divergence(self._diverged(position, f"memory differs in the page at "
                                                               f"{addr:#x}"))
+        self.last_match = position
+
+    def _registers_differ(self, position: int, want: dict[str, int]) -> None:
+        regs = self.machine.regs
+        bad = [(n, v, regs[n]) for n, v in want.items() if regs[n] != v]
+        if bad:
+            shown = ", ".join(f"{n} recorded {a:#x} replayed {b:#x}" for n, a, b in bad)
+            raise Divergence(self._diverged(position, f"{len(bad)} register(s) differ: "
+                                                      f"{shown}"))
 
     def _diverged(self, position: int, what: str) -> str:
-        i = bisect.bisect_left(self._checks, position)
-        prev = self._checks[i - 1] if i > 0 else 0
+        last = ("" if self.last_match is None
+                else f" (the last check, at position {self.last_match}, matched)")
         return (f"replay diverged from the recording: first difference found at position "
-                f"{position} (the state matched at position {prev}): {what}")
+                f"{position}{last}: {what}")
 
 
-def _check_cpu_context(cpu: Any, machine: Machine) -> None:
-    """The stored CPU context must have this engine's exact layout (size and header)."""
-    live = machine.save_cpu().context
-    try:
-        stored = bytes(cpu.context)
-        ok = len(stored) == len(bytes(live)) and stored[:16] == bytes(live)[:16]
-    except Exception:  # noqa: BLE001 - whatever the object is, it is not a valid context
-        ok = False
-    if not ok:
-        raise RecordingError("the recording's CPU state does not fit this emulator (recorded "
-                             "with another unicorn version or for another CPU)")
+def _cpu_state(machine: Machine) -> dict[str, Any]:
+    """The CPU as data: every register by name, the position, the machine-held registers
+    and the terminal event. (Never unicorn's raw context: it holds host pointers, and a
+    forged one would reach them.)"""
+    cpu = machine.save_cpu()
+    names = machine.regs.names()
+    return {"registers": dict(zip(names, register_values(machine, names), strict=True)),
+            "position": cpu.position, "virtual": dict(cpu.virtual), "final": cpu.final}
+
+
+def _restore_cpu(machine: Machine, cpu: dict[str, Any]) -> None:
+    """Make the CPU the recorded one: this engine's own context, then the recorded register
+    values written by name (only those that differ) and read back."""
+    from .machine.core import CpuState
+
+    _require("CPU state", cpu, {"registers": dict, "position": int, "virtual": dict,
+                                "final": (StopEvent, type(None))})
+    live = machine.save_cpu()
+    machine.load_cpu(CpuState(live.context, cpu["position"],
+                              {str(k): int(v) for k, v in cpu["virtual"].items()},
+                              cpu["final"]))
+    regs = machine.regs
+    wrong = []
+    for name, value in cpu["registers"].items():
+        if name not in regs or not isinstance(value, int):
+            raise RecordingError(f"corrupted recording: no register {name!r} here")
+        if regs[name] != value:
+            with contextlib.suppress(SyxdbgError, ValueError, OverflowError):
+                regs[name] = value
+            if regs[name] != value:
+                wrong.append(name)
+    if wrong:
+        raise RecordingError(f"the recording's CPU state cannot be restored here (registers "
+                             f"{', '.join(wrong)}): another emulator version?")
 
 
 # =========================================================================================
@@ -901,16 +978,23 @@ def _check_cpu_context(cpu: Any, machine: Machine) -> None:
 def _program_file(rec: Recording, keep: list[str]) -> str:
     """A path holding the recorded program: the original if it is unchanged, else a copy
     extracted to a private temporary directory (removed with the session)."""
-    path = rec.meta.get("path") or ""
+    path = str(rec.meta.get("path") or "")
     try:
-        with open(path, "rb") as f:
-            if hashlib.sha256(f.read()).hexdigest() == rec.meta["program_sha256"]:
-                return str(path)
-    except OSError:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size == rec.meta["program_size"] == \
+                len(rec.program):
+            with open(path, "rb") as f:
+                if hashlib.sha256(f.read(st.st_size + 1)).hexdigest() == \
+                        rec.meta["program_sha256"]:
+                    return path
+    except (OSError, ValueError):
         pass
     tmp = tempfile.mkdtemp(prefix="syxdbg-replay-")
     keep.append(tmp)
-    out = os.path.join(tmp, os.path.basename(path) or "program")
+    name = os.path.basename(path)
+    if name in ("", ".", "..") or "\0" in name:
+        name = "program"
+    out = os.path.join(tmp, name)
     with open(out, "wb") as f:
         f.write(rec.program)
     os.chmod(out, 0o755)
@@ -960,7 +1044,7 @@ def open_replay(path: str, *, disable_plugins: Iterable[str] = (),
             raise RecordingError(f"{path}: the recording has state from plugin(s) that are "
                                  f"not loaded here: {', '.join(sorted(missing))}")
         source = ReplaySource(rec, session)
-        log = EventLog(rec.events)
+        log = EventLog(rec.events, sealed=True)
         # Checkpoint 0 is the recorded initial state (stack, auxv, cwd, ids...).
         session.states.register(EVENTLOG_STATE, log)
         try:

@@ -726,8 +726,10 @@ class Timeline:
             if rec is not None and m.position == check_at:
                 rec.check(check_at)  # raises Divergence
             if isinstance(ev, _TERMINAL):
-                if self.end is not None and isinstance(ev, Exited) and m.position >= self.end:
-                    return self._at_end(), hits
+                if rec is not None:
+                    self._check_final(ev)
+                    if isinstance(ev, Exited):
+                        return self._at_end(), hits
                 return ev, hits
             stalled = stalled + 1 if m.position == pos else 0
             if stalled > 3:
@@ -761,9 +763,21 @@ class Timeline:
         recorded = self.recorded.final if self.recorded is not None else None
         if isinstance(recorded, Fault) and recorded.position == m.position:
             ev = m.run(count=1)  # the faulting instruction faults again, without retiring
-            if isinstance(ev, Fault):
-                return ev
+            self._check_final(ev)
+            return ev
         return HistoryBoundary(m.pc, m.position, "end")
+
+    def _check_final(self, ev: StopEvent) -> None:
+        """Replaying: a terminal event must be the recorded end, where and as recorded."""
+        rec = self.recorded
+        assert rec is not None
+        want = rec.final
+        same = (type(ev) is type(want) and ev.position == want.position
+                and getattr(ev, "status", None) == getattr(want, "status", None)
+                and getattr(ev, "signal", None) == getattr(want, "signal", None))
+        if not same:
+            raise Divergence(f"replay diverged from the recording at position {ev.position}: "
+                             f"re-execution ended with {ev!r}, the recording with {want!r}")
 
     def _jump_towards(self, target: int) -> None:
         """Replaying a recording: load its latest persisted checkpoint at or before

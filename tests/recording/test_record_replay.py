@@ -90,7 +90,7 @@ def test_record_then_replay_matches_every_digest(build_program, run_native, tmp_
     assert "syxdbg: recorded " in summary and f"{out} is " in summary, summary
     res = replay_check(out, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    assert "final memory digest match" in res.stdout and "Traceback" not in res.stderr
+    assert "final memory digest match" in res.stdout and "as recorded" in res.stdout
     assert res.stdout.count("\n") == 1 and res.stderr == ""  # the replay printed nothing else
 
 
@@ -366,7 +366,7 @@ def test_ctrl_c_ends_the_recording_cleanly(build_program, tmp_path: Path) -> Non
     assert "interrupted" in err and "Traceback" not in err
     res = replay_check(out)
     assert res.returncode == 0, res.stderr
-    assert "the recording was interrupted" in res.stdout
+    assert "it reached the end of the recording, as recorded" in res.stdout
 
 
 def test_record_refuses_bad_input(tmp_path: Path) -> None:
@@ -476,3 +476,95 @@ def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
             except SyxdbgError as exc:
                 outcomes.add(type(exc).__name__)
     assert "RecordingError" in outcomes and "Divergence" in outcomes, outcomes
+
+
+def forge(src: Path, dst: Path, *, meta=None, change=None, raw=None) -> None:
+    """Rewrite a recording with valid checksums: ``meta(dict)`` edits the JSON description,
+    ``change(tag, obj)`` a pickled chunk's object, ``raw(tag, payload)`` any payload."""
+    import json
+
+    data = src.read_bytes()
+    out = bytearray(data[:_HEADER.size])
+    off = _HEADER.size
+    while off < len(data):
+        tag, _, n = _CHUNK.unpack_from(data, off)
+        body = data[off + _CHUNK.size:off + _CHUNK.size + n]
+        off += _CHUNK.size + n
+        if tag == b"META" and meta is not None:
+            body = json.dumps(meta(json.loads(body))).encode()
+        elif tag not in (b"META", b"PROG", b"PAGE") and change is not None:
+            body = zlib.compress(pickle.dumps(change(tag, pickle.loads(zlib.decompress(body))),
+                                              5))
+        if raw is not None:
+            body = raw(tag, body)
+        out += _CHUNK.pack(tag, zlib.crc32(body), len(body)) + body
+    dst.write_bytes(bytes(out))
+
+
+def test_a_replay_that_ends_otherwise_than_recorded_diverges(small_recording: Path,
+                                                            tmp_path: Path) -> None:
+    import dataclasses
+
+    # The recorded exit status is 3; a file claiming 4 does not replay.
+    claims_4 = tmp_path / "status.syxrec"
+    forge(small_recording, claims_4, change=lambda tag, o: {
+        **o, "event": dataclasses.replace(o["event"], status=4)} if tag == b"END!" else o)
+    res = replay_check(claims_4)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "re-execution ended with Exited(" in res.stderr and "status=3" in res.stderr
+    # One host input short: the replay needs it and says so (never asks the host).
+    short = tmp_path / "short.syxrec"
+
+    def drop_last(tag, o):
+        if tag == b"EVNT":
+            return o[:-1]
+        if tag == b"END!":
+            return {**o, "events": o["events"] - 1}
+        return o
+
+    forge(small_recording, short, change=drop_last)
+    res = replay_check(short)
+    assert res.returncode == 1 and "the recording has no more host calls" in res.stderr, \
+        res.stderr
+
+
+def test_recordings_cannot_import_or_reach_unicorn_internals(small_recording: Path,
+                                                             tmp_path: Path) -> None:
+    import syxdbg.recording as recording
+
+    # A global from a trusted package that is not imported yet: refused, never imported.
+    sneaky = tmp_path / "import.syxrec"
+    forge(small_recording, sneaky, raw=lambda tag, b: zlib.compress(
+        b"csyxdbg.__main__\nmain\n(tR.") if tag == b"EVNT" else b)
+    probe = ("import sys, syxdbg.recording as r\n"
+             f"try:\n    r.Recording.open({str(sneaky)!r})\n"
+             "except r.RecordingError as e:\n    print('refused:', e)\n"
+             "print('imported' if 'syxdbg.__main__' in sys.modules else 'not imported')\n")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "refused:" in res.stdout and "syxdbg.__main__.main" in res.stdout, res
+    assert res.stdout.strip().endswith("not imported"), res.stdout
+    # The CPU is stored as named registers: a bogus one is a clean error, and no unicorn
+    # object can be smuggled in (the raw context holds host pointers).
+    bogus = tmp_path / "cpu.syxrec"
+    forge(small_recording, bogus, change=lambda tag, o: {
+        **o, "cpu": {**o["cpu"], "registers": {**o["cpu"]["registers"], "dr7": 1}}}
+        if tag == b"STAT" else o)
+    assert "no register 'dr7'" in _replay_error(bogus)
+    ctx = tmp_path / "ctx.syxrec"
+    forge(small_recording, ctx, raw=lambda tag, b: zlib.compress(
+        b"cunicorn.unicorn_py3.unicorn\nUcContext\n)\x81.") if tag == b"STAT" else b)
+    assert "may not contain" in _replay_error(ctx)
+    # Decompression is bounded.
+    bomb = zlib.compress(b"\0" * (recording.MAX_CHUNK + 1))
+    assert len(bomb) < recording.MAX_CHUNK // 500
+    with pytest.raises(recording.RecordingError, match="larger than it may be"):
+        recording._loads(bomb, frozenset({"syxdbg"}))
+
+
+def test_the_recorded_program_path_is_only_a_hint(small_recording: Path,
+                                                  tmp_path: Path) -> None:
+    for path in ("/dev/zero", "/x/..", str(tmp_path), "/proc/self/mem"):
+        moved = tmp_path / "moved.syxrec"
+        forge(small_recording, moved, meta=lambda m, p=path: {**m, "path": p})
+        res = replay_check(moved)
+        assert res.returncode == 0, (path, res.stderr)
