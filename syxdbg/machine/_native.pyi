@@ -26,6 +26,10 @@ class RunCore:
     def remove_breakpoint(self, address: int) -> None: ...
     def breakpoints(self) -> list[int]: ...
 
+class CounterHooks:
+    def __init__(self, uc: object, callback: Callable[[int], None], arch: str,
+                 instructions: list[int]) -> None: ...
+
 class WatchCore:
     capture: bool
     context: object

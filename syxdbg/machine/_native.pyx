@@ -228,6 +228,70 @@ cdef void _bp_cb(uc_engine *uc, uint64_t address, uint32_t size,
     s.api.emu_stop(uc)
 
 
+# -- time counters ------------------------------------------------------------------------
+# The guest's cycle counters (x86 RDTSC/RDTSCP, aarch64 CNTVCT_EL0/CNTPCT_EL0 and their
+# self-synchronised forms) would read the host's clock: nondeterministic, so re-execution
+# and replay would diverge. They are answered from the instruction position instead. x86
+# hooks fire only on those instructions; aarch64 has one hook for every MRS (TLS reads are
+# frequent), so its C callback filters and calls Python only for the counter registers.
+
+ctypedef struct Arm64CpReg:
+    uint32_t crn
+    uint32_t crm
+    uint32_t op0
+    uint32_t op1
+    uint32_t op2
+    uint64_t val
+
+
+cdef int _counter_python(void *fn, int reg) noexcept with gil:
+    try:
+        (<object>fn)(reg)
+    except BaseException:  # the machine's callback does not raise; never unwind into C
+        return 0
+    return 1
+
+
+cdef int _x86_tsc_cb(uc_engine *uc, void *user_data) noexcept nogil:
+    return _counter_python(user_data, 0)
+
+
+cdef uint32_t _arm64_mrs_cb(uc_engine *uc, int reg, const Arm64CpReg *cp,
+                            void *user_data) noexcept nogil:
+    if cp.op0 != 3 or cp.op1 != 3 or cp.crn != 14 or cp.crm != 0:
+        return 0
+    if cp.op2 != 1 and cp.op2 != 2 and cp.op2 != 5 and cp.op2 != 6:
+        return 0  # CNTFRQ_EL0 and the other timer registers: constants, left to Unicorn
+    return <uint32_t>_counter_python(user_data, reg)
+
+
+cdef class CounterHooks:
+    """Deterministic cycle counters: ``callback(reg)`` sets the value (``reg``: the aarch64
+    destination register's unicorn id; 0 on x86, where it writes EDX:EAX (and ECX))."""
+
+    cdef uc_engine *uc
+    cdef UcApi api
+    cdef object callback
+    cdef list hooks
+
+    def __cinit__(self, object uc not None, object callback not None, str arch,
+                  object instructions):
+        self.uc = <uc_engine *>_uc_handle(uc)
+        _ucapi_fill(&self.api)
+        self.callback = callback
+        self.hooks = []
+        cdef uc_hook hh
+        cdef uc_err err
+        cdef void *cb = <void *>_x86_tsc_cb if arch == "x86_64" else <void *>_arm64_mrs_cb
+        for ins in instructions:
+            hh = 0
+            err = self.api.hook_add(self.uc, &hh, UC_HOOK_INSN, cb, <void *>self.callback,
+                                    1, 0, <int>ins)
+            if err != UC_ERR_OK:
+                raise RuntimeError(f"uc_hook_add(UC_HOOK_INSN {ins}) failed: {err}")
+            self.hooks.append(hh)
+
+
 cdef class RunCore:
     """C state of one machine's run loop. See the module docstring."""
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import capstone
 import unicorn
-from unicorn import x86_const
+from unicorn import arm64_const, x86_const
 
 from ..errors import SyxdbgError
 from . import _native
@@ -167,10 +167,40 @@ class Machine:
             )
         else:
             self._hooks.append(uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt))
+        # Cycle counters read the position, not the host clock (deterministic re-execution).
+        counters = ([x86_const.UC_X86_INS_RDTSC, x86_const.UC_X86_INS_RDTSCP]
+                    if self.arch.name == "x86_64" else [arm64_const.UC_ARM64_INS_MRS])
+        self._counters = _native.CounterHooks(uc, self._on_counter, self.arch.name, counters)
         # No permanent UC_HOOK_MEM_INVALID: any memory hook pushes every guest store onto
         # Unicorn's slow path (measured: 950 -> 265 MIPS with the virtual TLB). Faults are
         # precise, so the faulting instruction is re-run once with such a hook to learn the
         # exact address (see _locate_fault).
+
+    def insn_position(self, address: int) -> int:
+        """Inside a hook: the position of the instruction at ``address`` (the instructions
+        retired before it), exact even in the middle of a block."""
+        blk = self._core.current_block
+        total = int(self._core.total)
+        if blk is not None:
+            start, size, n = blk
+            if start <= address < start + size:
+                return total - n + self._retired_before(start, size, address)
+        return total
+
+    def _on_counter(self, reg: int) -> None:
+        """RDTSC/RDTSCP (x86) or MRS CNTVCT/CNTPCT (aarch64): the counter is the position,
+        one tick per instruction, so re-execution reads the same values."""
+        uc = self._uc
+        if self.arch.name == "x86_64":
+            pc = uc.reg_read(x86_const.UC_X86_REG_RIP)
+            value = self.insn_position(pc)
+            uc.reg_write(x86_const.UC_X86_REG_RAX, value & 0xFFFFFFFF)
+            uc.reg_write(x86_const.UC_X86_REG_RDX, (value >> 32) & 0xFFFFFFFF)
+            if bytes(uc.mem_read(pc, 3)) == b"\x0f\x01\xf9":  # rdtscp: also TSC_AUX
+                uc.reg_write(x86_const.UC_X86_REG_RCX, 0)
+        else:
+            pc = uc.reg_read(arm64_const.UC_ARM64_REG_PC)
+            uc.reg_write(reg, self.insn_position(pc))
 
     def _guard(self, fn: Callable[[], None]) -> None:
         """Run hook work; keep any exception for ``run`` to raise after emu_start returns."""
