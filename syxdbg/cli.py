@@ -7,6 +7,7 @@ program path belongs to the program.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -122,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         "recording: the program image, argv, environment, every nondeterministic input it "
         "took (stdin, files, clocks, random bytes, ids) and periodic checkpoints. "
         "'syxdbg replay FILE' then reproduces the run exactly, forwards and backwards, "
-        "without the host or the binary. The exit status is the program's, as with run.",
+        "without the host or the binary. The exit status is the program's, as with run "
+        "(124 when stopped by --max-insns, 130 when interrupted by Ctrl-C, SIGTERM or SIGHUP; "
+        "the recording is complete up to there).",
     )
     record.add_argument("-o", "--output", metavar="FILE",
                         help="the recording to write (default: PROG's name + .syxrec in the "
@@ -132,8 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("--checkpoint-interval", type=_int, metavar="N",
                         default=DEFAULT_CHECKPOINT_INTERVAL,
                         help="instructions between persisted checkpoints (default "
-                        f"{DEFAULT_CHECKPOINT_INTERVAL:,}; smaller: bigger file, faster "
-                        "jumps in replay)")
+                        f"{DEFAULT_CHECKPOINT_INTERVAL:,}, at least 1,000,000, rounded up to "
+                        "a multiple of it; smaller: bigger file, faster jumps in replay)")
     record.add_argument("-q", "--quiet", action="store_true",
                         help="no progress and no summary")
     _add_program_options(record)
@@ -295,21 +298,31 @@ def cmd_record(ns: argparse.Namespace) -> int:
         output = ns.output or _default_output(ns.prog or ns.raw)
         recorder = Recorder(session, output, checkpoint_interval=ns.checkpoint_interval,
                             progress=None if ns.quiet else progress_printer())
+        from .recording import describe_end_event
         from .sigint import sigint_calls
 
-        with sigint_calls(recorder.interrupt):
-            summary = recorder.run(ns.max_insns)
-        sys.stdout.flush()
+        # SIGTERM and SIGHUP end the recording as Ctrl-C does: the file stays usable.
+        stops = {sig: signal.signal(sig, lambda *_: recorder.interrupt())
+                 for sig in (signal.SIGTERM, signal.SIGHUP)}
+        try:
+            with sigint_calls(recorder.interrupt):
+                summary = recorder.run(ns.max_insns)
+        finally:
+            for sig, old in stops.items():
+                signal.signal(sig, old)
+        if sys.stdout is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.flush()
         end = summary.end
-        if isinstance(end, Stopped):  # interrupted or at --max-insns: a normal end here
-            status = 0
+        if isinstance(end, Stopped):
+            # As run: 130 when interrupted, 124 at the instruction limit.
+            status = 128 + signal.SIGINT if end.why == "interrupt" else 124
             why = ("interrupted" if end.why == "interrupt"
                    else f"stopped at the --max-insns limit, pc {_where(session, end.pc)}")
         else:
             status = report_end(session, end)
-            why = (f"the program exited with status {end.status}"
-                   if isinstance(end, Exited) else "the program died")
-        if not ns.quiet:
+            why = describe_end_event(end)
+        if not ns.quiet and sys.stderr is not None:
             if sys.stderr.isatty():
                 sys.stderr.write("\r\x1b[K")
             rate = summary.instructions / summary.seconds if summary.seconds else 0.0
@@ -329,6 +342,12 @@ def cmd_replay(ns: argparse.Namespace) -> int:
     from .shell import app as shell_app
 
     mode = ns.mode or ("serve" if ns.port is not None else "gdb")
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds: the session removes its temporary files
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
     if mode == "check":
         return _replay_check(ns)
     if mode == "serve":

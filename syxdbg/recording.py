@@ -333,23 +333,46 @@ def _page_bytes(machine: Machine, addresses: list[int]) -> tuple[list[int], byte
 # writing
 # =========================================================================================
 class _Writer:
+    """Writes ``PATH.part`` and renames it to ``PATH`` once complete: a recording that
+    fails half-way never replaces a good file, and a finished one appears whole."""
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self.part = path + ".part"
         try:
-            self.f: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed by close()
+            self.f: IO[bytes] = open(self.part, "wb")  # noqa: SIM115 - closed by close()
         except OSError as exc:
             raise RecordingError(f"{path}: cannot write ({exc.strerror})") from None
-        self.f.write(_HEADER.pack(MAGIC, VERSION))
         self.chunks = 0
+        self._write(_HEADER.pack(MAGIC, VERSION))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.f.write(data)
+        except OSError as exc:
+            raise RecordingError(f"{self.path}: cannot write ({exc.strerror})") from None
 
     def chunk(self, tag: bytes, payload: bytes) -> None:
-        self.f.write(_CHUNK.pack(tag, zlib.crc32(payload), len(payload)))
-        self.f.write(payload)
+        self._write(_CHUNK.pack(tag, zlib.crc32(payload), len(payload)))
+        self._write(payload)
         self.chunks += 1
 
     def close(self) -> int:
-        self.f.close()
+        """Finish: the file gets its name. Returns its size."""
+        try:
+            self.f.close()
+            os.replace(self.part, self.path)
+        except OSError as exc:
+            self.abort()
+            raise RecordingError(f"{self.path}: cannot write ({exc.strerror})") from None
         return os.path.getsize(self.path)
+
+    def abort(self) -> None:
+        """Give up: no file is left behind."""
+        with contextlib.suppress(OSError):
+            self.f.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.part)
 
 
 @dataclass
@@ -476,6 +499,11 @@ class Recorder:
         s = self.session
         m = self.machine
         program = _read_program(s.image.path)
+        if os.path.isdir(self.path):
+            raise RecordingError(f"{self.path}: is a directory (give -o FILE)")
+        if os.path.exists(self.path) and os.path.samefile(self.path, s.image.path):
+            raise RecordingError(f"{self.path}: is the program being recorded; choose another "
+                                 "output file")
         started = time.monotonic()
         s.states.register(EVENTLOG_STATE, self.log)
         for name in s.states.names():
@@ -549,8 +577,11 @@ class Recorder:
                 "memory_digest": memory_digest(m),
             }
             w.chunk(b"END!", _dumps(end_info))
-        finally:
             size = w.close()
+        except BaseException:
+            w.abort()
+            raise
+        finally:
             self._dirty.close()
             if inner is not None:
                 m.set_syscall_handler(inner)
@@ -692,6 +723,13 @@ class Recording:
         if not isinstance(meta, dict) or meta.get("format") != "syxdbg recording":
             raise fail("corrupted recording: META is not a syxdbg recording description")
         _require("description (META)", meta, _META_KEYS)
+        for key in ("argv", "envp", "registers"):
+            if not all(isinstance(x, str) and "\0" not in x for x in meta[key]):
+                raise fail(f"corrupted recording: malformed description (META {key!r})")
+        if meta["kind"] not in ("elf", "raw") or "\0" in meta["path"] or (
+                meta["kind"] == "raw" and not (isinstance(meta.get("base"), int)
+                                               and isinstance(meta.get("entry"), int))):
+            raise fail("corrupted recording: malformed description (META kind/path)")
         if hashlib.sha256(program).hexdigest() != meta.get("program_sha256"):
             raise fail("corrupted recording: the program image does not match its digest")
         events: list[Event] = []

@@ -790,7 +790,11 @@ class Timeline:
         if seed is None or seed - pos < JUMP_MIN:
             return
         self._push()  # the state we leave stays reachable
-        rec.load_seed(seed)
+        try:
+            rec.load_seed(seed)
+        except BaseException:
+            self._restore(len(self._meta) - 1)  # undo a half-loaded state
+            raise
         self._push()
 
     def _seek_to(self, target: int, *, poll: PollFn | None = None, jump: bool = True

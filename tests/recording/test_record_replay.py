@@ -337,7 +337,7 @@ def test_gdb_reaches_the_end_of_a_cut_recording_and_goes_back(build_program,
     out = tmp_path / "cut.syxrec"
     rec = record(out, build_program("loop", "gcc"), "100000000", options=("--max-insns",
                                                                          "2000000"))
-    assert rec.returncode == 0, rec.stderr
+    assert rec.returncode == 124, rec.stderr  # as run: stopped at the limit
     assert b"stopped at the --max-insns limit" in rec.stderr
     argv = [*SYXDBG, "replay", "--debugger", gdb, "--gdb-arg=-nx", "--batch",
             "--ex", "continue", "--ex", "monitor when", "--ex", "stepi", "--ex",
@@ -362,7 +362,7 @@ def test_ctrl_c_ends_the_recording_cleanly(build_program, tmp_path: Path) -> Non
     assert first.startswith("syxdbg: recording: ") and "instructions/s" in first, first
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 130, err  # as run: interrupted
     assert "interrupted" in err and "Traceback" not in err
     res = replay_check(out)
     assert res.returncode == 0, res.stderr
@@ -568,3 +568,49 @@ def test_the_recorded_program_path_is_only_a_hint(small_recording: Path,
         forge(small_recording, moved, meta=lambda m, p=path: {**m, "path": p})
         res = replay_check(moved)
         assert res.returncode == 0, (path, res.stderr)
+
+
+def test_sigterm_keeps_the_recording_and_failures_leave_no_file(build_program,
+                                                                tmp_path: Path) -> None:
+    out = tmp_path / "term.syxrec"
+    out.write_bytes(b"an older file that must survive a failed recording")
+    failed = subprocess.run([*SYXDBG, "record", "-q", "-p", "no:linux", "-o", str(out),
+                             str(build_program("hello"))], capture_output=True, text=True)
+    assert failed.returncode == 2 and "no syscall layer" in failed.stderr
+    assert out.read_bytes().startswith(b"an older file")
+    assert not (tmp_path / "term.syxrec.part").exists()
+    proc = subprocess.Popen([*SYXDBG, "record", "-o", str(out), str(build_program("loop")),
+                             "1000000000"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    assert proc.stderr.readline().startswith("syxdbg: recording: ")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    res = replay_check(out)
+    assert res.returncode == 0, res.stderr
+
+
+def test_record_refuses_to_overwrite_its_program_or_write_to_a_full_disk(
+        build_program, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    shutil.copy(build_program("hello"), victim)
+    before = victim.read_bytes()
+    res = subprocess.run([*SYXDBG, "record", "-o", str(victim), str(victim)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "is the program being recorded" in res.stderr
+    assert victim.read_bytes() == before
+
+    def small_disk() -> None:  # files may not grow past 64 KiB: writes fail with EFBIG
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+
+    full = tmp_path / "full.syxrec"
+    res = subprocess.run([*SYXDBG, "record", "-o", str(full), str(victim)],
+                         capture_output=True, text=True, preexec_fn=small_disk)
+    assert res.returncode == 2, res.stderr
+    assert f"{full}: cannot write (File too large)" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not full.exists() and not (tmp_path / "full.syxrec.part").exists()
