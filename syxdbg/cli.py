@@ -269,10 +269,22 @@ def report_end(session: Session, event: StopEvent) -> int:
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
+    import threading
+
+    from .sigint import sigint_calls
+
     session = open_session(ns)
     try:
-        with session.machine.interrupt_on_sigint():
-            event = session.run(count=ns.max_insns)
+        # The flag, polled between chunks, keeps a Ctrl-C that lands just before the
+        # emulator starts (when machine.interrupt() alone would be reset) from being lost.
+        stop = threading.Event()
+
+        def interrupt() -> None:
+            stop.set()
+            session.interrupt()
+
+        with sigint_calls(interrupt):
+            event = session.run(count=ns.max_insns, poll=stop.is_set)
         return report_end(session, event)
     finally:
         session.close()
@@ -400,7 +412,7 @@ def _replay_check(ns: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
         print(f"syxdbg: replayed {session.position:,} instructions in "
-              f"{time.monotonic() - started:.2f} s: {outcome}, as recorded; all {used} host "
+              f"{time.monotonic() - started:.2f} s: {outcome}, as recorded; all {used:,} host "
               f"inputs replayed, {checked} recorded states and the final memory digest "
               f"match ({digest})")
         return 0

@@ -237,7 +237,13 @@ def memory_digest(machine: Machine) -> str:
     """A digest of the memory layout (addresses and permissions; region names are labels)
     and every mapped byte (one hash call per region)."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(repr([(r.start, r.size, int(r.perms)) for r in machine.mem.regions()]).encode())
+    spans: list[list[int]] = []  # adjacent regions with the same permissions coalesced:
+    for r in machine.mem.regions():  # how a range is split into regions is bookkeeping
+        if spans and spans[-1][1] == r.start and spans[-1][2] == int(r.perms):
+            spans[-1][1] = r.end
+        else:
+            spans.append([r.start, r.end, int(r.perms)])
+    h.update(repr(spans).encode())
     for r in machine.mem.regions():
         h.update(r.view)
     return h.hexdigest()

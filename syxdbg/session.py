@@ -144,17 +144,19 @@ class Session:
         raise SyxdbgError(f"no symbol {base!r} in {self.image.path}")
 
     # -- execution --------------------------------------------------------------------------
-    def run(self, until: int | str | None = None, count: int | None = None) -> StopEvent:
+    def run(self, until: int | str | None = None, count: int | None = None, *,
+            poll: PollFn | None = None) -> StopEvent:
         """Run until the program exits or faults, ``until`` is reached, or ``count`` retire.
 
         Goes through the timeline (history is recorded) unless the ``timeline`` option is
-        False and no timeline exists yet.
+        False and no timeline exists yet. ``poll()`` returning True interrupts (it is asked
+        between chunks, so an interrupt requested before the run started is not lost).
         """
         target = None if until is None else self.resolve(until)
         if self._timeline is None and not self.options.get("timeline", True):
             event = self.machine.run(count=count, until=target)
         else:
-            event = self.timeline.run(count=count, until=target)
+            event = self.timeline.run(count=count, until=target, poll=poll)
         return self._stopped(event)
 
     def _stopped(self, event: StopEvent) -> StopEvent:
