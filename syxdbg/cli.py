@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument("-q", "--quiet", action="store_true",
                         help="no progress and no summary")
     _add_program_options(record)
+    for action in record._actions:  # record keeps no in-memory history: no budget to set
+        if action.dest == "snapshot_budget":
+            action.help = argparse.SUPPRESS
     replay = sub.add_parser(
         "replay", help="replay and debug a recording",
         description="Reproduce a recorded run exactly, without touching the host (stdin "
