@@ -1,18 +1,47 @@
-"""Ctrl-C while the main thread is inside Unicorn.
+"""Ctrl-C while the main thread is inside Unicorn, or waiting for the host.
 
 Python runs signal handlers only between bytecodes, never while the main thread is inside a
 C call such as ``emu_start``. :func:`sigint_calls` routes SIGINT through the signal wakeup fd
 to a watcher thread that calls a thread-safe ``interrupt`` function instead.
+
+A guest system call can also block in the host (``read`` from a terminal or a pipe,
+``nanosleep``). Python retries a system call interrupted by a signal whose handler returns
+(PEP 475), so such a wait would outlast Ctrl-C. Host calls that may block run inside
+:func:`blocking_call`; while one does, the SIGINT handler raises ``InterruptedError``
+(``EINTR``) out of it, and the syscall layer hands the guest ``-EINTR``, as a kernel does.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+_blocking = 0  # depth of blocking_call() in the main thread
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    if _blocking and threading.current_thread() is threading.main_thread():
+        raise InterruptedError(errno.EINTR, "interrupted by Ctrl-C")
+
+
+@contextmanager
+def blocking_call() -> Iterator[None]:
+    """Around a host call that may wait indefinitely: Ctrl-C (under :func:`sigint_calls`)
+    makes it fail with ``InterruptedError`` instead of being retried."""
+    global _blocking
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _blocking += 1
+    try:
+        yield
+    finally:
+        _blocking -= 1
 
 
 @contextmanager
@@ -31,7 +60,7 @@ def sigint_calls(interrupt: Callable[[], None]) -> Iterator[None]:
         wsock.close()
         yield
         return
-    old_handler = signal.signal(signal.SIGINT, lambda *_: None)
+    old_handler = signal.signal(signal.SIGINT, _on_sigint)
 
     def watch() -> None:
         while True:

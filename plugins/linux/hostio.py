@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from syxdbg.sigint import blocking_call
+
 if TYPE_CHECKING:
     from syxdbg.eventlog import EventLog
 
@@ -79,7 +81,8 @@ class HostIO:
         os.close(fd)
 
     def read(self, fd: int, n: int) -> bytes:
-        return os.read(fd, n)
+        with blocking_call():  # a terminal or a pipe may wait: Ctrl-C gives EINTR
+            return os.read(fd, n)
 
     def pread(self, fd: int, n: int, offset: int) -> bytes:
         return os.pread(fd, n, offset)
@@ -174,7 +177,8 @@ class HostIO:
 
     def sleep(self, ns: int) -> None:
         if ns > 0:
-            time.sleep(ns / 1e9)
+            with blocking_call():
+                time.sleep(ns / 1e9)
 
     def random(self, n: int) -> bytes:
         return os.urandom(n)

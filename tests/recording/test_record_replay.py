@@ -614,3 +614,42 @@ def test_record_refuses_to_overwrite_its_program_or_write_to_a_full_disk(
     assert f"{full}: cannot write (File too large)" in res.stderr
     assert "Traceback" not in res.stderr
     assert not full.exists() and not (tmp_path / "full.syxrec.part").exists()
+
+
+def _blocked_reading_stdin(pid: int) -> bool:
+    """The process's main thread is inside read(0, ...) (the host's read syscall number)."""
+    import platform
+
+    read_nr = {"x86_64": "0", "aarch64": "63"}.get(platform.machine(), "0")
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] == read_nr and int(fields[1], 16) == 0
+
+
+@pytest.mark.parametrize("command", ["run", "record"])
+def test_ctrl_c_while_the_program_waits_for_input(build_program, tmp_path: Path,
+                                                  command: str) -> None:
+    import time
+
+    out = tmp_path / "wait.syxrec"
+    argv = [*SYXDBG, command, *(["-o", str(out)] if command == "record" else []),
+            str(build_program("readstdin"))]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write("typed before the wait\n")
+    proc.stdin.flush()  # ... and the pipe stays open: the program then waits in read(0)
+    deadline = time.monotonic() + 60
+    while not _blocked_reading_stdin(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _blocked_reading_stdin(proc.pid), "the program never waited for input"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted at pc" in err or "interrupted" in err
+    assert "Traceback" not in err
+    if command == "record":
+        res = replay_check(out)  # the interrupted read (EINTR) is part of the recording
+        assert res.returncode == 0, res.stderr
