@@ -22,6 +22,7 @@ counts only up to the stop, and the trace has exactly one line per retired instr
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
@@ -52,7 +53,7 @@ class TraceError(SyxdbgError):
     """A trace could not be recorded completely (no memory, a write error, rewound)."""
 
 
-class _Recorder:
+class _Recorder(abc.ABC):
     def __init__(self, machine: Machine) -> None:
         self._machine = machine
         #: The position recording started at.
@@ -77,8 +78,8 @@ class _Recorder:
                  tb: TracebackType | None) -> None:
         self.detach()
 
-    def _at_stop(self, pc: int, inside: bool) -> None:
-        pass
+    def _at_stop(self, pc: int, inside: bool) -> None:  # noqa: B027 - optional override
+        """The machine stopped at ``pc`` (``inside`` the current block); default: nothing."""
 
     def _settled(self, position: int) -> None:
         self._position = position
@@ -88,11 +89,13 @@ class _Recorder:
             self.rewound_at = position
         self._position = position
 
+    @abc.abstractmethod
     def _attach(self) -> None:
-        raise NotImplementedError
+        """Install the C hooks (each recorder kind has its own)."""
 
+    @abc.abstractmethod
     def _release(self) -> None:
-        raise NotImplementedError
+        """Remove the C hooks."""
 
 
 class BlockRecorder(_Recorder):

@@ -42,18 +42,7 @@ def replay_check(path: Path, cwd: Path | None = None) -> subprocess.CompletedPro
 def rewrite_events(src: Path, dst: Path, change) -> None:
     """Copy a recording, passing every event tuple through ``change``, with valid CRCs (a
     well-formed file whose inputs differ from what the run really took)."""
-    data = src.read_bytes()
-    out = bytearray(data[:_HEADER.size])
-    off = _HEADER.size
-    while off < len(data):
-        tag, _, n = _CHUNK.unpack_from(data, off)
-        body = data[off + _CHUNK.size:off + _CHUNK.size + n]
-        if tag == b"EVNT":
-            events = [change(e) for e in pickle.loads(zlib.decompress(body))]
-            body = zlib.compress(pickle.dumps(events, 5))
-        out += _CHUNK.pack(tag, zlib.crc32(body), len(body)) + body
-        off += _CHUNK.size + n
-    dst.write_bytes(bytes(out))
+    forge(src, dst, change=lambda tag, o: [change(e) for e in o] if tag == b"EVNT" else o)
 
 
 # -- every program, recorded and replayed -----------------------------------------------------
