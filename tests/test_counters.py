@@ -10,12 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import assemble
+from support import assemble, toy_machine
 
-from syxdbg.machine import Exited, Machine, Perm, get_arch
+from syxdbg.machine import Exited, Machine
 from syxdbg.timeline import Timeline
-
-CODE = 0x400000
 
 # Each snippet reads the counter twice with straight-line work between (same block), once
 # after a branch (another block), and exits with status 0.
@@ -63,18 +61,9 @@ SNIPPETS = {
 
 
 def _machine(arch: str, tmp_path: Path) -> Machine:
-    code = assemble(arch, SNIPPETS[arch], tmp_path).read_bytes()
-    m = Machine(get_arch(arch))
-    m.mem.map(CODE, 0x1000, Perm.RX, "code")
-    m.mem.write(CODE, code)
-    m.regs.pc = CODE
+    m = toy_machine(arch, assemble(arch, SNIPPETS[arch], tmp_path).read_bytes())
     if arch == "aarch64":
         m.regs["tpidr"] = 0x1234
-
-    def syscall(mm: Machine) -> None:
-        mm.request_exit(0)
-
-    m.set_syscall_handler(syscall)
     return m
 
 

@@ -16,8 +16,8 @@ import support
 
 from syxdbg.machine import Exited, Fault, Machine, Perm, Stopped, get_arch
 
-CODE = 0x400000
-DATA = 0x600000
+CODE = support.TOY_CODE
+DATA = support.TOY_DATA
 
 ASM = {
     "x86_64": {
@@ -124,25 +124,7 @@ def assemble(tmp_path_factory: pytest.TempPathFactory):
 
 
 def make_machine(arch: str, code: bytes) -> Machine:
-    m = Machine(get_arch(arch))
-    m.mem.map(CODE, 0x1000, Perm.RX, "code")
-    m.mem.map(DATA, 0x1000, Perm.RW, "data")
-    m.mem.map(DATA + 0x1000, 0x1000, Perm.RW, "data2")
-    m.mem.map(0x7FF000, 0x1000, Perm.RW, "stack")
-    m.mem.write(CODE, code)
-    m.regs.pc = CODE
-    m.regs.sp = 0x800000
-
-    def syscall(mm: Machine) -> None:
-        abi = mm.arch.syscall
-        nr = mm.regs[abi.number]
-        if nr in (60, 93):
-            mm.request_exit(mm.regs[abi.args[0]])
-        else:
-            mm.regs[abi.ret] = 4242
-
-    m.set_syscall_handler(syscall)
-    return m
+    return support.toy_machine(arch, code, data_pages=2)
 
 
 def single_step_trace(arch: str, code: bytes, n: int) -> list[int]:

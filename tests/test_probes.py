@@ -19,10 +19,10 @@ import pytest
 import support
 from tracefiles import parse_tenet
 
-from syxdbg.machine import Exited, Machine, Perm, Stopped, get_arch
+from syxdbg.machine import Exited, Machine, Stopped
 
-CODE = 0x400000
-DATA = 0x600000
+CODE = support.TOY_CODE
+DATA = support.TOY_DATA
 ARCHES = ["x86_64", "aarch64"]
 
 ASM = {
@@ -120,25 +120,8 @@ HOST_BYTES = b"host-written!"
 
 
 def make_machine(arch: str, code: bytes, *, rwx: bool = False) -> Machine:
-    m = Machine(get_arch(arch))
-    m.mem.map(CODE, 0x1000, Perm.RWX if rwx else Perm.RX, "code")
-    m.mem.map(DATA, 0x1000, Perm.RW, "data")
-    m.mem.map(0x7FF000, 0x1000, Perm.RW, "stack")
-    m.mem.write(CODE, code)
-    m.regs.pc = CODE
-    m.regs.sp = 0x800000
-
-    def syscall(mm: Machine) -> None:
-        abi = mm.arch.syscall
-        nr = mm.regs[abi.number]
-        if nr in (60, 93):
-            mm.request_exit(mm.regs[abi.args[0]])
-        else:  # getpid: the "kernel" also writes guest memory
-            mm.mem.write(DATA + 0x800, HOST_BYTES)
-            mm.regs[abi.ret] = 4242
-
-    m.set_syscall_handler(syscall)
-    return m
+    # getpid: the "kernel" also writes guest memory
+    return support.toy_machine(arch, code, rwx=rwx, host_write=(DATA + 0x800, HOST_BYTES))
 
 
 @dataclass
