@@ -61,6 +61,20 @@ ASM = {
               nop
               ud2
         """,
+        "trap": """
+            .intel_syntax noprefix
+            _start:
+              nop
+              int3
+              nop
+        """,
+        "divzero": """
+            .intel_syntax noprefix
+            _start:
+              xor ecx, ecx
+              mov eax, 7
+              div ecx
+        """,
     },
     "aarch64": {
         "loop": """
@@ -101,6 +115,12 @@ ASM = {
             _start:
               nop
               .inst 0x00000000
+        """,
+        "trap": """
+            _start:
+              nop
+              brk #0
+              nop
         """,
     },
 }
@@ -228,6 +248,29 @@ def test_faults_are_typed_events_at_the_faulting_instruction(arch: str, assemble
     assert isinstance(ev, Fault) and ev.signal == signal.SIGILL
     insn = 1 if arch == "x86_64" else 4
     assert ev.pc == CODE + insn and ev.position == 1
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_breakpoint_instructions_are_sigtrap(arch: str, assemble) -> None:
+    """x86 ``int3`` and aarch64 ``brk`` give SIGTRAP as under Linux (int3 was SIGILL): the
+    trap leaves pc after ``int3`` (x86 reports traps after the instruction, and the int3 has
+    retired) and at ``brk`` (aarch64 reports it before)."""
+    m = make_machine(arch, assemble(arch, "trap"))
+    ev = m.run()
+    assert isinstance(ev, Fault) and ev.signal == signal.SIGTRAP, ev
+    assert ev.detail == "breakpoint instruction"
+    if arch == "x86_64":
+        assert ev.pc == CODE + 2 and ev.position == 2
+    else:
+        assert ev.pc == CODE + 4 and ev.position == 1
+    assert m.run() is ev
+
+
+def test_x86_divide_error_is_sigfpe_at_the_div(assemble) -> None:
+    m = make_machine("x86_64", assemble("x86_64", "divzero"))
+    ev = m.run()
+    assert isinstance(ev, Fault) and ev.signal == signal.SIGFPE, ev
+    assert ev.pc == CODE + 7 and ev.address == CODE + 7 and ev.position == 2
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -79,6 +79,22 @@ _ARM_EXCP_UDEF = 1
 _ARM_EXCP_SWI = 2
 _ARM_EXCP_BKPT = 7
 
+#: The signal Linux sends for each x86 exception vector Unicorn passes to UC_HOOK_INTR
+#: (arch/x86/kernel/traps.c). Any other vector comes from ``int N``, which a user-mode
+#: program may not use (the IDT gate's DPL is 0): a general protection fault, SIGSEGV.
+_X86_TRAPS = {
+    0: (signal.SIGFPE, "integer divide error"),
+    1: (signal.SIGTRAP, "debug trap"),
+    3: (signal.SIGTRAP, "breakpoint instruction"),
+    4: (signal.SIGSEGV, "overflow trap"),
+    5: (signal.SIGSEGV, "bound range exceeded"),
+    6: (signal.SIGILL, "invalid instruction"),
+    13: (signal.SIGSEGV, "general protection fault"),
+    16: (signal.SIGFPE, "x87 floating-point exception"),
+    17: (signal.SIGBUS, "alignment check"),
+    19: (signal.SIGFPE, "SIMD floating-point exception"),
+}
+
 SyscallHandler = Callable[["Machine"], None]
 P = TypeVar("P", bound=Probe)
 
@@ -165,6 +181,9 @@ class Machine:
                 uc.hook_add(unicorn.UC_HOOK_INSN, self._on_x86_syscall, None, 1, 0,
                             x86_const.UC_X86_INS_SYSCALL)
             )
+            # CPU exceptions (int3, divide error, int N): without this hook Unicorn only
+            # says UC_ERR_EXCEPTION, which cannot tell SIGTRAP from SIGFPE.
+            self._hooks.append(uc.hook_add(unicorn.UC_HOOK_INTR, self._on_x86_exception))
         else:
             self._hooks.append(uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt))
         # Cycle counters read the position, not the host clock (deterministic re-execution).
@@ -221,6 +240,17 @@ class Machine:
         pc = self.regs.pc  # Unicorn leaves pc at the offending instruction
         sig = signal.SIGTRAP if intno == _ARM_EXCP_BKPT else signal.SIGILL
         detail = "breakpoint instruction" if intno == _ARM_EXCP_BKPT else "invalid instruction"
+        self._fault = (int(sig), pc, detail)
+        uc.emu_stop()
+
+    def _on_x86_exception(self, uc: unicorn.Uc, intno: int, user_data: object) -> None:
+        """An x86 exception: the guest gets Linux's signal for it.
+
+        Unicorn leaves pc where Linux reports it: after ``int3`` and ``int N`` (traps), at
+        the instruction for faults such as a divide error.
+        """
+        pc = self.regs.pc
+        sig, detail = _X86_TRAPS.get(intno, (signal.SIGSEGV, f"software interrupt {intno:#x}"))
         self._fault = (int(sig), pc, detail)
         uc.emu_stop()
 

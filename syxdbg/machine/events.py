@@ -32,9 +32,11 @@ class Exited(StopEvent):
 
 @dataclass(frozen=True)
 class Fault(StopEvent):
-    """A fatal fault: ``signal`` is SIGSEGV for bad memory accesses, SIGILL for bad opcodes.
+    """A fatal fault, with the signal Linux would send: SIGSEGV for bad memory accesses,
+    SIGILL for bad opcodes, SIGTRAP for breakpoint instructions (x86 ``int3``: pc after it;
+    aarch64 ``brk``: pc at it), SIGFPE for an x86 divide error, SIGBUS for misalignment.
 
-    ``address`` is the faulting data address (SIGSEGV) or the instruction address (SIGILL).
+    ``address`` is the faulting data address (SIGSEGV, SIGBUS) or the instruction address.
     """
 
     signal: int
