@@ -319,13 +319,26 @@ def parse_thread_id(text: bytes) -> int:
     return hex_int(text)
 
 
+#: Addresses (and lengths) are at most 64 bits: a larger value is a malformed field, not
+#: something a target should ever see (a 65-bit breakpoint used to wedge every resume).
+ADDRESS_LIMIT = 1 << 64
+
+
+def hex_addr(text: bytes) -> int:
+    """A hex address or length of at most 64 bits (``ValueError`` otherwise)."""
+    value = hex_int(text)
+    if value >= ADDRESS_LIMIT:
+        raise ValueError(f"{text[:32]!r} does not fit in 64 bits")
+    return value
+
+
 def _addr_len(args: bytes) -> tuple[int, int]:
     addr, length = _split(args, b",", 2)
-    return hex_int(addr), hex_int(length)
+    return hex_addr(addr), hex_addr(length)
 
 
 def _optional_hex(args: bytes) -> int | None:
-    return hex_int(args) if args else None
+    return hex_addr(args) if args else None
 
 
 def _parse_m(args: bytes) -> Request:
@@ -403,7 +416,15 @@ def _parse_qRcmd(args: bytes) -> Request:
 
 def _signal_and_addr(args: bytes) -> tuple[int, int | None]:
     sig, _, addr = args.partition(b";")
-    return hex_int(sig), _optional_hex(addr)
+    return _signal(sig), _optional_hex(addr)
+
+
+def _signal(text: bytes) -> int:
+    """A signal number: two hex digits in practice; anything beyond a byte is malformed."""
+    value = hex_int(text)
+    if value > 0xFF:
+        raise ValueError(f"signal {text[:32]!r} out of range")
+    return value
 
 
 def _parse_c(args: bytes) -> Request:
@@ -429,10 +450,10 @@ def _parse_vcont_action(text: bytes) -> VContAction:
     if op in (b"c", b"s", b"t") and not arg:
         return VContAction(op.decode(), tid=tid)
     if op in (b"C", b"S"):
-        return VContAction(op.lower().decode(), signal=hex_int(arg), tid=tid)
+        return VContAction(op.lower().decode(), signal=_signal(arg), tid=tid)
     if op == b"r":
         start, end = _split(arg, b",", 2)
-        return VContAction("r", tid=tid, start=hex_int(start), end=hex_int(end))
+        return VContAction("r", tid=tid, start=hex_addr(start), end=hex_addr(end))
     raise ValueError(f"bad vCont action {text[:32]!r}")
 
 
@@ -447,6 +468,8 @@ def _breakpoint_parser(cls: type[AddBreakpoint] | type[RemoveBreakpoint], bp_typ
         if not args.startswith(b","):
             raise ValueError("breakpoint type must be followed by ','")
         addr, kind = _addr_len(args[1:].split(b";", 1)[0])
+        if bp_type >= WatchKind.WRITE.value and addr + kind > ADDRESS_LIMIT:
+            raise ValueError("watched range goes beyond the 64-bit address space")
         return cls(bp_type, addr, kind)
 
     return parse
@@ -531,8 +554,20 @@ class Parser:
             for row in group
         ]
         self._rows = sorted(rows, key=lambda r: len(r.prefix), reverse=True)
+        self._range_step = caps.has(Cap.RANGE_STEP)
 
     def parse(self, packet: bytes) -> Request:
+        request = self._parse(packet)
+        if (
+            isinstance(request, VCont)
+            and not self._range_step
+            and any(a.op == "r" for a in request.actions)
+        ):
+            # Range stepping is a target capability (RangeStepping): vCont? did not offer it.
+            return Unsupported(packet)
+        return request
+
+    def _parse(self, packet: bytes) -> Request:
         for row in self._rows:
             if row.exact:
                 if packet == row.prefix:

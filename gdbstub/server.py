@@ -54,13 +54,12 @@ from .target import (
     Cap,
     Capabilities,
     ConsoleOutput,
-    DoneStep,
     Exited,
-    HwBreak,
     HwBreakpoints,
     Interruptible,
     Killable,
     MonitorCmd,
+    RangeStepping,
     ResumeAction,
     ResumeKind,
     ResumeTarget,
@@ -68,7 +67,6 @@ from .target import (
     ReverseStep,
     Signal,
     StopReason,
-    SwBreak,
     SwBreakpoints,
     TargetError,
     Terminated,
@@ -107,7 +105,8 @@ class GdbStub:
         self.packet_size = packet_size
         self.chunk_seconds = chunk_seconds
         self.last_stop: StopReason = Signal(SIGTRAP)
-        # Addresses of inserted Z0 (sw) and Z1 (hw) breakpoints, for range stepping.
+        # Addresses of the Z0 (sw) and Z1 (hw) breakpoints the target accepted (a mirror of
+        # gdb's view, for introspection; the target owns the real ones).
         self.breakpoints: dict[int, set[int]] = {0: set(), 1: set()}
 
     def serve_connection(self, transport: Transport) -> SessionEnd:
@@ -120,13 +119,7 @@ class GdbStub:
 
 @dataclass(frozen=True, slots=True)
 class Running:
-    """The Running state: the target has a recorded resume; drive it until it stops.
-
-    ``step_range`` implements ``vCont;r``: after each completed step, keep stepping while
-    ``start <= pc < end``.
-    """
-
-    step_range: tuple[int, int] | None = None
+    """The Running state: the target has a recorded move; drive it until it stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +255,6 @@ class Session:
             while True:
                 self._target_output()
                 reason = target.run_chunk(time.monotonic() + self.stub.chunk_seconds)
-                if running.step_range is not None and isinstance(reason, DoneStep):
-                    reason = self._range_step(running.step_range)
                 if reason is not None:
                     break
                 poll = self._poll()
@@ -331,32 +322,12 @@ class Session:
                     expedited.append((regnum, value))
         return stop_reply(reason, self.caps, self.gdb_features, expedited)
 
-    def read_pc(self) -> int | None:
-        value = self.target.read_register(self.caps.arch.pc_regnum)
-        return None if value is None else int.from_bytes(value, self.caps.arch.byteorder)
-
     def write_pc(self, addr: int) -> None:
         arch = self.caps.arch
         size = len(self.target.read_register(arch.pc_regnum) or b"") or 8
         self.target.write_register(
             arch.pc_regnum, (addr % (1 << 8 * size)).to_bytes(size, arch.byteorder)
         )
-
-    def _range_step(self, step_range: tuple[int, int]) -> StopReason | None:
-        """After a step of ``vCont;r``: step again (``None``) or report the stop.
-
-        NOTE(gdb): the range step must stop at a breakpoint inside the range, before
-        executing it, like a real trap. The stub knows GDB's Z0/Z1 set, so it checks here.
-        """
-        pc = self.read_pc()
-        if pc is None or not step_range[0] <= pc < step_range[1]:
-            return DoneStep()
-        if pc in self.stub.breakpoints[0]:
-            return SwBreak()
-        if pc in self.stub.breakpoints[1]:
-            return HwBreak()
-        cast(ResumeTarget, self.target).resume(ResumeAction(ResumeKind.STEP))
-        return None
 
     def resume(self, kind: ResumeKind, signal: int | None, addr: int | None) -> Running:
         if addr is not None:
@@ -539,10 +510,10 @@ def _vcont(s: Session, req: rq.VCont) -> Outcome:
         return s.stop_reply(Signal(0))
     if action.op == "c":
         return s.resume(ResumeKind.CONTINUE, action.signal, None)
-    s.resume(ResumeKind.STEP, action.signal, None)
-    if action.op == "r":
-        return Running(step_range=(action.start, action.end))
-    return Running()
+    if action.op == "r":  # only parsed when the target has RangeStepping
+        cast(RangeStepping, s.target).range_step(action.start, action.end)
+        return Running()
+    return s.resume(ResumeKind.STEP, action.signal, None)
 
 
 @handles(rq.ReverseStepRequest)

@@ -34,8 +34,8 @@ class ArchInfo:
     """What the stub needs to know about the register file.
 
     Register numbers are GDB regnums (the order of ``<reg>`` elements in the target XML).
-    ``pc``/``sp``/``fp`` are expedited in every ``T`` stop reply; ``pc`` is also read for range
-    stepping and written for ``c ADDR``/``s ADDR``. ``byteorder`` is the target byte order.
+    ``pc``/``sp``/``fp`` are expedited in every ``T`` stop reply; ``pc`` is also written
+    for ``c ADDR``/``s ADDR``. ``byteorder`` is the target byte order.
     """
 
     pc_regnum: int
@@ -204,6 +204,23 @@ class ResumeTarget(Protocol):
 
 
 @runtime_checkable
+class RangeStepping(Protocol):
+    """``vCont;rSTART,END``: step while ``START <= pc < END``, as one move.
+
+    Like :meth:`ResumeTarget.resume`, :meth:`range_step` only records the move;
+    :meth:`ResumeTarget.run_chunk` performs it: it executes while ``start <= pc < end``,
+    stops as usual at breakpoints and watchpoints (a breakpoint inside the range stops before
+    its instruction executes, as a real trap would), and returns :class:`DoneStep` once pc has
+    left the range. It is chunked like a continue, so Ctrl-C can cut it short. The first
+    instruction is executed even if pc is not in the range (gdb's semantics). GDB never
+    range-steps in reverse. Without this capability ``vCont?`` does not offer ``r`` and
+    gdb steps one instruction at a time itself.
+    """
+
+    def range_step(self, start: int, end: int) -> None: ...
+
+
+@runtime_checkable
 class SwBreakpoints(Protocol):
     """``Z0``/``z0``. Must be idempotent; GDB re-inserts breakpoints around every stop."""
 
@@ -285,7 +302,7 @@ class Cap(enum.Flag):
 
     NONE = 0
     RESUME = enum.auto()
-    RANGE_STEP = enum.auto()  # done by the stub on top of RESUME
+    RANGE_STEP = enum.auto()
     SW_BREAK = enum.auto()
     HW_BREAK = enum.auto()
     WATCH = enum.auto()
@@ -298,7 +315,8 @@ class Cap(enum.Flag):
 
 
 _PROBES: tuple[tuple[type, Cap], ...] = (
-    (ResumeTarget, Cap.RESUME | Cap.RANGE_STEP),
+    (ResumeTarget, Cap.RESUME),
+    (RangeStepping, Cap.RANGE_STEP),
     (SwBreakpoints, Cap.SW_BREAK),
     (HwBreakpoints, Cap.HW_BREAK),
     (Watchpoints, Cap.WATCH),
@@ -327,8 +345,8 @@ class Capabilities:
             if isinstance(target, protocol):
                 caps |= bits
         if Cap.RESUME not in caps:
-            # Reverse moves are driven by run_chunk, which ResumeTarget provides.
-            caps &= ~(Cap.REVERSE_STEP | Cap.REVERSE_CONTINUE)
+            # Reverse and range moves are driven by run_chunk, which ResumeTarget provides.
+            caps &= ~(Cap.REVERSE_STEP | Cap.REVERSE_CONTINUE | Cap.RANGE_STEP)
         return cls(caps, target.arch())
 
     def has(self, cap: Cap) -> bool:

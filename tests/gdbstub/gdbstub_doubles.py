@@ -94,6 +94,7 @@ class ToyTarget:
         self.set_reg("rsp", MEM_BASE + MEM_SIZE - 0x100)
         self.chunk_insns = chunk_insns
         self.action: ResumeAction | str | None = None
+        self.step_range: tuple[int, int] = (0, 0)  # for the "range" action (RangeStepping)
         self._fresh = False  # first instruction of a continue: step off a breakpoint
         self.sw_bps: set[int] = set()
         self.hw_bps: set[int] = set()
@@ -167,6 +168,8 @@ class ToyTarget:
             return self._undo() or DoneStep()
         if action == "reverse-continue":
             return self._reverse_chunk()
+        if action == "range":
+            return self._range_chunk(deadline)
         assert isinstance(action, ResumeAction)
         if action.kind is ResumeKind.STEP:
             self.action = None
@@ -176,6 +179,26 @@ class ToyTarget:
                 return SwBreak()
             if not self._fresh and self._pc() in self.hw_bps:
                 return HwBreak()
+            self._fresh = False
+            stop = self._execute()
+            if stop is not None:
+                return stop
+            if time.monotonic() >= deadline:
+                break
+        return None
+
+    def _range_chunk(self, deadline: float) -> StopReason | None:
+        """``vCont;r``: one step, then on while pc is in the range (breakpoints stop first)."""
+        start, end = self.step_range
+        for _ in range(self.chunk_insns):
+            if not self._fresh:
+                if not start <= self._pc() < end:
+                    self.action = None
+                    return DoneStep()
+                if self._pc() in self.sw_bps:
+                    return SwBreak()
+                if self._pc() in self.hw_bps:
+                    return HwBreak()
             self._fresh = False
             stop = self._execute()
             if stop is not None:
@@ -243,7 +266,8 @@ class ToyTarget:
 
 
 class FullToyTarget(ToyTarget):
-    """Every capability: breakpoints, watchpoints, reverse, monitor, interrupt, kill."""
+    """Every capability: range stepping, breakpoints, watchpoints, reverse, monitor,
+    interrupt, kill."""
 
     def __init__(self, code: bytes = b"", **kwargs: int) -> None:
         super().__init__(code, **kwargs)
@@ -274,6 +298,11 @@ class FullToyTarget(ToyTarget):
 
     def remove_watchpoint(self, addr: int, length: int, kind: WatchKind) -> bool:
         return self.watches.pop((addr, length), None) is not None
+
+    def range_step(self, start: int, end: int) -> None:
+        self.action = "range"
+        self.step_range = (start, end)
+        self._fresh = True
 
     def reverse_step(self) -> None:
         self.action = "reverse-step"

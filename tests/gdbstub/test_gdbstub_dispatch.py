@@ -328,12 +328,38 @@ def test_vcont_query_lists_c_and_C_and_range() -> None:
     assert one(stub_for(), b"vCont?") == b"vCont;c;C;s;S;r"
 
 
+def test_vcont_query_offers_range_only_to_a_range_stepping_target() -> None:
+    assert stub_for().caps.has(Cap.RANGE_STEP)
+    assert not stub_for(target_cls=ToyTarget).caps.has(Cap.RANGE_STEP)
+    assert one(stub_for(target_cls=ToyTarget), b"vCont?") == b"vCont;c;C;s;S"
+
+
+def test_vcont_range_is_unsupported_without_range_stepping() -> None:
+    stub = stub_for(bytes([NOP] * 6), ToyTarget)
+    target = stub.target
+    assert isinstance(target, ToyTarget)
+    conv = converse(stub, b"vCont;r400000,400004:1;c", b"vCont;s:1")
+    assert conv.replies[0] == b""  # not a stop: gdb falls back to single steps
+    assert target.executed == 1 and target.chunks == 1  # only the vCont;s ran
+    assert conv.replies[1] == b"T05" + rip_field(0x400001) + _tail()
+
+
 def test_vcont_range_step_stays_inside_the_range() -> None:
     stub = stub_for(bytes([NOP] * 6))
     target = typing.cast(FullToyTarget, stub.target)
     reply = one(stub, b"vCont;r400000,400004:1;c")
     assert reply == b"T05" + rip_field(0x400004) + _tail()
     assert target.executed == 4
+    # One move performed by the target, not one resume per instruction by the stub.
+    assert target.signals == [] and target.chunks == 1
+
+
+def test_vcont_range_step_is_chunked_and_interruptible() -> None:
+    stub = stub_for(jump(-2))  # loops inside [400000, 400002) forever
+    target = typing.cast(FullToyTarget, stub.target)
+    conv = converse(stub, b"vCont;r400000,400002:1", raw=b"\x03")
+    assert conv.replies == [b"T02" + EXPEDITED0 + b"thread:1;"]
+    assert target.interrupted == 1 and target.executed > 0
 
 
 def test_vcont_range_step_ends_when_a_jump_leaves_the_range() -> None:

@@ -25,7 +25,7 @@ def test_probe_finds_each_capability() -> None:
         | Cap.INTERRUPT
         | Cap.KILL
     )
-    assert MINIMAL.caps == Cap.RESUME | Cap.RANGE_STEP
+    assert MINIMAL.caps == Cap.RESUME  # no RangeStepping: the stub does not fake it
     assert FULL.arch.expedited() == (16, 7, 6)
 
 
@@ -138,6 +138,20 @@ MALFORMED = [
     b"D;",
     b"Dx",
     b"qSupportedfoo",
+    # Addresses are at most 64 bits (issue 20: a 65-bit Z0 used to wedge every resume).
+    b"Z0,10000000000000000,1",
+    b"Z1,10000000000000000,1",
+    b"Z3,10000000000000000,1",
+    b"z0,10000000000000000,1",
+    b"Z0,0,10000000000000000",
+    b"Z2,ffffffffffffffff,2",  # the watched range would wrap around
+    b"m10000000000000000,1",
+    b"M10000000000000000,1:00",
+    b"X10000000000000000,0:",
+    b"c10000000000000000",
+    b"S05;10000000000000000",
+    b"vCont;r0,10000000000000000",
+    b"C100",  # a signal is one byte
 ]
 
 
@@ -158,11 +172,29 @@ def test_unknown_packets_are_unsupported(packet: bytes) -> None:
 
 @pytest.mark.parametrize(
     "packet",
-    [b"bs", b"bc", b"Z0,1,1", b"z0,1,1", b"Z1,1,1", b"Z2,1,1", b"z4,1,1", b"qRcmd,00"],
+    [
+        b"bs",
+        b"bc",
+        b"Z0,1,1",
+        b"z0,1,1",
+        b"Z1,1,1",
+        b"Z2,1,1",
+        b"z4,1,1",
+        b"qRcmd,00",
+        b"vCont;r1,2",
+        b"vCont;s:2;r1,2:1",
+    ],
 )
 def test_packets_of_missing_capabilities_are_unsupported(packet: bytes) -> None:
     assert rq.parse(packet, MINIMAL) == rq.Unsupported(packet)
     assert not isinstance(rq.parse(packet, FULL), rq.Unsupported)
+
+
+def test_64_bit_edges_still_parse() -> None:
+    top = (1 << 64) - 1
+    assert rq.parse(b"Z0,ffffffffffffffff,1", FULL) == rq.AddBreakpoint(0, top, 1)
+    assert rq.parse(b"Z2,fffffffffffffffe,2", FULL) == rq.AddBreakpoint(2, top - 1, 2)
+    assert rq.parse(b"m0000000000000000ffffffffffffffff,1", FULL) == rq.ReadMemory(top, 1)
 
 
 def test_watch_kinds_match_z_types() -> None:
