@@ -1,20 +1,19 @@
 #!/usr/bin/env python3
-"""Round trips and run speed through syxdbg's gdb server.
+"""Round trips and stepping speed through syxdbg's gdb server, against native gdb.
 
-Measured on a raw x86_64 blob (tests/gdb/blobs.py "count": a register loop of 4
-instructions per iteration, then ``ud2`` at ``done``):
+Everything runs on one static x86_64 program built here (gcc -static -O1 -g): ``main``
+calls ``work(N)``, a loop of about 4 instructions per iteration, on one source line.
 
 * stepi round trips per second
-  * from a raw RSP client: ``vCont;s:1`` and its ``T05`` stop reply, back to back;
-  * from gdb: ``stepi N`` through pygdbmi (gdb also reads registers and memory at each stop);
-* continue speed: the loop runs to a Z0 breakpoint at ``done``
-  * through the server (raw client ``vCont;c``, timed from the request to the stop reply),
-  * and directly with ``Machine.run(until=done)`` in a fresh session;
-  the ratio is server / machine in instructions per second.
+  * from a raw RSP client: ``vCont;s:1`` and its ``T05`` stop reply, back to back (target
+    >= 5,000/s);
+  * from gdb: ``stepi N`` through pygdbmi, against syxdbg and against native gdb (ptrace)
+    on the same binary in the same run (target >= 0.5x native);
+* ``next`` over the call of ``work`` (10M instructions) against ``continue`` over the same
+  stretch, and ``reverse-next`` back over it against ``reverse-continue`` (targets >= 0.8x).
 
-Targets (issue 4): >= 2,000 stepi round trips per second; continue >= 0.9x the machine.
-
-Usage: python benchmarks/gdb_roundtrip.py [--steps N] [--reps R]
+Usage: python benchmarks/gdb_roundtrip.py [--quick] [--steps N] [--insns N] [--reps R]
+(``--quick``: tiny sizes, a few seconds, for the test that keeps benchmarks from rotting).
 """
 
 from __future__ import annotations
@@ -22,119 +21,168 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "gdb")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "gdb")]
 
-from blobs import BASE, assemble  # noqa: E402
 from gdbmi import Gdb, Served  # noqa: E402
 from rsp import RspClient  # noqa: E402
 
 import syxdbg  # noqa: E402
 
+SOURCE = """\
+#include <stdio.h>
+#include <stdlib.h>
+static volatile unsigned long sink;
+__attribute__((noinline)) unsigned long work(unsigned long n)
+{
+    unsigned long x = 1, i;
+    for (i = 0; i < n; i++)
+        x = x * 6364136223846793005UL + i;
+    return x;
+}
+int main(int argc, char **argv)
+{
+    unsigned long n = argc > 1 ? strtoul(argv[1], 0, 10) : 1000;
+    unsigned long r = 0;
+    r = work(n); /* CALL */
+    sink = r; /* AFTER */
+    printf("%lu\\n", r);
+    return 0;
+}
+"""
+#: Instructions per iteration of work's loop (gcc -O1: imul, add, add, cmp/jne).
+PER_ITERATION = 4
 
-def open_blob(path: Path) -> syxdbg.Session:
-    return syxdbg.open(str(path), raw=True, arch="x86_64", base=BASE)
+
+def line_of(marker: str) -> int:
+    return next(i for i, text in enumerate(SOURCE.splitlines(), 1) if marker in text)
 
 
-def done_address(session: syxdbg.Session) -> int:
-    m = session.machine
-    addr = BASE
-    for a, mnem, *_ in m.disassemble(BASE, 16):
-        if mnem == "ud2":
-            return a
-        addr = a
-    raise RuntimeError(f"no ud2 after {addr:#x}")
+def build(workdir: Path) -> Path:
+    src = workdir / "bench.c"
+    src.write_text(SOURCE)
+    exe = workdir / "bench"
+    subprocess.run(["gcc", "-static", "-O1", "-g", "-o", str(exe), str(src)], check=True)
+    return exe
 
 
-def raw_stepi_rate(path: Path, steps: int) -> float:
-    srv = Served(open_blob(path))
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def timed_cli(gdb: Gdb, command: str) -> float:
+    t0 = time.perf_counter()
+    gdb.cli(command)
+    return time.perf_counter() - t0
+
+
+def raw_stepi_rate(exe: Path, steps: int) -> float:
+    srv = Served(syxdbg.open(str(exe), ["10"]))
     try:
         c = RspClient(srv.port)
         c.ask(b"qSupported:swbreak+;hwbreak+")
         c.ask(b"vCont;s:1")  # warm up
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            c.ask(b"vCont;s:1")
-        dt = time.perf_counter() - t0
+        dt = timed(lambda: [c.ask(b"vCont;s:1") for _ in range(steps)])
         c.close()
         return steps / dt
     finally:
         srv.close()
 
 
-def gdb_stepi_rate(path: Path, steps: int) -> float | None:
-    gdb_path = shutil.which("gdb")
-    if gdb_path is None:
-        return None
-    srv = Served(open_blob(path))
-    gdb = Gdb(gdb_path)
+def _gdb(exe: Path, served: Served | None) -> Gdb:
+    gdb = Gdb(shutil.which("gdb") or "gdb", str(exe))
+    if served is None:
+        gdb.cli("set startup-with-shell off")
+        gdb.cli("break main")
+        gdb.cli("run 1000")
+    else:
+        gdb.cli(f"target remote 127.0.0.1:{served.port}")
+        gdb.cli("break main")
+        gdb.cli("continue")
+    return gdb
+
+
+def gdb_stepi_rate(exe: Path, steps: int, native: bool) -> float:
+    srv = None if native else Served(syxdbg.open(str(exe), ["1000"]))
+    gdb = _gdb(exe, srv)
     try:
-        gdb.cli("set architecture i386:x86-64")
-        gdb.cli(f"target remote 127.0.0.1:{srv.port}")
         gdb.cli("stepi 10")
-        t0 = time.perf_counter()
-        gdb.cli(f"stepi {steps}")
-        dt = time.perf_counter() - t0
-        return steps / dt
+        return steps / timed_cli(gdb, f"stepi {steps}")
     finally:
         gdb.close()
-        srv.close()
+        if srv is not None:
+            srv.close()
 
 
-def continue_times(path: Path) -> tuple[float, float, int]:
-    """(seconds through the server, seconds in the machine, instructions)."""
-    srv = Served(open_blob(path))
-    try:
-        done = done_address(srv.session)
-        c = RspClient(srv.port)
-        c.ask(b"qSupported:swbreak+;hwbreak+")
-        c.ask(b"Z0,%x,1" % done)
-        t0 = time.perf_counter()
-        reply = c.ask(b"vCont;c")
-        served = time.perf_counter() - t0
-        assert b"swbreak" in reply, reply
-        insns = srv.session.machine.position
-        c.close()
-    finally:
-        srv.close()
-    session = open_blob(path)
-    try:
-        t0 = time.perf_counter()
-        session.machine.run(until=done)
-        direct = time.perf_counter() - t0
-        assert session.machine.position == insns
-    finally:
-        session.close()
-    return served, direct, insns
+def over_call(exe: Path, iterations: int) -> dict[str, float]:
+    """Seconds for next / continue over the call, and reverse-next / reverse-continue back."""
+    out: dict[str, float] = {}
+    call, after = line_of("/* CALL */"), line_of("/* AFTER */")
+    for way in ("next", "continue"):
+        srv = Served(syxdbg.open(str(exe), [str(iterations)]))
+        gdb = Gdb(shutil.which("gdb") or "gdb", str(exe))
+        try:
+            gdb.cli(f"target remote 127.0.0.1:{srv.port}")
+            gdb.cli(f"break bench.c:{call}")
+            gdb.cli("continue")
+            if way == "next":
+                out["next"] = timed_cli(gdb, "next")
+                text = gdb.cli("info line *$pc")
+                assert f"Line {after}" in text, text
+                out["reverse-next"] = timed_cli(gdb, "reverse-next")
+                text = gdb.cli("info line *$pc")
+                assert f"Line {call}" in text, text
+            else:
+                gdb.cli(f"tbreak bench.c:{after}")
+                out["continue"] = timed_cli(gdb, "continue")
+                out["reverse-continue"] = timed_cli(gdb, "reverse-continue")
+                text = gdb.cli("info line *$pc")
+                assert f"Line {call}" in text, text
+        finally:
+            gdb.close()
+            srv.close()
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--insns", type=int, default=10_000_000,
+                    help="instructions the call stepped over runs")
     ap.add_argument("--reps", type=int, default=3)
     ns = ap.parse_args()
+    if ns.quick:
+        ns.steps, ns.insns, ns.reps = 200, 200_000, 1
+    if shutil.which("gcc") is None or shutil.which("gdb") is None:
+        print("gdb_roundtrip: needs gcc and gdb (skipped)")
+        return 0
+    iterations = ns.insns // PER_ITERATION
     with tempfile.TemporaryDirectory() as tmp:
-        path = assemble("x86_64", "count", Path(tmp))
-        raw = [raw_stepi_rate(path, ns.steps) for _ in range(ns.reps)]
-        via_gdb = [gdb_stepi_rate(path, ns.steps // 5) for _ in range(ns.reps)]
-        runs = [continue_times(path) for _ in range(ns.reps)]
-    print(f"stepi round trips/s, raw RSP client: {statistics.median(raw):,.0f} "
-          f"(target >= 2,000)")
-    if via_gdb[0] is not None:
-        print(f"stepi round trips/s, gdb:            "
-              f"{statistics.median(v for v in via_gdb if v is not None):,.0f}")
-    served = statistics.median(r[0] for r in runs)
-    direct = statistics.median(r[1] for r in runs)
-    insns = runs[0][2]
-    print(f"continue to a breakpoint, {insns:,} instructions:")
-    print(f"  through the server: {served:.3f} s ({insns / served / 1e6:,.0f} M insn/s)")
-    print(f"  Machine.run:        {direct:.3f} s ({insns / direct / 1e6:,.0f} M insn/s)")
-    print(f"  ratio: {direct / served:.2f}x (target >= 0.9x)")
+        exe = build(Path(tmp))
+        raw = statistics.median(raw_stepi_rate(exe, ns.steps) for _ in range(ns.reps))
+        native = statistics.median(gdb_stepi_rate(exe, ns.steps, True) for _ in range(ns.reps))
+        ours = statistics.median(gdb_stepi_rate(exe, ns.steps, False) for _ in range(ns.reps))
+        runs = [over_call(exe, iterations) for _ in range(ns.reps)]
+    t = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    print(f"stepi round trips/s, raw RSP client: {raw:,.0f} (target >= 5,000)")
+    print(f"stepi {ns.steps} in gdb: syxdbg {ours:,.0f}/s, native gdb (ptrace) {native:,.0f}/s: "
+          f"{ours / native:.2f}x native (target >= 0.5x)")
+    print(f"over a call of ~{ns.insns:,} instructions:")
+    print(f"  next {t['next']:.3f} s, continue {t['continue']:.3f} s: "
+          f"{t['continue'] / t['next']:.2f}x continue speed (target >= 0.8x)")
+    print(f"  reverse-next {t['reverse-next']:.3f} s, reverse-continue "
+          f"{t['reverse-continue']:.3f} s: {t['reverse-continue'] / t['reverse-next']:.2f}x "
+          f"(target >= 0.8x)")
     return 0
 
 

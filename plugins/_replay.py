@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from syxdbg.session import Session
 
 #: Words a POSITION may be besides a number, +N/-N and a snapshot name.
-POSITION_WORDS = ("origin", "frontier", "here")
+POSITION_WORDS = ("origin", "frontier", "here")  # = Session.POSITION_WORDS
 
 
 class Recorder(Protocol):
@@ -38,24 +38,13 @@ R = TypeVar("R", bound=Recorder)
 
 
 def parse_position(session: Session, text: str) -> int:
-    """POSITION: N (0x.. too), +N / -N from here, ``origin``, ``frontier``, ``here``, or the
-    name of a snapshot."""
-    t = text.strip()
-    low = t.lower()
-    if low in POSITION_WORDS:
-        w = session.when()
-        return {"origin": w.origin, "frontier": w.frontier, "here": w.position}[low]
+    """POSITION, in the session's one grammar (:meth:`syxdbg.Session.position_of`)."""
+    from syxdbg.errors import SyxdbgError
+
     try:
-        if t and t[0] in "+-":
-            return session.position + int(t, 0)
-        return int(t, 0)
-    except ValueError:
-        pass
-    for p in session.snapshots():
-        if p.name == t:
-            return p.position
-    raise CommandError(f"not a position: {text!r} (a number, +N/-N, origin, frontier, here "
-                       f"or a snapshot name)")
+        return session.position_of(text)
+    except SyxdbgError as exc:
+        raise CommandError(str(exc)) from None
 
 
 @dataclass(frozen=True)

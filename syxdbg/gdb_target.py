@@ -54,13 +54,13 @@ Stop semantics (``/work/shared/reference/gdb-rsp.md`` §1.4-1.6):
 
 from __future__ import annotations
 
-import enum
 import logging
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gdbstub import (
@@ -85,7 +85,16 @@ from .errors import MemoryAccessError, RegisterError, SyxdbgError
 from .machine import events as ev
 from .machine.arch import RegisterInfo
 from .session import Session
-from .timeline import FutureDiscarded, HistoryBoundary, ReadOnlyHistory
+from .timeline import (
+    BACKWARD,
+    FORWARD,
+    Breakpoint,
+    Direction,
+    FutureDiscarded,
+    HistoryBoundary,
+    ReadOnlyHistory,
+    Watchpoint,
+)
 
 if TYPE_CHECKING:
     from .commands import CommandRegistry
@@ -112,6 +121,13 @@ E_FAULT = 0x0E
 E_INVALID = 0x16
 
 
+def _checked(addr: int) -> int:
+    """A breakpoint address gdb may insert (the machine cannot hook beyond 64 bits)."""
+    if not 0 <= addr < _ADDRESS_LIMIT:
+        raise TargetError(E_INVALID, f"address {addr:#x} is outside the address space")
+    return addr
+
+
 def gdb_signal(linux_signal: int) -> int:
     """GDB's number for a Linux (host) signal number; unknown ones map to SIGTRAP's 5."""
     try:
@@ -121,14 +137,18 @@ def gdb_signal(linux_signal: int) -> int:
     return _GDB_SIGNALS.get(name, GDB_SIGTRAP)
 
 
-class _Move(enum.Enum):
-    STEP = "step"
-    CONTINUE = "continue"
-    REVERSE_STEP = "reverse-step"
-    REVERSE_CONTINUE = "reverse-continue"
+@dataclass(frozen=True)
+class _Move:
+    """What gdb asked for, recorded until ``run_chunk`` performs it: a step, a continue or
+    a range step (``range_``), in a :class:`~syxdbg.timeline.Direction` (``bs``/``bc`` are
+    ``s``/``c`` backward)."""
+
+    kind: str  # "step", "continue" or "range"
+    direction: Direction = FORWARD
+    range_: tuple[int, int] | None = None
 
 
-_REVERSE = (_Move.REVERSE_STEP, _Move.REVERSE_CONTINUE)
+_ADDRESS_LIMIT = 1 << 64
 #: Errors from a guest the emulation cannot continue (no syscall layer in a raw blob...).
 _RUN_ERRORS = (SyxdbgError, RuntimeError, OSError)
 
@@ -187,21 +207,23 @@ class SessionTarget:
             return info.regnum
 
         self._arch_info = ArchInfo(regnum(arch.pc), regnum(arch.sp), regnum(arch.fp))
-        # History starts here (normally position 0): every move goes through the timeline.
-        self.timeline = session.timeline
+        # History starts here (normally position 0); every move goes through the session.
+        session.timeline  # noqa: B018 - create it now
         self._action: ResumeAction | None = None  # the forward resume (signal, for C/S)
         self._move: _Move | None = None
         self._job: _Job | None = None
         self._cancel = threading.Event()  # the timeline's poll: Ctrl-C while a job runs
         self._console: list[str] = []  # O packets to send while the next resume runs
         self._commands: CommandRegistry | None = None  # monitor commands, made on first use
-        # What gdb asked for, and what is installed in the machine (applied lazily).
+        # What gdb asked for, and gdb's handles in the timeline's table (applied lazily).
         self._sw: set[int] = set()
         self._hw: set[int] = set()
         self._watches: set[tuple[int, int, WatchKind]] = set()
-        self._installed_bps: set[int] = set()
-        self._installed_watches: set[tuple[int, int, WatchKind]] = set()
+        self._bp_handles: dict[int, Breakpoint] = {}
+        self._watch_handles: dict[tuple[int, int, WatchKind], Watchpoint] = {}
         self._signal_reported = False  # a terminal fault/kill was reported as a signal
+        self._end_reported = False  # the exit was reported as the end of history
+        self._monitor_running = False  # a monitor command runs (interrupt() stops it)
         self.killed = False
         self.last_event: ev.StopEvent | None = None
         self.last_error: str | None = None
@@ -296,7 +318,7 @@ class SessionTarget:
 
     # -- breakpoints and watchpoints --------------------------------------------------------
     def add_sw_breakpoint(self, addr: int, kind: int) -> bool:
-        self._sw.add(addr)
+        self._sw.add(_checked(addr))
         return True
 
     def remove_sw_breakpoint(self, addr: int, kind: int) -> bool:
@@ -304,7 +326,7 @@ class SessionTarget:
         return True
 
     def add_hw_breakpoint(self, addr: int, kind: int) -> bool:
-        self._hw.add(addr)
+        self._hw.add(_checked(addr))
         return True
 
     def remove_hw_breakpoint(self, addr: int, kind: int) -> bool:
@@ -312,8 +334,8 @@ class SessionTarget:
         return True
 
     def add_watchpoint(self, addr: int, length: int, kind: WatchKind) -> bool:
-        if length <= 0:
-            return False
+        if length <= 0 or _checked(addr) + length > _ADDRESS_LIMIT:
+            raise TargetError(E_INVALID, f"cannot watch {length} bytes at {addr:#x}")
         self._watches.add((addr, length, kind))
         return True
 
@@ -322,35 +344,57 @@ class SessionTarget:
         return True
 
     def _sync(self) -> None:
-        """Apply gdb's breakpoint and watchpoint sets to the session (only the changes)."""
+        """Apply gdb's breakpoint and watchpoint sets to gdb's references in the timeline's
+        table (only the changes: gdb re-inserts everything around every stop). Other
+        clients' references at the same addresses are not touched."""
         s = self.session
         want = self._sw | self._hw
-        for addr in self._installed_bps - want:
-            s.remove_breakpoint(addr)
-        for addr in want - self._installed_bps:
-            s.add_breakpoint(addr)
-        self._installed_bps = set(want)
-        for addr, size, kind in self._installed_watches - self._watches:
-            s.remove_watchpoint(addr, size, _WATCH_KIND_NAMES[kind])
-        for addr, size, kind in self._watches - self._installed_watches:
-            s.add_watchpoint(addr, size, _WATCH_KIND_NAMES[kind])
-        self._installed_watches = set(self._watches)
+        for addr in set(self._bp_handles) - want:
+            s.remove_breakpoint(self._bp_handles.pop(addr))
+        for addr in want - set(self._bp_handles):
+            self._bp_handles[addr] = s.add_breakpoint(addr, client="gdb")
+        for key in set(self._watch_handles) - self._watches:
+            s.remove_watchpoint(self._watch_handles.pop(key))
+        for key in self._watches - set(self._watch_handles):
+            addr, size, kind = key
+            self._watch_handles[key] = s.add_watchpoint(addr, size, _WATCH_KIND_NAMES[kind],
+                                                        client="gdb")
 
-    # -- run control (ResumeTarget, ReverseStep, ReverseContinue) ---------------------------
+    # -- run control (ResumeTarget, RangeStepping, ReverseStep, ReverseContinue) ------------
     def resume(self, action: ResumeAction) -> None:
         self._action = action
-        self._move = _Move.STEP if action.kind is ResumeKind.STEP else _Move.CONTINUE
+        kind = "step" if action.kind is ResumeKind.STEP else "continue"
+        self._move = _Move(kind, FORWARD)
+
+    def range_step(self, start: int, end: int) -> None:
+        self._action = ResumeAction(ResumeKind.STEP)
+        self._move = _Move("range", FORWARD, (start, end))
 
     def reverse_step(self) -> None:
         self._action = None
-        self._move = _Move.REVERSE_STEP
+        self._move = _Move("step", BACKWARD)
 
     def reverse_continue(self) -> None:
         self._action = None
-        self._move = _Move.REVERSE_CONTINUE
+        self._move = _Move("continue", BACKWARD)
 
     def _poll(self) -> bool:
         return self._cancel.is_set()
+
+    def _start(self, move: _Move) -> ev.StopEvent | None:
+        """Perform a move through the session: a step at once, a continue or a range step
+        on a worker thread (returns None; the stub polls for Ctrl-C meanwhile)."""
+        s = self.session
+        self._cancel.clear()
+        if move.kind == "step":
+            return s.step(move.direction, 1, poll=self._poll)
+        if move.kind == "range":
+            assert move.range_ is not None
+            start, end = move.range_
+            self._job = _Job(lambda: s.range_step(start, end, move.direction, poll=self._poll))
+        else:
+            self._job = _Job(lambda: s.cont(move.direction, poll=self._poll))
+        return None
 
     def run_chunk(self, deadline: float) -> StopReason | None:
         move = self._move
@@ -358,23 +402,17 @@ class SessionTarget:
             return Signal(GDB_SIGTRAP)
         action = self._action or ResumeAction(ResumeKind.CONTINUE)
         try:
+            event: ev.StopEvent | None = None
             if self._job is None:
-                if move not in _REVERSE and self.timeline.end is None:
+                if move.direction is FORWARD and self.session.timeline.end is None:
                     # (a replay's timeline reports its own end: replaylog:end)
                     final = self.machine.finished
-                    if final is not None:
+                    if final is not None and final.position == self.machine.position \
+                            and (self._end_reported or not isinstance(final, ev.Exited)):
                         self._move = self._action = None
                         return self._after_end(final, action)
                 self._sync()
-                tl = self.timeline
-                if move is _Move.STEP:
-                    event = tl.step("forward", 1)
-                elif move is _Move.REVERSE_STEP:
-                    event = tl.step("backward", 1)
-                else:
-                    direction = "backward" if move is _Move.REVERSE_CONTINUE else "forward"
-                    self._cancel.clear()
-                    self._job = _Job(lambda: tl.cont(direction, poll=self._poll))
+                event = self._start(move)
             if self._job is not None:
                 if not self._job.wait(max(0.0, deadline - time.monotonic())):
                     return None  # still running: the stub polls for Ctrl-C, then calls again
@@ -389,15 +427,17 @@ class SessionTarget:
             print(f"syxdbg: error: {exc}", file=sys.stderr, flush=True)
             return Signal(GDB_SIGTRAP)
         self._move = self._action = None
+        assert event is not None
         return self._report(event, action)
 
     def _report(self, event: ev.StopEvent, action: ResumeAction) -> StopReason:
         self.last_event = event
-        self.session.hook.syxdbg_stop(session=self.session, event=event)
         return self._stop_reason(event, action)
 
     def _stop_reason(self, event: ev.StopEvent, action: ResumeAction) -> StopReason:
         """The one translation from machine stop events to gdb stop reasons."""
+        if not isinstance(event, ev.Exited):
+            self._end_reported = False
         if isinstance(event, ev.WatchHit):
             return Watch(_WATCH_KINDS[event.kind], event.address)
         if isinstance(event, HistoryBoundary):
@@ -413,7 +453,10 @@ class SessionTarget:
                 return Signal(GDB_SIGINT)
             return DoneStep()  # "step", "count", "seek" or "until"
         if isinstance(event, ev.Exited):
-            return Exited(event.status)
+            # The end of history is a stop gdb can reverse from (rr does the same); resuming
+            # forward from there reports the exit.
+            self._end_reported = True
+            return ReplayLogEnd()
         if isinstance(event, ev.Fault | ev.Killed):
             # First the signal, at the faulting instruction (or where the kill happened).
             self._signal_reported = True
@@ -435,9 +478,12 @@ class SessionTarget:
 
     # -- Interruptible, Killable, MonitorCmd -------------------------------------------------
     def interrupt(self) -> None:
-        """Ctrl-C or a disconnect while running: stop the move and wait until it has landed
-        (the stub then reports SIGINT and gdb reads the state)."""
+        """Ctrl-C or a disconnect while running, or during a ``monitor`` command: stop the
+        move (or the command's motions) and wait until it has landed (the stub then reports
+        SIGINT and gdb reads the state)."""
         self._move = self._action = None
+        if self._monitor_running and self._commands is not None:
+            self._commands.ctx.interrupt()  # the command's motions poll this
         self._stop_job()
 
     def _stop_job(self) -> None:
@@ -450,7 +496,6 @@ class SessionTarget:
         self._job = None
         if job.event is not None:
             self.last_event = job.event
-            self.session.hook.syxdbg_stop(session=self.session, event=job.event)
         elif job.error is not None:
             self.last_error = str(job.error)
 
@@ -465,7 +510,11 @@ class SessionTarget:
         try:
             if self._commands is None:  # the same registry the shell uses, gdb's view of it
                 self._commands = make_registry(self.session, frontend="gdb")
-            text = self._commands.run_text(command)
+            self._monitor_running = True
+            try:
+                text = self._commands.run_text(command)
+            finally:
+                self._monitor_running = False
         except SyxdbgError as exc:
             text = f"error: {exc}\n"
         if text and not text.endswith("\n"):

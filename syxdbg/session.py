@@ -19,15 +19,43 @@ if TYPE_CHECKING:
     from .eventlog import EventLog
     from .recording import Recording
     from .timeline import (
+        AcceptFn,
+        Breakpoint,
         CheckpointInfo,
+        Client,
         Direction,
         FutureDiscarded,
         LastWrite,
         NamedPoint,
         PollFn,
         Timeline,
+        Watchpoint,
         When,
     )
+
+
+class _Motion:
+    """:meth:`Session.motion` (a class, not a generator: a stepi pays for it)."""
+
+    __slots__ = ("_session", "_inner")
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._inner = session.timeline.motion()
+
+    def __enter__(self) -> None:
+        self._session._depth += 1
+        self._inner.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        s = self._session
+        try:
+            self._inner.__exit__(*exc)
+        finally:
+            s._depth -= 1
+            if s._depth == 0 and s._pending is not None:
+                event, s._pending = s._pending, None
+                s.hook.syxdbg_stop(session=s, event=event)
 
 
 class Session:
@@ -51,6 +79,8 @@ class Session:
         self._machine: Machine | None = None
         self._timeline: Timeline | None = None
         self._closed = False
+        self._depth = 0  # nesting of motion()
+        self._pending: StopEvent | None = None  # the stop a motion reports when it ends
         #: The recording this session replays (:func:`syxdbg.replay`), if any.
         self.recording: Recording | None = None
         #: Directories removed when the session closes (a replay's extracted program).
@@ -160,7 +190,12 @@ class Session:
         return self._stopped(event)
 
     def _stopped(self, event: StopEvent) -> StopEvent:
-        self.hook.syxdbg_stop(session=self, event=event)
+        """The one place ``syxdbg_stop`` is fired: now, or at the end of the outermost
+        :meth:`motion`."""
+        if self._depth:
+            self._pending = event
+        else:
+            self.hook.syxdbg_stop(session=self, event=event)
         return event
 
     # -- time travel --------------------------------------------------------------------------
@@ -187,23 +222,76 @@ class Session:
         """Recorded host inputs (see :mod:`syxdbg.eventlog`)."""
         return self.timeline.eventlog
 
+    # -- motion: every front end moves time through these methods ---------------------------
+    def motion(self) -> _Motion:
+        """Make the motions inside one motion (a context manager; a source-line step,
+        ``finish``): one interrupt scope, one stop checkpoint and one ``syxdbg_stop``, at
+        the end, with the last stop event."""
+        return _Motion(self)
+
     def step(self, direction: Direction | str = "forward", count: int = 1, *,
              poll: PollFn | None = None) -> StopEvent:
         """Step ``count`` instructions forward or backward (reverse-stepi)."""
-        return self._stopped(self.timeline.step(direction, count, poll=poll))
+        with self.motion():
+            return self._stopped(self.timeline.step(direction, count, poll=poll))
 
     def cont(self, direction: Direction | str = "forward", *, poll: PollFn | None = None,
-             until: int | str | None = None) -> StopEvent:
-        """Continue forward or backward to the next breakpoint/watchpoint hit."""
+             until: int | str | None = None, accept: AcceptFn | None = None) -> StopEvent:
+        """Continue forward or backward to the next breakpoint/watchpoint hit, or to
+        ``until`` (an ``"until"`` stop, either direction). ``accept(event)``, asked with the
+        machine at a hit, passes the hits it refuses (conditions, frame checks)."""
         target = None if until is None else self.resolve(until)
-        return self._stopped(self.timeline.cont(direction, poll=poll, until=target))
+        with self.motion():
+            return self._stopped(self.timeline.cont(direction, poll=poll, until=target,
+                                                    accept=accept))
+
+    def until(self, where: int | str, direction: Direction | str = "forward", *,
+              poll: PollFn | None = None, accept: AcceptFn | None = None) -> StopEvent:
+        """Run to ``where`` (``until``/``advance``, ``finish`` to a return address):
+        :meth:`cont` with ``until``."""
+        return self.cont(direction, poll=poll, until=where, accept=accept)
+
+    def range_step(self, start: int, end: int, direction: Direction | str = "forward", *,
+                   poll: PollFn | None = None) -> StopEvent:
+        """Step while ``start <= pc < end`` (gdb's range stepping, a source line): one
+        motion, one checkpoint at the end. See :meth:`Timeline.range_step`."""
+        with self.motion():
+            return self._stopped(self.timeline.range_step(start, end, direction, poll=poll))
 
     def seek(self, position: int, *, poll: PollFn | None = None, jump: bool = True
              ) -> StopEvent:
         """Go to instruction count ``position`` (``monitor goto``). ``jump=False``: in a
         replayed recording, re-execute all the way instead of loading a persisted
         checkpoint on the way forward (for recorders that must see every instruction)."""
-        return self._stopped(self.timeline.seek(position, poll=poll, jump=jump))
+        with self.motion():
+            return self._stopped(self.timeline.seek(position, poll=poll, jump=jump))
+
+    #: Words a position may be besides a number, +N/-N and a snapshot name.
+    POSITION_WORDS = ("origin", "frontier", "here")
+
+    def position_of(self, text: str | int) -> int:
+        """The one grammar of a POSITION argument (``goto``, ``snapshot diff``, ``trace``,
+        ``coverage``): N (``0x..`` too), +N / -N from here, ``origin``, ``frontier``,
+        ``here``, or the name of a snapshot."""
+        if isinstance(text, int):
+            return text
+        t = text.strip()
+        low = t.lower()
+        if low in self.POSITION_WORDS:
+            w = self.when()
+            return {"origin": w.origin, "frontier": w.frontier, "here": w.position}[low]
+        try:
+            if t and t[0] in "+-":
+                return self.position + int(t, 0)
+            return int(t, 0)
+        except ValueError:
+            pass
+        if self.has_timeline:
+            for p in self.snapshots():
+                if p.name == t:
+                    return p.position
+        raise SyxdbgError(f"not a position: {text!r} (a number, +N/-N, origin, frontier, "
+                          f"here or a snapshot name)")
 
     def interrupt(self) -> None:
         """Stop a running step/cont/seek/run; safe from any thread (Ctrl-C)."""
@@ -219,12 +307,21 @@ class Session:
     def checkpoints(self) -> list[CheckpointInfo]:
         return self.timeline.checkpoints()
 
-    def last_write(self, where: int | str, length: int = 1) -> LastWrite | None:
-        """Go back to the last instruction that wrote ``[where, where+length)``."""
-        result = self.timeline.last_write(self.resolve(where), length)
-        if result is not None:
-            self._stopped(result.event)
-        return result
+    def last_write(self, where: int | str, length: int = 1, *, poll: PollFn | None = None
+                   ) -> LastWrite | None:
+        """Go back to the last instruction that wrote ``[where, where+length)``. Raises
+        :class:`~syxdbg.timeline.TimelineInterrupted` when interrupted first."""
+        from .timeline import TimelineInterrupted
+
+        with self.motion():
+            try:
+                result = self.timeline.last_write(self.resolve(where), length, poll=poll)
+            except TimelineInterrupted as exc:
+                self._stopped(exc.event)
+                raise
+            if result is not None:
+                self._stopped(result.event)
+            return result
 
     def write_memory(self, where: int | str, data: bytes) -> FutureDiscarded | None:
         """Write guest memory; in the past this discards the recorded future."""
@@ -233,29 +330,45 @@ class Session:
     def write_register(self, name: str, value: int) -> FutureDiscarded | None:
         return self.timeline.write_register(name, value)
 
-    def add_breakpoint(self, where: int | str) -> int:
-        address = self.resolve(where)
-        self.timeline.add_breakpoint(address)
-        return address
+    def add_breakpoint(self, where: int | str, *, client: Client | str = "plugin"
+                       ) -> Breakpoint:
+        """A reference in the timeline's breakpoint table for ``client`` ("gdb", "shell",
+        "plugin", "internal"); returns its handle (``.address``). Other clients' references
+        at the same address are independent."""
+        return self.timeline.add_breakpoint(self.resolve(where), client)
 
-    def remove_breakpoint(self, where: int | str) -> None:
-        self.timeline.remove_breakpoint(self.resolve(where))
+    def remove_breakpoint(self, where: Breakpoint | int | str, *,
+                          client: Client | str | None = None) -> None:
+        """Drop a handle, or one reference of ``client`` (any, if None) at an address."""
+        from .timeline import Breakpoint
 
-    def add_watchpoint(self, where: int | str, size: int, kind: str = "write") -> int:
-        address = self.resolve(where)
-        self.timeline.add_watchpoint(address, size, kind)
-        return address
+        if isinstance(where, Breakpoint):
+            self.timeline.remove_breakpoint(where)
+        else:
+            self.timeline.remove_breakpoint(self.resolve(where), client)
 
-    def remove_watchpoint(self, where: int | str, size: int, kind: str = "write") -> None:
-        self.timeline.remove_watchpoint(self.resolve(where), size, kind)
+    def add_watchpoint(self, where: int | str, size: int, kind: str = "write", *,
+                       client: Client | str = "plugin") -> Watchpoint:
+        """A watchpoint reference (kind "write", "read" or "access"); see add_breakpoint."""
+        return self.timeline.add_watchpoint(self.resolve(where), size, kind, client)
+
+    def remove_watchpoint(self, where: Watchpoint | int | str, size: int = 0,
+                          kind: str = "write", *, client: Client | str | None = None) -> None:
+        from .timeline import Watchpoint
+
+        if isinstance(where, Watchpoint):
+            self.timeline.remove_watchpoint(where)
+        else:
+            self.timeline.remove_watchpoint(self.resolve(where), size, kind, client)
 
     def snapshot_save(self, name: str) -> NamedPoint:
         """``snapshot save NAME``: name the current point in time."""
         return self.timeline.save(name)
 
-    def snapshot_restore(self, name: str) -> StopEvent:
+    def snapshot_restore(self, name: str, *, poll: PollFn | None = None) -> StopEvent:
         """``snapshot restore NAME``: go back (or forward) to a named point in time."""
-        return self._stopped(self.timeline.restore(name))
+        position = self.timeline.position_of(name)
+        return self.seek(position, poll=poll)
 
     def snapshots(self) -> list[NamedPoint]:
         """``snapshot list``."""

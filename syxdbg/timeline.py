@@ -56,6 +56,13 @@ KEEP_RECENT = 4
 CHECKPOINT_OVERHEAD = 16 * 1024
 
 PollFn = Callable[[], bool]
+#: Decides whether a breakpoint/watchpoint stop counts (called with the machine at the hit).
+AcceptFn = Callable[[StopEvent], bool]
+#: A stop takes a checkpoint only this many instructions after the last one (a stepi does
+#: not pay for a snapshot; re-executing this far costs well under a millisecond).
+STOP_GAP = 4096
+#: Longest address range a range step disassembles to find its exits (else it single-steps).
+RANGE_MAX = 1 << 16
 #: Jump to a persisted checkpoint of a recording instead of re-executing at least this far.
 JUMP_MIN = DEFAULT_INTERVAL // 4
 
@@ -122,6 +129,65 @@ class Direction(str, enum.Enum):
 
 FORWARD = Direction.FORWARD
 BACKWARD = Direction.BACKWARD
+
+
+class Client(str, enum.Enum):
+    """Who holds a breakpoint or watchpoint reference (see :meth:`Timeline.add_breakpoint`).
+
+    ``INTERNAL`` references (temporary breakpoints of stepping algorithms, ``last-write``'s
+    watchpoint) are never listed by :attr:`Timeline.breakpoints`/:attr:`~Timeline.watchpoints`.
+    """
+
+    GDB = "gdb"
+    SHELL = "shell"
+    PLUGIN = "plugin"
+    INTERNAL = "internal"
+
+    @classmethod
+    def of(cls, value: Client | str) -> Client:
+        try:
+            return value if isinstance(value, Client) else cls(value)
+        except ValueError:
+            raise TimelineError(f"unknown breakpoint client {value!r}") from None
+
+
+#: Watchpoint kinds the machine knows.
+WATCH_KINDS = ("write", "read", "access")
+#: Guest addresses are 64-bit at most.
+_ADDRESS_LIMIT = 1 << 64
+
+
+def _check_address(address: int) -> int:
+    """A guest address, or a clear error (``break *-1``, ``watch 0x1_0000_0000_0000_0000``)."""
+    if not isinstance(address, int) or isinstance(address, bool):
+        raise TimelineError(f"not an address: {address!r}")
+    if not 0 <= address < _ADDRESS_LIMIT:
+        raise TimelineError(f"address {address:#x} is outside the 64-bit address space"
+                            if address >= 0 else f"negative address {address}")
+    return address
+
+
+@dataclass(frozen=True, eq=False)
+class Breakpoint:
+    """A handle on one reference in the timeline's breakpoint table (identity matters: two
+    clients at one address hold two handles)."""
+
+    address: int
+    client: Client
+
+
+@dataclass(frozen=True, eq=False)
+class Watchpoint:
+    """A handle on one reference in the timeline's watchpoint table."""
+
+    address: int
+    size: int
+    kind: str
+    client: Client
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return (self.address, self.size, self.kind)
 
 
 # -- results ------------------------------------------------------------------------------
@@ -234,6 +300,32 @@ class _Hit:
 
 
 _TERMINAL = (Exited, Fault, Killed)
+#: Capstone groups that change the flow (jump, call, ret, int, iret, privilege, relative).
+_FLOW_GROUPS = {1, 2, 3, 4, 5, 6, 7}
+#: Instructions that stop the program or enter the kernel whatever their group.
+_TRAPS = {"ud2", "ud1", "ud0", "hlt", "int3", "into", "brk", "udf", "svc", "hvc", "smc",
+          "syscall", "sysenter", "int"}
+
+
+class _Motion:
+    """:meth:`Timeline.motion` (a class, not a generator: a stepi pays for it)."""
+
+    __slots__ = ("_tl",)
+
+    def __init__(self, timeline: Timeline) -> None:
+        self._tl = timeline
+
+    def __enter__(self) -> None:
+        tl = self._tl
+        if tl._depth == 0:
+            tl._interrupt.clear()
+        tl._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        tl = self._tl
+        tl._depth -= 1
+        if tl._depth == 0:
+            tl._settle()
 
 
 class Timeline:
@@ -285,9 +377,17 @@ class Timeline:
         #: Debugger writes, by position: part of history, re-applied by re-execution.
         self._patches: dict[int, list[tuple[str, Any, Any]]] = {}
         self._interrupt = threading.Event()
-        self._temp_watches: set[tuple[int, int, str]] = set()
+        #: The breakpoint and watchpoint table: references by address / (address, size,
+        #: kind), each tagged with its client. The machine holds one hook per key.
+        self._bps: dict[int, list[Breakpoint]] = {}
+        self._watches: dict[tuple[int, int, str], list[Watchpoint]] = {}
         #: The last write in the past that discarded the future (front ends report it once).
         self.last_discarded: FutureDiscarded | None = None
+        #: Minimum distance from the last checkpoint for a stop to take one.
+        self.stop_gap = STOP_GAP
+        self._depth = 0  # nesting of motion()
+        self._exits: dict[tuple[int, int], list[int] | None] = {}  # range step exits, cached
+        self._cs: Any = None  # capstone with details, for range steps
         self.closed = False
 
     # -- status -----------------------------------------------------------------------------
@@ -329,27 +429,105 @@ class Timeline:
         """The underlying :class:`~syxdbg.snapshot.SyxSnapshot` (for checks and tests)."""
         return self._snap
 
-    # -- breakpoints and watchpoints (owned here, installed on the machine) -----------------
-    def add_breakpoint(self, address: int) -> None:
-        self.machine.add_breakpoint(address)
+    # -- breakpoints and watchpoints: one reference-counted table -----------------------------
+    def add_breakpoint(self, address: int, client: Client | str = Client.PLUGIN
+                       ) -> Breakpoint:
+        """Add a reference to a breakpoint at ``address`` for ``client``; the machine's hook
+        is installed with the first reference of any client. Keep the handle to remove it."""
+        address = _check_address(address)
+        handle = Breakpoint(address, Client.of(client))
+        refs = self._bps.setdefault(address, [])
+        if not refs:
+            self.machine.add_breakpoint(address)
+        refs.append(handle)
+        return handle
 
-    def remove_breakpoint(self, address: int) -> None:
-        self.machine.remove_breakpoint(address)
+    def remove_breakpoint(self, handle: Breakpoint | int, client: Client | str | None = None
+                          ) -> None:
+        """Drop one reference: the handle itself, or (given an address) the newest one of
+        ``client`` (any client if None) there. The machine's hook goes with the last one.
+        Removing what is not there is not an error (gdb removes what it never inserted)."""
+        if isinstance(handle, Breakpoint):
+            refs = self._bps.get(handle.address, [])
+            if not any(h is handle for h in refs):
+                return
+            refs[:] = [h for h in refs if h is not handle]
+            address = handle.address
+        else:
+            address = handle
+            refs = self._bps.get(address, [])
+            want = None if client is None else Client.of(client)
+            mine = [h for h in refs if want is None or h.client is want]
+            if not mine:
+                return
+            drop = mine[-1]
+            refs[:] = [h for h in refs if h is not drop]
+        if not refs:
+            self._bps.pop(address, None)
+            self.machine.remove_breakpoint(address)
 
     @property
     def breakpoints(self) -> frozenset[int]:
-        return self.machine.breakpoints
+        """Addresses with a breakpoint of a user-facing client (internal stepping
+        breakpoints are not listed)."""
+        return frozenset(a for a, refs in self._bps.items()
+                         if any(h.client is not Client.INTERNAL for h in refs))
 
-    def add_watchpoint(self, address: int, size: int, kind: str = "write") -> None:
-        self._temp_watches.discard((address, size, kind))
-        self.machine.add_watchpoint(address, size, kind)
+    def breakpoint_table(self) -> list[Breakpoint]:
+        """Every reference, internal ones included, oldest first per address."""
+        return [h for refs in self._bps.values() for h in refs]
 
-    def remove_watchpoint(self, address: int, size: int, kind: str = "write") -> None:
-        self.machine.remove_watchpoint(address, size, kind)
+    def breakpoint_clients(self, address: int) -> frozenset[Client]:
+        """Which clients hold a breakpoint at ``address`` (who a stop there is for)."""
+        return frozenset(h.client for h in self._bps.get(address, ()))
+
+    def add_watchpoint(self, address: int, size: int, kind: str = "write",
+                       client: Client | str = Client.PLUGIN) -> Watchpoint:
+        """Add a reference to a watchpoint on ``[address, address+size)``; installed in the
+        machine with the first reference to the same (address, size, kind)."""
+        address = _check_address(address)
+        if size <= 0 or address + size > 1 << 64:
+            raise TimelineError(f"bad watchpoint size {size} at {address:#x}")
+        if kind not in WATCH_KINDS:
+            raise TimelineError(f"unknown watchpoint kind {kind!r} (write, read or access)")
+        handle = Watchpoint(address, size, kind, Client.of(client))
+        key = (address, size, kind)
+        refs = self._watches.setdefault(key, [])
+        if not refs:
+            self.machine.add_watchpoint(address, size, kind)
+        refs.append(handle)
+        return handle
+
+    def remove_watchpoint(self, handle: Watchpoint | int, size: int = 0, kind: str = "write",
+                          client: Client | str | None = None) -> None:
+        """Drop one reference (see :meth:`remove_breakpoint`)."""
+        if isinstance(handle, Watchpoint):
+            key = handle.key
+            refs = self._watches.get(key, [])
+            if not any(h is handle for h in refs):
+                return
+            refs[:] = [h for h in refs if h is not handle]
+        else:
+            key = (handle, size, kind)
+            refs = self._watches.get(key, [])
+            want = None if client is None else Client.of(client)
+            mine = [h for h in refs if want is None or h.client is want]
+            if not mine:
+                return
+            drop = mine[-1]
+            refs[:] = [h for h in refs if h is not drop]
+        if not refs:
+            self._watches.pop(key, None)
+            self.machine.remove_watchpoint(*key)
 
     @property
     def watchpoints(self) -> list[tuple[int, int, str]]:
-        return [w for w in self.machine.watchpoints if w not in self._temp_watches]
+        """(address, size, kind) with a user-facing reference."""
+        return [k for k, refs in self._watches.items()
+                if any(h.client is not Client.INTERNAL for h in refs)]
+
+    def watchpoint_table(self) -> list[Watchpoint]:
+        return [h for refs in self._watches.values() for h in refs]
 
     # -- interrupt --------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -365,6 +543,22 @@ class Timeline:
             return True
         return False
 
+    # -- one motion, one stop ---------------------------------------------------------------
+    def motion(self) -> _Motion:
+        """Make everything inside one motion (a context manager): the interrupt flag is
+        cleared once, when the outermost motion starts (an interrupt between two of its
+        parts is not lost), and the stop checkpoint is considered once, when it ends
+        (:meth:`_settle`). Every public run-control method is a motion; front ends group
+        several (a source-line step) through :meth:`syxdbg.session.Session.motion`."""
+        return _Motion(self)
+
+    def _settle(self) -> None:
+        """The end of a motion: a checkpoint at the stop only when the interval policy wants
+        one (:attr:`stop_gap` instructions since the last), so a stepi costs a step."""
+        self._note_progress()
+        if self.machine.position - self._meta[-1].position >= self.stop_gap:
+            self._push()
+
     # -- public run control -----------------------------------------------------------------
     def step(self, direction: Direction | str = FORWARD, count: int = 1, *,
              poll: PollFn | None = None) -> StopEvent:
@@ -379,45 +573,79 @@ class Timeline:
         if count < 0:
             raise ValueError("count must be >= 0")
         d = Direction.of(direction)
-        self._interrupt.clear()
-        if count == 0:
-            return Stopped(self.machine.pc, self.machine.position, "step")
-        if d is FORWARD:
-            ev, _ = self._advance(self.machine.position + count, "stop", poll=poll)
-            if isinstance(ev, Stopped) and ev.why == "count":
-                ev = Stopped(ev.pc, ev.position, "step")
-            return self._stop(self._forward_event(ev))
-        if count == 1:
-            return self._stop(self._step_back())
-        floor = self.machine.position - count
-        return self._stop(self._reverse(max(floor, self.origin), floor < self.origin, poll))
+        with self.motion():
+            m = self.machine
+            if count == 0:
+                return Stopped(m.pc, m.position, "step")
+            if d is FORWARD:
+                ev, _ = self._advance(m.position + count, "stop", poll=poll)
+                if isinstance(ev, Stopped) and ev.why == "count":
+                    ev = Stopped(ev.pc, ev.position, "step")
+                return self._forward_event(ev)
+            if count == 1:
+                return self._step_back(poll)
+            floor = m.position - count
+            return self._reverse(max(floor, self.origin), floor < self.origin, poll)
 
     def cont(self, direction: Direction | str = FORWARD, *, poll: PollFn | None = None,
-             until: int | None = None) -> StopEvent:
+             until: int | None = None, accept: AcceptFn | None = None) -> StopEvent:
         """Run to the next (forward) or previous (backward) breakpoint or watchpoint hit.
 
-        Forward: also stops at exit, fatal faults, ``until`` (an address) and interrupts;
-        behind the frontier it replays and continues live past it without stopping.
+        Forward: also stops at exit, fatal faults, ``until`` (an address: a ``"until"``
+        stop) and interrupts; behind the frontier it replays and continues live past it.
         Backward: lands on the last hit strictly before the current position (a breakpoint
-        at the current pc is not a hit), or at the origin with :class:`HistoryBoundary`.
+        at the current pc is not a hit), or at the origin with :class:`HistoryBoundary`;
+        ``until`` is then an internal breakpoint reported as an ``"until"`` stop.
+        ``accept(event)`` (called with the machine at the hit) filters hits: a refused one is
+        passed, in either direction, without stopping (a condition, a frame check).
         ``poll`` is called between chunks; returning True interrupts (like :meth:`interrupt`).
         """
         d = Direction.of(direction)
-        self._interrupt.clear()
-        if d is FORWARD:
-            ev, _ = self._advance(None, "stop", poll=poll, until=until)
-            return self._stop(self._forward_event(ev))
         if until is not None:
-            raise ValueError("until is only supported forward")
-        return self._stop(self._reverse(self.origin, True, poll))
+            until = _check_address(until)
+        with self.motion():
+            if d is FORWARD:
+                ev, _ = self._advance(None, "stop", poll=poll, until=until, accept=accept)
+                return self._forward_event(ev)
+            handle = None if until is None else self.add_breakpoint(until, Client.INTERNAL)
+            try:
+                return self._reverse(self.origin, True, poll, accept)
+            finally:
+                if handle is not None:
+                    self.remove_breakpoint(handle)
+
+    def range_step(self, start: int, end: int, direction: Direction | str = FORWARD, *,
+                   poll: PollFn | None = None) -> StopEvent:
+        """Step once, then keep stepping while ``start <= pc < end`` (gdb's ``vCont;r``).
+
+        Forward this is one run in the machine: temporary internal breakpoints sit on the
+        range's control-flow instructions and on ``end``; the run stops there, the flow
+        instruction is stepped and pc checked; straight-line code runs at full speed. It
+        stops as usual at breakpoints (one inside the range too, before executing it),
+        watchpoints, exit and interrupts; leaving the range is a ``"step"`` stop.
+        Backward it un-executes instructions while pc stays in the range.
+        """
+        d = Direction.of(direction)
+        start, last = _check_address(start), _check_address(max(start, end - 1))
+        end = last + 1 if end > start else start
+        with self.motion():
+            if d is BACKWARD:
+                return self._range_back(start, end, poll)
+            exits = self._range_exits(start, end)
+            handles = [self.add_breakpoint(a, Client.INTERNAL) for a in exits or ()]
+            try:
+                return self._range_forward(start, end, exits, poll)
+            finally:
+                for h in handles:
+                    self.remove_breakpoint(h)
 
     def run(self, *, count: int | None = None, until: int | None = None,
             poll: PollFn | None = None) -> StopEvent:
         """Forward run with the machine's contract (``count``/``until``/breakpoints)."""
-        self._interrupt.clear()
-        target = None if count is None else self.machine.position + count
-        ev, _ = self._advance(target, "stop", poll=poll, until=until)
-        return self._stop(self._forward_event(ev))
+        with self.motion():
+            target = None if count is None else self.machine.position + count
+            ev, _ = self._advance(target, "stop", poll=poll, until=until)
+            return self._forward_event(ev)
 
     def seek(self, position: int, *, poll: PollFn | None = None, jump: bool = True
              ) -> StopEvent:
@@ -427,16 +655,19 @@ class Timeline:
         frontier: executes live. If the program ends first, its terminal event. Replaying a
         recording, ``jump=False`` re-executes every instruction on the way forward instead
         of loading a persisted checkpoint (recorders attached to the machine see them all).
+        An interrupt (``poll``, :meth:`interrupt`) stops it where it is.
         """
-        self._interrupt.clear()
-        if position < self.origin:
-            self._seek_to(self.origin)
-            m = self.machine
-            return self._stop(HistoryBoundary(m.pc, m.position, "begin"))
-        ev = self._seek_to(position, poll=poll, jump=jump)
-        if isinstance(ev, Stopped) and ev.why == "count":
-            ev = Stopped(ev.pc, ev.position, "seek")
-        return self._stop(ev)
+        with self.motion():
+            if position < self.origin:
+                self._seek_to(self.origin, poll=poll)
+                m = self.machine
+                if m.position != self.origin:
+                    return Stopped(m.pc, m.position, "interrupt")
+                return HistoryBoundary(m.pc, m.position, "begin")
+            ev = self._seek_to(position, poll=poll, jump=jump)
+            if isinstance(ev, Stopped) and ev.why == "count":
+                ev = Stopped(ev.pc, ev.position, "seek")
+            return ev
 
     # -- last write ---------------------------------------------------------------------------
     def last_write(self, address: int, length: int = 1, *, poll: PollFn | None = None
@@ -446,41 +677,38 @@ class Timeline:
         Lands with the state before the write (pc at the writing instruction). None (and the
         position unchanged) if no instruction since the origin wrote those bytes; host
         writes (a ``read(2)`` filling the buffer) are not instructions and are not found.
-        Raises :class:`TimelineInterrupted` if interrupted first.
+        Raises :class:`TimelineInterrupted` if interrupted first (the timeline stays where
+        the interrupt found it).
         """
         if length <= 0:
-            raise ValueError("length must be > 0")
-        self._interrupt.clear()
-        key = (address, length, "write")
-        temp = key not in self.machine.watchpoints
-        if temp:
-            self._temp_watches.add(key)
-            self.machine.add_watchpoint(address, length, "write")
-        start = self.machine.position
+            raise TimelineError("the length must be positive")
+        address = _check_address(address)
+        if address + length > _ADDRESS_LIMIT:
+            raise TimelineError(f"{address:#x}+{length} runs past the 64-bit address space")
+        with self.motion():
+            handle = self.add_watchpoint(address, length, "write", Client.INTERNAL)
+            start = self.machine.position
 
-        def accept(ev: StopEvent) -> bool:
-            return (isinstance(ev, WatchHit) and ev.access == "write"
-                    and address <= ev.address < address + length)
+            def accept(ev: StopEvent) -> bool:
+                return (isinstance(ev, WatchHit) and ev.access == "write"
+                        and address <= ev.address < address + length)
 
-        try:
-            hit = self._scan_back(self.origin, accept, poll)
-        finally:
-            if temp:
-                self.machine.remove_watchpoint(address, length, "write")
-                self._temp_watches.discard(key)
-        if hit is None:
-            self._seek_to(start)
-            return None
-        if isinstance(hit, StopEvent):  # interrupted: already landed
-            raise TimelineInterrupted(self._stop(hit))
-        self._seek_to(hit.at)
-        m = self.machine
-        w = hit.event
-        assert isinstance(w, WatchHit)
-        ev = WatchStop(m.pc, m.position, "watchpoint", w.kind, w.access, w.address, True,
-                       hit.at, m.pc, "backward")
-        self._stop(ev)
-        return LastWrite(hit.at, m.pc, w.address, ev)
+            try:
+                hit = self._scan_back(self.origin, accept, poll)
+            finally:
+                self.remove_watchpoint(handle)
+            if hit is None:
+                self._seek_to(start)
+                return None
+            if isinstance(hit, StopEvent):  # interrupted: landed where it was
+                raise TimelineInterrupted(hit)
+            self._seek_to(hit.at)
+            m = self.machine
+            w = hit.event
+            assert isinstance(w, WatchHit)
+            ev = WatchStop(m.pc, m.position, "watchpoint", w.kind, w.access, w.address, True,
+                           hit.at, m.pc, "backward")
+            return LastWrite(hit.at, m.pc, w.address, ev)
 
     # -- writes (in the past they discard the future) --------------------------------------
     def write_memory(self, address: int, data: bytes) -> FutureDiscarded | None:
@@ -554,14 +782,18 @@ class Timeline:
         self._push(pinned=pin)
         return point
 
-    def restore(self, name: str) -> StopEvent:
+    def position_of(self, name: str) -> int:
+        """The position of a named point still in history."""
         point = self._names.get(name)
         if point is None:
             raise TimelineError(f"no point in time named {name!r}")
         if point.position < self.origin:
             raise TimelineError(f"{name!r} (position {point.position}) is older than the "
                                 f"oldest history kept (position {self.origin})")
-        return self.seek(point.position)
+        return point.position
+
+    def restore(self, name: str) -> StopEvent:
+        return self.seek(self.position_of(name))
 
     def forget(self, name: str) -> None:
         if self._names.pop(name, None) is None:
@@ -597,11 +829,9 @@ class Timeline:
         if pos > self.frontier:
             self.frontier = pos
 
-    def _stop(self, ev: StopEvent) -> StopEvent:
-        """Every public operation ends here: a checkpoint at the stop."""
-        self._note_progress()
-        self._push()
-        return ev
+    def _internal_only(self, address: int) -> bool:
+        refs = self._bps.get(address, [])
+        return bool(refs) and all(h.client is Client.INTERNAL for h in refs)
 
     def _forward_event(self, ev: StopEvent) -> StopEvent:
         if isinstance(ev, WatchHit) and not isinstance(ev, WatchStop):
@@ -666,14 +896,16 @@ class Timeline:
         return pts
 
     def _advance(self, target: int | None, mode: str, *, poll: PollFn | None = None,
-                 until: int | None = None, dense: bool = False, interruptible: bool = True
-                 ) -> tuple[StopEvent, list[StopEvent]]:
+                 until: int | None = None, dense: bool = False, interruptible: bool = True,
+                 accept: AcceptFn | None = None) -> tuple[StopEvent, list[StopEvent]]:
         """Run forward from the current position, in chunks, pushing checkpoints.
 
         ``mode``: "stop" returns the first breakpoint/watchpoint/until stop; "scan" collects
         them and goes on; "seek" ignores them. Stops at ``target`` (if any) with
         ``Stopped(why="count")``, at terminal events, and (if ``interruptible``) at
-        interrupts. Returns ``(event, hits)``.
+        interrupts. Returns ``(event, hits)``. ``accept`` filters breakpoint, watchpoint and
+        until stops with the machine at the stop (refused ones are passed). A stop at an
+        address only internal breakpoints hold is an ``"until"`` stop.
         """
         m = self.machine
         hits: list[StopEvent] = []
@@ -737,7 +969,9 @@ class Timeline:
                                     f"(pc {m.pc:#x}): last stop {ev!r}")
             if isinstance(ev, Stopped):
                 if ev.why == "count":
-                    if m.position == push_at and m.position != target:
+                    if target is not None and m.position >= target:
+                        return ev, hits  # (no second pc read: it costs as much as a step)
+                    if m.position == push_at:
                         self._push()
                     continue
                 if ev.why == "interrupt":
@@ -746,6 +980,10 @@ class Timeline:
                     continue
                 # "breakpoint", "watchpoint" or "until"
                 if mode == "seek":
+                    continue
+                if ev.why == "breakpoint" and self._internal_only(ev.pc):
+                    ev = Stopped(ev.pc, ev.position, "until")
+                if accept is not None and not accept(ev):
                     continue
                 if mode == "scan":
                     hits.append(ev)
@@ -799,28 +1037,32 @@ class Timeline:
 
     def _seek_to(self, target: int, *, poll: PollFn | None = None, jump: bool = True
                  ) -> StopEvent:
-        """Go to exactly ``target`` (restore + re-execute); bounded re-execution."""
+        """Go to exactly ``target`` (restore + re-execute); bounded re-execution.
+
+        An interrupt stops the re-execution where it is (``Stopped("interrupt")``); callers
+        that must land exactly check the position."""
         m = self.machine
         pos = m.position
         if target == pos:
             return Stopped(m.pc, pos, "count")
         if target < pos:
             self._restore(self._index_at_or_before(target))
-        if jump:
+        if jump and not self._interrupted(poll):
             self._jump_towards(target)
-        ev, _ = self._advance(target, "seek", poll=poll, dense=True,
-                              interruptible=poll is not None or target > self.frontier)
+        ev, _ = self._advance(target, "seek", poll=poll, dense=True)
         self._push()
         return ev
 
     # -- backward execution -----------------------------------------------------------------
-    def _step_back(self) -> StopEvent:
+    def _step_back(self, poll: PollFn | None = None) -> StopEvent:
         m = self.machine
         here = m.position
         if here <= self.origin:
             return HistoryBoundary(m.pc, here, "begin")
         w = here - 1
-        self._seek_to(w)
+        self._seek_to(w, poll=poll)
+        if m.position != w:
+            return Stopped(m.pc, m.position, "interrupt")
         if not m.watchpoints:
             return Stopped(m.pc, w, "step")
         # Did the instruction being un-executed access a watched location? Execute it once
@@ -843,65 +1085,71 @@ class Timeline:
         return WatchStop(m.pc, m.position, "watchpoint", probe.kind, probe.access,
                          probe.address, True, w, pc_w, "backward")
 
-    def _reverse(self, floor: int, boundary: bool, poll: PollFn | None) -> StopEvent:
+    def _reverse(self, floor: int, boundary: bool, poll: PollFn | None,
+                 accept: AcceptFn | None = None) -> StopEvent:
         """Reverse-continue down to ``floor``: land on the last hit, else at ``floor``."""
         m = self.machine
         if m.position <= floor:
             if boundary and m.position <= self.origin:
                 return HistoryBoundary(m.pc, m.position, "begin")
             return Stopped(m.pc, m.position, "step")
-        found = self._scan_back(floor, None, poll)
+        found = self._scan_back(floor, accept, poll)
         if isinstance(found, StopEvent):  # interrupted
             return found
         if found is None:
             floor = max(floor, self.origin)
-            self._seek_to(floor)
+            self._seek_to(floor, poll=poll)
+            if m.position != floor:
+                return Stopped(m.pc, m.position, "interrupt")
             if boundary and floor <= self.origin:
                 return HistoryBoundary(m.pc, m.position, "begin")
             return Stopped(m.pc, m.position, "step")
-        return self._land(found)
+        return self._land(found, poll)
 
-    def _land(self, hit: _Hit) -> StopEvent:
+    def _land(self, hit: _Hit, poll: PollFn | None = None) -> StopEvent:
         m = self.machine
         ev = hit.event
+        want = hit.at + 1 if isinstance(ev, WatchHit) and self.reverse_watch_after else hit.at
+        self._seek_to(want, poll=poll)
+        if m.position != want:
+            return Stopped(m.pc, m.position, "interrupt")
         if not isinstance(ev, WatchHit):
-            self._seek_to(hit.at)
             return Stopped(m.pc, m.position, ev.why if isinstance(ev, Stopped) else "breakpoint")
         insn_pc = ev.pc if ev.before else None
         if self.reverse_watch_after:
-            self._seek_to(hit.at + 1)
             return WatchStop(m.pc, m.position, "watchpoint", ev.kind, ev.access, ev.address,
                              False, hit.at, insn_pc, "backward")
-        self._seek_to(hit.at)
         return WatchStop(m.pc, m.position, "watchpoint", ev.kind, ev.access, ev.address, True,
                          hit.at, m.pc, "backward")
 
-    def _scan_back(self, floor: int, accept: Callable[[StopEvent], bool] | None,
-                   poll: PollFn | None) -> _Hit | StopEvent | None:
+    def _scan_back(self, floor: int, accept: AcceptFn | None, poll: PollFn | None
+                   ) -> _Hit | StopEvent | None:
         """Find the last hit in ``[floor, now)``, scanning checkpoint intervals newest to
-        oldest. Returns the hit, None if there is none, or the interrupt stop (after landing
-        at the oldest position known to be hit-free)."""
+        oldest. ``accept`` is asked with the machine at each hit. Returns the hit, None if
+        there is none, or the interrupt stop: an interrupt lands where the scan is (going
+        back to a known hit-free position would re-execute, and Ctrl-C must be quick)."""
         m = self.machine
         here = m.position
         end = here
-        clear_from = here  # [clear_from, here) is known to hold no hit
         while end > max(floor, self.origin):  # thinning may move the origin meanwhile
+            if self._interrupted(poll):
+                return Stopped(m.pc, m.position, "interrupt")
             k = self._index_at_or_before(end - 1)
             self._restore(k)
+            if self._interrupted(poll):
+                return Stopped(m.pc, m.position, "interrupt")
             self._jump_towards(end - 1)
             start = m.position
             found: list[_Hit] = []
             if m.pc in m.breakpoints and start >= floor:
-                bp = Stopped(m.pc, start, "breakpoint")
+                why = "until" if self._internal_only(m.pc) else "breakpoint"
+                bp = Stopped(m.pc, start, why)
                 if accept is None or accept(bp):
                     found.append(_Hit(start, bp))
-            ev, hits = self._advance(end, "scan", poll=poll)
+            ev, hits = self._advance(end, "scan", poll=poll, accept=accept)
             if isinstance(ev, Stopped) and ev.why == "interrupt":
-                self._seek_to(clear_from)
                 return Stopped(m.pc, m.position, "interrupt")
             for h in hits:
-                if accept is not None and not accept(h):
-                    continue
                 if isinstance(h, WatchHit):
                     at = h.position if h.before else h.position - 1
                 else:
@@ -910,9 +1158,88 @@ class Timeline:
                     found.append(_Hit(at, h))
             if found:
                 return max(found, key=lambda x: x.at)  # stable: the later of equal positions
-            clear_from = start
             end = start
         return None
+
+    # -- range stepping -------------------------------------------------------------------
+    def _range_exits(self, start: int, end: int) -> list[int] | None:
+        """The addresses where control can leave ``[start, end)``: its control-flow
+        instructions and ``end`` itself. None when the range cannot be decoded (too long,
+        unmapped, data): the range step then single-steps."""
+        key = (start, end)
+        if key in self._exits:
+            return self._exits[key]
+        exits: list[int] | None = None
+        if end - start <= RANGE_MAX:
+            exits = self._decode_exits(start, end)
+        if len(self._exits) > 4096:
+            self._exits.clear()
+        self._exits[key] = exits
+        return exits
+
+    def _decode_exits(self, start: int, end: int) -> list[int] | None:
+        import capstone
+
+        m = self.machine
+        try:
+            code = m.mem.read(start, end - start)
+        except SyxdbgError:
+            return None
+        cs = self._cs
+        if cs is None:
+            cs = self._cs = capstone.Cs(m.arch.cs_arch, m.arch.cs_mode)
+            cs.detail = True
+        exits: list[int] = []
+        addr = start
+        for insn in cs.disasm(code, start):
+            if insn.address != addr:
+                return None
+            if set(insn.groups) & _FLOW_GROUPS or insn.mnemonic in _TRAPS \
+                    or insn.mnemonic.startswith("rep"):
+                exits.append(insn.address)
+            addr = insn.address + insn.size
+        if addr != end:
+            return None  # undecodable bytes inside the range
+        exits.append(end)
+        return exits
+
+    def _range_forward(self, start: int, end: int, exits: list[int] | None,
+                       poll: PollFn | None) -> StopEvent:
+        m = self.machine
+        flow = set(exits or ()) - {end}
+        step = True  # gdb: "step once, and then keep stepping while in the range"
+        while True:
+            pos = m.position
+            if step or exits is None or m.pc in flow:
+                ev, _ = self._advance(pos + 1, "stop", poll=poll)
+                stepped = True
+            else:
+                ev, _ = self._advance(None, "stop", poll=poll)
+                stepped = False
+            step = False
+            if not (isinstance(ev, Stopped) and ev.why in ("count", "until")):
+                return self._forward_event(ev)  # a breakpoint, watchpoint, exit, interrupt
+            pc = m.pc
+            if not start <= pc < end:
+                return Stopped(pc, m.position, "step")
+            if stepped and pc in self.breakpoints:
+                # A breakpoint inside the range reached by a step: stop before executing it.
+                return Stopped(pc, m.position, "breakpoint")
+            if self._interrupted(poll):
+                return Stopped(pc, m.position, "interrupt")
+
+    def _range_back(self, start: int, end: int, poll: PollFn | None) -> StopEvent:
+        m = self.machine
+        while True:
+            ev = self._step_back(poll)
+            if not (isinstance(ev, Stopped) and ev.why == "step"):
+                return ev
+            if not start <= m.pc < end:
+                return ev
+            if m.pc in self.breakpoints:
+                return Stopped(m.pc, m.position, "breakpoint")
+            if self._interrupted(poll):
+                return Stopped(m.pc, m.position, "interrupt")
 
     # -- memory budget ------------------------------------------------------------------------
     def _enforce_budget(self) -> None:

@@ -21,6 +21,8 @@ from .registry import CommandError
 
 if TYPE_CHECKING:
     from ..session import Session
+    from ..timeline import Breakpoint as TimelineBreakpoint
+    from ..timeline import Watchpoint
     from .registry import CommandRegistry, Settings
 
 
@@ -36,6 +38,8 @@ class Breakpoint:
     condition: str | None = None
     hits: int = 0
     temporary: bool = False
+    #: This breakpoint's reference in the timeline's table (client "shell").
+    handle: TimelineBreakpoint | Watchpoint | None = None
 
     @property
     def machine_kind(self) -> str:
@@ -143,26 +147,25 @@ class Context:
     def add_breakpoint(self, kind: str, address: int, length: int = 1, where: str = "",
                        condition: str | None = None, temporary: bool = False) -> Breakpoint:
         bp = Breakpoint(self.next_number, kind, address, length, where, condition, 0, temporary)
-        self.next_number += 1
         if kind == "break":
-            if address not in self.session.machine.breakpoints:
-                self.session.add_breakpoint(address)
+            bp.handle = self.session.add_breakpoint(address, client="shell")
         else:
-            self.session.add_watchpoint(address, length, bp.machine_kind)
+            bp.handle = self.session.add_watchpoint(address, length, bp.machine_kind,
+                                                    client="shell")
+        self.next_number += 1
         self.breakpoints[bp.number] = bp
         return bp
 
     def delete_breakpoint(self, number: int) -> Breakpoint:
+        from ..timeline import Breakpoint as TimelineBreakpoint
+
         bp = self.breakpoints.pop(number, None)
         if bp is None:
             raise CommandError(f"no breakpoint number {number}")
-        if bp.kind == "break":
-            if not any(b.kind == "break" and b.address == bp.address
-                       for b in self.breakpoints.values()):
-                self.session.remove_breakpoint(bp.address)
-        elif not any(b.kind == bp.kind and b.address == bp.address and b.length == bp.length
-                     for b in self.breakpoints.values()):
-            self.session.remove_watchpoint(bp.address, bp.length, bp.machine_kind)
+        if isinstance(bp.handle, TimelineBreakpoint):
+            self.session.remove_breakpoint(bp.handle)
+        elif bp.handle is not None:
+            self.session.remove_watchpoint(bp.handle)
         return bp
 
     def breakpoint_for(self, event: StopEvent) -> Breakpoint | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import SyxdbgError
 from .context import Context
 from .registry import Arg, Args, CommandError, CommandRegistry
 
@@ -12,19 +13,11 @@ PAGE = 4096
 
 
 def _position_of(ctx: Context, text: str) -> int:
-    """POSITION: N, +N / -N (relative), or a snapshot name."""
-    s = ctx.session
-    t = text.strip()
+    """POSITION: the session's one grammar (:meth:`~syxdbg.session.Session.position_of`)."""
     try:
-        if t[:1] in "+-":
-            return s.position + int(t, 0)
-        return int(t, 0)
-    except ValueError:
-        pass
-    for p in s.snapshots():
-        if p.name == t:
-            return p.position
-    raise CommandError(f"not a position or snapshot name: {text!r}")
+        return ctx.session.position_of(text)
+    except SyxdbgError as exc:
+        raise CommandError(str(exc)) from None
 
 
 @dataclass
@@ -94,7 +87,8 @@ def _diff(ctx: Context, a: _State, b: _State, label_a: str, label_b: str) -> str
 
 
 def register(r: CommandRegistry) -> None:
-    @r.command("goto", "go to POSITION (instruction count, +N/-N, or a snapshot name)",
+    @r.command("goto", "go to POSITION (instruction count, +N/-N, origin, frontier, here, "
+               "or a snapshot name)",
                category="history", moves=True,
                args=(Arg("position", "position", help="where to go"),))
     def _goto(ctx: Context, args: Args) -> str:
@@ -159,13 +153,12 @@ def register(r: CommandRegistry) -> None:
         from ..timeline import TimelineInterrupted
 
         try:
-            found = s.timeline.last_write(address, length, poll=ctx.poll("last-write"))
+            found = s.last_write(address, length, poll=ctx.poll("last-write"))
         except TimelineInterrupted as exc:
             return f"interrupted at position {exc.event.position}\n"
         if found is None:
             return (f"no instruction wrote {address:#x}..{address + length:#x} since the "
                     f"origin of history (position {s.when().origin})\n")
-        s.hook.syxdbg_stop(session=s, event=found.event)
         insn = s.machine.disassemble(found.pc, 1)
         text = f"{insn[0][1]} {insn[0][2]}".strip() if insn else "?"
         return (f"last write to {ctx.where(found.address, line=False)} "
@@ -209,14 +202,16 @@ def register(r: CommandRegistry) -> None:
         here = s.position
         pa = _position_of(ctx, args.name)
         pb = here if args.name2 is None else _position_of(ctx, args.name2)
-        tl = s.timeline
-        try:
-            tl.seek(pa)
+        poll = ctx.poll("snapshot diff")
+        try:  # (separate motions: the way back must not see the interrupt)
+            s.seek(pa, poll=poll)
+            ctx.check_interrupt()
             a = _capture(ctx)
-            tl.seek(pb)
+            s.seek(pb, poll=poll)
+            ctx.check_interrupt()
             b = _capture(ctx)
         finally:
-            tl.seek(here)
+            s.seek(here)
         return _diff(ctx, a, b, args.name, args.name2 or "now")
 
     info = r.get("info")

@@ -8,6 +8,7 @@ are told apart by their CFA (the caller's stack pointer), from the CFI unwinder.
 from __future__ import annotations
 
 from ..machine.events import Exited, Fault, Killed, StopEvent, Stopped
+from ..timeline import BACKWARD, FORWARD, AcceptFn, Direction
 from .context import Context
 from .debuginfo import DWARF_REGS, Frame
 from .registry import CommandError
@@ -49,29 +50,32 @@ def is_plain_step(ev: StopEvent) -> bool:
     return isinstance(ev, Stopped) and ev.why in ("step", "count", "seek", "until")
 
 
-def _user_stop(ctx: Context, ev: StopEvent) -> bool:
-    """A breakpoint/watchpoint stop that counts (its condition holds); counts the hit."""
+def _condition(ctx: Context, ev: StopEvent) -> bool:
+    """Does a breakpoint/watchpoint stop count? (Asked by the timeline with the machine at
+    the hit, so a false condition is passed inside one motion, in either direction.)"""
     bp = ctx.breakpoint_for(ev)
-    if bp is None:
-        return True
-    if not ctx.condition_holds(bp):
-        return False
-    bp.hits += 1
-    return True
+    return bp is None or ctx.condition_holds(bp)
 
 
-def cont(ctx: Context, direction: str, *, until: int | None = None,
-         label: str = "continue") -> StopEvent:
-    """Continue in ``direction``, skipping breakpoints whose condition is false."""
-    s = ctx.session
-    while True:
-        ev = s.cont(direction, poll=ctx.poll(label), until=until)
-        if isinstance(ev, Stopped) and ev.why in ("breakpoint", "watchpoint") \
-                and not _user_stop(ctx, ev):
-            if ctx.interrupted.is_set():
-                return ev
-            continue
-        return _before_access(ctx, ev)
+def _count_hit(ctx: Context, ev: StopEvent) -> None:
+    bp = ctx.breakpoint_for(ev)
+    if bp is not None and isinstance(ev, Stopped) and ev.why in ("breakpoint", "watchpoint"):
+        bp.hits += 1
+
+
+def cont(ctx: Context, direction: Direction | str, *, until: int | None = None,
+         label: str = "continue", accept: AcceptFn | None = None) -> StopEvent:
+    """Continue in ``direction`` (to ``until`` if given), passing breakpoints whose
+    condition is false and ``until`` stops ``accept`` refuses: one motion."""
+
+    def ok(ev: StopEvent) -> bool:
+        if isinstance(ev, Stopped) and ev.why == "until":
+            return accept is None or accept(ev)
+        return _condition(ctx, ev)
+
+    ev = ctx.session.cont(direction, poll=ctx.poll(label), until=until, accept=ok)
+    _count_hit(ctx, ev)
+    return _before_access(ctx, ev)
 
 
 def _before_access(ctx: Context, ev: StopEvent) -> StopEvent:
@@ -91,10 +95,9 @@ def _before_access(ctx: Context, ev: StopEvent) -> StopEvent:
     return ev
 
 
-def step(ctx: Context, direction: str, count: int = 1) -> StopEvent:
+def step(ctx: Context, direction: Direction | str, count: int = 1) -> StopEvent:
     ev = ctx.session.step(direction, count, poll=ctx.poll("step"))
-    if isinstance(ev, Stopped) and ev.why in ("breakpoint", "watchpoint"):
-        _user_stop(ctx, ev)
+    _count_hit(ctx, ev)
     return ev
 
 
@@ -112,64 +115,46 @@ def is_call(ctx: Context, pc: int) -> int | None:
     return None
 
 
-def finish_frame(ctx: Context) -> StopEvent:
-    """Run until the current function returns to its caller (``finish``)."""
-    fs = frames(ctx, 2)
-    if len(fs) < 2 or fs[0].cfa is None:
-        raise CommandError("cannot find the caller's frame (no CFI and no frame pointer "
-                           "here)")
-    ret, cfa = fs[1].pc, fs[0].cfa
-    while True:
-        ev = cont(ctx, "forward", until=ret, label="finish")
-        if isinstance(ev, Stopped) and ev.why == "until" and sp(ctx) < cfa:
-            if ctx.interrupted.is_set():
-                return ev
-            continue  # a deeper (recursive) activation returned there
-        return ev
-
-
-def reverse_finish_frame(ctx: Context) -> StopEvent:
-    """Go back to the call instruction that called the current function."""
+def finish(ctx: Context, direction: Direction | str = FORWARD) -> StopEvent:
+    """``finish`` / ``reverse-finish``: run until the current function returns to its
+    caller, or go back to the call instruction that called it. One motion to an internal
+    breakpoint (the return address, or the function's entry backwards) whose stops only
+    count in this activation (stack pointer check, so recursion is handled)."""
     s = ctx.session
+    d = Direction.of(direction)
     fs = frames(ctx, 2)
     if len(fs) < 2 or fs[0].cfa is None:
         raise CommandError("cannot find the caller's frame (no CFI and no frame pointer "
                            "here)")
     cfa = fs[0].cfa
+    if d is FORWARD:
+        ret = fs[1].pc
+        return cont(ctx, d, until=ret, label="finish", accept=lambda ev: sp(ctx) >= cfa)
     entry_sp = cfa - (8 if s.machine.arch.name == "x86_64" else 0)
-    sym = ctx.debuginfo.symbol_at(s.regs.pc)
-    got = ctx.debuginfo.cfi_row(s.regs.pc)
-    entry = None
-    if got is not None:
-        entry = _fde_start(ctx, s.regs.pc)
-    if entry is None and sym is not None:
-        entry = sym[1]
+    pc = s.regs.pc
+    entry = _fde_start(ctx, pc) if ctx.debuginfo.cfi_row(pc) is not None else None
+    if entry is None:
+        sym = ctx.debuginfo.symbol_at(pc)
+        entry = sym[1] if sym is not None else None
     if entry is None:
         raise CommandError("cannot find the start of the current function")
-    if s.regs.pc == entry and sp(ctx) == entry_sp:
-        return step(ctx, "backward")
-    temp = entry not in s.machine.breakpoints
-    if temp:
-        s.add_breakpoint(entry)
-    try:
-        while True:
-            ev = s.cont("backward", poll=ctx.poll("reverse-finish"))
-            if isinstance(ev, Stopped) and ev.why == "breakpoint" and ev.pc == entry:
-                if sp(ctx) == entry_sp:
-                    break
-                if ctx.breakpoint_for(ev) is not None and _user_stop(ctx, ev):
-                    return ev
-                if ctx.interrupted.is_set():
-                    return ev
-                continue
-            if isinstance(ev, Stopped) and ev.why in ("breakpoint", "watchpoint") \
-                    and not _user_stop(ctx, ev) and not ctx.interrupted.is_set():
-                continue
-            return ev
-    finally:
-        if temp:
-            s.remove_breakpoint(entry)
-    return step(ctx, "backward")
+    with s.motion():
+        if not (pc == entry and sp(ctx) == entry_sp):
+            ev = cont(ctx, d, until=entry, label="reverse-finish",
+                      accept=lambda ev: sp(ctx) == entry_sp)
+            if not (isinstance(ev, Stopped) and ev.why == "until"):
+                return ev
+        return step(ctx, d)
+
+
+def finish_frame(ctx: Context) -> StopEvent:
+    """``finish`` (see :func:`finish`)."""
+    return finish(ctx, FORWARD)
+
+
+def reverse_finish_frame(ctx: Context) -> StopEvent:
+    """``reverse-finish`` (see :func:`finish`)."""
+    return finish(ctx, BACKWARD)
 
 
 def _fde_start(ctx: Context, pc: int) -> int | None:
@@ -182,48 +167,43 @@ def _fde_start(ctx: Context, pc: int) -> int | None:
     return None
 
 
-def nexti(ctx: Context, count: int) -> StopEvent:
-    ev: StopEvent = Stopped(ctx.session.regs.pc, ctx.session.position, "step")
-    for _ in range(count):
-        ret = is_call(ctx, ctx.session.regs.pc)
-        ev = step(ctx, "forward") if ret is None else finish_call(ctx, ret)
-        if not is_plain_step(ev) or ctx.interrupted.is_set():
-            return ev
+def nexti(ctx: Context, count: int, direction: Direction | str = FORWARD) -> StopEvent:
+    """``nexti``/``reverse-nexti``: instructions, calls as a whole. Forward a call runs to
+    its return address in the same frame; backward, stepping back onto a return lands on
+    the matching call instruction instead."""
+    s = ctx.session
+    d = Direction.of(direction)
+    ev: StopEvent = Stopped(s.regs.pc, s.position, "step")
+    with s.motion():
+        for _ in range(count):
+            if d is FORWARD:
+                ret = is_call(ctx, s.regs.pc)
+                if ret is None:
+                    ev = step(ctx, d)
+                else:
+                    ev = cont(ctx, d, until=ret, label="next",
+                              accept=_not_deeper(ctx, sp(ctx)))
+                    if isinstance(ev, Stopped) and ev.why == "until":
+                        ev = Stopped(ev.pc, ev.position, "step")
+            else:
+                cfa0 = current_cfa(ctx)
+                ev = step(ctx, d)
+                if is_plain_step(ev):
+                    cfa = current_cfa(ctx)
+                    if cfa0 is not None and cfa is not None and cfa < cfa0:
+                        ev = finish(ctx, d)
+            if not is_plain_step(ev) or ctx.interrupted.is_set():
+                return ev
     return ev
 
 
-def finish_call(ctx: Context, ret: int) -> StopEvent:
-    """Execute the call at pc and stop when it returns to ``ret`` (same stack depth)."""
-    here_sp = sp(ctx)
-    ev = step(ctx, "forward")
-    if not is_plain_step(ev):
-        return ev
-    while True:
-        ev = cont(ctx, "forward", until=ret, label="next")
-        if isinstance(ev, Stopped) and ev.why == "until" and sp(ctx) < here_sp:
-            if ctx.interrupted.is_set():
-                return ev
-            continue
-        if isinstance(ev, Stopped) and ev.why == "until":
-            return Stopped(ev.pc, ev.position, "step")
-        return ev
+def _not_deeper(ctx: Context, floor: int) -> AcceptFn:
+    """Accept a stop only in the frame whose stack pointer was ``floor`` or an outer one."""
+    return lambda ev: sp(ctx) >= floor
 
 
 def reverse_nexti(ctx: Context, count: int) -> StopEvent:
-    ev: StopEvent = Stopped(ctx.session.regs.pc, ctx.session.position, "step")
-    for _ in range(count):
-        cfa0 = current_cfa(ctx)
-        ev = step(ctx, "backward")
-        if not is_plain_step(ev):
-            return ev
-        cfa = current_cfa(ctx)
-        if cfa0 is not None and cfa is not None and cfa < cfa0:
-            ev = reverse_finish_frame(ctx)
-            if not is_plain_step(ev):
-                return ev
-        if ctx.interrupted.is_set():
-            return ev
-    return ev
+    return nexti(ctx, count, BACKWARD)
 
 
 def _line_key(ctx: Context, pc: int) -> tuple[str, int] | None:
@@ -237,35 +217,120 @@ def _require_lines(ctx: Context, what: str) -> None:
                            f"use {what[0]}i / {'n' if 'next' in what else 's'}i")
 
 
-def line_step(ctx: Context, over: bool) -> StopEvent:
-    """``step`` (into calls with line info) or ``next`` (over calls), by source line."""
+def _line_span(ctx: Context, pc: int, key: tuple[str, int]) -> tuple[int, int] | None:
+    """The address range around ``pc`` that belongs to line ``key`` (consecutive rows)."""
+    di = ctx.debuginfo
+    rng = di.line_range(pc)
+    if rng is None:
+        return None
+    lo, hi = rng
+    for _ in range(64):
+        nxt = di.line_range(hi)
+        if nxt is None or nxt[0] != hi or _line_key(ctx, hi) != key \
+                or di.is_stmt_start(hi):
+            break
+        hi = nxt[1]
+    return lo, hi
+
+
+def line_step(ctx: Context, over: bool, direction: Direction | str = FORWARD) -> StopEvent:
+    """``step``/``next`` and ``reverse-step``/``reverse-next``, by source line: one motion.
+
+    Forward the current line runs as range steps (one timeline motion each, no checkpoint
+    per instruction); backward it un-executes instruction by instruction. Both directions
+    share the frame logic: a call (a deeper frame) is finished as a whole when stepping
+    over it or when it has no line information, else entered (after the prologue forward,
+    at its last line backward); stepping out into the caller in the middle of its line
+    finishes that line first, as gdb does.
+    """
     s = ctx.session
-    _require_lines(ctx, "next" if over else "step")
+    d = Direction.of(direction)
+    name = ("next" if over else "step") if d is FORWARD else \
+        ("reverse-next" if over else "reverse-step")
+    _require_lines(ctx, name)
+    with s.motion():
+        return _line_step(ctx, over, d)
+
+
+def _line_step(ctx: Context, over: bool, d: Direction) -> StopEvent:
+    s = ctx.session
     start = _line_key(ctx, s.regs.pc)
-    if start is None:  # in code without line information: go back to the caller
-        return finish_frame(ctx)
+    if start is None and d is FORWARD:  # in code without line information: to the caller
+        return finish(ctx, d)
     cfa0 = current_cfa(ctx)
+    target: tuple[str, int] | None = None
+    cfa1 = cfa0
+    # Phase 1: move until the line (or the frame) changes.
     for _ in range(MAX_LINE_STEPS):
-        ev = step(ctx, "forward")
+        span = _line_span(ctx, s.regs.pc, start) if d is FORWARD and start else None
+        if span is not None and span[0] <= s.regs.pc < span[1]:
+            ev = s.range_step(span[0], span[1], d, poll=ctx.poll(name_of(d, over)))
+            _count_hit(ctx, ev)
+        else:
+            ev = step(ctx, d)
         if not is_plain_step(ev) or ctx.interrupted.is_set():
             return ev
         pc = s.regs.pc
         cfa = current_cfa(ctx)
-        if cfa0 is not None and cfa is not None and cfa < cfa0:  # entered a call
+        if cfa0 is not None and cfa is not None and cfa < cfa0:  # into a callee
             if over or _line_key(ctx, pc) is None:
-                ev = finish_frame(ctx)
+                ev = finish(ctx, d)
                 if not is_plain_step(ev):
                     return ev
-                continue
-            return _skip_prologue(ctx)
-        if cfa0 is not None and cfa is not None and cfa > cfa0:  # returned to the caller
-            if _line_key(ctx, pc) is None:
-                return finish_frame(ctx) if frames(ctx, 2)[1:] else ev
-            return Stopped(pc, s.position, "step")
+                if d is FORWARD:
+                    continue
+                pc = s.regs.pc
+                cfa = current_cfa(ctx)
+            elif d is FORWARD:
+                return _skip_prologue(ctx)
+            else:
+                target, cfa1 = _line_key(ctx, pc), cfa
+                break
+        if cfa0 is not None and cfa is not None and cfa > cfa0:  # out to the caller
+            key = _line_key(ctx, pc)
+            if d is BACKWARD:
+                target, cfa1 = key, cfa
+                if target is None:
+                    return Stopped(pc, s.position, "step")
+                break
+            if key is None:
+                return finish(ctx, d) if frames(ctx, 2)[1:] else ev
+            if ctx.debuginfo.is_stmt_start(pc):
+                return Stopped(pc, s.position, "step")
+            start, cfa0 = key, cfa  # mid-line in the caller: finish that line (gdb)
+            continue
         key = _line_key(ctx, pc)
-        if key is not None and key != start and ctx.debuginfo.is_stmt_start(pc):
-            return Stopped(pc, s.position, "step")
-    raise CommandError(f"the line did not end after {MAX_LINE_STEPS} instructions")
+        if key is not None and key != start:
+            if d is FORWARD:
+                if ctx.debuginfo.is_stmt_start(pc):
+                    return Stopped(pc, s.position, "step")
+                continue
+            target, cfa1 = key, cfa
+            break
+    else:
+        raise CommandError(f"the line did not end after {MAX_LINE_STEPS} instructions")
+    # Backward, phase 2: walk back to the first instruction of that line's execution.
+    good = s.position
+    for _ in range(MAX_LINE_STEPS):
+        ev = step(ctx, d)
+        if not is_plain_step(ev):
+            break
+        cfa = current_cfa(ctx)
+        if cfa1 is not None and cfa is not None and cfa < cfa1:
+            ev = finish(ctx, d)
+            if not is_plain_step(ev):
+                return ev
+            cfa = current_cfa(ctx)
+        if _line_key(ctx, s.regs.pc) != target or cfa != cfa1 or ctx.interrupted.is_set():
+            s.seek(good)
+            break
+        good = s.position
+    return Stopped(s.regs.pc, s.position, "step")
+
+
+def name_of(d: Direction, over: bool) -> str:
+    base = "next" if over else "step"
+    return base if d is FORWARD else f"reverse-{base}"
 
 
 def _skip_prologue(ctx: Context) -> StopEvent:
@@ -280,62 +345,12 @@ def _skip_prologue(ctx: Context) -> StopEvent:
         row_range = ctx.debuginfo.line_range(entry)
         if row_range is None or not (row_range[0] <= pc < row_range[1] or pc == entry):
             break
-        ev = step(ctx, "forward")
+        ev = step(ctx, FORWARD)
         if not is_plain_step(ev):
             return ev
     return Stopped(s.regs.pc, s.position, "step")
 
 
 def reverse_line_step(ctx: Context, over: bool) -> StopEvent:
-    """``reverse-step``/``reverse-next``: back to the beginning of the previous line."""
-    s = ctx.session
-    _require_lines(ctx, "reverse-next" if over else "reverse-step")
-    start = _line_key(ctx, s.regs.pc)
-    cfa0 = current_cfa(ctx)
-    target: tuple[str, int] | None = None
-    cfa1 = cfa0
-    # Phase 1: go back until the line (or the frame) changes.
-    for _ in range(MAX_LINE_STEPS):
-        ev = step(ctx, "backward")
-        if not is_plain_step(ev) or ctx.interrupted.is_set():
-            return ev
-        pc = s.regs.pc
-        cfa = current_cfa(ctx)
-        if cfa0 is not None and cfa is not None and cfa < cfa0:  # back into a callee
-            if over or _line_key(ctx, pc) is None:
-                ev = reverse_finish_frame(ctx)
-                if not is_plain_step(ev):
-                    return ev
-                pc = s.regs.pc
-                cfa = current_cfa(ctx)
-            else:
-                target, cfa1 = _line_key(ctx, pc), cfa
-                break
-        if cfa0 is not None and cfa is not None and cfa > cfa0:  # back out to the caller
-            target, cfa1 = _line_key(ctx, pc), cfa
-            if target is None:
-                return Stopped(pc, s.position, "step")
-            break
-        key = _line_key(ctx, pc)
-        if key is not None and key != start:
-            target, cfa1 = key, cfa
-            break
-    else:
-        raise CommandError(f"no line change in {MAX_LINE_STEPS} instructions")
-    # Phase 2: walk back to the first instruction of that line's execution.
-    good = s.position
-    for _ in range(MAX_LINE_STEPS):
-        ev = step(ctx, "backward")
-        if not is_plain_step(ev):
-            break
-        cfa = current_cfa(ctx)
-        if cfa1 is not None and cfa is not None and cfa < cfa1:
-            ev = reverse_finish_frame(ctx)
-            if not is_plain_step(ev):
-                return ev
-            cfa = current_cfa(ctx)
-        if _line_key(ctx, s.regs.pc) != target or cfa != cfa1 or ctx.interrupted.is_set():
-            s.seek(good)
-            break
-        good = s.position
-    return Stopped(s.regs.pc, s.position, "step")
+    """``reverse-step``/``reverse-next`` (:func:`line_step` backward)."""
+    return line_step(ctx, over, BACKWARD)

@@ -402,7 +402,11 @@ class CommandRegistry:
             self.ctx.interrupted.clear()
             before = self.ctx.register_values() if cmd.moves else None
             try:
-                out = cmd.fn(self.ctx, args)
+                if cmd.moves:  # one motion: one stop checkpoint, one syxdbg_stop
+                    with self.ctx.session.motion():
+                        out = cmd.fn(self.ctx, args)
+                else:
+                    out = cmd.fn(self.ctx, args)
             finally:
                 if before is not None and self.ctx.register_values() != before:
                     # Highlight what this command changed (regs, the registers pane).

@@ -168,6 +168,19 @@ _NOISE = re.compile(
 )
 
 
+#: What gdb prints when a forward motion reaches the end of syxdbg's history (the exit).
+END_OF_HISTORY = "No more reverse-execution history."
+
+
+def past_end(gdb: Gdb, command: str, output: str) -> str:
+    """syxdbg stops at the end of history before the program's exit (a stop gdb can reverse
+    from); native gdb reports the exit at once. For a comparison with native behaviour, a
+    forward ``continue`` that stopped there continues once more (which reports the exit)."""
+    if END_OF_HISTORY in output and command in ("continue", "c"):
+        return gdb.cli("continue", check=False)
+    return output
+
+
 def normalize(text: str) -> str:
     """Mask what legitimately differs between a native and an emulated process.
 

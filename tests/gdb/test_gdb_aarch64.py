@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gdbmi import Gdb, normalize, served
+from gdbmi import Gdb, normalize, past_end, served
 from support import in_ci
 
 GDB = shutil.which("gdb-multiarch")
@@ -34,7 +34,11 @@ def _free_port() -> int:
 def run_commands(gdb: Gdb, port: int, commands: list[str]) -> list[tuple[str, str]]:
     # gdb retries a refused connection (tcp auto-retry), so no wait for QEMU is needed.
     gdb.cli(f"target remote 127.0.0.1:{port}")
-    return [(c, gdb.cli("continue" if c == START else c, check=False)) for c in commands]
+    out = []
+    for c in commands:
+        real = "continue" if c == START else c
+        out.append((c, past_end(gdb, real, gdb.cli(real, check=False))))
+    return out
 
 
 def qemu_outputs(exe: Path, args: tuple[str, ...], commands: list[str],

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gdbmi import Gdb, normalize, served
+from gdbmi import Gdb, normalize, past_end, served
 from support import in_ci
 
 pytestmark = pytest.mark.skipif(shutil.which("gdb") is None and not in_ci(),
@@ -40,7 +40,7 @@ def session_outputs(exe: Path, args: tuple[str, ...], commands: list[str], *,
             gdb.cli(f"target remote 127.0.0.1:{srv.port}")
             for cmd in commands:
                 real = "continue" if cmd == START else cmd
-                out.append((cmd, gdb.cli(real, check=False)))
+                out.append((cmd, past_end(gdb, real, gdb.cli(real, check=False))))
         finally:
             gdb.close()
     return out

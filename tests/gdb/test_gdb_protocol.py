@@ -185,6 +185,9 @@ def test_program_exit_gives_W_with_status(build_program) -> None:
     srv = Served(syxdbg.open(str(exe), ("--exit=42",)))
     try:
         c = RspClient(srv.port)
+        # The end of history first: a stop gdb can reverse from (rr, record-full) ...
+        assert c.ask(b"vCont;c").startswith(b"T05replaylog:end;")
+        # ... then resuming forward reports the exit.
         assert c.ask(b"vCont;c") == b"W2a"
         assert c.ask(b"vCont;c") == b"W2a"
         c.close()

@@ -127,7 +127,7 @@ def test_watch_reverse_continue_lands_on_the_corrupting_store_x86_64(
     out = run_syxdbg(gcc("corrupt"), [
         "watch ledger.balance", "disable 2", "break corrupt.c:113", "continue",
         "enable 2", "reverse-continue", "bt 1", "x/i $pc", "reverse-continue",
-        "delete", "reverse-continue", "continue",
+        "delete", "reverse-continue", "continue", "continue",
     ])
     # x86: the state before the write, pc at the writing instruction, old = after.
     assert "Old value = 777\nNew value = 5968\n" in out[5]
@@ -138,8 +138,10 @@ def test_watch_reverse_continue_lands_on_the_corrupting_store_x86_64(
     assert "Old value = 5968\nNew value = 5191\n" in out[8]
     assert "apply_transaction (amount=777)" in out[8]
     assert NO_HISTORY in out[10]
-    # and forward again, replaying then live: the program ends as it did
-    assert "exited with code 01" in out[11]
+    # and forward again, replaying then live: history ends before the exit (a stop gdb can
+    # reverse from), then the program ends as it did
+    assert NO_HISTORY in out[11] and "_exit" in out[11]
+    assert "exited with code 01" in out[12]
 
 
 @needs_gdb
@@ -175,6 +177,7 @@ def test_ctrl_c_interrupts_a_long_reverse_continue(gcc: Callable[[str], Path]) -
         assert when.origin < when.position <= end
         assert when.frontier == end
         # the interrupted reverse-continue left a consistent state: forward again, to the end
+        assert NO_HISTORY in g.cli("continue")
         assert "exited normally" in g.cli("continue")
 
 
@@ -197,6 +200,7 @@ def test_memory_write_in_the_past_says_so_once_and_continues_live(
         assert g.cli("print ledger.balance").strip().endswith("= 5968")
         text = target_output(g)
         assert text.count("discarded the recorded future") == 1, text
+        assert NO_HISTORY in g.cli("continue")
         assert "exited normally" in g.cli("continue")
 
 
@@ -220,7 +224,7 @@ def test_watch_reverse_continue_lands_on_the_corrupting_store_aarch64(
     out = run_syxdbg(a64("corrupt"), [
         "watch ledger.balance", "disable 2", "break corrupt.c:113", "continue",
         "enable 2", "reverse-continue", "bt 1", "x/i $pc", "reverse-continue",
-        "delete", "reverse-continue", "continue",
+        "delete", "reverse-continue", "continue", "continue",
     ], gdb=GDB_MULTIARCH)
     # aarch64: the stub reports after the write, gdb steps back onto the store itself.
     assert "Old value = 777\nNew value = 5968\n" in out[5]
@@ -229,7 +233,8 @@ def test_watch_reverse_continue_lands_on_the_corrupting_store_aarch64(
     assert "Old value = 5968\nNew value = 5191\n" in out[8]
     assert "apply_transaction (amount=777)" in out[8]
     assert NO_HISTORY in out[10]
-    assert "exited with code 01" in out[11]
+    assert NO_HISTORY in out[11] and "_exit" in out[11]  # the end of history, then the exit
+    assert "exited with code 01" in out[12]
 
 
 @needs_multiarch

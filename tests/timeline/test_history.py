@@ -101,15 +101,13 @@ def test_an_interrupt_from_another_thread_stops_a_long_reverse_continue(build_pr
         assert start.why == "breakpoint"
         end = s.cont(FORWARD)
         assert isinstance(end, Exited) and end.position > 2_000_000
-        polls = 0
         asked = threading.Event()
         sent = threading.Event()
         result = []
 
         def poll() -> bool:
-            nonlocal polls
-            polls += 1
-            if polls == 3:  # two intervals scanned: ask for Ctrl-C and wait until it is sent
+            # Two intervals scanned: ask for Ctrl-C and wait until it is sent.
+            if not asked.is_set() and s.machine.position < end.position - 120_000:
                 asked.set()
                 assert sent.wait(60)
             return False

@@ -76,7 +76,7 @@ def test_reverse_continue_lands_on_each_earlier_breakpoint_hit_then_history_begi
         build_program, toolchain):
     exe = build_program("corrupt", toolchain)
     with open_session(exe, interval=3_000) as s:
-        bp = s.add_breakpoint("record_history")
+        bp = s.add_breakpoint("record_history").address
         forward_hits = []
         while True:
             ev = s.cont(FORWARD)
@@ -102,7 +102,7 @@ def test_reverse_continue_lands_on_each_earlier_breakpoint_hit_then_history_begi
 def test_breakpoint_at_the_current_pc_is_not_a_hit_backwards(build_program):
     exe = build_program("corrupt", "gcc")
     with open_session(exe, interval=3_000) as s:
-        bp = s.add_breakpoint("record_history")
+        bp = s.add_breakpoint("record_history").address
         first = s.cont(FORWARD)
         second = s.cont(FORWARD)
         assert second.pc == bp and second.position > first.position
