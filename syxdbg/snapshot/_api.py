@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from ..machine.core import CpuState
     from ..state import StateRegistry
 
+_PAGE = 4096
+
 #: The device name of the CPU context (registers, position, machine-held registers).
 CPU = "cpu"
 
@@ -80,6 +82,11 @@ class Engine(Protocol):
         """Free every log older than ``log``."""
 
     def has_log(self, log: int) -> bool: ...
+
+    def pages_since(self, log: int) -> list[int]:
+        """Guest addresses (sorted, mapped now) of the pages whose bytes may differ from the
+        state at the start of ``log``: first writes recorded since (guest and host). Regions
+        whose mapping changed since are the caller's business."""
 
     def check(self) -> list[PageDiff]:
         """Pages of mapped RAM that differ from the state at the start of the open log."""
@@ -418,6 +425,26 @@ class SyxSnapshot:
     def positions(self) -> list[int | None]:
         """The machine position of each checkpoint (root first), None without CPU state."""
         return [None if cp.cpu is None else cp.cpu.position for cp in self._stack]
+
+    def dirty_pages_since(self, index: int = -1) -> list[int]:
+        """Sorted guest addresses of the mapped pages whose bytes may differ from checkpoint
+        ``index`` (default: the newest): the pages written since it, by the guest or the
+        host, plus every page of a region mapped or reshaped since.
+
+        A recording persists exactly these at each checkpoint. On the compiled core this
+        costs the pages written, never RAM size (the journal already knows them); the
+        reference compares its full images.
+        """
+        self._require_tracked()
+        if not -len(self._stack) <= index < len(self._stack):
+            raise SnapshotError(f"no checkpoint {index} (there are {len(self._stack)})")
+        cp = self._stack[index]
+        pages = set(self.tracker.engine.pages_since(cp.log))
+        old = {(r.start, r.size, r.backing.id, r.offset) for r in cp.layout}
+        for r in self.machine.mem.regions():
+            if (r.start, r.size, r.backing.id, r.offset) not in old:
+                pages.update(range(r.start, r.end, _PAGE))
+        return sorted(pages)
 
     def check_memory_consistency(self) -> int:
         """Pages of all mapped guest RAM that differ from the state last pushed or restored."""

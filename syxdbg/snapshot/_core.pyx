@@ -620,6 +620,36 @@ cdef class Journal:
         out.sort()
         return out
 
+    def pages_since(self, int64_t log_id):
+        """Guest addresses (sorted, mapped now) of the pages first written in ``log_id`` or
+        any newer log: the pages that may differ from the state at the start of ``log_id``.
+        Costs the pages written, never RAM size."""
+        cdef Py_ssize_t k = self._index(log_id)
+        if k < 0:
+            raise KeyError(log_id)
+        cdef size_t i, e, m
+        cdef uint64_t off
+        cdef MapEnt *mp
+        cdef Log *lg
+        by_backing = {}
+        for m in range(self.j.nmaps):
+            by_backing.setdefault(self.j.maps[m].bidx, []).append(m)
+        seen = set()
+        out = set()
+        for i in range(<size_t>k, self.j.nlogs):
+            lg = &self.j.logs[i]
+            for e in range(lg.n):
+                key = (<uint64_t>lg.ents[e].bidx << 32) | lg.ents[e].page
+                if key in seen:
+                    continue
+                seen.add(key)
+                off = <uint64_t>lg.ents[e].page << PAGE_SHIFT
+                for m in by_backing.get(lg.ents[e].bidx, ()):
+                    mp = &self.j.maps[m]
+                    if mp.boff <= off < mp.boff + (mp.end - mp.start):
+                        out.add(mp.start + (off - mp.boff))
+        return sorted(out)
+
     # -- verification -------------------------------------------------------------------------
     def enable_verify(self):
         """Keep a shadow image of RAM at the start of the open log (for :meth:`check`)."""

@@ -79,6 +79,22 @@ class ReferenceJournal:
     def has_log(self, log: int) -> bool:
         return log in self._logs
 
+    def pages_since(self, log: int) -> list[int]:
+        """Pages (mapped now) that differ from the image taken when ``log`` was opened: a
+        full comparison, as everything in the reference."""
+        img = self._logs[log]
+        out = []
+        for r in self.machine.mem.regions():
+            entry = img.get(r.backing.id)
+            if entry is None:
+                continue  # a backing created since: the region is new (the caller's part)
+            buf, old = r.backing.buf, entry[1]
+            for off in range(0, r.size, PAGE):
+                boff = r.offset + off
+                if buf[boff : boff + PAGE] != old[boff : boff + PAGE]:
+                    out.append(r.start + off)
+        return sorted(out)
+
     def check(self) -> list[PageDiff]:
         img = self._logs[max(self._logs)] if self._logs else {}
         out = []

@@ -21,7 +21,8 @@ from support import tool_missing
 
 import syxdbg
 from syxdbg.machine.events import Fault
-from syxdbg.recording import _CHUNK, _HEADER, Recording, memory_digest, register_values
+from syxdbg.recording import Recording, memory_digest, register_values
+from syxdbg.recording._format import _CHUNK, _HEADER
 
 SYXDBG = [sys.executable, "-m", "syxdbg"]
 ENV = ["--clear-env", "-E", "PATH=/usr/bin:/bin", "-E", "LC_ALL=C"]
@@ -437,12 +438,7 @@ def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
     from syxdbg.errors import SyxdbgError
 
     data = small_recording.read_bytes()
-    chunks = []
-    off = _HEADER.size
-    while off < len(data):
-        tag, _, n = _CHUNK.unpack_from(data, off)
-        chunks.append((tag, data[off + _CHUNK.size:off + _CHUNK.size + n]))
-        off += _CHUNK.size + n
+    chunks = split_chunks(data)
     outcomes = set()
     for i, (tag, body) in enumerate(chunks):
         if tag in (b"META", b"PROG"):
@@ -452,12 +448,10 @@ def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
             forged = bytearray(raw)
             forged[where] ^= 0x5A
             new = zlib.compress(bytes(forged))
-            out = bytearray(data[:_HEADER.size])
-            for j, (t, b) in enumerate(chunks):
-                payload = new if j == i else b
-                out += _CHUNK.pack(t, zlib.crc32(payload), len(payload)) + payload
             bad = tmp_path / f"forged-{i}-{where}.syxrec"
-            bad.write_bytes(bytes(out))
+            bad.write_bytes(join_chunks(data[:_HEADER.size],
+                                        [(t, new if j == i else b)
+                                         for j, (t, b) in enumerate(chunks)]))
             try:
                 with syxdbg.replay(str(bad)) as s:
                     s.seek(s.recording.end_position)  # type: ignore[union-attr]
@@ -467,18 +461,45 @@ def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
     assert "RecordingError" in outcomes and "Divergence" in outcomes, outcomes
 
 
-def forge(src: Path, dst: Path, *, meta=None, change=None, raw=None) -> None:
-    """Rewrite a recording with valid checksums: ``meta(dict)`` edits the JSON description,
-    ``change(tag, obj)`` a pickled chunk's object, ``raw(tag, payload)`` any payload."""
-    import json
-
-    data = src.read_bytes()
-    out = bytearray(data[:_HEADER.size])
+def split_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(tag, payload) of every chunk; the END! payload without its whole-file digest."""
+    out = []
     off = _HEADER.size
     while off < len(data):
         tag, _, n = _CHUNK.unpack_from(data, off)
         body = data[off + _CHUNK.size:off + _CHUNK.size + n]
         off += _CHUNK.size + n
+        out.append((tag, body[32:] if tag == b"END!" else body))
+    return out
+
+
+def join_chunks(header: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A recording from chunks, with valid CRCs and a valid whole-file digest: what a forger
+    who knows the format writes."""
+    import hashlib
+
+    digest = hashlib.sha256(header)
+    out = bytearray(header)
+    for tag, body in chunks:
+        if tag == b"END!":
+            final = digest.copy()
+            final.update(b"END!" + hashlib.sha256(body).digest())
+            body = final.digest() + body
+        head = _CHUNK.pack(tag, zlib.crc32(body), len(body))
+        digest.update(head + hashlib.sha256(body).digest())
+        out += head + body
+    return bytes(out)
+
+
+def forge(src: Path, dst: Path, *, meta=None, change=None, raw=None) -> None:
+    """Rewrite a recording with valid checksums and digest: ``meta(dict)`` edits the JSON
+    description, ``change(tag, obj)`` a pickled chunk's object, ``raw(tag, payload)`` any
+    payload (END!'s without the digest)."""
+    import json
+
+    data = src.read_bytes()
+    chunks = []
+    for tag, body in split_chunks(data):
         if tag == b"META" and meta is not None:
             body = json.dumps(meta(json.loads(body))).encode()
         elif tag not in (b"META", b"PROG", b"PAGE") and change is not None:
@@ -486,8 +507,8 @@ def forge(src: Path, dst: Path, *, meta=None, change=None, raw=None) -> None:
                                               5))
         if raw is not None:
             body = raw(tag, body)
-        out += _CHUNK.pack(tag, zlib.crc32(body), len(body)) + body
-    dst.write_bytes(bytes(out))
+        chunks.append((tag, body))
+    dst.write_bytes(join_chunks(data[:_HEADER.size], chunks))
 
 
 def test_a_replay_that_ends_otherwise_than_recorded_diverges(small_recording: Path,
@@ -520,6 +541,7 @@ def test_a_replay_that_ends_otherwise_than_recorded_diverges(small_recording: Pa
 def test_recordings_cannot_import_or_reach_unicorn_internals(small_recording: Path,
                                                              tmp_path: Path) -> None:
     import syxdbg.recording as recording
+    from syxdbg.recording import _codec
 
     # A global from a trusted package that is not imported yet: refused, never imported.
     sneaky = tmp_path / "import.syxrec"
@@ -547,7 +569,7 @@ def test_recordings_cannot_import_or_reach_unicorn_internals(small_recording: Pa
     bomb = zlib.compress(b"\0" * (recording.MAX_CHUNK + 1))
     assert len(bomb) < recording.MAX_CHUNK // 500
     with pytest.raises(recording.RecordingError, match="larger than it may be"):
-        recording._loads(bomb, frozenset({"syxdbg"}))
+        _codec.loads(bomb, frozenset({"syxdbg"}))
 
 
 def test_the_recorded_program_path_is_only_a_hint(small_recording: Path,
