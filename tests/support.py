@@ -84,3 +84,82 @@ def toy_machine(arch: str, code: bytes, *, rwx: bool = False, data_pages: int = 
 
     m.set_syscall_handler(syscall)
     return m
+
+
+# -- recordings: the one forger ------------------------------------------------------------------
+def split_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(tag, payload) of every chunk of a recording; END!'s payload without the whole-file
+    digest of format 2 (format 1 has none)."""
+    from syxdbg.recording._format import _CHUNK, _HEADER
+
+    version = int.from_bytes(data[8:12], "little")
+    out = []
+    off = _HEADER.size
+    while off < len(data):
+        tag, _, n = _CHUNK.unpack_from(data, off)
+        body = data[off + _CHUNK.size:off + _CHUNK.size + n]
+        off += _CHUNK.size + n
+        out.append((tag, body[32:] if tag == b"END!" and version >= 2 else body))
+    return out
+
+
+def join_chunks(header: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """A recording from chunks with valid CRCs and (format 2) a valid whole-file digest: what
+    a forger who knows the format writes."""
+    import hashlib
+    import zlib
+
+    from syxdbg.recording._format import _CHUNK
+
+    version = int.from_bytes(header[8:12], "little")
+    digest = hashlib.sha256(header)
+    out = bytearray(header)
+    for tag, body in chunks:
+        if tag == b"END!" and version >= 2:
+            final = digest.copy()
+            final.update(b"END!" + hashlib.sha256(body).digest())
+            body = final.digest() + body
+        head = _CHUNK.pack(tag, zlib.crc32(body), len(body))
+        digest.update(head + hashlib.sha256(body).digest())
+        out += head + body
+    return bytes(out)
+
+
+def forge_recording(src: Path, dst: Path, *, meta=None, change=None, raw=None,  # noqa: ANN001
+                    crc_only: bool = False) -> None:
+    """Rewrite a recording as a forger would: ``meta(dict)`` edits the JSON description,
+    ``change(tag, obj)`` a pickled chunk's object, ``raw(tag, payload)`` any payload (END!'s
+    without the digest). Checksums and the whole-file digest are made valid, unless
+    ``crc_only`` (a naive forger: the old digest is kept)."""
+    import json
+    import pickle
+    import zlib
+
+    from syxdbg.recording._format import _HEADER
+
+    data = src.read_bytes()
+    chunks = []
+    for tag, body in split_chunks(data):
+        if tag == b"META" and meta is not None:
+            body = json.dumps(meta(json.loads(body))).encode()
+        elif tag not in (b"META", b"PROG", b"PAGE") and change is not None:
+            body = zlib.compress(pickle.dumps(change(tag, pickle.loads(zlib.decompress(body))),
+                                              5))
+        if raw is not None:
+            body = raw(tag, body)
+        chunks.append((tag, body))
+    header = data[:_HEADER.size]
+    if not crc_only or int.from_bytes(header[8:12], "little") < 2:
+        dst.write_bytes(join_chunks(header, chunks))
+        return
+    # A forger who only fixes CRCs: the END! chunk keeps the original digest.
+    from syxdbg.recording._format import _CHUNK
+
+    end = data.rindex(b"END!")
+    old_digest = data[end + _CHUNK.size:end + _CHUNK.size + 32]
+    out = bytearray(header)
+    for tag, body in chunks:
+        if tag == b"END!":
+            body = old_digest + body
+        out += _CHUNK.pack(tag, zlib.crc32(body), len(body)) + body
+    dst.write_bytes(bytes(out))

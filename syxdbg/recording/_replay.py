@@ -212,8 +212,8 @@ def check_start(rec: Recording, session: Session) -> None:
         out: list[bytes] = []
         while (p := u(addr)) != 0:
             if len(out) >= limit:
-                raise RecordingError("corrupted recording: the initial stack has too many "
-                                     "strings")
+                raise RecordingError(f"{rec.path}: corrupted recording: the initial stack "
+                                     "has too many strings")
             out.append(mem.read_cstring(p))
             addr += word
         return out, addr + word
@@ -233,7 +233,8 @@ def check_start(rec: Recording, session: Session) -> None:
         random = mem.read(aux[_AT_RANDOM], 16).hex() if _AT_RANDOM in aux else None
         execfn = mem.read_cstring(aux[_AT_EXECFN]) if _AT_EXECFN in aux else None
     except (SyxdbgError, KeyError) as exc:
-        raise RecordingError(f"corrupted recording: the recorded initial stack is unreadable "
+        raise RecordingError(f"{rec.path}: corrupted recording: the recorded initial stack is "
+                             f"unreadable "
                              f"({exc})") from None
     want = ([os.fsencode(a) for a in meta["argv"]], [os.fsencode(e) for e in meta["envp"]])
     wrong = [name for name, got, exp in (
@@ -244,8 +245,8 @@ def check_start(rec: Recording, session: Session) -> None:
     if argc != len(argv):
         wrong.insert(0, "argc")
     if wrong:
-        raise RecordingError(f"corrupted recording: its description does not match the "
-                             f"recorded start ({', '.join(wrong)} differ)")
+        raise RecordingError(f"{rec.path}: corrupted recording: its description does not "
+                             f"match the recorded start ({', '.join(wrong)} differ)")
 
 
 # =========================================================================================

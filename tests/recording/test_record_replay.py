@@ -8,7 +8,6 @@ position by position) and through a real gdb.
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import support
 from support import tool_missing
 
 import syxdbg
@@ -438,7 +438,7 @@ def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
     from syxdbg.errors import SyxdbgError
 
     data = small_recording.read_bytes()
-    chunks = split_chunks(data)
+    chunks = support.split_chunks(data)
     outcomes = set()
     for i, (tag, body) in enumerate(chunks):
         if tag in (b"META", b"PROG"):
@@ -449,7 +449,7 @@ def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
             forged[where] ^= 0x5A
             new = zlib.compress(bytes(forged))
             bad = tmp_path / f"forged-{i}-{where}.syxrec"
-            bad.write_bytes(join_chunks(data[:_HEADER.size],
+            bad.write_bytes(support.join_chunks(data[:_HEADER.size],
                                         [(t, new if j == i else b)
                                          for j, (t, b) in enumerate(chunks)]))
             try:
@@ -461,54 +461,9 @@ def test_forged_contents_with_valid_checksums_never_crash(small_recording: Path,
     assert "RecordingError" in outcomes and "Divergence" in outcomes, outcomes
 
 
-def split_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """(tag, payload) of every chunk; the END! payload without its whole-file digest."""
-    out = []
-    off = _HEADER.size
-    while off < len(data):
-        tag, _, n = _CHUNK.unpack_from(data, off)
-        body = data[off + _CHUNK.size:off + _CHUNK.size + n]
-        off += _CHUNK.size + n
-        out.append((tag, body[32:] if tag == b"END!" else body))
-    return out
-
-
-def join_chunks(header: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
-    """A recording from chunks, with valid CRCs and a valid whole-file digest: what a forger
-    who knows the format writes."""
-    import hashlib
-
-    digest = hashlib.sha256(header)
-    out = bytearray(header)
-    for tag, body in chunks:
-        if tag == b"END!":
-            final = digest.copy()
-            final.update(b"END!" + hashlib.sha256(body).digest())
-            body = final.digest() + body
-        head = _CHUNK.pack(tag, zlib.crc32(body), len(body))
-        digest.update(head + hashlib.sha256(body).digest())
-        out += head + body
-    return bytes(out)
-
-
-def forge(src: Path, dst: Path, *, meta=None, change=None, raw=None) -> None:
-    """Rewrite a recording with valid checksums and digest: ``meta(dict)`` edits the JSON
-    description, ``change(tag, obj)`` a pickled chunk's object, ``raw(tag, payload)`` any
-    payload (END!'s without the digest)."""
-    import json
-
-    data = src.read_bytes()
-    chunks = []
-    for tag, body in split_chunks(data):
-        if tag == b"META" and meta is not None:
-            body = json.dumps(meta(json.loads(body))).encode()
-        elif tag not in (b"META", b"PROG", b"PAGE") and change is not None:
-            body = zlib.compress(pickle.dumps(change(tag, pickle.loads(zlib.decompress(body))),
-                                              5))
-        if raw is not None:
-            body = raw(tag, body)
-        chunks.append((tag, body))
-    dst.write_bytes(join_chunks(data[:_HEADER.size], chunks))
+def forge(src: Path, dst: Path, **kwargs) -> None:
+    """Rewrite a recording with valid checksums and digest (``support.forge_recording``)."""
+    support.forge_recording(src, dst, **kwargs)
 
 
 def test_a_replay_that_ends_otherwise_than_recorded_diverges(small_recording: Path,
