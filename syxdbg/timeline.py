@@ -465,6 +465,9 @@ class Timeline:
         if not refs:
             self._bps.pop(address, None)
             self.machine.remove_breakpoint(address)
+            # Blocks translated while the hook existed keep calling it (Unicorn 2.1): drop
+            # them, or a deleted breakpoint still stops (Machine.remove_breakpoint does not).
+            self.machine.uc.ctl_remove_cache(address, address + 1)
 
     @property
     def breakpoints(self) -> frozenset[int]:

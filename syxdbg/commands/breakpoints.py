@@ -1,7 +1,9 @@
 """Breakpoints and watchpoints: break, tbreak, delete, watch, rwatch, awatch, info breakpoints.
 
-They are numbered here and installed through the Session (the timeline owns them, so they
-survive every restore and work in both directions).
+They are numbered here and installed through the Session as references of the "shell"
+client in the timeline's one breakpoint table (so they survive every restore, work in both
+directions, and are independent of gdb's own breakpoints at the same addresses: under gdb
+they are ``monitor break``/``monitor watch``).
 """
 
 from __future__ import annotations
@@ -54,13 +56,16 @@ def register(r: CommandRegistry) -> None:
         return "\n".join(out) + "\n"
 
     @r.command("break", "stop at ADDRESS, SYMBOL or FILE:LINE [if CONDITION]",
-               category="breakpoints", aliases=("b", "br"), shell_only=True,
+               category="breakpoints", aliases=("b", "br"),
                args=(Arg("location", "location", optional=True, many=True,
                          help="where (default: pc), then optionally 'if CONDITION'"),))
     def _break(ctx: Context, args: Args) -> str:
         """A machine breakpoint (a C hook bound to the address: nothing runs per
         instruction). CONDITION is an expression (``$rdi == 777``, ``u64(ledger+128) >
-        1000``); when it is false the stop is passed silently in either direction."""
+        1000``); when it is false the stop is passed silently in either direction by the
+        shell's motions. Under gdb (``monitor break``) it is a reference of its own in the
+        timeline's table: gdb's ``delete`` does not remove it, and gdb reports a stop there
+        as a SIGTRAP (gdb does not know it; conditions apply to the shell's motions only)."""
         return add_break(ctx, args, False)
 
     @r.command("tbreak", "a breakpoint that is deleted at its first stop",
@@ -71,7 +76,7 @@ def register(r: CommandRegistry) -> None:
         return add_break(ctx, args, True)
 
     @r.command("delete", "delete breakpoints/watchpoints by number (all without numbers)",
-               category="breakpoints", aliases=("d",), shell_only=True,
+               category="breakpoints", aliases=("d",),
                args=(Arg("numbers", "int", optional=True, many=True),))
     def _delete(ctx: Context, args: Args) -> str:
         """``delete`` alone deletes every breakpoint and watchpoint."""
@@ -97,7 +102,7 @@ def register(r: CommandRegistry) -> None:
         def fn(ctx: Context, args: Args, kind: str = kind) -> str:
             return add_watch(kind, ctx, args)
 
-        r.command(kind, help_text, category="breakpoints", shell_only=True,
+        r.command(kind, help_text, category="breakpoints",
                   args=(where_arg, _LEN),
                   description="A data watchpoint of any length (C memory hooks, no page "
                   "protection tricks). Forward it stops after the accessing instruction "

@@ -3,6 +3,7 @@ sample program; gdb's ``monitor`` sees the same registry; ``last-write`` finds t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -14,61 +15,100 @@ from syxdbg.session import Session
 from syxdbg.shell.app import Shell
 
 #: A sample invocation of every command (and subcommand), run on corrupt.c stopped in
-#: record_history with a snapshot "s1" saved. A new command without a sample fails
+#: record_history (corrupt.c:65) with a snapshot "s1" saved, and a regular expression its
+#: output must contain. A new command without a sample fails
 #: test_every_command_runs_on_a_sample_program.
-SAMPLES: dict[str, list[str]] = {
-    "run": ["run"],
-    "continue": ["continue"],
-    "stepi": ["stepi", "si 3"],
-    "nexti": ["nexti 2"],
-    "step": ["step"],
-    "next": ["next 2"],
-    "finish": ["finish"],
-    "reverse-stepi": ["reverse-stepi", "rsi 4"],
-    "reverse-nexti": ["rni 2"],
-    "reverse-step": ["reverse-step"],
-    "reverse-next": ["reverse-next"],
-    "reverse-finish": ["reverse-finish"],
-    "reverse-continue": ["reverse-continue"],
-    "break": ["break main", "b corrupt.c:83 if $rdi > 500", "break *0x401000"],
-    "tbreak": ["tbreak audit"],
-    "delete": ["delete", "delete 9999999"],
-    "watch": ["watch ledger.balance"],
-    "rwatch": ["rwatch ledger.tx_count 8"],
-    "awatch": ["awatch ledger+0x88"],
-    "regs": ["regs", "regs rip rsp"],
-    "x": ["x/4gx $rsp", "x/8xb ledger", "x/s 0x479004", "x/3i $pc", "x/2dw $rsp", "x"],
-    "print": ["print $rsp + 8", "p u64(ledger.balance)"],
-    "disas": ["disas", "disas main", "disas $pc 3"],
-    "bt": ["bt", "bt 2"],
-    "regions": ["regions"],
-    "goto": ["goto 100", "goto s1", "goto +10", "goto -5"],
-    "when": ["when"],
-    "position": ["position"],
-    "coverage": ["coverage /dev/null", "coverage /dev/null origin s1"],
-    "trace": ["trace /dev/null -20", "trace /dev/null 0 30"],
-    "recording": ["recording"],
-    "last-write": ["last-write ledger.balance", "last-write ledger+0x80 8"],
-    "snapshot": ["snapshot list"],
-    "snapshot save": ["snapshot save s2"],
-    "snapshot restore": ["snapshot restore s1"],
-    "snapshot list": ["snapshot list"],
-    "snapshot diff": ["snapshot diff s1", "snapshot diff s1 s1"],
-    "checkpoints": ["checkpoints"],
-    "info": ["info"],
-    "info breakpoints": ["info breakpoints"],
-    "info registers": ["info registers", "info registers rax"],
-    "info mappings": ["info mappings"],
-    "info symbols": ["info symbols ^record", "info symbols"],
-    "info checkpoints": ["info checkpoints"],
-    "info line": ["info line", "info line main"],
-    "help": ["help", "help x", "help info breakpoints", "help snapshot"],
-    "show": ["show", "show context.panes"],
-    "set": ["set context.code-lines 4", "set reg rax 0x1234", "set $rbx = 7"],
-    "context": ["context", "context code timeline"],
-    "echo": ["echo hello"],
-    "keys": ["keys"],
-    "quit": ["quit"],
+AT_65 = r"<record_history\+0x7> at corrupt\.c:65"
+SAMPLES: dict[str, list[tuple[str, str]]] = {
+    "run": [("run", r"^Breakpoint \d+, 0x[0-9a-f]+ <record_history")],
+    "continue": [("continue", r"^\[program exited with status 1 at position \d+\]")],
+    "stepi": [("stepi", r"<record_history\+0xe> at corrupt\.c:65"),
+              ("si 3", r"<record_history\+0x16> at corrupt\.c:67")],
+    "nexti": [("nexti 2", r"<record_history\+0x12> at corrupt\.c:66")],
+    "step": [("step", r"at corrupt\.c:66")],
+    "next": [("next 2", r"at corrupt\.c:67")],
+    "finish": [("finish", r"^Run till exit from 0x40165c <record_history\+0x7>\n"
+                          r"0x[0-9a-f]+ <audit\+0x[0-9a-f]+> at corrupt\.c:7\d")],
+    "reverse-stepi": [("reverse-stepi", r"<record_history> at corrupt\.c:64"),
+                      ("rsi 4", r"<audit\+0x[0-9a-f]+> at corrupt\.c:7\d")],
+    "reverse-nexti": [("rni 2", r"<audit\+0x[0-9a-f]+> at corrupt\.c:76")],
+    "reverse-step": [("reverse-step", r"<record_history> at corrupt\.c:64")],
+    "reverse-next": [("reverse-next", r"<record_history> at corrupt\.c:64")],
+    "reverse-finish": [("reverse-finish", r"<audit\+0x[0-9a-f]+> at corrupt\.c:76")],
+    "reverse-continue": [("reverse-continue",
+                          r"^No more reverse-execution history: at the beginning of history\.")],
+    "break": [("break main", r"^Breakpoint \d+ at 0x[0-9a-f]+ <main\+0x1> at corrupt\.c:107"),
+              ("b corrupt.c:83 if $rdi > 500",
+               r"^Breakpoint \d+ at 0x[0-9a-f]+ <apply_transaction\+0x[0-9a-f]+> at "
+               r"corrupt\.c:83 if \$rdi > 500"),
+              ("break *0x401000", r"^Breakpoint \d+ at 0x401000 <_init>")],
+    "tbreak": [("tbreak audit", r"^Temporary breakpoint \d+ at 0x[0-9a-f]+ <audit")],
+    "delete": [("delete", r"^no breakpoints"), ("delete 9999999", r"^deleted 1 breakpoint")],
+    "watch": [("watch ledger.balance", r"^Watchpoint \d+: ledger\.balance \(0x[0-9a-f]+, "
+                                       r"8 bytes\)")],
+    "rwatch": [("rwatch ledger.tx_count 8", r"^Read watchpoint \d+: ledger\.tx_count")],
+    "awatch": [("awatch ledger+0x88", r"^Access watchpoint \d+: ledger\+0x88 \(0x[0-9a-f]+, "
+                                      r"8 bytes\)")],
+    "regs": [("regs", r"(?m)^rip\s+0x000000000040165c\s+<record_history\+0x7>"),
+             ("regs rip rsp", r"^rip\s+0x000000000040165c .*\nrsp\s+0x")],
+    "x": [("x/4gx $rsp", r"^0x[0-9a-f]+:\t0x[0-9a-f]{16}\t0x[0-9a-f]{16}\n"),
+          ("x/8xb ledger", r"^0x[0-9a-f]+ <ledger>:(\t0x[0-9a-f]{2}){8}"),
+          ("x/s 0x479004", r'^0x479004:\t"--fixed"'),
+          ("x/3i $pc", r"^=> 0x40165c <record_history\+0x7>:\tlea"),
+          ("x/2dw $rsp", r"^0x[0-9a-f]+:\t\d+\t\d+"), ("x", r"^0x[0-9a-f]+:\t")],
+    "print": [("print $rsp + 8", r"^0x7fffeffffc00 \(\d+\)"),
+              ("p u64(ledger.balance)", r"^0x[0-9a-f]+ \(\d+\)")],
+    "disas": [("disas", r"(?m)^=> 0x40165c <record_history\+0x7>:"),
+              ("disas main", r"^   0x[0-9a-f]+ <main>:\tpush"),
+              ("disas $pc 3", r"^=> 0x40165c .*\n.*\n.*\n$")],
+    "bt": [("bt", r"^#0  0x000000000040165c in record_history \(\) at corrupt\.c:65\n"
+                  r"#1  0x[0-9a-f]+ in audit \(\)"),
+           ("bt 2", r"^#0 .*record_history.*\n#1 .*audit.*\n$")],
+    "regions": [("regions", r"(?m)^0x000000400000-0x000000401000 r-- ")],
+    "goto": [("goto 100", r"^0x[0-9a-f]+ <"), ("goto s1", AT_65),
+             ("goto +10", r"<record_history\+0x[0-9a-f]+> at corrupt\.c:\d+"),
+             ("goto -5", r"<audit\+0x[0-9a-f]+> at corrupt\.c:7\d")],
+    "when": [("when", r"^position 10313 \(frontier \d+, origin 0; replaying\)")],
+    "position": [("position", r"^10313\n$")],
+    "coverage": [("coverage /dev/null", r"^coverage of positions 0\.\.\d+ .* blocks"),
+                 ("coverage /dev/null origin s1", r"^coverage of positions 0\.\.10313 ")],
+    "trace": [("trace /dev/null -20", r"^trace of positions 10293\.\.10313 written to "
+                                      r"/dev/null: 20 lines"),
+              ("trace /dev/null 0 30", r"^trace of positions 0\.\.30 written .*: 30 lines")],
+    "recording": [("recording", r"^not replaying a recording")],
+    "last-write": [("last-write ledger.balance",
+                    r"^last write to 0x[0-9a-f]+ <ledger\+0x80> \(8 bytes at 0x[0-9a-f]+\): "
+                    r"position \d+\n  0x[0-9a-f]+ <apply_transaction\+0x4> at corrupt\.c:82"),
+                   ("last-write ledger+0x80 8", r"<apply_transaction\+0x4> at corrupt\.c:82")],
+    "snapshot": [("snapshot list", r"^\* s1 +position 10313 ")],
+    "snapshot save": [("snapshot save s2", r"^snapshot 's2' at position 10313 ")],
+    "snapshot restore": [("snapshot restore s1", AT_65)],
+    "snapshot list": [("snapshot list", r"^\* s1 +position 10313 ")],
+    "snapshot diff": [("snapshot diff s1", r"^diff s1 \(position 10313\) -> now \(position "
+                                           r"10313\)\nregisters: 0 differ\nmemory: 0 page"),
+                      ("snapshot diff s1 s1", r"^diff s1 .* -> s1 ")],
+    "checkpoints": [("checkpoints", r"(?m)^  #0 +position 0 ")],
+    "info": [("info", r"(?m)^arch: +x86_64\nposition: +10313\n")],
+    "info breakpoints": [("info breakpoints", r"^No breakpoints or watchpoints\.")],
+    "info registers": [("info registers", r"(?m)^rsp +0x00007fff"),
+                       ("info registers rax", r"^rax +0x[0-9a-f]{16}  \d+\n$")],
+    "info mappings": [("info mappings", r"(?m)^0x000000401000-0x000000479000 r-x ")],
+    "info symbols": [("info symbols ^record", r"^0x0000000000401655 +67  record_history\n$"),
+                     ("info symbols", r"(?m) main$")],
+    "info checkpoints": [("info checkpoints", r"^position 10313, frontier \d+, origin 0\n")],
+    "info line": [("info line", r"^0x40165c <record_history\+0x7> is at .*corrupt\.c:65"),
+                  ("info line main", r"^0x[0-9a-f]+ <main> is at .*corrupt\.c:\d+")],
+    "help": [("help", r"^syxdbg commands:\nrunning:"), ("help x", r"^x -- examine memory"),
+             ("help info breakpoints", r"^info breakpoints -- list breakpoints"),
+             ("help snapshot", r"(?m)^  snapshot save +name the current point in time")],
+    "show": [("show", r"(?m)^context\.code-lines = \d+"),
+             ("show context.panes", r"^context\.panes = ")],
+    "set": [("set context.code-lines 4", r"^context\.code-lines = 4"),
+            ("set reg rax 0x1234", r"^rax = 0x1234\n"), ("set $rbx = 7", r"^rbx = 0x7")],
+    "context": [("context", r"regs"), ("context code timeline", r"code.*\n(.*\n)* → 0x40165c")],
+    "echo": [("echo hello", r"^hello\n?$")],
+    "keys": [("keys", r"(?m)^  f5 +run 'continue'")],
+    "quit": [("quit", r"^$")],
 }
 
 
@@ -89,7 +129,7 @@ def shell(session: Session) -> Iterator[Shell]:
 
 
 def prepare(shell: Shell) -> None:
-    for line in ("break record_history", "run", "snapshot save s1", "delete"):
+    for line in ("delete", "break record_history", "run", "snapshot save s1", "delete"):
         frags, ok = shell.execute(line)
         assert ok, frags
 
@@ -111,17 +151,20 @@ def test_every_command_runs_on_a_sample_program(shell: Shell) -> None:
     missing = [n for n in names if n not in SAMPLES]
     assert not missing, f"add samples for {missing}"
     for name in names:
-        for line in SAMPLES[name]:
+        for line, want in SAMPLES[name]:
             prepare(shell)
             shell.ctx.quit_requested = False
             if line == "delete 9999999":  # numbers are per registry: make that one exist
                 shell.ctx.next_number = 9999999
                 shell.registry.execute("break main")
+            if line == "run":
+                shell.registry.execute("break record_history")
             try:
                 result = shell.registry.execute(line)
             except CommandError as exc:  # a user-level error is fine, a crash is not
                 pytest.fail(f"{line!r}: {exc}")
-            assert isinstance(to_text(result.output), str)
+            text = to_text(result.output)
+            assert re.search(want, text), f"{line!r} printed:\n{text}"
 
 
 def test_shell_reports_errors_in_one_line(shell: Shell) -> None:
