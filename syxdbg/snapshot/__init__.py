@@ -13,6 +13,7 @@ import os
 from ._api import (
     CPU,
     DeviceSnapshotKind,
+    JournalFull,
     PageDiff,
     SnapshotError,
     SyxSnapshotTracker,
@@ -30,6 +31,6 @@ except ImportError:
     BACKEND = "reference"
 
 __all__ = [
-    "BACKEND", "CPU", "DeviceSnapshotKind", "PageDiff", "ReferenceSyxSnapshot",
+    "BACKEND", "CPU", "DeviceSnapshotKind", "JournalFull", "PageDiff", "ReferenceSyxSnapshot",
     "SnapshotError", "SyxSnapshot", "SyxSnapshotTracker",
 ]

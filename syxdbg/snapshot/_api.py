@@ -45,6 +45,16 @@ class SnapshotError(SyxdbgError):
     """A snapshot operation is not possible (stale snapshot, nothing to pop, bad filter...)."""
 
 
+class JournalFull(SnapshotError):
+    """The snapshot journal is out of memory (its limit, or the host's).
+
+    Raised by the push that could not start a new checkpoint, or by the host write whose
+    pre-image could not be kept (that write did not happen). Every existing checkpoint stays
+    exact: the machine stopped at the end of the block in flight, whose stores' pre-images
+    came from a reserve. Restoring an older checkpoint or dropping history frees memory.
+    """
+
+
 class DeviceSnapshotKind(enum.Enum):
     """Which devices (the CPU plus registered states) a snapshot or increment saves."""
 
@@ -96,6 +106,14 @@ class Engine(Protocol):
 
     def enable_verify(self) -> None:
         """Keep what :meth:`check` needs (the compiled core keeps a shadow copy of RAM)."""
+
+    def set_limit(self, max_bytes: int | None) -> None:
+        """Keep at most ``max_bytes`` of saved memory (None: as much as the host gives);
+        past it the journal is full and pushes raise :class:`JournalFull`."""
+
+    @property
+    def full(self) -> bool:
+        """True while the journal is out of memory."""
 
     def close(self) -> None: ...
 
@@ -158,6 +176,18 @@ class SyxSnapshotTracker:
     @property
     def tracked(self) -> list[SyxSnapshot]:
         return list(self._tracked)
+
+    def set_memory_limit(self, max_bytes: int | None) -> None:
+        """Bound the memory the journal keeps for this machine's history (None: the host's
+        memory is the bound). Reaching it stops the machine at the end of the current block;
+        the next push raises :class:`JournalFull`, every checkpoint still exact."""
+        self.engine.set_limit(max_bytes)
+
+    @property
+    def memory_full(self) -> bool:
+        """The journal is out of memory: a run that stopped for no other reason stopped for
+        this, and the next push will raise :class:`JournalFull`."""
+        return self.engine.full
 
     def track(self, snapshot: SyxSnapshot) -> None:
         """Make ``snapshot`` follow writes again (its logs must still exist)."""

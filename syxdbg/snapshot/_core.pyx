@@ -33,6 +33,8 @@ from syxdbg.includes.unicorn cimport *
 
 include "../includes/ucapi.pxi"
 
+from ._api import JournalFull
+
 cdef extern from "sys/mman.h" nogil:
     void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)
     int munmap(void *addr, size_t length)
@@ -62,6 +64,11 @@ cdef extern from *:
 DEF PAGE_SHIFT = 12
 DEF PAGE_SIZE = 4096
 DEF POOL_CHUNK = 256  # pages per pre-faulted pool chunk (1 MiB)
+# Pages set aside for the pre-images of the stores still in flight when the pool runs out
+# (the limit is reached or the host refuses memory): Unicorn stops at the end of the current
+# translation block, which writes at most TCG_MAX_INSNS (512) x 2 pages. Mapped without
+# MAP_POPULATE: it costs address space only until used.
+DEF RESERVE_PAGES = 1024
 
 
 ctypedef struct BackingState:
@@ -111,12 +118,20 @@ ctypedef struct J:
     size_t nchunks
     size_t capchunks
     size_t held
-    int oom
+    int oom             # the pool ran out; pre-images come from the reserve (consistent)
+    int lost            # a pre-image could not be saved at all (history before it is wrong)
+    int64_t lost_log    # the newest log that lost a pre-image
+    size_t limit        # most pool pages (0: no limit but the host's)
+    uint8_t *reserve    # RESERVE_PAGES pages
+    uint8_t **rfree     # the free reserve pages
+    size_t nrfree
     uint32_t mark_token
 
 
 # -- pool -----------------------------------------------------------------------------------
 cdef int _pool_grow(J *j) noexcept nogil:
+    if j.limit and (j.nchunks + 1) * POOL_CHUNK > j.limit:
+        return -1
     cdef void *p = mmap(NULL, POOL_CHUNK * PAGE_SIZE, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0)
     cdef size_t i
@@ -147,22 +162,48 @@ cdef int _pool_grow(J *j) noexcept nogil:
     return 0
 
 
-cdef inline uint8_t *_pool_get(J *j) noexcept nogil:
+cdef inline uint8_t *_pool_get(J *j, bint use_reserve) noexcept nogil:
+    """A free pre-image page. When the pool cannot grow, a page of the reserve (only for
+    guest stores already under way: ``use_reserve``) and the journal is marked full."""
     if j.nfree == 0 and _pool_grow(j) != 0:
-        return NULL
+        j.oom = 1
+        if not use_reserve or j.nrfree == 0:
+            return NULL
+        j.nrfree -= 1
+        return j.rfree[j.nrfree]
     j.nfree -= 1
     return j.freepages[j.nfree]
 
 
+cdef inline bint _in_reserve(J *j, uint8_t *page) noexcept nogil:
+    return j.reserve != NULL and j.reserve <= page < j.reserve + RESERVE_PAGES * PAGE_SIZE
+
+
 cdef inline void _pool_put(J *j, uint8_t *page) noexcept nogil:
-    # INVARIANT: capfree >= number of pool pages (see _pool_grow).
+    # INVARIANT: capfree >= number of pool pages (see _pool_grow); the reserve list has room
+    # for every reserve page.
+    if _in_reserve(j, page):
+        j.rfree[j.nrfree] = page
+        j.nrfree += 1
+        return
     j.freepages[j.nfree] = page
     j.nfree += 1
 
 
+cdef inline void _settle_oom(J *j) noexcept nogil:
+    """Memory was given back: the journal is no longer full once the reserve is whole again
+    and the pool may grow (or has free pages)."""
+    if j.oom and j.nrfree == RESERVE_PAGES and (
+            j.nfree > 0 or not j.limit or j.nchunks * POOL_CHUNK < j.limit):
+        j.oom = 0
+
+
 # -- recording ------------------------------------------------------------------------------
-cdef inline int _record(J *j, uint32_t bidx, size_t page) noexcept nogil:
-    """Copy the pre-image of (bidx, page) into the open log unless already done this epoch."""
+cdef inline int _record(J *j, uint32_t bidx, size_t page, bint guest) noexcept nogil:
+    """Copy the pre-image of (bidx, page) into the open log unless already done this epoch.
+
+    ``guest``: a store already under way (it happens whatever we return): the reserve may be
+    used, and failing marks the journal ``lost``. A host write fails before it happens."""
     cdef BackingState *b = &j.backs[bidx]
     cdef Log *lg
     cdef Entry *ne
@@ -176,12 +217,19 @@ cdef inline int _record(J *j, uint32_t bidx, size_t page) noexcept nogil:
         ne = <Entry *>realloc(lg.ents, (lg.cap * 2 + 64) * sizeof(Entry))
         if ne == NULL:
             j.oom = 1
+            if guest:
+                j.lost = 1
+                if lg.id > j.lost_log:
+                    j.lost_log = lg.id
             return -1
         lg.ents = ne
         lg.cap = lg.cap * 2 + 64
-    buf = _pool_get(j)
+    buf = _pool_get(j, guest)
     if buf == NULL:
-        j.oom = 1
+        if guest:
+            j.lost = 1
+            if lg.id > j.lost_log:
+                j.lost_log = lg.id
         return -1
     memcpy(buf, b.base + (page << PAGE_SHIFT), PAGE_SIZE)
     lg.ents[lg.n].bidx = bidx
@@ -216,17 +264,20 @@ cdef inline MapEnt *_find_map(J *j, uint64_t addr) noexcept nogil:
     return NULL
 
 
-cdef inline void _mark_range(J *j, uint64_t addr, uint64_t size) noexcept nogil:
+cdef inline int _mark_range(J *j, uint64_t addr, uint64_t size, bint guest) noexcept nogil:
     cdef uint64_t a = addr & ~<uint64_t>(PAGE_SIZE - 1)
     cdef uint64_t end = addr + size
     cdef MapEnt *m
     if size == 0:
-        return
+        return 0
     while a < end:
         m = _find_map(j, a)
         if m != NULL:
-            _record(j, m.bidx, <size_t>((a - m.start + m.boff) >> PAGE_SHIFT))
+            if _record(j, m.bidx, <size_t>((a - m.start + m.boff) >> PAGE_SHIFT), guest) != 0:
+                if not guest:
+                    return -1
         a += PAGE_SIZE
+    return 0
 
 
 cdef void _write_cb(void *uc, int type, uint64_t address, int size, int64_t value,
@@ -236,9 +287,9 @@ cdef void _write_cb(void *uc, int type, uint64_t address, int size, int64_t valu
         return
     if ((address ^ (address + <uint64_t>size - 1)) >> PAGE_SHIFT) == 0:
         # Fast case: one page; the stamp check is the whole cost of a repeated store.
-        _mark_range(j, address, 1)
+        _mark_range(j, address, 1, True)
     else:
-        _mark_range(j, address, <uint64_t>size)
+        _mark_range(j, address, <uint64_t>size, True)
     if j.oom:
         j.api.emu_stop(<uc_engine *>uc)
 
@@ -261,7 +312,10 @@ cdef bint _tlb_cb(void *uc, uint64_t vaddr, int type, uc_tlb_entry *result,
     if type == UC_MEM_FETCH:
         b.fetched[page] = 1
     if type == UC_MEM_WRITE and (m.perms & UC_PROT_WRITE):
-        if _record(j, m.bidx, page) != 0:
+        _record(j, m.bidx, page, True)
+        if j.oom:
+            # Full: stop at the end of this block (its stores' pre-images come from the
+            # reserve), so the journal stays exact.
             j.api.emu_stop(<uc_engine *>uc)
     if (m.perms & UC_PROT_WRITE) and (b.stamp[page] == j.gen or j.nlogs == 0):
         perms |= UC_PROT_WRITE
@@ -322,6 +376,7 @@ cdef class Journal:
         self._next_id = 0
         self.j.uc = <void *>_uc_handle(self._uc)
         _ucapi_fill(&self.j.api)
+        self._alloc_reserve()
         if mode == "auto":
             mode = "tlb" if machine.can_enable_virtual_tlb() else "hook"
         cdef uc_err err
@@ -373,6 +428,28 @@ cdef class Journal:
         self.j.freepages = NULL
         self.j.nchunks = 0
         self.j.nfree = 0
+        if self.j.reserve != NULL:
+            munmap(self.j.reserve, RESERVE_PAGES * PAGE_SIZE)
+            self.j.reserve = NULL
+        free(self.j.rfree)
+        self.j.rfree = NULL
+        self.j.nrfree = 0
+
+    cdef int _alloc_reserve(self) except -1:
+        cdef void *p = mmap(NULL, RESERVE_PAGES * PAGE_SIZE, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        cdef size_t i
+        if p == MAP_FAILED:
+            raise JournalFull("snapshot journal: the host has no memory for its reserve")
+        self.j.rfree = <uint8_t **>malloc(RESERVE_PAGES * sizeof(uint8_t *))
+        if self.j.rfree == NULL:
+            munmap(p, RESERVE_PAGES * PAGE_SIZE)
+            raise JournalFull("snapshot journal: the host has no memory for its reserve")
+        self.j.reserve = <uint8_t *>p
+        for i in range(RESERVE_PAGES):
+            self.j.rfree[i] = self.j.reserve + (RESERVE_PAGES - 1 - i) * PAGE_SIZE
+        self.j.nrfree = RESERVE_PAGES
+        return 0
 
     @property
     def mode(self):
@@ -393,7 +470,7 @@ cdef class Journal:
             nb = <BackingState *>realloc(self.j.backs,
                                          (self.j.capbacks * 2 + 8) * sizeof(BackingState))
             if nb == NULL:
-                raise MemoryError()
+                raise JournalFull("snapshot journal: the host is out of memory")
             self.j.backs = nb
             self.j.capbacks = self.j.capbacks * 2 + 8
         cdef BackingState *b = &self.j.backs[self.j.nbacks]
@@ -404,7 +481,7 @@ cdef class Journal:
         b.mark = <uint32_t *>calloc(npages, sizeof(uint32_t))
         b.fetched = <uint8_t *>calloc(npages, 1)
         if b.stamp == NULL or b.mark == NULL or b.fetched == NULL:
-            raise MemoryError()
+            raise JournalFull("snapshot journal: the host is out of memory")
         # A backing first seen now is recorded as "already saved" in no epoch: stamp 0
         # never equals a live generation once a log is open.
         if self._verify:
@@ -419,7 +496,8 @@ cdef class Journal:
         cdef void *p = mmap(NULL, b.npages * PAGE_SIZE, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if p == MAP_FAILED:
-            raise MemoryError("shadow copy of guest RAM")
+            raise JournalFull("snapshot journal: the host has no memory for a shadow copy of "
+                              "guest RAM")
         memcpy(p, b.base, b.npages * PAGE_SIZE)
         b.shadow = <uint8_t *>p
         return 0
@@ -430,7 +508,7 @@ cdef class Journal:
         cdef size_t n = len(regions)
         cdef MapEnt *maps = <MapEnt *>calloc(n + 1, sizeof(MapEnt))
         if maps == NULL:
-            raise MemoryError()
+            raise JournalFull("snapshot journal: the host is out of memory")
         cdef size_t i = 0
         try:
             for r in regions:
@@ -452,11 +530,12 @@ cdef class Journal:
 
     # -- host writes --------------------------------------------------------------------------
     def host_write(self, uint64_t address, uint64_t size):
-        """Record pre-images before a host write (a ``Memory.write_observers`` callback)."""
-        _mark_range(&self.j, address, size)
-        if self.j.oom:
-            self.j.oom = 0
-            raise MemoryError("snapshot journal: out of memory for pre-images")
+        """Record pre-images before a host write (a ``Memory.write_observers`` callback).
+
+        Raises :class:`JournalFull` when a pre-image cannot be kept: the write must then not
+        happen (``Memory.write`` calls its observers first), so the journal stays exact."""
+        if _mark_range(&self.j, address, size, False) != 0:
+            raise JournalFull(self._full_message())
 
     # -- logs ---------------------------------------------------------------------------------
     cdef Py_ssize_t _index(self, int64_t log_id) noexcept:
@@ -480,8 +559,9 @@ cdef class Journal:
         cdef Log *cur
         cdef BackingState *b
         if self.j.oom:
-            self.j.oom = 0
-            raise MemoryError("snapshot journal: out of memory for pre-images")
+            # The open log stays open and exact (the reserve kept the pre-images of the
+            # stores in flight); memory comes back when older history is restored or freed.
+            raise JournalFull(self._full_message())
         if self._verify and self.j.nlogs:
             cur = &self.j.logs[self.j.nlogs - 1]
             for i in range(cur.n):
@@ -491,7 +571,7 @@ cdef class Journal:
         if self.j.nlogs == self.j.caplogs:
             nl = <Log *>realloc(self.j.logs, (self.j.caplogs * 2 + 8) * sizeof(Log))
             if nl == NULL:
-                raise MemoryError()
+                raise JournalFull("snapshot journal: the host is out of memory")
             self.j.logs = nl
             self.j.caplogs = self.j.caplogs * 2 + 8
         self._next_id += 1
@@ -509,6 +589,9 @@ cdef class Journal:
         cdef Py_ssize_t k = self._index(log_id)
         if k < 0:
             raise KeyError(log_id)
+        if self.j.lost and log_id <= self.j.lost_log:
+            raise JournalFull("snapshot journal: that state cannot be restored: memory ran out "
+                              "while the guest was writing and a pre-image was lost")
         cdef Py_ssize_t i
         cdef size_t e, written = 0, m
         cdef Log *lg
@@ -544,7 +627,7 @@ cdef class Journal:
             while <Py_ssize_t>self.j.nlogs - 1 > k:
                 _remove_log(&self.j, self.j.nlogs - 1)
             self.j.gen += 1
-            self.j.oom = 0
+            _settle_oom(&self.j)
         if self.j.tlb:
             self._flush_tlb()
         if code:
@@ -567,12 +650,13 @@ cdef class Journal:
         if k == 0:
             _free_log_entries(&self.j, cur)
             _remove_log(&self.j, 0)
+            _settle_oom(&self.j)
             return
         prev = &self.j.logs[k - 1]
         if prev.n + cur.n > prev.cap:
             ne = <Entry *>realloc(prev.ents, (prev.n + cur.n + 64) * sizeof(Entry))
             if ne == NULL:
-                raise MemoryError()
+                raise JournalFull("snapshot journal: the host is out of memory")
             prev.ents = ne
             prev.cap = prev.n + cur.n + 64
         self.j.mark_token += 1
@@ -590,12 +674,35 @@ cdef class Journal:
                 prev.n += 1
         cur.n = 0
         _remove_log(&self.j, k)
+        _settle_oom(&self.j)
 
     def drop_older(self, int64_t log_id):
         """Free every log older than ``log_id``."""
         while self.j.nlogs and self.j.logs[0].id < log_id and self.j.nlogs > 1:
             _free_log_entries(&self.j, &self.j.logs[0])
             _remove_log(&self.j, 0)
+        _settle_oom(&self.j)
+
+    # -- memory limit -------------------------------------------------------------------------
+    def set_limit(self, max_bytes):
+        """Keep at most ``max_bytes`` of pre-images (None: as much as the host gives). Past
+        it the journal is *full*: the machine stops at the end of the current block and the
+        next push raises :class:`JournalFull`, with every state still exact."""
+        self.j.limit = 0 if max_bytes is None else max(1, (max_bytes + PAGE_SIZE - 1)
+                                                       // PAGE_SIZE)
+        _settle_oom(&self.j)
+
+    @property
+    def full(self):
+        """True while the journal is out of memory (see :meth:`set_limit`)."""
+        return bool(self.j.oom)
+
+    def _full_message(self):
+        if self.j.limit:
+            return (f"snapshot journal full: its {self.j.limit * PAGE_SIZE >> 20} MiB limit "
+                    "is reached (go back in time or drop history to free it)")
+        return ("snapshot journal full: the host is out of memory (go back in time or drop "
+                "history to free it)")
 
     def has_log(self, int64_t log_id):
         return self._index(log_id) >= 0
@@ -704,6 +811,9 @@ cdef class Journal:
             "logs": self.j.nlogs,
             "pool_pages": self.j.nchunks * POOL_CHUNK,
             "free_pages": self.j.nfree,
+            "reserve_free": self.j.nrfree,
+            "limit_pages": self.j.limit,
+            "full": int(self.j.oom),
         }
 
     def close(self):

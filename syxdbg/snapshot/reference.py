@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import _api
-from ._api import PageDiff
+from ._api import JournalFull, PageDiff
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -29,6 +29,7 @@ class ReferenceJournal:
         self.machine = machine
         self._logs: dict[int, Image] = {}
         self._next = 0
+        self._limit: int | None = None
 
     def _capture(self) -> Image:
         img: Image = {}
@@ -38,7 +39,22 @@ class ReferenceJournal:
                 img[b.id] = (b, bytes(b.buf))
         return img
 
+    def _ram_bytes(self) -> int:
+        return sum({r.backing.id: r.backing.size for r in self.machine.mem.regions()}.values())
+
+    def set_limit(self, max_bytes: int | None) -> None:
+        self._limit = max_bytes
+
+    @property
+    def full(self) -> bool:
+        """Another image would not fit in the limit."""
+        return self._limit is not None and self.stats()["bytes"] + self._ram_bytes() > \
+            self._limit
+
     def open_log(self) -> int:
+        if self.full:
+            raise JournalFull(f"snapshot journal full: its {self._limit} bytes limit is "
+                              "reached (go back in time or drop history to free it)")
         self._next += 1
         self._logs[self._next] = self._capture()
         return self._next

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from guest import CMD, DATA, EXTRA, IMPLS, STACK, Guest, layout, ram, snapshot_class
+from guest import CMD, CODE, DATA, EXTRA, IMPLS, STACK, Guest, layout, ram, snapshot_class
 
 from syxdbg.machine import Machine, Perm
 from syxdbg.snapshot import DeviceSnapshotKind, SnapshotError, SyxSnapshotTracker
@@ -355,3 +355,51 @@ def test_dirty_pages_since_names_written_pages_and_new_regions(Snap, arch: str) 
     assert snap.dirty_pages_since() == [DATA + 0x7000]
     with pytest.raises(SnapshotError):
         snap.dirty_pages_since(5)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_full_journal_is_a_clean_error_and_every_state_stays_exact(Snap, arch: str) -> None:
+    """Out of memory for pre-images (a limit provokes it): no MemoryError, the machine stops,
+    the next push raises JournalFull (a SyxdbgError), older states restore exactly, and once
+    memory is given back the journal works again."""
+    from syxdbg.errors import SyxdbgError
+    from syxdbg.snapshot import JournalFull
+
+    big, size = 0x10000000, 0x200000  # 512 pages, twice the limit below
+    g = Guest(arch)
+    m = g.machine
+    m.mem.map(big, size, Perm.RW, "big")
+    snap = Snap.new(m, verify=True)
+    root = capture(m)
+    tracker = snap.tracker
+    ram_bytes = sum(r.size for r in m.mem.regions())
+    core = not Snap.__name__.startswith("Reference") and Snap.__module__.endswith("core")
+    # The reference keeps one RAM image per checkpoint: room for two.
+    tracker.set_memory_limit(1 << 20 if core else ram_bytes * 5 // 2)
+    snap.increment_push()
+    blob = b"".join(x.to_bytes(8, "little") for x in (5, big, 0x77, size, 0, 0, 0, 0))
+    m.mem.write(CMD, blob)
+    m.regs.pc = CODE
+    ev = m.run(until=g.done)
+    assert tracker.memory_full
+    if core:
+        # Stopped early, at a block boundary: the stores in flight kept their pre-images.
+        assert ev.reason == "stopped" and m.pc != g.done
+        untouched = big + size - 0x1000
+        assert m.mem.read(untouched, 16) == bytes(16)
+        with pytest.raises(JournalFull):  # a host write whose pre-image cannot be kept ...
+            m.mem.write(untouched, b"host")
+        assert m.mem.read(untouched, 16) == bytes(16)  # ... does not happen
+    with pytest.raises(JournalFull) as info:
+        snap.increment_push()
+    assert isinstance(info.value, SyxdbgError) and "full" in str(info.value)
+    assert snap.depth == 1
+    snap.root_restore()
+    assert_state(snap, m, root)
+    assert not tracker.memory_full
+    # Usable again: push, run, restore.
+    snap.increment_push()
+    g.run([(4, DATA + 8, 0x1234, 0)])
+    snap.restore(1)
+    assert_state(snap, m, root)
+    tracker.set_memory_limit(None)
