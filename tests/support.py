@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,7 @@ import pytest
 
 if TYPE_CHECKING:
     from syxdbg.machine import Machine
+    from syxdbg.machine.arch import ArchSpec
 
 
 def in_ci() -> bool:
@@ -54,6 +55,11 @@ def assemble(arch: str, source: str, workdir: Path, *, name: str = "code",
 TOY_CODE = 0x400000
 TOY_DATA = 0x600000
 
+#: What toy_machine() builds its Machine with: ``syxdbg.machine.Machine`` when None. Suites
+#: that rerun the machine tests on a variant (tests/snapshot/test_machine_tracked.py: a
+#: machine with the snapshot journal attached) set it (with pytest's monkeypatch).
+MACHINE_FACTORY: Callable[[ArchSpec], Machine] | None = None
+
 
 def toy_machine(arch: str, code: bytes, *, rwx: bool = False, data_pages: int = 1,
                 host_write: tuple[int, bytes] | None = None) -> Machine:
@@ -63,7 +69,7 @@ def toy_machine(arch: str, code: bytes, *, rwx: bool = False, data_pages: int = 
     bytes to guest memory, as a kernel filling a buffer would)."""
     from syxdbg.machine import Machine, Perm, get_arch
 
-    m = Machine(get_arch(arch))
+    m = (MACHINE_FACTORY or Machine)(get_arch(arch))
     m.mem.map(TOY_CODE, 0x1000, Perm.RWX if rwx else Perm.RX, "code")
     m.mem.map(TOY_DATA, 0x1000, Perm.RW, "data")
     for i in range(1, data_pages):

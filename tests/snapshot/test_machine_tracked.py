@@ -11,6 +11,7 @@ import inspect
 from typing import Any
 
 import pytest
+import support
 import test_machine as tm
 from test_machine import assemble  # noqa: F401 (the fixture the machine tests use)
 
@@ -38,6 +39,7 @@ def test_machine_suite_with_tracking(name: str, params: dict[str, Any], mode: st
                                      monkeypatch: pytest.MonkeyPatch,
                                      request: pytest.FixtureRequest) -> None:
     core = importlib.import_module("syxdbg.snapshot.core")  # built by pip install: no skip
+    built: list[Machine] = []
 
     class Tracked(Machine):
         def __init__(self, *a: Any, **k: Any) -> None:
@@ -45,9 +47,17 @@ def test_machine_suite_with_tracking(name: str, params: dict[str, Any], mode: st
             core.attach(self, mode)
             self._snap = core.CoreSyxSnapshot.new(self)
             assert self._snap.tracker.engine.mode == mode
+            built.append(self)
 
+    # The machine tests build machines directly and through support.toy_machine: both must
+    # build tracked ones.
     monkeypatch.setattr(tm, "Machine", Tracked)
+    monkeypatch.setattr(support, "MACHINE_FACTORY", Tracked)
     fn = getattr(tm, name)
     kwargs = {p: params[p] if p in params else request.getfixturevalue(p)
               for p in inspect.signature(fn).parameters}
     fn(**kwargs)
+    assert built, f"{name} ran on no tracked machine"
+    for m in built:  # ... and the journal really was in the machine's TLB or hooks
+        engine = m._snap.tracker.engine  # type: ignore[attr-defined]
+        assert engine.mode == mode and (mode != "tlb" or m.tlb_owner is engine)
