@@ -152,7 +152,9 @@ class PacketReader:
 
     Between packets it reports ``+``/``-``/0x03 and skips anything else. Inside a packet every
     byte except ``#`` is data (binary ``X`` data may contain 0x03). A ``$`` inside a body
-    restarts the packet, which resynchronises after a lost ``#``. Bodies longer than
+    restarts the packet, which resynchronises after a lost ``#``; a non-hex byte where a
+    checksum digit belongs ends the frame as :class:`Corrupt` and is then read again (a ``$``
+    there starts the next packet, a 0x03 is an interrupt). Bodies longer than
     ``max_packet_size`` raw bytes are not buffered and end as a :class:`Corrupt` event.
     """
 
@@ -169,6 +171,13 @@ class PacketReader:
             event = self._feed_byte(b)
             if event is not None:
                 events.append(event)
+                if isinstance(event, Corrupt) and b not in _HEX_DIGITS:
+                    # A non-hex byte where a checksum digit belongs ends the damaged frame
+                    # and is read again, between packets, as the start of what follows:
+                    # "$g#$?#3f" still delivers the '?' (without acks nothing is resent).
+                    again = self._feed_byte(b)
+                    if again is not None:
+                        events.append(again)
         return events
 
     def _feed_byte(self, b: int) -> Event | None:

@@ -11,9 +11,12 @@ connection for 0x03 between chunks; that is how Ctrl-C works in a single thread.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
+import queue
 import select
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -78,6 +81,20 @@ log = logging.getLogger("gdbstub")
 
 DEFAULT_PACKET_SIZE = 0x4000
 DEFAULT_CHUNK_SECONDS = 0.05
+#: A connection that sends no valid packet within this many seconds of being accepted is
+#: dropped, so a silent client cannot hold the one session slot (gdb speaks at once).
+DEFAULT_IDLE_TIMEOUT = 10.0
+#: How long a connection that arrives while another is served may wait for the session to
+#: end (a gdb reconnecting right after a disconnect the server has not yet noticed) before
+#: it is refused. One such connection waits at a time; others are refused at once.
+BUSY_GRACE_SECONDS = 1.0
+#: How long a refused second client is kept to read its greeting before the socket closes
+#: (closing with unread input would reset the connection and lose the refusal message).
+REFUSAL_LINGER_SECONDS = 1.0
+#: At most this many refused sockets linger at once; older ones are closed at once.
+MAX_LINGERING = 16
+#: The reply a second client gets (gdb prints "Remote failure reply: E.…") before the close.
+BUSY_REPLY = b"E.busy: another client is already connected to this gdbstub server"
 
 
 class SessionEnd(enum.Enum):
@@ -87,6 +104,7 @@ class SessionEnd(enum.Enum):
     DETACHED = "detached"  # ``D``; target kept
     KILLED = "killed"  # ``k``; the server stops serving
     CLOSED = "closed"  # GdbServer.close()
+    IDLE = "idle"  # no packet within the idle timeout of the connection; target kept
 
 
 class GdbStub:
@@ -98,12 +116,16 @@ class GdbStub:
         *,
         packet_size: int = DEFAULT_PACKET_SIZE,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         self.target = target
         self.caps = Capabilities.probe(target)
         self.parser = rq.Parser(self.caps)
         self.packet_size = packet_size
         self.chunk_seconds = chunk_seconds
+        #: Seconds a new connection may stay silent (no valid packet) before it is dropped;
+        #: ``None`` waits forever. Once a packet has arrived, the session never times out.
+        self.idle_timeout = idle_timeout
         self.last_stop: StopReason = Signal(SIGTRAP)
         # Addresses of the Z0 (sw) and Z1 (hw) breakpoints the target accepted (a mirror of
         # gdb's view, for introspection; the target owns the real ones).
@@ -135,6 +157,13 @@ class _Disconnected(Exception):
     pass
 
 
+class _IdleTimeout(enum.Enum):
+    IDLE = enum.auto()
+
+
+_IDLE = _IdleTimeout.IDLE
+
+
 class _Poll(enum.Enum):
     QUIET = enum.auto()
     INTERRUPTED = enum.auto()
@@ -154,6 +183,9 @@ class Session:
         self.no_ack = False
         self.gdb_features: set[str] = set()
         self._last_frame: bytes | None = None
+        timeout = stub.idle_timeout
+        # Until the first valid packet, the connection must speak by this time.
+        self._silent_until = None if timeout is None else time.monotonic() + timeout
 
     # -- event loop (Idle state) --
 
@@ -163,15 +195,26 @@ class Session:
                 event = self._next_event()
                 if event is None:
                     return SessionEnd.DISCONNECTED
+                if event is _IDLE:
+                    log.info("dropping a connection that sent no packet in %g s",
+                             self.stub.idle_timeout)
+                    return SessionEnd.IDLE
                 end = self._on_event(event)
                 if end is not None:
                     return end
         except _Disconnected:
             return SessionEnd.DISCONNECTED
 
-    def _next_event(self) -> Event | None:
+    def _next_event(self) -> Event | _IdleTimeout | None:
         while not self.events:
-            data = self._recv(None)
+            timeout = None
+            if self._silent_until is not None:
+                timeout = max(0.0, self._silent_until - time.monotonic())
+            data = self._recv(timeout)
+            if data is None:
+                if self._silent_until is not None and time.monotonic() >= self._silent_until:
+                    return _IDLE
+                continue
             if not data:
                 return None
             self.events.extend(self.reader.feed(data))
@@ -204,6 +247,7 @@ class Session:
 
     def handle_packet(self, data: bytes) -> SessionEnd | None:
         """Parse and dispatch one packet body, send its reply; report if the session ends."""
+        self._silent_until = None  # it spoke: no idle timeout from now on
         outcome = self.dispatch(self.stub.parser.parse(data))
         if isinstance(outcome, Running):
             outcome = self._drive(outcome)
@@ -224,8 +268,8 @@ class Session:
             return error(exc.errno)
         except _Disconnected:
             raise
-        except Exception:
-            log.exception("target failed while handling %r", request)
+        except Exception as exc:
+            target_failed(f"handling {_describe(request)}", exc)
             return error(E_FAULT if isinstance(request, _MEMORY_REQUESTS) else E_IO)
 
     # -- output --
@@ -267,8 +311,8 @@ class Session:
         except _Disconnected:
             self.stub.last_stop = self._interrupt()
             raise
-        except Exception:
-            log.exception("target failed while running")
+        except Exception as exc:
+            target_failed("running", exc)
             self.stub.last_stop = Signal(SIGTRAP)
             return error(E_IO)
         self._target_output()
@@ -281,8 +325,8 @@ class Session:
             return
         try:
             text = cast(ConsoleOutput, self.target).take_console_output()
-        except Exception:
-            log.exception("target.take_console_output() failed")
+        except Exception as exc:
+            target_failed("take_console_output()", exc)
             return
         self.console_output(text)
 
@@ -299,12 +343,65 @@ class Session:
         self.events = deque(e for e in self.events if not isinstance(e, Interrupt | Ack | Nack))
         return _Poll.INTERRUPTED if interrupted else _Poll.QUIET
 
+    def run_monitor(self, command: str) -> Outcome:
+        """Run a ``qRcmd`` on a worker thread, polling the connection for 0x03 meanwhile.
+
+        A monitor command can move the target for a long time (``monitor goto``); like a
+        resume, it must be interruptible. The command's output goes through a queue and is
+        sent from this thread as ``O`` packets as it comes (all socket I/O stays here). On
+        0x03 the target's ``interrupt()`` is called and the command is waited for; if the
+        client goes away, the same, and the session ends.
+        """
+        output: queue.SimpleQueue[str] = queue.SimpleQueue()
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                cast(MonitorCmd, self.target).monitor_command(command, output.put)
+            except BaseException as exc:  # re-raised on the stub's thread below
+                failure.append(exc)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name="gdbstub-monitor", daemon=True)
+        worker.start()
+        interrupted = False
+        try:
+            while not done.wait(min(self.stub.chunk_seconds, 0.05)):
+                self._send_output(output)
+                poll = self._poll()
+                if poll is _Poll.EOF:
+                    self._interrupt()
+                    done.wait()
+                    return EndSession(SessionEnd.DISCONNECTED)
+                if poll is _Poll.INTERRUPTED and not interrupted:
+                    interrupted = True
+                    self._interrupt()
+        except _Disconnected:
+            self._interrupt()
+            done.wait()
+            raise
+        worker.join()
+        self._send_output(output)
+        if failure:
+            raise failure[0]  # dispatch() turns it into an E reply
+        return OK
+
+    def _send_output(self, output: queue.SimpleQueue[str]) -> None:
+        while True:
+            try:
+                text = output.get_nowait()
+            except queue.Empty:
+                return
+            self.console_output(text)
+
     def _interrupt(self) -> StopReason:
         if self.caps.has(Cap.INTERRUPT):
             try:
                 cast(Interruptible, self.target).interrupt()
-            except Exception:
-                log.exception("target.interrupt() failed")
+            except Exception as exc:
+                target_failed("interrupt()", exc)
         return Signal(SIGINT)
 
     # -- helpers for handlers --
@@ -315,8 +412,8 @@ class Session:
             for regnum in self.caps.arch.expedited():
                 try:
                     value = self.target.read_register(regnum)
-                except Exception:
-                    log.exception("reading expedited register %d failed", regnum)
+                except Exception as exc:
+                    target_failed(f"reading expedited register {regnum}", exc)
                     continue
                 if value:
                     expedited.append((regnum, value))
@@ -334,6 +431,22 @@ class Session:
             self.write_pc(addr)
         cast(ResumeTarget, self.target).resume(ResumeAction(kind, signal))
         return Running()
+
+
+def target_failed(doing: str, exc: BaseException) -> None:
+    """Log an unexpected target exception as one line; the traceback only at DEBUG level.
+
+    A target bug must not flood the server's log (a refused register write used to log a
+    traceback per packet); the client gets an ``E`` reply and the session goes on.
+    """
+    log.error("target failed %s: %s: %s", doing, type(exc).__name__, exc)
+    log.debug("traceback of the target failure", exc_info=exc)
+
+
+def _describe(request: rq.Request) -> str:
+    """A short description of a request for the log (a ``G`` packet can be kilobytes)."""
+    text = repr(request)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 _EXIT_REASONS = (Exited, Terminated)
@@ -556,19 +669,27 @@ def _breakpoint(s: Session, req: rq.AddBreakpoint | rq.RemoveBreakpoint) -> Outc
 
 @handles(rq.MonitorCommand)
 def _monitor(s: Session, req: rq.MonitorCommand) -> Outcome:
-    command = req.command.decode("utf-8", errors="replace")
-    cast(MonitorCmd, s.target).monitor_command(command, s.console_output)
-    return OK
+    return s.run_monitor(req.command.decode("utf-8", errors="replace"))
 
 
 # --- TCP server ---------------------------------------------------------------------------
 
 
 class GdbServer:
-    """Serves one GDB connection at a time over TCP; the target survives reconnections.
+    """Serves one GDB connection at a time over TCP (IPv4 or IPv6); the target survives
+    reconnections.
 
     Create with :meth:`listen` (binds immediately, so :attr:`port` is known before serving),
     then call :meth:`serve` (until ``k`` or :meth:`close`) or :meth:`serve_one`.
+
+    Admission: once serving has started, a gatekeeper thread accepts every connection at
+    once, so the kernel's accept queue never fills. The first connection is served. One
+    connection arriving while another is served may wait up to :data:`BUSY_GRACE_SECONDS`
+    for that session to end (a reconnect racing the server's view of a disconnect); any
+    other client, or that one once its grace is over, is refused: it gets ``+`` and a
+    ``$E.busy…`` reply (gdb prints "Remote failure reply: E.busy: …"), then its socket is
+    shut down, drained for at most :data:`REFUSAL_LINGER_SECONDS` and closed. A connection
+    that sends no valid packet within the stub's ``idle_timeout`` is dropped.
     """
 
     def __init__(self, stub: GdbStub, listener: socket.socket) -> None:
@@ -576,6 +697,15 @@ class GdbServer:
         self.listener = listener
         self._wake_r, self._wake_w = socket.socketpair()
         self._closed = False
+        self._cond = threading.Condition()
+        self._pending: tuple[socket.socket, tuple[Any, ...]] | None = None
+        # A connection that came while busy: (socket, peer, refuse-at time).
+        self._waiting: tuple[socket.socket, tuple[Any, ...], float] | None = None
+        self._active = False  # a session is being served
+        self._gate: threading.Thread | None = None
+        self._lingering: list[tuple[socket.socket, float]] = []
+        #: Connections refused because another client held the session (for tests/logs).
+        self.refused = 0
 
     @classmethod
     def listen(
@@ -586,16 +716,25 @@ class GdbServer:
         *,
         packet_size: int = DEFAULT_PACKET_SIZE,
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> GdbServer:
-        """Bind (port 0 picks a free port) and listen; the stub options apply to a new stub."""
+        """Bind (port 0 picks a free port) and listen; the stub options apply to a new stub.
+
+        ``host`` is an IPv4 or IPv6 address or a name (``"::1"``, ``"::"`` and ``"0.0.0.0"``
+        work; an IPv6 socket is IPv6-only). Every failure is an :class:`OSError`: a port
+        outside 0-65535 or an unusable host string (``EINVAL``), a name that does not
+        resolve (:class:`socket.gaierror`), an address in use or not local (from ``bind``).
+        """
         if isinstance(target, GdbStub):
             stub = target
         else:
-            stub = GdbStub(target, packet_size=packet_size, chunk_seconds=chunk_seconds)
-        return cls(stub, socket.create_server((host, port)))
+            stub = GdbStub(target, packet_size=packet_size, chunk_seconds=chunk_seconds,
+                           idle_timeout=idle_timeout)
+        return cls(stub, _bind(host, port))
 
     @property
     def address(self) -> tuple[str, int]:
+        """The bound host (as the socket reports it, e.g. ``"::1"``) and port."""
         host, port = self.listener.getsockname()[:2]
         return host, port
 
@@ -612,17 +751,28 @@ class GdbServer:
 
     def serve_one(self) -> SessionEnd:
         """Wait for one connection and serve it to the end."""
-        readable, _, _ = select.select([self.listener, self._wake_r], [], [])
-        if self._closed or self._wake_r in readable:
-            return SessionEnd.CLOSED
-        sock, peer = self.listener.accept()
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        log.info("gdb connected from %s:%d", *peer[:2])
-        transport = TcpTransport(sock, wake=self._wake_r)
+        self._start_gate()
+        with self._cond:
+            while self._pending is None and self._waiting is None and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return SessionEnd.CLOSED
+            if self._pending is not None:
+                (sock, peer), self._pending = self._pending, None
+            else:
+                assert self._waiting is not None
+                (sock, peer, _), self._waiting = self._waiting, None
+            self._active = True
         try:
-            end = self.stub.serve_connection(transport)
+            log.info("gdb connected from %s", _peer_name(peer))
+            transport = TcpTransport(sock, wake=self._wake_r)
+            try:
+                end = self.stub.serve_connection(transport)
+            finally:
+                transport.close()
         finally:
-            transport.close()
+            with self._cond:
+                self._active = False
         log.info("gdb session ended: %s", end.value)
         return SessionEnd.CLOSED if self._closed else end
 
@@ -631,9 +781,11 @@ class GdbServer:
 
         The sockets are released by ``__exit__`` (use the server as a context manager).
         """
-        if self._closed:
-            return
-        self._closed = True
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._cond.notify_all()
         self._wake_w.send(b"x")
 
     def __enter__(self) -> GdbServer:
@@ -641,5 +793,133 @@ class GdbServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+        if self._gate is not None:
+            self._gate.join()
+        with self._cond:
+            pending, self._pending = self._pending, None
+            waiting, self._waiting = self._waiting, None
+        for queued in (pending, waiting):
+            if queued is not None:
+                queued[0].close()
+        for sock, _ in self._lingering:
+            sock.close()
+        self._lingering.clear()
         for sock in (self.listener, self._wake_r, self._wake_w):
             sock.close()
+
+    # -- the gatekeeper thread --
+
+    def _start_gate(self) -> None:
+        with self._cond:
+            if self._gate is None and not self._closed:
+                self._gate = threading.Thread(target=self._gatekeeper, name="gdbstub-accept",
+                                              daemon=True)
+                self._gate.start()
+
+    def _gatekeeper(self) -> None:
+        """Accept every connection; hand one to serve_one(), refuse the others."""
+        while not self._closed:
+            now = time.monotonic()
+            for sock, _ in [x for x in self._lingering if x[1] <= now]:
+                self._drop_lingering(sock)
+            with self._cond:
+                waiting = self._waiting
+                if waiting is not None and waiting[2] <= now:
+                    self._waiting = None
+            if waiting is not None and waiting[2] <= now:
+                self._refuse(waiting[0], waiting[1])
+                waiting = None
+            deadlines = [d for _, d in self._lingering]
+            if waiting is not None:
+                deadlines.append(waiting[2])
+            timeout = min(deadlines, default=None)
+            if timeout is not None:
+                timeout = max(0.0, timeout - now)
+            watched = [self.listener, self._wake_r] + [sock for sock, _ in self._lingering]
+            try:
+                readable, _, _ = select.select(watched, [], [], timeout)
+            except (OSError, ValueError):  # a socket closed under us: the server is closing
+                return
+            if self._wake_r in readable:
+                return
+            for sock in readable:
+                if sock is not self.listener:
+                    self._drain(sock)
+            if self.listener in readable:
+                self._accept()
+
+    def _accept(self) -> None:
+        try:
+            sock, peer = self.listener.accept()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of descriptors: the listener stays readable; back off instead of
+                # spinning (woken early by close()).
+                log.warning("cannot accept a connection: %s", exc)
+                select.select([self._wake_r], [], [], 0.1)
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._cond:
+            if not self._closed:
+                if self._pending is None and not self._active:
+                    self._pending = (sock, peer)
+                    self._cond.notify_all()
+                    return
+                if self._waiting is None:
+                    self._waiting = (sock, peer, time.monotonic() + BUSY_GRACE_SECONDS)
+                    self._cond.notify_all()
+                    return
+        self._refuse(sock, peer)
+
+    def _refuse(self, sock: socket.socket, peer: tuple[Any, ...]) -> None:
+        """Tell a second client the server is busy, then close it (see the class docstring).
+
+        NOTE(gdb): the ``+`` first acknowledges gdb's ``qSupported``, which gdb sends right
+        after connecting; gdb skips a reply that comes before the ack it waits for.
+        """
+        self.refused += 1
+        log.info("refused a connection from %s: another client is connected",
+                 _peer_name(peer))
+        try:
+            sock.setblocking(False)
+            sock.send(b"+" + encode_packet(BUSY_REPLY))
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        if len(self._lingering) >= MAX_LINGERING:
+            self._drop_lingering(self._lingering[0][0])
+        self._lingering.append((sock, time.monotonic() + REFUSAL_LINGER_SECONDS))
+
+    def _drain(self, sock: socket.socket) -> None:
+        """Read (and discard) what a refused client sends; close it at its end of stream."""
+        try:
+            data = sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_lingering(sock)
+
+    def _drop_lingering(self, sock: socket.socket) -> None:
+        self._lingering = [x for x in self._lingering if x[0] is not sock]
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket for ``host``/``port``, IPv4 or IPv6; every failure an OSError."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+        raise OSError(errno.EINVAL, f"port {port!r} is not a number from 0 to 65535")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except (UnicodeError, ValueError, TypeError) as exc:  # e.g. an embedded NUL byte
+        raise OSError(errno.EINVAL, f"bad host {host!r}: {exc}") from None
+    family, _, _, _, sockaddr = infos[0]
+    return socket.create_server(sockaddr, family=family)
+
+
+def _peer_name(peer: tuple[Any, ...]) -> str:
+    host, port = peer[:2]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

@@ -26,8 +26,10 @@ def serve() -> Iterator[Callable[..., RunningServer]]:
     """Start ``GdbServer.serve()`` for a target in a thread; shut it down afterwards."""
     started: list[RunningServer] = []
 
-    def start(target: BaseTarget, chunk_seconds: float = 0.05) -> RunningServer:
-        server = GdbServer.listen(target, port=0, chunk_seconds=chunk_seconds)
+    def start(target: BaseTarget, chunk_seconds: float = 0.05, host: str = "127.0.0.1",
+              idle_timeout: float | None = 10.0) -> RunningServer:
+        server = GdbServer.listen(target, host, 0, chunk_seconds=chunk_seconds,
+                                  idle_timeout=idle_timeout)
         result: list[SessionEnd] = []
         thread = threading.Thread(target=lambda: result.append(server.serve()), daemon=True)
         thread.start()

@@ -379,8 +379,8 @@ def converse(stub: GdbStub, *packets: bytes, raw: bytes = b"") -> Conversation:
 class Client:
     """A minimal blocking RSP client over a real socket (acks on, as GDB starts)."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=10)
         self.reader = PacketReader(1 << 20)
         self.pending: list[Packet] = []
 
@@ -408,6 +408,13 @@ class Client:
             pass
         return True
 
+    def read_all(self) -> bytes:
+        """Everything the server sends until it closes the connection."""
+        data = bytearray()
+        while chunk := self.sock.recv(65536):
+            data += chunk
+        return bytes(data)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -423,4 +430,55 @@ class RunningServer:
         return self.server.port
 
     def connect(self) -> Client:
-        return Client(self.port)
+        return Client(self.port, self.server.address[0])
+
+
+class RefusingTarget(FullToyTarget):
+    """Refuses what a real emulator refuses: the last address as a breakpoint (TargetError
+    for Z0, False for Z1), a segment register value (TargetError), and an unexpected crash
+    when writing rbx (a target bug)."""
+
+    TOP = (1 << 64) - 1
+
+    def add_sw_breakpoint(self, addr: int, kind: int) -> bool:
+        if addr == self.TOP:
+            raise TargetError(0x16, "no breakpoint at the last address")
+        return super().add_sw_breakpoint(addr, kind)
+
+    def add_hw_breakpoint(self, addr: int, kind: int) -> bool:
+        return addr != self.TOP and super().add_hw_breakpoint(addr, kind)
+
+    def write_register(self, regnum: int, value: bytes) -> None:
+        if regnum == REGNUM["fs"] and any(value):
+            raise TargetError(0x16, "fs is not writable")
+        if regnum == REGNUM["rbx"]:
+            raise RuntimeError("emulator refused the register write")
+        super().write_register(regnum, value)
+
+    def write_registers(self, data: bytes) -> None:
+        raise RuntimeError("emulator refused the register file")
+
+
+class BlockingMonitorTarget(FullToyTarget):
+    """``monitor spin`` runs (blocks) until :meth:`interrupt`, like ``monitor goto`` on an
+    endless loop; ``started`` is set once it runs."""
+
+    def __init__(self, code: bytes = b"", **kwargs: int) -> None:
+        super().__init__(code, **kwargs)
+        self.started = threading.Event()
+        self.stop = threading.Event()
+        self.monitor_thread: threading.Thread | None = None
+
+    def monitor_command(self, command: str, output: Callable[[str], None]) -> None:
+        if command != "spin":
+            super().monitor_command(command, output)
+            return
+        self.monitor_thread = threading.current_thread()
+        output("spinning\n")
+        self.started.set()
+        self.stop.wait(60)  # a safety net only: interrupt() ends it
+        output("interrupted\n" if self.stop.is_set() else "gave up\n")
+
+    def interrupt(self) -> None:
+        super().interrupt()
+        self.stop.set()
