@@ -544,7 +544,9 @@ class Timeline:
         if poll is not None and poll():
             self._interrupt.set()
             return True
-        return False
+        # Asked again: an interrupt that arrived while poll() ran would otherwise be lost
+        # for a whole chunk (starting a run clears the machine's own interrupt flag).
+        return self._interrupt.is_set()
 
     # -- one motion, one stop ---------------------------------------------------------------
     def motion(self) -> _Motion:
