@@ -172,3 +172,22 @@ def test_ctrl_c_interrupts_monitor_goto_on_a_real_session(tmp_path: Path) -> Non
         assert conv.replies[-2:] == [b"OK", b"QC1"]
         output = b"".join(bytes.fromhex(r[1:].decode()) for r in conv.replies[:-2])
         assert b"interrupted" in output
+
+
+def test_range_stepping_is_one_move_that_stops_at_breakpoints(make: MakeStub) -> None:
+    probe = make("steps")
+    steps = converse(probe.stub, b"s", b"s", b"s").replies
+    pcs = [_pc_field(r, probe.pc_regnum) for r in steps]
+    sut = make("steps")
+    if not sut.stub.caps.has(Cap.RANGE_STEP):
+        pytest.skip("this target has no RangeStepping")
+    conv = converse(sut.stub, OFFER, b"vCont;r%x,%x:1" % (sut.entry, pcs[2]),
+                    b"Z0,%x,1" % pcs[1], b"p%x" % sut.pc_regnum)
+    stop = conv.replies[1]
+    assert stop.startswith(b"T05") and b"swbreak" not in stop
+    assert _pc_field(stop, sut.pc_regnum) == pcs[2]
+    fresh = make("steps")
+    conv = converse(fresh.stub, OFFER, b"Z0,%x,1" % pcs[1],
+                    b"vCont;r%x,%x:1" % (fresh.entry, pcs[2]))
+    assert conv.replies[2].startswith(b"T05swbreak:;")
+    assert _pc_field(conv.replies[2], fresh.pc_regnum) == pcs[1]
