@@ -277,10 +277,8 @@ def _line_step(ctx: Context, over: bool, d: Direction) -> StopEvent:
                 ev = finish(ctx, d)
                 if not is_plain_step(ev):
                     return ev
-                if d is FORWARD:
-                    continue
-                pc = s.regs.pc
-                cfa = current_cfa(ctx)
+                pc = s.regs.pc  # back in this frame: where the call returned may be a
+                cfa = current_cfa(ctx)  # new line (a loop's increment), checked below
             elif d is FORWARD:
                 return _skip_prologue(ctx)
             else:

@@ -64,6 +64,10 @@ def program_info(ctx: Context) -> str:
     regions = m.mem.regions()
     mapped = sum(r.size for r in regions)
     final = m.finished
+    # The timeline's table without internal stepping references (the machine's would
+    # count them, and gdb's own internal breakpoints).
+    bps = s.timeline.breakpoints if s.has_timeline else m.breakpoints
+    watches = s.timeline.watchpoints if s.has_timeline else m.watchpoints
     state = "stopped" if final is None else getattr(final, "describe", final.__repr__)()
     lines = [
         f"program:   {image.path if image else '?'} ({image.kind if image else '?'})",
@@ -72,7 +76,7 @@ def program_info(ctx: Context) -> str:
         f"pc:        {ctx.where(m.pc, line=False)}",
         f"state:     {state}",
         f"memory:    {len(regions)} regions, {mapped // 1024} KiB mapped",
-        f"breakpoints: {len(m.breakpoints)}, watchpoints: {len(m.watchpoints)}",
+        f"breakpoints: {len(bps)}, watchpoints: {len(watches)}",
     ]
     if s.has_timeline:
         w = s.when()
