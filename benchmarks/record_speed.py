@@ -13,7 +13,8 @@ Programs: ``loop`` (stores into a 16 KiB table: few dirty pages), ``sortalloc`` 
 instructions through malloc/free of up to 3 MiB blocks: many dirty pages, mmap churn) and
 ``entropy`` (stdin, clock, getrandom; short). Target (issue 8): record / run <= 1.2.
 
-Usage: python benchmarks/record_speed.py [--reps R] [--loop-iters N] [--toolchain gcc]
+Usage: python benchmarks/record_speed.py [--reps R] [--loop-iters N] [--toolchain gcc] [--quick]
+(``--quick``: one repetition, a short loop and entropy, no sortalloc: a smoke test)
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import progs  # noqa: E402
+
+from syxdbg.recording import Recording  # noqa: E402
 
 SYXDBG = [sys.executable, "-m", "syxdbg"]
 
@@ -47,12 +50,16 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--loop-iters", type=int, default=10_000_000)
     ap.add_argument("--toolchain", default="gcc")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     ns = ap.parse_args()
     cases = [
         ("loop", [str(ns.loop_iters)], b""),
         ("sortalloc", [], b""),
         ("entropy", ["2000000"], b"some input\n"),
     ]
+    if ns.quick:
+        ns.reps = 1
+        cases = [("loop", ["50000"], b""), ("entropy", ["20000"], b"some input\n")]
     print(f"{'program':<10} {'insns':>14} {'run s':>7} {'record s':>9} {'ratio':>6} "
           f"{'replay s':>9} {'file':>10} {'bytes/M insns':>14}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,8 +73,6 @@ def main() -> int:
                 runs.append(timed([*SYXDBG, "run", exe, *args], stdin))
                 recs.append(timed([*SYXDBG, "record", "-q", "-o", out, exe, *args], stdin))
                 reps.append(timed([*SYXDBG, "replay", "--check", out], b""))
-            from syxdbg.recording import Recording
-
             rec = Recording.open(out)
             insns = rec.end_position
             size = os.path.getsize(out)

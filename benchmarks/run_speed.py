@@ -20,7 +20,8 @@ MIPS. Target (issue 2): machine / bare >= 0.9 on the mixed compute-and-store pat
 rows are printed for honesty: they show the price of exact instruction counting on tight
 register loops (see docs/performance.md).
 
-Usage: python benchmarks/run_speed.py [--iters N] [--reps R]
+Usage: python benchmarks/run_speed.py [--iters N] [--reps R] [--quick]
+(``--quick``: tiny sizes, a smoke test that the benchmark still runs; its figures mean little)
 """
 
 from __future__ import annotations
@@ -163,7 +164,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=2_000_000)
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
     args = ap.parse_args()
+    if args.quick:
+        args.iters, args.reps = 20_000, 1
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for arch, kind in LOOPS:
