@@ -9,6 +9,11 @@ A guest system call can also block in the host (``read`` from a terminal or a pi
 (PEP 475), so such a wait would outlast Ctrl-C. Host calls that may block run inside
 :func:`blocking_call`; while one does, the SIGINT handler raises ``InterruptedError``
 (``EINTR``) out of it, and the syscall layer hands the guest ``-EINTR``, as a kernel does.
+
+The command line's start-up (imports, parsing, loading the program) runs under
+:func:`install_startup_handler`: the first Ctrl-C raises one ``KeyboardInterrupt`` that
+unwinds cleanly (temporary files removed) to a one-line report and status 130; a second
+Ctrl-C while that happens exits at once, also with one line and status 130.
 """
 
 from __future__ import annotations
@@ -17,9 +22,23 @@ import errno
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from types import FrameType
+from typing import Any, NoReturn
+
+#: Exit status after Ctrl-C, as a shell reports a process killed by SIGINT.
+STATUS_INTERRUPTED = 128 + signal.SIGINT
+#: Test hook: with this set to N, the command line sends itself SIGINT at the N-th Python
+#: function call of its start-up, or at the end of start-up if that comes first. Tests use it
+#: to interrupt every stage deterministically (no sleeps).
+SIGINT_AT_CALL_ENV = "SYXDBG_TEST_SIGINT_AT_CALL"
+
+_interrupted = False  # the start-up handler has raised its KeyboardInterrupt
+_reported = False  # the one "interrupted" line has been written
+_hook_armed = False
 
 _blocking = 0  # depth of blocking_call() in the main thread
 
@@ -81,3 +100,99 @@ def sigint_calls(interrupt: Callable[[], None]) -> Iterator[None]:
         t.join()
         rsock.close()
         wsock.close()
+
+
+# -- start-up -------------------------------------------------------------------------------------
+def report_interrupted() -> None:
+    """Write the one line saying that Ctrl-C ended the command (at most once per process)."""
+    global _reported
+    if _reported:
+        return
+    _reported = True
+    with suppress(OSError):
+        os.write(2, b"syxdbg: interrupted\n")
+
+
+def exit_interrupted() -> NoReturn:
+    """Leave now, with status 130 and at most one line, running no more Python code."""
+    report_interrupted()
+    os._exit(STATUS_INTERRUPTED)
+
+
+def _on_startup_sigint(signum: int, frame: FrameType | None) -> None:
+    global _interrupted
+    if _interrupted:  # the first one is still unwinding: do not interrupt the cleanup
+        exit_interrupted()
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def install_startup_handler() -> Any:
+    """From now on Ctrl-C raises one ``KeyboardInterrupt`` (handled by the caller with
+    :func:`report_interrupted`); a second one exits at once. Arms the test hook. Returns
+    the previous handler."""
+    global _interrupted, _reported
+    _interrupted = _reported = False
+    previous = signal.signal(signal.SIGINT, _on_startup_sigint)
+    _arm_test_hook()
+    return previous
+
+
+def finish_startup_handler(previous: Any = None) -> None:
+    """The command is over: disarm the test hook; restore ``previous`` or, if None, make a
+    late Ctrl-C (during interpreter shutdown) exit at once with status 130."""
+    global _hook_armed
+    if _hook_armed:
+        _hook_armed = False
+        sys.setprofile(None)
+    if previous is None:
+        signal.signal(signal.SIGINT, lambda signum, frame: exit_interrupted())
+    else:
+        signal.signal(signal.SIGINT, previous)
+
+
+def end_startup_handler() -> None:
+    """Back to Python's own Ctrl-C handling (an interactive loop that catches
+    ``KeyboardInterrupt`` and goes on, as the shell does)."""
+    startup_done()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def startup_done() -> None:
+    """Start-up is over; the command's long wait (running, serving) begins.
+
+    A Ctrl-C of start-up whose ``KeyboardInterrupt`` was swallowed (Python only prints one
+    raised inside ``__del__``, a weakref callback or a C callback) is raised again here,
+    so the command does not go on as if it had not been interrupted. The test hook, if it
+    has not fired yet, fires now.
+    """
+    global _hook_armed
+    if _hook_armed:
+        _hook_armed = False
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+    if _interrupted and signal.getsignal(signal.SIGINT) is _on_startup_sigint:
+        raise KeyboardInterrupt
+
+
+def _arm_test_hook() -> None:
+    global _hook_armed
+    text = os.environ.get(SIGINT_AT_CALL_ENV)
+    if not text:
+        return
+    target = int(text)
+    calls = 0
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        global _hook_armed
+        nonlocal calls
+        if event != "call":
+            return
+        calls += 1
+        if calls >= target and _hook_armed:
+            _hook_armed = False
+            sys.setprofile(None)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    _hook_armed = True
+    sys.setprofile(profile)

@@ -4,12 +4,12 @@
 ``create_pipe_input()``), runs each line through the session's
 :class:`~syxdbg.commands.CommandRegistry`, prints what the command returned and, after a
 command that moved in time, the context display. Errors are one line and the session
-goes on. ``--batch FILE`` / ``-ex CMD`` run the same code without a prompt.
+goes on. ``--batch FILE`` / ``-ex CMD`` run the same code without a prompt
+(:meth:`Shell.run_lines`); the ``syxdbg shell`` subcommand is :mod:`syxdbg.cli.shell`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Iterable, Iterator
@@ -60,7 +60,7 @@ class Shell:
         self.errors = 0
         #: With ``record=True``, the plain text of everything printed (for tests).
         self.transcript: list[str] | None = [] if record else None
-        self.key_bindings = load_key_bindings(self)
+        self.key_bindings = load_key_bindings()
         self._progress_shown = False
         # Progress lines only on a real terminal (not under pipes and test doubles).
         self._tty = input is None and output is None and sys.stdout.isatty()
@@ -240,51 +240,4 @@ class Shell:
         return 1 if self.errors else 0
 
 
-# -- the ``syxdbg shell`` subcommand ----------------------------------------------------------
-def add_commands(subparsers: Any) -> None:
-    """Register ``syxdbg shell`` on ``subparsers`` (argparse)."""
-    from ..cli import _add_program_options
-
-    p = subparsers.add_parser(
-        "shell", help="debug a program in syxdbg's own time-travel shell",
-        description="Load PROG and start the syxdbg shell: gdb-like commands (help lists "
-        "them), reverse execution, snapshots, a context display after every stop. With "
-        "--batch FILE or -ex CMD the commands run without a prompt, in the order given, and "
-        "print what an interactive session would; the exit status is 1 if one failed.",
-    )
-    p.add_argument("--batch", dest="shell_script", action="append", metavar="FILE",
-                   type=lambda v: ("file", v), help="run the commands in FILE, then exit")
-    p.add_argument("-ex", "--ex", dest="shell_script", action="append", metavar="CMD",
-                   type=lambda v: ("cmd", v), help="run CMD, then exit (may be repeated)")
-    p.add_argument("--history", metavar="FILE", default=None,
-                   help=f"history file (default: $SYXDBG_HISTORY or {DEFAULT_HISTORY})")
-    _add_program_options(p)
-
-
-def cmd_shell(ns: argparse.Namespace) -> int:
-    from ..cli import open_session
-
-    script = ns.shell_script or []
-    lines: list[str] = []
-    for kind, value in script:
-        if kind == "cmd":
-            lines.append(value)
-        else:
-            try:
-                with open(value, encoding="utf-8") as f:
-                    lines += f.read().splitlines()
-            except OSError as exc:
-                raise SyxdbgError(f"--batch {value}: {exc.strerror}") from None
-    session = open_session(ns)
-    try:
-        if script:
-            return Shell(session).run_lines(lines)
-        history = ns.history or os.environ.get("SYXDBG_HISTORY") or DEFAULT_HISTORY
-        return Shell(session, history_file=history).cmdloop()
-    finally:
-        session.close()
-
-
-COMMANDS = {"shell": cmd_shell}
-
-__all__ = ["PROMPT", "Shell", "add_commands", "cmd_shell"]
+__all__ = ["DEFAULT_HISTORY", "PROMPT", "Shell"]

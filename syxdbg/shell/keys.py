@@ -1,4 +1,4 @@
-"""Key bindings of the shell: ``load_key_bindings(shell) -> KeyBindings``.
+"""Key bindings of the shell: ``load_key_bindings() -> KeyBindings``.
 
 Every binding has a one-line docstring; ``keys`` renders the key help screen from them.
 Function keys run a command only on an empty line (a :class:`Condition`), so they never
@@ -8,14 +8,10 @@ clobber what the user is typing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from prompt_toolkit.application.current import get_app
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-
-if TYPE_CHECKING:
-    from .app import Shell
 
 #: key -> command it runs on an empty line.
 FUNCTION_KEYS: dict[str, str] = {
@@ -30,7 +26,9 @@ FUNCTION_KEYS: dict[str, str] = {
 }
 
 
-def load_key_bindings(shell: Shell) -> KeyBindings:
+def load_key_bindings() -> KeyBindings:
+    """The shell's bindings; each one types its command into the (empty) line and accepts it,
+    so it runs through the same path as typed commands."""
     kb = KeyBindings()
     empty_line = Condition(lambda: not get_app().current_buffer.text)
 

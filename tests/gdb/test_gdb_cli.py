@@ -89,12 +89,13 @@ def test_syxdbg_serve_prints_its_port_and_k_ends_it(build_program: Callable[...,
         proc.wait()
 
 
-def test_serve_warns_for_non_loopback_hosts(build_program: Callable[..., Path]) -> None:
-    from syxdbg.gdbserver import _is_loopback
+def test_serve_warns_for_non_loopback_hosts() -> None:
+    from syxdbg.cli.serve import is_loopback
 
-    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
-    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.2")
-
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert is_loopback("127.0.0.2") and is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
+    assert not is_loopback("::") and not is_loopback("::ffff:10.0.0.1")
 
 
 @needs_gdb
