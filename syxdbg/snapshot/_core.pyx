@@ -191,10 +191,17 @@ cdef inline void _pool_put(J *j, uint8_t *page) noexcept nogil:
 
 
 cdef inline void _settle_oom(J *j) noexcept nogil:
-    """Memory was given back: the journal is no longer full once the reserve is whole again
-    and the pool may grow (or has free pages)."""
-    if j.oom and j.nrfree == RESERVE_PAGES and (
-            j.nfree > 0 or not j.limit or j.nchunks * POOL_CHUNK < j.limit):
+    """Memory was given back: the journal is no longer full once the pool has at least one
+    chunk of room again (free pages, or growth under the limit). The reserve refills as the
+    logs holding its pages are freed."""
+    cdef size_t room = j.nfree
+    if not j.oom:
+        return
+    if not j.limit:
+        room += POOL_CHUNK  # the host decides; try again
+    elif j.limit > j.nchunks * POOL_CHUNK:
+        room += (j.limit - j.nchunks * POOL_CHUNK) // POOL_CHUNK * POOL_CHUNK
+    if room >= POOL_CHUNK:
         j.oom = 0
 
 
