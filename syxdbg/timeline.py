@@ -957,10 +957,12 @@ class Timeline:
                 raise Divergence(f"replay diverged at position {m.position}: re-executing "
                                  f"the recording failed ({type(exc).__name__}: {exc})"
                                  ) from exc
-            if m.position != pos and m.position in self._patches:
-                self._apply_patches(m.position)  # a debugger write made at this point
-            self._note_progress()
-            if rec is not None and m.position == check_at:
+            now = m.position
+            if now != pos and now in self._patches:
+                self._apply_patches(now)  # a debugger write made at this point
+            if now > self.frontier:
+                self.frontier = now
+            if rec is not None and now == check_at:
                 rec.check(check_at)  # raises Divergence
             if isinstance(ev, _TERMINAL):
                 if rec is not None:
@@ -968,15 +970,15 @@ class Timeline:
                     if isinstance(ev, Exited):
                         return self._at_end(), hits
                 return ev, hits
-            stalled = stalled + 1 if m.position == pos else 0
+            stalled = stalled + 1 if now == pos else 0
             if stalled > 3:
                 raise TimelineError(f"the machine makes no progress at position {pos} "
                                     f"(pc {m.pc:#x}): last stop {ev!r}")
             if isinstance(ev, Stopped):
                 if ev.why == "count":
-                    if target is not None and m.position >= target:
+                    if target is not None and now >= target:
                         return ev, hits  # (no second pc read: it costs as much as a step)
-                    if m.position == push_at:
+                    if now == push_at:
                         self._push()
                     continue
                 if ev.why == "interrupt":
