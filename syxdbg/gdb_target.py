@@ -6,19 +6,23 @@ session.
 gdbstub knows nothing of syxdbg; this module knows nothing of packets. The one place where
 machine stop events become gdb stop reasons is :meth:`SessionTarget._stop_reason`.
 
-Run control goes through the session's timeline (:mod:`syxdbg.timeline`), so every forward
-run is recorded and gdb's reverse commands (``bs``, ``bc``) can go back through it.
-``resume``, ``reverse_step`` and ``reverse_continue`` only record the move; ``run_chunk``
-then performs it:
+Run control goes through the Session's motion methods (never the timeline or the machine
+directly), so every forward run is recorded and gdb's reverse commands can go back through
+it. ``resume``, ``range_step``, ``reverse_step`` and ``reverse_continue`` only record the
+move (a kind and a :class:`~syxdbg.timeline.Direction`: ``bs``/``bc`` are ``s``/``c``
+backward); ``run_chunk`` then performs it:
 
-* a step (``s``) is ``timeline.step("forward")``, a reverse step (``bs``) is
-  ``timeline.step("backward")``: both bounded, done in one call;
-* a continue (``c``) is ``timeline.cont("forward")`` and a reverse continue (``bc``) is
-  ``timeline.cont("backward")``, each one operation on a worker thread. ``run_chunk`` waits
-  for it until the chunk deadline and returns None while it runs, so the stub polls the
-  connection for Ctrl-C; :meth:`SessionTarget.interrupt` stops it through
-  ``session.interrupt()`` (and the timeline's ``poll``) and waits for it to land. One
+* a step (``s``/``bs``) is ``session.step(direction)``: bounded, done in one call;
+* a continue (``c``/``bc``) is ``session.cont(direction)`` and a range step (``vCont;r``)
+  ``session.range_step(start, end)``, each one operation on a worker thread. ``run_chunk``
+  waits for it until the chunk deadline and returns None while it runs, so the stub polls
+  the connection for Ctrl-C; :meth:`SessionTarget.interrupt` stops it through
+  ``session.interrupt()`` (and the motion's ``poll``) and waits for it to land. One
   operation per gdb command means a reverse continue is never restarted by a chunk boundary.
+  ``interrupt`` also stops the motions of a running ``monitor`` command.
+
+The program's exit is first reported as the end of history (``replaylog:end``, a stop gdb
+can reverse from); resuming forward from there reports the exit (``W``).
 
 Forward behind the frontier replays the recorded history and goes on live past it.
 
@@ -28,9 +32,10 @@ output (``O`` packet) sent while the next resume runs (gdbstub's ``ConsoleOutput
 gdb only prints ``O`` packets while it waits for a stop.
 
 Breakpoints and watchpoints. GDB removes and re-inserts every breakpoint and watchpoint
-around every stop. The adapter only records gdb's requests and applies the difference through
-the session (the timeline owns them, so checkpoints never contain them) when a move starts,
-so an unchanged set costs nothing (no hook churn, no translation cache flush).
+around every stop. The adapter only records gdb's requests and applies the difference to
+gdb's handles (client "gdb") in the timeline's one reference-counted table when a move
+starts, so an unchanged set costs nothing (no hook churn, no translation cache flush) and
+gdb's ``delete`` never removes another client's breakpoint at the same address.
 
 Stop semantics (``/work/shared/reference/gdb-rsp.md`` §1.4-1.6):
 
@@ -189,7 +194,8 @@ class _Job:
 class SessionTarget:
     """A gdbstub target over a syxdbg Session (see the module docstring).
 
-    Implements ``BaseTarget``, ``ResumeTarget``, ``ReverseStep``, ``ReverseContinue``,
+    Implements ``BaseTarget``, ``ResumeTarget``, ``RangeStepping``, ``ReverseStep``,
+    ``ReverseContinue``,
     ``SwBreakpoints``, ``HwBreakpoints``, ``Watchpoints``, ``MonitorCmd``, ``Interruptible``,
     ``Killable`` and ``ConsoleOutput``.
     """

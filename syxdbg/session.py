@@ -55,7 +55,7 @@ class _Motion:
             s._depth -= 1
             if s._depth == 0 and s._pending is not None:
                 event, s._pending = s._pending, None
-                s.hook.syxdbg_stop(session=s, event=event)
+                s._stopped(event)
 
 
 class Session:
