@@ -274,6 +274,28 @@ def test_x86_divide_error_is_sigfpe_at_the_div(assemble) -> None:
 
 
 @pytest.mark.parametrize("arch", ARCHES)
+def test_syscall_handler_writes_hit_watchpoints_after_the_syscall(arch: str, assemble) -> None:
+    """A write of a watched byte by the syscall layer is a WatchHit right after the system
+    call instruction on both architectures (never before: a system call cannot be undone);
+    a debugger's own write between runs is not a hit."""
+    from syxdbg.machine import WatchHit
+
+    code = assemble(arch, "syscall_then_spin")
+    m = support.toy_machine(arch, code, host_write=(DATA + 4, b"\x07\x07"))
+    m.add_watchpoint(DATA + 5, 4, "write")
+    m.add_watchpoint(DATA, 4, "read")  # host writes never hit read watchpoints
+    m.mem.write(DATA + 5, b"\x01")  # the debugger's write: no hit
+    ev = m.run(count=1000)
+    assert isinstance(ev, WatchHit), ev
+    assert (ev.kind, ev.access, ev.address, ev.before) == ("write", "write", DATA + 5, False)
+    syscall_end = CODE + (7 if arch == "x86_64" else 8)
+    assert ev.pc == m.pc == syscall_end and ev.position == 2
+    assert m.mem.read(DATA + 4, 2) == b"\x07\x07"
+    ev = m.run(count=10)
+    assert isinstance(ev, Stopped) and ev.why == "count"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
 def test_exception_in_a_hook_is_reraised_after_the_emulator_returns(arch: str, assemble) -> None:
     m = make_machine(arch, assemble(arch, "syscall_then_spin"))
 

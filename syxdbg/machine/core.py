@@ -35,7 +35,7 @@ from ..errors import SyxdbgError
 from . import _native
 from .arch import ArchSpec
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
-from .memory import Memory
+from .memory import Memory, Perm
 from .probes import BlockRecorder, InsnTracer, Probe
 from .registers import Registers
 
@@ -148,6 +148,12 @@ class Machine:
         #: hooks' C state lives in the recorder.
         self._probes: list[Probe] = []
         self._retired_probes: list[Probe] = []
+        #: Host-side writes (a system call's results, mapping changes) under a watchpoint:
+        #: True while a syscall handler runs; the first overlap found is kept until the stop.
+        self._in_syscall = False
+        self._host_hit: tuple[int, int] | None = None  # (watch kind, first watched byte)
+        self.mem.write_observers.append(self._host_write)
+        self.mem.map_observers.append(self._host_map)
 
     # -- properties -------------------------------------------------------------------------
     @property
@@ -288,7 +294,36 @@ class Machine:
                 f"the guest made a system call (returning to {self.regs.pc:#x}) but no "
                 "syscall layer is loaded (raw blobs have none; is the linux plugin disabled?)"
             )
-        self._syscall_handler(self)
+        self._in_syscall = True
+        try:
+            self._syscall_handler(self)
+        finally:
+            self._in_syscall = False
+        if self._host_hit is not None:
+            # A watched byte changed inside the system call: stop right after the system
+            # call instruction (it has retired), as a watchpoint hit.
+            self._uc.emu_stop()
+
+    # -- host-side writes under watchpoints ---------------------------------------------------
+    def _host_write(self, address: int, size: int) -> None:
+        """Memory write observer: a syscall handler writes guest memory (``read(2)``)."""
+        if self._in_syscall and self._host_hit is None and self._watch is not None:
+            self._host_overlap(address, size)
+
+    def _host_map(self, change: str, address: int, size: int, perms: Perm) -> None:
+        """Map observer: a syscall maps or unmaps memory; the bytes of a watched range are
+        replaced (``mmap(MAP_FIXED)``: zeros or file contents) or vanish (``munmap``)."""
+        if (change != "protect" and self._in_syscall and self._host_hit is None
+                and self._watch is not None):
+            self._host_overlap(address, size)
+
+    def _host_overlap(self, address: int, size: int) -> None:
+        assert self._watch is not None
+        end = address + size
+        for start, length, kind in self._watch.watches():
+            if kind != self._WATCH_KINDS["read"] and start < end and address < start + length:
+                self._host_hit = (kind, max(start, address))
+                return
 
     @property
     def syscall_handler(self) -> SyscallHandler | None:
@@ -353,6 +388,12 @@ class Machine:
         :class:`~syxdbg.machine.events.WatchHit`, after the accessing instruction or, with
         :attr:`watch_before`, before it. While any watchpoint exists a C code hook runs per
         instruction (about 0.3x speed); there is no Python per access.
+
+        Writes made by the syscall layer (a ``read(2)`` filling the range, ``mmap(MAP_FIXED)``
+        or ``munmap`` over it) hit write and access watchpoints too, as under rr: the run
+        stops right after the system call instruction (``before`` is False on every
+        architecture, since a system call cannot be un-executed), ``access`` "write" and
+        ``address`` the first watched byte changed. Debugger writes between runs never hit.
         """
         if size <= 0:
             raise ValueError("watchpoint size must be > 0")
@@ -511,6 +552,7 @@ class Machine:
         self._emulated = True
         limit = None if count is None else self.position + count
         core.reset_stop()
+        self._host_hit = None
         pc = self.pc
         if pc in self._breakpoints or pc == until:
             core.skip_once(pc)
@@ -645,6 +687,13 @@ class Machine:
             self._fault = None
             self._final = Fault(pc, pos, sig, addr, detail)
             return self._final
+        if self._host_hit is not None:
+            kind, address = self._host_hit
+            self._host_hit = None
+            names = {v: k for k, v in self._WATCH_KINDS.items()}
+            # Reported after the system call on every architecture: a system call cannot be
+            # un-executed (its host side effects happened), so there is no before-stop.
+            return WatchHit(pc, pos, "watchpoint", names[kind], "write", address, False)
         if self._watch is not None:
             hit = self._watch.hit
             if hit is not None:
@@ -678,6 +727,7 @@ class Machine:
         for probe in self._probes:
             probe._rewound(state.position)
         self._watch_stop_at = None  # a restored state was not stopped by a watchpoint
+        self._host_hit = None
         self._exit_status = None
         self._kill_signal = None
         self._fault = None

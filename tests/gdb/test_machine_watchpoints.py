@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from support import assemble
 
+import syxdbg
 from syxdbg.machine import Machine, Perm, Stopped, WatchHit, get_arch
 
 CODE = 0x400000
@@ -166,3 +167,211 @@ def test_removing_the_last_watchpoint_restores_plain_runs(arch: str, code) -> No
     assert not isinstance(end, WatchHit)
     plain = machine(arch, blob)
     assert plain.run() == end
+
+
+# -- host-side writes: system calls that change watched bytes ---------------------------------
+#
+# A real C program (compiled here with the suite's toolchains) writes a watched byte with plain
+# stores and through three system calls: read() from a pipe into it, mmap(MAP_FIXED) over its
+# page (zeros), munmap of its page. Watchpoints must stop right after each system call
+# instruction, forwards and backwards (issue 12: they never did), and a backward search that
+# passes those system calls must still find the earlier plain stores.
+
+HOSTWRITE_C = r"""
+#include <sys/mman.h>
+#include <unistd.h>
+
+char *volatile page;
+
+__attribute__((noinline)) void store(char v) { *(volatile char *)page = v; }
+
+int main(void)
+{
+    int fds[2];
+    page = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED || pipe(fds))
+        return 1;
+    store(1);
+    store(2);
+    if (write(fds[1], "xyz", 3) != 3 || read(fds[0], page, 3) != 3)   /* page[0] = 'x' */
+        return 2;
+    store(3);
+    if (mmap(page, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+             -1, 0) != page)                                            /* page[0] = 0 */
+        return 3;
+    store(4);
+    if (munmap(page, 4096))                                             /* page[0] gone */
+        return 4;
+    return 0;
+}
+"""
+
+#: What the watched byte holds after each write, in program order (None: unmapped).
+HOST_SEQUENCE = [("store", b"\x01"), ("store", b"\x02"), ("syscall", b"x"), ("store", b"\x03"),
+                 ("syscall", b"\x00"), ("store", b"\x04"), ("syscall", None)]
+
+
+@pytest.fixture(scope="module")
+def hostwrite(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], str]:
+    """``hostwrite(toolchain) -> path`` of the program above, built once per toolchain."""
+    import subprocess
+
+    import progs
+    from support import tool_missing
+
+    built: dict[str, str] = {}
+    tmp = tmp_path_factory.mktemp("hostwrite")
+
+    def build(toolchain: str) -> str:
+        if toolchain not in built:
+            tc = progs.toolchain_for(toolchain)
+            if not tc.available():
+                tool_missing(f"{tc.cc} is not installed")
+            src, exe = tmp / "hostwrite.c", tmp / f"hostwrite-{toolchain}"
+            src.write_text(HOSTWRITE_C)
+            subprocess.run(tc.command(src, exe), check=True, cwd=tmp)
+            built[toolchain] = str(exe)
+        return built[toolchain]
+
+    return build
+
+
+_SYSCALL_INSN = {"x86_64": b"\x0f\x05", "aarch64": (0xD4000001).to_bytes(4, "little")}
+
+
+def _after_syscall(session: syxdbg.Session) -> bool:
+    """True when the instruction just before pc is the system call instruction."""
+    insn = _SYSCALL_INSN[session.machine.arch.name]
+    return session.mem.read(session.machine.pc - len(insn), len(insn)) == insn
+
+
+def _watched_byte(session: syxdbg.Session) -> int:
+    session.run(until="store")  # the first store: page is set
+    return int.from_bytes(session.mem.read(session.symbols["page"], 8), "little")
+
+
+def _value(session: syxdbg.Session, byte: int) -> bytes | None:
+    return session.mem.read(byte, 1) if session.mem.is_mapped(byte) else None
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_system_call_writes_trigger_watchpoints_forward(toolchain: str, hostwrite) -> None:
+    """read(), mmap(MAP_FIXED) and munmap over a watched byte stop right after the system
+    call instruction (pc after it, the new bytes in memory), between the plain stores."""
+    with syxdbg.open(hostwrite(toolchain)) as s:
+        byte = _watched_byte(s)
+        s.add_watchpoint(byte, 1, "write")
+        seen = []
+        while isinstance(ev := s.cont(), WatchHit):
+            assert ev.kind == "write" and ev.access == "write" and ev.address == byte
+            if ev.before:  # aarch64 plain stores: stopped before the store; let it run
+                assert not _after_syscall(s)
+                s.step()
+                seen.append(("store", _value(s, byte)))
+                continue
+            kind = "syscall" if _after_syscall(s) else "store"
+            seen.append((kind, _value(s, byte)))
+        assert s.machine.finished is not None
+        assert seen == HOST_SEQUENCE
+
+
+def _forward_hits(s: syxdbg.Session, byte: int) -> list[int]:
+    """Positions of the writing instructions, running forward to the end."""
+    out = []
+    while isinstance(ev := s.cont(), WatchHit):
+        out.append(ev.insn_position)  # type: ignore[attr-defined]
+    return out
+
+
+@pytest.mark.parametrize("toolchain", ["gcc"])
+def test_reverse_continue_finds_system_call_writes_and_every_earlier_store(
+        toolchain: str, hostwrite) -> None:
+    """Backwards from the end: each system call (state before it, pc at the system call
+    instruction) and, past them, every earlier plain store (the hits forwards, reversed)."""
+    with syxdbg.open(hostwrite(toolchain)) as s:
+        byte = _watched_byte(s)
+        s.add_watchpoint(byte, 1, "write")
+        forward = _forward_hits(s, byte)
+        assert len(forward) == len(HOST_SEQUENCE)
+        backward = []
+        olds = [None, *[v for _, v in HOST_SEQUENCE[:-1]]]
+        while isinstance(ev := s.cont("backward"), WatchHit):
+            backward.append(ev.insn_position)  # type: ignore[attr-defined]
+            i = len(HOST_SEQUENCE) - len(backward)
+            if i < 0:
+                continue  # the mmap that created the page
+            assert ev.before and s.position == ev.insn_position  # type: ignore[attr-defined]
+            is_syscall = s.mem.read(s.machine.pc, 2) == _SYSCALL_INSN["x86_64"]
+            assert is_syscall == (HOST_SEQUENCE[i][0] == "syscall")
+            if i > 0:
+                assert _value(s, byte) == olds[i]  # the state before the write
+        # Past the last system call, the plain stores store(2) and store(1) were found too;
+        # then the mmap that created the page, then the beginning of history.
+        assert backward[:len(forward)] == forward[::-1]
+        assert len(backward) == len(forward) + 1
+        assert s.position == 0
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_last_write_names_the_system_call(toolchain: str, hostwrite) -> None:
+    with syxdbg.open(hostwrite(toolchain)) as s:
+        byte = _watched_byte(s)
+        s.add_watchpoint(byte, 1, "write")
+        forward = _forward_hits(s, byte)
+        s.remove_watchpoint(byte, 1, "write")
+        end = s.position
+        insn = _SYSCALL_INSN[s.machine.arch.name]
+        found = s.last_write(byte, 1)  # the munmap
+        assert found is not None and found.position == forward[-1]
+        assert s.position == forward[-1] and s.mem.read(s.machine.pc, len(insn)) == insn
+        assert _value(s, byte) == b"\x04"
+        s.seek(forward[3])  # store(3), right after the read(): its last writer is the read
+        found = s.last_write(byte, 1)
+        assert found is not None and found.position == forward[2]
+        assert s.mem.read(s.machine.pc, len(insn)) == insn and _value(s, byte) == b"\x02"
+        found = s.last_write(byte, 1)  # past the system call: the plain store(2)
+        assert found is not None and found.position == forward[1]
+        assert end > forward[-1]
+
+
+def test_gdb_watch_and_reverse_continue_see_system_call_writes(hostwrite) -> None:
+    """Real gdb: ``watch -l`` on the byte stops after read()/mmap/munmap going forward, and
+    ``reverse-continue`` from the end stops at each of them and at every plain store."""
+    import shutil
+
+    from gdbmi import Gdb, served
+    from support import in_ci
+
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        if in_ci():
+            pytest.fail("gdb is not installed")
+        pytest.skip("gdb is not installed")
+    exe = hostwrite("gcc")
+    with served(exe) as srv:
+        g = Gdb(gdb, exe)
+        try:
+            g.cli(f"target remote 127.0.0.1:{srv.port}")
+            g.cli("break store")
+            g.cli("continue")
+            g.cli("delete")
+            g.cli("watch -l page[0]")
+            forward = [g.cli("continue") for _ in HOST_SEQUENCE]
+            for out, (kind, value) in zip(forward, HOST_SEQUENCE, strict=True):
+                assert "watchpoint 2: -location page[0]" in out, out
+                if value is not None:
+                    assert f"New value = {value[0]} " in out, out
+                assert ("in store" in out) == (kind == "store"), out
+            assert "<unreadable>" in forward[-1]
+            end = g.cli("continue")  # the end of history (or the exit, before issue 12)
+            assert "No more reverse-execution history" in end or "exited normally" in end
+            backward = [g.cli("reverse-continue") for _ in HOST_SEQUENCE]
+            for out, (kind, _) in zip(backward, HOST_SEQUENCE[::-1], strict=True):
+                assert "watchpoint 2: -location page[0]" in out, out
+                assert ("in store" in out or "store (" in out) == (kind == "store"), out
+            # Past every system call, the first plain store (gdb shows reverse changes as
+            # old = after, new = before).
+            assert "Old value = 1 '\\001'" in backward[-1], backward[-1]
+            assert "New value = 0 '\\000'" in backward[-1], backward[-1]
+        finally:
+            g.close()
