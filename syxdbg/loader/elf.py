@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -38,15 +39,38 @@ class ElfInfo:
     entry: int
 
 
-def _open(path: str) -> BinaryIO:
+def open_program(path: str) -> BinaryIO:
+    """Open a program or blob for reading: a regular file, or one :class:`LoadError` line.
+
+    ``O_NONBLOCK`` keeps a FIFO (or a device) given as the program from blocking the open;
+    it is then refused as not a regular file. Every ``OSError`` (no such file, symlink loop,
+    a path through a regular file, a name too long) becomes one line.
+    """
     try:
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise LoadError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise LoadError(f"{path}: is a directory") from None
     except PermissionError:
         raise LoadError(f"{path}: permission denied") from None
+    except (OSError, ValueError) as exc:  # ELOOP, ENOTDIR, ENAMETOOLONG, NUL in the name...
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise LoadError(f"{path}: cannot open ({reason})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise LoadError(f"{path}: is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            raise LoadError(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+_open = open_program
 
 
 def _elffile(path: str, f: BinaryIO) -> ELFFile:
@@ -142,27 +166,81 @@ def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
     return image
 
 
-def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int) -> LoadedImage:
-    loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"] > 0]
-    # Pages shared by two segments get the union of their permissions.
-    pages: dict[int, Perm] = {}
+#: End of the user address space a Linux process of each architecture can map (x86_64:
+#: 47-bit, 4-level paging; aarch64: 48-bit). A segment beyond it cannot be loaded by Linux.
+USER_ADDRESS_END = {"x86_64": 1 << 47, "aarch64": 1 << 48}
+
+
+def _check_segments(path: str, loads: list[Any], bias: int, arch: ArchSpec,
+                    file_size: int) -> None:
+    """Refuse, in one line, segments that Linux could not map: beyond the address space,
+    more file bytes than memory bytes, or file bytes past the end of the file."""
+    end_of_space = USER_ADDRESS_END.get(arch.name, 1 << (arch.bits - 1))
+    for seg in loads:
+        vaddr, memsz = seg["p_vaddr"] + bias, seg["p_memsz"]
+        filesz, offset = seg["p_filesz"], seg["p_offset"]
+        if vaddr + memsz > end_of_space or memsz > end_of_space:
+            raise LoadError(f"{path}: segment at {seg['p_vaddr']:#x} of {memsz:#x} bytes lies "
+                            f"beyond the {arch.name} address space (ends at {end_of_space:#x})")
+        if filesz > memsz:
+            raise LoadError(f"{path}: malformed ELF file (segment at {seg['p_vaddr']:#x} has "
+                            f"more file bytes than memory bytes)")
+        if offset + filesz > file_size:
+            raise LoadError(f"{path}: truncated ELF file (segment at {seg['p_vaddr']:#x} is "
+                            "cut short)")
+
+
+def _page_runs(loads: list[Any], bias: int) -> list[tuple[int, int, Perm]]:
+    """Page-aligned ``(start, end, perm)`` runs covering the segments, in address order.
+
+    Pages shared by two segments get the union of their permissions. A sweep over the
+    segments' page-rounded boundaries: O(segments log segments), whatever their sizes.
+    """
+    events: list[tuple[int, int, Perm]] = []  # (address, +1/-1, perm)
     for seg in loads:
         lo = page_round_down(seg["p_vaddr"] + bias)
         hi = page_round_up(seg["p_vaddr"] + bias + seg["p_memsz"])
-        for p in range(lo, hi, PAGE):
-            pages[p] = pages.get(p, Perm.NONE) | _perm(seg["p_flags"])
-    run_start = None
-    prev = None
-    run_perm = Perm.NONE
-    for page in sorted(pages) + [None]:
-        if page is not None and prev is not None and page == prev + PAGE \
-                and pages[page] == run_perm:
-            prev = page
+        perm = _perm(seg["p_flags"])
+        events += [(lo, 1, perm), (hi, -1, perm)]
+    events.sort(key=lambda e: e[0])
+    active: dict[Perm, int] = {}
+    runs: list[tuple[int, int, Perm]] = []
+    i = 0
+    while i < len(events):
+        here = events[i][0]
+        while i < len(events) and events[i][0] == here:
+            _, delta, perm = events[i]
+            active[perm] = active.get(perm, 0) + delta
+            i += 1
+        if i == len(events):
+            break
+        covering = [p for p, n in active.items() if n > 0]
+        if not covering:
             continue
-        if run_start is not None and prev is not None:
-            machine.mem.map(run_start, prev + PAGE - run_start, run_perm, os.path.basename(path))
-        if page is not None:
-            run_start, prev, run_perm = page, page, pages[page]
+        union = Perm.NONE
+        for p in covering:
+            union |= p
+        nxt = events[i][0]
+        if runs and runs[-1][1] == here and runs[-1][2] == union:
+            runs[-1] = (runs[-1][0], nxt, union)
+        else:
+            runs.append((here, nxt, union))
+    return runs
+
+
+def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int) -> LoadedImage:
+    loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"] > 0]
+    stream = elf.stream
+    stream.seek(0, os.SEEK_END)
+    _check_segments(path, loads, bias, machine.arch, stream.tell())
+    for start, end, perm in _page_runs(loads, bias):
+        try:
+            machine.mem.map(start, end - start, perm, os.path.basename(path))
+        except (OSError, MemoryError, OverflowError) as exc:  # host memory refused
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
+                type(exc).__name__
+            raise LoadError(f"{path}: cannot map {end - start:#x} bytes at {start:#x} "
+                            f"({reason})") from None
     image = LoadedImage(path=os.path.abspath(path), kind="elf", arch=machine.arch.name, entry=0,
                         load_bias=bias)
     top = 0

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import LoadError
 from ..machine.memory import Perm, page_round_down, page_round_up
+from .elf import open_program
 from .image import LoadedImage, Segment
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def load_raw(machine: Machine, path: str, base: int, entry: int | None = None) -
     at its top; firmware that sets its own stack pointer simply overrides it.
     """
     try:
-        with open(path, "rb") as f:
+        with open_program(path) as f:
             data = f.read()
     except OSError as exc:
         raise LoadError(f"{path}: cannot read ({exc.strerror})") from None
