@@ -35,7 +35,7 @@ from ..errors import SyxdbgError
 from . import _native
 from .arch import ArchSpec
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
-from .memory import Memory, Perm
+from .memory import Memory, Perm, check_address_range
 from .probes import BlockRecorder, InsnTracer, Probe
 from .registers import Registers
 
@@ -362,15 +362,27 @@ class Machine:
 
     # -- breakpoints ------------------------------------------------------------------------
     def add_breakpoint(self, address: int) -> None:
+        """Stop before the instruction at ``address`` executes. Raises
+        :class:`~syxdbg.machine.memory.AddressRangeError` for an address outside the 64-bit
+        address space (nothing is installed then)."""
+        check_address_range(address, 1, "break on")
         self._breakpoints.add(address)
         self._hook_breakpoint(address)
 
     def _hook_breakpoint(self, address: int) -> None:
         self._core.add_breakpoint(address)
         # Blocks translated before the hook existed do not call it: retranslate them.
-        self._uc.ctl_remove_cache(address, address + 1)
+        self._drop_translation(address)
+
+    def _drop_translation(self, address: int) -> None:
+        """Drop the translated blocks holding ``address`` (Unicorn refuses an end of 2**64;
+        the last byte of the address space shares its page with the byte before it)."""
+        start = min(address, _NEVER - 1)
+        self._uc.ctl_remove_cache(start, start + 1)
 
     def remove_breakpoint(self, address: int) -> None:
+        if address not in self._breakpoints:
+            return  # never installed (nor installable: it may be out of range)
         self._breakpoints.discard(address)
         self._core.remove_breakpoint(address)
 
@@ -395,13 +407,16 @@ class Machine:
         architecture, since a system call cannot be un-executed), ``access`` "write" and
         ``address`` the first watched byte changed. Debugger writes between runs never hit.
         """
-        if size <= 0:
-            raise ValueError("watchpoint size must be > 0")
+        if kind not in self._WATCH_KINDS:
+            raise ValueError(f"unknown watchpoint kind {kind!r} (write, read or access)")
+        check_address_range(address, size, "watch")
         if self._watch is None:
             self._watch = _native.WatchCore(self._uc)
         self._watch.add(address, size, self._WATCH_KINDS[kind])
 
     def remove_watchpoint(self, address: int, size: int, kind: str = "write") -> None:
+        if (address, size, kind) not in self.watchpoints:
+            return  # never installed (nor installable: it may be out of range)
         if self._watch is not None:
             self._watch.remove(address, size, self._WATCH_KINDS[kind])
 
@@ -536,6 +551,8 @@ class Machine:
             return self._final
         if count is not None and count < 0:
             raise ValueError("count must be >= 0")
+        if until is not None:
+            check_address_range(until, 1, "run until")
         if count == 0:
             return Stopped(self.pc, self.position, "count")
         temp_bp = until is not None and until not in self._breakpoints
@@ -657,7 +674,7 @@ class Machine:
 
     def _unhook_step(self, address: int) -> None:
         self._core.remove_breakpoint(address)
-        self._uc.ctl_remove_cache(address, address + 1)
+        self._drop_translation(address)
 
     def _classify(self, err: unicorn.UcError | None, bp_addr: int | None, interrupted: bool,
                   pc: int, until: int | None) -> StopEvent | None:

@@ -30,6 +30,32 @@ if TYPE_CHECKING:
 
 PAGE = 4096
 
+#: Every address lies in [0, ADDRESS_LIMIT): both architectures have 64-bit addresses.
+ADDRESS_LIMIT = 1 << 64
+
+
+class AddressRangeError(MemoryAccessError):
+    """An address or size no 64-bit machine has: negative, at or beyond 2**64, a range that
+    runs past the end of the address space, or an empty or negative size where one byte at
+    least is needed. Raised before anything reaches Unicorn (whose bindings would raise
+    OverflowError or wrap around)."""
+
+    def __init__(self, address: int, size: int, what: str = "access") -> None:
+        super().__init__(address, size, what)
+        where = f"{address:#x}" if address >= 0 else str(address)
+        why = ("the size must be positive" if size <= 0 and 0 <= address < ADDRESS_LIMIT
+               else "outside the 64-bit address space")
+        self.args = (f"cannot {what} {size} byte(s) at {where}: {why}",)
+
+
+def check_address_range(address: int, size: int, what: str = "access",
+                        *, allow_empty: bool = False) -> None:
+    """Raise :class:`AddressRangeError` unless ``[address, address+size)`` lies inside the
+    64-bit address space (``size`` >= 1, or >= 0 with ``allow_empty``)."""
+    if (not 0 <= address < ADDRESS_LIMIT or size < (0 if allow_empty else 1)
+            or address + size > ADDRESS_LIMIT):
+        raise AddressRangeError(address, size, what)
+
 
 class Perm(IntFlag):
     """Region permissions; the values are Unicorn's ``UC_PROT_*``."""
@@ -161,8 +187,7 @@ class Memory:
 
     def _spans(self, address: int, size: int) -> Iterator[tuple[Region, int, int]]:
         """Yield (region, offset in region, length) covering ``[address, address+size)``."""
-        if address < 0 or size < 0:
-            raise MemoryAccessError(address, size)
+        check_address_range(address, size, allow_empty=True)
         pos = address
         end = address + size
         while pos < end:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from unicorn import UcError
+
 from ..errors import RegisterError
 from .arch import ArchSpec, RegisterInfo
 
@@ -54,13 +56,24 @@ class Registers:
         return int(value) & ((1 << reg.bitsize) - 1)
 
     def write_info(self, reg: RegisterInfo, value: int) -> None:
+        """Write ``value`` (truncated to the register's width, as gdb does).
+
+        Raises :class:`RegisterError` when the emulated CPU refuses the value (an x86
+        segment selector with no descriptor, such as ``fs = 0xffff``); the register keeps
+        its old value then.
+        """
         value &= (1 << reg.bitsize) - 1
         if reg.uc_id is None:
             self._virtual[reg.name] = value
-        elif reg.encoding == "x87":
-            self._uc.reg_write(reg.uc_id, (value & ((1 << 64) - 1), value >> 64))
-        else:
-            self._uc.reg_write(reg.uc_id, value)
+            return
+        try:
+            if reg.encoding == "x87":
+                self._uc.reg_write(reg.uc_id, (value & ((1 << 64) - 1), value >> 64))
+            else:
+                self._uc.reg_write(reg.uc_id, value)
+        except UcError as exc:
+            raise RegisterError(f"cannot set {reg.name} to {value:#x}: the emulated CPU "
+                                f"refuses it ({exc})") from None
 
     def __getitem__(self, name: str) -> int:
         return self.read_info(self.info(name))
