@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import struct
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,61 @@ def test_snapshot_budget_option_reaches_the_timeline(build_program) -> None:
         assert session.timeline.budget == 64 << 20
     bad = syxdbg_cli("run", "--snapshot-budget", "lots", "x")
     assert bad.returncode == 2 and b"not a size: 'lots'" in bad.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_inputs(root: Path) -> set[str]:
+    """Every file setup.py's extensions need: their .pyx sources, the .pxd files they
+    cimport (with the packages' __init__.pxd) and the files they include, transitively."""
+    need = {"setup.py", "pyproject.toml", "README.md"}
+    todo = re.findall(r'"(syxdbg/[\w/]+\.pyx)"', (root / "setup.py").read_text())
+    assert todo, "no extension sources found in setup.py"
+    while todo:
+        path = todo.pop()
+        if path in need:
+            continue
+        need.add(path)
+        text = (root / path).read_text()
+        found = []
+        for m in re.finditer(r"^\s*(?:from\s+(syxdbg[\w.]*)\s+cimport|cimport\s+(syxdbg[\w.]*))",
+                             text, re.M):
+            parts = (m.group(1) or m.group(2)).split(".")
+            for i in range(1, len(parts)):
+                init = "/".join(parts[:i]) + "/__init__.pxd"
+                if (root / init).exists():
+                    found.append(init)
+            module = "/".join(parts)
+            found.append(f"{module}.pxd" if (root / f"{module}.pxd").exists()
+                         else f"{module}/__init__.pxd")
+        for m in re.finditer(r'^\s*include\s+"([^"]+)"', text, re.M):
+            found.append(str((Path(path).parent / m.group(1)).as_posix()))
+        todo += [str(Path(os.path.normpath(f)).as_posix()) for f in found]
+    return need
+
+
+def test_sdist_ships_what_the_build_needs_and_builds_a_wheel(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path),
+                    "sdist", "-d", str(tmp_path)], cwd=ROOT, check=True, capture_output=True)
+    tarball = next(tmp_path.glob("syxdbg-*.tar.gz"))
+    with tarfile.open(tarball) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+        tar.extractall(tmp_path / "src", filter="data")
+    needed = build_inputs(ROOT)
+    assert "syxdbg/machine/_shared.pxd" in needed and "syxdbg/includes/ucapi.pxi" in needed
+    assert needed - names == set()
+    # The sdist alone builds: a wheel, offline, with the three extensions compiled.
+    source = next((tmp_path / "src").iterdir())
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation",
+                            "--no-deps", "-q", "-w", str(tmp_path / "wheels"), str(source)],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout + build.stderr
+    wheel = next((tmp_path / "wheels").glob("syxdbg-*.whl"))
+    assert wheel.name.startswith(f"syxdbg-{syxdbg.__version__}-")
+    with zipfile.ZipFile(wheel) as whl:
+        files = set(whl.namelist())
+    for ext in ("syxdbg/machine/_native", "syxdbg/machine/_probes", "syxdbg/snapshot/_core"):
+        assert any(f.startswith(ext) and f.endswith(".so") for f in files), ext
+    assert {"syxdbg/cli/entry.py", "syxdbg/version.py", "syxdbg_plugins/linux/__init__.py",
+            "gdbstub/server.py"} <= files
