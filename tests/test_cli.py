@@ -238,3 +238,20 @@ def test_sdist_ships_what_the_build_needs_and_builds_a_wheel(tmp_path: Path) -> 
         assert any(f.startswith(ext) and f.endswith(".so") for f in files), ext
     assert {"syxdbg/cli/entry.py", "syxdbg/version.py", "syxdbg_plugins/linux/__init__.py",
             "gdbstub/server.py"} <= files
+
+
+def test_output_dir_options_reach_the_session(build_program, tmp_path: Path) -> None:
+    from syxdbg.cli.entry import build_parser
+    from syxdbg.cli.spec import ProgramSpec, open_session, output_options
+
+    exe = str(build_program("hello", "musl"))
+    for command in (["serve"], ["gdb"]):
+        ns = build_parser().parse_args([*command, "--output-dir", str(tmp_path),
+                                        "--allow-overwrite", exe])
+        with open_session(ProgramSpec.from_args(ns), **output_options(ns)) as session:
+            assert session.options["output_dir"] == str(tmp_path)
+            assert session.options["output_overwrite"] is True
+    ns = build_parser().parse_args(["replay", "--port", "0", "x.syxrec"])
+    assert output_options(ns) == {"output_dir": os.getcwd(), "output_overwrite": False}
+    bad = syxdbg_cli("serve", "--output-dir", str(tmp_path / "missing"), exe)
+    assert_one_line_error(bad, "not a directory")
