@@ -205,7 +205,9 @@ def test_monitor_coverage_under_real_gdb(build_program: Callable[..., Path],
     cmd = [sys.executable, "-m", "syxdbg", "serve", "--port", "0", "--clear-env"]
     cmd += [arg for k, v in ENV.items() for arg in ("-E", f"{k}={v}")]
     cmd += ["--argv0", "prog", str(exe)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A remote client writes under the server's output directory (its current directory).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
     try:
         assert proc.stderr is not None
         m = re.match(r"syxdbg: listening on 127\.0\.0\.1:(\d+)$", proc.stderr.readline().strip())
@@ -213,6 +215,7 @@ def test_monitor_coverage_under_real_gdb(build_program: Callable[..., Path],
         res = subprocess.run([gdb, "-nx", "-batch", "-ex", f"file {exe}",
                               "-ex", f"target remote 127.0.0.1:{m.group(1)}",
                               "-ex", "break main", "-ex", "continue",
+                              "-ex", f"monitor coverage {out.name}",
                               "-ex", f"monitor coverage {out}", "-ex", "monitor when",
                               "-ex", "kill"],
                              capture_output=True, text=True, timeout=300, check=False)
@@ -220,6 +223,7 @@ def test_monitor_coverage_under_real_gdb(build_program: Callable[..., Path],
         assert "Breakpoint 1, main" in text, text
         main = pcs.index(exe_symbol(exe, "main"))
         assert f"coverage of positions 0..{main} ({main} instructions)" in text, text
+        assert "give a relative name" in text, text  # the absolute path: refused
         assert f"position {main} (frontier {main}" in text
         assert proc.wait(timeout=60) == 0
     finally:

@@ -8,6 +8,7 @@ stepped one instruction at a time through the same range.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -251,3 +252,117 @@ def test_trace_from_the_real_shell(build_program: Callable[..., Path], tmp_path:
 
 def test_progs_toolchains_cover_both_architectures() -> None:
     assert {progs.toolchain_for(t).arch for t in TOOLCHAINS} == {"x86_64", "aarch64"}
+
+
+# -- files written for remote clients (issue 20) ------------------------------------------------
+# From gdb's ``monitor`` (any client of the stub), trace and coverage write only under the
+# session's output directory: no absolute path, no '..', no symbolic link out of it, and no
+# existing file replaced unless the server allows it. The shell (the local user) keeps full
+# paths.
+
+
+def test_remote_clients_write_only_under_the_output_directory(
+        build_program: Callable[..., Path], tmp_path: Path) -> None:
+    exe = build_program("hello", "gcc")
+    jail = tmp_path / "out"
+    outside = tmp_path / "outside"
+    jail.mkdir()
+    outside.mkdir()
+    (jail / "sub").mkdir()
+    (jail / "link").symlink_to(outside)
+    (jail / "victim-link").symlink_to(outside / "victim")
+    (jail / "existing").write_text("keep me")
+    os.mkfifo(jail / "fifo")
+    with open_session(exe, [], output_dir=str(jail)) as s:
+        s.step(count=40)
+        gdb = make_registry(s, frontend="gdb")
+        for command in ("trace {} -20", "coverage {}"):
+            refused = {
+                f"{outside}/abs": "relative",
+                "../outside/up": "'..'",
+                "sub/../../outside/up2": "'..'",
+                "link/through": "symbolic link",
+                "victim-link": "already exists",
+                "existing": "already exists",
+                "fifo": "already exists",
+                "~/home": "relative",
+                "": "file name",
+            }
+            for name, why in refused.items():
+                with pytest.raises(CommandError) as info:
+                    gdb.run_text(command.format(name) if name else command.format("''"))
+                assert why in str(info.value) and "\n" not in str(info.value), (name, info)
+            assert sorted(p.name for p in outside.iterdir()) == []
+            assert (jail / "existing").read_text() == "keep me"
+            kind = command.split()[0]
+            gdb.run_text(command.format(f"{kind}.out"))
+            gdb.run_text(command.format(f"sub/{kind}.out"))
+            assert (jail / f"{kind}.out").stat().st_size > 0
+            assert (jail / "sub" / f"{kind}.out").stat().st_size > 0
+            with pytest.raises(CommandError, match="already exists"):
+                gdb.run_text(command.format(f"{kind}.out"))
+        # A refused command leaves no file behind (a retry may use the name).
+        with pytest.raises(CommandError):
+            gdb.run_text("trace failed.out 999999999 999999990")
+        assert not (jail / "failed.out").exists()
+        # The local shell keeps full paths and may replace files.
+        shell = make_registry(s)
+        shell.run_text(f"trace {outside / 'local.trace'} -10")
+        shell.run_text(f"trace {outside / 'local.trace'} -10")
+        assert (outside / "local.trace").stat().st_size > 0
+    with open_session(exe, [], output_dir=str(jail), output_overwrite=True) as s:
+        s.step(count=40)
+        gdb = make_registry(s, frontend="gdb")
+        gdb.run_text("trace existing -5")
+        assert (jail / "existing").read_text().startswith("rax=")
+        for name, why in (("victim-link", "symbolic link"),
+                          ("fifo", "regular file|No such device"),
+                          ("../x", "'..'")):
+            with pytest.raises(CommandError, match=why):
+                gdb.run_text(f"trace {name} -5")
+        assert not (outside / "victim").exists()
+
+
+def test_monitor_trace_under_real_gdb_is_confined(build_program: Callable[..., Path],
+                                                   tmp_path: Path) -> None:
+    """Real gdb against ``syxdbg serve`` started in a directory: ``monitor trace ../x`` and
+    an absolute path are refused, a plain name lands in the server's directory."""
+    import shutil
+
+    from support import tool_missing
+
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        tool_missing("gdb is not installed")
+    assert gdb is not None
+    exe = build_program("hello", "gcc")
+    served = tmp_path / "served"
+    served.mkdir()
+    cmd = [sys.executable, "-m", "syxdbg", "serve", "--port", "0", str(exe)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=served)
+    try:
+        assert proc.stderr is not None
+        m = re.match(r"syxdbg: listening on 127\.0\.0\.1:(\d+)", proc.stderr.readline().strip())
+        assert m, "syxdbg serve did not print its port"
+        res = subprocess.run([gdb, "-nx", "-batch", "-ex", f"file {exe}",
+                              "-ex", f"target remote 127.0.0.1:{m.group(1)}",
+                              "-ex", "stepi 30",
+                              "-ex", "monitor trace ../escaped.trace -20",
+                              "-ex", f"monitor trace {tmp_path / 'abs.trace'} -20",
+                              "-ex", f"monitor coverage {tmp_path / 'abs.cov'}",
+                              "-ex", "monitor trace plain.trace -20",
+                              "-ex", "monitor coverage plain.cov",
+                              "-ex", "kill"],
+                             capture_output=True, text=True, timeout=300, check=False)
+        text = res.stdout + res.stderr
+        assert "'..' is not allowed" in text, text
+        assert text.count("give a relative name") == 2, text
+        assert "trace of positions 10..30 written to plain.trace" in text, text
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
+    assert sorted(p.name for p in served.iterdir()) == ["plain.cov", "plain.trace"]
+    assert len(parse_tenet(served / "plain.trace", "x86_64")) == 20

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from syxdbg import hookimpl
 from syxdbg.commands import Arg, CommandError
@@ -25,6 +25,7 @@ from syxdbg.machine import PAGE
 
 from .. import _replay
 from . import drcov
+from .output import output_file
 
 if TYPE_CHECKING:
     from syxdbg.commands import Args, CommandRegistry, Context
@@ -74,15 +75,20 @@ def coverage_modules(session: Session, blocks: list[tuple[int, int]]
     return modules, out
 
 
-def write_coverage(session: Session, path: str, blocks: list[tuple[int, int]]
+def write_coverage(session: Session, path: str | BinaryIO, blocks: list[tuple[int, int]]
                    ) -> tuple[int, list[drcov.Module]]:
-    """Write ``blocks`` to ``path`` as drcov; (entries written, modules)."""
+    """Write ``blocks`` to ``path`` (a file name, or a file open for writing) as drcov;
+    (entries written, modules)."""
     modules, entries = coverage_modules(session, blocks)
+    name = path if isinstance(path, str) else getattr(path, "name", "the file")
     try:
-        with open(path, "wb") as f:
-            count = drcov.write(f, modules, entries)
+        if isinstance(path, str):
+            with open(path, "wb") as f:
+                count = drcov.write(f, modules, entries)
+        else:
+            count = drcov.write(path, modules, entries)
     except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CommandError(f"cannot write {name}: {exc.strerror or exc}") from None
     return count, modules
 
 
@@ -92,15 +98,6 @@ def _summary(session: Session, path: str, count: int, modules: list[drcov.Module
     others = f" and {len(modules) - 1} other module(s)" if len(modules) > 1 else ""
     return (f"{count} blocks ({in_image} in {drcov.module_name(modules[0].path)}{others}) "
             f"written to {path} (drcov; load it with Lighthouse or bncov)")
-
-
-def _ensure_writable(path: str) -> None:
-    """Fail before any work when ``path`` cannot be written."""
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 DESCRIPTION = (
@@ -124,10 +121,12 @@ def coverage_command(ctx: Context, args: Args) -> str:
         raise CommandError("nothing has executed yet: run or step first")
     _replay.check_range(s, start, end, allow_live=False)
     path = args.file
-    _ensure_writable(path)
-    recorder, r = _replay.replay(ctx, start, end, lambda m: m.block_recorder(), "coverage")
-    blocks = recorder.blocks()
-    count, modules = write_coverage(s, path, blocks)
+    # Opened before any work: a file that may not or cannot be written fails at once.
+    with output_file(ctx, path) as f:
+        recorder, r = _replay.replay(ctx, start, end, lambda m: m.block_recorder(),
+                                     "coverage")
+        blocks = recorder.blocks()
+        count, modules = write_coverage(s, f, blocks)
     head = f"coverage of positions {start}..{r.reached} ({r.reached - start} instructions): "
     text = head + _summary(s, path, count, modules, blocks)
     if not r.complete:
@@ -187,7 +186,8 @@ def syxdbg_register_commands(registry: CommandRegistry) -> None:
         "coverage", "write the basic blocks executed between FROM and TO (default: all of "
         "history) to FILE, in drcov format (Lighthouse, bncov)", category="history",
         description=DESCRIPTION,
-        args=(Arg("file", "text", help="output file (drcov)"),
+        args=(Arg("file", "text", help="output file (drcov; from gdb: a name under the "
+                  "server's output directory)"),
               Arg("from", "position", optional=True, help="first position (default: origin)"),
               Arg("to", "position", optional=True,
                   help="position after the last instruction (default: frontier)")),

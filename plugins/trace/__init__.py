@@ -25,6 +25,7 @@ from syxdbg import hookimpl
 from syxdbg.commands import Arg, CommandError
 
 from .. import _replay
+from ..coverage.output import output_file
 
 if TYPE_CHECKING:
     from syxdbg.commands import Args, CommandRegistry, Context
@@ -81,11 +82,8 @@ def trace_command(ctx: Context, args: Args) -> str:
                            f"'set trace.limit N' (0: no limit)")
     registers, pc_name = TENET_REGISTERS[arch]
     path = args.file
-    try:
-        f = open(path, "wb")  # noqa: SIM115 - closed below, after the tracer's last write
-    except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
-    with f:
+    # From gdb, only under the server's output directory (see coverage/output.py).
+    with output_file(ctx, path) as f:
         def attach(machine: Machine) -> InsnTracer:
             return machine.insn_tracer(f.fileno(), registers, pc_name=pc_name)
 
@@ -110,7 +108,8 @@ def syxdbg_register_commands(registry: CommandRegistry) -> None:
     registry.command(
         "trace", "write a Tenet instruction trace of positions FROM..TO (or +N, -N from "
         "here) to FILE", category="history", description=DESCRIPTION,
-        args=(Arg("file", "text", help="output file (Tenet text trace)"),
+        args=(Arg("file", "text", help="output file (Tenet text trace; from gdb: a name "
+                  "under the server's output directory)"),
               Arg("from", "position", help="first position, or +N/-N/P with no TO"),
               Arg("to", "position", optional=True,
                   help="position after the last instruction")),
