@@ -104,3 +104,28 @@ def test_interrupt_lands_within_a_second(finished: syxdbg.Session, name: str) ->
     assert s.position == ev.position  # it is where it says
     # The interrupt does not stick: the next motion works.
     assert s.seek(end).position == end
+
+
+def test_interrupt_lands_within_a_second_in_a_replay(build_program: Callable[..., Path],
+                                                     tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = build_program("sortalloc", "gcc")
+    out = tmp_path / "sortalloc.syxrec"
+    rec = subprocess.run([sys.executable, "-m", "syxdbg", "record", "-o", str(out),
+                          "--clear-env", str(exe), "20000"], capture_output=True, timeout=600)
+    assert out.exists(), rec.stderr
+    with syxdbg.replay(str(out), options={"timeline.interval": INTERVAL}) as s:
+        end = s.when().frontier
+        s.seek(end)
+        s.add_breakpoint("main")
+        for forward in (False, True):
+            if forward:
+                s.seek(s.when().origin + 1)
+            motion = ((lambda poll: s.seek(end - 1, poll=poll, jump=False)) if forward
+                      else (lambda poll: s.cont("backward", poll=poll)))
+            ev, latency = interrupted(s, motion)
+            assert isinstance(ev, Stopped) and ev.why == "interrupt", ev
+            assert latency < LATENCY
+            assert s.seek(end).position == end
