@@ -296,6 +296,25 @@ def test_syscall_handler_writes_hit_watchpoints_after_the_syscall(arch: str, ass
 
 
 @pytest.mark.parametrize("arch", ARCHES)
+def test_a_held_watch_stop_before_a_syscall_lets_it_run_once(arch: str, assemble) -> None:
+    """A history layer that re-creates the state before a system call whose write hit (gdb
+    on aarch64 wants the stop before the access) marks it with hold_watch_stop: the next run
+    executes that system call without hitting again; an unmarked run hits."""
+    from syxdbg.machine import WatchHit
+
+    code = assemble(arch, "syscall_then_spin")
+    for hold in (False, True):
+        m = support.toy_machine(arch, code, host_write=(DATA, b"\x05"))
+        m.add_watchpoint(DATA, 1, "write")
+        assert m.run(count=1).position == 1  # pc at the system call
+        if hold:
+            m.hold_watch_stop()
+        ev = m.run(count=20)
+        assert isinstance(ev, WatchHit) != hold, ev
+        assert m.mem.read(DATA, 1) == b"\x05"
+
+
+@pytest.mark.parametrize("arch", ARCHES)
 def test_exception_in_a_hook_is_reraised_after_the_emulator_returns(arch: str, assemble) -> None:
     m = make_machine(arch, assemble(arch, "syscall_then_spin"))
 

@@ -152,6 +152,12 @@ class Machine:
         #: True while a syscall handler runs; the first overlap found is kept until the stop.
         self._in_syscall = False
         self._host_hit: tuple[int, int] | None = None  # (watch kind, first watched byte)
+        #: Resuming from a before-stop at a system call: the position of that system call,
+        #: whose writes must not hit again.
+        self._host_skip_at: int | None = None
+        #: How far before pc a syscall handler's system call instruction lies (x86's
+        #: UC_HOOK_INSN sees pc at the syscall; aarch64's exception hook after the svc).
+        self._syscall_back = 0 if arch.name == "x86_64" else 4
         self.mem.write_observers.append(self._host_write)
         self.mem.map_observers.append(self._host_map)
 
@@ -294,7 +300,9 @@ class Machine:
                 f"the guest made a system call (returning to {self.regs.pc:#x}) but no "
                 "syscall layer is loaded (raw blobs have none; is the linux plugin disabled?)"
             )
-        self._in_syscall = True
+        skip = (self._host_skip_at is not None and self._host_skip_at
+                == self.insn_position(self.regs.pc - self._syscall_back))
+        self._in_syscall = not skip
         try:
             self._syscall_handler(self)
         finally:
@@ -413,6 +421,17 @@ class Machine:
         if self._watch is None:
             self._watch = _native.WatchCore(self._uc)
         self._watch.add(address, size, self._WATCH_KINDS[kind])
+
+    def hold_watch_stop(self) -> None:
+        """Mark the current state as a watch stop *before* the instruction at pc.
+
+        For a history layer that re-creates the state before a system call whose writes hit
+        a watchpoint (the machine itself reports those after the system call): on a
+        :attr:`watch_before` machine gdb expects the stop before the access and then steps
+        over it, so the next run lets that instruction execute once without hitting again,
+        exactly as after a machine before-stop.
+        """
+        self._watch_stop_at = (self.position, self.pc)
 
     def remove_watchpoint(self, address: int, size: int, kind: str = "write") -> None:
         if (address, size, kind) not in self.watchpoints:
@@ -577,6 +596,8 @@ class Machine:
             # Resuming from a before-stop must let the accessing instruction run.
             self._watch.capture = self.watch_before
             self._watch.begin_run(self._watch_stop_at == (self.position, pc))
+        self._host_skip_at = self.position if self._watch_stop_at == (self.position, pc) \
+            else None
         self._watch_stop_at = None
         start_pos, start_pc = self.position, pc
         goal = limit  # the position a bounded run must stop at
