@@ -334,20 +334,28 @@ def test_last_write_names_the_system_call(toolchain: str, hostwrite) -> None:
         assert end > forward[-1]
 
 
-def test_gdb_watch_and_reverse_continue_see_system_call_writes(hostwrite) -> None:
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_gdb_watch_and_reverse_continue_see_system_call_writes(toolchain: str,
+                                                                hostwrite) -> None:
     """Real gdb: ``watch -l`` on the byte stops after read()/mmap/munmap going forward, and
-    ``reverse-continue`` from the end stops at each of them and at every plain store."""
+    ``reverse-continue`` from the end stops at each of them and at every plain store.
+
+    aarch64 (gdb-multiarch): gdb treats every watchpoint stop as before the access and steps
+    one instruction, so until the timeline re-creates the before-state for system calls
+    (see the report to the core engineer) a forward stop lands one instruction after the
+    instruction following the svc; the values are right either way."""
     import shutil
 
     from gdbmi import Gdb, served
     from support import in_ci
 
-    gdb = shutil.which("gdb")
+    name = "gdb" if toolchain == "gcc" else "gdb-multiarch"
+    gdb = shutil.which(name)
     if gdb is None:
         if in_ci():
-            pytest.fail("gdb is not installed")
-        pytest.skip("gdb is not installed")
-    exe = hostwrite("gcc")
+            pytest.fail(f"{name} is not installed")
+        pytest.skip(f"{name} is not installed")
+    exe = hostwrite(toolchain)
     with served(exe) as srv:
         g = Gdb(gdb, exe)
         try:
