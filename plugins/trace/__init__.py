@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from syxdbg import hookimpl
 from syxdbg.commands import Arg, CommandError
+from syxdbg.machine import ARCHES
 
 from .. import _replay
 from ..coverage.output import output_file
@@ -33,13 +34,12 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_LIMIT", "TENET_REGISTERS", "trace_command"]
 
-#: Per architecture: the registers on each line and the name of the program counter.
-#: x86_64 is Tenet's ArchAMD64 (tenet/trace/arch/amd64.py) exactly; a name Tenet does not
-#: know (rflags...) would make it reject the line.
+#: Per architecture: the registers on each line and the name of the program counter, from
+#: the ArchSpec (``trace_registers``; x86_64's is Tenet's ArchAMD64 exactly, since a name
+#: Tenet does not know, rflags..., would make it reject the line).
 TENET_REGISTERS: dict[str, tuple[tuple[str, ...], str]] = {
-    "x86_64": (("rax", "rbx", "rcx", "rdx", "rbp", "rsp", "rsi", "rdi", "r8", "r9", "r10",
-                "r11", "r12", "r13", "r14", "r15"), "rip"),
-    "aarch64": (tuple(f"x{i}" for i in range(31)) + ("sp",), "pc"),
+    name: (spec.trace_registers, spec.pc) for name, spec in ARCHES.items()
+    if spec.trace_registers
 }
 
 #: Tenet's recommended maximum trace length (its README: about 10 million instructions).

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SyxdbgError
+from ..machine.arch import ARCHES
 
 if TYPE_CHECKING:
     from ..session import Session
 
 #: DWARF register numbers -> syxdbg register names, per architecture.
+#: DWARF register numbers to names, per architecture (the ArchSpecs own them).
 DWARF_REGS: dict[str, dict[int, str]] = {
-    "x86_64": {0: "rax", 1: "rdx", 2: "rcx", 3: "rbx", 4: "rsi", 5: "rdi", 6: "rbp", 7: "rsp",
-               **{i: f"r{i}" for i in range(8, 16)}, 16: "rip"},
-    "aarch64": {**{i: f"x{i}" for i in range(31)}, 31: "sp"},
+    name: dict(spec.dwarf_registers) for name, spec in ARCHES.items()
 }
 
 

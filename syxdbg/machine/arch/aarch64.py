@@ -59,4 +59,7 @@ AARCH64 = ArchSpec(
     stack_top=0xFFFF_F000_0000,
     mmap_base=0xFFFF_E000_0000,
     pie_base=0xAAAA_AAAA_0000,
+    # DWARF for the Arm 64-bit architecture (AADWARF64): x0-x30, then sp.
+    dwarf_registers={**{i: f"x{i}" for i in range(31)}, 31: "sp"},
+    trace_registers=(*(f"x{i}" for i in range(31)), "sp"),
 )

@@ -100,6 +100,12 @@ class ArchSpec:
     cpu_init: Callable[[Uc], None] | None = None
     #: Mnemonics (capstone) of branches whose target is an immediate operand.
     direct_branches: frozenset[str] = frozenset()
+    #: DWARF register numbers (call frame information, location expressions) to names.
+    dwarf_registers: Mapping[int, str] = field(default_factory=dict)
+    #: The general registers an instruction trace records, in order (without the pc).
+    #: x86_64's is the Tenet trace explorer's AMD64 set exactly (a name Tenet does not know
+    #: makes it reject the line).
+    trace_registers: tuple[str, ...] = ()
 
     @property
     def tdesc_xml(self) -> str:

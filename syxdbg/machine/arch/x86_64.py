@@ -61,4 +61,9 @@ X86_64 = ArchSpec(
         "jmp", "call", "loop", "loope", "loopne", "jrcxz", "jecxz", "ja", "jae", "jb", "jbe",
         "je", "jne", "jg", "jge", "jl", "jle", "jo", "jno", "jp", "jnp", "js", "jns",
     }),
+    # System V AMD64 psABI, figure 3.36.
+    dwarf_registers={0: "rax", 1: "rdx", 2: "rcx", 3: "rbx", 4: "rsi", 5: "rdi", 6: "rbp",
+                     7: "rsp", **{i: f"r{i}" for i in range(8, 16)}, 16: "rip"},
+    trace_registers=("rax", "rbx", "rcx", "rdx", "rbp", "rsp", "rsi", "rdi", "r8", "r9",
+                     "r10", "r11", "r12", "r13", "r14", "r15"),
 )
