@@ -25,7 +25,7 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import capstone
 import unicorn
@@ -38,9 +38,6 @@ from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .memory import Memory, Perm, check_address_range
 from .probes import BlockRecorder, InsnTracer, Probe
 from .registers import Registers
-
-if TYPE_CHECKING:
-    from ..loader import LoadedImage
 
 #: An address no instruction lives at: emu_start's ``until`` is never reached; every stop is
 #: one of ours.
@@ -125,7 +122,9 @@ class Machine:
         self._flow_cache: dict[int, tuple[int, bool]] = {}
         self._core = _native.RunCore(self._uc, self._resolve_block, self._retired_before)
         self._offsets: dict[tuple[int, int], list[int]] = {}
-        self.image: LoadedImage | None = None
+        #: The loaded image (a ``syxdbg.loader.LoadedImage``) the loader records here; typed
+        #: loosely so the machine never imports the loader (which imports the machine).
+        self.image: Any = None
         self._syscall_handler: SyscallHandler | None = None
         self._breakpoints: set[int] = set()
         self._pending: BaseException | None = None

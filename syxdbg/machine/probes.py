@@ -25,13 +25,14 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import SyxdbgError
 from . import _probes
 
 if TYPE_CHECKING:
-    from .core import Machine
+    from .memory import Memory
+    from .registers import Registers
 
 #: Host writes (system call results) larger than this are left out of traces: file
 #: mappings would put megabytes of hex on one line.
@@ -47,6 +48,25 @@ class Probe(Protocol):
     def _settled(self, position: int) -> None: ...
     def _rewound(self, position: int) -> None: ...
     def detach(self) -> None: ...
+
+
+class Machine(Protocol):
+    """What a recorder needs of the machine it records (the machine's public API plus the
+    detach call): recorders do not import the machine module, so the machine may import
+    them without an import circle."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def uc(self) -> Any: ...
+    @property
+    def native_core(self) -> Any: ...
+    @property
+    def probes(self) -> list[Probe]: ...
+    regs: Registers
+    mem: Memory
+
+    def _detach_probe(self, probe: Probe) -> None: ...
 
 
 class TraceError(SyxdbgError):
@@ -65,7 +85,7 @@ class _Recorder(abc.ABC):
 
     @property
     def attached(self) -> bool:
-        return self in self._machine._probes
+        return self in self._machine.probes
 
     def detach(self) -> None:
         """Stop recording (idempotent). What was recorded stays readable."""
