@@ -4,7 +4,7 @@ remote clients.
 ``coverage FILE`` and ``trace FILE`` run in the shell (the local user, who may write any
 file they can) and through gdb's ``monitor`` (any client that can reach the stub, which may
 be another user, or a replay served with ``--port`` where memory writes are refused). A
-remote client must not choose the server's files, so for the ``gdb`` front end:
+remote client must not choose the server's files, so for every front end but the shell:
 
 * FILE is relative to the output directory, ``session.options["output_dir"]`` (made
   absolute; the server's current directory when the option is absent);
@@ -33,13 +33,14 @@ from syxdbg.commands import CommandError
 if TYPE_CHECKING:
     from syxdbg.commands import Context
 
-__all__ = ["OUTPUT_DIR", "OUTPUT_OVERWRITE", "REMOTE_FRONTENDS", "output_file", "remote"]
+__all__ = ["LOCAL_FRONTENDS", "OUTPUT_DIR", "OUTPUT_OVERWRITE", "output_file", "remote"]
 
 #: Session options (set by the CLI's ``--output-dir`` and ``--allow-overwrite``).
 OUTPUT_DIR = "output_dir"
 OUTPUT_OVERWRITE = "output_overwrite"
-#: Command registry front ends whose commands come from a remote client.
-REMOTE_FRONTENDS = frozenset({"gdb"})
+#: Command registry front ends whose commands come from the local user. Every other front
+#: end (gdb's ``monitor``, any future protocol server) is treated as a remote client.
+LOCAL_FRONTENDS = frozenset({"shell"})
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -47,8 +48,9 @@ _OLD_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def remote(ctx: Context) -> bool:
-    """True when the command comes from a remote client (gdb's ``monitor``)."""
-    return ctx.registry.frontend in REMOTE_FRONTENDS
+    """True unless the command comes from the local user (the shell): gdb's ``monitor``
+    and any front end not known to be local."""
+    return ctx.registry.frontend not in LOCAL_FRONTENDS
 
 
 @contextmanager
