@@ -75,6 +75,11 @@ def _prepare(text: str) -> tuple[str, dict[str, str]]:
     return "".join(out), names
 
 
+def _short(text: str, limit: int = 60) -> str:
+    """``text`` quoted for an error message, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def evaluate(session: Session, text: str,
              variable: Callable[[str], tuple[int, int] | None] | None = None) -> int:
     """The integer value of ``text`` (see the module docstring); one-line errors."""
@@ -87,7 +92,7 @@ def evaluate(session: Session, text: str,
     try:
         tree = ast.parse(src, mode="eval")
     except (SyntaxError, ValueError):
-        raise CommandError(f"cannot parse expression {text!r}") from None
+        raise CommandError(f"cannot parse expression {_short(text)}") from None
     except (RecursionError, MemoryError):
         raise CommandError("expression nested too deeply") from None
     regs = session.regs
@@ -171,6 +176,6 @@ def evaluate(session: Session, text: str,
             except Exception:
                 raise CommandError(f"cannot read {size} bytes at {addr:#x}") from None
             return int.from_bytes(data, "little", signed=signed)
-        raise CommandError(f"unsupported expression {text!r}")
+        raise CommandError(f"unsupported expression {_short(text)}")
 
     return ev(tree)
