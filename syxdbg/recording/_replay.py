@@ -271,6 +271,8 @@ def program_file(rec: Recording, keep: list[str]) -> str:
     try:
         with os.fdopen(fd, "wb") as f:
             prog.write_to(f)
+    except RecordingError as exc:
+        raise RecordingError(f"{rec.path}: {exc}") from None
     except OSError as exc:
         raise RecordingError(f"{rec.path}: cannot extract the recorded program to {tmp} "
                              f"({exc.strerror})") from None

@@ -26,29 +26,23 @@ FIXTURE = Path(__file__).parent.parent / "recording" / "data" / "hello-v1.syxrec
 MIB = 1 << 20
 
 
+#: Runs argv and reports its peak RSS: from a small process, since a child forked straight
+#: from pytest would count pytest's own memory (ru_maxrss includes the time before exec).
+_MEASURE = """
+import json, resource, subprocess, sys
+res = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, capture_output=True, text=True)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+print(json.dumps([res.returncode, res.stdout, res.stderr, peak]))
+"""
+
+
 def peak_rss(argv: list[str], cwd: Path | None = None) -> tuple[int, str, str, int]:
-    """(status, stdout, stderr, peak RSS in bytes) of ``argv`` alone (measured with wait4)."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            if cwd is not None:
-                os.chdir(cwd)
-            fd = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(fd, 0)
-            out = os.open(str((cwd or Path("/tmp")) / ".out"), os.O_WRONLY | os.O_CREAT |
-                          os.O_TRUNC, 0o600)
-            err = os.open(str((cwd or Path("/tmp")) / ".err"), os.O_WRONLY | os.O_CREAT |
-                          os.O_TRUNC, 0o600)
-            os.dup2(out, 1)
-            os.dup2(err, 2)
-            os.execv(argv[0], argv)
-        finally:
-            os._exit(127)
-    _, status, usage = os.wait4(pid, 0)
-    base = cwd or Path("/tmp")
-    out_text = (base / ".out").read_text()
-    err_text = (base / ".err").read_text()
-    return os.waitstatus_to_exitcode(status), out_text, err_text, usage.ru_maxrss * 1024
+    """(status, stdout, stderr, peak RSS in bytes) of ``argv`` alone."""
+    res = subprocess.run([sys.executable, "-c", _MEASURE, *argv], capture_output=True,
+                         text=True, cwd=cwd, timeout=300, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    status, out, err, peak = json.loads(res.stdout)
+    return status, out, err, peak
 
 
 def one_error_line(status: int, err: str) -> str:
