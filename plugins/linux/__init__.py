@@ -8,11 +8,16 @@ Layout
 * ``tables.py``   syscall number -> name per architecture (data, from the kernel headers).
 * ``abi.py``      guest ABI constants, open(2) flag translation, struct layouts (stat, statx,
   utsname, dirent64...), pure functions.
-* ``syscalls.py`` one handler per syscall, bound by name; argument conversions come from the
-  handlers' annotations, introspected once at import.
-* ``kernel.py``   :class:`LinuxKernel`: fd table, brk, mmap bookkeeping, cwd, umask, signals,
-  limits; dispatch; ``save_state``/``load_state``.
+* ``registry.py`` how a handler is declared (``@syscall``, argument kinds, SyscallError).
+* ``syscalls/``   the handlers, one module per area (files, fs, memory, time, process,
+  signals), and ``DISPATCH`` (number -> handler per architecture), built once at import.
+* ``kernel.py``   :class:`Process` (the interface handlers get: memory, fd table, mappings,
+  signals, host, warnings), :class:`ProcessState` (the one declaration of the snapshottable
+  fields) and :class:`LinuxKernel` (syscall entry, ``save_state``/``load_state``).
 * ``hostio.py``   :class:`HostIO`: the host boundary.
+
+Imports go one way: ``registry`` <- ``kernel`` <- ``syscalls.*`` <- this module, which
+hands ``DISPATCH`` to the kernel it creates.
 
 The host boundary (for record/replay)
 -------------------------------------
@@ -36,25 +41,57 @@ Semantics worth knowing
 * One thread: futex waits never block; ``rseq`` returns ``-ENOSYS`` as in qemu-user.
 * File-backed mmaps are copies of the file (MAP_SHARED writes are not written back).
 * An unsupported syscall returns ``-ENOSYS`` and prints one warning per syscall number.
+* ``/proc/self`` (and ``/proc/<guest pid>``, ``/proc/thread-self``, ``/dev/fd``) is the
+  guest's, emulated from guest state (``procfs.py``); other processes' entries do not exist.
+* Guest memory is limited (``--memory-limit``, default half the host's memory): mmap and
+  mremap fail with ENOMEM, brk keeps the old break. The limit is part of the kernel state.
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 from typing import TYPE_CHECKING
 
 from syxdbg import hookimpl
 
 from .hostio import DetachedHostIO, HostIO
-from .kernel import KernelState, LinuxKernel
+from .kernel import KernelState, LinuxKernel, Process
+from .syscalls import DISPATCH
 
 if TYPE_CHECKING:
     from syxdbg.machine import Machine
     from syxdbg.session import Session
     from syxdbg.state import StateRegistry
 
-__all__ = ["HostIO", "KernelState", "LinuxKernel", "LinuxPlugin", "get_kernel"]
+__all__ = ["HostIO", "KernelState", "LinuxKernel", "LinuxPlugin", "Process", "get_kernel",
+           "parse_size"]
 
 STATE_NAME = "linux"
+#: ``session.options`` key of ``--memory-limit`` (bytes; 0: none; absent: the default).
+MEMORY_LIMIT_OPTION = "memory_limit"
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``512M``, ``2G``, ``65536``, ``1.5g`` -> bytes (binary units); ``0``/``none``: no
+    limit. Raises argparse.ArgumentTypeError (one clear line) for anything else."""
+    t = text.strip().lower()
+    if t in ("none", "unlimited"):
+        return 0
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", t)
+    if m is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r} (expected a number of bytes with an optional K, M, G or "
+            "T suffix, e.g. 512M or 2G, or 'none')")
+    value = int(float(m.group(1)) * _UNITS[m.group(2)])
+    if value and value < 1 << 20:
+        raise argparse.ArgumentTypeError(f"memory limit {text!r} is below 1M: a program "
+                                         "could not even start")
+    if value >= 1 << 48:
+        raise argparse.ArgumentTypeError(f"memory limit {text!r} is beyond the guest's "
+                                         "address space (256T)")
+    return value
 
 
 class LinuxPlugin:
@@ -71,7 +108,9 @@ class LinuxPlugin:
         if self.kernel is not None:
             self.kernel.close()
         host = DetachedHostIO() if session.options.get("replay") else None
-        self.kernel = LinuxKernel(machine, host)
+        limit = session.options.get(MEMORY_LIMIT_OPTION)
+        self.kernel = LinuxKernel(machine, host, dispatch=DISPATCH[machine.arch.name],
+                                  memory_limit=int(limit) if limit is not None else None)
         self.kernel.install()
 
     @hookimpl
@@ -92,6 +131,15 @@ class LinuxPlugin:
 
 def _plugin_name(session: Session) -> str:
     return f"linux-session-{id(session):x}"
+
+
+@hookimpl
+def syxdbg_addoption(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--memory-limit", metavar="SIZE", dest=MEMORY_LIMIT_OPTION, type=parse_size,
+        help="most guest memory (all its mappings), e.g. 512M or 2G; beyond it mmap fails "
+        "with ENOMEM and brk does not move, as under a cgroup limit (default: half the "
+        "host's memory; 'none': no limit). A recording keeps its limit: replay uses it")
 
 
 @hookimpl

@@ -25,9 +25,11 @@ repositioning host files at checkpoints, teardown) always go straight to the hos
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
+import struct
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -48,6 +50,32 @@ EFFECTS = frozenset({
     "write", "pwrite", "open", "close", "unlink", "rmdir", "mkdir", "rename", "ftruncate",
     "fsync", "set_status_flags", "sleep", "pipe", "warn",
 })
+
+
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437}.get(os.uname().machine)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_openat2_missing = _SYS_OPENAT2 is None
+_libc: ctypes.CDLL | None = None
+
+
+def _open_no_magiclinks(path: bytes, flags: int, mode: int) -> int:
+    """openat2(AT_FDCWD, path, {flags, mode, RESOLVE_NO_MAGICLINKS}) (Linux >= 5.6), or
+    os.open on older hosts (the kernel's procfs device check still applies there)."""
+    global _openat2_missing, _libc
+    if not _openat2_missing:
+        libc = _libc = _libc or ctypes.CDLL(None, use_errno=True)
+        creating = flags & os.O_CREAT or flags & os.O_TMPFILE == os.O_TMPFILE
+        how = struct.pack("<QQQ", flags & 0xFFFFFFFF, mode if creating else 0,
+                          _RESOLVE_NO_MAGICLINKS)
+        fd = libc.syscall(_SYS_OPENAT2, -100, ctypes.c_char_p(path), ctypes.c_char_p(how),
+                          ctypes.c_size_t(len(how)))
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err != errno.ENOSYS:
+            raise OSError(err, os.strerror(err), path)
+        _openat2_missing = True
+    return os.open(path, flags, mode)
 
 
 class HostIO:
@@ -75,7 +103,9 @@ class HostIO:
 
     # -- file descriptors ----------------------------------------------------------------
     def open(self, path: bytes, flags: int, mode: int) -> int:
-        return os.open(path, flags, mode)
+        """os.open, but never through a "magic link" (``/proc/<pid>/fd/N``, ``exe``,
+        ``cwd``... reached by a symlink): those are the debugger's, not the guest's."""
+        return _open_no_magiclinks(path, flags, mode)
 
     def close(self, fd: int) -> None:
         os.close(fd)
@@ -166,6 +196,20 @@ class HostIO:
 
     def getcwd(self) -> bytes:
         return os.getcwdb()
+
+    def memory_total(self) -> int:
+        """Bytes of physical memory of the host (0 if unknown): the default memory limit."""
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError):
+            return 0
+
+    def proc_device(self) -> int:
+        """st_dev of the host's procfs (-1 if none): files on it are the debugger's."""
+        try:
+            return os.stat(b"/proc").st_dev
+        except OSError:
+            return -1
 
     # -- time, randomness, identity ------------------------------------------------------
     def clock(self, clockid: int) -> int:
@@ -365,6 +409,12 @@ class RecordingHostIO(HostIO):
         r, _ = self._call("getcwd", (), self.inner.getcwd)
         return bytes(r)
 
+    def proc_device(self) -> int:
+        return self.inner.proc_device()  # asked once, outside syscalls (kernel state)
+
+    def memory_total(self) -> int:
+        return self.inner.memory_total()  # asked once, outside syscalls (kernel state)
+
     # -- time, randomness, identity ------------------------------------------------------
     def clock(self, clockid: int) -> int:
         r, _ = self._call("clock", (clockid,), lambda: self.inner.clock(clockid))
@@ -506,6 +556,12 @@ class DetachedHostIO(HostIO):
 
     def getcwd(self) -> bytes:
         return b"/"
+
+    def proc_device(self) -> int:
+        return -1
+
+    def memory_total(self) -> int:
+        return 0  # the recording's limit comes with its initial state
 
     def ids(self) -> tuple[int, int, int, int, int, int]:
         return (1, 0, 0, 0, 0, 0)

@@ -1,67 +1,68 @@
-"""The emulated kernel of one guest process: its state, syscall dispatch, save and restore.
+"""The emulated kernel of one guest process: its state, the interface handlers see, dispatch.
 
-:class:`LinuxKernel` owns everything the Linux syscall layer remembers between syscalls:
+Three layers, top to bottom:
 
-* the fd table (guest fd -> open file description + close-on-exec flag) and the open file
-  descriptions (host fd, path, status flags, directory listing position);
-* the program break (``brk_start``/``brk``) and the bookkeeping of mmap'ed ranges;
-* cwd, umask, signal dispositions/mask/pending set, sigaltstack, resource limits, the
-  process identity (pid, uid... read once from the host) and the set of unsupported
-  syscalls already warned about.
+* :class:`LinuxKernel` is what the session sees: the machine's syscall handler (it reads
+  the syscall number and arguments, calls the handler, writes the result back), the
+  session's ``"linux"`` snapshottable state and the record/replay switch. The handler table
+  is given to it (``dispatch=``), so this module never imports the handlers.
+* :class:`Process` is the narrow interface a handler gets: guest memory, the registers a
+  syscall may touch, the fd table, the memory map bookkeeping, paths, signals, the
+  :class:`~.hostio.HostIO` (and through it the event log) and warnings. One ``Process`` per
+  guest process; per-thread values (tid address, robust list, signal mask) are kept apart in
+  its state so a later ``clone`` can give each thread its own.
+* :class:`ProcessState` is THE declaration of everything the kernel remembers between
+  syscalls. :class:`KernelState` is its frozen, picklable copy (``save_state``), derived
+  field by field from that one declaration (:func:`_freeze` / :func:`_thaw`).
 
-:meth:`save_state` returns a :class:`KernelState`, a frozen value sharing nothing mutable with
-the kernel; :meth:`load_state` replaces the whole state with one, re-opening (by path) and
-re-positioning host files so that reads and seeks after a restore behave as they did at
-save time. Host fds of closed descriptions are kept in a small pool so a restore can revive
-them even when the file has been unlinked meanwhile. Pipes and the inherited stdio fds are
-not repositioned (they cannot be); replaying their data is the EventLog's job.
+Recordings pickle :class:`KernelState`, :class:`FileState`, :class:`FdEntry` and
+:class:`Mapping` by module and class name (``syxdbg_plugins.linux.kernel.*``): keep them here
+under those names. A field added to :class:`ProcessState` needs a default; a state saved
+before it existed loads with that default (tests/linux/test_linux_state_compat.py replays a
+recording made before the split).
 
-All host access goes through :attr:`LinuxKernel.host` (a :class:`~.hostio.HostIO`).
+Host fds of closed descriptions are kept in a small pool so a restore can revive them even
+when the file has been unlinked meanwhile. Pipes and the inherited stdio fds are not
+repositioned by a restore (they cannot be); replaying their data is the EventLog's job.
+All host access goes through :attr:`Process.host`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
+import struct
 import sys
 from collections import OrderedDict
 from collections.abc import Callable
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from syxdbg.errors import MemoryAccessError, MemoryMapError
 from syxdbg.machine.memory import PAGE, Perm, page_round_up
 
 from . import abi
 from .hostio import HostIO, RecordingHostIO
-from .syscalls import DISPATCH, SyscallError
+from .registry import Handler, SyscallError
 from .tables import SYSCALL_TABLES
 
 if TYPE_CHECKING:
     from syxdbg.eventlog import EventLog
     from syxdbg.machine import Machine
+    from syxdbg.machine.memory import Memory
     from syxdbg.machine.registers import RegisterInfo
 
 #: Host fds of closed descriptions kept open for restores (per kernel).
 RETIRED_POOL = 32
 STDIO = (0, 1, 2)
+#: Registers a syscall may set or read on the calling thread (arch_prctl).
+THREAD_REGISTERS = frozenset({"fs_base", "gs_base"})
 
 
-@dataclass
-class OpenFile:
-    """A live open file description (shared by dup'ed fds)."""
-
-    id: int
-    kind: str  # "std" (inherited host 0/1/2), "file", "dir" or "pipe"
-    path: bytes | None  # absolute host path of files and directories
-    flags: int  # guest status flags (guest arch values): access mode, O_APPEND, O_NONBLOCK...
-    host_fd: int  # -1 when lost (a pipe that could not be revived by a restore)
-    owned: bool  # opened by us: closed when the last guest fd goes
-    dir_entries: tuple[tuple[bytes, int, int], ...] | None = None
-    dir_pos: int = 0
-
-
+# ----------------------------------------------------------------- saved values (pickled)
 @dataclass(frozen=True)
 class FileState:
     """An open file description as saved: offset instead of a live host position."""
@@ -75,6 +76,8 @@ class FileState:
     offset: int | None
     dir_entries: tuple[tuple[bytes, int, int], ...] | None
     dir_pos: int
+    #: Contents of an emulated file (``/proc/self/maps``...), None for host files.
+    data: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -94,37 +97,73 @@ class Mapping:
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False, eq=False, repr=False)
 class KernelState:
-    """Everything :class:`LinuxKernel` remembers; immutable (see save_state)."""
+    """Everything :class:`LinuxKernel` remembers, frozen: one attribute per field of
+    :class:`ProcessState` (containers as tuples/frozensets, files as :class:`FileState`).
 
-    fds: tuple[tuple[int, FdEntry], ...]
-    files: tuple[FileState, ...]
-    next_file_id: int
-    brk_start: int
-    brk: int
-    mappings: tuple[Mapping, ...]
-    cwd: bytes
-    umask: int
-    sigactions: tuple[tuple[int, bytes], ...]
-    sigmask: int
-    sigpending: int
-    altstack: bytes
-    rlimits: tuple[tuple[int, int, int], ...]
-    ids: tuple[int, int, int, int, int, int]
-    tid_address: int
-    robust_list: tuple[int, int]
-    warned: frozenset[int]
-    #: The program's host path as the guest sees it (/proc/self/exe, comm).
-    image_path: bytes = b""
+    Its attributes are exactly those of :class:`ProcessState` (that is the one declaration),
+    so its pickle is ``{field name: frozen value}``, the same as before the split.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:  # for type checkers: fields are dynamic
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, KernelState) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(vars(self))))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"KernelState({shown})"
+
+
+# ----------------------------------------------------------------- live state
+@dataclass
+class OpenFile:
+    """A live open file description (shared by dup'ed fds)."""
+
+    id: int
+    kind: str  # "std" (inherited host 0/1/2), "file", "dir", "pipe"; "proc", "procmem"
+    path: bytes | None  # absolute host path of files and directories (guest path for proc)
+    flags: int  # guest status flags (guest arch values): access mode, O_APPEND, O_NONBLOCK...
+    host_fd: int  # -1 when lost (a pipe that could not be revived) or emulated (proc)
+    owned: bool  # opened by us: closed when the last guest fd goes
+    dir_entries: tuple[tuple[bytes, int, int], ...] | None = None
+    dir_pos: int = 0  # also the file offset of emulated files (proc, procmem)
+    data: bytes | None = None  # contents of an emulated "proc" file
+
+
+def _rlimits_freeze(d: dict[int, tuple[int, int]]) -> tuple[tuple[int, int, int], ...]:
+    return tuple((r, cur, mx) for r, (cur, mx) in sorted(d.items()))
+
+
+def _rlimits_thaw(t: tuple[tuple[int, int, int], ...]) -> dict[int, tuple[int, int]]:
+    return {r: (cur, mx) for r, cur, mx in t}
+
+
+def _codec(freeze: Callable[[Any], Any], thaw: Callable[[Any], Any]) -> dict[str, Any]:
+    return {"freeze": freeze, "thaw": thaw}
 
 
 @dataclass
-class _Live:
-    """The mutable working copy of the state (one per kernel)."""
+class ProcessState:
+    """THE declaration of the kernel's snapshottable state (see the module doc).
 
+    Containers are frozen and thawed by their type (dict -> sorted item tuple, list ->
+    tuple, set -> frozenset); a field with another saved form says so in its metadata.
+    ``files`` is saved by the kernel itself (host offsets are read at save time).
+    """
+
+    # -- process
     fds: dict[int, FdEntry] = field(default_factory=dict)
-    files: dict[int, OpenFile] = field(default_factory=dict)
+    files: dict[int, OpenFile] = field(default_factory=dict, metadata={"files": True})
     next_file_id: int = 1
     brk_start: int = 0
     brk: int = 0
@@ -132,14 +171,62 @@ class _Live:
     cwd: bytes = b"/"
     umask: int = 0o022
     sigactions: dict[int, bytes] = field(default_factory=dict)
-    sigmask: int = 0
     sigpending: int = 0
-    altstack: bytes = b""
-    rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
+    rlimits: dict[int, tuple[int, int]] = field(
+        default_factory=dict, metadata=_codec(_rlimits_freeze, _rlimits_thaw))
     ids: tuple[int, int, int, int, int, int] = (1, 0, 0, 0, 0, 0)
+    warned: set[int] = field(default_factory=set)
+    #: The program's host path as the guest sees it (/proc/self/exe, comm).
+    image_path: bytes = b""
+    #: Where exec put argv strings, env strings and the auxv in guest memory:
+    #: (arg_start, arg_end, env_start, env_end, auxv address, auxv bytes); 0s if unknown.
+    exec_layout: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
+    #: st_dev of the host's procfs when the program started (-1: unknown): a host file on
+    #: it is the debugger's, never the guest's (see procfs.py).
+    host_proc_dev: int = -1
+    #: Most bytes of guest memory (all mappings: image, stack, heap, mmaps); beyond it
+    #: mmap/mremap fail with ENOMEM and brk keeps the old break, as under a cgroup limit.
+    #: 0: no limit (states saved before the limit existed).
+    memory_limit: int = 0
+    # -- the (one) thread
+    sigmask: int = 0
+    altstack: bytes = b""
     tid_address: int = 0
     robust_list: tuple[int, int] = (0, 0)
-    warned: set[int] = field(default_factory=set)
+
+
+_FIELDS = tuple(f for f in dataclasses.fields(ProcessState) if not f.metadata.get("files"))
+
+
+def _freeze_value(f: dataclasses.Field[Any], value: Any) -> Any:
+    if "freeze" in f.metadata:
+        return f.metadata["freeze"](value)
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, set):
+        return frozenset(value)
+    return value
+
+
+def _thaw_value(f: dataclasses.Field[Any], value: Any) -> Any:
+    if "thaw" in f.metadata:
+        return f.metadata["thaw"](value)
+    factory = f.default_factory
+    if factory is dict:
+        return dict(value)
+    if factory is list:
+        return list(value)
+    if factory is set:
+        return set(value)
+    return value
+
+
+def _field_default(f: dataclasses.Field[Any]) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def _default_rlimits(stack_size: int) -> dict[int, tuple[int, int]]:
@@ -157,126 +244,122 @@ def _default_rlimits(stack_size: int) -> dict[int, tuple[int, int]]:
     return limits
 
 
-class LinuxKernel:
-    """Linux user-mode syscall emulation for one machine. Install with :meth:`install`."""
+def default_memory_limit(host_total: int) -> int:
+    """The limit when none is given: half the host's memory (0, none, if unknown). A guest
+    costs more host memory than it maps (snapshots, translation caches)."""
+    return (host_total // 2) & ~(PAGE - 1)
 
-    def __init__(self, machine: Machine, host: HostIO | None = None, *,
-                 warn_stream: IO[str] | None = None) -> None:
-        self.machine = machine
-        self.mem = machine.mem
-        self.arch = machine.arch.name
-        self.host = host if host is not None else HostIO()
+
+def _exec_layout(mem: Memory, sp: int) -> tuple[int, int, int, int, int, int]:
+    """Where the initial stack at ``sp`` keeps argv/env strings and the auxv (as Linux's
+    mm->arg_start... are set by exec). Zeros if the stack cannot be parsed."""
+    try:
+        argc = struct.unpack("<Q", mem.read(sp, 8))[0]
+        if argc > 1 << 20:
+            return (0, 0, 0, 0, 0, 0)
+        pos = sp + 8
+        argv = struct.unpack(f"<{argc}Q", mem.read(pos, 8 * argc)) if argc else ()
+        pos += 8 * (argc + 1)
+        envp: list[int] = []
+        while (ptr := struct.unpack("<Q", mem.read(pos, 8))[0]) != 0:
+            envp.append(ptr)
+            pos += 8
+        pos += 8
+        auxv = pos
+        while struct.unpack("<Q", mem.read(pos, 8))[0] != 0:  # AT_NULL ends it
+            pos += 16
+        auxv_len = pos + 16 - auxv
+
+        def span(ptrs: tuple[int, ...] | list[int]) -> tuple[int, int]:
+            if not ptrs:
+                return (0, 0)
+            last = ptrs[-1]
+            return ptrs[0], last + len(mem.read_cstring(last)) + 1
+
+        a0, a1 = span(argv)
+        e0, e1 = span(envp)
+        return (a0, a1, e0, e1, auxv, auxv_len)
+    except (MemoryAccessError, struct.error):
+        return (0, 0, 0, 0, 0, 0)
+
+
+# ----------------------------------------------------------------- the handlers' interface
+class Process:
+    """One guest process as a syscall handler sees it (the only object handlers get)."""
+
+    def __init__(self, machine: Machine, host: HostIO, *,
+                 warn_stream: IO[str] | None = None, memory_limit: int | None = None) -> None:
+        self._machine = machine
+        #: Guest memory (reads raise MemoryAccessError -> EFAULT).
+        self.mem: Memory = machine.mem
+        self.arch: str = machine.arch.name
+        #: The host boundary; swapped by the kernel to record or replay.
+        self.host = host
         #: Where warnings go (None: the current sys.stderr).
         self.warn_stream = warn_stream
-        #: Set to a text stream to log every syscall (strace-like), for debugging.
-        self.trace: IO[str] | None = None
-        abi_ = machine.arch.syscall
-        regs = machine.regs
-        self._nr_reg: RegisterInfo = regs.info(abi_.number)
-        self._arg_regs: tuple[RegisterInfo, ...] = tuple(regs.info(r) for r in abi_.args)
-        self._ret_reg: RegisterInfo = regs.info(abi_.ret)
-        self._dispatch = DISPATCH[self.arch]
-        self._names = SYSCALL_TABLES[self.arch]
+        self.mmap_base: int = machine.arch.mmap_base
         self._retired: OrderedDict[int, int] = OrderedDict()  # file id -> host fd
-        self.s = _Live()
+        self.s = ProcessState()
         image = machine.image
-        self.image_path = (self.host.realpath(os.fsencode(image.path))
-                           if image is not None else b"")
-        self.s.brk_start = self.s.brk = image.brk if image is not None else 0
-        self.s.cwd = self.host.getcwd()
-        self.s.ids = self.host.ids()
-        self.s.rlimits = _default_rlimits(machine.arch.stack_size)
-        self.mmap_base = machine.arch.mmap_base
+        s = self.s
+        s.image_path = (self.host.realpath(os.fsencode(image.path))
+                        if image is not None else b"")
+        s.brk_start = s.brk = image.brk if image is not None else 0
+        if image is not None and image.initial_sp:
+            s.exec_layout = _exec_layout(self.mem, image.initial_sp)
+        s.cwd = self.host.getcwd()
+        s.host_proc_dev = self.host.proc_device()
+        s.memory_limit = (memory_limit if memory_limit is not None
+                          else default_memory_limit(self.host.memory_total()))
+        s.ids = self.host.ids()
+        s.rlimits = _default_rlimits(machine.arch.stack_size)
         for fd in STDIO:
             try:
                 flags = abi.open_flags_from_host(self.arch, self.host.get_status_flags(fd))
             except OSError:
                 continue  # not open on the host: not open in the guest either
-            self.s.fds[fd] = FdEntry(self._new_file("std", None, flags, fd, owned=False).id)
+            s.fds[fd] = FdEntry(self.new_file("std", None, flags, fd, owned=False).id)
 
-    # -- installation ---------------------------------------------------------------------
-    def install(self) -> None:
-        self.machine.set_syscall_handler(self.handle_syscall)
+    @property
+    def image_path(self) -> bytes:
+        return self.s.image_path
 
-    # -- record / replay (syxdbg.eventlog.Recordable) --------------------------------------
-    def attach_eventlog(self, log: EventLog) -> None:
-        """Route host access made by syscalls through ``log`` (record/replay)."""
-        if isinstance(self.host, RecordingHostIO):
-            self.host = self.host.inner
-        self.host = RecordingHostIO(self.host, log)
+    @property
+    def pid(self) -> int:
+        return self.s.ids[0]
 
-    def detach_eventlog(self) -> None:
-        if isinstance(self.host, RecordingHostIO):
-            self.host = self.host.inner
+    # -- the calling thread -----------------------------------------------------------------
+    def thread_register(self, name: str) -> int:
+        """A register a syscall may read on the calling thread (see THREAD_REGISTERS)."""
+        if name not in THREAD_REGISTERS:
+            raise KeyError(name)
+        return int(self._machine.regs[name])
 
-    def close(self) -> None:
-        """Close every host fd this kernel opened (session teardown)."""
-        for f in self.s.files.values():
-            if f.owned and f.host_fd >= 0:
-                self._host_close(f.host_fd)
-            f.host_fd = -1
-        for hfd in self._retired.values():
-            self._host_close(hfd)
-        self._retired.clear()
-        self.s.files.clear()
-        self.s.fds.clear()
+    def set_thread_register(self, name: str, value: int) -> None:
+        if name not in THREAD_REGISTERS:
+            raise KeyError(name)
+        self._machine.regs[name] = value
 
-    # -- dispatch ---------------------------------------------------------------------------
-    def handle_syscall(self, machine: Machine) -> None:
-        host = self.host
-        # Inside a syscall handler the position is exact: a syscall instruction always ends
-        # its translation block, which the block hook counted on entry.
-        host.enter_syscall(machine.position)
-        try:
-            self._handle_syscall(machine)
-        finally:
-            host.leave_syscall()
+    def exit(self, status: int) -> None:
+        """The process exits with ``status`` (exit_group)."""
+        self._machine.request_exit(status & 0xFF)
 
-    def _handle_syscall(self, machine: Machine) -> None:
-        regs = machine.regs
-        nr = regs.read_info(self._nr_reg)
-        handler = self._dispatch.get(nr)
-        if handler is None:
-            ret: int | None = self.unsupported(nr)
-            args: list[int] = []
-        else:
-            args = [conv(regs.read_info(r)) for conv, r in zip(handler.converters,
-                                                                self._arg_regs, strict=False)]
-            try:
-                ret = handler.fn(self, *args)
-            except SyscallError as exc:
-                ret = -exc.errno
-            except MemoryAccessError:
-                ret = -errno.EFAULT
-            except MemoryMapError:
-                ret = -errno.ENOMEM
-            except OSError as exc:
-                ret = -(exc.errno or errno.EIO)
-        if self.trace is not None:
-            name = self._names.get(nr, f"syscall_{nr}")
-            shown = ", ".join(hex(a) if a > 9 or a < -9 else str(a) for a in args)
-            self.trace.write(f"[linux] {name}({shown}) = {ret}\n")
-        if ret is not None:
-            regs.write_info(self._ret_reg, ret & abi.MASK64)
-
-    def unsupported(self, nr: int) -> int:
-        if nr not in self.s.warned:
-            self.s.warned.add(nr)
-            name = self._names.get(nr, "unknown")
-            self._warn(f"syxdbg: warning: unsupported syscall {name} ({nr}) returns -ENOSYS\n")
-        return -errno.ENOSYS
-
-    def _warn(self, text: str) -> None:
+    # -- warnings ---------------------------------------------------------------------------
+    def warn(self, text: str) -> None:
         # Through the host boundary: a replayed syscall does not warn a second time.
         self.host.warn(text, self.warn_stream if self.warn_stream is not None else sys.stderr)
 
-    def syscall_name(self, nr: int) -> str | None:
-        return self._names.get(nr)
+    def warn_once(self, key: int, text: str) -> None:
+        """Warn unless warned under ``key`` before (the set is snapshotted)."""
+        if key not in self.s.warned:
+            self.s.warned.add(key)
+            self.warn(text)
 
     # -- files ------------------------------------------------------------------------------
-    def _new_file(self, kind: str, path: bytes | None, flags: int, host_fd: int, *,
-                  owned: bool = True) -> OpenFile:
-        f = OpenFile(self.s.next_file_id, kind, path, flags, host_fd, owned)
+    def new_file(self, kind: str, path: bytes | None, flags: int, host_fd: int, *,
+                 owned: bool = True, data: bytes | None = None) -> OpenFile:
+        """A new open file description (not yet in the fd table: see :meth:`install_fd`)."""
+        f = OpenFile(self.s.next_file_id, kind, path, flags, host_fd, owned, data=data)
         self.s.next_file_id += 1
         if owned and host_fd >= 0 and self._retired:
             # A replayed open returns the host fd the live open got, which a restore may
@@ -300,6 +383,9 @@ class LinuxKernel:
         self.s.fds[num] = FdEntry(f.id, cloexec)
         return num
 
+    def set_cloexec(self, fd: int, cloexec: bool) -> None:
+        self.s.fds[fd] = FdEntry(self.s.fds[fd].file, cloexec)
+
     def file(self, fd: int) -> OpenFile:
         """The open description behind guest ``fd`` (EBADF if none)."""
         entry = self.s.fds.get(fd)
@@ -322,9 +408,7 @@ class LinuxKernel:
         f = self.s.files.pop(entry.file)
         if f.owned and f.host_fd >= 0:
             self._retired[f.id] = f.host_fd
-            while len(self._retired) > RETIRED_POOL:
-                _, hfd = self._retired.popitem(last=False)
-                self._host_close(hfd)
+            self._trim_retired()
 
     def dup_fd(self, old: int, new: int | None, cloexec: bool, minimum: int = 0) -> int:
         entry = self.s.fds.get(old)
@@ -339,9 +423,26 @@ class LinuxKernel:
         self.s.fds[new] = FdEntry(entry.file, cloexec)
         return new
 
+    def _trim_retired(self) -> None:
+        while len(self._retired) > RETIRED_POOL:
+            _, hfd = self._retired.popitem(last=False)
+            self._host_close(hfd)
+
     def _host_close(self, hfd: int) -> None:
         with contextlib.suppress(OSError):
             self.host.close(hfd)
+
+    def close_all(self) -> None:
+        """Close every host fd this process opened (session teardown)."""
+        for f in self.s.files.values():
+            if f.owned and f.host_fd >= 0:
+                self._host_close(f.host_fd)
+            f.host_fd = -1
+        for hfd in self._retired.values():
+            self._host_close(hfd)
+        self._retired.clear()
+        self.s.files.clear()
+        self.s.fds.clear()
 
     # -- paths --------------------------------------------------------------------------------
     def read_path(self, ptr: int) -> bytes:
@@ -356,8 +457,6 @@ class LinuxKernel:
         """The host path of guest ``path`` relative to ``dirfd`` (AT_FDCWD: the cwd)."""
         if not path:
             raise SyscallError(errno.ENOENT)
-        if path in (b"/proc/self/exe", b"/proc/%d/exe" % self.s.ids[0]):
-            return self.image_path
         if path.startswith(b"/"):
             return path
         if dirfd == abi.AT_FDCWD:
@@ -369,7 +468,7 @@ class LinuxKernel:
             base = f.path
         return os.path.join(base, path)
 
-    # -- memory helpers ---------------------------------------------------------------------
+    # -- memory -------------------------------------------------------------------------------
     def writable_extent(self, addr: int, size: int) -> int:
         """How many bytes from ``addr`` (at most ``size``) are mapped (EFAULT if none)."""
         if size == 0:
@@ -416,14 +515,29 @@ class LinuxKernel:
         """Map ``size`` bytes at ``hint`` if free, else top-down below mmap_base."""
         size = page_round_up(size)
         if hint and hint % PAGE == 0 and hint + size <= self.mmap_base and \
-                not self._overlaps(hint, size):
+                not self.overlaps(hint, size):
             addr = hint
         else:
             addr = self.mem.find_free(size, below=self.mmap_base)
         self.mem.map(addr, size, Perm(prot & 7), name)
         return addr
 
-    def _overlaps(self, addr: int, size: int) -> bool:
+    def mapped_bytes(self) -> int:
+        """Bytes of guest memory mapped now (what the memory limit counts)."""
+        return sum(r.size for r in self.mem.regions())
+
+    def charge(self, grow: int) -> None:
+        """ENOMEM if ``grow`` more bytes of guest memory would pass the memory limit."""
+        limit = self.s.memory_limit
+        if limit and grow > 0 and self.mapped_bytes() + grow > limit:
+            raise SyscallError(errno.ENOMEM)
+
+    def mapped_in(self, addr: int, size: int) -> int:
+        """Bytes of ``[addr, addr+size)`` that are mapped."""
+        end = addr + size
+        return sum(max(0, min(r.end, end) - max(r.start, addr)) for r in self.mem.regions())
+
+    def overlaps(self, addr: int, size: int) -> bool:
         return any(r.start < addr + size and addr < r.end for r in self.mem.regions())
 
     # -- signals ------------------------------------------------------------------------------
@@ -441,13 +555,11 @@ class LinuxKernel:
             return
         if handler == abi.SIG_DFL or sig in (abi.SIGKILL, abi.SIGSTOP):
             if sig not in abi.DEFAULT_IGNORED:
-                self.machine.request_kill(sig)
+                self._machine.request_kill(sig)
             return
         # A guest handler: signal frames are not emulated. Warn once and drop the signal.
-        if -sig not in self.s.warned:
-            self.s.warned.add(-sig)
-            self._warn(f"syxdbg: warning: signal {sig} has a handler; signal delivery "
-                       "is not emulated, the signal is discarded\n")
+        self.warn_once(-sig, f"syxdbg: warning: signal {sig} has a handler; signal delivery "
+                             "is not emulated, the signal is discarded\n")
 
     def deliver_pending(self) -> None:
         ready = self.s.sigpending & ~self.s.sigmask
@@ -459,6 +571,7 @@ class LinuxKernel:
     # -- state ------------------------------------------------------------------------------
     def save_state(self) -> KernelState:
         s = self.s
+        values = {f.name: _freeze_value(f, getattr(s, f.name)) for f in _FIELDS}
         files = []
         for f in s.files.values():
             offset = None
@@ -468,65 +581,33 @@ class LinuxKernel:
                 except OSError:
                     offset = None
             files.append(FileState(f.id, f.kind, f.path, f.flags, f.host_fd, f.owned, offset,
-                                   f.dir_entries, f.dir_pos))
-        return KernelState(
-            fds=tuple(sorted(s.fds.items())),
-            files=tuple(files),
-            next_file_id=s.next_file_id,
-            brk_start=s.brk_start,
-            brk=s.brk,
-            mappings=tuple(s.mappings),
-            cwd=s.cwd,
-            umask=s.umask,
-            sigactions=tuple(sorted(s.sigactions.items())),
-            sigmask=s.sigmask,
-            sigpending=s.sigpending,
-            altstack=s.altstack,
-            rlimits=tuple((r, cur, mx) for r, (cur, mx) in sorted(s.rlimits.items())),
-            ids=s.ids,
-            tid_address=s.tid_address,
-            robust_list=s.robust_list,
-            warned=frozenset(s.warned),
-            image_path=self.image_path,
-        )
+                                   f.dir_entries, f.dir_pos, f.data))
+        values["files"] = tuple(files)
+        return KernelState(**values)
 
     def load_state(self, state: KernelState) -> None:
+        saved = vars(state)
         old_files = self.s.files
         files: dict[int, OpenFile] = {}
-        for fs in state.files:
+        for fs in saved["files"]:
             host_fd = self._revive(fs, old_files.get(fs.id))
             files[fs.id] = OpenFile(fs.id, fs.kind, fs.path, fs.flags, host_fd, fs.owned,
-                                    fs.dir_entries, fs.dir_pos)
+                                    fs.dir_entries, fs.dir_pos, fs.data)
         # Host fds no longer referenced go to the retired pool (a later restore may want them).
         for fid, f in old_files.items():
             if fid not in files and f.owned and f.host_fd >= 0:
                 self._retired[fid] = f.host_fd
         for fid in files:
             self._retired.pop(fid, None)
-        while len(self._retired) > RETIRED_POOL:
-            _, hfd = self._retired.popitem(last=False)
-            self._host_close(hfd)
-        self.s = _Live(
-            fds=dict(state.fds),
-            files=files,
-            next_file_id=state.next_file_id,
-            brk_start=state.brk_start,
-            brk=state.brk,
-            mappings=list(state.mappings),
-            cwd=state.cwd,
-            umask=state.umask,
-            sigactions=dict(state.sigactions),
-            sigmask=state.sigmask,
-            sigpending=state.sigpending,
-            altstack=state.altstack,
-            rlimits={r: (cur, mx) for r, cur, mx in state.rlimits},
-            ids=state.ids,
-            tid_address=state.tid_address,
-            robust_list=state.robust_list,
-            warned=set(state.warned),
-        )
-        if state.image_path:
-            self.image_path = state.image_path
+        self._trim_retired()
+        image_path = self.s.image_path
+        live = ProcessState(**{
+            f.name: _thaw_value(f, saved[f.name]) if f.name in saved else _field_default(f)
+            for f in _FIELDS})
+        live.files = files
+        if not live.image_path:  # a state saved before it was kept here
+            live.image_path = image_path
+        self.s = live
 
     def _revive(self, fs: FileState, live: OpenFile | None) -> int:
         """A host fd for saved description ``fs``, positioned at its saved offset."""
@@ -536,7 +617,7 @@ class LinuxKernel:
             hfd = live.host_fd
         elif fs.id in self._retired:
             hfd = self._retired.pop(fs.id)
-        elif fs.path is not None:
+        elif fs.path is not None and fs.kind in ("file", "dir", "pipe"):
             flags = abi.open_flags_to_host(self.arch, fs.flags) & ~(
                 os.O_CREAT | os.O_EXCL | os.O_TRUNC)
             try:
@@ -550,3 +631,121 @@ class LinuxKernel:
                 self.host.lseek(hfd, fs.offset, os.SEEK_SET)
         return hfd
 
+
+# ----------------------------------------------------------------- the session's object
+class LinuxKernel:
+    """Linux user-mode syscall emulation for one machine. Install with :meth:`install`.
+
+    ``dispatch`` maps syscall numbers of the machine's architecture to handlers (the
+    plugin passes :data:`syscalls.DISPATCH`); a number without a handler returns -ENOSYS
+    and warns once.  ``memory_limit``: most bytes of guest memory (None: half the
+    host's memory, 0: none); it is part of the state, so a replay keeps the recorded one.
+    """
+
+    def __init__(self, machine: Machine, host: HostIO | None = None, *,
+                 dispatch: MappingABC[int, Handler],
+                 warn_stream: IO[str] | None = None, memory_limit: int | None = None) -> None:
+        self.machine = machine
+        self.arch = machine.arch.name
+        #: The process the handlers act on.
+        self.process = Process(machine, host if host is not None else HostIO(),
+                               warn_stream=warn_stream, memory_limit=memory_limit)
+        #: Set to a text stream to log every syscall (strace-like), for debugging.
+        self.trace: IO[str] | None = None
+        abi_ = machine.arch.syscall
+        regs = machine.regs
+        self._nr_reg: RegisterInfo = regs.info(abi_.number)
+        self._arg_regs: tuple[RegisterInfo, ...] = tuple(regs.info(r) for r in abi_.args)
+        self._ret_reg: RegisterInfo = regs.info(abi_.ret)
+        self._dispatch = dispatch
+        self._names = SYSCALL_TABLES[self.arch]
+
+    # Shorthands used by tests and tools (the process holds the state).
+    @property
+    def s(self) -> ProcessState:
+        return self.process.s
+
+    @property
+    def host(self) -> HostIO:
+        return self.process.host
+
+    @property
+    def mem(self) -> Memory:
+        return self.process.mem
+
+    @property
+    def image_path(self) -> bytes:
+        return self.process.image_path
+
+    # -- installation ---------------------------------------------------------------------
+    def install(self) -> None:
+        self.machine.set_syscall_handler(self.handle_syscall)
+
+    # -- record / replay (syxdbg.eventlog.Recordable) --------------------------------------
+    def attach_eventlog(self, log: EventLog) -> None:
+        """Route host access made by syscalls through ``log`` (record/replay)."""
+        self.detach_eventlog()
+        self.process.host = RecordingHostIO(self.process.host, log)
+
+    def detach_eventlog(self) -> None:
+        host = self.process.host
+        if isinstance(host, RecordingHostIO):
+            self.process.host = host.inner
+
+    def close(self) -> None:
+        """Close every host fd this kernel opened (session teardown)."""
+        self.process.close_all()
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def handle_syscall(self, machine: Machine) -> None:
+        host = self.process.host
+        # Inside a syscall handler the position is exact: a syscall instruction always ends
+        # its translation block, which the block hook counted on entry.
+        host.enter_syscall(machine.position)
+        try:
+            self._handle_syscall(machine)
+        finally:
+            host.leave_syscall()
+
+    def _handle_syscall(self, machine: Machine) -> None:
+        regs = machine.regs
+        nr = regs.read_info(self._nr_reg)
+        handler = self._dispatch.get(nr)
+        if handler is None:
+            ret: int | None = self.unsupported(nr)
+            args: list[int] = []
+        else:
+            args = [conv(regs.read_info(r)) for conv, r in zip(handler.converters,
+                                                                self._arg_regs, strict=False)]
+            try:
+                ret = handler.fn(self.process, *args)
+            except SyscallError as exc:
+                ret = -exc.errno
+            except MemoryAccessError:
+                ret = -errno.EFAULT
+            except MemoryMapError:
+                ret = -errno.ENOMEM
+            except OSError as exc:
+                ret = -(exc.errno or errno.EIO)
+        if self.trace is not None:
+            name = self._names.get(nr, f"syscall_{nr}")
+            shown = ", ".join(hex(a) if a > 9 or a < -9 else str(a) for a in args)
+            self.trace.write(f"[linux] {name}({shown}) = {ret}\n")
+        if ret is not None:
+            regs.write_info(self._ret_reg, ret & abi.MASK64)
+
+    def unsupported(self, nr: int) -> int:
+        name = self._names.get(nr, "unknown")
+        self.process.warn_once(
+            nr, f"syxdbg: warning: unsupported syscall {name} ({nr}) returns -ENOSYS\n")
+        return -errno.ENOSYS
+
+    def syscall_name(self, nr: int) -> str | None:
+        return self._names.get(nr)
+
+    # -- state (syxdbg.state.Snapshottable) --------------------------------------------------
+    def save_state(self) -> KernelState:
+        return self.process.save_state()
+
+    def load_state(self, state: KernelState) -> None:
+        self.process.load_state(state)

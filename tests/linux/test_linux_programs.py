@@ -111,3 +111,48 @@ def test_sysprobe_matches_native(mode: str, toolchain: str,
     _same(native, emu, f"sysprobe {mode} ({toolchain})")
     expected = {"abort": 134, "raise": 143}.get(mode, 0)
     assert emu.status == expected
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_procself_reads_the_guest_not_the_debugger(toolchain: str,
+                                                   build_probe: Callable[[str, str], Path],
+                                                   run_native: Callable, emu_run: Callable,
+                                                   tmp_path: Path) -> None:
+    # /proc/self is the guest's: cmdline, environ, exe, maps, mem, auxv, fd, stat, status.
+    exe = build_probe("procself", toolchain)
+    emu = emu_run(exe, ["one", "two words"], argv0=str(exe), cwd=tmp_path)
+    lines = emu.stdout.decode().splitlines()
+    assert emu.status == 0 and len(lines) == 25, emu.stdout.decode() + emu.stderr.decode()
+    assert all(line.endswith(": ok") for line in lines), emu.stdout.decode()
+    if toolchain != "aarch64":  # qemu-user passes some of /proc/self through to the host
+        native = run_native(exe, ["one", "two words"], argv0=str(exe), cwd=tmp_path)
+        _same(native, emu, f"procself ({toolchain})")
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_procself_cannot_reach_the_host(toolchain: str,
+                                        build_probe: Callable[[str, str], Path],
+                                        emu_run: Callable, tmp_path: Path) -> None:
+    # Other processes' /proc, a symlink into the host's /proc/self (mem, a descriptor).
+    exe = build_probe("procself", toolchain)
+    (tmp_path / "escape-mem").symlink_to("/proc/self/mem")
+    (tmp_path / "escape-fd").symlink_to("/proc/self/fd/0")
+    emu = emu_run(exe, ["isolation"], argv0=str(exe), cwd=tmp_path)
+    lines = emu.stdout.decode().splitlines()
+    assert emu.status == 0 and len(lines) == 8, emu.stdout.decode() + emu.stderr.decode()
+    assert all(line.endswith(": ok") for line in lines), emu.stdout.decode()
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_bad_pointer_semantics_match_native(toolchain: str,
+                                            build_probe: Callable[[str, str], Path],
+                                            run_native: Callable, emu_run: Callable,
+                                            tmp_path: Path) -> None:
+    # read at EOF into a bad pointer is 0, writev stops at the first bad iovec (issue 16).
+    exe = build_probe("errsem", toolchain)
+    # qemu-user checks the buffer before reading (EFAULT even at EOF): the oracle for
+    # aarch64 is Linux itself, i.e. the x86_64 build run natively.
+    oracle = build_probe("errsem", "gcc") if toolchain == "aarch64" else exe
+    native = run_native(oracle, [], argv0=str(exe), cwd=tmp_path)
+    emu = emu_run(exe, (), argv0=str(exe), cwd=tmp_path)
+    _same(native, emu, f"errsem ({toolchain})")

@@ -48,6 +48,8 @@ def test_the_end_checkpoint_restores_the_recorded_kernel_state() -> None:
             (0x7FFFDFFFF000, 0x7FFFE0000000, 3, "[anon]"),
         ]
         assert (st.brk_start, st.brk) == (0x40F000, 0x411000)
+        # Fields added since: their defaults (no memory limit then, no /proc layout).
+        assert kernel.s.memory_limit == 0 and kernel.s.exec_layout == (0, 0, 0, 0, 0, 0)
         # Going back to the start restores the initial state from checkpoint 0.
         s.seek(0)
         assert get_kernel(s) is kernel

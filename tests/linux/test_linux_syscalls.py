@@ -496,10 +496,10 @@ def test_load_state_reopens_by_path(toolchain: str, syscaller: Make, tmp_path: P
     assert sc("lseek", fd, 6, os.SEEK_SET) == 6
     state = sc.kernel.save_state()
     # A brand new kernel (as after a process restart) loads the state: files are reopened.
-    other = LinuxKernel(sc.machine)
+    other = LinuxKernel(sc.machine, dispatch=DISPATCH[sc.arch])
     try:
         other.load_state(state)
-        hfd = other.host_fd(fd)
+        hfd = other.process.host_fd(fd)
         assert os.read(hfd, 4) == b"ghij"
     finally:
         other.close()
@@ -517,7 +517,7 @@ def test_sessions_do_not_share_kernels(build_program: Callable[..., Path],
         assert isinstance(k1, LinuxKernel) and isinstance(k2, LinuxKernel) and k1 is not k2
         sc1 = SysCaller(s1)
         fd = _open(sc1, f)
-        hfd = k1.host_fd(fd)
+        hfd = k1.process.host_fd(fd)
         assert fd not in k2.s.fds
     finally:
         s1.close()

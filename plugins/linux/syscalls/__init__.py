@@ -1,0 +1,38 @@
+"""The system call handlers, one module per area, and the dispatch table built from them.
+
+========== ============================================================================
+``files``  file descriptors and their I/O, open/close, the fd table, pipes, ioctl
+``fs``     the namespace: stat family, getdents, access, unlink/mkdir/rename, cwd, readlink
+``memory`` brk, mmap, munmap, mprotect, mremap, madvise
+``time``   clocks, sleeping, getrandom, uname, sysinfo, getrusage
+``process`` ids, exit, arch_prctl, prctl, rlimits, futex, scheduling
+``signals`` sigaction, sigprocmask, sigaltstack, kill/tkill/tgkill
+========== ============================================================================
+
+Handlers are declared with :func:`~..registry.syscall` and receive a
+:class:`~..kernel.Process`; importing this package registers them all, then
+:data:`DISPATCH` maps each architecture's syscall numbers to them, once.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from ..registry import HANDLERS, Handler, SyscallError, syscall
+from ..tables import SYSCALL_TABLES
+from . import files, fs, memory, process, signals, time  # noqa: F401 - they register
+
+#: arch name -> {syscall number: handler}; immutable, built once at import.
+DISPATCH: MappingProxyType[str, MappingProxyType[int, Handler]] = MappingProxyType({
+    arch: MappingProxyType({nr: HANDLERS[name] for nr, name in table.items()
+                            if name in HANDLERS})
+    for arch, table in SYSCALL_TABLES.items()
+})
+
+
+def supported(arch: str) -> list[str]:
+    """Names of the syscalls handled on ``arch``."""
+    return sorted({h.name for h in DISPATCH[arch].values()} & set(SYSCALL_TABLES[arch].values()))
+
+
+__all__ = ["DISPATCH", "HANDLERS", "Handler", "SyscallError", "supported", "syscall"]

@@ -1,0 +1,438 @@
+"""File descriptors and their I/O: read/write and friends, open/close, lseek, the fd
+table (dup, fcntl), pipes and ioctl.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+import struct
+
+from .. import abi, procfs
+from ..kernel import OpenFile, Process
+from ..registry import I32, I64, U32, U64, Fd, Ptr, SyscallError, i64, syscall
+
+MAX_RW_COUNT = 0x7FFFF000
+
+
+def _sigpipe(p: Process, exc: OSError) -> None:
+    if exc.errno == errno.EPIPE:
+        p.deliver(13)  # SIGPIPE
+
+
+# -- emulated files (procfs): contents from guest state, offset in dir_pos
+def _emulated(f: OpenFile) -> bool:
+    return f.kind in procfs.EMULATED_KINDS
+
+
+def _emu_read(p: Process, f: OpenFile, n: int, offset: int) -> bytes:
+    if f.kind == "procdir":
+        raise SyscallError(errno.EISDIR)
+    if f.flags & abi.O_ACCMODE == 1:  # O_WRONLY
+        raise SyscallError(errno.EBADF)
+    if f.kind == "proc":
+        return (f.data or b"")[offset:offset + n]
+    # /proc/self/mem: guest memory at address ``offset``, up to the first unmapped byte.
+    if n == 0:
+        return b""
+    data = p.mem.read_partial(offset, n) if offset < 1 << 64 else b""
+    if not data:
+        raise SyscallError(errno.EIO)
+    return data
+
+
+def _emu_write(p: Process, f: OpenFile, data: bytes, offset: int) -> int:
+    if f.flags & abi.O_ACCMODE == 0 or f.kind != "procmem":  # O_RDONLY, or not mem
+        raise SyscallError(errno.EBADF if f.kind != "procdir" else errno.EISDIR)
+    if not data:
+        return 0
+    n = len(data)
+    try:
+        n = p.writable_extent(offset, n)
+    except SyscallError:
+        raise SyscallError(errno.EIO) from None
+    # As the kernel's FOLL_FORCE: the write ignores the page protections.
+    p.mem.write(offset, data[:n])
+    return n
+
+
+def _emu_seek(f: OpenFile, offset: int, whence: int) -> int:
+    if f.kind == "procmem":  # any 64-bit address is a valid offset (mem_lseek)
+        if whence == os.SEEK_SET:
+            f.dir_pos = offset & abi.MASK64
+        elif whence == os.SEEK_CUR:
+            f.dir_pos = (f.dir_pos + offset) & abi.MASK64
+        else:
+            raise SyscallError(errno.EINVAL)
+        return f.dir_pos
+    base = {os.SEEK_SET: 0, os.SEEK_CUR: f.dir_pos,
+            os.SEEK_END: len(f.data or b"") if f.kind == "proc" else None}.get(whence)
+    if base is None or base + offset < 0:
+        raise SyscallError(errno.EINVAL)
+    f.dir_pos = base + offset
+    return f.dir_pos
+
+
+def _eof_into_bad_pointer(p: Process, fd: int, f: OpenFile, offset: int | None) -> int:
+    """read/pread into an unmapped buffer: Linux copies nothing at end of file and returns
+    0; with data to copy it is EFAULT (files and emulated files; pipes: always EFAULT)."""
+    if _emulated(f):
+        data = _emu_read(p, f, 1, f.dir_pos if offset is None else offset)
+        return 0 if not data else -errno.EFAULT
+    hfd = p.host_fd(fd)
+    if f.kind == "file":
+        pos = p.host.lseek(hfd, 0, os.SEEK_CUR) if offset is None else offset
+        return 0 if pos >= p.host.fstat(hfd).st_size else -errno.EFAULT
+    if f.kind == "dir":
+        return -errno.EISDIR
+    # Pipes and ttys: whether they are at their end cannot be known without reading (or
+    # blocking), so this stays EFAULT where Linux returns 0 at end of input.
+    return -errno.EFAULT
+
+
+@syscall("read")
+def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int:
+    f = p.file(fd)
+    if count and not p.mem.is_mapped(buf, 1):
+        return _eof_into_bad_pointer(p, fd, f, None)
+    if _emulated(f):
+        n = p.writable_extent(buf, min(count, MAX_RW_COUNT))
+        data = _emu_read(p, f, n, f.dir_pos)
+        p.mem.write(buf, data)
+        f.dir_pos += len(data)
+        return len(data)
+    hfd = p.host_fd(fd)
+    if f.kind == "dir":
+        return -errno.EISDIR
+    n = p.writable_extent(buf, min(count, MAX_RW_COUNT))
+    data = p.host.read(hfd, n)
+    p.mem.write(buf, data)
+    return len(data)
+
+
+@syscall("write")
+def sys_write(p: Process, fd: Fd, buf: Ptr, count: U64) -> int:
+    f = p.file(fd)
+    if _emulated(f):
+        n = _emu_write(p, f, p.mem.read(buf, min(count, MAX_RW_COUNT)), f.dir_pos)
+        f.dir_pos += n
+        return n
+    hfd = p.host_fd(fd)
+    data = p.mem.read(buf, min(count, MAX_RW_COUNT))
+    try:
+        return p.host.write(hfd, data)
+    except OSError as exc:
+        _sigpipe(p, exc)
+        raise
+
+
+@syscall("pread64")
+def sys_pread64(p: Process, fd: Fd, buf: Ptr, count: U64, offset: I64) -> int:
+    f = p.file(fd)
+    if offset < 0:
+        return -errno.EINVAL
+    if count and not p.mem.is_mapped(buf, 1):
+        return _eof_into_bad_pointer(p, fd, f, offset)
+    if _emulated(f):
+        data = _emu_read(p, f, p.writable_extent(buf, min(count, MAX_RW_COUNT)), offset)
+        p.mem.write(buf, data)
+        return len(data)
+    hfd = p.host_fd(fd)
+    n = p.writable_extent(buf, min(count, MAX_RW_COUNT))
+    data = p.host.pread(hfd, n, offset)
+    p.mem.write(buf, data)
+    return len(data)
+
+
+@syscall("pwrite64")
+def sys_pwrite64(p: Process, fd: Fd, buf: Ptr, count: U64, offset: I64) -> int:
+    f = p.file(fd)
+    if offset < 0:
+        return -errno.EINVAL
+    data = p.mem.read(buf, min(count, MAX_RW_COUNT))
+    if _emulated(f):
+        return _emu_write(p, f, data, offset)
+    hfd = p.host_fd(fd)
+    return p.host.pwrite(hfd, data, offset)
+
+
+def _iovecs(p: Process, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+    if iovcnt < 0 or iovcnt > 1024:
+        raise SyscallError(errno.EINVAL)
+    raw = p.mem.read(iov, 16 * iovcnt)
+    return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(iovcnt)]
+
+
+@syscall("readv")
+def sys_readv(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int:
+    f = p.file(fd)
+    hfd = -1 if _emulated(f) else p.host_fd(fd)
+    vecs = _iovecs(p, iov, iovcnt)
+    for base, length in vecs:
+        if length and not p.mem.is_mapped(base, length):
+            return -errno.EFAULT
+    total = min(sum(length for _, length in vecs), MAX_RW_COUNT)
+    if _emulated(f):
+        data = _emu_read(p, f, total, f.dir_pos)
+        f.dir_pos += len(data)
+    else:
+        data = p.host.read(hfd, total)
+    pos = 0
+    for base, length in vecs:
+        if pos >= len(data):
+            break
+        chunk = data[pos:pos + length]
+        p.mem.write(base, chunk)
+        pos += len(chunk)
+    return len(data)
+
+
+@syscall("writev")
+def sys_writev(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int:
+    f = p.file(fd)
+    hfd = -1 if _emulated(f) else p.host_fd(fd)
+    vecs = _iovecs(p, iov, iovcnt)
+    # Like Linux, stop at the first byte that cannot be read: what came before it is
+    # written; EFAULT only if that is nothing.
+    parts = []
+    for base, length in vecs:
+        if not length:
+            continue
+        chunk = p.mem.read_partial(base, length)
+        parts.append(chunk)
+        if len(chunk) < length:
+            break
+    data = b"".join(parts)
+    if not data:
+        return -errno.EFAULT if any(length for _, length in vecs) else 0
+    if _emulated(f):
+        n = _emu_write(p, f, data[:MAX_RW_COUNT], f.dir_pos)
+        f.dir_pos += n
+        return n
+    try:
+        return p.host.write(hfd, data[:MAX_RW_COUNT])
+    except OSError as exc:
+        _sigpipe(p, exc)
+        raise
+
+
+def _open(p: Process, dirfd: int, path_ptr: int, flags: int, mode: int) -> int:
+    arch = p.arch
+    cloexec = bool(flags & abi.guest_flag(arch, "O_CLOEXEC"))
+    node = procfs.find(p, dirfd, p.read_path(path_ptr),
+                       follow=not flags & abi.guest_flag(arch, "O_NOFOLLOW"))
+    if node.kind == "fd":  # /proc/self/fd/N, /dev/stdin...: reopen what fd N is
+        old = p.file(int(node.data))
+        if old.kind in ("file", "dir") and old.path is not None:
+            node = procfs.Node("host", old.path, target=old.path)
+        elif _emulated(old):
+            f = p.new_file(old.kind, old.path, flags & 3, -1, owned=False, data=old.data)
+            f.dir_entries = old.dir_entries
+            return p.install_fd(f, cloexec=cloexec)
+        else:  # stdio and pipes: the same description (Linux opens the same pipe/tty anew)
+            return p.dup_fd(int(node.data), None, cloexec)
+    emulated = procfs.open_node(p, node, flags)
+    if emulated is not None:
+        try:
+            return p.install_fd(emulated, cloexec=cloexec)
+        except SyscallError:
+            p.s.files.pop(emulated.id, None)
+            raise
+    path = node.target
+    hflags = abi.open_flags_to_host(arch, flags) | os.O_CLOEXEC
+    if flags & abi.guest_flag(arch, "O_CREAT") or \
+            flags & abi.guest_flag(arch, "__O_TMPFILE") == abi.guest_flag(arch, "__O_TMPFILE"):
+        mode &= ~p.s.umask & 0o7777
+    fd_num = p.lowest_free_fd()
+    hfd = p.host.open(path, hflags, mode)
+    try:
+        st = p.host.fstat(hfd)
+        procfs.check_host_stat(p, node, st)
+    except (OSError, SyscallError):
+        p.host.close(hfd)
+        raise
+    kind = "dir" if stat_mod.S_ISDIR(st.st_mode) else (
+        "pipe" if stat_mod.S_ISFIFO(st.st_mode) else "file")
+    drop = sum(abi.guest_flag(arch, n) for n in ("O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC",
+                                                   "O_CLOEXEC"))
+    f = p.new_file(kind, path, flags & ~drop, hfd)
+    return p.install_fd(f, cloexec=cloexec, fd=fd_num)
+
+
+@syscall("openat")
+def sys_openat(p: Process, dirfd: Fd, path: Ptr, flags: I32, mode: U32) -> int:
+    return _open(p, dirfd, path, flags, mode)
+
+
+@syscall("open")
+def sys_open(p: Process, path: Ptr, flags: I32, mode: U32) -> int:
+    return _open(p, abi.AT_FDCWD, path, flags, mode)
+
+
+@syscall("creat")
+def sys_creat(p: Process, path: Ptr, mode: U32) -> int:
+    flags = 0o1 | abi.guest_flag(p.arch, "O_CREAT") | abi.guest_flag(p.arch, "O_TRUNC")
+    return _open(p, abi.AT_FDCWD, path, flags, mode)
+
+
+@syscall("close")
+def sys_close(p: Process, fd: Fd) -> int:
+    p.close_fd(fd)
+    return 0
+
+
+@syscall("close_range")
+def sys_close_range(p: Process, first: U32, last: U32, flags: U32) -> int:
+    if first > last:
+        return -errno.EINVAL
+    for fd in [fd for fd in p.s.fds if first <= fd <= last]:
+        if flags & 4:  # CLOSE_RANGE_CLOEXEC
+            p.set_cloexec(fd, True)
+        else:
+            p.close_fd(fd)
+    return 0
+
+
+@syscall("lseek")
+def sys_lseek(p: Process, fd: Fd, offset: I64, whence: I32) -> int:
+    f = p.file(fd)
+    if whence not in (0, 1, 2, 3, 4):
+        return -errno.EINVAL
+    if f.kind in ("proc", "procmem"):
+        return _emu_seek(f, offset, whence)
+    hfd = -1 if f.kind == "procdir" else p.host_fd(fd)
+    if f.kind in ("dir", "procdir"):
+        if whence == os.SEEK_SET and offset >= 0:
+            f.dir_pos = offset
+            return offset
+        return -errno.EINVAL
+    return p.host.lseek(hfd, offset, whence)
+
+
+@syscall("ftruncate")
+def sys_ftruncate(p: Process, fd: Fd, length: I64) -> int:
+    if length < 0:
+        return -errno.EINVAL
+    p.host.ftruncate(p.host_fd(fd), length)
+    return 0
+
+
+@syscall("fsync", "fdatasync")
+def sys_fsync(p: Process, fd: Fd) -> int:
+    p.host.fsync(p.host_fd(fd))
+    return 0
+
+
+# --------------------------------------------------------------------------- fd table
+@syscall("dup")
+def sys_dup(p: Process, fd: Fd) -> int:
+    return p.dup_fd(fd, None, False)
+
+
+@syscall("dup2")
+def sys_dup2(p: Process, old: Fd, new: Fd) -> int:
+    if new < 0 or new >= p.s.rlimits[abi.RLIMIT_NOFILE][0]:
+        p.file(old)
+        return -errno.EBADF
+    return p.dup_fd(old, new, False)
+
+
+@syscall("dup3")
+def sys_dup3(p: Process, old: Fd, new: Fd, flags: I32) -> int:
+    cloexec_flag = abi.guest_flag(p.arch, "O_CLOEXEC")
+    if old == new or flags & ~cloexec_flag:
+        return -errno.EINVAL
+    if new < 0 or new >= p.s.rlimits[abi.RLIMIT_NOFILE][0]:
+        return -errno.EBADF
+    return p.dup_fd(old, new, bool(flags & cloexec_flag))
+
+
+_SETFL_NAMES = ("O_APPEND", "O_NONBLOCK", "O_ASYNC", "O_DIRECT", "O_NOATIME")
+
+
+@syscall("fcntl")
+def sys_fcntl(p: Process, fd: Fd, cmd: I32, arg: U64) -> int:
+    f = p.file(fd)
+    entry = p.s.fds[fd]
+    if cmd in (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC):
+        if i64(arg) < 0 or arg >= p.s.rlimits[abi.RLIMIT_NOFILE][0]:
+            return -errno.EINVAL
+        return p.dup_fd(fd, None, cmd == abi.F_DUPFD_CLOEXEC, minimum=arg)
+    if cmd == abi.F_GETFD:
+        return abi.FD_CLOEXEC if entry.cloexec else 0
+    if cmd == abi.F_SETFD:
+        p.set_cloexec(fd, bool(arg & abi.FD_CLOEXEC))
+        return 0
+    if cmd == abi.F_GETFL:
+        return f.flags
+    if cmd == abi.F_SETFL:
+        changeable = sum(abi.guest_flag(p.arch, n) for n in _SETFL_NAMES)
+        new = (f.flags & ~changeable) | (arg & changeable)
+        if _emulated(f):
+            f.flags = new
+            return 0
+        hfd = p.host_fd(fd)
+        host_flags = p.host.get_status_flags(hfd)
+        host_changeable = abi.open_flags_to_host(p.arch, changeable)
+        p.host.set_status_flags(hfd, (host_flags & ~host_changeable)
+                                | abi.open_flags_to_host(p.arch, new & changeable))
+        f.flags = new
+        return 0
+    if cmd in (abi.F_GETLK, abi.F_SETLK, abi.F_SETLKW, 36, 37, 38):  # + OFD locks
+        return 0  # one process: every lock is granted (F_GETLK leaves the struct as is)
+    return -errno.EINVAL
+
+
+def _pipe(p: Process, fds: int, flags: int) -> int:
+    cloexec = abi.guest_flag(p.arch, "O_CLOEXEC")
+    nonblock = abi.guest_flag(p.arch, "O_NONBLOCK")
+    if flags & ~(cloexec | nonblock | abi.guest_flag(p.arch, "O_DIRECT")):
+        return -errno.EINVAL
+    if not p.mem.is_mapped(fds, 8):
+        return -errno.EFAULT
+    r, w = p.host.pipe()
+    if flags & nonblock:
+        for hfd in (r, w):
+            p.host.set_status_flags(hfd, p.host.get_status_flags(hfd) | os.O_NONBLOCK)
+    status = flags & nonblock
+    rf = p.install_fd(p.new_file("pipe", None, status, r), cloexec=bool(flags & cloexec))
+    wf = p.install_fd(p.new_file("pipe", None, status | 1, w), cloexec=bool(flags & cloexec))
+    p.mem.write(fds, struct.pack("<ii", rf, wf))
+    return 0
+
+
+@syscall("pipe2")
+def sys_pipe2(p: Process, fds: Ptr, flags: I32) -> int:
+    return _pipe(p, fds, flags)
+
+
+@syscall("pipe")
+def sys_pipe(p: Process, fds: Ptr) -> int:
+    return _pipe(p, fds, 0)
+
+
+@syscall("ioctl")
+def sys_ioctl(p: Process, fd: Fd, request: U32, arg: Ptr) -> int:
+    f = p.file(fd)
+    hfd = -1 if _emulated(f) else p.host_fd(fd)
+    if request == 0x5451:  # FIOCLEX
+        p.set_cloexec(fd, True)
+        return 0
+    if request == 0x5450:  # FIONCLEX
+        p.set_cloexec(fd, False)
+        return 0
+    if f.kind == "dir" or _emulated(f):
+        return -errno.ENOTTY
+    if request == abi.TCGETS:
+        p.mem.write(arg, p.host.ioctl_read(hfd, abi.TCGETS, abi.TERMIOS_SIZE))
+        return 0
+    if request == abi.TIOCGWINSZ:
+        p.mem.write(arg, p.host.ioctl_read(hfd, abi.TIOCGWINSZ, abi.WINSIZE_SIZE))
+        return 0
+    if request in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
+        # Accepted on a tty but not applied: the host terminal belongs to syxdbg.
+        p.host.ioctl_read(hfd, abi.TCGETS, abi.TERMIOS_SIZE)  # ENOTTY if not a tty
+        p.mem.read(arg, abi.TERMIOS_SIZE if request != abi.TIOCSWINSZ else abi.WINSIZE_SIZE)
+        return 0
+    return -errno.ENOTTY

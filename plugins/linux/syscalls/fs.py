@@ -1,0 +1,252 @@
+"""The file system namespace: the stat family, directory listings, access, unlink, mkdir,
+rename, the cwd, readlink and umask.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as stat_mod
+
+from .. import abi, procfs
+from ..kernel import Process
+from ..registry import I32, U32, U64, Fd, Ptr, SyscallError, syscall
+
+
+def _stat_path(p: Process, dirfd: int, path_ptr: int, flags: int) -> os.stat_result:
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH | abi.AT_NO_AUTOMOUNT | 0x6000):
+        raise SyscallError(errno.EINVAL)
+    path = p.read_path(path_ptr)
+    if not path and flags & abi.AT_EMPTY_PATH:
+        if dirfd == abi.AT_FDCWD:
+            return p.host.stat(p.s.cwd)
+        return fstat_fd(p, dirfd)
+    follow = not flags & abi.AT_SYMLINK_NOFOLLOW
+    node = procfs.find(p, dirfd, path, follow=follow)
+    if node.kind == "fd":
+        return fstat_fd(p, int(node.data))
+    if node.kind != "host":
+        return procfs.stat_of(p, node)
+    st = p.host.stat(node.target, follow_symlinks=follow)
+    procfs.check_host_stat(p, node, st)
+    return st
+
+
+def fstat_fd(p: Process, fd: int) -> os.stat_result:
+    """fstat of guest ``fd`` (emulated /proc files have emulated results)."""
+    f = p.file(fd)
+    if f.kind in procfs.EMULATED_KINDS:
+        return procfs.stat_of_file(p, f)
+    return p.host.fstat(p.host_fd(fd))
+
+
+@syscall("fstat")
+def sys_fstat(p: Process, fd: Fd, buf: Ptr) -> int:
+    p.mem.write(buf, abi.pack_stat(p.arch, fstat_fd(p, fd)))
+    return 0
+
+
+@syscall("newfstatat")
+def sys_newfstatat(p: Process, dirfd: Fd, path: Ptr, buf: Ptr, flags: I32) -> int:
+    p.mem.write(buf, abi.pack_stat(p.arch, _stat_path(p, dirfd, path, flags)))
+    return 0
+
+
+@syscall("stat")
+def sys_stat(p: Process, path: Ptr, buf: Ptr) -> int:
+    return sys_newfstatat(p, abi.AT_FDCWD, path, buf, 0)
+
+
+@syscall("lstat")
+def sys_lstat(p: Process, path: Ptr, buf: Ptr) -> int:
+    return sys_newfstatat(p, abi.AT_FDCWD, path, buf, abi.AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("statx")
+def sys_statx(p: Process, dirfd: Fd, path: Ptr, flags: I32, mask: U32, buf: Ptr) -> int:
+    p.mem.write(buf, abi.pack_statx(_stat_path(p, dirfd, path, flags)))
+    return 0
+
+
+@syscall("getdents64")
+def sys_getdents64(p: Process, fd: Fd, dirp: Ptr, count: U32) -> int:
+    f = p.file(fd)
+    if f.kind == "procdir":
+        hfd = -1
+    else:
+        hfd = p.host_fd(fd)
+        if f.kind != "dir":
+            return -errno.ENOTDIR
+    if f.dir_entries is None:
+        f.dir_entries = tuple(p.host.listdir(hfd))
+    out = bytearray()
+    pos = f.dir_pos
+    while pos < len(f.dir_entries):
+        name, ino, mode = f.dir_entries[pos]
+        rec = abi.pack_dirent64(ino, pos + 1, abi.dtype_of_mode(mode), name)
+        if len(out) + len(rec) > count:
+            if not out:
+                return -errno.EINVAL
+            break
+        out += rec
+        pos += 1
+    if out:
+        p.mem.write(dirp, bytes(out))
+    f.dir_pos = pos
+    return len(out)
+
+
+# --------------------------------------------------------------------------- namespace
+def _access(p: Process, dirfd: int, path_ptr: int, mode: int, flags: int) -> int:
+    if mode & ~7 or flags & ~(abi.AT_EACCESS | abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        return -errno.EINVAL
+    node = procfs.find(p, dirfd, p.read_path(path_ptr),
+                       follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
+    if node.kind != "host":
+        granted = procfs.stat_of(p, node).st_mode if node.kind != "fd" else 0o700
+        return 0 if (granted >> 6) & mode == mode else -errno.EACCES
+    path = node.target
+    ok = p.host.access(path, mode, follow_symlinks=not flags & abi.AT_SYMLINK_NOFOLLOW)
+    return 0 if ok else -errno.EACCES
+
+
+@syscall("access")
+def sys_access(p: Process, path: Ptr, mode: I32) -> int:
+    return _access(p, abi.AT_FDCWD, path, mode, 0)
+
+
+@syscall("faccessat")
+def sys_faccessat(p: Process, dirfd: Fd, path: Ptr, mode: I32) -> int:
+    return _access(p, dirfd, path, mode, 0)
+
+
+@syscall("faccessat2")
+def sys_faccessat2(p: Process, dirfd: Fd, path: Ptr, mode: I32, flags: I32) -> int:
+    return _access(p, dirfd, path, mode, flags)
+
+
+@syscall("unlink")
+def sys_unlink(p: Process, path: Ptr) -> int:
+    p.host.unlink(procfs.host_path(p, abi.AT_FDCWD, p.read_path(path), follow=False))
+    return 0
+
+
+@syscall("unlinkat")
+def sys_unlinkat(p: Process, dirfd: Fd, path: Ptr, flags: I32) -> int:
+    if flags & ~abi.AT_REMOVEDIR:
+        return -errno.EINVAL
+    target = procfs.host_path(p, dirfd, p.read_path(path), follow=False)
+    if flags & abi.AT_REMOVEDIR:
+        p.host.rmdir(target)
+    else:
+        p.host.unlink(target)
+    return 0
+
+
+@syscall("rmdir")
+def sys_rmdir(p: Process, path: Ptr) -> int:
+    p.host.rmdir(procfs.host_path(p, abi.AT_FDCWD, p.read_path(path), follow=False))
+    return 0
+
+
+@syscall("mkdirat")
+def sys_mkdirat(p: Process, dirfd: Fd, path: Ptr, mode: U32) -> int:
+    p.host.mkdir(procfs.host_path(p, dirfd, p.read_path(path), follow=False),
+                 mode & ~p.s.umask & 0o7777)
+    return 0
+
+
+@syscall("mkdir")
+def sys_mkdir(p: Process, path: Ptr, mode: U32) -> int:
+    return sys_mkdirat(p, abi.AT_FDCWD, path, mode)
+
+
+@syscall("renameat2")
+def sys_renameat2(p: Process, olddirfd: Fd, oldpath: Ptr, newdirfd: Fd, newpath: Ptr,
+                  flags: U32) -> int:
+    if flags:
+        return -errno.EINVAL
+    p.host.rename(procfs.host_path(p, olddirfd, p.read_path(oldpath), follow=False),
+                  procfs.host_path(p, newdirfd, p.read_path(newpath), follow=False))
+    return 0
+
+
+@syscall("renameat")
+def sys_renameat(p: Process, olddirfd: Fd, oldpath: Ptr, newdirfd: Fd, newpath: Ptr) -> int:
+    return sys_renameat2(p, olddirfd, oldpath, newdirfd, newpath, 0)
+
+
+@syscall("rename")
+def sys_rename(p: Process, oldpath: Ptr, newpath: Ptr) -> int:
+    return sys_renameat2(p, abi.AT_FDCWD, oldpath, abi.AT_FDCWD, newpath, 0)
+
+
+@syscall("getcwd")
+def sys_getcwd(p: Process, buf: Ptr, size: U64) -> int:
+    data = p.s.cwd + b"\0"
+    if size < len(data):
+        return -errno.ERANGE
+    p.mem.write(buf, data)
+    return len(data)
+
+
+def _set_cwd(p: Process, path: bytes) -> int:
+    """chdir to absolute guest ``path``."""
+    node = procfs.find_absolute(p, path)
+    if node.kind == "dir":  # an emulated /proc directory: the cwd is its guest path
+        p.s.cwd = node.path
+        return 0
+    if node.kind != "host":
+        return -errno.ENOTDIR
+    path = node.target
+    st = p.host.stat(path)
+    procfs.check_host_stat(p, node, st)
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return -errno.ENOTDIR
+    p.s.cwd = p.host.realpath(path)
+    return 0
+
+
+@syscall("chdir")
+def sys_chdir(p: Process, path: Ptr) -> int:
+    return _set_cwd(p, p.resolve(abi.AT_FDCWD, p.read_path(path)))
+
+
+@syscall("fchdir")
+def sys_fchdir(p: Process, fd: Fd) -> int:
+    f = p.file(fd)
+    if f.kind not in ("dir", "procdir") or f.path is None:
+        return -errno.ENOTDIR
+    return _set_cwd(p, f.path)
+
+
+def _readlink(p: Process, dirfd: int, path_ptr: int, buf: int, size: int) -> int:
+    if size <= 0:
+        return -errno.EINVAL
+    node = procfs.find(p, dirfd, p.read_path(path_ptr), follow=False)
+    if node.kind == "link":
+        target = node.target
+    elif node.kind == "host":
+        target = p.host.readlink(node.target)
+    else:
+        return -errno.EINVAL  # not a symbolic link
+    data = target[:size]
+    p.mem.write(buf, data)
+    return len(data)
+
+
+@syscall("readlink")
+def sys_readlink(p: Process, path: Ptr, buf: Ptr, size: I32) -> int:
+    return _readlink(p, abi.AT_FDCWD, path, buf, size)
+
+
+@syscall("readlinkat")
+def sys_readlinkat(p: Process, dirfd: Fd, path: Ptr, buf: Ptr, size: I32) -> int:
+    return _readlink(p, dirfd, path, buf, size)
+
+
+@syscall("umask")
+def sys_umask(p: Process, mask: U32) -> int:
+    old = p.s.umask
+    p.s.umask = mask & 0o777
+    return old
