@@ -18,8 +18,10 @@ def _interrupted(signum: int, frame: FrameType | None) -> NoReturn:
 
 
 def run() -> int:
-    """The command line, with Ctrl-C handled from its first line."""
-    signal.signal(signal.SIGINT, _interrupted)
+    """The command line, with Ctrl-C handled from its first line (unless the caller
+    started us with SIGINT ignored, as a shell does for a background job: it stays so)."""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _interrupted)
     from .cli import main
 
     return main()

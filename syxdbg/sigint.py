@@ -133,7 +133,9 @@ def install_startup_handler() -> Any:
     the previous handler."""
     global _interrupted, _reported
     _interrupted = _reported = False
-    previous = signal.signal(signal.SIGINT, _on_startup_sigint)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:  # ignored by whoever started us (a background job)
+        signal.signal(signal.SIGINT, _on_startup_sigint)
     _arm_test_hook()
     return previous
 
@@ -146,7 +148,8 @@ def finish_startup_handler(previous: Any = None) -> None:
         _hook_armed = False
         sys.setprofile(None)
     if previous is None:
-        signal.signal(signal.SIGINT, lambda signum, frame: exit_interrupted())
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, lambda signum, frame: exit_interrupted())
     else:
         signal.signal(signal.SIGINT, previous)
 

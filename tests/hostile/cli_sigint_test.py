@@ -111,3 +111,23 @@ def test_sigint_while_serving_ends_the_server(forever: Path) -> None:
         proc.kill()
         proc.wait()
     assert_interrupted(proc.returncode, line + err)
+
+
+def test_sigint_ignored_by_the_parent_stays_ignored(forever: Path) -> None:
+    """A shell starts background jobs with SIGINT ignored; syxdbg keeps it so (as Python
+    does), and SIGTERM still ends it."""
+    proc = subprocess.Popen([sys.executable, "-m", "syxdbg", "serve", "--port", "0",
+                             str(forever), FOREVER], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.stderr is not None
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("syxdbg: listening on "), line
+        proc.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)  # bounded: proves it did not end, then goes on
+        proc.terminate()
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait()
