@@ -794,7 +794,7 @@ class GdbServer:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
         if self._gate is not None:
-            self._gate.join()
+            self._join_gate(self._gate)
         with self._cond:
             pending, self._pending = self._pending, None
             waiting, self._waiting = self._waiting, None
@@ -808,6 +808,21 @@ class GdbServer:
             sock.close()
 
     # -- the gatekeeper thread --
+
+    @staticmethod
+    def _join_gate(gate: threading.Thread) -> None:
+        # A Ctrl-C can interrupt Thread.start() after the thread was created but before it
+        # reported running; join() then refuses. The thread starts within moments and sees
+        # the closed flag, so wait for it to be joinable.
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                gate.join()
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.001)
 
     def _start_gate(self) -> None:
         with self._cond:

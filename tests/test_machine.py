@@ -445,15 +445,3 @@ def test_stores_into_the_code_page_keep_positions_exact(arch: str, tmp_path: Pat
     for _ in range(123):
         trace.run(count=1)
     assert m.pc == trace.pc and m.position == 123
-
-
-@pytest.mark.parametrize("arch", ARCHES)
-def test_arch_register_lists_name_real_registers(arch: str) -> None:
-    """The ArchSpec's DWARF and trace register lists (used by debug info and the trace
-    plugin) name registers of the architecture's own table, the pc excluded from traces."""
-    spec = get_arch(arch)
-    names = {r.name for r in spec.registers}
-    assert set(spec.dwarf_registers.values()) <= names
-    assert spec.dwarf_registers[7 if arch == "x86_64" else 31] == spec.sp
-    assert spec.trace_registers and set(spec.trace_registers) <= names
-    assert spec.register(spec.pc) is not None and spec.pc not in spec.trace_registers
