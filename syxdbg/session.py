@@ -85,6 +85,8 @@ class Session:
         self.recording: Recording | None = None
         #: Directories removed when the session closes (a replay's extracted program).
         self.temporary: list[str] = []
+        #: Where the guest's absolute library paths resolve (dynamic programs; None: default).
+        self.sysroot: str | None = None
         self.hook = plugins.hook
         self.hook.syxdbg_configure(session=self)
 
@@ -92,11 +94,12 @@ class Session:
     @classmethod
     def open(cls, path: str, args: Sequence[str] = (), *, env: Mapping[str, str] | None = None,
              arch: str | None = None, raw: bool = False, base: int | None = None,
-             entry: int | None = None, argv0: str | None = None,
+             entry: int | None = None, argv0: str | None = None, sysroot: str | None = None,
              disable_plugins: Sequence[str] = (), options: Mapping[str, Any] | None = None,
              plugins: pluggy.PluginManager | None = None) -> Session:
         pm = plugins if plugins is not None else make_plugin_manager(disable_plugins)
         session = cls(pm, options)
+        session.sysroot = sysroot
         try:
             session._load(os.fspath(path), list(args), env, arch, raw, base, entry, argv0)
         except BaseException:
