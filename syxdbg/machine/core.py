@@ -32,7 +32,7 @@ import unicorn
 from unicorn import arm64_const, x86_const
 
 from ..errors import SyxdbgError
-from . import _native
+from ._native import CounterHooks, RunCore, WatchCore
 from .arch import ArchSpec
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .memory import Memory, Perm, check_address_range
@@ -120,7 +120,7 @@ class Machine:
         self._cs_detail = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail.detail = True
         self._flow_cache: dict[int, tuple[int, bool]] = {}
-        self._core = _native.RunCore(self._uc, self._resolve_block, self._retired_before)
+        self._core = RunCore(self._uc, self._resolve_block, self._retired_before)
         self._offsets: dict[tuple[int, int], list[int]] = {}
         #: The loaded image (a ``syxdbg.loader.LoadedImage``) the loader records here; typed
         #: loosely so the machine never imports the loader (which imports the machine).
@@ -136,8 +136,8 @@ class Machine:
         self._emulated = False
         self._tlb_owner: object | None = None
         self._install_hooks()
-        # Data watchpoints (created on first use; see _native.WatchCore).
-        self._watch: _native.WatchCore | None = None
+        # Data watchpoints (created on first use; see WatchCore).
+        self._watch: WatchCore | None = None
         #: Stop *before* the accessing instruction at a watch hit (aarch64's semantics)
         #: instead of after it (x86's).
         self.watch_before = arch.name == "aarch64"
@@ -200,7 +200,7 @@ class Machine:
         # Cycle counters read the position, not the host clock (deterministic re-execution).
         counters = ([x86_const.UC_X86_INS_RDTSC, x86_const.UC_X86_INS_RDTSCP]
                     if self.arch.name == "x86_64" else [arm64_const.UC_ARM64_INS_MRS])
-        self._counters = _native.CounterHooks(uc, self._on_counter, self.arch.name, counters)
+        self._counters = CounterHooks(uc, self._on_counter, self.arch.name, counters)
         # No permanent UC_HOOK_MEM_INVALID: any memory hook pushes every guest store onto
         # Unicorn's slow path (measured: 950 -> 265 MIPS with the virtual TLB). Faults are
         # precise, so the faulting instruction is re-run once with such a hook to learn the
@@ -418,7 +418,7 @@ class Machine:
             raise ValueError(f"unknown watchpoint kind {kind!r} (write, read or access)")
         check_address_range(address, size, "watch")
         if self._watch is None:
-            self._watch = _native.WatchCore(self._uc)
+            self._watch = WatchCore(self._uc)
         self._watch.add(address, size, self._WATCH_KINDS[kind])
 
     def hold_watch_stop(self) -> None:

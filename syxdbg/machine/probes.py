@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import SyxdbgError
-from . import _probes
+from ._probes import BlockCore, TraceCore
 
 if TYPE_CHECKING:
     from .memory import Memory
@@ -127,7 +127,7 @@ class BlockRecorder(_Recorder):
 
     def __init__(self, machine: Machine) -> None:
         super().__init__(machine)
-        self._core = _probes.BlockCore(machine.uc, machine.native_core)
+        self._core = BlockCore(machine.uc, machine.native_core)
 
     def __enter__(self) -> BlockRecorder:
         return self
@@ -186,7 +186,7 @@ class InsnTracer(_Recorder):
                 raise ValueError(f"register {name!r} cannot be traced (64-bit registers "
                                  f"Unicorn models only)")
             ids.append(info.uc_id)
-        self._core = _probes.TraceCore(machine.uc, machine.native_core, fd, ids,
+        self._core = TraceCore(machine.uc, machine.native_core, fd, ids,
                                        [n.lower() for n in registers], pc_name)
 
     def __enter__(self) -> InsnTracer:
