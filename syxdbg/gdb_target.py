@@ -259,6 +259,8 @@ class SessionTarget:
             if value != regs.read_info(r):  # G repeats every register: only real changes
                 try:
                     self._wrote(self.session.write_register(r.name, value))
+                except RegisterError as exc:  # a value the CPU refuses (fs/gs selectors)
+                    raise TargetError(E_INVALID, str(exc)) from None
                 except ReadOnlyHistory as exc:
                     self._refused(exc)
                     raise TargetError(E_INVALID, str(exc)) from None

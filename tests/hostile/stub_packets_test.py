@@ -169,12 +169,15 @@ def test_byte_noise_never_breaks_the_session(
     assert _problems(caplog) == []
 
 
-@pytest.mark.xfail(strict=False, reason="SessionTarget must refuse these itself (TargetError "
-                   "or False): the core engineer's side of issue 20, syxdbg/gdb_target.py")
 @pytest.mark.parametrize("packets", [
     (b"Z0,ffffffffffffffff,1", b"s"),
+    (b"Z0,10000000000000000,1", b"s"),
     (b"Z1,fffffffffffffff0,1", b"c"),
+    (b"Z1,10000000000000000,1", b"c"),
+    (b"Z2,ffffffffffffffff,2", b"s"),
     (b"Z3,fffffffffffffff8,8", b"vCont;c"),
+    (b"Z3,fffffffffffffff8,10", b"vCont;c"),
+    (b"Z4,10000000000000000,1", b"vCont;s:1"),
     (b"P16=ffff0000", b"?"),  # fs: a value Unicorn refuses
     (b"P17=ffffffff", b"?"),  # gs
 ])
@@ -188,4 +191,29 @@ def test_session_target_refuses_what_it_cannot_do(
         sut.stub.serve_connection(transport)
         first, second = replies(bytes(transport.sent))[:2]
     assert first.startswith(b"E") or not second.startswith(b"E"), (first, second)
+    assert _problems(caplog) == []
+
+
+@pytest.mark.parametrize("register", ["fs", "gs"])
+def test_a_G_write_the_cpu_refuses_is_an_error_reply(
+        workdir: Path, caplog: pytest.LogCaptureFixture, register: str) -> None:
+    """``G`` with a selector Unicorn refuses: an error reply, no traceback, nothing wedged."""
+    with ExitStack() as stack:
+        sut = stub_factory("session", workdir, stack)("steps")
+        transport = MemoryTransport([encode_packet(b"g"), b"\x03"])
+        sut.stub.serve_connection(transport)
+        block = bytes.fromhex(replies(bytes(transport.sent))[0].decode())
+        offset = 0
+        for reg in sut.stub.target.machine.arch.registers:
+            if reg.name == register:
+                break
+            offset += reg.size
+        forged = block[:offset] + (0xffff).to_bytes(4, "little") + block[offset + 4:]
+        transport = MemoryTransport([encode_packet(b"G" + hex_encode(forged)),
+                                     encode_packet(b"s"), encode_packet(b"g"), b"\x03"])
+        sut.stub.serve_connection(transport)
+        answer, step, after = replies(bytes(transport.sent))[:3]
+    assert answer.startswith(b"E"), answer
+    assert step.startswith(b"T05"), step
+    assert bytes.fromhex(after.decode())[offset:offset + 4] == block[offset:offset + 4]
     assert _problems(caplog) == []
