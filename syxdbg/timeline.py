@@ -464,10 +464,7 @@ class Timeline:
             refs[:] = [h for h in refs if h is not drop]
         if not refs:
             self._bps.pop(address, None)
-            self.machine.remove_breakpoint(address)
-            # Blocks translated while the hook existed keep calling it (Unicorn 2.1): drop
-            # them, or a deleted breakpoint still stops (Machine.remove_breakpoint does not).
-            self.machine.uc.ctl_remove_cache(address, address + 1)
+            self.machine.remove_breakpoint(address)  # (drops the address's translations)
 
     @property
     def breakpoints(self) -> frozenset[int]:

@@ -388,10 +388,13 @@ class Machine:
         self._uc.ctl_remove_cache(start, start + 1)
 
     def remove_breakpoint(self, address: int) -> None:
+        """Remove the hook and the translated blocks holding ``address``: a block translated
+        while the hook existed must not stop there again."""
         if address not in self._breakpoints:
             return  # never installed (nor installable: it may be out of range)
         self._breakpoints.discard(address)
         self._core.remove_breakpoint(address)
+        self._drop_translation(address)
 
     @property
     def breakpoints(self) -> frozenset[int]:

@@ -217,3 +217,17 @@ def test_a_G_write_the_cpu_refuses_is_an_error_reply(
     assert step.startswith(b"T05"), step
     assert bytes.fromhex(after.decode())[offset:offset + 4] == block[offset:offset + 4]
     assert _problems(caplog) == []
+
+
+def test_a_breakpoint_at_the_top_address_can_be_removed(
+        workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Z0 at ffffffffffffffff is honoured; removing it (z0) and stepping on still works."""
+    script = [b"Z0,ffffffffffffffff,1", b"s", b"z0,ffffffffffffffff,1", b"s", b"s"]
+    with ExitStack() as stack:
+        sut = stub_factory("session", workdir, stack)("steps")
+        transport = MemoryTransport([encode_packet(p) for p in script] + [b"\x03"])
+        sut.stub.serve_connection(transport)
+        answers = replies(bytes(transport.sent))[:len(script)]
+    assert answers[0] == answers[2] == b"OK", answers
+    assert all(a.startswith(b"T05") for a in (answers[1], answers[3], answers[4])), answers
+    assert _problems(caplog) == []

@@ -125,3 +125,22 @@ def test_an_interrupt_from_another_thread_stops_a_long_reverse_continue(build_pr
         assert s.position == ev.position
         # The interrupt does not stick: the next reverse-continue finds main.
         assert s.cont(BACKWARD).position == start.position
+
+
+def test_removed_breakpoints_never_stop_again_even_at_the_top_address(build_program):
+    """The machine drops a removed breakpoint's translated blocks itself (the timeline did
+    it, with an end of 2**64 that Unicorn refuses for the last address)."""
+    exe = build_program("corrupt", "gcc")
+    with open_session(exe, interval=3_000) as s:
+        top = s.add_breakpoint((1 << 64) - 1, client="gdb")
+        s.remove_breakpoint(top)
+        assert s.timeline.breakpoint_table() == []
+        target = s.symbols["apply_transaction"]
+        bp = s.add_breakpoint(target, client="gdb")
+        hit = s.cont(FORWARD)
+        assert hit.why == "breakpoint" and hit.pc == target
+        again = s.cont(FORWARD)
+        assert again.why == "breakpoint" and again.pc == target
+        s.remove_breakpoint(bp)
+        end = s.cont(FORWARD)
+        assert isinstance(end, Exited), end
