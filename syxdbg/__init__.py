@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 from .version import __version__
 
 if TYPE_CHECKING:
+    from .api import open as open  # noqa: PLC0414 (re-export)
+    from .api import replay as replay  # noqa: PLC0414 (re-export)
     from .errors import LoadError, MemoryAccessError, SyxdbgError
     from .hookspecs import hookimpl
     from .session import Session
-    from .session import open as open  # noqa: PLC0414 (re-export)
-    from .session import replay as replay  # noqa: PLC0414 (re-export)
 
 #: Public name -> the module that defines it.
 _LAZY = {"LoadError": "errors", "MemoryAccessError": "errors", "SyxdbgError": "errors",
-         "hookimpl": "hookspecs", "Session": "session", "open": "session", "replay": "session"}
+         "hookimpl": "hookspecs", "Session": "session", "open": "api", "replay": "api"}
 
 
 def __getattr__(name: str) -> Any:

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     import argparse
 
     from .commands import CommandRegistry
+    from .commands.panes import PaneRegistry
     from .machine import Machine
     from .machine.events import StopEvent
     from .session import Session
-    from .shell.panes import PaneRegistry
     from .state import StateRegistry
 
 hookspec = pluggy.HookspecMarker("syxdbg")
@@ -115,7 +115,7 @@ def syxdbg_register_panes(registry: PaneRegistry) -> None:
 
     A pane is a pure function ``fn(ctx, width) -> list of lines``, each line a list of
     prompt_toolkit ``(style, text)`` fragments; it reads the session (``ctx.session``) and
-    changes nothing. Use the style roles of :mod:`syxdbg.shell.theme` (``class:addr.stack``,
+    changes nothing. Use the style roles of :mod:`syxdbg.commands.theme` (``class:addr.stack``,
     ``class:reg.changed``...) rather than colors::
 
         @hookimpl

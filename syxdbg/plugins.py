@@ -14,13 +14,11 @@ import pluggy
 
 from . import hookspecs
 from .errors import SyxdbgError
+from .firstparty import DEFAULT_PLUGINS
+from .version import __version__
 
-#: First-party plugins, registered in this order under these names.
-DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
-    ("linux", "syxdbg_plugins.linux"),
-    ("trace", "syxdbg_plugins.trace"),
-    ("coverage", "syxdbg_plugins.coverage"),
-)
+__all__ = ["DEFAULT_PLUGINS", "PluginLoadError", "PluginManager", "describe_plugins",
+           "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = "syxdbg"
 
@@ -44,8 +42,6 @@ def make_plugin_manager(disabled: Iterable[str] = (), *, entry_points: bool = Tr
 
     ``disabled`` names plugins to block (the CLI's ``-p no:NAME``).
     """
-    from . import __version__
-
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
     for name in disabled:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 from .errors import LoadError, SyxdbgError
 from .loader import LoadedImage, inspect_elf, load_elf, load_raw
 from .machine import Machine, Memory, Registers, StopEvent, get_arch
-from .plugins import make_plugin_manager
 from .state import StateRegistry
 
 if TYPE_CHECKING:
     from .eventlog import EventLog
-    from .recording import Recording
     from .timeline import (
         AcceptFn,
         Breakpoint,
@@ -28,10 +26,24 @@ if TYPE_CHECKING:
         LastWrite,
         NamedPoint,
         PollFn,
+        Recorded,
         Timeline,
         Watchpoint,
         When,
     )
+
+
+class History(Protocol):
+    """A history a session is opened on instead of starting from nothing: a recording to
+    replay (:class:`syxdbg.recording.RecordedHistory`). See :meth:`Session.open`."""
+
+    #: The recording, kept as :attr:`Session.recording`.
+    recording: Any
+
+    def attach(self, session: Session) -> tuple[Recorded, EventLog]:
+        """Make ``session``'s freshly loaded machine and states the history's initial state;
+        return the timeline's recorded source and its (sealed) event log."""
+        ...
 
 
 class _Motion:
@@ -81,8 +93,10 @@ class Session:
         self._closed = False
         self._depth = 0  # nesting of motion()
         self._pending: StopEvent | None = None  # the stop a motion reports when it ends
-        #: The recording this session replays (:func:`syxdbg.replay`), if any.
-        self.recording: Recording | None = None
+        #: The recording this session replays (:func:`syxdbg.replay`), if any: a
+        #: ``syxdbg.recording.Recording``, typed loosely so that the Session never imports
+        #: the recording layer (which is built on it).
+        self.recording: Any = None
         #: Directories removed when the session closes (a replay's extracted program).
         self.temporary: list[str] = []
         #: Where the guest's absolute library paths resolve (dynamic programs; None: default).
@@ -95,13 +109,20 @@ class Session:
     def open(cls, path: str, args: Sequence[str] = (), *, env: Mapping[str, str] | None = None,
              arch: str | None = None, raw: bool = False, base: int | None = None,
              entry: int | None = None, argv0: str | None = None, sysroot: str | None = None,
-             disable_plugins: Sequence[str] = (), options: Mapping[str, Any] | None = None,
-             plugins: pluggy.PluginManager | None = None) -> Session:
-        pm = plugins if plugins is not None else make_plugin_manager(disable_plugins)
-        session = cls(pm, options)
+             plugins: pluggy.PluginManager, options: Mapping[str, Any] | None = None,
+             history: History | None = None) -> Session:
+        """Load a program with the plugins of ``plugins`` (nothing runs yet; most callers
+        want :func:`syxdbg.open`, which makes the plugin manager). With ``history`` (a
+        recording to replay), the session's timeline is that history: it starts at its
+        initial state, takes host inputs from its event log and ends where it ends."""
+        session = cls(plugins, options)
         session.sysroot = sysroot
         try:
             session._load(os.fspath(path), list(args), env, arch, raw, base, entry, argv0)
+            if history is not None:
+                source, log = history.attach(session)
+                session._timeline = session._new_timeline(eventlog=log, recorded=source)
+                session.recording = history.recording
         except BaseException:
             session.close()
             raise
@@ -207,14 +228,18 @@ class Session:
         """The session's :class:`~syxdbg.timeline.Timeline` (created on first use; history
         starts where the machine is then)."""
         if self._timeline is None:
-            from .timeline import DEFAULT_BUDGET, DEFAULT_INTERVAL, Timeline
-
-            self._timeline = Timeline(
-                self.machine, self.states,
-                interval=int(self.options.get("timeline.interval", DEFAULT_INTERVAL)),
-                budget=int(self.options.get("timeline.budget", DEFAULT_BUDGET)),
-            )
+            self._timeline = self._new_timeline()
         return self._timeline
+
+    def _new_timeline(self, **history: Any) -> Timeline:
+        from .timeline import DEFAULT_BUDGET, DEFAULT_INTERVAL, Timeline
+
+        return Timeline(
+            self.machine, self.states,
+            interval=int(self.options.get("timeline.interval", DEFAULT_INTERVAL)),
+            budget=int(self.options.get("timeline.budget", DEFAULT_BUDGET)),
+            **history,
+        )
 
     @property
     def has_timeline(self) -> bool:
@@ -394,21 +419,3 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open(path: str, args: Sequence[str] = (), *, env: Mapping[str, str] | None = None,
-         arch: str | None = None, raw: bool = False, base: int | None = None,
-         entry: int | None = None, **kwargs: Any) -> Session:
-    """Load a program and return its :class:`Session`; nothing is executed yet.
-
-    ``env`` defaults to this process's environment; ``args`` are argv[1:].
-    """
-    return Session.open(path, args, env=env, arch=arch, raw=raw, base=base, entry=entry, **kwargs)
-
-
-def replay(path: str, **kwargs: Any) -> Session:
-    """Open recording ``path`` (made by ``syxdbg record``) for replay: a session whose
-    history is the recording (see :func:`syxdbg.recording.open_replay`)."""
-    from .recording import open_replay
-
-    return open_replay(path, **kwargs)

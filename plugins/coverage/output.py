@@ -50,7 +50,7 @@ _OLD_FLAGS = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 def remote(ctx: Context) -> bool:
     """True unless the command comes from the local user (the shell): gdb's ``monitor``
     and any front end not known to be local."""
-    return ctx.registry.frontend not in LOCAL_FRONTENDS
+    return ctx.frontend not in LOCAL_FRONTENDS
 
 
 @contextmanager

@@ -10,9 +10,8 @@ from typing import Any
 
 import pluggy
 
-from .. import sigint
+from .. import api, sigint
 from ..commands.debuginfo import DebugInfo
-from ..session import Session
 from .report import report_end
 
 
@@ -35,7 +34,7 @@ def demo() -> int:
         print(f"syxdbg demo: running the bundled example {path.name} under emulation, "
               "recording its history\n", file=sys.stderr)
         sys.stdout.flush()
-        with Session.open(str(path), (), env={}, argv0="ledger") as session:
+        with api.open(str(path), (), env={}, argv0="ledger") as session:
             sigint.startup_done()
             end = session.run()
             status = report_end(session, end)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 #: Namespace entries that are the parser's own business, not session options.
 _NOT_OPTIONS = frozenset({"handler", "plugin_manager", "command", "prog", "args", "env",
                           "clear_env", "raw", "arch", "base", "entry", "argv0", "plugin_opts",
-                          "recording"})
+                          "recording", "sysroot"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class ProgramSpec:
     base: int | None = None
     entry: int | None = None
     argv0: str | None = None
+    #: Where a dynamic program's interpreter and libraries are looked up (None: default).
+    sysroot: str | None = None
     recording: str | None = None
     disabled_plugins: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
@@ -75,7 +77,8 @@ class ProgramSpec:
         env = {} if ns.clear_env else dict(os.environ if environ is None else environ)
         env.update(dict(ns.env))
         return cls(program=ns.prog, args=tuple(ns.args), env=MappingProxyType(env),
-                   arch=ns.arch, argv0=ns.argv0, disabled_plugins=disabled,
+                   arch=ns.arch, argv0=ns.argv0, sysroot=getattr(ns, "sysroot", None),
+                   disabled_plugins=disabled,
                    options=frozen_options)
 
     @property
@@ -102,21 +105,20 @@ def open_session(spec: ProgramSpec, plugins: pluggy.PluginManager | None = None,
     options to the parser); None builds one without the disabled plugins.
     """
     merged = {**spec.options, **options}
+    from .. import api
+
     if spec.recording is not None:
-        from ..session import replay
-
-        return replay(spec.recording, disable_plugins=list(spec.disabled_plugins),
-                      plugins=plugins, options=merged)
-    from ..session import Session
-
+        return api.replay(spec.recording, disable_plugins=list(spec.disabled_plugins),
+                          plugins=plugins, options=merged)
     assert spec.program is not None
     if spec.raw:
-        return Session.open(spec.program, (), arch=spec.arch, raw=True, base=spec.base,
-                            entry=spec.entry, disable_plugins=spec.disabled_plugins,
-                            plugins=plugins, options=merged)
-    return Session.open(spec.program, spec.args, env=dict(spec.env), arch=spec.arch,
-                        argv0=spec.argv0, disable_plugins=spec.disabled_plugins,
+        return api.open(spec.program, (), arch=spec.arch, raw=True, base=spec.base,
+                        entry=spec.entry, disable_plugins=spec.disabled_plugins,
                         plugins=plugins, options=merged)
+    return api.open(spec.program, spec.args, env=dict(spec.env), arch=spec.arch,
+                    argv0=spec.argv0, sysroot=spec.sysroot,
+                    disable_plugins=spec.disabled_plugins,
+                    plugins=plugins, options=merged)
 
 
 def add_program_options(p: argparse.ArgumentParser, *, history: bool = True) -> None:
@@ -139,12 +141,16 @@ def add_program_options(p: argparse.ArgumentParser, *, history: bool = True) -> 
     g.add_argument("--clear-env", action="store_true",
                    help="start the program with an empty environment (then apply --env)")
     g.add_argument("--argv0", help="argv[0] for the program (default: PROG as given)")
+    g.add_argument("--sysroot", metavar="DIR", type=types.directory,
+                   help="root of a dynamic program's interpreter and libraries: the guest's "
+                   "absolute paths are looked up there first, then on the host (default: / "
+                   "for the host's architecture, /usr/aarch64-linux-gnu for aarch64 on x86_64)")
     add_plugin_switch(g)
     g.add_argument("--snapshot-budget", type=types.size, metavar="SIZE",
                    help="memory for recorded history (checkpoints), e.g. 512M or 2G; older "
                    "checkpoints are thinned to stay inside it (default 1G)"
                    if history else argparse.SUPPRESS)
-    p.add_argument("prog", nargs="?", metavar="PROG", help="static Linux ELF executable")
+    p.add_argument("prog", nargs="?", metavar="PROG", help="Linux ELF executable (static or dynamic)")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments passed to the program")
 

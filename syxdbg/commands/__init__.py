@@ -47,7 +47,7 @@ def make_registry(session: Session, *, frontend: str = "shell") -> CommandRegist
 
     ``frontend`` is "shell" or "gdb" (``monitor``: shell-only commands are hidden).
     """
-    from ..shell.panes import register_builtin_panes
+    from .panes import register_builtin_panes
 
     registry = CommandRegistry(session, frontend=frontend)
     for name in BUILTIN_MODULES:

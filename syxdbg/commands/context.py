@@ -2,7 +2,8 @@
 the registers at the previous stop (for highlighting), interrupt and progress plumbing.
 
 It lives on the :class:`~syxdbg.commands.registry.CommandRegistry` (``registry.ctx``), so two
-sessions never share any of it.
+sessions never share any of it. It knows the registry's settings and front end, not the
+registry itself (the registry is built on it).
 """
 
 from __future__ import annotations
@@ -15,15 +16,27 @@ from typing import TYPE_CHECKING
 
 from ..errors import SyxdbgError
 from ..machine.events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
+from .base import CommandError, Settings
 from .debuginfo import DebugInfo
 from .expr import evaluate
-from .registry import CommandError
 
 if TYPE_CHECKING:
     from ..session import Session
     from ..timeline import Breakpoint as TimelineBreakpoint
     from ..timeline import Watchpoint
-    from .registry import CommandRegistry, Settings
+
+
+#: General registers shown by ``regs`` and the registers pane, per architecture.
+GENERAL = {
+    "x86_64": ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
+               "r11", "r12", "r13", "r14", "r15", "rip", "eflags"),
+    "aarch64": tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "cpsr"),
+}
+
+
+def general_registers(ctx: Context) -> tuple[str, ...]:
+    arch = ctx.session.machine.arch
+    return GENERAL.get(arch.name, tuple(r.name for r in arch.registers[:32]))
 
 
 @dataclass
@@ -51,7 +64,10 @@ class Context:
     """Per-session command state (see the module docstring)."""
 
     session: Session
-    registry: CommandRegistry
+    #: The registry's ``set``/``show`` settings.
+    settings: Settings
+    #: "shell" or "gdb" (``monitor``), the front end the commands serve.
+    frontend: str = "shell"
     breakpoints: dict[int, Breakpoint] = field(default_factory=dict)
     next_number: int = 1
     #: Registers at the previous context display (changed ones are highlighted).
@@ -74,14 +90,8 @@ class Context:
             self._debuginfo = DebugInfo(self.session)
         return self._debuginfo
 
-    @property
-    def settings(self) -> Settings:
-        return self.registry.settings
-
     def register_values(self) -> dict[str, int]:
         """The general registers now (what the registers pane shows)."""
-        from .data import general_registers
-
         regs = self.session.regs
         return {n: int(regs[n]) for n in general_registers(self)}
 

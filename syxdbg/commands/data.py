@@ -10,22 +10,10 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from ..errors import SyxdbgError
 from . import motion
-from .context import Context
+from .context import Context, general_registers
 from .registry import Arg, Args, CommandError, CommandRegistry, Output
 
-#: General registers shown by ``regs`` and the registers pane, per architecture.
-GENERAL = {
-    "x86_64": ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
-               "r11", "r12", "r13", "r14", "r15", "rip", "eflags"),
-    "aarch64": tuple(f"x{i}" for i in range(31)) + ("sp", "pc", "cpsr"),
-}
-
 _X_SIZES = {"b": 1, "h": 2, "w": 4, "g": 8}
-
-
-def general_registers(ctx: Context) -> tuple[str, ...]:
-    arch = ctx.session.machine.arch
-    return GENERAL.get(arch.name, tuple(r.name for r in arch.registers[:32]))
 
 
 def format_registers(ctx: Context, names: list[str] | tuple[str, ...]) -> StyleAndTextTuples:

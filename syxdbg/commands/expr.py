@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .registry import CommandError
+from .base import CommandError
 
 if TYPE_CHECKING:
     from ..session import Session

@@ -123,7 +123,7 @@ def register(r: CommandRegistry) -> None:
         return "\n".join([
             f"recording: {rec.path}",
             f"program:   {meta['path']} ({meta['arch']}, {meta['program_size']} bytes, "
-            f"sha256 {meta['program_sha256'][:16]}...)",
+            f"{rec.program_digest[:31]}...)",
             f"argv:      {' '.join(meta['argv'])}",
             f"recorded:  {meta['created']} on {meta['host']} with syxdbg {meta['syxdbg']}",
             f"end:       position {rec.end_position}: {rec.describe_end()}",

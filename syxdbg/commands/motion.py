@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from ..machine.events import Exited, Fault, Killed, StopEvent, Stopped
 from ..timeline import BACKWARD, FORWARD, AcceptFn, Direction
+from .base import CommandError
 from .context import Context
 from .debuginfo import DWARF_REGS, Frame
-from .registry import CommandError
 
 #: Give up a source-line step after this many instructions (a line that never ends).
 MAX_LINE_STEPS = 2_000_000

@@ -104,7 +104,7 @@ def register(r: CommandRegistry) -> None:
     def _help(ctx: Context, args: Args) -> str:
         """``help`` lists every command by category with its aliases; ``help NAME`` gives
         its usage, aliases and description; ``help info`` lists subcommands."""
-        return help_text(ctx.registry, " ".join(args.command) if args.command else None)
+        return help_text(r, " ".join(args.command) if args.command else None)
 
     def _info_default(ctx: Context, args: Args) -> str:
         return program_info(ctx)
@@ -119,7 +119,7 @@ def register(r: CommandRegistry) -> None:
     @r.command("show", "show a setting, or all of them", category="settings",
                args=(Arg("name", "setting", optional=True),))
     def _show(ctx: Context, args: Args) -> str:
-        st = ctx.registry.settings
+        st = ctx.settings
         names = [args.name] if args.name else st.names()
         lines = []
         for n in names:
@@ -149,8 +149,8 @@ def register(r: CommandRegistry) -> None:
             return set_register(ctx, reg, rest)
         if not value:
             raise CommandError(f"set {name}: which value?")
-        ctx.registry.settings.set(name, value.removeprefix("= ").strip())
-        return f"{name} = {ctx.registry.settings.show(name)}\n"
+        ctx.settings.set(name, value.removeprefix("= ").strip())
+        return f"{name} = {ctx.settings.show(name)}\n"
 
     @r.command("context", "show the context display (panes: regs code source stack "
                "timeline)", category="support", aliases=("ctx",),
@@ -158,11 +158,11 @@ def register(r: CommandRegistry) -> None:
     def _context(ctx: Context, args: Args) -> Output:
         """The display the shell shows after every stop; ``context code stack`` shows only
         those panes. Which panes and their order: ``set context.panes``."""
-        from ..shell.panes import render_context
+        from .panes import render_context
 
         for name in args.panes or ():
-            ctx.registry.panes.get(name)  # one-line error for an unknown pane
-        return render_context(ctx, panes=args.panes, width=ctx.width)
+            r.panes.get(name)  # one-line error for an unknown pane
+        return render_context(ctx, r.panes, panes=args.panes, width=ctx.width)
 
     @r.command("echo", "print TEXT (for scripts)", category="support",
                args=(Arg("text", "text", optional=True, many=True),))

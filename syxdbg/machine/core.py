@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -793,11 +793,17 @@ class Machine:
         """The object that owns the virtual TLB fill hook, if the virtual TLB is on."""
         return self._tlb_owner
 
-    def code_restored(self) -> None:
-        """Forget per-block instruction counts after guest code bytes were restored.
-
-        The caller has already dropped Unicorn's translations of the restored pages.
+    def code_restored(self, ranges: Iterable[tuple[int, int]] | None = None, *,
+                      everything: bool = False) -> None:
+        """Forget what was translated from guest code after its bytes were restored: the
+        translations of each ``(start, end)`` of ``ranges`` (or of ``everything``, after a
+        layout change), then the per-block instruction counts. A caller that dropped the
+        translations itself (the Cython snapshot core) passes neither.
         """
+        if everything:
+            self._uc.ctl_flush_tb()  # type: ignore[attr-defined]
+        for start, end in ranges or ():
+            self._uc.ctl_remove_cache(start, end)
         self._core.invalidate_blocks()
         self._offsets.clear()
         self._flow_cache.clear()

@@ -66,7 +66,7 @@ def import_first_party() -> None:
     """Import syxdbg's own plugins (a fixed list, never names read from a file)."""
     import importlib
 
-    from ..plugins import DEFAULT_PLUGINS
+    from ..firstparty import DEFAULT_PLUGINS
 
     for _, modname in DEFAULT_PLUGINS:
         with contextlib.suppress(ImportError):

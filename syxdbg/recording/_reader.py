@@ -9,9 +9,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import __version__
 from ..eventlog import Event
 from ..machine.events import StopEvent
+from ..version import __version__
 from ._codec import FIRST_PARTY, check_depth, import_first_party, loads_sized
 from ._format import (
     _CHUNK,
@@ -280,9 +280,6 @@ class Recording:
         if not 0 <= meta["program_size"] <= MAX_PROGRAM:
             raise RecordingError("corrupted recording: malformed description (META "
                                  "'program_size')")
-        # FIXME(#12): commands/history.py shows meta["program_sha256"]; until it shows
-        # Recording.program_digest, version 2's content digest is shown under that key.
-        meta.setdefault("program_sha256", meta[_PROGRAM_DIGEST[version]])
         return meta
 
     # -- queries ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ sake); otherwise the embedded copy is extracted to a private temporary directory
 from __future__ import annotations
 
 import bisect
-import inspect
 import os
 import shutil
 import tempfile
@@ -355,37 +354,12 @@ def open_replay(path: str, *, disable_plugins: Iterable[str] = (),
                     "env": dict(e.partition("=")[::2] for e in meta["envp"]),
                     "argv0": argv[0] if argv else None}
         history = RecordedHistory(rec)
-        session = _open_with_history(Session, prog, load, history, pm,
-                                     {**(options or {}), "replay": True})
+        args = load.pop("args")
+        session = Session.open(prog, args, plugins=pm, history=history,
+                               options={**(options or {}), "replay": True}, **load)
     except BaseException:
         for d in cleanup:
             shutil.rmtree(d, ignore_errors=True)
         raise
     session.temporary += cleanup
-    return session
-
-
-def _open_with_history(session_cls: type[Session], prog: str, load: dict[str, Any],
-                       history: RecordedHistory, pm: pluggy.PluginManager,
-                       options: dict[str, Any]) -> Session:
-    args = load.pop("args")
-    if "history" in inspect.signature(session_cls.open).parameters:
-        return session_cls.open(prog, args, plugins=pm, options=options,
-                                history=history, **load)  # type: ignore[call-arg]
-    # FIXME(#12): until Session.open takes ``history=`` (session.py), build the replay
-    # timeline here exactly as it will.
-    from ..timeline import DEFAULT_BUDGET, DEFAULT_INTERVAL, Timeline
-
-    session = session_cls.open(prog, args, plugins=pm, options=options, **load)
-    try:
-        source, log = history.attach(session)
-        session._timeline = Timeline(
-            session.machine, session.states,
-            interval=int(session.options.get("timeline.interval", DEFAULT_INTERVAL)),
-            budget=int(session.options.get("timeline.budget", DEFAULT_BUDGET)),
-            eventlog=log, recorded=source)
-        session.recording = history.recording
-    except BaseException:
-        session.close()
-        raise
     return session

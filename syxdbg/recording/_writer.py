@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import IO, TYPE_CHECKING, Any
 
-from .. import __version__
 from ..errors import SyxdbgError
 from ..eventlog import STATE_NAME as EVENTLOG_STATE
 from ..eventlog import Event, EventLog, Recordable
@@ -24,6 +23,7 @@ from ..machine.events import Exited, Fault, Killed, StopEvent, Stopped
 from ..machine.memory import PAGE
 from ..plugins import describe_plugins
 from ..snapshot import SyxSnapshot, _api
+from ..version import __version__
 from . import _program
 from ._codec import dumps
 from ._format import (

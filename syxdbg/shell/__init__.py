@@ -1,12 +1,13 @@
-"""The syxdbg shell: ``Shell`` (app.py), pure completion (completion.py), key bindings
-(keys.py), context panes as pure functions (panes.py) and color roles (theme.py)."""
+"""The syxdbg shell: ``Shell`` (app.py), pure completion (completion.py) and key bindings
+(keys.py). The context panes and colour roles it shows live in :mod:`syxdbg.commands`
+(``panes``, ``theme``): ``monitor context`` renders them too."""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-def __getattr__(name: str) -> Any:  # lazy: the command registry imports shell.panes
+def __getattr__(name: str) -> Any:  # lazy: the package loads no prompt_toolkit application
     if name == "Shell":
         from .app import Shell
 

@@ -28,15 +28,14 @@ from prompt_toolkit.output import Output as PtOutput
 from prompt_toolkit.output import create_output
 from prompt_toolkit.shortcuts import print_formatted_text
 
-from ..commands import CommandRegistry, make_registry
+from ..commands import CommandRegistry, make_registry, theme
+from ..commands.panes import render_context
 from ..commands.registry import Args, Command, Output
 from ..errors import SyxdbgError
 from ..machine.events import Exited
 from ..session import Session
-from . import theme
 from .completion import ShellCompleter
 from .keys import key_help, load_key_bindings
-from .panes import render_context
 
 PROMPT = "(syxdbg) "
 DEFAULT_HISTORY = "~/.syxdbg_history"
@@ -155,7 +154,7 @@ class Shell:
 
     def _context(self) -> StyleAndTextTuples:
         try:
-            ctx_frags = render_context(self.ctx, width=self.ctx.width)
+            ctx_frags = render_context(self.ctx, self.registry.panes, width=self.ctx.width)
         except SyxdbgError as exc:
             return [("class:error", f"(context: {exc})\n")]
         target = self.registry.settings["context.output"]

@@ -242,8 +242,7 @@ class SyxSnapshotTracker:
         mem = self.machine.mem
         if _layout_key(mem.regions()) != _layout_key(cp.layout):
             mem.restore_layout(list(cp.layout))
-            self.machine.uc.ctl_flush_tb()  # type: ignore[attr-defined]
-            self.machine.code_restored()
+            self.machine.code_restored(everything=True)
         pages = self.engine.restore_to(cp.log)
         self._open = cp.log
         for snap in list(self._all):

@@ -64,7 +64,7 @@ class ReferenceJournal:
         machine = self.machine
         regions = machine.mem.regions()
         written = 0
-        code = False
+        code: list[tuple[int, int]] = []
         for backing, data in img.values():
             buf = backing.buf
             for off in range(0, backing.size, PAGE):
@@ -77,10 +77,9 @@ class ReferenceJournal:
                     if (r.backing is backing and r.offset <= off < r.offset + r.size
                             and r.perms & 4):
                         addr = r.start + off - r.offset
-                        machine.uc.ctl_remove_cache(addr, addr + PAGE)
-                        code = True
+                        code.append((addr, addr + PAGE))
         if code:
-            machine.code_restored()
+            machine.code_restored(code)
         for k in [k for k in self._logs if k > log]:
             del self._logs[k]
         return written

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
 from ..errors import SyxdbgError
+from .context import general_registers
 from .theme import address_role
 
 if TYPE_CHECKING:
-    from ..commands.context import Context
+    from .context import Context
 
 Line = StyleAndTextTuples
 PaneFn = Callable[["Context", int], list[Line]]
@@ -72,13 +73,15 @@ def title(name: str, width: int) -> Line:
             ("class:pane.rule", "─" * max(0, width - len(head) - 1))]
 
 
-def render_context(ctx: Context, *, panes: list[str] | None = None, width: int = 100) -> Line:
-    """The whole context display as one fragment list (a title line per pane)."""
-    names = panes or list(ctx.registry.settings["context.panes"])
+def render_context(ctx: Context, registry: PaneRegistry, *, panes: list[str] | None = None,
+                   width: int = 100) -> Line:
+    """The whole context display as one fragment list (a title line per pane): ``panes``
+    (default: the ``context.panes`` setting) taken from ``registry``."""
+    names = panes or list(ctx.settings["context.panes"])
     out: Line = []
     for name in names:
         try:
-            pane = ctx.registry.panes.get(name)
+            pane = registry.get(name)
             lines = pane.fn(ctx, width)
         except SyxdbgError as exc:
             lines = [[("class:error", f"({exc})")]]
@@ -95,8 +98,6 @@ def render_context(ctx: Context, *, panes: list[str] | None = None, width: int =
 # -- the built-in panes ---------------------------------------------------------------------
 def regs_pane(ctx: Context, width: int) -> list[Line]:
     """General registers; those changed by the last command are highlighted."""
-    from ..commands.data import general_registers
-
     regs = ctx.session.regs
     cells: list[Line] = []
     for name in general_registers(ctx):
@@ -121,7 +122,7 @@ def code_pane(ctx: Context, width: int) -> list[Line]:
     """Disassembly around pc (capstone), pc marked."""
     s = ctx.session
     pc = int(s.regs.pc)
-    n = int(ctx.registry.settings["context.code-lines"])
+    n = int(ctx.settings["context.code-lines"])
     before = max(0, n // 3)
     start = pc
     sym = ctx.debuginfo.symbol_at(pc)
@@ -162,7 +163,7 @@ def source_pane(ctx: Context, width: int) -> list[Line]:
     head: Line = [("class:source.lineno", f"{row.file}:{row.line}")]
     if text is None:
         return [head]
-    n = int(ctx.registry.settings["context.source-lines"])
+    n = int(ctx.settings["context.source-lines"])
     first = max(1, row.line - n // 2)
     lines: list[Line] = [head]
     for ln in range(first, min(len(text), first + n - 1) + 1):
@@ -178,7 +179,7 @@ def stack_pane(ctx: Context, width: int) -> list[Line]:
     """Words from the stack pointer up, colored by what they point to, with symbols."""
     s = ctx.session
     sp = int(s.regs.sp)
-    n = int(ctx.registry.settings["context.stack-lines"])
+    n = int(ctx.settings["context.stack-lines"])
     lines: list[Line] = []
     for i in range(n):
         a = sp + 8 * i

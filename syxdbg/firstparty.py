@@ -1,0 +1,13 @@
+"""syxdbg's own plugins, by name and module: a constant that imports nothing.
+
+The plugin manager registers them (:mod:`syxdbg.plugins`); the recording decoder imports
+them so that their state classes can be rebuilt (:mod:`syxdbg.recording`), without either
+one importing the other.
+"""
+
+#: First-party plugins, registered in this order under these names.
+DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("linux", "syxdbg_plugins.linux"),
+    ("trace", "syxdbg_plugins.trace"),
+    ("coverage", "syxdbg_plugins.coverage"),
+)
