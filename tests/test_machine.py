@@ -251,6 +251,24 @@ def test_faults_are_typed_events_at_the_faulting_instruction(arch: str, assemble
 
 
 @pytest.mark.parametrize("arch", ARCHES)
+def test_a_register_write_after_a_fault_lets_the_machine_run_again(arch: str, assemble
+                                                                   ) -> None:
+    """A fault is terminal only for its state (gdb restores registers after an inferior
+    call that ended in a fault, then resumes)."""
+    m = make_machine(arch, assemble(arch, "segv"))
+    ev = m.run()
+    assert isinstance(ev, Fault) and m.finished is ev
+    m.regs[m.arch.pc] = m.pc  # same state: it faults again, at the same place
+    assert m.finished is None
+    again = m.run()
+    assert isinstance(again, Fault) and again is not ev
+    assert (again.pc, again.position, again.address) == (ev.pc, ev.position, ev.address)
+    m.regs[m.arch.pc] = CODE  # back to the start: the program runs again
+    assert isinstance(m.run(count=1), Stopped)
+    assert m.position == ev.position + 1
+
+
+@pytest.mark.parametrize("arch", ARCHES)
 def test_breakpoint_instructions_are_sigtrap(arch: str, assemble) -> None:
     """x86 ``int3`` and aarch64 ``brk`` give SIGTRAP as under Linux (int3 was SIGILL): the
     trap leaves pc after ``int3`` (x86 reports traps after the instruction, and the int3 has

@@ -115,7 +115,7 @@ class Machine:
         if arch.cpu_init is not None:
             arch.cpu_init(self._uc)
         self.mem = Memory(self._uc, on_code_write=self._code_written)
-        self.regs = Registers(self._uc, arch)
+        self.regs = Registers(self._uc, arch, self._registers_written)
         self._cs = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail.detail = True
@@ -172,8 +172,17 @@ class Machine:
 
     @property
     def finished(self) -> StopEvent | None:
-        """The terminal event (exit, kill or fatal fault) once the guest can run no more."""
+        """The terminal event (exit, kill or fatal fault) once the guest can run no more.
+
+        A fault is terminal only for the state it happened in: writing a register (a
+        debugger moving pc, gdb restoring its registers after an inferior call that ended
+        in a fault) forgets it, and running re-executes from the new state (the same state
+        faults again)."""
         return self._final
+
+    def _registers_written(self) -> None:
+        if isinstance(self._final, Fault):
+            self._final = None
 
     @property
     def uc(self) -> unicorn.Uc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from unicorn import UcError
@@ -21,15 +21,19 @@ class Registers:
     holding the raw extended-precision bits (mantissa in the low 64 bits).
     """
 
-    __slots__ = ("_uc", "_arch", "_virtual")
+    __slots__ = ("_uc", "_arch", "_virtual", "_written")
     _uc: Uc
     _arch: ArchSpec
     _virtual: dict[str, int]
+    #: Called after every successful write (the machine forgets a fault stop then).
+    _written: Callable[[], None] | None
 
-    def __init__(self, uc: Uc, arch: ArchSpec) -> None:
+    def __init__(self, uc: Uc, arch: ArchSpec,
+                 written: Callable[[], None] | None = None) -> None:
         object.__setattr__(self, "_uc", uc)
         object.__setattr__(self, "_arch", arch)
         object.__setattr__(self, "_virtual", {})
+        object.__setattr__(self, "_written", written)
 
     def info(self, name: str) -> RegisterInfo:
         reg = self._arch.register(name)
@@ -65,15 +69,17 @@ class Registers:
         value &= (1 << reg.bitsize) - 1
         if reg.uc_id is None:
             self._virtual[reg.name] = value
-            return
-        try:
-            if reg.encoding == "x87":
-                self._uc.reg_write(reg.uc_id, (value & ((1 << 64) - 1), value >> 64))
-            else:
-                self._uc.reg_write(reg.uc_id, value)
-        except UcError as exc:
-            raise RegisterError(f"cannot set {reg.name} to {value:#x}: the emulated CPU "
-                                f"refuses it ({exc})") from None
+        else:
+            try:
+                if reg.encoding == "x87":
+                    self._uc.reg_write(reg.uc_id, (value & ((1 << 64) - 1), value >> 64))
+                else:
+                    self._uc.reg_write(reg.uc_id, value)
+            except UcError as exc:
+                raise RegisterError(f"cannot set {reg.name} to {value:#x}: the emulated CPU "
+                                    f"refuses it ({exc})") from None
+        if self._written is not None:
+            self._written()
 
     def __getitem__(self, name: str) -> int:
         return self.read_info(self.info(name))

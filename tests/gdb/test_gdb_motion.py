@@ -347,3 +347,30 @@ def test_stepping_out_of_a_function_finishes_the_callers_line_as_gdb_does(
     commands = [command] * (6 if command == "next" else 2)
     want = _native_lines(corrupt, "corrupt.c:69", commands)
     assert _shell_lines(corrupt, "corrupt.c:69", commands) == want
+
+
+# -- inferior function calls -------------------------------------------------------------------
+@needs_gdb
+def test_repeated_inferior_calls_and_reverse_continue_after_them(corrupt: Path) -> None:
+    """``call f()`` three times (gdb returns onto a breakpoint on the stack, which is not
+    executable: the call ends in a fault there), then the program goes on and back."""
+    with served(str(corrupt), env={}) as srv:
+        gdb = Gdb(GDB or "gdb", str(corrupt))
+        try:
+            gdb.cli(f"target remote 127.0.0.1:{srv.port}")
+            gdb.cli("break run_day")
+            assert "Breakpoint 1, run_day" in gdb.cli("continue")
+            for n in range(1, 4):
+                out = gdb.cli("call apply_transaction(7)")
+                assert "signal" not in out.lower(), out
+                assert gdb.cli("print ledger.tx_count").split("=")[1].strip() == str(n)
+                assert gdb.cli("print ledger.balance").split("=")[1].strip() == str(7 * n)
+            gdb.cli("break process_batch")
+            assert "Breakpoint 2, process_batch" in gdb.cli("continue")
+            assert gdb.cli("print ledger.tx_count").split("=")[1].strip() == "3"
+            out = gdb.cli("reverse-continue")
+            assert "Breakpoint 1, run_day" in out, out
+            assert "Breakpoint 2, process_batch" in gdb.cli("continue")
+            assert gdb.cli("print ledger.balance").split("=")[1].strip() == "21"
+        finally:
+            gdb.close()
