@@ -148,7 +148,8 @@ class Session:
             if image is None:
                 environ = dict(os.environ if env is None else env)
                 envp = [f"{k}={v}" for k, v in environ.items()]
-                load_elf(machine, path, [argv0 if argv0 is not None else path, *args], envp)
+                load_elf(machine, path, [argv0 if argv0 is not None else path, *args], envp,
+                         sysroot=self.sysroot)
         self._machine = machine
         self.hook.syxdbg_machine_created(session=self, machine=machine)
         self.hook.syxdbg_register_state(session=self, registry=self.states)

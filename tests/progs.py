@@ -14,6 +14,9 @@ Toolchains (see ``TOOLCHAINS``):
 * ``musl``     x86_64 musl, ``musl-gcc -static -O1 -g -Wall``
 * ``aarch64``  aarch64 glibc, ``aarch64-linux-gnu-gcc -static -O1 -g -Wall``
 * ``aarch64-pie`` aarch64 glibc static-PIE
+* ``gcc-dyn``  x86_64 glibc, dynamically linked PIE (gcc's default), ``gcc -O1 -g -Wall``
+* ``aarch64-dyn`` aarch64 glibc, dynamically linked against ``/usr/aarch64-linux-gnu``
+  (the oracle runs it with ``qemu-aarch64 -L /usr/aarch64-linux-gnu``)
 
 Every toolchain links with ``-lm``.
 
@@ -160,6 +163,13 @@ TOOLCHAINS: dict[str, Toolchain] = {
 }
 TOOLCHAINS["gcc-pie"] = TOOLCHAINS["gcc"].with_pie()
 TOOLCHAINS["aarch64-pie"] = TOOLCHAINS["aarch64"].with_pie()
+TOOLCHAINS["gcc-dyn"] = Toolchain("gcc-dyn", "gcc", "x86_64", _COMMON, pie_supported=False)
+TOOLCHAINS["aarch64-dyn"] = Toolchain("aarch64-dyn", "aarch64-linux-gnu-gcc", "aarch64",
+                                      _COMMON, pie_supported=False)
+
+#: Where qemu-user finds a dynamic foreign program's libraries (``-L``), per architecture.
+QEMU_SYSROOTS: Mapping[str, str] = {"aarch64": "/usr/aarch64-linux-gnu",
+                                    "x86_64": "/usr/x86_64-linux-gnu"}
 
 #: The three basic (non-PIE) toolchains every program is built with.
 BASE_TOOLCHAINS: tuple[str, ...] = ("gcc", "musl", "aarch64")
@@ -345,6 +355,19 @@ def elf_machine(binary: Path | str) -> str:
     return _EM_NAMES.get(em, f"em{em}")
 
 
+def is_dynamic(binary: Path | str) -> bool:
+    """True if ``binary`` (a 64-bit little-endian ELF) has a PT_INTERP program header."""
+    import struct
+
+    with open(binary, "rb") as f:
+        head = f.read(64)
+        phoff, = struct.unpack_from("<Q", head, 32)
+        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return any(struct.unpack_from("<I", table, i * phentsize)[0] == 3 for i in range(phnum))
+
+
 def qemu_for(binary: Path | str) -> str | None:
     """Name of the qemu-user binary needed to run ``binary`` here, or None if native."""
     arch = elf_machine(binary)
@@ -418,7 +441,9 @@ def native_run(
     if qemu is not None:
         qemu_path = require_tool(qemu, f"running {elf_machine(binary)} binaries")
         a0s = a0.decode() if isinstance(a0, bytes) else a0
-        cmd: Sequence[str | bytes] = [qemu_path, "-0", a0s, *argv]
+        root = QEMU_SYSROOTS.get(elf_machine(binary), "")
+        sysroot = ["-L", root] if is_dynamic(binary) else []
+        cmd: Sequence[str | bytes] = [qemu_path, *sysroot, "-0", a0s, *argv]
         executable = None
     else:
         cmd = [a0, *argv[1:]]

@@ -64,7 +64,7 @@ def test_bad_programs_give_one_error_line_and_status_2(build_program, tmp_path: 
         (["run", str(tmp_path / "script.sh")], "not an ELF file"),
         (["run", str(tmp_path / "trunc")], "truncated"),
         (["run", str(tmp_path / "arm")], "unsupported machine"),
-        (["run", str(dyn)], "dynamically linked"),
+        (["run", "--sysroot", str(tmp_path), str(dyn)], "not found in sysroot"),
         (["run", str(tmp_path / "nope")], "no such file"),
         (["run"], "no program given"),
         (["run", "--raw", str(hello)], "--raw needs --arch"),

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 INPUTS = frozenset({
     "read", "pread", "lseek", "open", "fstat", "stat", "access", "readlink", "listdir",
     "clock", "clock_res", "random", "uname", "ids", "getcwd", "realpath", "ioctl_read",
-    "get_status_flags", "sysinfo", "pipe", "write", "pwrite",
+    "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr",
 })
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
@@ -160,6 +160,29 @@ class HostIO:
     def readlink(self, path: bytes) -> bytes:
         return os.readlink(path)
 
+    def statfs(self, target: bytes | int) -> bytes:
+        """The host's ``struct statfs`` (120 bytes, the same layout on x86_64 and aarch64)
+        of the file system holding a path or host fd."""
+        global _libc
+        libc = _libc = _libc or ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(_STATFS_SIZE)
+        if isinstance(target, int):
+            r = libc.fstatfs(ctypes.c_int(target), buf)
+        else:
+            r = libc.statfs(ctypes.c_char_p(target), buf)
+        if r != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return buf.raw
+
+    def xattr(self, target: bytes | int, name: bytes | None, follow: bool) -> bytes:
+        """The value of extended attribute ``name`` of a path or host fd, or (``name`` None)
+        its attribute names, each NUL-terminated, as listxattr gives them."""
+        if name is None:
+            names = os.listxattr(target, follow_symlinks=follow)
+            return b"".join(os.fsencode(n) + b"\0" for n in names)
+        return os.getxattr(target, name, follow_symlinks=follow)
+
     def listdir(self, fd: int) -> list[tuple[bytes, int, int]]:
         """(name, inode, st_mode type bits or 0) of a directory's entries, '.' and '..' first."""
         out: list[tuple[bytes, int, int]] = []
@@ -244,6 +267,7 @@ class HostIO:
         return int(time.clock_gettime(time.CLOCK_BOOTTIME)), total, free, 1
 
 
+_STATFS_SIZE = 120  # struct statfs of 64-bit Linux (x86_64 and asm-generic)
 _SEEKABLE_MIN_FD = 3  # host fds 0-2 are the inherited stdio: never repositioned
 
 
@@ -385,6 +409,15 @@ class RecordingHostIO(HostIO):
         r, _ = self._call("readlink", (path,), lambda: self.inner.readlink(path))
         return bytes(r)
 
+    def statfs(self, target: bytes | int) -> bytes:
+        r, _ = self._call("statfs", (target,), lambda: self.inner.statfs(target))
+        return bytes(r)
+
+    def xattr(self, target: bytes | int, name: bytes | None, follow: bool) -> bytes:
+        r, _ = self._call("xattr", (target, name, follow),
+                          lambda: self.inner.xattr(target, name, follow))
+        return bytes(r)
+
     def listdir(self, fd: int) -> list[tuple[bytes, int, int]]:
         r, _ = self._call("listdir", (fd,), lambda: tuple(self.inner.listdir(fd)))
         return list(r)
@@ -510,6 +543,12 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def readlink(self, path: bytes) -> bytes:
+        raise _refused()
+
+    def statfs(self, target: bytes | int) -> bytes:
+        raise _refused()
+
+    def xattr(self, target: bytes | int, name: bytes | None, follow: bool) -> bytes:
         raise _refused()
 
     def listdir(self, fd: int) -> list[tuple[bytes, int, int]]:

@@ -95,6 +95,13 @@ class Mapping:
     prot: int
     flags: int
     name: str
+    #: Offset in the file of ``start`` (file mappings; 0 for anonymous ones).
+    offset: int = 0
+
+    def part(self, start: int, end: int) -> Mapping:
+        """The piece ``[start, end)`` of this mapping (its file offset moves along)."""
+        shift = start - self.start if self.flags & abi.MAP_ANONYMOUS == 0 else 0
+        return replace(self, start=start, end=end, offset=self.offset + shift)
 
 
 @dataclass(frozen=True, init=False, eq=False, repr=False)
@@ -188,6 +195,9 @@ class ProcessState:
     #: mmap/mremap fail with ENOMEM and brk keeps the old break, as under a cgroup limit.
     #: 0: no limit (states saved before the limit existed).
     memory_limit: int = 0
+    #: Where the guest's absolute paths are looked up first (``--sysroot``, as qemu-user's
+    #: ``-L``): ``b""`` for the host's root (and states saved before sysroots existed).
+    sysroot: bytes = b""
     # -- the (one) thread
     sigmask: int = 0
     altstack: bytes = b""
@@ -284,6 +294,12 @@ def _exec_layout(mem: Memory, sp: int) -> tuple[int, int, int, int, int, int]:
 
 
 # ----------------------------------------------------------------- the handlers' interface
+def _prot(perms: str) -> int:
+    """PROT_* bits of an ``"r-x"`` permission string."""
+    return sum(bit for c, bit in (("r", abi.PROT_READ), ("w", abi.PROT_WRITE),
+                                  ("x", abi.PROT_EXEC)) if c in perms)
+
+
 class Process:
     """One guest process as a syscall handler sees it (the only object handlers get)."""
 
@@ -308,6 +324,10 @@ class Process:
         if image is not None and image.initial_sp:
             s.exec_layout = _exec_layout(self.mem, image.initial_sp)
         s.cwd = self.host.getcwd()
+        if image is not None and image.sysroot not in ("", "/"):
+            s.sysroot = os.fsencode(os.path.abspath(image.sysroot))
+        if image is not None:
+            self._map_image(image)
         s.host_proc_dev = self.host.proc_device()
         s.memory_limit = (memory_limit if memory_limit is not None
                           else default_memory_limit(self.host.memory_total()))
@@ -453,6 +473,40 @@ class Process:
             raise SyscallError(errno.ENAMETOOLONG)
         return path
 
+    def in_sysroot(self, path: bytes) -> bytes:
+        """Absolute guest ``path`` as the host sees it: under the sysroot if it exists there,
+        else the host's own (qemu-user's ``-L`` rule). No sysroot: ``path`` itself."""
+        root = self.s.sysroot
+        if not root or not path.startswith(b"/"):
+            return path
+        candidate = root.rstrip(b"/") + path
+        try:
+            self.host.stat(candidate)
+        except OSError:
+            return path
+        return candidate
+
+    def guest_path(self, host_path: bytes) -> bytes:
+        """The guest's name of a host path (a path under the sysroot loses its prefix)."""
+        root = self.s.sysroot.rstrip(b"/")
+        if root and host_path.startswith(root + b"/"):
+            return host_path[len(root):]
+        return host_path
+
+    def _map_image(self, image: Any) -> None:
+        """Note the program's and its interpreter's segments as private file mappings (their
+        file offsets show in /proc/self/maps)."""
+        private = abi.MAP_PRIVATE
+        name = os.path.basename(image.path)
+        for seg in image.segments:
+            start = seg.start & ~(PAGE - 1)
+            self.add_mapping(start, page_round_up(seg.end), _prot(seg.perms), private, name,
+                             offset=seg.file_offset & ~(PAGE - 1))
+        for seg in getattr(image, "interp_segments", ()):
+            start = seg.start & ~(PAGE - 1)
+            self.add_mapping(start, page_round_up(seg.end), _prot(seg.perms), private,
+                             image.interp, offset=seg.file_offset & ~(PAGE - 1))
+
     def resolve(self, dirfd: int, path: bytes) -> bytes:
         """The host path of guest ``path`` relative to ``dirfd`` (AT_FDCWD: the cwd)."""
         if not path:
@@ -486,9 +540,10 @@ class Process:
             raise SyscallError(errno.EFAULT)
         return n
 
-    def add_mapping(self, start: int, end: int, prot: int, flags: int, name: str) -> None:
+    def add_mapping(self, start: int, end: int, prot: int, flags: int, name: str, *,
+                    offset: int = 0) -> None:
         self.remove_mappings(start, end)
-        self.s.mappings.append(Mapping(start, end, prot, flags, name))
+        self.s.mappings.append(Mapping(start, end, prot, flags, name, offset))
         self.s.mappings.sort(key=lambda m: m.start)
 
     def remove_mappings(self, start: int, end: int,
@@ -500,14 +555,14 @@ class Process:
                 out.append(m)
                 continue
             if m.start < start:
-                out.append(replace(m, end=start))
-            mid = replace(m, start=max(m.start, start), end=min(m.end, end))
+                out.append(m.part(m.start, start))
+            mid = m.part(max(m.start, start), min(m.end, end))
             if change is not None:
                 changed = change(mid)
                 if changed is not None:
                     out.append(changed)
             if m.end > end:
-                out.append(replace(m, start=end))
+                out.append(m.part(end, m.end))
         out.sort(key=lambda m: m.start)
         self.s.mappings = out
 

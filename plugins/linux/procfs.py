@@ -124,11 +124,13 @@ def lookup(p: Process, path: bytes, *, follow: bool = True) -> Node:
     raise SyscallError(errno.ENOENT)
 
 
-def find_absolute(p: Process, path: bytes, follow: bool = True) -> Node:
-    """Where absolute guest ``path`` leads: an emulated node, or a "host" node."""
+def find_absolute(p: Process, path: bytes, follow: bool = True, *,
+                  sysroot: bool = False) -> Node:
+    """Where absolute guest ``path`` leads: an emulated node, or a "host" node (looked up
+    in the sysroot first when ``sysroot``: the path was absolute for the guest)."""
     if is_proc_path(path):
         return lookup(p, path, follow=follow)
-    return Node("host", path, target=path)
+    return Node("host", path, target=p.in_sysroot(path) if sysroot else path)
 
 
 def find(p: Process, dirfd: int, path: bytes, *, follow: bool = True) -> Node:
@@ -137,7 +139,7 @@ def find(p: Process, dirfd: int, path: bytes, *, follow: bool = True) -> Node:
         f = p.file(dirfd)
         if f.kind == "procdir" and f.path is not None:
             return find_absolute(p, f.path + b"/" + path, follow)
-    return find_absolute(p, p.resolve(dirfd, path), follow)
+    return find_absolute(p, p.resolve(dirfd, path), follow, sysroot=path.startswith(b"/"))
 
 
 def host_path(p: Process, dirfd: int, path: bytes, *, follow: bool = True) -> bytes:
@@ -216,7 +218,9 @@ def _link(p: Process, here: bytes, target: bytes, follow: bool, fd: int | None =
 def fd_target(p: Process, fd: int) -> bytes:
     """What ``readlink("/proc/self/fd/N")`` names for guest fd ``fd``."""
     f = p.file(fd)
-    if f.kind in ("file", "dir", "proc", "procmem", "procdir") and f.path is not None:
+    if f.kind in ("file", "dir") and f.path is not None:
+        return p.guest_path(f.path)
+    if f.kind in ("proc", "procmem", "procdir") and f.path is not None:
         return f.path
     if f.kind == "pipe":
         return b"pipe:[%d]" % f.id
@@ -282,9 +286,11 @@ def _display_name(p: Process, name: str) -> bytes:
 
 def _maps(p: Process) -> bytes:
     lines = []
+    offsets = {m.start: m.offset for m in p.s.mappings}
     for start, end, perms, name in regions(p):
         shown = _display_name(p, name)
-        line = b"%08x-%08x %s %08x 00:00 0" % (start, end, perms.encode(), 0)
+        off = offsets.get(start, 0) if shown and not shown.startswith(b"[") else 0
+        line = b"%08x-%08x %s %08x 00:00 0" % (start, end, perms.encode(), off)
         lines.append(line + (b" " * (73 - len(line)) + shown if shown else b"") + b"\n")
     return b"".join(lines)
 

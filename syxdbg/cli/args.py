@@ -7,6 +7,7 @@ Each is an argparse ``type=`` callable: bad text becomes argparse's one-line usa
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def number(text: str) -> int:
@@ -37,6 +38,13 @@ def env_pair(text: str) -> tuple[str, str]:
     if not eq or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+def directory(text: str) -> str:
+    """An existing directory (``--sysroot``)."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
 
 
 def port(text: str) -> int:

@@ -150,7 +150,8 @@ def add_program_options(p: argparse.ArgumentParser, *, history: bool = True) -> 
                    help="memory for recorded history (checkpoints), e.g. 512M or 2G; older "
                    "checkpoints are thinned to stay inside it (default 1G)"
                    if history else argparse.SUPPRESS)
-    p.add_argument("prog", nargs="?", metavar="PROG", help="Linux ELF executable (static or dynamic)")
+    p.add_argument("prog", nargs="?", metavar="PROG",
+                   help="Linux ELF executable (static or dynamic)")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments passed to the program")
 

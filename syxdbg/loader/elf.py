@@ -1,4 +1,13 @@
-"""Static Linux ELF executables: validation, mapping and the initial process stack."""
+"""Linux ELF executables: validation, mapping (with the program interpreter of a dynamically
+linked program) and the initial process stack.
+
+A program with ``PT_INTERP`` is loaded as Linux's ``load_elf_binary`` (fs/binfmt_elf.c) does:
+the program at its link address (ET_EXEC) or at ``arch.pie_base`` (PIE), its interpreter
+(``ld-linux``, ``ld-musl``), read from the sysroot, at :func:`interp_base`; the entry pc is
+the interpreter's, and the auxiliary vector tells it where the program is (``AT_PHDR``,
+``AT_PHENT``, ``AT_PHNUM``, ``AT_ENTRY``) and where itself is (``AT_BASE``). No vDSO is
+provided (no ``AT_SYSINFO_EHDR``): glibc and musl then make real system calls.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +46,60 @@ class ElfInfo:
     arch: ArchSpec
     is_pie: bool
     entry: int
+    #: The program interpreter named by ``PT_INTERP`` (a guest path), None for a static one.
+    interp: str | None = None
+
+
+#: The sysroot of a guest of another architecture than the host's, when none is given:
+#: where Debian's cross C libraries install (``libc6-dev-arm64-cross``, ``libc6-dev-amd64-cross``).
+CROSS_SYSROOTS = {"aarch64": "/usr/aarch64-linux-gnu", "x86_64": "/usr/x86_64-linux-gnu"}
+
+
+def interp_base(arch: ArchSpec) -> int:
+    """Where a dynamic program's interpreter is loaded: ``arch.mmap_base``, the top of the
+    area ``mmap`` allocates from downwards (Linux maps ld.so there too, as its first mmap;
+    without address randomisation every run has the same layout)."""
+    return arch.mmap_base
+
+
+def default_sysroot(arch: ArchSpec) -> str | None:
+    """The sysroot used when none is given: ``/`` for a guest of the host's architecture,
+    else :data:`CROSS_SYSROOTS` if that directory exists, else None."""
+    if arch.name == os.uname().machine:
+        return "/"
+    cross = CROSS_SYSROOTS.get(arch.name)
+    return cross if cross is not None and os.path.isdir(cross) else None
+
+
+def find_in_sysroot(root: str, path: str) -> str:
+    """The host path of absolute guest ``path`` under ``root``, every symbolic link on the way
+    (absolute ones included) resolved inside ``root``, as a chroot would; a missing
+    component ends the walk (the caller's open reports it)."""
+    if root in ("", "/"):
+        return path
+    todo = [c for c in path.split("/") if c]
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == ".":
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        here = os.path.join(root, *done, part)
+        if os.path.islink(here):
+            links += 1
+            if links > 40:
+                raise LoadError(f"{path}: too many levels of symbolic links in {root}")
+            target = os.readlink(here)
+            if target.startswith("/"):
+                done = []
+            todo = [c for c in target.split("/") if c] + todo
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
 
 
 def open_program(path: str) -> BinaryIO:
@@ -102,27 +165,25 @@ def _validate(path: str, elf: ELFFile) -> ElfInfo:
             raise LoadError(f"{path}: only 64-bit little-endian ELF files are supported")
         e_type = header["e_type"]
         segments = list(elf.iter_segments())
-        interp = [s for s in segments if s["p_type"] == "PT_INTERP"]
-        if interp:
-            name = interp[0].get_interp_name() if hasattr(interp[0], "get_interp_name") else "?"
-            raise LoadError(
-                f"{path}: dynamically linked (interpreter {name}); syxdbg runs static "
-                "executables: rebuild with -static"
-            )
-        if any(s["p_type"] == "PT_DYNAMIC" for s in segments) and e_type == "ET_DYN":
-            # static-PIE has PT_DYNAMIC (for self-relocation) but no PT_INTERP: accepted.
-            pass
+        interp_segs = [s for s in segments if s["p_type"] == "PT_INTERP"]
+        interp: str | None = None
+        if interp_segs:
+            seg = interp_segs[0]
+            interp = seg.data().split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if not interp or not interp.startswith("/"):
+                raise LoadError(f"{path}: malformed ELF file (interpreter {interp!r} is not "
+                                "an absolute path)")
         if e_type not in ("ET_EXEC", "ET_DYN"):
             raise LoadError(f"{path}: not an executable (ELF type {e_type})")
         if not any(s["p_type"] == "PT_LOAD" for s in segments):
             raise LoadError(f"{path}: no loadable segments")
-        return ElfInfo(arch, e_type == "ET_DYN", header["e_entry"])
+        return ElfInfo(arch, e_type == "ET_DYN", header["e_entry"], interp)
     except (ELFError, struct.error, ValueError, EOFError, KeyError) as exc:
         raise LoadError(f"{path}: malformed or truncated ELF file ({exc})") from None
 
 
 def inspect_elf(path: str) -> ElfInfo:
-    """Validate ``path`` as a static executable syxdbg can run, and say for which arch."""
+    """Validate ``path`` as an executable syxdbg can run, and say for which arch."""
     with _open(path) as f:
         return _validate(path, _elffile(path, f))
 
@@ -143,27 +204,78 @@ def _perm(flags: int) -> Perm:
 
 
 def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
-             random_bytes: bytes | None = None) -> LoadedImage:
-    """Map ``path`` into ``machine`` and prepare registers and stack for its entry point."""
+             random_bytes: bytes | None = None, sysroot: str | None = None,
+             interp_file: str | None = None) -> LoadedImage:
+    """Map ``path`` into ``machine`` and prepare registers and stack for its entry point.
+
+    A dynamically linked program also gets its interpreter, looked up in ``sysroot`` (None:
+    :func:`default_sysroot`), or read from ``interp_file`` when given (a replay's copy from
+    the recording). ``image.sysroot`` is where the guest's absolute paths resolve: the given
+    or default sysroot of a dynamic program, the given one (or ``""``, the host's root) of a
+    static one.
+    """
+    arch = machine.arch
     with _open(path) as f:
         elf = _elffile(path, f)
         info = _validate(path, elf)
-        arch = machine.arch
         if info.arch is not arch:
             raise LoadError(f"{path}: is a {info.arch.name} program, machine is {arch.name}")
         bias = arch.pie_base if info.is_pie else 0
         try:
-            image = _map_segments(machine, path, elf, bias)
+            image = _map_segments(machine, path, elf, bias, os.path.basename(path))
             _collect_symbols(elf, bias, image)
         except (ELFError, struct.error, ValueError, EOFError) as exc:
             raise LoadError(f"{path}: malformed or truncated ELF file ({exc})") from None
     image.is_pie = info.is_pie
     image.entry = info.entry + bias
+    image.sysroot = sysroot if sysroot is not None else ""
+    start = image.entry
+    if info.interp is not None:
+        root = sysroot if sysroot is not None else default_sysroot(arch)
+        if root is None:
+            raise LoadError(f"{path}: dynamically linked {arch.name} program: no {arch.name} "
+                            f"libraries found (install them or give --sysroot DIR)")
+        image.sysroot = root
+        start = _load_interp(machine, image, info.interp, root, interp_file)
     _build_stack(machine, image, argv, envp, path,
                  os.urandom(16) if random_bytes is None else random_bytes)
-    machine.regs.pc = image.entry
+    machine.regs.pc = start
     machine.image = image
     return image
+
+
+def _load_interp(machine: Machine, image: LoadedImage, interp: str, root: str,
+                 interp_file: str | None) -> int:
+    """Map the interpreter ``interp`` (from ``root``, or ``interp_file``) at
+    :func:`interp_base`; fill the image's ``interp*`` fields; return its entry point."""
+    arch = machine.arch
+    host = interp_file if interp_file is not None else find_in_sysroot(root, interp)
+    where = "" if interp_file is not None else f" in sysroot {root}" if root != "/" else ""
+    try:
+        f = _open(host)
+    except LoadError:
+        raise LoadError(f"{image.path}: interpreter {interp} not found{where} "
+                        "(give --sysroot DIR)") from None
+    with f:
+        elf = _elffile(host, f)
+        info = _validate(host, elf)
+        if info.arch is not arch:
+            raise LoadError(f"{host}: interpreter is a {info.arch.name} file, the program is "
+                            f"{arch.name}{where} (give --sysroot DIR)")
+        if info.interp is not None:
+            raise LoadError(f"{host}: an interpreter cannot have an interpreter")
+        try:
+            loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+            low = page_round_down(min(s["p_vaddr"] for s in loads))
+            bias = interp_base(arch) - low if info.is_pie else 0
+            loaded = _map_segments(machine, host, elf, bias, interp)
+        except (ELFError, struct.error, ValueError, EOFError) as exc:
+            raise LoadError(f"{host}: malformed or truncated ELF file ({exc})") from None
+    image.interp = interp
+    image.interp_path = os.path.abspath(host)
+    image.interp_base = bias + low
+    image.interp_segments = loaded.segments
+    return info.entry + bias
 
 
 #: End of the user address space a Linux process of each architecture can map (x86_64:
@@ -228,14 +340,15 @@ def _page_runs(loads: list[Any], bias: int) -> list[tuple[int, int, Perm]]:
     return runs
 
 
-def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int) -> LoadedImage:
+def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int,
+                  name: str) -> LoadedImage:
     loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"] > 0]
     stream = elf.stream
     stream.seek(0, os.SEEK_END)
     _check_segments(path, loads, bias, machine.arch, stream.tell())
     for start, end, perm in _page_runs(loads, bias):
         try:
-            machine.mem.map(start, end - start, perm, os.path.basename(path))
+            machine.mem.map(start, end - start, perm, name)
         except (OSError, MemoryError, OverflowError) as exc:  # host memory refused
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else \
                 type(exc).__name__
@@ -330,7 +443,7 @@ def _build_stack(machine: Machine, image: LoadedImage, argv: list[str], envp: li
         (AT_PHDR, image.phdr),
         (AT_PHENT, image.phent),
         (AT_PHNUM, image.phnum),
-        (AT_BASE, 0),
+        (AT_BASE, image.interp_base),
         (AT_FLAGS, 0),
         (AT_ENTRY, image.entry),
         (AT_UID, os.getuid()),

@@ -42,6 +42,14 @@ class LoadedImage:
     initial_sp: int = 0
     auxv: dict[int, int] = field(default_factory=dict)
     random_bytes: bytes = b""
+    #: Where the guest's absolute paths resolve ("" or "/": the host's root).
+    sysroot: str = ""
+    #: A dynamic program's interpreter: its name (PT_INTERP, also its name in the guest's
+    #: memory map), the host file loaded, its base (AT_BASE) and segments.
+    interp: str = ""
+    interp_path: str = ""
+    interp_base: int = 0
+    interp_segments: list[Segment] = field(default_factory=list)
 
     def symbolize(self, address: int) -> str | None:
         """``name+off`` for the function or object containing ``address``, if any."""

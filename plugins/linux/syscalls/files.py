@@ -436,3 +436,15 @@ def sys_ioctl(p: Process, fd: Fd, request: U32, arg: Ptr) -> int:
         p.mem.read(arg, abi.TERMIOS_SIZE if request != abi.TIOCSWINSZ else abi.WINSIZE_SIZE)
         return 0
     return -errno.ENOTTY
+
+
+@syscall("fadvise64")
+def sys_fadvise64(p: Process, fd: Fd, offset: I64, length: I64, advice: I32) -> int:
+    """Advice about future reads: nothing to do (data always comes from the host file), but
+    the checks are Linux's: EBADF, ESPIPE for a pipe, EINVAL for an unknown advice."""
+    f = p.file(fd)
+    if f.kind == "pipe":
+        return -errno.ESPIPE
+    if advice not in range(6) or length < 0:
+        return -errno.EINVAL
+    return 0

@@ -7,6 +7,9 @@ from __future__ import annotations
 import errno
 import os
 import stat as stat_mod
+import struct
+
+from syxdbg.machine.memory import PAGE
 
 from .. import abi, procfs
 from ..kernel import Process
@@ -250,3 +253,96 @@ def sys_umask(p: Process, mask: U32) -> int:
     old = p.s.umask
     p.s.umask = mask & 0o777
     return old
+
+
+# -- file system statistics and extended attributes -----------------------------------------
+def _statfs_target(p: Process, node: procfs.Node) -> bytes:
+    """The host path whose file system answers for ``node`` (procfs for emulated nodes)."""
+    return node.target if node.kind == "host" else b"/proc"
+
+
+@syscall("statfs")
+def sys_statfs(p: Process, path: Ptr, buf: Ptr) -> int:
+    node = procfs.find(p, abi.AT_FDCWD, p.read_path(path))
+    p.mem.write(buf, p.host.statfs(_statfs_target(p, node)))
+    return 0
+
+
+@syscall("fstatfs")
+def sys_fstatfs(p: Process, fd: Fd, buf: Ptr) -> int:
+    f = p.file(fd)
+    if f.kind in procfs.EMULATED_KINDS:
+        data = p.host.statfs(b"/proc")
+    elif f.kind == "pipe":
+        return _pipefs(p, buf)
+    else:
+        data = p.host.statfs(p.host_fd(fd))
+    p.mem.write(buf, data)
+    return 0
+
+
+def _pipefs(p: Process, buf: int) -> int:
+    """statfs of a pipe: Linux's pipefs (PIPEFS_MAGIC, 4096-byte blocks, nothing else)."""
+    p.mem.write(buf, struct.pack("<qq", 0x50495045, PAGE).ljust(120, b"\0"))
+    return 0
+
+
+def _xattr_name(p: Process, ptr: int) -> bytes:
+    name = p.mem.read_cstring(ptr, 256)
+    if not name or len(name) > 255:
+        raise SyscallError(errno.ERANGE)
+    return name
+
+
+def _xattr_result(p: Process, data: bytes, buf: int, size: int) -> int:
+    if size == 0:
+        return len(data)
+    if len(data) > size:
+        return -errno.ERANGE
+    p.mem.write(buf, data)
+    return len(data)
+
+
+def _xattr_path(p: Process, path: int, name: bytes | None, buf: int, size: int,
+                follow: bool) -> int:
+    node = procfs.find(p, abi.AT_FDCWD, p.read_path(path), follow=follow)
+    if node.kind != "host":  # emulated /proc nodes have no extended attributes
+        return -errno.ENODATA if name is not None else 0
+    return _xattr_result(p, p.host.xattr(node.target, name, follow), buf, size)
+
+
+def _xattr_fd(p: Process, fd: int, name: bytes | None, buf: int, size: int) -> int:
+    f = p.file(fd)
+    if f.kind in procfs.EMULATED_KINDS or f.kind == "pipe":
+        return -errno.ENODATA if name is not None else 0
+    return _xattr_result(p, p.host.xattr(p.host_fd(fd), name, True), buf, size)
+
+
+@syscall("getxattr")
+def sys_getxattr(p: Process, path: Ptr, name: Ptr, buf: Ptr, size: U64) -> int:
+    return _xattr_path(p, path, _xattr_name(p, name), buf, size, True)
+
+
+@syscall("lgetxattr")
+def sys_lgetxattr(p: Process, path: Ptr, name: Ptr, buf: Ptr, size: U64) -> int:
+    return _xattr_path(p, path, _xattr_name(p, name), buf, size, False)
+
+
+@syscall("fgetxattr")
+def sys_fgetxattr(p: Process, fd: Fd, name: Ptr, buf: Ptr, size: U64) -> int:
+    return _xattr_fd(p, fd, _xattr_name(p, name), buf, size)
+
+
+@syscall("listxattr")
+def sys_listxattr(p: Process, path: Ptr, buf: Ptr, size: U64) -> int:
+    return _xattr_path(p, path, None, buf, size, True)
+
+
+@syscall("llistxattr")
+def sys_llistxattr(p: Process, path: Ptr, buf: Ptr, size: U64) -> int:
+    return _xattr_path(p, path, None, buf, size, False)
+
+
+@syscall("flistxattr")
+def sys_flistxattr(p: Process, fd: Fd, buf: Ptr, size: U64) -> int:
+    return _xattr_fd(p, fd, None, buf, size)

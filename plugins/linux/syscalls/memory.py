@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+from dataclasses import replace
 
 from syxdbg.errors import MemoryMapError
 from syxdbg.machine.memory import PAGE, Perm, page_round_up
@@ -61,7 +62,8 @@ def sys_mmap(p: Process, addr: Ptr, length: U64, prot: I32, flags: I32, fd: Fd,
         hfd = p.host_fd(fd)
         if f.flags & abi.O_ACCMODE == 1:  # O_WRONLY
             return -errno.EACCES
-        name = os.path.basename(f.path or b"").decode(errors="replace")
+        # Named by its guest path, as /proc/self/maps shows it.
+        name = os.fsdecode(p.guest_path(f.path or b""))
     fixed = flags & (abi.MAP_FIXED | abi.MAP_FIXED_NOREPLACE)
     if fixed:
         if addr % PAGE:
@@ -79,7 +81,7 @@ def sys_mmap(p: Process, addr: Ptr, length: U64, prot: I32, flags: I32, fd: Fd,
         data = p.host.pread(hfd, size, offset)
         if data:
             p.mem.write(addr, data)
-    p.add_mapping(addr, addr + size, prot & 7, flags, name)
+    p.add_mapping(addr, addr + size, prot & 7, flags, name, offset=0 if anon else offset)
     return addr
 
 
@@ -103,8 +105,7 @@ def sys_mprotect(p: Process, addr: Ptr, length: U64, prot: I32) -> int:
     if not p.mem.is_mapped(addr, size):
         return -errno.ENOMEM
     p.mem.protect(addr, size, Perm(prot & 7))
-    p.remove_mappings(addr, addr + size, lambda m: type(m)(m.start, m.end, prot & 7, m.flags,
-                                                          m.name))
+    p.remove_mappings(addr, addr + size, lambda m: replace(m, prot=prot & 7))
     return 0
 
 
@@ -140,7 +141,8 @@ def sys_mremap(p: Process, old: Ptr, old_size: U64, new_size: U64, flags: I32,
         if not flags & abi.MREMAP_DONTUNMAP:
             p.mem.unmap(old, old_size)
             p.remove_mappings(old, old + old_size)
-        p.add_mapping(target, target + new_size, int(perms), mflags, name)
+        p.add_mapping(target, target + new_size, int(perms), mflags, name,
+                      offset=info.offset if info else 0)
         return target
 
     if flags & abi.MREMAP_FIXED:
@@ -156,7 +158,8 @@ def sys_mremap(p: Process, old: Ptr, old_size: U64, new_size: U64, flags: I32,
     if not p.overlaps(old + old_size, grow) and old + new_size <= (1 << 48):
         p.charge(grow)
         p.mem.map(old + old_size, grow, perms, name)
-        p.add_mapping(old + old_size, old + new_size, int(perms), mflags, name)
+        p.add_mapping(old + old_size, old + new_size, int(perms), mflags, name,
+                      offset=info.offset + old_size if info else 0)
         return old
     if flags & abi.MREMAP_MAYMOVE:
         return move(p.mem.find_free(new_size, below=p.mmap_base))

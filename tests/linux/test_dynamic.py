@@ -1,0 +1,170 @@
+"""Dynamically linked programs (issue 15): the suite's own programs built the default way
+(``gcc prog.c``: a dynamic PIE; ``aarch64-linux-gnu-gcc prog.c`` against
+/usr/aarch64-linux-gnu), real programs of this machine, what the loader hands the
+interpreter (auxiliary vector, bases, sysroot) and what the guest sees of it in /proc.
+
+The oracle is the native run (``qemu-aarch64 -L /usr/aarch64-linux-gnu`` for aarch64).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import progs
+import pytest
+from test_linux_programs import CASES, _case_id, _fresh_dir, _same
+
+import syxdbg
+from syxdbg.errors import LoadError
+from syxdbg.loader.elf import AT_BASE, AT_ENTRY, AT_PHDR, default_sysroot, interp_base
+from syxdbg.machine.events import Exited
+
+DYN_TOOLCHAINS = ("gcc-dyn", "aarch64-dyn")
+AT_SYSINFO_EHDR = 33
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.parametrize("toolchain", DYN_TOOLCHAINS)
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_dynamic_program_matches_native(case: tuple[str, tuple[str, ...], bytes],
+                                        toolchain: str, build_program: Callable[..., Path],
+                                        run_native: Callable, emu_run: Callable,
+                                        tmp_path: Path) -> None:
+    prog, args, stdin = case
+    exe = build_program(prog, toolchain)
+    env = {**progs.DEFAULT_ENV, "SYXDBG_TEST_VAR": "value with spaces"}
+    argv0 = f"./{prog}"
+    native = run_native(exe, list(args), stdin=stdin, env=env, argv0=argv0,
+                        cwd=_fresh_dir(tmp_path, "native"))
+    emu = emu_run(exe, args, stdin=stdin, env=env, argv0=argv0,
+                  cwd=_fresh_dir(tmp_path, "emu"))
+    _same(native, emu, f"{prog} {' '.join(args)} ({toolchain})")
+
+
+@pytest.fixture(scope="module")
+def dynprobe(tmp_path_factory: pytest.TempPathFactory,
+             require_tool: Callable[[str], str]) -> Callable[[str], Path]:
+    out = tmp_path_factory.mktemp("dynprobe")
+    built: dict[str, Path] = {}
+
+    def build(toolchain: str) -> Path:
+        if toolchain not in built:
+            tc = progs.toolchain_for(toolchain)
+            require_tool(tc.cc)
+            exe = out / f"dynprobe-{toolchain}"
+            subprocess.run(tc.command(HERE / "programs" / "dynprobe.c", exe), check=True)
+            built[toolchain] = exe
+        return built[toolchain]
+
+    return build
+
+
+@pytest.mark.parametrize("toolchain", DYN_TOOLCHAINS)
+def test_what_the_guest_sees_of_its_loading(toolchain: str, dynprobe: Callable[[str], Path],
+                                            run_native: Callable, emu_run: Callable,
+                                            tmp_path: Path) -> None:
+    """auxv (AT_ENTRY, AT_PHDR, AT_BASE), /proc/self/{maps,auxv,exe,fd/N}, file mmaps
+    (private copies, read-only shared, offsets, zeros past EOF, MAP_FIXED over a
+    reservation, mprotect): the probe prints facts that hold wherever things are."""
+    exe = dynprobe(toolchain)
+    native = run_native(exe, [], cwd=_fresh_dir(tmp_path, "native"))
+    emu = emu_run(exe, [], cwd=_fresh_dir(tmp_path, "emu"))
+    assert native.returncode == 0, native.stderr
+    assert b": 0" not in native.stdout.replace(b"mprotect of a file mapping: 0", b"")
+    assert emu.stdout == native.stdout and emu.status == 0, emu.stderr.decode()
+    assert emu.stderr == b""
+
+
+@pytest.mark.parametrize("toolchain", DYN_TOOLCHAINS)
+def test_loader_layout(toolchain: str, build_program: Callable[..., Path]) -> None:
+    """The program at arch.pie_base, its interpreter at the documented base, the auxv as
+    binfmt_elf builds it (no vDSO), the first instruction the interpreter's."""
+    exe = build_program("hello", toolchain)
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV)) as s:
+        arch = s.machine.arch
+        image = s.image
+        assert image.is_pie and image.load_bias == arch.pie_base
+        assert image.interp and image.interp_base == interp_base(arch) == arch.mmap_base
+        auxv = image.auxv
+        assert auxv[AT_BASE] == image.interp_base
+        assert auxv[AT_ENTRY] == image.entry == image.symbols["_start"]
+        assert image.segments[0].start <= auxv[AT_PHDR] < image.segments[-1].end
+        assert AT_SYSINFO_EHDR not in auxv
+        assert image.interp_segments[0].start <= s.regs.pc < image.interp_segments[-1].end
+        assert image.sysroot == default_sysroot(arch)
+        event = s.run()
+        assert isinstance(event, Exited) and event.status == 3
+
+
+def test_sysroot_rules(build_program: Callable[..., Path], tmp_path: Path) -> None:
+    """No interpreter in the sysroot: one line naming --sysroot. A static program ignores
+    the default sysroot (its paths are the host's, as before)."""
+    dyn = build_program("hello", "aarch64-dyn")
+    with pytest.raises(LoadError, match=r"interpreter /lib/ld-linux-aarch64.so.1 not found in "
+                       r"sysroot .*--sysroot"):
+        syxdbg.open(str(dyn), [], sysroot=str(tmp_path))
+    static = build_program("hello", "aarch64")
+    with syxdbg.open(str(static), []) as s:
+        assert s.image.sysroot == "" and not s.image.interp
+
+
+def test_explicit_sysroot_resolves_absolute_symlinks_inside_it(
+        build_program: Callable[..., Path], emu_run: Callable, tmp_path: Path) -> None:
+    """A sysroot made of a few files (the interpreter behind an absolute symlink, libc):
+    the loader and the guest's library look-ups stay inside it."""
+    exe = build_program("hello", "aarch64-dyn")
+    root = tmp_path / "root"
+    (root / "lib" / "aarch64-linux-gnu").mkdir(parents=True)
+    src = Path("/usr/aarch64-linux-gnu/lib")
+    shutil.copy(src / "ld-linux-aarch64.so.1", root / "lib" / "aarch64-linux-gnu" / "ld.so")
+    os.symlink("/lib/aarch64-linux-gnu/ld.so", root / "lib" / "ld-linux-aarch64.so.1")
+    shutil.copy(src / "libc.so.6", root / "lib" / "aarch64-linux-gnu" / "libc.so.6")
+    cmd = [sys.executable, "-m", "syxdbg", "run", "--clear-env", "--sysroot", str(root),
+           str(exe), "x"]
+    p = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
+    assert p.returncode == 3, p.stderr.decode()
+    assert b"argc=2" in p.stdout and p.stderr == b"hello: to stderr\n"
+
+
+# -- real programs of this machine -------------------------------------------------------
+REAL: list[tuple[str, list[str], bytes]] = [
+    ("ls", ["-la", "tree"], b""),
+    ("sort", ["-r", "words.txt"], b""),
+    ("sha256sum", ["words.txt", "tree/b.bin"], b""),
+    ("sed", ["-e", "s/o/0/g", "-e", "2d"], b"one\ntwo\nthree\nfour\n"),
+    ("awk", ["-F:", "{ n += NF; print $1 } END { print n }"], b"a:b\nc:d:e\n\nlast\n"),
+    ("python3", ["-c", "print(sum(range(10**6)))"], b""),
+]
+
+
+def _scene(base: Path, name: str) -> Path:
+    d = base / name
+    (d / "tree" / "sub").mkdir(parents=True)
+    (d / "tree" / "a.txt").write_text("alpha\n")
+    (d / "tree" / "b.bin").write_bytes(bytes(range(256)) * 40)
+    os.symlink("a.txt", d / "tree" / "link")
+    (d / "words.txt").write_text("pear\napple\nfig\nbanana\n")
+    for p in [d, d / "tree", *(d / "tree").iterdir()]:
+        os.utime(p, (1_700_000_000, 1_700_000_000), follow_symlinks=False)
+    return d
+
+
+@pytest.mark.parametrize("prog,args,stdin", REAL, ids=[r[0] for r in REAL])
+def test_real_program_matches_native(prog: str, args: list[str], stdin: bytes,
+                                     run_native: Callable, emu_run: Callable,
+                                     tmp_path: Path) -> None:
+    exe = shutil.which(prog)
+    assert exe is not None, f"{prog} is not installed"
+    exe = os.path.realpath(exe)
+    env = {**progs.DEFAULT_ENV, "TZ": "UTC"}
+    native = run_native(exe, args, stdin=stdin, env=env, argv0=prog,
+                        cwd=_scene(tmp_path, "native"))
+    emu = emu_run(exe, args, stdin=stdin, env=env, argv0=prog, cwd=_scene(tmp_path, "emu"))
+    assert native.returncode == 0, native.stderr
+    assert emu.stdout == native.stdout, emu.stderr.decode()
+    assert emu.status == 0, emu.stderr.decode()
