@@ -29,6 +29,9 @@ RATIO_LINES: dict[str, list[str]] = {
                      r"ratio = record / run"],
     "gdb_roundtrip": [r"stepi round trips/s, raw RSP client: [\d,]+",
                       r"\d+\.\d+x native", r"\d+\.\d+x continue speed"],
+    "dynamic_startup": [r"syxdbg run: dynamic/static \d+\.\d+x, dynamic/native [\d.]+x",
+                        r"in process: dynamic/static \d+\.\d+x",
+                        r"syxdbg run /bin/true: \d+\.\d+ s"],
 }
 ANY_RATIO = r"\d+(\.\d+)?x\b|ratio"
 
