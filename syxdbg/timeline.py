@@ -190,6 +190,21 @@ class Watchpoint:
         return (self.address, self.size, self.kind)
 
 
+def _drop_reference(refs: list[Any], handle: Breakpoint | Watchpoint | None,
+                    client: Client | str | None) -> bool:
+    """Remove one reference from a table entry: ``handle`` itself, or (without a handle)
+    the newest reference of ``client`` (of any client if None). False if there is none."""
+    if handle is not None:
+        drop = next((h for h in refs if h is handle), None)
+    else:
+        want = None if client is None else Client.of(client)
+        drop = next((h for h in reversed(refs) if want is None or h.client is want), None)
+    if drop is None:
+        return False
+    refs[:] = [h for h in refs if h is not drop]
+    return True
+
+
 # -- results ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HistoryBoundary(StopEvent):
@@ -447,21 +462,11 @@ class Timeline:
         """Drop one reference: the handle itself, or (given an address) the newest one of
         ``client`` (any client if None) there. The machine's hook goes with the last one.
         Removing what is not there is not an error (gdb removes what it never inserted)."""
-        if isinstance(handle, Breakpoint):
-            refs = self._bps.get(handle.address, [])
-            if not any(h is handle for h in refs):
-                return
-            refs[:] = [h for h in refs if h is not handle]
-            address = handle.address
-        else:
-            address = handle
-            refs = self._bps.get(address, [])
-            want = None if client is None else Client.of(client)
-            mine = [h for h in refs if want is None or h.client is want]
-            if not mine:
-                return
-            drop = mine[-1]
-            refs[:] = [h for h in refs if h is not drop]
+        address = handle.address if isinstance(handle, Breakpoint) else handle
+        refs = self._bps.get(address, [])
+        if not _drop_reference(refs, handle if isinstance(handle, Breakpoint) else None,
+                               client):
+            return
         if not refs:
             self._bps.pop(address, None)
             self.machine.remove_breakpoint(address)  # (drops the address's translations)
@@ -501,21 +506,11 @@ class Timeline:
     def remove_watchpoint(self, handle: Watchpoint | int, size: int = 0, kind: str = "write",
                           client: Client | str | None = None) -> None:
         """Drop one reference (see :meth:`remove_breakpoint`)."""
-        if isinstance(handle, Watchpoint):
-            key = handle.key
-            refs = self._watches.get(key, [])
-            if not any(h is handle for h in refs):
-                return
-            refs[:] = [h for h in refs if h is not handle]
-        else:
-            key = (handle, size, kind)
-            refs = self._watches.get(key, [])
-            want = None if client is None else Client.of(client)
-            mine = [h for h in refs if want is None or h.client is want]
-            if not mine:
-                return
-            drop = mine[-1]
-            refs[:] = [h for h in refs if h is not drop]
+        key = handle.key if isinstance(handle, Watchpoint) else (handle, size, kind)
+        refs = self._watches.get(key, [])
+        if not _drop_reference(refs, handle if isinstance(handle, Watchpoint) else None,
+                               client):
+            return
         if not refs:
             self._watches.pop(key, None)
             self.machine.remove_watchpoint(*key)
@@ -676,9 +671,10 @@ class Timeline:
                    ) -> LastWrite | None:
         """Go to the last instruction before now that wrote any of ``[address, +length)``.
 
-        Lands with the state before the write (pc at the writing instruction). None (and the
-        position unchanged) if no instruction since the origin wrote those bytes; host
-        writes (a ``read(2)`` filling the buffer) are not instructions and are not found.
+        Lands with the state before the write (pc at the writing instruction). Writes made
+        by the system call layer (a ``read(2)`` filling the buffer, ``mmap(MAP_FIXED)`` or
+        ``munmap`` over it) are found too: it lands on the system call instruction, before
+        it. None (and the position unchanged) if nothing since the origin wrote those bytes.
         Raises :class:`TimelineInterrupted` if interrupted first (the timeline stays where
         the interrupt found it).
         """
@@ -836,7 +832,24 @@ class Timeline:
         return bool(refs) and all(h.client is Client.INTERNAL for h in refs)
 
     def _forward_event(self, ev: StopEvent) -> StopEvent:
+        """A forward stop as the front ends see it: a watch hit becomes a
+        :class:`WatchStop` naming the accessing instruction.
+
+        On a :attr:`~syxdbg.machine.Machine.watch_before` machine (aarch64: gdb expects the
+        stop before the access and steps over it itself) a hit the machine could only report
+        after the instruction (a system call's host-side write, which cannot be
+        un-executed) is re-created before it: back to the system call instruction by
+        re-execution, the stop held so the next run executes it once without hitting."""
         if isinstance(ev, WatchHit) and not isinstance(ev, WatchStop):
+            m = self.machine
+            if not ev.before and m.watch_before and ev.position - 1 >= self.origin:
+                insn = ev.position - 1
+                self._seek_to(insn)
+                if m.position != insn:  # interrupted on the way back: where it is
+                    return Stopped(m.pc, m.position, "interrupt")
+                m.hold_watch_stop()
+                return WatchStop(m.pc, insn, ev.why, ev.kind, ev.access, ev.address, True,
+                                 insn, m.pc, "forward")
             insn = ev.position if ev.before else ev.position - 1
             return WatchStop(ev.pc, ev.position, ev.why, ev.kind, ev.access, ev.address,
                              ev.before, insn, ev.pc if ev.before else None, "forward")

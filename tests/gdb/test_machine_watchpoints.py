@@ -257,17 +257,24 @@ def _value(session: syxdbg.Session, byte: int) -> bytes | None:
 @pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
 def test_system_call_writes_trigger_watchpoints_forward(toolchain: str, hostwrite) -> None:
     """read(), mmap(MAP_FIXED) and munmap over a watched byte stop right after the system
-    call instruction (pc after it, the new bytes in memory), between the plain stores."""
+    call instruction on x86-64 (pc after it, the new bytes in memory), between the plain
+    stores. On aarch64 every forward watch stop is before the access (gdb's model there),
+    system calls included: pc at the svc, the old bytes in memory; a step executes it."""
     with syxdbg.open(hostwrite(toolchain)) as s:
         byte = _watched_byte(s)
         s.add_watchpoint(byte, 1, "write")
         seen = []
+        svc = _SYSCALL_INSN[s.machine.arch.name]
         while isinstance(ev := s.cont(), WatchHit):
             assert ev.kind == "write" and ev.access == "write" and ev.address == byte
-            if ev.before:  # aarch64 plain stores: stopped before the store; let it run
-                assert not _after_syscall(s)
+            assert ev.before == (toolchain == "aarch64")
+            if ev.before:  # stopped before the write; let it run
+                at_svc = s.mem.read(s.machine.pc, len(svc)) == svc
+                assert s.position == ev.insn_position  # type: ignore[attr-defined]
+                old = _value(s, byte)
                 s.step()
-                seen.append(("store", _value(s, byte)))
+                seen.append(("syscall" if at_svc else "store", _value(s, byte)))
+                assert seen[-1][1] != old
                 continue
             kind = "syscall" if _after_syscall(s) else "store"
             seen.append((kind, _value(s, byte)))
@@ -312,6 +319,55 @@ def test_reverse_continue_finds_system_call_writes_and_every_earlier_store(
         assert s.position == 0
 
 
+@pytest.mark.parametrize("toolchain", ["aarch64", "gcc"])
+def test_a_read_into_a_watched_buffer_forwards_and_backwards(toolchain: str,
+                                                              hostwrite) -> None:
+    """The read() that fills the watched byte, as a front end sees it per architecture.
+
+    Forward on aarch64 the stop is before the svc (old byte, pc at the svc: gdb's
+    trap-before model, as for stores) and a step executes it; on x86-64 after the syscall.
+    Backward the mirror image: x86-64 before the syscall, aarch64 after it (gdb then removes
+    the watchpoint and steps back)."""
+    with syxdbg.open(hostwrite(toolchain)) as s:
+        aarch64 = toolchain == "aarch64"
+        svc = _SYSCALL_INSN[s.machine.arch.name]
+        byte = _watched_byte(s)
+        watch = s.add_watchpoint(byte, 1, "write")
+        for _ in range(2):  # store(1), store(2)
+            ev = s.cont()
+            assert isinstance(ev, WatchHit)
+            if ev.before:
+                s.step()
+        ev = s.cont()
+        assert isinstance(ev, WatchHit) and ev.before == aarch64
+        insn = ev.insn_position  # type: ignore[attr-defined]
+        if aarch64:
+            assert s.position == insn and s.mem.read(s.machine.pc, len(svc)) == svc
+            assert _value(s, byte) == b"\x02"
+            step = s.step()
+            assert not isinstance(step, WatchHit), step  # the held stop lets it run once
+        assert s.position == insn + 1 and _after_syscall(s) and _value(s, byte) == b"x"
+        s.remove_watchpoint(watch)
+        end = s.cont()
+        assert s.machine.finished is not None, end
+        watch = s.add_watchpoint(byte, 1, "write")
+        found = []
+        while isinstance(ev := s.cont("backward"), WatchHit):
+            found.append(ev.insn_position)  # type: ignore[attr-defined]
+            if aarch64:  # after the write; do what gdb does: step back without the watch
+                assert not ev.before and s.position == found[-1] + 1
+                s.remove_watchpoint(watch)
+                s.step("backward")
+                watch = s.add_watchpoint(byte, 1, "write")
+            assert s.position == found[-1]
+            if found[-1] == insn:
+                break
+        assert found and found[-1] == insn, found
+        assert s.mem.read(s.machine.pc, len(svc)) == svc and _value(s, byte) == b"\x02"
+        ev = s.cont("backward")  # past the system call: the plain store(2)
+        assert isinstance(ev, WatchHit) and ev.insn_position < insn  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
 def test_last_write_names_the_system_call(toolchain: str, hostwrite) -> None:
     with syxdbg.open(hostwrite(toolchain)) as s:
@@ -341,9 +397,9 @@ def test_gdb_watch_and_reverse_continue_see_system_call_writes(toolchain: str,
     ``reverse-continue`` from the end stops at each of them and at every plain store.
 
     aarch64 (gdb-multiarch): gdb treats every watchpoint stop as before the access and steps
-    one instruction, so until the timeline re-creates the before-state for system calls
-    (see the report to the core engineer) a forward stop lands one instruction after the
-    instruction following the svc; the values are right either way."""
+    one instruction itself; the timeline re-creates the state before the svc for system
+    calls, so gdb shows the stop right after the system call instruction on both
+    architectures."""
     import shutil
 
     from gdbmi import Gdb, served
@@ -364,7 +420,13 @@ def test_gdb_watch_and_reverse_continue_see_system_call_writes(toolchain: str,
             g.cli("continue")
             g.cli("delete")
             g.cli("watch -l page[0]")
-            forward = [g.cli("continue") for _ in HOST_SEQUENCE]
+            insn = "svc" if toolchain == "aarch64" else "syscall"
+            back = 4 if toolchain == "aarch64" else 2
+            forward = []
+            for kind, _ in HOST_SEQUENCE:
+                forward.append(g.cli("continue"))
+                if kind == "syscall":  # stopped right after the system call instruction
+                    assert insn in g.cli(f"x/i $pc - {back}"), forward[-1]
             for out, (kind, value) in zip(forward, HOST_SEQUENCE, strict=True):
                 assert "watchpoint 2: -location page[0]" in out, out
                 if value is not None:
