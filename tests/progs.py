@@ -15,6 +15,7 @@ Toolchains (see ``TOOLCHAINS``):
 * ``aarch64``  aarch64 glibc, ``aarch64-linux-gnu-gcc -static -O1 -g -Wall``
 * ``aarch64-pie`` aarch64 glibc static-PIE
 * ``gcc-dyn``  x86_64 glibc, dynamically linked PIE (gcc's default), ``gcc -O1 -g -Wall``
+* ``musl-dyn`` x86_64 musl, dynamically linked (``/lib/ld-musl-x86_64.so.1``)
 * ``aarch64-dyn`` aarch64 glibc, dynamically linked against ``/usr/aarch64-linux-gnu``
   (the oracle runs it with ``qemu-aarch64 -L /usr/aarch64-linux-gnu``)
 
@@ -164,6 +165,7 @@ TOOLCHAINS: dict[str, Toolchain] = {
 TOOLCHAINS["gcc-pie"] = TOOLCHAINS["gcc"].with_pie()
 TOOLCHAINS["aarch64-pie"] = TOOLCHAINS["aarch64"].with_pie()
 TOOLCHAINS["gcc-dyn"] = Toolchain("gcc-dyn", "gcc", "x86_64", _COMMON, pie_supported=False)
+TOOLCHAINS["musl-dyn"] = Toolchain("musl-dyn", "musl-gcc", "x86_64", _COMMON, pie_supported=False)
 TOOLCHAINS["aarch64-dyn"] = Toolchain("aarch64-dyn", "aarch64-linux-gnu-gcc", "aarch64",
                                       _COMMON, pie_supported=False)
 

@@ -1,4 +1,5 @@
-"""Linux user-mode syscall emulation for static x86_64 and aarch64 programs (glibc, musl).
+"""Linux user-mode syscall emulation for x86_64 and aarch64 programs (glibc, musl), static or
+dynamically linked (docs/dynamic.md).
 
 The plugin gives every ELF session a :class:`~.kernel.LinuxKernel`: the machine's syscall
 handler, and the session's ``"linux"`` snapshottable state.
@@ -31,7 +32,8 @@ it and suppresses side effects. Guest memory and registers are only touched by t
 Semantics worth knowing
 -----------------------
 * Guest fds 0/1/2 are the syxdbg process's stdin/stdout/stderr. Files the guest opens are
-  host files (relative paths resolved against the emulated cwd, initially the host's).
+  host files (relative paths resolved against the emulated cwd, initially the host's); with
+  a sysroot (``Process.in_sysroot``), absolute paths are looked up under it first.
 * ``nanosleep``/``clock_nanosleep`` really sleep (via ``HostIO.sleep``).
 * ``ioctl(TCGETS/TIOCGWINSZ)`` answers from the host fd: a tty gives its real values, a pipe
   or file gives ``-ENOTTY`` (so stdio buffering matches a native run).

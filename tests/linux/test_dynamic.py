@@ -46,6 +46,24 @@ def test_dynamic_program_matches_native(case: tuple[str, tuple[str, ...], bytes]
     _same(native, emu, f"{prog} {' '.join(args)} ({toolchain})")
 
 
+MUSL_CASES = [c for c in CASES if c[0] in ("hello", "filecopy", "readstdin", "fpsimd")]
+
+
+@pytest.mark.parametrize("case", MUSL_CASES, ids=_case_id)
+def test_dynamic_musl_program_matches_native(case: tuple[str, tuple[str, ...], bytes],
+                                             build_program: Callable[..., Path],
+                                             run_native: Callable, emu_run: Callable,
+                                             tmp_path: Path) -> None:
+    """musl's loader (ld-musl, which is also its libc) the same way."""
+    prog, args, stdin = case
+    exe = build_program(prog, "musl-dyn")
+    argv0 = f"./{prog}"
+    native = run_native(exe, list(args), stdin=stdin, argv0=argv0,
+                        cwd=_fresh_dir(tmp_path, "native"))
+    emu = emu_run(exe, args, stdin=stdin, argv0=argv0, cwd=_fresh_dir(tmp_path, "emu"))
+    _same(native, emu, f"{prog} {' '.join(args)} (musl-dyn)")
+
+
 @pytest.fixture(scope="module")
 def dynprobe(tmp_path_factory: pytest.TempPathFactory,
              require_tool: Callable[[str], str]) -> Callable[[str], Path]:
@@ -168,3 +186,43 @@ def test_real_program_matches_native(prog: str, args: list[str], stdin: bytes,
     assert native.returncode == 0, native.stderr
     assert emu.stdout == native.stdout, emu.stderr.decode()
     assert emu.status == 0, emu.stderr.decode()
+
+
+# -- system calls the loaders and coreutils need ---------------------------------------
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_statfs_xattr_fadvise_getcpu(toolchain: str, syscaller: Callable, tmp_path: Path
+                                     ) -> None:
+    import struct
+
+    sc = syscaller(toolchain)
+    f = tmp_path / "f.txt"
+    f.write_text("x")
+    path = sc.cstr(str(f))
+    assert sc("statfs", path, sc.at(0x100)) == 0
+    f_type, f_bsize = struct.unpack("<qq", sc.read(0x100, 16))
+    native = os.statvfs(f)
+    assert f_bsize == native.f_bsize and f_type != 0
+    fd = sc("openat", -100, path, 0, 0)
+    assert fd >= 0
+    assert sc("fstatfs", fd, sc.at(0x200)) == 0 and sc.read(0x200, 16) == sc.read(0x100, 16)
+    assert sc("fadvise64", fd, 0, 0, 2) == 0  # POSIX_FADV_SEQUENTIAL
+    assert sc("fadvise64", fd, 0, 0, 99) == -22 and sc("fadvise64", 999, 0, 0, 0) == -9
+    try:
+        os.setxattr(f, "user.syxdbg", b"value")
+        has_user_xattrs = True
+    except OSError:
+        has_user_xattrs = False
+    name = sc.cstr("user.syxdbg", 0x300)
+    if has_user_xattrs:
+        assert sc("getxattr", path, name, 0, 0) == 5
+        assert sc("getxattr", path, name, sc.at(0x400), 2) == -34  # ERANGE
+        assert sc("lgetxattr", path, name, sc.at(0x400), 64) == 5
+        assert sc.read(0x400, 5) == b"value"
+        assert sc("fgetxattr", fd, name, sc.at(0x400), 64) == 5
+        n = sc("listxattr", path, sc.at(0x500), 256)
+        assert b"user.syxdbg\0" in sc.read(0x500, n)
+    else:
+        assert sc("getxattr", path, name, sc.at(0x400), 64) in (-61, -95)  # ENODATA/ENOTSUP
+    assert sc("getxattr", sc.cstr("/proc/self/maps", 0x600), name, 0, 0) == -61
+    assert sc("getcpu", sc.at(0x700), sc.at(0x704), 0) == 0
+    assert sc.read(0x700, 8) == bytes(8)

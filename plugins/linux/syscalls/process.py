@@ -158,3 +158,12 @@ def sys_sched_getaffinity(p: Process, pid: I32, size: U32, mask: Ptr) -> int:
         return -errno.EINVAL
     p.mem.write(mask, struct.pack("<Q", 1))
     return 8
+
+
+@syscall("getcpu")
+def sys_getcpu(p: Process, cpu: Ptr, node: Ptr, cache: Ptr) -> int:
+    """One emulated CPU on one NUMA node: both are 0 (glibc's sched_getcpu without a vDSO)."""
+    for ptr in (cpu, node):
+        if ptr:
+            p.mem.write(ptr, bytes(4))
+    return 0
