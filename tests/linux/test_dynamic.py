@@ -131,6 +131,25 @@ def test_sysroot_rules(build_program: Callable[..., Path], tmp_path: Path) -> No
         assert s.image.sysroot == "" and not s.image.interp
 
 
+def test_no_default_sysroot_is_one_line_naming_the_option(
+        build_program: Callable[..., Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from syxdbg.loader import elf
+
+    dyn = build_program("hello", "aarch64-dyn")
+    monkeypatch.setitem(elf.CROSS_SYSROOTS, "aarch64", str(tmp_path / "none"))
+    with pytest.raises(LoadError, match=r"dynamically linked aarch64 program: no aarch64 "
+                       r"libraries found \(install them or give --sysroot DIR\)"):
+        syxdbg.open(str(dyn), [])
+
+
+@pytest.mark.parametrize("command", ["run", "record", "serve", "gdb", "shell"])
+def test_every_program_command_takes_sysroot(command: str) -> None:
+    p = subprocess.run([sys.executable, "-m", "syxdbg", command, "--help"],
+                       capture_output=True, text=True, timeout=60, check=True)
+    assert "--sysroot DIR" in p.stdout
+
+
 def test_explicit_sysroot_resolves_absolute_symlinks_inside_it(
         build_program: Callable[..., Path], emu_run: Callable, tmp_path: Path) -> None:
     """A sysroot made of a few files (the interpreter behind an absolute symlink, libc):
