@@ -67,6 +67,9 @@ class DebugInfo:
         self._decoded: dict[int, Any] = {}
         self._sources: dict[str, list[str] | None] = {}
         self._vars: dict[str, tuple[int, Any]] | None = None
+        #: (first, end) address of each line sequence whose compilation unit gdb trusts to
+        #: describe variables at every pc (see :meth:`after_prologue`).
+        self._exact_units: list[tuple[int, int]] = []
 
     # -- symbols ------------------------------------------------------------------------------
     def symbol_at(self, address: int) -> tuple[str, int, int] | None:
@@ -144,12 +147,21 @@ class DebugInfo:
                         name = os.path.join(comp_dir, name)
                     return os.path.normpath(name)
 
+                exact = _locations_valid(cu)
+                seq_start: int | None = None
                 for entry in lp.get_entries():
                     st = entry.state
                     if st is None:
                         continue
-                    rows.append(LineRow(st.address + self.bias, name_of(st.file), st.line,
+                    address = st.address + self.bias
+                    rows.append(LineRow(address, name_of(st.file), st.line,
                                         bool(st.is_stmt), bool(st.end_sequence)))
+                    if seq_start is None:
+                        seq_start = address
+                    if st.end_sequence:
+                        if exact:
+                            self._exact_units.append((seq_start, address))
+                        seq_start = None
         return rows
 
     @property
@@ -164,7 +176,13 @@ class DebugInfo:
             i -= 1
         if i < 0 or rows[i].end_sequence or rows[i].line == 0:
             return None
-        return rows[i]
+        # As gdb's find_pc_line: a row that is no statement boundary defers to a statement
+        # row at the same address before it (optimised code has several rows there).
+        j = i
+        while (not rows[j].is_stmt and j > 0 and rows[j - 1].address == rows[j].address
+               and rows[j - 1].line and not rows[j - 1].end_sequence):
+            j -= 1
+        return rows[j] if rows[j].is_stmt else rows[i]
 
     def line_range(self, address: int) -> tuple[int, int] | None:
         """``[start, end)`` of the line-table row containing ``address``."""
@@ -213,20 +231,59 @@ class DebugInfo:
         return out
 
     def after_prologue(self, start: int) -> int:
-        """Where ``break FUNCTION`` stops, as gdb does: the function's second line-table
-        statement (past the prologue), or ``start`` without line information."""
-        sym = self.symbol_at(start)
-        end = start + sym[2] if sym and sym[1] == start and sym[2] else start + 64
+        """Where ``break FUNCTION`` stops, as gdb does: past the prologue (the start of the
+        function's second line), or ``start`` without line information.
+
+        Optimised code gets no prologue skip, as in gdb: a compilation unit made by GCC
+        (4.5 or later) whose variables have location lists describes them at every pc, so
+        gdb stops at the entry itself (its ``locations_valid``).
+        """
+        if self.line_at(start) is None:
+            return start
+        self._load_lines()
+        if any(lo <= start < hi for lo, hi in self._exact_units):
+            return start
+        return self.step_in_target(start)
+
+    def step_in_target(self, start: int) -> int:
+        """Where ``step`` into the function at ``start`` stops, as gdb's
+        ``handle_step_into_function``: the architecture's prologue end, moved on to the end
+        of its line when that falls mid-line (still inside the function)."""
         first = self.line_at(start)
         if first is None:
             return start
+        sym = self.symbol_at(start)
+        end = start + sym[2] if sym and sym[1] == start and sym[2] else start + 64
+        pc = self._prologue_end(start, end)
+        span = self.line_range(pc)
+        if pc != start and span is not None and span[0] != pc and span[1] < end:
+            return span[1]
+        return pc
+
+    def _prologue_end(self, start: int, end: int) -> int:
+        """gdb's ``gdbarch_skip_prologue`` for GCC code. x86_64 analyses instructions: past
+        ``[endbr64] push %rbp; mov %rsp,%rbp``, else (frameless) the entry. aarch64 uses
+        the line table (``skip_prologue_using_sal``): no prologue when the entry address
+        has a second row, else the function's next statement on another line."""
         rows = self._load_lines()
+        if self.arch == "x86_64":
+            code = self.session.mem.read_partial(start, 12)
+            pc = 4 if code.startswith(b"\xf3\x0f\x1e\xfa") else 0  # endbr64
+            if code[pc:pc + 1] != b"\x55":  # push %rbp
+                return start
+            if code[pc + 1:pc + 4] in (b"\x48\x89\xe5", b"\x48\x8b\xec"):  # mov %rsp,%rbp
+                return start + pc + 4
+            return start
+        lo = bisect.bisect_left(self._line_addrs, start)
         i = bisect.bisect_right(self._line_addrs, start)
+        if sum(1 for r in rows[lo:i] if r.line and not r.end_sequence) > 1:
+            return start
+        first = self.line_at(start)
         while i < len(rows) and rows[i].address < end:
             r = rows[i]
             if r.end_sequence:
                 break
-            if r.is_stmt and r.line and r.address > start and r.line != first.line:
+            if r.is_stmt and r.line and first is not None and r.line != first.line:
                 return r.address
             i += 1
         return start
@@ -434,6 +491,31 @@ class DebugInfo:
             f = getattr(self, attr, None)
             if f is not None:
                 f.close()
+
+
+_LOCLIST_FORMS = frozenset({"DW_FORM_sec_offset", "DW_FORM_loclistx"})
+
+
+def _locations_valid(cu: Any) -> bool:
+    """gdb's ``locations_valid`` of a compilation unit: produced by GCC 4.5 or later and
+    some variable or parameter located by a location list (so: optimised code)."""
+    top = cu.get_top_DIE()
+    producer = top.attributes.get("DW_AT_producer")
+    text = producer.value.decode(errors="replace") if producer is not None else ""
+    words = text.split()
+    if len(words) < 3 or words[0] != "GNU" or "clang" in text:
+        return False
+    major, _, rest = words[2].partition(".")
+    minor = rest.partition(".")[0]
+    if not (major.isdigit() and minor.isdigit()) or (int(major), int(minor)) < (4, 5):
+        return False
+    old_forms = {"DW_FORM_data4", "DW_FORM_data8"} if cu["version"] < 4 else set()
+    for die in cu.iter_DIEs():
+        if die.tag in ("DW_TAG_variable", "DW_TAG_formal_parameter"):
+            loc = die.attributes.get("DW_AT_location")
+            if loc is not None and (loc.form in _LOCLIST_FORMS or loc.form in old_forms):
+                return True
+    return False
 
 
 def _strip_type(die: Any) -> Any:

@@ -332,13 +332,14 @@ def name_of(d: Direction, over: bool) -> str:
 
 
 def _skip_prologue(ctx: Context) -> StopEvent:
-    """Just entered a function: stop at its second line-table statement, as gdb does."""
+    """Just entered a function: stop past its prologue, where gdb's ``step`` does
+    (:meth:`~syxdbg.commands.debuginfo.DebugInfo.step_in_target`)."""
     s = ctx.session
     entry = s.regs.pc
-    first = _line_key(ctx, entry)
+    target = ctx.debuginfo.step_in_target(entry)
     for _ in range(64):
         pc = s.regs.pc
-        if pc != entry and ctx.debuginfo.is_stmt_start(pc) and _line_key(ctx, pc) != first:
+        if pc == target:
             break
         row_range = ctx.debuginfo.line_range(entry)
         if row_range is None or not (row_range[0] <= pc < row_range[1] or pc == entry):

@@ -37,7 +37,7 @@ SAMPLES: dict[str, list[tuple[str, str]]] = {
     "reverse-finish": [("reverse-finish", r"<audit\+0x[0-9a-f]+> at corrupt\.c:76")],
     "reverse-continue": [("reverse-continue",
                           r"^No more reverse-execution history: at the beginning of history\.")],
-    "break": [("break main", r"^Breakpoint \d+ at 0x[0-9a-f]+ <main\+0x1> at corrupt\.c:107"),
+    "break": [("break main", r"^Breakpoint \d+ at 0x[0-9a-f]+ <main> at corrupt\.c:103"),
               ("b corrupt.c:83 if $rdi > 500",
                r"^Breakpoint \d+ at 0x[0-9a-f]+ <apply_transaction\+0x[0-9a-f]+> at "
                r"corrupt\.c:83 if \$rdi > 500"),
@@ -129,7 +129,7 @@ def shell(session: Session) -> Iterator[Shell]:
 
 
 def prepare(shell: Shell) -> None:
-    for line in ("delete", "break record_history", "run", "snapshot save s1", "delete"):
+    for line in ("delete", "break corrupt.c:65", "run", "snapshot save s1", "delete"):
         frags, ok = shell.execute(line)
         assert ok, frags
 
@@ -158,7 +158,7 @@ def test_every_command_runs_on_a_sample_program(shell: Shell) -> None:
                 shell.ctx.next_number = 9999999
                 shell.registry.execute("break main")
             if line == "run":
-                shell.registry.execute("break record_history")
+                shell.registry.execute("break corrupt.c:65")
             try:
                 result = shell.registry.execute(line)
             except CommandError as exc:  # a user-level error is fine, a crash is not
@@ -252,8 +252,9 @@ def test_source_line_stepping_both_ways(registry: CommandRegistry) -> None:
     registry.run("break record_history")
     registry.run("run")
     registry.run("delete")
-    assert "corrupt.c:65" in registry.run_text("info line")  # break skipped the prologue
-    assert "corrupt.c:64" in registry.run_text("reverse-step")
+    # gdb breaks at the entry of optimised code (its CU has location lists): no prologue
+    # skip (tests/shell/test_prologue.py compares with gdb itself)
+    assert "corrupt.c:64" in registry.run_text("info line")
     out = registry.run_text("reverse-step")  # back out of record_history to the call
     assert "audit" in out and "corrupt.c:76" in out
     at_call_line = s.position
@@ -273,12 +274,12 @@ def test_source_line_stepping_both_ways(registry: CommandRegistry) -> None:
         registry.run("next")
         starts.append(s.position)
         lines.append(registry.run_text("info line").rsplit(":", 1)[1].strip())
-    assert lines == ["82", "83", "84"], lines
+    assert lines == ["81", "82", "83"], lines  # from the entry (gdb's break, -O1)
     for expected in (starts[1], starts[0]):
         registry.run("reverse-next")
         assert s.position == expected
     registry.run("next")
-    assert "corrupt.c:83" in registry.run_text("info line")
+    assert "corrupt.c:82" in registry.run_text("info line")
     out = registry.run_text("reverse-finish")  # to the call of apply_transaction
     assert "process_batch" in out and "corrupt.c:91" in out
 
