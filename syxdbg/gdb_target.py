@@ -97,6 +97,8 @@ from .timeline import (
     Direction,
     FutureDiscarded,
     HistoryBoundary,
+    HistoryFull,
+    OutOfMemory,
     ReadOnlyHistory,
     Watchpoint,
 )
@@ -433,6 +435,8 @@ class SessionTarget:
             self._move = self._action = None
             self.last_error = str(exc)
             print(f"syxdbg: error: {exc}", file=sys.stderr, flush=True)
+            if isinstance(exc, HistoryFull):  # the user must know why nothing ran
+                self._console.append(f"syxdbg: {exc}\n")
             return Signal(GDB_SIGTRAP)
         self._move = self._action = None
         assert event is not None
@@ -450,6 +454,9 @@ class SessionTarget:
             return Watch(_WATCH_KINDS[event.kind], event.address)
         if isinstance(event, HistoryBoundary):
             return ReplayLogBegin() if event.edge == "begin" else ReplayLogEnd()
+        if isinstance(event, OutOfMemory):  # a clean stop; gdb shows the console line
+            self._console.append(f"syxdbg: {event.describe()}\n")
+            return Signal(GDB_SIGTRAP)
         if isinstance(event, ev.Stopped):
             if event.why == "breakpoint":
                 if event.pc in self._sw:

@@ -39,6 +39,7 @@ from .errors import SyxdbgError
 from .eventlog import STATE_NAME as EVENTLOG_STATE
 from .eventlog import Divergence, EventLog, Recordable
 from .machine.events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
+from .snapshot import JournalFull
 from .state import StateRegistry
 
 if TYPE_CHECKING:
@@ -54,6 +55,9 @@ DENSE_GAP = 64
 KEEP_RECENT = 4
 #: What one checkpoint costs besides its undo log (CPU context, states, bookkeeping).
 CHECKPOINT_OVERHEAD = 16 * 1024
+#: The snapshot journal's hard memory limit is the budget, but at least this much (its pool
+#: grows by 1 MiB chunks; the soft budget is enforced by thinning after each push).
+MIN_JOURNAL_LIMIT = 8 << 20
 
 PollFn = Callable[[], bool]
 #: Decides whether a breakpoint/watchpoint stop counts (called with the machine at the hit).
@@ -101,6 +105,11 @@ class TimelineError(SyxdbgError):
 
 class ReadOnlyHistory(TimelineError):
     """A write to the guest while replaying a recording (its future cannot change)."""
+
+
+class HistoryFull(TimelineError):
+    """The snapshot journal is out of memory and no older history is left to forget: going
+    forward would record more than it can hold (go back in time, or raise the budget)."""
 
 
 class TimelineInterrupted(TimelineError):
@@ -216,6 +225,18 @@ class HistoryBoundary(StopEvent):
     def describe(self) -> str:
         where = "beginning" if self.edge == "begin" else "end"
         return f"reached the {where} of history at position {self.position} (pc {self.pc:#x})"
+
+
+@dataclass(frozen=True)
+class OutOfMemory(Stopped):
+    """A forward run stopped (``why`` "memory") because the snapshot journal is full and
+    the history since the newest checkpoint cannot be forgotten. Every state is still exact;
+    going back works and frees memory; going forward from here raises :class:`HistoryFull`.
+    """
+
+    def describe(self) -> str:
+        return (f"history is out of memory at position {self.position} (pc {self.pc:#x}): "
+                f"the snapshot journal is full; go back in time, or raise timeline.budget")
 
 
 @dataclass(frozen=True)
@@ -382,6 +403,7 @@ class Timeline:
             from .snapshot import SyxSnapshot
             snapshot_cls = SyxSnapshot
         self._snap = snapshot_cls.new(machine, states=self.states, verify=verify)
+        self.budget = budget  # (again: now the journal's hard limit follows it)
         self.origin = machine.position
         self.frontier = machine.position if recorded is None else recorded.end
         #: Forward motion never goes past this position (the end of a recording).
@@ -406,6 +428,22 @@ class Timeline:
         self.closed = False
 
     # -- status -----------------------------------------------------------------------------
+    @property
+    def budget(self) -> int:
+        """Bytes of history kept (undo logs, checkpoints, recorded inputs). Also the snapshot
+        journal's hard limit (at least :data:`MIN_JOURNAL_LIMIT`): when a run fills it, the
+        oldest history is forgotten; if only the newest interval is left, the run stops
+        with :class:`OutOfMemory`."""
+        return self._budget
+
+    @budget.setter
+    def budget(self, value: int) -> None:
+        self._budget = int(value)
+        snap = getattr(self, "_snap", None)
+        if snap is not None and snap.tracker.backend == "core":
+            # (the pure-Python reference journal keeps whole RAM images: no hard limit)
+            snap.tracker.set_memory_limit(max(self._budget, MIN_JOURNAL_LIMIT))
+
     @property
     def position(self) -> int:
         return self.machine.position
@@ -864,13 +902,23 @@ class Timeline:
         return i
 
     def _push(self, *, pinned: bool = False, force: bool = False) -> None:
+        """A checkpoint at the current position. With the journal full and no older history
+        to forget, an ordinary push is skipped (checkpoints only save re-execution: going
+        back still works, and frees memory); a forced one raises :class:`HistoryFull`."""
         m = self.machine
         pos = m.position
         last = self._meta[-1]
         if last.position == pos and not force:
             last.pinned = last.pinned or pinned
             return
-        self._snap.increment_push()
+        try:
+            if not self._room():
+                raise JournalFull("snapshot journal full")
+            self._snap.increment_push()
+        except JournalFull:
+            if force or pinned:
+                raise HistoryFull(self._full_text()) from None
+            return
         total = self._pages()
         last.pages = max(0, total - self._pages_mark)
         self._pages_mark = total
@@ -928,6 +976,7 @@ class Timeline:
                      if dense and target is not None else [])
         stalled = 0
         rec = self.recorded
+        start = m.position
         while True:
             pos = m.position
             if target is not None and pos >= target:
@@ -936,9 +985,13 @@ class Timeline:
                 return self._at_end(), hits
             if interruptible and self._interrupted(poll):
                 return Stopped(m.pc, pos, "interrupt"), hits
+            if not self._room():
+                if pos == start:  # nothing can run: say so (no stop, no motion)
+                    raise HistoryFull(self._full_text())
+                return OutOfMemory(m.pc, pos, "memory"), hits
             if pos - self._meta[-1].position >= self.interval:
                 self._push()
-            push_at = self._meta[-1].position + self.interval
+            push_at = max(self._meta[-1].position + self.interval, pos + 1)
             while dense_pts and dense_pts[0] <= pos:
                 dense_pts.pop(0)
             if dense_pts:
@@ -992,6 +1045,8 @@ class Timeline:
                         self._push()
                     continue
                 if ev.why == "interrupt":
+                    if self._snap.tracker.memory_full and not self._interrupt.is_set():
+                        continue  # the journal filled up: make room (above), or stop
                     if interruptible:
                         return ev, hits
                     continue
@@ -1259,6 +1314,20 @@ class Timeline:
                 return Stopped(m.pc, m.position, "interrupt")
 
     # -- memory budget ------------------------------------------------------------------------
+    def _room(self) -> bool:
+        """If the snapshot journal is full, forget the oldest history (half of the
+        checkpoints at a time, down to the newest) until it is not. False if it stays full:
+        only the history since the newest checkpoint holds its memory."""
+        tracker = self._snap.tracker
+        while tracker.memory_full and len(self._meta) > 1:
+            self._forget_oldest(max(1, len(self._meta) // 2))
+        return not tracker.memory_full
+
+    def _full_text(self) -> str:
+        return (f"history is out of memory at position {self.machine.position}: the snapshot "
+                f"journal is full (timeline.budget {self.budget >> 20} MiB) and no older "
+                f"history is left to forget; go back in time, or raise timeline.budget")
+
     def _enforce_budget(self) -> None:
         if self._held() <= self.budget:
             return
@@ -1311,6 +1380,7 @@ class Timeline:
 
 __all__ = [
     "BACKWARD", "DEFAULT_BUDGET", "DEFAULT_INTERVAL", "FORWARD", "CheckpointInfo", "Direction",
-    "FutureDiscarded", "HistoryBoundary", "LastWrite", "NamedPoint", "Timeline",
+    "FutureDiscarded", "HistoryBoundary", "HistoryFull", "LastWrite", "NamedPoint",
+    "OutOfMemory", "Timeline",
     "TimelineError", "TimelineInterrupted", "WatchStop", "When",
 ]

@@ -244,6 +244,8 @@ class Context:
                 return f"{label}, {where}"
             if event.why == "interrupt":
                 return f"interrupted at position {event.position}: {where}"
+            if event.why == "memory":  # timeline.OutOfMemory
+                return f"{event.describe()}\n{where}"
             return where
         return f"{event!r}"
 

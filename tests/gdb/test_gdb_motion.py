@@ -374,3 +374,39 @@ def test_repeated_inferior_calls_and_reverse_continue_after_them(corrupt: Path) 
             assert gdb.cli("print ledger.balance").split("=")[1].strip() == "21"
         finally:
             gdb.close()
+
+
+# -- the snapshot journal out of memory ---------------------------------------------------------
+@needs_gdb
+def test_gdb_sees_a_clean_out_of_memory_stop_and_can_go_back(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    timeline_tests = str(Path(__file__).resolve().parents[1] / "timeline")
+    if timeline_tests not in sys.path:
+        sys.path.insert(0, timeline_tests)
+    from timeline_helpers import build_dirty
+
+    exe = build_dirty(tmp_path_factory.mktemp("dirty"))
+    with served(exe, env={}, options={"timeline.budget": 1 << 20}) as srv:
+        gdb = Gdb(GDB or "gdb", exe)
+        try:
+            gdb.cli(f"target remote 127.0.0.1:{srv.port}")
+
+            def target_text(since: int) -> str:  # O packets (MI target-stream records)
+                return "".join(r["payload"] for r in gdb.log[since:]
+                               if r["type"] == "target" and r["payload"] is not None)
+
+            seen = len(gdb.log)
+            out = gdb.cli("continue")
+            assert "SIGTRAP" in out, out
+            assert "history is out of memory" in target_text(seen), gdb.log[seen:]
+            stop = srv.session.position
+            seen = len(gdb.log)
+            out = gdb.cli("continue")  # nothing can run: one clear line, no motion
+            assert "out of memory" in target_text(seen) and "Traceback" not in out, out
+            assert srv.session.position == stop
+            gdb.cli("reverse-stepi")
+            assert srv.session.position == stop - 1
+            assert NO_HISTORY in gdb.cli("reverse-continue")
+            assert srv.session.position == 0
+        finally:
+            gdb.close()

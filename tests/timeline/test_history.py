@@ -7,10 +7,19 @@ import threading
 
 import pytest
 from progs import PROGRAMS_DIR
-from timeline_helpers import capture, function_at, open_session, source_line
+from timeline_helpers import build_dirty, capture, function_at, open_session, source_line
 
 from syxdbg.machine import Exited
-from syxdbg.timeline import BACKWARD, FORWARD, TimelineError, WatchStop
+from syxdbg.timeline import (
+    BACKWARD,
+    FORWARD,
+    MIN_JOURNAL_LIMIT,
+    HistoryBoundary,
+    HistoryFull,
+    OutOfMemory,
+    TimelineError,
+    WatchStop,
+)
 
 
 @pytest.mark.parametrize("toolchain", ["gcc", "musl", "aarch64"])
@@ -144,3 +153,49 @@ def test_removed_breakpoints_never_stop_again_even_at_the_top_address(build_prog
         s.remove_breakpoint(bp)
         end = s.cont(FORWARD)
         assert isinstance(end, Exited), end
+
+
+# -- the snapshot journal out of memory (issue 20) -------------------------------------------
+@pytest.fixture(scope="module")
+def dirty(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_dirty(tmp_path_factory.mktemp("dirty"))
+
+
+def test_a_full_journal_is_a_clean_stop_and_the_session_stays_usable(dirty):
+    """One interval dirties more than the journal may hold: an out-of-memory stop (exact
+    state), a clear error for going further, and every backward motion still works."""
+    with open_session(dirty, budget=1 << 20) as s:  # the journal's limit: 8 MiB
+        ev = s.cont(FORWARD)
+        assert isinstance(ev, OutOfMemory) and ev.why == "memory", ev
+        assert "out of memory" in ev.describe()
+        stop = s.position
+        assert stop == ev.position > 0
+        assert s.timeline.stats()["bytes"] <= MIN_JOURNAL_LIMIT + 64 * 4096
+        with pytest.raises(HistoryFull, match="out of memory"):
+            s.cont(FORWARD)
+        with pytest.raises(HistoryFull):
+            s.step(FORWARD)
+        assert s.position == stop
+        here = capture(s)
+        back = s.step(BACKWARD)
+        assert back.why == "step" and s.position == stop - 1
+        before = capture(s)
+        assert isinstance(s.cont(BACKWARD), HistoryBoundary) and s.position == 0
+        s.seek(stop - 1)  # forward from the origin: the same state
+        assert capture(s).diff(before) == []
+        s.seek(0)
+        again = s.cont(FORWARD)  # re-execution stops at the same place, in the same state
+        assert isinstance(again, OutOfMemory) and again.position == stop
+        assert capture(s).diff(here) == []
+
+
+def test_a_full_journal_forgets_the_oldest_history_and_runs_on(dirty):
+    with open_session(dirty, interval=2_000, budget=1 << 20) as s:
+        end = s.cont(FORWARD)
+        assert isinstance(end, Exited) and end.status == 0, end
+        when = s.when()
+        assert when.origin > 0  # the oldest history was forgotten on the way
+        assert s.timeline.stats()["bytes"] <= MIN_JOURNAL_LIMIT + 64 * 4096
+        s.seek(when.origin)
+        assert s.position == when.origin
+        assert isinstance(s.cont(FORWARD), Exited)

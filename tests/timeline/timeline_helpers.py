@@ -92,3 +92,39 @@ def function_at(session: Session, pc: int) -> str | None:
         if addr <= pc < addr + size:
             return name
     return None
+
+
+#: A program that dirties 64 MiB of pages in about 100k instructions (one byte per page: a
+#: snapshot journal must keep 64 MiB of pre-images for one interval).
+DIRTY_C = r"""
+#include <sys/mman.h>
+
+int main(void)
+{
+    unsigned long n = 64UL << 20, i;
+    volatile char *p = mmap(0, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 1;
+    for (i = 0; i < n; i += 4096)
+        p[i] = (char)(i >> 12);
+    for (i = 0; i < n; i += 4096)
+        if (p[i] != (char)(i >> 12))
+            return 2;
+    return 0;
+}
+"""
+
+
+def build_dirty(directory: Path) -> str:
+    """Build :data:`DIRTY_C` with the suite's gcc toolchain in ``directory``."""
+    import subprocess
+
+    from support import tool_missing
+
+    tc = progs.toolchain_for("gcc")
+    if not tc.available():
+        tool_missing(f"{tc.cc} is not installed")
+    src, exe = directory / "dirty.c", directory / "dirty"
+    src.write_text(DIRTY_C)
+    subprocess.run(tc.command(src, exe), check=True, cwd=directory)
+    return str(exe)
