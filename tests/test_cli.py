@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,27 +107,10 @@ def test_raw_blob_fault_and_instruction_limit(tmp_path: Path) -> None:
     assert_one_line_error(proc, "no syscall layer")
 
 
-SPIN_C = r"""
-#include <stdio.h>
-int main(void)
-{
-    volatile unsigned long n = 0;
-    puts("ready");
-    fflush(stdout);
-    for (;;)
-        n++;
-}
-"""
-
-
 @pytest.fixture(scope="module")
-def spin_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A static program that prints "ready" and then loops forever."""
-    d = tmp_path_factory.mktemp("spin")
-    (d / "spin.c").write_text(SPIN_C)
-    subprocess.run(["gcc", "-static", "-O1", "-g", "-o", str(d / "spin"), str(d / "spin.c")],
-                   check=True)
-    return d / "spin"
+def spin_program(build_program: Callable[..., Path]) -> Path:
+    """tests/programs/spin.c: prints "ready" (flushed), then loops forever."""
+    return build_program("spin")
 
 
 def test_sigint_interrupts_a_running_program(spin_program: Path) -> None:

@@ -56,27 +56,10 @@ def test_sigint_at_every_stage_of_start_up(command: str, forever: Path, tmp_path
         assert list(tmp_path.iterdir()) == [], (calls, list(tmp_path.iterdir()))
 
 
-SPIN_C = r"""
-#include <stdio.h>
-int main(void)
-{
-    volatile unsigned long n = 0;
-    puts("ready");
-    fflush(stdout);
-    for (;;)
-        n++;
-}
-"""
-
-
 @pytest.fixture(scope="module")
-def spin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A static program that prints "ready" (flushed), then loops forever."""
-    d = tmp_path_factory.mktemp("spin")
-    (d / "spin.c").write_text(SPIN_C)
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(d / "spin"), str(d / "spin.c")],
-                   check=True)
-    return d / "spin"
+def spin(build_program: Callable[..., Path]) -> Path:
+    """tests/programs/spin.c: prints "ready" (flushed), then loops forever."""
+    return build_program("spin")
 
 
 def test_sigint_while_recording_keeps_a_usable_recording(spin: Path, tmp_path: Path) -> None:
