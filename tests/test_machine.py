@@ -463,3 +463,26 @@ def test_stores_into_the_code_page_keep_positions_exact(arch: str, tmp_path: Pat
     for _ in range(123):
         trace.run(count=1)
     assert m.pc == trace.pc and m.position == 123
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_single_steps_keep_their_hooks_and_never_stop_a_later_run(arch: str, assemble
+                                                                  ) -> None:
+    """Stepping through a loop arms kept step hooks (no retranslation once the loop's
+    instructions have one); they stop only the run that armed them."""
+    code = assemble(arch, "loop")
+    trace = single_step_trace(arch, code, 100_000)
+    m = make_machine(arch, code)
+    for i in range(1, 200):  # three loop iterations and more, one instruction at a time
+        ev = m.run(count=1)
+        assert isinstance(ev, Stopped) and ev.why == "count"
+        assert (m.pc, m.position) == (trace[i], i)
+    hooks = m._core.step_hooks
+    assert 0 < len(hooks) <= 32
+    for _ in range(50):  # the same loop again: no new hook
+        m.run(count=1)
+    assert m._core.step_hooks == hooks
+    end = m.run()  # nothing of the kept hooks stops a run
+    assert isinstance(end, Exited) and end.position == len(trace)  # (trace ends at the exit)
+    m._core.drop_step_hooks()
+    assert m._core.step_hooks == []

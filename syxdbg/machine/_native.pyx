@@ -38,6 +38,16 @@ include "../includes/ucapi.pxi"
 
 cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
 
+cdef extern from *:
+    """
+    typedef __typeof__(&uc_reg_read) syx_reg_read_t;
+    """
+    ctypedef uc_err (*syx_reg_read_t)(uc_engine *uc, int regid, void *value) nogil
+
+#: Step hooks kept installed (see RunCore.arm_step): enough for the loops a user steps
+#: through, few enough that the code hook list Unicorn walks stays short.
+DEF STEP_HOOKS_MAX = 32
+
 
 ctypedef struct CoreState:
     uc_engine *uc
@@ -60,6 +70,8 @@ ctypedef struct CoreState:
     int error
     uint64_t skip_addr
     int skip_pending
+    uint64_t step_addr
+    int step_active
     EarlyExit early
     # block table
     uint64_t *keys
@@ -228,6 +240,25 @@ cdef void _bp_cb(uc_engine *uc, uint64_t address, uint32_t size,
     s.api.emu_stop(uc)
 
 
+cdef void _step_cb(uc_engine *uc, uint64_t address, uint32_t size,
+                   void *user_data) noexcept nogil:
+    """A step hook stops only at the current run's step target (it stays installed)."""
+    cdef CoreState *s = <CoreState *>user_data
+    if not s.step_active or address != s.step_addr:
+        return
+    if not s.bp_hit:
+        s.bp_hit = 1
+        s.bp_addr = address
+    s.api.emu_stop(uc)
+
+
+cdef inline void _remove_cache(CoreState *s, uint64_t address) noexcept:
+    """Drop the translated blocks holding ``address`` (Unicorn refuses an end of 2**64;
+    the last byte shares its page with the byte before it)."""
+    cdef uint64_t start = address if address < EMPTY else address - 1
+    s.api.ctl(s.uc, SYX_CTL_W(UC_CTL_TB_REMOVE_CACHE, 2), start, start + 1)
+
+
 # -- time counters ------------------------------------------------------------------------
 # The guest's cycle counters (x86 RDTSC/RDTSCP, aarch64 CNTVCT_EL0/CNTPCT_EL0 and their
 # self-synchronised forms) would read the host's clock: nondeterministic, so re-execution
@@ -298,21 +329,31 @@ cdef class RunCore:
     cdef CoreState s
     cdef uc_hook block_hook
     cdef dict _bp_hooks
+    cdef dict _step_hooks      # address -> uc_hook, oldest first
+    cdef syx_reg_read_t _reg_read
+    cdef int _pc_id
     cdef public object resolver
     cdef public object partial
     cdef public object pending
     cdef object _uc
 
     def __cinit__(self, object uc not None, object resolver not None,
-                  object partial not None):
+                  object partial not None, int pc_id=0):
         """``resolver(start, size) -> (instruction count, direct branch target or 0)`` is
         called once per new block; ``partial(start, size, address)`` gives how many of a
-        block's instructions lie before ``address``."""
+        block's instructions lie before ``address``. ``pc_id``: Unicorn's id of the program
+        counter (for :meth:`read_pc`)."""
         self._uc = uc
         self.resolver = resolver
         self.partial = partial
         self.pending = None
         self._bp_hooks = {}
+        self._step_hooks = {}
+        self._pc_id = pc_id
+        import ctypes
+        from unicorn.unicorn_py3.unicorn import uclib
+        self._reg_read = <syx_reg_read_t><size_t>ctypes.cast(uclib.uc_reg_read,
+                                                             ctypes.c_void_p).value
         self.s.uc = <uc_engine *>_uc_handle(uc)
         _ucapi_fill(&self.s.api)
         if _table_alloc(&self.s, 4096) != 0:
@@ -424,6 +465,56 @@ cdef class RunCore:
 
     def breakpoints(self):
         return sorted(self._bp_hooks)
+
+    # -- single steps -------------------------------------------------------------------------
+    def arm_step(self, uint64_t address):
+        """Make the next run stop before the instruction at ``address`` (a step target).
+
+        Its code hook stays installed afterwards (the newest STEP_HOOKS_MAX are kept) and
+        stops only when it is the armed target, so stepping through code already stepped
+        needs no retranslation: only a new hook drops the blocks holding its address."""
+        cdef uc_hook hh = 0
+        cdef uc_err err
+        if address not in self._step_hooks:
+            if len(self._step_hooks) >= STEP_HOOKS_MAX:
+                old = next(iter(self._step_hooks))
+                self.s.api.hook_del(self.s.uc, <uc_hook>self._step_hooks.pop(old))
+                _remove_cache(&self.s, <uint64_t>old)
+            err = self.s.api.hook_add(self.s.uc, &hh, UC_HOOK_CODE, <void *>_step_cb,
+                                      &self.s, address, address)
+            if err != UC_ERR_OK:
+                raise RuntimeError(f"uc_hook_add(UC_HOOK_CODE) failed: {err}")
+            self._step_hooks[address] = hh
+            _remove_cache(&self.s, address)
+        self.s.step_addr = address
+        self.s.step_active = 1
+
+    def disarm_step(self):
+        self.s.step_active = 0
+
+    def drop_step_hooks(self):
+        """Remove every kept step hook (and their addresses' translated blocks)."""
+        for address, hh in self._step_hooks.items():
+            self.s.api.hook_del(self.s.uc, <uc_hook>hh)
+            _remove_cache(&self.s, <uint64_t>address)
+        self._step_hooks.clear()
+
+    @property
+    def step_hooks(self):
+        return sorted(self._step_hooks)
+
+    # -- registers ----------------------------------------------------------------------------
+    cpdef uint64_t read_pc(self) except? 0xFFFFFFFFFFFFFFFF:
+        """The program counter, read straight from libunicorn."""
+        return self.reg_read(self._pc_id)
+
+    cpdef uint64_t reg_read(self, int regid) except? 0xFFFFFFFFFFFFFFFF:
+        """A register of at most 64 bits, read straight from libunicorn (no binding)."""
+        cdef uint64_t value = 0
+        cdef uc_err err = self._reg_read(self.s.uc, regid, &value)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"uc_reg_read({regid}) failed: {err}")
+        return value
 
 
 # --- data watchpoints ----------------------------------------------------------------------

@@ -115,12 +115,16 @@ class Machine:
         if arch.cpu_init is not None:
             arch.cpu_init(self._uc)
         self.mem = Memory(self._uc, on_code_write=self._code_written)
-        self.regs = Registers(self._uc, arch, self._registers_written)
+        pc_info = arch.register(arch.pc)
+        assert pc_info is not None and pc_info.uc_id is not None
+        self._core = RunCore(self._uc, self._resolve_block, self._retired_before,
+                             pc_info.uc_id)
+        self.regs = Registers(self._uc, arch, self._registers_written,
+                              fast_read=self._core.reg_read)
         self._cs = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail.detail = True
         self._flow_cache: dict[int, tuple[int, bool]] = {}
-        self._core = RunCore(self._uc, self._resolve_block, self._retired_before)
         self._offsets: dict[tuple[int, int], list[int]] = {}
         #: The loaded image (a ``syxdbg.loader.LoadedImage``) the loader records here; typed
         #: loosely so the machine never imports the loader (which imports the machine).
@@ -168,7 +172,7 @@ class Machine:
 
     @property
     def pc(self) -> int:
-        return self.regs.pc
+        return self._core.read_pc()
 
     @property
     def finished(self) -> StopEvent | None:
@@ -612,14 +616,16 @@ class Machine:
         self._watch_stop_at = None
         start_pos, start_pc = self.position, pc
         goal = limit  # the position a bounded run must stop at
-        step_target: int | None = None  # a temporary hook that ends a bounded run exactly
+        # A step hook that ends a bounded run exactly (RunCore.arm_step: kept installed, so
+        # stepping through code already stepped costs no retranslation).
+        step_target: int | None = None
         if goal is not None:
-            # Short bounded runs (single steps) inside straight-line code: hook the
+            # Short bounded runs (single steps) inside straight-line code: arm the
             # instruction to stop at right away instead of first letting the block hook
             # refuse the block (saves one emu_start per step). The limit stays as a backstop.
             target = self._straight_line_target(pc, goal - self.position)
             if target is not None and target not in self._breakpoints and target != until:
-                self._hook_breakpoint(target)
+                core.arm_step(target)
                 step_target = target
                 limit = goal + self._STRAIGHT_MAX
         try:
@@ -656,11 +662,11 @@ class Machine:
                 bstart, bsize = core.refused_block
                 offsets = self._block_offsets(bstart, bsize)
                 if step_target is not None:
-                    self._unhook_step(step_target)
+                    core.disarm_step()
                     step_target = None
                 target = bstart + offsets[goal - self.position]
                 if target not in self._breakpoints and target != until:
-                    self._hook_breakpoint(target)
+                    core.arm_step(target)
                     step_target = target
                 limit = self.position + len(offsets)
                 core.reset_stop()
@@ -669,7 +675,7 @@ class Machine:
                     core.skip_once(pc)  # still stepping off the breakpoint we resumed at
         finally:
             if step_target is not None:
-                self._unhook_step(step_target)
+                core.disarm_step()
 
     #: Longest stretch the single-step shortcut looks at.
     _STRAIGHT_MAX = 16
@@ -703,10 +709,6 @@ class Machine:
                 self._flow_cache.clear()
             self._flow_cache[address] = info
         return info
-
-    def _unhook_step(self, address: int) -> None:
-        self._core.remove_breakpoint(address)
-        self._drop_translation(address)
 
     def _classify(self, err: unicorn.UcError | None, bp_addr: int | None, interrupted: bool,
                   pc: int, until: int | None) -> StopEvent | None:

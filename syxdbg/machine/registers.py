@@ -21,19 +21,24 @@ class Registers:
     holding the raw extended-precision bits (mantissa in the low 64 bits).
     """
 
-    __slots__ = ("_uc", "_arch", "_virtual", "_written")
+    __slots__ = ("_uc", "_arch", "_virtual", "_written", "_fast")
     _uc: Uc
     _arch: ArchSpec
     _virtual: dict[str, int]
     #: Called after every successful write (the machine forgets a fault stop then).
     _written: Callable[[], None] | None
+    #: Reads an integer register of at most 64 bits by Unicorn id, bypassing the binding
+    #: (the machine's C core; a stop reply reads three registers per stepi).
+    _fast: Callable[[int], int] | None
 
     def __init__(self, uc: Uc, arch: ArchSpec,
-                 written: Callable[[], None] | None = None) -> None:
+                 written: Callable[[], None] | None = None, *,
+                 fast_read: Callable[[int], int] | None = None) -> None:
         object.__setattr__(self, "_uc", uc)
         object.__setattr__(self, "_arch", arch)
         object.__setattr__(self, "_virtual", {})
         object.__setattr__(self, "_written", written)
+        object.__setattr__(self, "_fast", fast_read)
 
     def info(self, name: str) -> RegisterInfo:
         reg = self._arch.register(name)
@@ -53,6 +58,8 @@ class Registers:
     def read_info(self, reg: RegisterInfo) -> int:
         if reg.uc_id is None:
             return int(self._virtual.get(reg.name, 0))
+        if self._fast is not None and reg.bitsize <= 64 and reg.encoding == "int":
+            return self._fast(reg.uc_id) & ((1 << reg.bitsize) - 1)
         value = self._uc.reg_read(reg.uc_id)
         if reg.encoding == "x87":
             mantissa, exponent = value
