@@ -9,6 +9,7 @@ GDB manual, "Overview": https://sourceware.org/gdb/current/onlinedocs/gdb/Overvi
 from __future__ import annotations
 
 import binascii
+import re
 from dataclasses import dataclass
 
 ESCAPE = 0x7D  # '}'
@@ -16,6 +17,8 @@ RLE_MARK = 0x2A  # '*'
 INTERRUPT_BYTE = 0x03
 # Bytes a reply must escape: '#', '$', '}' always, and '*' because GDB decodes it as RLE.
 _MUST_ESCAPE = frozenset(b"#$}*")
+_ESCAPE_SEARCH = re.compile(rb"[#$}*]").search
+_BODY_END_SEARCH = re.compile(rb"[#$]").search
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 # An RLE count byte is the repeat count plus 29; GDB keeps it printable and avoids '#'/'$'.
 _RLE_BIAS = 29
@@ -28,7 +31,7 @@ def checksum(data: bytes) -> int:
 
 def escape(data: bytes) -> bytes:
     """Escape ``#``, ``$``, ``}`` and ``*`` as ``}`` followed by the byte XOR 0x20."""
-    if not any(b in _MUST_ESCAPE for b in data):
+    if _ESCAPE_SEARCH(data) is None:
         return data
     out = bytearray()
     for b in data:
@@ -167,7 +170,25 @@ class PacketReader:
 
     def feed(self, data: bytes) -> list[Event]:
         events: list[Event] = []
-        for b in data:
+        i, n = 0, len(data)
+        while i < n:
+            if self._state == _BODY:
+                # Body bytes up to the next '#' or '$' in one copy (the per-byte rules below
+                # would append them one by one, up to max_packet_size).
+                end = _BODY_END_SEARCH(data, i)
+                stop = n if end is None else end.start()
+                if stop > i:
+                    room = self.max_packet_size - len(self._body)
+                    if stop - i > room:
+                        self._body += data[i:i + max(room, 0)]
+                        self._oversized = True
+                    else:
+                        self._body += data[i:stop]
+                    i = stop
+                    if i == n:
+                        break
+            b = data[i]
+            i += 1
             event = self._feed_byte(b)
             if event is not None:
                 events.append(event)

@@ -554,6 +554,10 @@ class Parser:
             for row in group
         ]
         self._rows = sorted(rows, key=lambda r: len(r.prefix), reverse=True)
+        # The same rows, longest prefix first, by first byte (a stepi parses in a few tries).
+        self._by_first: dict[int, list[PrefixEntry]] = {}
+        for row in self._rows:
+            self._by_first.setdefault(row.prefix[0], []).append(row)
         self._range_step = caps.has(Cap.RANGE_STEP)
 
     def parse(self, packet: bytes) -> Request:
@@ -568,7 +572,7 @@ class Parser:
         return request
 
     def _parse(self, packet: bytes) -> Request:
-        for row in self._rows:
+        for row in self._by_first.get(packet[0], ()) if packet else self._rows:
             if row.exact:
                 if packet == row.prefix:
                     return row.parse(b"")

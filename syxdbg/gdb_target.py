@@ -229,6 +229,7 @@ class SessionTarget:
         self._watches: set[tuple[int, int, WatchKind]] = set()
         self._bp_handles: dict[int, Breakpoint] = {}
         self._watch_handles: dict[tuple[int, int, WatchKind], Watchpoint] = {}
+        self._table_dirty = False  # gdb's sets changed since the last _sync
         self._signal_reported = False  # a terminal fault/kill was reported as a signal
         self._end_reported = False  # the exit was reported as the end of history
         self._monitor_running = False  # a monitor command runs (interrupt() stops it)
@@ -329,34 +330,42 @@ class SessionTarget:
     # -- breakpoints and watchpoints --------------------------------------------------------
     def add_sw_breakpoint(self, addr: int, kind: int) -> bool:
         self._sw.add(_checked(addr))
+        self._table_dirty = True
         return True
 
     def remove_sw_breakpoint(self, addr: int, kind: int) -> bool:
         self._sw.discard(addr)
+        self._table_dirty = True
         return True
 
     def add_hw_breakpoint(self, addr: int, kind: int) -> bool:
         self._hw.add(_checked(addr))
+        self._table_dirty = True
         return True
 
     def remove_hw_breakpoint(self, addr: int, kind: int) -> bool:
         self._hw.discard(addr)
+        self._table_dirty = True
         return True
 
     def add_watchpoint(self, addr: int, length: int, kind: WatchKind) -> bool:
         if length <= 0 or _checked(addr) + length > _ADDRESS_LIMIT:
             raise TargetError(E_INVALID, f"cannot watch {length} bytes at {addr:#x}")
         self._watches.add((addr, length, kind))
+        self._table_dirty = True
         return True
 
     def remove_watchpoint(self, addr: int, length: int, kind: WatchKind) -> bool:
         self._watches.discard((addr, length, kind))
+        self._table_dirty = True
         return True
 
     def _sync(self) -> None:
         """Apply gdb's breakpoint and watchpoint sets to gdb's references in the timeline's
         table (only the changes: gdb re-inserts everything around every stop). Other
         clients' references at the same addresses are not touched."""
+        if not self._table_dirty:
+            return  # (a stepi with no breakpoint change costs nothing here)
         s = self.session
         want = self._sw | self._hw
         for addr in set(self._bp_handles) - want:
@@ -369,6 +378,7 @@ class SessionTarget:
             addr, size, kind = key
             self._watch_handles[key] = s.add_watchpoint(addr, size, _WATCH_KIND_NAMES[kind],
                                                         client="gdb")
+        self._table_dirty = False
 
     # -- run control (ResumeTarget, RangeStepping, ReverseStep, ReverseContinue) ------------
     def resume(self, action: ResumeAction) -> None:
