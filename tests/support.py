@@ -148,7 +148,7 @@ def forge_recording(src: Path, dst: Path, *, meta=None, change=None, raw=None,  
     for tag, body in split_chunks(data):
         if tag == b"META" and meta is not None:
             body = json.dumps(meta(json.loads(body))).encode()
-        elif tag not in (b"META", b"PROG", b"PAGE") and change is not None:
+        elif tag not in (b"META", b"PROG", b"INTP", b"PAGE") and change is not None:
             body = zlib.compress(pickle.dumps(change(tag, pickle.loads(zlib.decompress(body))),
                                               5))
         if raw is not None:

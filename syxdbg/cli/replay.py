@@ -125,8 +125,10 @@ def check(session: Session) -> int:
         print("syxdbg: replay diverged from the recording: " + "; ".join(problems),
               file=sys.stderr)
         return 1
+    interp = (f"; the interpreter {rec.interp_name} matched its digest when extracted"
+              if rec.interp_name else "")
     print(f"syxdbg: replayed {session.position:,} instructions in "
           f"{time.monotonic() - started:.2f} s: {outcome}, as recorded; all {used:,} host "
           f"inputs replayed, {checked} recorded states and the final memory digest "
-          f"match ({digest})")
+          f"match ({digest}){interp}")
     return 0

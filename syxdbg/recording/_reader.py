@@ -41,6 +41,21 @@ _META_KEYS = {"arch": str, "kind": str, "path": str, "program_size": int, "argv"
 _PROGRAM_DIGEST = {1: "program_sha256", 2: "program_digest"}
 
 
+_INTERP_KEYS = {"name": str, "path": str, "sysroot": str, "size": int, "digest": str}
+
+
+def _check_interp(info: Any) -> None:
+    """META's ``interp``: an absolute guest path without ``..`` or NULs (a replay extracts
+    the interpreter under that name), a size within bounds."""
+    require("description (META 'interp')", info, _INTERP_KEYS)
+    name = info["name"]
+    parts = name.split("/")
+    if not name.startswith("/") or "\0" in name or ".." in parts or len(name) > 4096 or \
+            not 0 <= info["size"] <= MAX_PROGRAM or "\0" in info["path"] or \
+            "\0" in info["sysroot"]:
+        raise RecordingError("corrupted recording: malformed description (META 'interp')")
+
+
 @dataclass
 class _Checkpoint:
     position: int
@@ -80,6 +95,9 @@ class Recording:
     _trusted: frozenset[str] = field(default=FIRST_PARTY, repr=False)
     #: The file's format version.
     version: int = VERSION
+    #: A dynamic program's interpreter (``INTP`` chunk, or the program itself when they
+    #: are the same file); None for static programs and recordings made before them.
+    stored_interp: StoredProgram | None = None
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -196,12 +214,24 @@ class Recording:
         meta = cls._meta(view[chunks[0][1]:chunks[0][1] + chunks[0][2]], version)
         program = StoredProgram(view[chunks[1][1]:chunks[1][1] + chunks[1][2]], version,
                                 meta["program_size"], meta[_PROGRAM_DIGEST[version]])
+        i = 2
+        interp = None
+        if "interp" in meta:
+            info = meta["interp"]
+            if len(chunks) > 2 and chunks[2][0] == b"INTP":
+                interp = StoredProgram(view[chunks[2][1]:chunks[2][1] + chunks[2][2]],
+                                       version, info["size"], info["digest"])
+                i = 3
+            elif (info["digest"], info["size"]) == (program.digest, program.size):
+                interp = program
+            else:
+                raise RecordingError("corrupted recording: the interpreter's chunk (INTP) "
+                                     "is missing")
         budget = _Budget()
         events: list[Event] = []
         checks: dict[int, tuple[int, ...]] = {}
         checkpoints: list[_Checkpoint] = []
         end: dict[str, Any] | None = None
-        i = 2
         while i < len(chunks):
             tag, body, length = chunks[i]
             payload = view[body:body + length]
@@ -250,7 +280,7 @@ class Recording:
             raise RecordingError("corrupted recording: the end marker's totals do not match "
                                  "the chunks")
         return cls(path, meta, program, events, checks, end, data, checkpoints, trust,
-                   version)
+                   version, interp)
 
     @staticmethod
     def _meta(raw: memoryview, version: int) -> dict[str, Any]:
@@ -280,6 +310,8 @@ class Recording:
         if not 0 <= meta["program_size"] <= MAX_PROGRAM:
             raise RecordingError("corrupted recording: malformed description (META "
                                  "'program_size')")
+        if "interp" in meta:
+            _check_interp(meta["interp"])
         return meta
 
     # -- queries ------------------------------------------------------------------------------
@@ -288,6 +320,11 @@ class Recording:
         """The recorded program file, whole (in memory: prefer :attr:`stored_program`'s
         ``write_to`` for files of unknown size)."""
         return self.stored_program.read()
+
+    @property
+    def interp_name(self) -> str | None:
+        """The recorded program's interpreter (its PT_INTERP name), None if static."""
+        return str(self.meta["interp"]["name"]) if self.stored_interp is not None else None
 
     @property
     def program_digest(self) -> str:

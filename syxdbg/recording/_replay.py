@@ -278,6 +278,32 @@ def program_file(rec: Recording, keep: list[str]) -> str:
     return out
 
 
+def interp_sysroot(rec: Recording, keep: list[str]) -> str | None:
+    """A private sysroot holding only the recorded interpreter of a dynamic program, under
+    its PT_INTERP name (extracted from the recording and checked against its digest; the
+    directory is appended to ``keep``), or None for a static program. The libraries the
+    guest opened while recorded come from the event log: a replay needs none of them."""
+    stored = rec.stored_interp
+    name = rec.interp_name
+    if stored is None or name is None:
+        return None
+    root = tempfile.mkdtemp(prefix="syxdbg-replay-root-")
+    keep.append(root)
+    out = os.path.join(root, *[c for c in name.split("/") if c not in ("", ".")])
+    try:
+        os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
+        with os.fdopen(fd, "wb") as f:
+            stored.write_to(f)
+    except RecordingError as exc:
+        raise RecordingError(f"{rec.path}: {str(exc).replace('program', 'interpreter')}"
+                             ) from None
+    except OSError as exc:
+        raise RecordingError(f"{rec.path}: cannot extract the recorded interpreter to "
+                             f"{root} ({exc.strerror})") from None
+    return root
+
+
 class RecordedHistory:
     """What a :class:`~syxdbg.session.Session` needs to replay a recording: passed as
     ``Session.open(..., history=...)``, which calls :meth:`attach` once the program is loaded
@@ -345,6 +371,7 @@ def open_replay(path: str, *, disable_plugins: Iterable[str] = (),
     cleanup: list[str] = []
     try:
         prog = program_file(rec, cleanup)
+        sysroot = interp_sysroot(rec, cleanup)
         argv = list(meta["argv"])
         if meta["kind"] == "raw":
             load: dict[str, Any] = {"args": [], "arch": meta["arch"], "raw": True,
@@ -352,7 +379,7 @@ def open_replay(path: str, *, disable_plugins: Iterable[str] = (),
         else:
             load = {"args": argv[1:], "arch": meta["arch"],
                     "env": dict(e.partition("=")[::2] for e in meta["envp"]),
-                    "argv0": argv[0] if argv else None}
+                    "argv0": argv[0] if argv else None, "sysroot": sysroot}
         history = RecordedHistory(rec)
         args = load.pop("args")
         session = Session.open(prog, args, plugins=pm, history=history,

@@ -92,15 +92,16 @@ class _Writer:
         self.digest.chunk(head, hashlib.sha256(payload).digest())
         self.chunks += 1
 
-    def program_chunk(self, path: str, digest: str) -> None:
-        """The ``PROG`` chunk, streamed from the program file (bounded memory): a header
-        placeholder, the payload, then the real header written in place."""
+    def program_chunk(self, path: str, digest: str, tag: bytes = b"PROG") -> None:
+        """The ``PROG`` chunk (or ``INTP``: a dynamic program's interpreter, same format),
+        streamed from the file (bounded memory): a header placeholder, the payload, then the
+        real header written in place."""
         try:
             at = self.f.tell()
             self._write(bytes(_CHUNK.size))
             sink = _HashingSink(self)
             length, crc = _program.write_chunk(path, sink, digest)  # type: ignore[arg-type]
-            head = _CHUNK.pack(b"PROG", crc, length)
+            head = _CHUNK.pack(tag, crc, length)
             self.f.seek(at)
             self._write(head)
             self.f.seek(0, os.SEEK_END)
@@ -213,7 +214,8 @@ class Recorder:
         self.checkpoints = 0
 
     # -- the pieces -------------------------------------------------------------------------
-    def _meta(self, size: int, digest: str) -> dict[str, Any]:
+    def _meta(self, size: int, digest: str,
+              interp: dict[str, Any] | None = None) -> dict[str, Any]:
         s = self.session
         image = s.image
         try:
@@ -246,6 +248,9 @@ class Recorder:
                         for n, v, o in describe_plugins(s.plugins)],
             "check_interval": CHECK_INTERVAL,
             "checkpoint_interval": self.checkpoint_interval,
+            # A dynamic program's interpreter (stored in the INTP chunk): its PT_INTERP
+            # name, the host file and sysroot it came from, its size and content digest.
+            **({"interp": interp} if interp is not None else {}),
         }
 
     def _checkpoint(self, w: _Writer) -> None:
@@ -257,7 +262,8 @@ class Recorder:
         if not self.checkpoints:
             # Replay loads the same program with the same loader: the pages of its segments
             # need not be stored (the initial memory digest checks that they came out equal).
-            segs = [(sg.start, sg.end) for sg in self.session.image.segments]
+            image = self.session.image
+            segs = [(sg.start, sg.end) for sg in (*image.segments, *image.interp_segments)]
             changed = [a for a in changed if not any(s <= a and a + PAGE <= e for s, e in segs)]
         zero, blob = page_bytes(m, changed)
         state = {
@@ -292,6 +298,7 @@ class Recorder:
         s = self.session
         m = self.machine
         size, digest = _scan_program(s.image.path)
+        interp = _interp_meta(s.image.interp, s.image.interp_path, s.image.sysroot)
         if os.path.isdir(self.path):
             raise RecordingError(f"{self.path}: is a directory (give -o FILE)")
         if os.path.exists(self.path) and os.path.samefile(self.path, s.image.path):
@@ -314,8 +321,10 @@ class Recorder:
         w = _Writer(self.path)
         self._dirty = _DirtyPages(m)
         try:
-            w.chunk(b"META", json.dumps(self._meta(size, digest)).encode())
+            w.chunk(b"META", json.dumps(self._meta(size, digest, interp)).encode())
             w.program_chunk(s.image.path, digest)
+            if interp is not None and (interp["digest"], interp["size"]) != (digest, size):
+                w.program_chunk(s.image.interp_path, interp["digest"], b"INTP")
             self._checkpoint(w)
             milestones: list[tuple[int, tuple[int, ...]]] = []
             last_checkpoint = 0
@@ -387,6 +396,14 @@ class Recorder:
 
 def _event_tuple(e: Event) -> tuple[Any, ...]:
     return (e.seq, e.position, e.source, e.call, e.key, e.result, e.error, e.size)
+
+
+def _interp_meta(name: str, path: str, sysroot: str) -> dict[str, Any] | None:
+    """META's ``interp`` entry of a dynamic program (None for a static one)."""
+    if not name:
+        return None
+    size, digest = _scan_program(path)
+    return {"name": name, "path": path, "sysroot": sysroot, "size": size, "digest": digest}
 
 
 def _scan_program(path: str) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import progs
 import pytest
-from test_linux_programs import CASES, _case_id, _fresh_dir, _same
+from test_linux_programs import CASES, SRC_DATA, _case_id, _fresh_dir, _same
 
 import syxdbg
 from syxdbg.errors import LoadError
@@ -29,8 +29,12 @@ AT_SYSINFO_EHDR = 33
 HERE = Path(__file__).resolve().parent
 
 
+#: The static suite's cases, less the long compute-only run (the loader is not what it tests).
+DYN_CASES = [c for c in CASES if c != ("sortalloc", ("40000",), b"")]
+
+
 @pytest.mark.parametrize("toolchain", DYN_TOOLCHAINS)
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
+@pytest.mark.parametrize("case", DYN_CASES, ids=_case_id)
 def test_dynamic_program_matches_native(case: tuple[str, tuple[str, ...], bytes],
                                         toolchain: str, build_program: Callable[..., Path],
                                         run_native: Callable, emu_run: Callable,
@@ -245,3 +249,125 @@ def test_statfs_xattr_fadvise_getcpu(toolchain: str, syscaller: Callable, tmp_pa
     assert sc("getxattr", sc.cstr("/proc/self/maps", 0x600), name, 0, 0) == -61
     assert sc("getcpu", sc.at(0x700), sc.at(0x704), 0) == 0
     assert sc.read(0x700, 8) == bytes(8)
+
+
+# -- recordings ----------------------------------------------------------------------------
+def _copy_sysroot(dst: Path, src: str, files: dict[str, str]) -> Path:
+    """A throw-away sysroot: ``files`` maps guest paths to files under ``src``, copied."""
+    for guest, real in files.items():
+        target = dst / guest.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(os.path.join(src, real.lstrip("/")), target)
+    return dst
+
+
+SYSROOT_FILES = {
+    "gcc-dyn": ("/", {"/lib64/ld-linux-x86-64.so.2": "/lib64/ld-linux-x86-64.so.2",
+                      "/lib/x86_64-linux-gnu/libc.so.6": "/lib/x86_64-linux-gnu/libc.so.6",
+                      "/lib/x86_64-linux-gnu/libm.so.6": "/lib/x86_64-linux-gnu/libm.so.6"}),
+    "aarch64-dyn": ("/usr/aarch64-linux-gnu",
+                    {"/lib/ld-linux-aarch64.so.1": "/lib/ld-linux-aarch64.so.1",
+                     "/lib/libc.so.6": "/lib/libc.so.6", "/lib/libm.so.6": "/lib/libm.so.6"}),
+}
+
+
+def _syxdbg(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "syxdbg", *args], capture_output=True,
+                          timeout=600, check=False, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("toolchain", DYN_TOOLCHAINS)
+def test_recording_replays_without_the_sysroot(toolchain: str,
+                                               build_program: Callable[..., Path],
+                                               tmp_path: Path) -> None:
+    """Record with a sysroot that is a temporary copy of the needed files, delete it, replay:
+    the interpreter comes from the recording (INTP chunk), the libraries the guest opened
+    and mapped from the event log; --check verifies everything."""
+    from syxdbg.recording import Recording
+
+    exe = build_program("filecopy", toolchain)
+    src, files = SYSROOT_FILES[toolchain]
+    root = _copy_sysroot(tmp_path / "root", src, files)
+    work = _fresh_dir(tmp_path, "work")
+    rec = tmp_path / "run.syxrec"
+    p = _syxdbg("record", "-q", "--clear-env", "--sysroot", str(root), "-o", str(rec),
+                str(exe), "src.bin", "dst.bin", cwd=work)
+    assert p.returncode == 0, p.stderr.decode()
+    assert (work / "dst.bin").read_bytes() == SRC_DATA
+    recording = Recording.open(str(rec))
+    interp = next(g for g in files if "ld-linux" in g)
+    assert recording.interp_name == interp
+    assert recording.stored_interp is not None
+    assert recording.stored_interp.read() == (root / interp.lstrip("/")).read_bytes()
+    shutil.rmtree(root)
+    shutil.rmtree(work)
+    p = _syxdbg("replay", "--check", str(rec), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr.decode()
+    assert b"the program exited with status 0, as recorded" in p.stdout
+    assert f"the interpreter {interp} matched its digest".encode() in p.stdout
+    with syxdbg.replay(str(rec)) as s:
+        assert s.image.interp == interp
+        assert not s.image.interp_path.startswith(str(root))
+        s.run()  # to the end of the recording
+        assert s.position == recording.end_position
+
+
+def test_static_recordings_have_no_interpreter(build_program: Callable[..., Path],
+                                               tmp_path: Path) -> None:
+    from syxdbg.recording import Recording
+
+    rec = tmp_path / "static.syxrec"
+    p = _syxdbg("record", "-q", "-o", str(rec), str(build_program("hello", "gcc")))
+    assert p.returncode == 3, p.stderr.decode()
+    recording = Recording.open(str(rec))
+    assert recording.stored_interp is None and "interp" not in recording.meta
+    assert [t for t, _ in _chunks(rec)][:3] == [b"META", b"PROG", b"STAT"]
+
+
+def _chunks(path: Path) -> list[tuple[bytes, bytes]]:
+    from support import split_chunks
+
+    return split_chunks(path.read_bytes())
+
+
+def test_forged_interpreter_is_one_line(build_program: Callable[..., Path],
+                                        tmp_path: Path) -> None:
+    """A recording whose INTP chunk is missing, altered, or named outside the sysroot (the
+    file digest made valid, as a forger would) fails with one line, never a traceback."""
+    import json
+
+    from support import join_chunks
+
+    from syxdbg.recording._format import _HEADER
+
+    rec = tmp_path / "dyn.syxrec"
+    p = _syxdbg("record", "-q", "-o", str(rec), str(build_program("hello", "gcc-dyn")))
+    assert p.returncode == 3, p.stderr.decode()
+    header = rec.read_bytes()[:_HEADER.size]
+    chunks = _chunks(rec)
+    assert [t for t, _ in chunks][:3] == [b"META", b"PROG", b"INTP"]
+
+    def forged(name: str, new: list[tuple[bytes, bytes]]) -> Path:
+        out = tmp_path / f"{name}.syxrec"
+        out.write_bytes(join_chunks(header, new))
+        return out
+
+    def meta_with(**interp: object) -> bytes:
+        meta = json.loads(chunks[0][1])
+        meta["interp"].update(interp)
+        return json.dumps(meta).encode()
+
+    intp = bytearray(chunks[2][1])
+    intp[-40] ^= 0xFF
+    cases = {
+        "missing": ([chunks[0], chunks[1], *chunks[3:]], "INTP) is missing"),
+        "altered": ([*chunks[:2], (b"INTP", bytes(intp)), *chunks[3:]], "interpreter"),
+        "escape": ([(b"META", meta_with(name="/../../etc/x")), *chunks[1:]],
+                   "malformed description (META 'interp')"),
+        "nameless": ([(b"META", meta_with(name=5)), *chunks[1:]], "META 'interp'"),
+    }
+    for name, (new, message) in cases.items():
+        p = _syxdbg("replay", "--check", str(forged(name, new)))
+        err = p.stderr.decode()
+        assert p.returncode != 0 and "Traceback" not in err, (name, err)
+        assert message in err and len(err.strip().splitlines()) == 1, (name, err)
