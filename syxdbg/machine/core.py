@@ -557,8 +557,8 @@ class Machine:
     def _retired_before(self, start: int, size: int, address: int) -> int:
         return bisect.bisect_left(self._block_offsets(start, size), address - start)
 
-    def _settle_position(self) -> None:
-        """Correct the C count for a stop in the middle of the current block.
+    def _settle_position(self) -> int:
+        """Correct the C count for a stop in the middle of the current block; returns pc.
 
         The block hook counted the whole block when it was entered. Stops made by the block
         hook itself (limit, interrupt) leave no current block. Any other stop inside the
@@ -566,7 +566,7 @@ class Machine:
         instruction at pc executed, so only the instructions before pc retired.
         """
         blk = self._core.current_block
-        pc = self.regs.pc
+        pc = self._core.read_pc()
         inside = False
         if blk is not None:
             start, size, n = blk
@@ -577,6 +577,7 @@ class Machine:
             self._core.forget_block()
         for probe in self._probes:
             probe._at_stop(pc, inside)
+        return pc
 
     # -- running ----------------------------------------------------------------------------
     def run(self, *, count: int | None = None, until: int | None = None) -> StopEvent:
@@ -638,8 +639,7 @@ class Machine:
                     err = exc
                 self._retired_probes.clear()  # emu_start freed their deleted hooks
                 limit_hit, bp_addr, interrupted, _ = core.stop_flags
-                self._settle_position()
-                pc = self.pc
+                pc = self._settle_position()
                 if bp_addr is not None and bp_addr == step_target:
                     bp_addr = None  # our own stop: the count is reached
                 try:
