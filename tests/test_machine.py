@@ -482,7 +482,10 @@ def test_single_steps_keep_their_hooks_and_never_stop_a_later_run(arch: str, ass
     for _ in range(50):  # the same loop again: no new hook
         m.run(count=1)
     assert m._core.step_hooks == hooks
-    end = m.run()  # nothing of the kept hooks stops a run
+    m.run(count=100)  # a short run keeps them
+    assert m._core.step_hooks == hooks
+    # A long run drops them first (in a hot loop they would cost a call per pass), and
+    # nothing of them stops it.
+    end = m.run()
     assert isinstance(end, Exited) and end.position == len(trace)  # (trace ends at the exit)
-    m._core.drop_step_hooks()
     assert m._core.step_hooks == []

@@ -503,6 +503,10 @@ cdef class RunCore:
     def step_hooks(self):
         return sorted(self._step_hooks)
 
+    @property
+    def step_hook_count(self):
+        return len(self._step_hooks)
+
     # -- registers ----------------------------------------------------------------------------
     cpdef uint64_t read_pc(self) except? 0xFFFFFFFFFFFFFFFF:
         """The program counter, read straight from libunicorn."""

@@ -617,6 +617,10 @@ class Machine:
         self._watch_stop_at = None
         start_pos, start_pc = self.position, pc
         goal = limit  # the position a bounded run must stop at
+        if core.step_hook_count and (goal is None or goal - start_pos > self._STEPPING_RUN):
+            # A long run: kept step hooks inside a hot loop would cost a helper call per
+            # pass. Drop them (stepping again re-arms them, one retranslation each).
+            core.drop_step_hooks()
         # A step hook that ends a bounded run exactly (RunCore.arm_step: kept installed, so
         # stepping through code already stepped costs no retranslation).
         step_target: int | None = None
@@ -679,6 +683,9 @@ class Machine:
 
     #: Longest stretch the single-step shortcut looks at.
     _STRAIGHT_MAX = 16
+    #: Longest bounded run that keeps the step hooks installed (a stepi, a reverse-stepi's
+    #: re-execution from a dense checkpoint); longer runs drop them first.
+    _STEPPING_RUN = 4096
 
     def _straight_line_target(self, pc: int, count: int) -> int | None:
         """Address of the instruction ``count`` instructions after ``pc`` when none of the
