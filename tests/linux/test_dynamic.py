@@ -371,3 +371,51 @@ def test_forged_interpreter_is_one_line(build_program: Callable[..., Path],
         err = p.stderr.decode()
         assert p.returncode != 0 and "Traceback" not in err, (name, err)
         assert message in err and len(err.strip().splitlines()) == 1, (name, err)
+
+
+@pytest.mark.parametrize("toolchain", DYN_TOOLCHAINS)
+def test_time_travel_through_the_dynamic_loader(toolchain: str,
+                                                build_program: Callable[..., Path]) -> None:
+    """Back into ld.so's work (file mmaps, relocations) and forward again: the same states;
+    last-write finds the interpreter's store into the GOT slot of a libc function."""
+    exe = build_program("hello", toolchain)
+    with syxdbg.open(str(exe), ["x"], env=dict(progs.DEFAULT_ENV)) as s:
+        end = s.run()
+        assert isinstance(end, Exited) and end.status == 3
+        final = s.position
+        image = s.image
+        libc_regions = [r for r in s.mem.regions() if r.name.endswith("libc.so.6")]
+        assert libc_regions, [r.name for r in s.mem.regions()]
+        mid = final // 3  # inside the loader's work
+        s.seek(mid)
+        pc_mid, regs_mid = s.regs.pc, s.regs["sp"]
+        s.seek(final)
+        assert s.position == final
+        s.seek(mid)
+        assert (s.regs.pc, s.regs["sp"]) == (pc_mid, regs_mid)
+        # The GOT slot of printf is written by the interpreter's relocation code (Debian
+        # links PIEs with -z now): last-write lands in ld.so, before main runs.
+        slot = _got_slot(exe, "printf") + image.load_bias
+        s.seek(final)
+        hit = s.last_write(slot, 8)
+        assert hit is not None and hit.position < final
+        assert image.interp_segments[0].start <= hit.pc < image.interp_segments[-1].end
+        s.seek(0)
+        assert image.interp_segments[0].start <= s.regs.pc < image.interp_segments[-1].end
+
+
+def _got_slot(exe: Path, name: str) -> int:
+    """The link-time address of ``name``'s GOT slot (its JUMP_SLOT or GLOB_DAT relocation)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.relocation import RelocationSection
+
+    with open(exe, "rb") as f:
+        elf = ELFFile(f)
+        for sec in elf.iter_sections():
+            if not isinstance(sec, RelocationSection):
+                continue
+            symtab = elf.get_section(sec["sh_link"])
+            for rel in sec.iter_relocations():
+                if rel["r_info_sym"] and symtab.get_symbol(rel["r_info_sym"]).name == name:
+                    return int(rel["r_offset"])
+    raise AssertionError(f"no relocation for {name} in {exe}")
