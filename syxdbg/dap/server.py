@@ -1,0 +1,1338 @@
+"""The Debug Adapter Protocol server: editors drive a syxdbg :class:`~syxdbg.session.Session`.
+
+Threads. The connection's reader thread answers ``initialize``, ``threads``, ``pause`` and
+``disconnect`` itself and hands every other request, in order, to one *session thread*,
+the only thread that touches the session. Motions (continue, steps, the reverse ones, goto,
+a moving REPL command) run there: the request is answered first, the ``stopped`` event
+follows when the motion lands, and ``pause`` (on the reader thread) interrupts it with
+``Session.interrupt()`` at the next block boundary (Ctrl-C semantics).
+
+Every motion goes through the Session: the shell's own algorithms for source lines
+(:func:`syxdbg.commands.motion.line_step`, ``finish``, ``nexti``), ``Session.cont`` in
+either direction, ``Session.until`` and ``Session.seek``. Breakpoints are the command
+context's numbered breakpoints (so ``info breakpoints`` in the REPL lists them), with the
+DAP's conditions, hit conditions and log messages applied inside the motion (a false one
+never stops it). Variables come from :mod:`syxdbg.commands.variables`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import queue
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import api
+from ..commands import CommandRegistry, make_registry, motion
+from ..commands.debuginfo import Frame
+from ..commands.variables import (
+    FrameState,
+    Renderer,
+    Variable,
+    Variables,
+    describe_type,
+    is_path,
+    resolve_path,
+)
+from ..errors import SyxdbgError
+from ..machine import events as ev
+from ..session import Session
+from ..timeline import (
+    BACKWARD,
+    FORWARD,
+    Direction,
+    FutureDiscarded,
+    HistoryBoundary,
+    TimelineInterrupted,
+)
+from .protocol import Connection, ProtocolError
+from .stdio import GuestStdio
+
+#: The one DAP thread of today's single-threaded guests.
+THREAD_ID = 1
+
+#: What this adapter implements (and nothing more).
+CAPABILITIES: dict[str, Any] = {
+    "supportsConfigurationDoneRequest": True,
+    "supportsFunctionBreakpoints": True,
+    "supportsConditionalBreakpoints": True,
+    "supportsHitConditionalBreakpoints": True,
+    "supportsLogPoints": True,
+    "supportsEvaluateForHovers": True,
+    "supportsStepBack": True,
+    "supportsGotoTargetsRequest": True,
+    "supportsRestartRequest": True,
+    "supportsExceptionInfoRequest": True,
+    "supportsLoadedSourcesRequest": True,
+    "supportsTerminateRequest": True,
+    "supportsDataBreakpoints": True,
+    "supportsReadMemoryRequest": True,
+    "supportsWriteMemoryRequest": True,
+    "supportsDisassembleRequest": True,
+    "supportsSteppingGranularity": True,
+    "supportsInstructionBreakpoints": True,
+    "exceptionBreakpointFilters": [],
+}
+
+_WATCH_KINDS = {"write": "watch", "read": "rwatch", "readWrite": "awatch"}
+_HIT = re.compile(r"\s*(>=|<=|==|>|<|%|=)?\s*(\d+)\s*$")
+_WORD = re.compile(r"(?<![\w$.])[A-Za-z_]\w*(?:\s*(?:\.|->)\s*[A-Za-z_]\w*|\[[^\]]*\])*")
+
+
+class RequestError(Exception):
+    """A request that cannot be served: an error response with this message."""
+
+
+@dataclass
+class DapBreakpoint:
+    """One DAP breakpoint: its id, what the client asked and the context's numbered
+    breakpoints (one per address) that implement it."""
+
+    id: int
+    kind: str  # "source", "function", "instruction", "data"
+    spec: dict[str, Any]
+    path: str = ""
+    numbers: list[int] = field(default_factory=list)
+    verified: bool = False
+    line: int | None = None
+    message: str = ""
+    hits: int = 0
+    address: int | None = None
+
+    @property
+    def condition(self) -> str:
+        return str(self.spec.get("condition") or "")
+
+    @property
+    def hit_condition(self) -> str:
+        return str(self.spec.get("hitCondition") or "")
+
+    @property
+    def log_message(self) -> str:
+        return str(self.spec.get("logMessage") or "")
+
+
+@dataclass
+class LaunchConfig:
+    """The launch request's arguments (see docs/ide.md)."""
+
+    program: str | None
+    args: list[str]
+    env: dict[str, str] | None
+    cwd: str | None
+    stdin: str | None
+    arch: str | None
+    sysroot: str | None
+    recording: str | None
+    stop_on_entry: bool
+    stop_at_exit: bool
+
+    @classmethod
+    def parse(cls, a: Mapping[str, Any]) -> LaunchConfig:
+        def text(name: str) -> str | None:
+            v = a.get(name)
+            if v is None or v == "":
+                return None
+            if not isinstance(v, str):
+                raise RequestError(f"launch: {name} must be a string")
+            return v
+
+        args = a.get("args", [])
+        if isinstance(args, str):
+            import shlex
+
+            args = shlex.split(args)
+        if not isinstance(args, list) or not all(isinstance(x, str) for x in args):
+            raise RequestError("launch: args must be a list of strings")
+        env_arg = a.get("env")
+        if env_arg is not None and (not isinstance(env_arg, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in env_arg.items())):
+            raise RequestError("launch: env must map names to strings")
+        env: dict[str, str] | None = None
+        if env_arg is not None or a.get("clearEnv"):
+            env = {} if a.get("clearEnv") else dict(os.environ)
+            env.update(env_arg or {})
+        cfg = cls(text("program"), list(args), env, text("cwd"), text("stdin"), text("arch"),
+                  text("sysroot"), text("recording"), bool(a.get("stopOnEntry", False)),
+                  bool(a.get("stopAtExit", True)))
+        if cfg.program is None and cfg.recording is None:
+            raise RequestError("launch: give 'program' (an ELF file) or 'recording' "
+                               "(a .syxrec file)")
+        return cfg
+
+
+class DapServer:
+    """One client's debugging session (see the module docstring).
+
+    ``stdio``: the guest's standard streams when this process owns them (``syxdbg dap``);
+    None in-process (the guest then writes to this process's fds, and ``stdin`` is refused).
+    ``options``: session options for every session it opens.
+    """
+
+    def __init__(self, conn: Connection, *, stdio: GuestStdio | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        self.conn = conn
+        self.stdio = stdio
+        self.options = dict(options or {})
+        self.session: Session | None = None
+        self.registry: CommandRegistry | None = None
+        self.vars: Variables | None = None
+        self.config: LaunchConfig | None = None
+        self.client: dict[str, Any] = {}
+        self._line_base = 1
+        self._queue: queue.Queue[tuple[Callable[..., None], dict[str, Any]] | None] = \
+            queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="syxdbg-dap-session",
+                                        daemon=True)
+        self._moving = False
+        self._lock = threading.Lock()
+        self._configured = False
+        self._started = False
+        self._ended = False
+        self._next_id = 1
+        self._bps: dict[int, DapBreakpoint] = {}
+        self._source_bps: dict[str, list[int]] = {}
+        self._function_bps: list[int] = []
+        self._instruction_bps: list[int] = []
+        self._data_bps: list[int] = []
+        self._by_number: dict[int, DapBreakpoint] = {}
+        self._refs: dict[int, Callable[[int, int | None], list[dict[str, Any]]]] = {}
+        self._frames: dict[int, tuple[Frame, FrameState]] = {}
+        self._goto: dict[int, tuple[int, Direction]] = {}
+        self._next_ref = 1
+        self._last_event: ev.StopEvent | None = None
+        self._done = threading.Event()
+        if stdio is not None:
+            stdio.sink = lambda category, text: self.conn.event(
+                "output", {"category": category, "output": text})
+
+    # -- the loop ---------------------------------------------------------------------------
+    def serve(self) -> None:
+        """Read and answer requests until the client disconnects or the stream ends."""
+        self._worker.start()
+        try:
+            while not self._done.is_set():
+                try:
+                    msg = self.conn.read()
+                except ProtocolError as exc:
+                    self._console(f"syxdbg: protocol error: {exc}\n")
+                    break
+                if msg is None:
+                    break
+                if msg.get("type") != "request":
+                    continue
+                self._dispatch(msg)
+        finally:
+            self._interrupt()
+            self._queue.put((lambda req: self._close(), {}))
+            self._queue.put(None)
+            self._worker.join(30)
+
+    def _dispatch(self, req: dict[str, Any]) -> None:
+        command = str(req.get("command", ""))
+        if command in ("initialize", "threads", "pause", "cancel"):
+            self._call(getattr(self, f"_req_{command}"), req)
+        elif command in ("disconnect", "terminate"):
+            self._interrupt()
+            self._queue.put((getattr(self, f"_req_{command}"), req))
+            if command == "disconnect":
+                self._done.wait(60)
+        else:
+            handler = getattr(self, f"_req_{command}", None)
+            if handler is None:
+                self.conn.fail(req, f"unsupported request {command!r}")
+                return
+            self._queue.put((handler, req))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            handler, req = item
+            self._call(handler, req)
+
+    def _call(self, handler: Callable[[dict[str, Any]], None], req: dict[str, Any]) -> None:
+        try:
+            handler(req)
+        except RequestError as exc:
+            self.conn.fail(req, str(exc))
+        except SyxdbgError as exc:
+            self.conn.fail(req, str(exc))
+        except Exception as exc:  # never let a bad request kill the adapter
+            self.conn.fail(req, f"internal error: {type(exc).__name__}: {exc}")
+
+    # -- helpers ----------------------------------------------------------------------------
+    @property
+    def s(self) -> Session:
+        if self.session is None:
+            raise RequestError("no program is loaded (launch first)")
+        return self.session
+
+    @property
+    def reg(self) -> CommandRegistry:
+        if self.registry is None:
+            raise RequestError("no program is loaded (launch first)")
+        return self.registry
+
+    def _console(self, text: str) -> None:
+        self.conn.event("output", {"category": "console", "output": text})
+
+    def _interrupt(self) -> None:
+        with self._lock:
+            if self._moving and self.registry is not None:
+                self.registry.ctx.interrupt()
+
+    def _line_in(self, line: int) -> int:
+        return line + 1 - self._line_base
+
+    def _line_out(self, line: int) -> int:
+        return line - 1 + self._line_base
+
+    def _ref(self, fn: Callable[[int, int | None], list[dict[str, Any]]]) -> int:
+        ref = self._next_ref
+        self._next_ref += 1
+        self._refs[ref] = fn
+        return ref
+
+    def _new_id(self) -> int:
+        i = self._next_id
+        self._next_id += 1
+        return i
+
+    # -- initialize, launch, configuration --------------------------------------------------
+    def _req_initialize(self, req: dict[str, Any]) -> None:
+        self.client = dict(req.get("arguments") or {})
+        self._line_base = 1 if self.client.get("linesStartAt1", True) else 0
+        self.conn.respond(req, dict(CAPABILITIES))
+        self.conn.event("initialized")
+
+    def _req_launch(self, req: dict[str, Any]) -> None:
+        if self.session is not None:
+            raise RequestError("a program is already launched")
+        cfg = LaunchConfig.parse(req.get("arguments") or {})
+        self._open(cfg)
+        self.conn.respond(req)
+        self._after_launch()
+
+    def _open(self, cfg: LaunchConfig) -> None:
+        if cfg.stdin is not None and self.stdio is None:
+            raise RequestError("launch: stdin redirection needs the adapter's own process "
+                               "(syxdbg dap)")
+        if cfg.cwd is not None:
+            try:
+                os.chdir(cfg.cwd)
+            except OSError as exc:
+                raise RequestError(f"launch: cwd {cfg.cwd}: {exc.strerror}") from None
+        if self.stdio is not None:
+            try:
+                self.stdio.set_stdin(cfg.stdin)
+            except OSError as exc:
+                raise RequestError(f"launch: stdin {cfg.stdin}: {exc.strerror}") from None
+        if cfg.recording is not None:
+            session = api.replay(cfg.recording, options=self.options)
+        else:
+            assert cfg.program is not None
+            session = api.open(cfg.program, cfg.args, env=cfg.env, arch=cfg.arch,
+                               sysroot=cfg.sysroot, options=self.options)
+        self.config = cfg
+        self.session = session
+        self.registry = make_registry(session, frontend="shell")
+        self.vars = Variables(self.registry.ctx.debuginfo)
+        session.timeline  # noqa: B018 - history starts here
+        self._started = False
+        self._ended = False
+
+    def _after_launch(self) -> None:
+        assert self.config is not None
+        name = os.path.basename(self.config.recording or self.config.program or "program")
+        self.conn.event("process", {"name": name, "startMethod": "launch",
+                                    "isLocalProcess": True})
+        self._apply_all_breakpoints(announce=True)
+        if self._configured:
+            self._start()
+
+    def _req_configurationDone(self, req: dict[str, Any]) -> None:  # noqa: N802
+        self.conn.respond(req)
+        self._configured = True
+        if self.session is not None:
+            self._start()
+
+    def _start(self) -> None:
+        """Launched and configured: stop on entry, or run."""
+        if self._started:
+            return
+        self._started = True
+        assert self.config is not None
+        if self.config.stop_on_entry:
+            s = self.s
+            self._report(ev.Stopped(s.regs.pc, s.position, "entry"), "entry")
+        else:
+            self._run(lambda: self._cont(FORWARD), "step")
+
+    def _req_attach(self, req: dict[str, Any]) -> None:
+        raise RequestError("attach is not supported: launch a program or a recording")
+
+    def _req_restart(self, req: dict[str, Any]) -> None:
+        args = (req.get("arguments") or {}).get("arguments")
+        s = self.s
+        if isinstance(args, dict):
+            cfg = LaunchConfig.parse(args)
+            old = self.config
+            if old is None or (cfg.program, cfg.args, cfg.env, cfg.recording, cfg.arch,
+                               cfg.sysroot, cfg.stdin, cfg.cwd) != \
+                    (old.program, old.args, old.env, old.recording, old.arch, old.sysroot,
+                     old.stdin, old.cwd):
+                self._close()
+                self._open(cfg)
+                self.conn.respond(req)
+                self._after_launch()
+                self._started = False
+                self._start()
+                return
+            self.config = cfg
+        self.conn.respond(req)
+        self._forget()
+        self._run(lambda: s.seek(s.when().origin), "entry", after=self._restart_run)
+
+    def _restart_run(self, event: ev.StopEvent | None) -> bool:
+        """After a restart's seek to the origin: stop there, or run on."""
+        assert self.config is not None
+        if self.config.stop_on_entry or event is None:
+            return False
+        self._run(lambda: self._cont(FORWARD), "step")
+        return True
+
+    def _req_threads(self, req: dict[str, Any]) -> None:
+        name = "program"
+        if self.config is not None:
+            name = os.path.basename(self.config.program or self.config.recording or name)
+        self.conn.respond(req, {"threads": [{"id": THREAD_ID, "name": name}]})
+
+    def _req_cancel(self, req: dict[str, Any]) -> None:
+        self.conn.respond(req)
+
+    def _req_pause(self, req: dict[str, Any]) -> None:
+        self.conn.respond(req)
+        self._interrupt()
+
+    def _req_terminate(self, req: dict[str, Any]) -> None:
+        self.conn.respond(req)
+        if not self._ended:
+            self._ended = True
+            self.conn.event("terminated")
+
+    def _req_disconnect(self, req: dict[str, Any]) -> None:
+        self._close()
+        self.conn.respond(req)
+        self._done.set()
+
+    def _close(self) -> None:
+        if self.vars is not None:
+            self.vars.close()
+            self.vars = None
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+            self.registry = None
+        if self.stdio is not None:
+            self.stdio.drain()
+
+    # -- motions ----------------------------------------------------------------------------
+    def _forget(self) -> None:
+        """A motion starts: frames and variable references of the last stop expire."""
+        self._refs.clear()
+        self._frames.clear()
+
+    def _at_end(self) -> ev.StopEvent | None:
+        """The final event when the machine can run no further forward from here."""
+        s = self.s
+        if s.timeline.end is not None:  # a recording reports its own end
+            return None
+        final = s.machine.finished
+        if final is not None and final.position == s.position:
+            return final
+        return None
+
+    def _forward(self, req: dict[str, Any], fn: Callable[[], ev.StopEvent], reason: str
+                 ) -> None:
+        final = self._at_end()
+        self.conn.respond(req)
+        if final is not None:
+            self._end(final)
+            return
+        self._run(fn, reason)
+
+    def _end(self, final: ev.StopEvent) -> None:
+        """The program is over: ``exited`` and ``terminated``."""
+        if self._ended:
+            return
+        self._ended = True
+        if isinstance(final, ev.Exited):
+            code = final.status
+        elif isinstance(final, (ev.Fault, ev.Killed)):
+            code = 128 + final.signal
+        else:
+            code = 0
+        if self.stdio is not None:
+            self.stdio.drain()
+        self.conn.event("exited", {"exitCode": code})
+        self.conn.event("terminated")
+
+    def _run(self, fn: Callable[[], ev.StopEvent], reason: str, *,
+             after: Callable[[ev.StopEvent | None], bool] | None = None) -> None:
+        """Run one motion on this (the session) thread, then report where it stopped."""
+        ctx = self.reg.ctx
+        self._forget()
+        with self._lock:
+            ctx.interrupted.clear()
+            self._moving = True
+        event: ev.StopEvent | None = None
+        error = None
+        try:
+            event = fn()
+        except TimelineInterrupted as exc:
+            event = exc.event
+        except SyxdbgError as exc:
+            error = str(exc)
+        finally:
+            with self._lock:
+                self._moving = False
+        if after is not None and after(event):
+            return
+        if error is not None:
+            self._console(f"error: {error}\n")
+            s = self.s
+            self._report(ev.Stopped(s.regs.pc, s.position, "error"), reason, error=error)
+            return
+        assert event is not None
+        self._report(event, reason)
+
+    def _report(self, event: ev.StopEvent, reason: str, *, error: str | None = None) -> None:
+        """The stopped event (or the end of the program) for ``event``."""
+        if self.stdio is not None:
+            self.stdio.drain()
+        self._forget()
+        self._last_event = event
+        ctx = self.reg.ctx
+        assert self.config is not None
+        if isinstance(event, (ev.Exited, ev.Fault, ev.Killed)) and not self.config.stop_at_exit:
+            self._end(event)
+            return
+        body: dict[str, Any] = {"threadId": THREAD_ID, "allThreadsStopped": True}
+        hit = ctx.breakpoint_for(event)
+        dbp = self._by_number.get(hit.number) if hit is not None else None
+        position = f"position {event.position}"
+        if isinstance(event, ev.WatchHit):
+            body["reason"] = "data breakpoint"
+            body["description"] = f"Data breakpoint hit ({event.access} of "\
+                                  f"{event.address:#x}, {position})"
+        elif isinstance(event, HistoryBoundary):
+            body["reason"] = "entry" if event.edge == "begin" else "end of history"
+            body["description"] = ("Beginning of history" if event.edge == "begin"
+                                   else "End of the recording") + f" ({position})"
+        elif isinstance(event, ev.Exited):
+            body["reason"] = "exited"
+            body["description"] = (f"Program exited with status {event.status} ({position}): "
+                                   "go back in time, or continue to end the session")
+        elif isinstance(event, (ev.Fault, ev.Killed)):
+            import signal as signals
+
+            name = signals.Signals(event.signal).name
+            body["reason"] = "exception"
+            body["text"] = name
+            body["description"] = f"{name}: {event.describe()} ({position})"
+        elif isinstance(event, ev.Stopped) and event.why == "breakpoint":
+            kind = dbp.kind if dbp is not None else "source"
+            body["reason"] = {"function": "function breakpoint",
+                              "instruction": "instruction breakpoint"}.get(kind, "breakpoint")
+            body["description"] = f"Breakpoint hit ({position})"
+        elif isinstance(event, ev.Stopped) and event.why == "interrupt":
+            body["reason"] = "pause"
+            body["description"] = f"Paused ({position})"
+        elif isinstance(event, ev.Stopped) and event.why == "memory":
+            body["reason"] = "pause"
+            body["description"] = event.describe()
+        else:
+            body["reason"] = reason
+            body["description"] = (f"error: {error}" if error else
+                                   f"{reason.capitalize()} ({position})")
+        if dbp is not None:
+            body["hitBreakpointIds"] = [dbp.id]
+        if not isinstance(event, ev.Stopped) or event.why not in ("entry", "error"):
+            with contextlib.suppress(SyxdbgError):
+                self._console(ctx.describe(event).rstrip("\n") + "\n")
+        self.conn.event("stopped", body)
+
+    def _accept(self, event: ev.StopEvent) -> bool:
+        """Does a breakpoint or watchpoint hit stop the motion? (conditions, hit counts,
+        log points: asked with the machine at the hit)."""
+        ctx = self.reg.ctx
+        if isinstance(event, ev.Stopped) and event.why == "until":
+            return True
+        bp = ctx.breakpoint_for(event)
+        if bp is None:
+            return True
+        dbp = self._by_number.get(bp.number)
+        if dbp is None:  # a REPL breakpoint: the shell's own condition
+            return ctx.condition_holds(bp)
+        if dbp.condition:
+            try:
+                if not self._eval_int(dbp.condition, None):
+                    return False
+            except SyxdbgError:
+                pass  # gdb stops when the condition cannot be evaluated
+        dbp.hits += 1
+        if dbp.hit_condition and not _hit_ok(dbp.hit_condition, dbp.hits):
+            return False
+        if dbp.log_message:
+            self._console(self._interpolate(dbp.log_message) + "\n")
+            return False
+        return True
+
+    def _interpolate(self, text: str) -> str:
+        def sub(m: re.Match[str]) -> str:
+            try:
+                return self._eval_text(m.group(1), None)
+            except SyxdbgError as exc:
+                return f"<{exc}>"
+
+        return re.sub(r"\{([^{}]+)\}", sub, text)
+
+    def _cont(self, direction: Direction, until: int | None = None) -> ev.StopEvent:
+        ctx = self.reg.ctx
+        label = "continue" if direction is FORWARD else "reverse-continue"
+        event = self.s.cont(direction, poll=ctx.poll(label), until=until, accept=self._accept)
+        return motion._before_access(ctx, event)
+
+    def _granular(self, req: dict[str, Any]) -> bool:
+        return (req.get("arguments") or {}).get("granularity") == "instruction"
+
+    def _req_continue(self, req: dict[str, Any]) -> None:
+        final = self._at_end()
+        self.conn.respond(req, {"allThreadsContinued": True})
+        if final is not None:
+            self._end(final)
+            return
+        self._run(lambda: self._cont(FORWARD), "step")
+
+    def _req_reverseContinue(self, req: dict[str, Any]) -> None:  # noqa: N802
+        self.conn.respond(req)
+        self._run(lambda: self._cont(BACKWARD), "step")
+
+    def _req_next(self, req: dict[str, Any]) -> None:
+        ctx = self.reg.ctx
+        if self._granular(req):
+            self._forward(req, lambda: motion.nexti(ctx, 1), "step")
+        else:
+            self._forward(req, lambda: motion.line_step(ctx, over=True), "step")
+
+    def _req_stepIn(self, req: dict[str, Any]) -> None:  # noqa: N802
+        ctx = self.reg.ctx
+        if self._granular(req):
+            self._forward(req, lambda: motion.step(ctx, FORWARD), "step")
+        else:
+            self._forward(req, lambda: motion.line_step(ctx, over=False), "step")
+
+    def _req_stepOut(self, req: dict[str, Any]) -> None:  # noqa: N802
+        ctx = self.reg.ctx
+        self._forward(req, lambda: motion.finish(ctx, FORWARD), "step")
+
+    def _req_stepBack(self, req: dict[str, Any]) -> None:  # noqa: N802
+        ctx = self.reg.ctx
+        self.conn.respond(req)
+        if self._granular(req):
+            self._run(lambda: motion.step(ctx, BACKWARD), "step")
+        else:
+            self._run(lambda: motion.line_step(ctx, over=True, direction=BACKWARD), "step")
+
+    def _req_gotoTargets(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        path = str((a.get("source") or {}).get("path") or "")
+        line = self._line_in(int(a.get("line", 0)))
+        ctx = self.reg.ctx
+        try:
+            addrs = ctx.debuginfo.addresses_of(path, line)
+        except SyxdbgError:
+            addrs = []
+        targets = []
+        if addrs:
+            row = ctx.debuginfo.line_at(addrs[0])
+            actual = row.line if row is not None else line
+            for direction, label in ((FORWARD, "Run forward to"), (BACKWARD, "Run back to")):
+                tid = self._new_id()
+                self._goto[tid] = (addrs[0], direction)
+                targets.append({"id": tid, "label": f"{label} line {actual}",
+                                "line": self._line_out(actual),
+                                "instructionPointerReference": f"{addrs[0]:#x}"})
+        self.conn.respond(req, {"targets": targets})
+
+    def _req_goto(self, req: dict[str, Any]) -> None:
+        a = req.get("arguments") or {}
+        target = self._goto.get(int(a.get("targetId", -1)))
+        if target is None:
+            raise RequestError("unknown goto target")
+        address, direction = target
+        if direction is FORWARD:
+            self._forward(req, lambda: self._cont(FORWARD, until=address), "goto")
+        else:
+            self.conn.respond(req)
+            self._run(lambda: self._cont(BACKWARD, until=address), "goto")
+
+    def _req_gotoPosition(self, req: dict[str, Any]) -> None:  # noqa: N802
+        """Custom request: ``{"position": N | "+N" | "-N" | "origin" | "frontier" | NAME}``
+        goes to that point in time (the shell's ``goto``)."""
+        a = req.get("arguments") or {}
+        s = self.s
+        target = s.position_of(str(a.get("position", "")))
+        self.conn.respond(req, {"position": target})
+        self._run(lambda: s.seek(target, poll=self.reg.ctx.poll("goto")), "goto")
+
+    # -- breakpoints ------------------------------------------------------------------------
+    def _describe_bp(self, bp: DapBreakpoint) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": bp.id, "verified": bp.verified}
+        if bp.message:
+            out["message"] = bp.message
+        if bp.kind == "source" and bp.path:
+            out["source"] = {"name": os.path.basename(bp.path), "path": bp.path}
+        if bp.line is not None:
+            out["line"] = self._line_out(bp.line)
+        if bp.address is not None:
+            out["instructionReference"] = f"{bp.address:#x}"
+        return out
+
+    def _drop(self, ids: list[int]) -> None:
+        for i in ids:
+            bp = self._bps.pop(i, None)
+            if bp is not None:
+                self._unapply(bp)
+
+    def _unapply(self, bp: DapBreakpoint) -> None:
+        if self.registry is not None:
+            for n in bp.numbers:
+                self._by_number.pop(n, None)
+                with contextlib.suppress(SyxdbgError):
+                    self.registry.ctx.delete_breakpoint(n)
+        bp.numbers = []
+
+    def _apply(self, bp: DapBreakpoint) -> None:
+        """Make the context breakpoints of ``bp`` (after launch)."""
+        self._unapply(bp)
+        if self.registry is None:
+            bp.verified, bp.message = False, "pending: the program is not loaded yet"
+            return
+        ctx = self.registry.ctx
+        try:
+            if bp.kind == "data":
+                address, size = _data_id(str(bp.spec.get("dataId", "")))
+                kind = _WATCH_KINDS.get(str(bp.spec.get("accessType") or "write"), "watch")
+                where = str(bp.spec.get("description") or f"{address:#x}")
+                b = ctx.add_breakpoint(kind, address, size, where)
+                bp.numbers = [b.number]
+            else:
+                if bp.kind == "source":
+                    addrs = ctx.debuginfo.addresses_of(bp.path, int(bp.spec.get("line", 0)))
+                    where = f"{os.path.basename(bp.path)}:{bp.spec.get('line')}"
+                elif bp.kind == "function":
+                    where = str(bp.spec.get("name", ""))
+                    addrs = ctx.resolve_location(where)
+                else:
+                    where = str(bp.spec.get("instructionReference", ""))
+                    addrs = [int(where, 0) + int(bp.spec.get("offset") or 0)]
+                bp.numbers = [ctx.add_breakpoint("break", a, 1, where).number for a in addrs]
+                row = ctx.debuginfo.line_at(addrs[0]) if addrs else None
+                if row is not None:
+                    bp.line = row.line
+                    if bp.kind != "source":
+                        bp.path = row.file
+                bp.address = addrs[0] if addrs else None
+            bp.verified, bp.message = True, ""
+            for n in bp.numbers:
+                self._by_number[n] = bp
+        except (SyxdbgError, ValueError) as exc:
+            bp.verified, bp.message = False, str(exc)
+
+    def _apply_all_breakpoints(self, *, announce: bool) -> None:
+        for bp in self._bps.values():
+            self._apply(bp)
+            if announce:
+                self.conn.event("breakpoint", {"reason": "changed",
+                                               "breakpoint": self._describe_bp(bp)})
+
+    def _set(self, ids: list[int], kind: str, specs: list[dict[str, Any]], path: str = ""
+             ) -> list[int]:
+        self._drop(ids)
+        out = []
+        for spec in specs:
+            bp = DapBreakpoint(self._new_id(), kind, dict(spec), path)
+            if kind == "source":
+                bp.spec["line"] = self._line_in(int(spec.get("line", 0)))
+                bp.line = bp.spec["line"]
+            self._bps[bp.id] = bp
+            self._apply(bp)
+            out.append(bp.id)
+        return out
+
+    def _req_setBreakpoints(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        path = str((a.get("source") or {}).get("path") or "")
+        specs = a.get("breakpoints")
+        if specs is None:
+            specs = [{"line": n} for n in a.get("lines", [])]
+        ids = self._set(self._source_bps.get(path, []), "source", list(specs), path)
+        self._source_bps[path] = ids
+        self.conn.respond(req, {"breakpoints": [self._describe_bp(self._bps[i])
+                                                for i in ids]})
+
+    def _req_setFunctionBreakpoints(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        self._function_bps = self._set(self._function_bps, "function",
+                                        list(a.get("breakpoints", [])))
+        self.conn.respond(req, {"breakpoints": [self._describe_bp(self._bps[i])
+                                                for i in self._function_bps]})
+
+    def _req_setInstructionBreakpoints(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        self._instruction_bps = self._set(self._instruction_bps, "instruction",
+                                          list(a.get("breakpoints", [])))
+        self.conn.respond(req, {"breakpoints": [self._describe_bp(self._bps[i])
+                                                for i in self._instruction_bps]})
+
+    def _req_setDataBreakpoints(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        self._data_bps = self._set(self._data_bps, "data", list(a.get("breakpoints", [])))
+        self.conn.respond(req, {"breakpoints": [self._describe_bp(self._bps[i])
+                                                for i in self._data_bps]})
+
+    def _req_setExceptionBreakpoints(self, req: dict[str, Any]) -> None:  # noqa: N802
+        # Faults and fatal signals always stop (as "exception"); there are no filters.
+        self.conn.respond(req, {"breakpoints": []})
+
+    def _req_dataBreakpointInfo(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        name = str(a.get("name", ""))
+        ref = a.get("variablesReference")
+        address: int | None = None
+        size = 8
+        if ref is not None and int(ref) in self._refs:
+            for item in self._refs[int(ref)](0, None):
+                if item.get("name") == name and "memoryReference" in item.get("_meta", {}):
+                    address, size = item["_meta"]["memoryReference"], item["_meta"]["size"]
+                    break
+        else:
+            frame = self._frame_state(a.get("frameId"))
+            with contextlib.suppress(SyxdbgError):
+                if is_path(name):
+                    var = self._resolve(name, frame)
+                    if var.location.kind == "memory":
+                        from ..commands.variables import type_size
+
+                        address, size = var.location.address, type_size(var.type) or 8
+                else:
+                    address = self.reg.ctx.evaluate(name)
+        if address is None:
+            self.conn.respond(req, {"dataId": None,
+                                    "description": f"{name} is not in memory"})
+            return
+        self.conn.respond(req, {"dataId": f"{address:#x}:{size}",
+                                "description": f"{name} ({size} bytes at {address:#x})",
+                                "accessTypes": ["write", "read", "readWrite"],
+                                "canPersist": False})
+
+    # -- stack, scopes, variables -----------------------------------------------------------
+    def _frames_now(self, limit: int = 64) -> list[Frame]:
+        return motion.frames(self.reg.ctx, limit)
+
+    def _state(self, frame: Frame) -> FrameState:
+        mem = self.s.mem
+        return FrameState(frame.pc, dict(frame.regs), frame.cfa,
+                          lambda a, n: mem.read(a, n), frame.level)
+
+    def _frame_state(self, frame_id: Any) -> FrameState | None:
+        if frame_id is not None and int(frame_id) in self._frames:
+            return self._frames[int(frame_id)][1]
+        if self.session is None:
+            return None
+        frames = self._frames_now(1)
+        return self._state(frames[0]) if frames else None
+
+    def _req_stackTrace(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        start = int(a.get("startFrame") or 0)
+        levels = int(a.get("levels") or 0)
+        frames = self._frames_now(64)
+        di = self.reg.ctx.debuginfo
+        out = []
+        chosen = frames[start:start + levels] if levels else frames[start:]
+        for f in chosen:
+            fid = self._new_id()
+            state = self._state(f)
+            self._frames[fid] = (f, state)
+            pc = state.lookup_pc
+            assert self.vars is not None
+            name = self.vars.function_name(pc) or (di.symbolize(pc) if f.level == 0
+                                                   else None)
+            if name is None:
+                sym = di.symbol_at(pc)
+                name = sym[0] if sym is not None else f"{f.pc:#x}"
+            row = di.line_at(pc)
+            item: dict[str, Any] = {"id": fid, "name": name, "line": 0, "column": 0,
+                                    "instructionPointerReference": f"{f.pc:#x}"}
+            if row is not None:
+                item["line"] = self._line_out(row.line)
+                item["column"] = 1
+                if os.path.exists(row.file):
+                    item["source"] = {"name": os.path.basename(row.file), "path": row.file}
+                else:
+                    item["source"] = {"name": os.path.basename(row.file),
+                                      "presentationHint": "deemphasize"}
+            else:
+                item["presentationHint"] = "subtle"
+            out.append(item)
+        self.conn.respond(req, {"stackFrames": out, "totalFrames": len(frames)})
+
+    def _req_scopes(self, req: dict[str, Any]) -> None:
+        a = req.get("arguments") or {}
+        fid = int(a.get("frameId", -1))
+        if fid not in self._frames:
+            raise RequestError("unknown frame (the program moved since)")
+        frame, state = self._frames[fid]
+        assert self.vars is not None
+        params, local = self.vars.frame_variables(state)
+        variables = self.vars
+        scopes = [
+            {"name": "Arguments", "presentationHint": "arguments",
+             "variablesReference": self._ref(self._var_list(params, state)),
+             "namedVariables": len(params), "expensive": False},
+            {"name": "Locals", "presentationHint": "locals",
+             "variablesReference": self._ref(self._var_list(local, state)),
+             "namedVariables": len(local), "expensive": False},
+            {"name": "Globals",
+             "variablesReference": self._ref(
+                 lambda start, count: self._var_list(variables.globals(state), state)(
+                     start, count)),
+             "expensive": False},
+            {"name": "Registers", "presentationHint": "registers",
+             "variablesReference": self._ref(self._registers(frame)), "expensive": False},
+        ]
+        self.conn.respond(req, {"scopes": scopes})
+
+    def _registers(self, frame: Frame) -> Callable[[int, int | None], list[dict[str, Any]]]:
+        def items(start: int, count: int | None) -> list[dict[str, Any]]:
+            from ..commands.context import general_registers
+
+            ctx = self.reg.ctx
+            values = ctx.register_values() if frame.level == 0 else frame.regs
+            out = []
+            for name in general_registers(ctx):
+                if name not in values:
+                    continue
+                v = values[name]
+                item: dict[str, Any] = {"name": name, "value": f"{v:#x}",
+                                        "variablesReference": 0,
+                        "type": "register", "evaluateName": f"${name}"}
+                sym = ctx.symbolize(v) if v > 0x1000 else None
+                if sym:
+                    item["value"] += f" <{sym}>"
+                out.append(item)
+            return out
+
+        return items
+
+    def _var_list(self, vars_: list[Variable], state: FrameState
+                  ) -> Callable[[int, int | None], list[dict[str, Any]]]:
+        def items(start: int, count: int | None) -> list[dict[str, Any]]:
+            return [self._variable(v, state) for v in vars_]
+
+        return items
+
+    def _variable(self, var: Variable, state: FrameState | None) -> dict[str, Any]:
+        from ..commands.variables import strip, type_size
+
+        r = Renderer(state)
+        item: dict[str, Any] = {"name": var.name, "value": r.value(var),
+                                "type": describe_type(var.type), "variablesReference": 0}
+        if var.path:
+            item["evaluateName"] = var.path
+        meta: dict[str, Any] = {}
+        if var.location.kind == "memory":
+            meta = {"memoryReference": var.location.address, "size": type_size(var.type) or 1}
+        ty = strip(var.type)
+        if ty is not None and ty.tag == "DW_TAG_pointer_type":
+            value = r.integer(var) if var.location.readable else None
+            if value:
+                item["memoryReference"] = f"{value:#x}"
+        elif var.location.kind == "memory":
+            item["memoryReference"] = f"{var.location.address:#x}"
+        if r.has_children(var):
+            n = r.element_count(var)
+
+            def children(start: int, count: int | None) -> list[dict[str, Any]]:
+                return [self._variable(c, state) for c in r.children(var, start, count)]
+
+            item["variablesReference"] = self._ref(children)
+            if n:
+                item["indexedVariables"] = n
+        if meta:
+            item["_meta"] = meta
+        return item
+
+    def _req_variables(self, req: dict[str, Any]) -> None:
+        a = req.get("arguments") or {}
+        ref = int(a.get("variablesReference", 0))
+        fn = self._refs.get(ref)
+        if fn is None:
+            raise RequestError("unknown variables reference (the program moved since)")
+        start = int(a.get("start") or 0)
+        count = a.get("count")
+        items = fn(start, int(count) if count else None)
+        out = []
+        for it in items:
+            it = dict(it)
+            it.pop("_meta", None)
+            out.append(it)
+        self.conn.respond(req, {"variables": out})
+
+    # -- evaluate ---------------------------------------------------------------------------
+    def _resolve(self, text: str, frame: FrameState | None) -> Variable:
+        assert self.vars is not None
+        return resolve_path(self.vars, Renderer(frame), text.strip(), frame)
+
+    def _eval_int(self, text: str, frame: FrameState | None) -> int:
+        """An integer expression: the shell's evaluator, with the C variables of the frame
+        (``amount == 777``, ``ledger.balance > 1000``, ``i % 2``) replaced by values."""
+        if frame is None:
+            frame = self._frame_state(None)
+        renderer = Renderer(frame)
+
+        def sub(m: re.Match[str]) -> str:
+            word = m.group(0)
+            end = m.end()
+            if word in ("and", "or", "not") or text[end:end + 1] == "(":
+                return word
+            try:
+                var = self._resolve(word, frame)
+            except SyxdbgError:
+                return word
+            value = renderer.integer(var)
+            if value is None:
+                if var.location.kind == "memory":
+                    return str(var.location.address)
+                return word
+            return f"({value})"
+
+        return self.reg.ctx.evaluate(_WORD.sub(sub, text))
+
+    def _eval_text(self, text: str, frame: FrameState | None) -> str:
+        if is_path(text):
+            try:
+                var = self._resolve(text, frame)
+                return Renderer(frame).value(var)
+            except SyxdbgError:
+                pass
+        value = self._eval_int(text, frame)
+        return f"{value} ({value & (1 << 64) - 1:#x})" if value < 0 else \
+            f"{value} ({value:#x})"
+
+    def _req_evaluate(self, req: dict[str, Any]) -> None:
+        a = req.get("arguments") or {}
+        text = str(a.get("expression", "")).strip()
+        context = str(a.get("context") or "repl")
+        frame = self._frame_state(a.get("frameId"))
+        if not text:
+            raise RequestError("empty expression")
+        if is_path(text):
+            try:
+                var = self._resolve(text, frame)
+            except SyxdbgError:
+                var = None
+            if var is not None:
+                item = self._variable(var, frame)
+                body = {"result": item["value"], "type": item["type"],
+                        "variablesReference": item["variablesReference"]}
+                for key in ("memoryReference", "indexedVariables"):
+                    if key in item:
+                        body[key] = item[key]
+                self.conn.respond(req, body)
+                return
+        reg = self.reg
+        words = text.split()
+        if context == "repl" and words[0].split("/")[0] in reg:
+            self._repl_command(req, text)
+            return
+        value = self._eval_int(text, frame)
+        shown = value & (1 << 64) - 1 if value < 0 else value
+        self.conn.respond(req, {"result": f"{value} ({shown:#x})", "variablesReference": 0})
+
+    def _repl_command(self, req: dict[str, Any], text: str) -> None:
+        """A shell command typed in the debug console: the command registry, and when it
+        moves in time, a motion (``continued``, then ``stopped``)."""
+        reg = self.reg
+        words, _ = reg.split(text)
+        cmd, _ = reg.lookup(words)
+        if not cmd.moves:
+            out = reg.run_text(text)
+            self.conn.respond(req, {"result": out.rstrip("\n"), "variablesReference": 0})
+            return
+        if cmd.name in ("continue", "next", "step", "finish", "stepi", "nexti", "until",
+                        "advance") and self._at_end() is not None:
+            final = self._at_end()
+            assert final is not None
+            self.conn.respond(req, {"result": "The program is not being run.",
+                                    "variablesReference": 0})
+            self._end(final)
+            return
+        self.conn.event("continued", {"threadId": THREAD_ID, "allThreadsContinued": True})
+        result: list[str] = []
+        ctx = reg.ctx
+        ctx.last_event = None
+
+        def run() -> ev.StopEvent:
+            result.append(reg.run_text(text))
+            s = self.s
+            return ctx.last_event or ev.Stopped(s.regs.pc, s.position, "goto")
+
+        self._forget()
+        with self._lock:
+            self._moving = True
+        error = None
+        event: ev.StopEvent | None = None
+        try:
+            event = run()
+        except SyxdbgError as exc:
+            error = str(exc)
+        finally:
+            with self._lock:
+                self._moving = False
+        if error is not None:
+            self.conn.fail(req, error)
+            s = self.s
+            self._report(ev.Stopped(s.regs.pc, s.position, "goto"), "goto")
+            return
+        self.conn.respond(req, {"result": "".join(result).rstrip("\n"),
+                                "variablesReference": 0})
+        assert event is not None
+        self._report_quiet(event)
+
+    def _report_quiet(self, event: ev.StopEvent) -> None:
+        """A stop after a REPL command (which printed its own description)."""
+        if self.stdio is not None:
+            self.stdio.drain()
+        self._forget()
+        self._last_event = event
+        reason = "goto"
+        if isinstance(event, ev.WatchHit):
+            reason = "data breakpoint"
+        elif isinstance(event, (ev.Fault, ev.Killed)):
+            reason = "exception"
+        elif isinstance(event, ev.Stopped) and event.why == "breakpoint":
+            reason = "breakpoint"
+        elif isinstance(event, ev.Stopped) and event.why == "interrupt":
+            reason = "pause"
+        self.conn.event("stopped", {"reason": reason, "threadId": THREAD_ID,
+                                    "allThreadsStopped": True,
+                                    "description": f"{reason.capitalize()} "
+                                                   f"(position {event.position})"})
+
+    def _req_exceptionInfo(self, req: dict[str, Any]) -> None:  # noqa: N802
+        event = self._last_event
+        if not isinstance(event, (ev.Fault, ev.Killed)):
+            raise RequestError("the program did not stop on a signal")
+        import signal as signals
+
+        name = signals.Signals(event.signal).name
+        self.conn.respond(req, {"exceptionId": name, "description": event.describe(),
+                                "breakMode": "always",
+                                "details": {"message": event.describe(), "typeName": name}})
+
+    # -- memory and code ----------------------------------------------------------------------
+    def _req_readMemory(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        address = _address(a.get("memoryReference")) + int(a.get("offset") or 0)
+        count = max(0, min(int(a.get("count") or 0), 1 << 20))
+        data = self.s.mem.read_partial(address, count) if 0 <= address < 1 << 64 else b""
+        body: dict[str, Any] = {"address": f"{address:#x}"}
+        if data:
+            body["data"] = base64.b64encode(data).decode()
+        if len(data) < count:
+            body["unreadableBytes"] = count - len(data)
+        self.conn.respond(req, body)
+
+    def _req_writeMemory(self, req: dict[str, Any]) -> None:  # noqa: N802
+        a = req.get("arguments") or {}
+        address = _address(a.get("memoryReference")) + int(a.get("offset") or 0)
+        try:
+            data = base64.b64decode(str(a.get("data", "")), validate=True)
+        except ValueError:
+            raise RequestError("writeMemory: data is not base64") from None
+        discarded = self.s.write_memory(address, data)
+        self.conn.respond(req, {"offset": 0, "bytesWritten": len(data)})
+        if isinstance(discarded, FutureDiscarded):
+            self._console(f"syxdbg: {discarded.describe()}\n")
+        self.conn.event("memory", {"memoryReference": f"{address:#x}", "offset": 0,
+                                   "count": len(data)})
+        if self.client.get("supportsInvalidatedEvent"):
+            self.conn.event("invalidated", {"areas": ["variables"],
+                                            "threadId": THREAD_ID})
+
+    def _req_disassemble(self, req: dict[str, Any]) -> None:
+        a = req.get("arguments") or {}
+        base = _address(a.get("memoryReference")) + int(a.get("offset") or 0)
+        first = int(a.get("instructionOffset") or 0)
+        count = max(0, min(int(a.get("instructionCount") or 0), 4096))
+        symbols = a.get("resolveSymbols", True)
+        insns = self._instructions(base, first, count)
+        di = self.reg.ctx.debuginfo
+        out = []
+        last_line: tuple[str, int] | None = None
+        for address, text, data in insns:
+            item: dict[str, Any] = {"address": f"{address:#x}", "instruction": text}
+            if data:
+                item["instructionBytes"] = data.hex(" ")
+                if symbols:
+                    sym = di.symbolize(address)
+                    if sym:
+                        item["symbol"] = sym
+                row = di.line_at(address)
+                if row is not None and (row.file, row.line) != last_line:
+                    last_line = (row.file, row.line)
+                    item["location"] = {"name": os.path.basename(row.file), "path": row.file}
+                    item["line"] = self._line_out(row.line)
+            else:
+                item["presentationHint"] = "invalid"
+            out.append(item)
+        self.conn.respond(req, {"instructions": out})
+
+    def _instructions(self, base: int, first: int, count: int
+                      ) -> list[tuple[int, str, bytes]]:
+        """``count`` instructions starting ``first`` instructions from ``base`` (negative:
+        before it); unreadable ones are ``(address, "??", b"")``."""
+        machine = self.s.machine
+        if machine.arch.name == "aarch64":  # fixed width: count back directly
+            start, first, base = base + 4 * first, 0, base + 4 * first
+        elif first < 0:
+            # x86: decode forward from an instruction boundary before base (the start of
+            # its function when near, else far enough back to resynchronise).
+            start = self._boundary_before(base, -first)
+        else:
+            start = base
+        need = count + max(first, 0)  # instructions at or after base
+        listing: list[tuple[int, str, bytes]] = []
+        after = 0
+        pc = start
+        while after < need and len(listing) < 200000:
+            try:
+                got = machine.disassemble(pc, 64) if 0 <= pc < 1 << 64 else []
+            except Exception:
+                got = []
+            if not got:
+                got_items = [(pc, "??", b"")]
+                pc += 4 if machine.arch.name == "aarch64" else 1
+            else:
+                got_items = [(a, f"{m} {o}".strip(), d) for a, m, o, d in got]
+                pc = got[-1][0] + len(got[-1][3])
+            for item in got_items:
+                listing.append(item)
+                if item[0] >= base:
+                    after += 1
+        idx = next((i for i, x in enumerate(listing) if x[0] >= base), len(listing))
+        lo = idx + first
+        pre: list[tuple[int, str, bytes]] = []
+        if lo < 0:
+            top = listing[0][0] if listing else base
+            pre = [(max(0, top - (-lo - k)), "??", b"") for k in range(-lo)]
+            lo = 0
+        out = (pre + listing[lo:])[:count]
+        while len(out) < count:
+            last = out[-1][0] + max(1, len(out[-1][2])) if out else base
+            out.append((last, "??", b""))
+        return out
+
+    def _boundary_before(self, base: int, n: int) -> int:
+        """An instruction boundary at least ``n`` instructions before ``base`` (x86): the
+        start of the function holding it, or of the functions before it."""
+        di = self.reg.ctx.debuginfo
+        machine = self.s.machine
+        start = base
+        for _ in range(8):
+            sym = di.symbol_at(start - 1) if start > 0 else None
+            if sym is None or start - 1 - sym[1] > 1 << 14:
+                return self._resync(start, base, n)
+            start = sym[1]
+            pc, seen = start, 0
+            while pc < base:
+                got = machine.disassemble(pc, 64)
+                if not got:
+                    break
+                for address, _, _, data in got:
+                    if address >= base:
+                        break
+                    seen += 1
+                    pc = address + len(data)
+            if seen >= n:
+                return start
+        return start
+
+    def _resync(self, start: int, base: int, n: int) -> int:
+        """No symbol before ``start``: a point far enough back whose decoding falls on
+        ``start`` exactly (x86 decoding resynchronises within a few instructions)."""
+        machine = self.s.machine
+        for back in range(16 * n, 16 * n + 48):
+            pc = start - back
+            if pc < 0:
+                break
+            while pc < start:
+                got = machine.disassemble(pc, 1)
+                if not got:
+                    break
+                pc = got[0][0] + len(got[0][3])
+            if pc == start:
+                return start - back
+        return start
+
+    def _req_loadedSources(self, req: dict[str, Any]) -> None:  # noqa: N802
+        files = self.reg.ctx.debuginfo.source_files()
+        self.conn.respond(req, {"sources": [{"name": os.path.basename(f), "path": f}
+                                            for f in files if os.path.exists(f)]})
+
+    def _req_source(self, req: dict[str, Any]) -> None:
+        a = req.get("arguments") or {}
+        path = str((a.get("source") or {}).get("path") or "")
+        lines = self.reg.ctx.debuginfo.source_lines(path) if path else None
+        if lines is None:
+            raise RequestError("no source available")
+        self.conn.respond(req, {"content": "\n".join(lines) + "\n"})
+
+
+def _hit_ok(condition: str, hits: int) -> bool:
+    """A DAP hit condition: ``N`` or ``== N`` (the Nth hit), ``>= N``, ``> N``, ``< N``,
+    ``<= N``, ``% N`` (every Nth)."""
+    m = _HIT.match(condition)
+    if m is None:
+        return True
+    op, n = m.group(1) or "==", int(m.group(2))
+    if op in ("==", "="):
+        return hits == n
+    if op == "%":
+        return n > 0 and hits % n == 0
+    return {">=": hits >= n, ">": hits > n, "<": hits < n, "<=": hits <= n}[op]
+
+
+def _address(ref: Any) -> int:
+    try:
+        return int(str(ref), 0)
+    except ValueError:
+        raise RequestError(f"not a memory reference: {ref!r}") from None
+
+
+def _data_id(data_id: str) -> tuple[int, int]:
+    address, _, size = data_id.partition(":")
+    try:
+        return int(address, 0), int(size or "8", 0)
+    except ValueError:
+        raise SyxdbgError(f"not a data breakpoint id: {data_id!r}") from None
