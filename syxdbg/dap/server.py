@@ -679,10 +679,21 @@ class DapServer:
             raise RequestError("unknown goto target")
         address, direction = target
         if direction is FORWARD:
-            self._forward(req, lambda: self._cont(FORWARD, until=address), "goto")
+            self._forward(req, lambda: self._run_to(address, FORWARD), "goto")
         else:
             self.conn.respond(req)
-            self._run(lambda: self._cont(BACKWARD, until=address), "goto")
+            self._run(lambda: self._run_to(address, BACKWARD), "goto")
+
+    def _run_to(self, address: int, direction: Direction) -> ev.StopEvent:
+        """Continue to ``address`` (an internal breakpoint: an "until" stop there; other
+        breakpoints on the way stop first). Not ``until=``: the machine's temporary until
+        hook stays in translated blocks and stops a later run there again."""
+        s = self.s
+        handle = s.add_breakpoint(address, client="internal")
+        try:
+            return self._cont(direction)
+        finally:
+            s.remove_breakpoint(handle)
 
     def _req_gotoPosition(self, req: dict[str, Any]) -> None:  # noqa: N802
         """Custom request: ``{"position": N | "+N" | "-N" | "origin" | "frontier" | NAME}``

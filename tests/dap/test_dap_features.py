@@ -1,0 +1,267 @@
+"""More of the DAP: conditions, hit counts and log points, function breakpoints, -O0
+variables, pause of a looping program, faults as exceptions, a recording replayed, goto
+targets, restart, and the stdio and TCP transports of a real ``python -m syxdbg dap``."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import progs
+import pytest
+from conftest import line_of, start
+from dapclient import Client
+
+from syxdbg.dap import CAPABILITIES
+
+SYXDBG = [sys.executable, "-m", "syxdbg"]
+LAUNCH_ENV = {"env": {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, "clearEnv": True}
+
+
+def test_capabilities_are_exactly_what_is_implemented(adapter: Callable[[], Client]) -> None:
+    c = adapter()
+    caps = c.body("initialize", {"adapterID": "syxdbg"})
+    assert caps == CAPABILITIES
+    assert caps["supportsStepBack"] and caps["supportsDataBreakpoints"]
+    c.wait_event("initialized")
+
+
+def test_conditions_hit_counts_log_points(adapter: Callable[[], Client],
+                                         build_program: Callable[..., Path]) -> None:
+    exe = build_program("corrupt")
+    c = adapter()
+    apply_line = line_of("corrupt", "ledger.balance += amount;")
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          breakpoints={"corrupt.c": [{"line": apply_line, "logMessage": "tx {amount}"}]},
+          functions=[{"name": "record_history", "condition": "amount == 777"},
+                     {"name": "audit", "hitCondition": "5"}])
+    stop = c.stopped()
+    assert stop["reason"] == "function breakpoint"
+    top = c.frames()[0]
+    assert top["name"] == "audit"
+    assert c.evaluate("amount", frame_id=top["id"])["body"]["result"] == "-600"  # 5th tx
+    c.request("continue", {"threadId": 1})
+    stop = c.stopped()
+    assert stop["reason"] == "function breakpoint"
+    top = c.frames()[0]
+    assert top["name"] == "record_history"
+    assert c.evaluate("amount", frame_id=top["id"])["body"]["result"] == "777"
+    assert c.evaluate("ledger.history_pos")["body"]["result"] == "16"
+    assert c.evaluate("ledger.history_pos == 16 && amount > 700",
+                      frame_id=top["id"])["body"]["result"].startswith("1 ")
+    logged = re.findall(r"tx (-?\d+)", c.output("console"))
+    assert logged[:5] == ["120", "-45", "510", "300", "-600"]
+    assert len(logged) == 40  # every transaction logged, none stopped
+    # Breakpoints can go after launch too; one that matches no code is not verified.
+    bad = c.body("setFunctionBreakpoints", {"breakpoints": [{"name": "no_such_function"}]})
+    assert bad["breakpoints"][0]["verified"] is False
+    assert "no_such_function" in bad["breakpoints"][0]["message"]
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "exited"
+
+
+def O0(arch: str) -> progs.Toolchain:  # noqa: N802
+    base = progs.TOOLCHAINS[arch]
+    return progs.Toolchain(f"{arch}-O0", base.cc, base.arch, ("-static", "-O0", "-g", "-Wall"))
+
+
+@pytest.mark.parametrize("arch", ["gcc", "aarch64"])
+def test_variables_at_O0(adapter: Callable[[], Client], require_tool: Callable[[str], str],
+                         arch: str) -> None:
+    """-O0: DW_OP_fbreg against DW_AT_frame_base DW_OP_call_frame_cfa, in the innermost
+    frame and in callers."""
+    require_tool(progs.TOOLCHAINS[arch].cc)
+    exe = progs.build("corrupt", O0(arch))
+    c = adapter()
+    wrap = line_of("corrupt", "ledger.history_pos = pos;")
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          breakpoints={"corrupt.c": [{"line": wrap}]})
+    assert c.stopped()["reason"] == "breakpoint"
+    frames = c.frames()
+    assert [f["name"] for f in frames[:3]] == ["record_history", "audit",
+                                               "apply_transaction"]
+    local = c.variables(c.scopes(frames[0]["id"])["Locals"])
+    assert local["pos"]["value"] == "1"
+    assert "memoryReference" in local["pos"]  # on the stack
+    args = c.variables(c.scopes(frames[0]["id"])["Arguments"])
+    assert args["amount"]["value"] == "510"
+    batch = next(f for f in frames if f["name"] == "process_batch")
+    bargs = c.variables(c.scopes(batch["id"])["Arguments"])
+    assert bargs["n"]["value"] == "8"
+    assert bargs["batch"]["type"] == "const int64_t *"
+    pointee = c.variables(bargs["batch"]["variablesReference"])
+    assert pointee["*batch"]["value"] == "120"
+    blocal = c.variables(c.scopes(batch["id"])["Locals"])
+    assert blocal["i"]["value"] == "2"
+    assert c.evaluate("batch[2]", frame_id=batch["id"])["body"]["result"] == "510"
+    assert c.evaluate("*batch", frame_id=batch["id"])["body"]["result"] == "120"
+    main = next(f for f in frames if f["name"] == "main")
+    margs = c.variables(c.scopes(main["id"])["Arguments"])
+    assert margs["argc"]["value"] == "1"
+    argv = c.variables(margs["argv"]["variablesReference"])
+    assert argv["*argv"]["value"].endswith(f'{exe.name}"')
+
+
+def test_pause_a_looping_program(adapter: Callable[[], Client],
+                                 build_program: Callable[..., Path]) -> None:
+    exe = build_program("spin")
+    c = adapter()
+    start(c, {"program": str(exe), **LAUNCH_ENV})
+    time.sleep(1.0)
+    assert not c.events("stopped")
+    c.request("pause", {"threadId": 1})
+    stop = c.stopped()
+    assert stop["reason"] == "pause"
+    top = c.frames()[0]
+    assert top["name"] == "main" and top["source"]["path"].endswith("spin.c")
+    n = int(c.evaluate("n", frame_id=top["id"])["body"]["result"])
+    assert n > 1000
+    # Back in time from there, and forward again: the loop runs on until paused.
+    c.request("stepBack", {"threadId": 1})
+    c.stopped()
+    c.request("continue", {"threadId": 1})
+    time.sleep(0.3)
+    c.request("pause", {"threadId": 1})
+    assert c.stopped()["reason"] == "pause"
+    assert int(c.evaluate("n")["body"]["result"]) > n
+
+
+@pytest.mark.parametrize("arch", ["gcc", "aarch64"])
+def test_fault_is_an_exception_stop(adapter: Callable[[], Client],
+                                    build_program: Callable[..., Path], arch: str) -> None:
+    exe = build_program("segv", arch)
+    c = adapter()
+    start(c, {"program": str(exe), "args": ["null"], **LAUNCH_ENV})
+    stop = c.stopped()
+    assert stop["reason"] == "exception" and stop["text"] == "SIGSEGV"
+    assert "SIGSEGV" in stop["description"]
+    info = c.body("exceptionInfo", {"threadId": 1})
+    assert info["exceptionId"] == "SIGSEGV" and info["breakMode"] == "always"
+    assert c.frames()[0]["name"] == "main"
+    c.request("continue", {"threadId": 1})
+    assert c.wait_event("exited")["body"]["exitCode"] == 128 + 11
+    c.wait_event("terminated")
+
+
+def test_replay_a_recording(adapter: Callable[[], Client], build_program: Callable[..., Path],
+                            tmp_path: Path) -> None:
+    exe = build_program("corrupt")
+    rec = tmp_path / "corrupt.syxrec"
+    done = subprocess.run([*SYXDBG, "record", "-o", str(rec), "--clear-env", str(exe)],
+                          capture_output=True, timeout=600)
+    assert done.returncode == 1, done.stderr
+    c = adapter()
+    start(c, {"recording": str(rec), "stopOnEntry": True})
+    assert c.stopped()["reason"] == "entry"
+    record = line_of("corrupt", "ledger.history[pos] = amount;")
+    targets = c.body("gotoTargets", {"source": {"path": "corrupt.c"}, "line": record})
+    forward = next(t for t in targets["targets"] if t["label"].startswith("Run forward"))
+    c.request("goto", {"threadId": 1, "targetId": forward["id"]})
+    assert c.stopped()["reason"] == "goto"
+    top = c.frames()[0]
+    assert top["name"] == "record_history" and top["line"] == record
+    assert c.evaluate("amount", frame_id=top["id"])["body"]["result"] == "510"
+    # To the end of the recording, then back to the corrupting store.
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "end of history"
+    info = c.body("dataBreakpointInfo", {"name": "ledger.balance"})
+    c.request("setDataBreakpoints", {"breakpoints": [{"dataId": info["dataId"]}]})
+    c.request("reverseContinue", {"threadId": 1})
+    assert c.stopped()["reason"] == "data breakpoint"
+    assert c.frames()[0]["name"] == "record_history"
+    assert c.evaluate("amount", frame_id=c.frames()[0]["id"])["body"]["result"] == "777"
+    # A recording is read-only.
+    write = c.request("writeMemory", {"memoryReference": "0x0", "data": "AA=="}, ok=False)
+    assert not write["success"]
+    # The custom gotoPosition request, and restart (back to the origin: stopOnEntry).
+    pos = c.body("gotoPosition", {"position": "1000"})
+    assert pos["position"] == 1000
+    c.stopped()
+    c.request("restart", {})
+    assert c.stopped()["reason"] == "entry"
+    assert c.frames()[0]["name"] == "_start"
+    sources = c.body("loadedSources")["sources"]
+    assert any(s["path"].endswith("corrupt.c") for s in sources)
+
+
+def _frames(data: bytes) -> list[dict]:
+    """The DAP messages in a byte stream (strict framing)."""
+    import json
+
+    out = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        assert sep, data[:200]
+        assert head.startswith(b"Content-Length: "), head
+        n = int(head.split(b":")[1])
+        out.append(json.loads(rest[:n]))
+        data = rest[n:]
+    return out
+
+
+def test_stdio_subprocess_guest_output_and_stdin(build_program: Callable[..., Path],
+                                                 tmp_path: Path) -> None:
+    """A real ``python -m syxdbg dap`` over its stdin/stdout: the guest's output comes as
+    output events (never inside the protocol stream), its stdin from the launch file."""
+    from dapclient import Client
+
+    exe = build_program("readstdin")
+    feed = tmp_path / "input.txt"
+    feed.write_text("hello dap\nsecond line\n")
+    proc = subprocess.Popen([*SYXDBG, "dap"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None
+    c = Client(proc.stdout, proc.stdin)
+    try:
+        start(c, {"program": str(exe), "stdin": str(feed), "stopAtExit": False,
+                  **LAUNCH_ENV})
+        assert c.wait_event("exited")["body"]["exitCode"] == 0
+        c.wait_event("terminated")
+        out = c.output("stdout")
+        assert "HELLO DAP\nSECOND LINE\n" in out
+        assert "lines=2 words=4 bytes=22" in out
+        c.request("disconnect", {})
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        c.close()
+    assert not c.schema_errors, c.schema_errors
+    # Every byte on stdout was a DAP message.
+    assert all(m.get("type") in ("response", "event") for m in c.messages)
+
+
+def test_tcp_port_zero(build_program: Callable[..., Path]) -> None:
+    from dapclient import Client
+
+    exe = build_program("hello")
+    proc = subprocess.Popen([*SYXDBG, "dap", "--port", "0"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        sock = socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=60)
+        c = Client(sock.makefile("rb", buffering=0), sock.makefile("wb"))
+        start(c, {"program": str(exe), "args": ["one"], **LAUNCH_ENV})
+        assert c.stopped()["reason"] == "exited"
+        assert "argv[1]=one" in c.output("stdout")
+        assert "hello: to stderr" in c.output("stderr")
+        c.request("continue", {"threadId": 1})
+        assert c.wait_event("exited")["body"]["exitCode"] == 3
+        c.request("disconnect", {})
+        assert proc.wait(60) == 0
+        sock.close()
+        c.close()
+        assert not c.schema_errors, c.schema_errors
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert os.path.exists(exe)
