@@ -577,6 +577,9 @@ class DapServer:
             return True
         bp = ctx.breakpoint_for(event)
         if bp is None:
+            if isinstance(event, ev.Stopped) and event.why == "breakpoint" and \
+                    not any(h.address == event.pc for h in self.s.timeline.breakpoint_table()):
+                return False  # a stale hook of an earlier run(until=): nobody's breakpoint
             return True
         dbp = self._by_number.get(bp.number)
         if dbp is None:  # a REPL breakpoint: the shell's own condition

@@ -163,3 +163,20 @@ def test_reverse_continue_to_the_corrupting_write(adapter: Callable[[], Client],
     c.request("continue", {"threadId": 1})
     assert c.wait_event("exited")["body"]["exitCode"] == 1
     c.wait_event("terminated")
+
+
+def test_continue_after_step_out_stops_only_at_breakpoints(adapter: Callable[[], Client],
+                                                          build_program: Callable[..., Path]
+                                                          ) -> None:
+    """stepOut runs to the return address; a later continue must not stop there again."""
+    exe = build_program("corrupt")
+    c = adapter()
+    start(c, {"program": str(exe), "env": {}, "clearEnv": True},
+          functions=[{"name": "record_history"}])
+    assert c.stopped()["reason"] == "function breakpoint"
+    c.request("setFunctionBreakpoints", {"breakpoints": []})
+    c.request("stepOut", {"threadId": 1})
+    assert c.stopped()["reason"] == "step"
+    assert c.frames()[0]["name"] == "audit"
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "exited"
