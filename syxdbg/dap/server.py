@@ -79,6 +79,8 @@ CAPABILITIES: dict[str, Any] = {
     "exceptionBreakpointFilters": [],
 }
 
+_BREAKPOINT_REQUESTS = frozenset({"setBreakpoints", "setFunctionBreakpoints",
+                                  "setInstructionBreakpoints", "setDataBreakpoints"})
 _WATCH_KINDS = {"write": "watch", "read": "rwatch", "readWrite": "awatch"}
 _HIT = re.compile(r"\s*(>=|<=|==|>|<|%|=)?\s*(\d+)\s*$")
 _WORD = re.compile(r"(?<![\w$.])[A-Za-z_]\w*(?:\s*(?:\.|->)\s*[A-Za-z_]\w*|\[[^\]]*\])*")
@@ -190,6 +192,9 @@ class DapServer:
         self._worker = threading.Thread(target=self._work, name="syxdbg-dap-session",
                                         daemon=True)
         self._moving = False
+        self._restartable = False
+        self._bp_interrupt = False
+        self._paused = False
         self._lock = threading.Lock()
         self._configured = False
         self._started = False
@@ -248,6 +253,11 @@ class DapServer:
                 self.conn.fail(req, f"unsupported request {command!r}")
                 return
             self._queue.put((handler, req))
+            if command in _BREAKPOINT_REQUESTS:
+                with self._lock:
+                    if self._moving and self._restartable and self.registry is not None:
+                        self._bp_interrupt = True
+                        self.registry.ctx.interrupt()
 
     def _work(self) -> None:
         while True:
@@ -373,7 +383,7 @@ class DapServer:
             s = self.s
             self._report(ev.Stopped(s.regs.pc, s.position, "entry"), "entry")
         else:
-            self._run(lambda: self._cont(FORWARD), "step")
+            self._run(lambda: self._cont(FORWARD), "step", restartable=True)
 
     def _req_attach(self, req: dict[str, Any]) -> None:
         raise RequestError("attach is not supported: launch a program or a recording")
@@ -419,7 +429,23 @@ class DapServer:
 
     def _req_pause(self, req: dict[str, Any]) -> None:
         self.conn.respond(req)
+        with self._lock:
+            self._paused = True
         self._interrupt()
+
+    def _apply_queued_breakpoints(self) -> None:
+        """Serve the breakpoint requests waiting in the queue now (the others keep their
+        order)."""
+        q = self._queue
+        with q.mutex:
+            items = list(q.queue)
+            q.queue.clear()
+            keep = [it for it in items
+                    if it is None or str(it[1].get("command")) not in _BREAKPOINT_REQUESTS]
+            q.queue.extend(keep)
+        for it in items:
+            if it is not None and str(it[1].get("command")) in _BREAKPOINT_REQUESTS:
+                self._call(it[0], it[1])
 
     def _req_terminate(self, req: dict[str, Any]) -> None:
         self.conn.respond(req)
@@ -485,24 +511,38 @@ class DapServer:
         self.conn.event("terminated")
 
     def _run(self, fn: Callable[[], ev.StopEvent], reason: str, *,
-             after: Callable[[ev.StopEvent | None], bool] | None = None) -> None:
-        """Run one motion on this (the session) thread, then report where it stopped."""
+             after: Callable[[ev.StopEvent | None], bool] | None = None,
+             restartable: bool = False) -> None:
+        """Run one motion on this (the session) thread, then report where it stopped.
+
+        ``restartable`` (a forward continue): breakpoint requests arriving meanwhile
+        interrupt it, are applied, and it goes on (as gdb inserts breakpoints while the
+        program runs)."""
         ctx = self.reg.ctx
         self._forget()
-        with self._lock:
-            ctx.interrupted.clear()
-            self._moving = True
         event: ev.StopEvent | None = None
         error = None
-        try:
-            event = fn()
-        except TimelineInterrupted as exc:
-            event = exc.event
-        except SyxdbgError as exc:
-            error = str(exc)
-        finally:
+        while True:
             with self._lock:
-                self._moving = False
+                ctx.interrupted.clear()
+                self._moving = True
+                self._restartable = restartable
+                self._bp_interrupt = self._paused = False
+            try:
+                event = fn()
+            except TimelineInterrupted as exc:
+                event = exc.event
+            except SyxdbgError as exc:
+                error = str(exc)
+            finally:
+                with self._lock:
+                    self._moving = False
+                    again = self._bp_interrupt and not self._paused
+            if again and error is None and isinstance(event, ev.Stopped) and \
+                    event.why == "interrupt":
+                self._apply_queued_breakpoints()
+                continue
+            break
         if after is not None and after(event):
             return
         if error is not None:
@@ -577,10 +617,11 @@ class DapServer:
             return True
         bp = ctx.breakpoint_for(event)
         if bp is None:
-            if isinstance(event, ev.Stopped) and event.why == "breakpoint" and \
-                    not any(h.address == event.pc for h in self.s.timeline.breakpoint_table()):
-                return False  # a stale hook of an earlier run(until=): nobody's breakpoint
-            return True
+            # A breakpoint stop at an address nobody holds is a stale hook of an earlier
+            # run(until=): pass it.
+            stale = isinstance(event, ev.Stopped) and event.why == "breakpoint" and not any(
+                h.address == event.pc for h in self.s.timeline.breakpoint_table())
+            return not stale
         dbp = self._by_number.get(bp.number)
         if dbp is None:  # a REPL breakpoint: the shell's own condition
             return ctx.condition_holds(bp)
@@ -622,7 +663,7 @@ class DapServer:
         if final is not None:
             self._end(final)
             return
-        self._run(lambda: self._cont(FORWARD), "step")
+        self._run(lambda: self._cont(FORWARD), "step", restartable=True)
 
     def _req_reverseContinue(self, req: dict[str, Any]) -> None:  # noqa: N802
         self.conn.respond(req)

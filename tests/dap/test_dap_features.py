@@ -265,3 +265,49 @@ def test_tcp_port_zero(build_program: Callable[..., Path]) -> None:
         if proc.poll() is None:
             proc.kill()
     assert os.path.exists(exe)
+
+
+def test_breakpoint_set_while_running_stops_the_loop(adapter: Callable[[], Client],
+                                                     build_program: Callable[..., Path]
+                                                     ) -> None:
+    """A breakpoint added while the program runs takes effect at once (the continue is
+    interrupted, the breakpoint applied, and it goes on), as in gdb."""
+    exe = build_program("spin")
+    c = adapter()
+    start(c, {"program": str(exe), **LAUNCH_ENV})
+    time.sleep(0.5)
+    body = c.body("setBreakpoints", {"source": {"path": "spin.c"},
+                                     "breakpoints": [{"line": line_of("spin", "n++;")}]})
+    assert body["breakpoints"][0]["verified"]
+    stop = c.stopped()
+    assert stop["reason"] == "breakpoint", stop
+    assert stop["hitBreakpointIds"] == [body["breakpoints"][0]["id"]]
+    assert c.frames()[0]["line"] == line_of("spin", "n++;")
+    assert c.body("threads")["threads"] == [{"id": 1, "name": exe.name}]
+    # terminate ends the session.
+    c.request("terminate", {})
+    c.wait_event("terminated")
+
+
+def test_write_memory_changes_the_program(adapter: Callable[[], Client],
+                                          build_program: Callable[..., Path]) -> None:
+    """Fix the bug by hand before it happens: at the 17th large transaction, reset the
+    ring buffer's position; the program then ends with status 0 ("ledger ok")."""
+    import base64
+
+    exe = build_program("corrupt")
+    c = adapter()
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          functions=[{"name": "record_history", "condition": "amount == 777"}])
+    assert c.stopped()["reason"] == "function breakpoint"
+    assert c.evaluate("ledger.history_pos")["body"]["result"] == "16"
+    pos = c.evaluate("&ledger.history_pos")["body"]["result"].split()[0]
+    wrote = c.body("writeMemory", {"memoryReference": pos,
+                                   "data": base64.b64encode(bytes(8)).decode()})
+    assert wrote["bytesWritten"] == 8
+    assert c.evaluate("ledger.history_pos")["body"]["result"] == "0"
+    c.request("setFunctionBreakpoints", {"breakpoints": []})
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "exited"
+    c.request("continue", {"threadId": 1})
+    assert c.wait_event("exited")["body"]["exitCode"] == 0
