@@ -86,6 +86,7 @@ PROGRAMS: tuple[str, ...] = (
     "loop",
     "timeclock",
     "entropy",
+    "spin",
 )
 
 #: Environment used by ``native_run`` when ``env`` is None. Emulator tests that compare

@@ -1,4 +1,13 @@
-/* Prints "ready" (flushed), then loops forever: the target of the Ctrl-C tests. */
+/*
+ * spin.c - prints "ready", then loops forever.
+ *
+ * Exercises: Ctrl-C at any moment of a run, of a recording and of a served
+ * session (the tests wait for "ready" on stdout, never sleep).
+ *
+ * Usage:  spin
+ * Output: "ready" (flushed).
+ * Exit status: never exits.
+ */
 #include <stdio.h>
 
 int main(void)
