@@ -311,3 +311,67 @@ def test_write_memory_changes_the_program(adapter: Callable[[], Client],
     assert c.stopped()["reason"] == "exited"
     c.request("continue", {"threadId": 1})
     assert c.wait_event("exited")["body"]["exitCode"] == 0
+
+
+def test_the_schema_check_catches_bad_messages() -> None:
+    """The validator the client runs on every message is the real schema: it refuses a
+    stopped event without a reason and a response without its body."""
+    from dapclient import validate
+
+    assert validate({"seq": 1, "type": "event", "event": "stopped", "body": {}})
+    assert validate({"seq": 2, "type": "response", "request_seq": 1, "success": True,
+                     "command": "stackTrace"})
+    assert not validate({"seq": 3, "type": "event", "event": "stopped",
+                         "body": {"reason": "step", "threadId": 1}})
+
+
+def test_launch_errors_and_moved_breakpoints(adapter: Callable[[], Client],
+                                             build_program: Callable[..., Path],
+                                             tmp_path: Path) -> None:
+    c = adapter()
+    c.body("initialize", {"adapterID": "syxdbg"})
+    bad = c.request("launch", {"program": str(tmp_path / "missing")}, ok=False)
+    assert not bad["success"] and "missing" in bad["message"]
+    none = c.request("launch", {}, ok=False)
+    assert "program" in none["message"]
+    # A breakpoint requested before launch is pending, then verified by a breakpoint event.
+    exe = build_program("corrupt")
+    comment = line_of("corrupt", "/* Batches of 8: the corrupting store happens")
+    pending = c.body("setBreakpoints", {"source": {"path": "corrupt.c"},
+                                        "breakpoints": [{"line": comment}]})["breakpoints"]
+    assert pending[0]["verified"] is False
+    c.request("launch", {"program": str(exe), **LAUNCH_ENV})
+    changed = c.wait_event("breakpoint")["body"]["breakpoint"]
+    assert changed["id"] == pending[0]["id"] and changed["verified"]
+    assert changed["line"] > comment  # moved to the next line with code
+    c.request("configurationDone")
+    assert c.stopped()["reason"] == "breakpoint"
+    assert c.frames()[0]["line"] == changed["line"]
+
+
+def test_optimised_O2_variables_render(adapter: Callable[[], Client],
+                                       require_tool: Callable[[str], str]) -> None:
+    """-O2 code (inlining, location lists, entry values): every variable of every frame
+    renders as a value, <optimized out> or <unavailable>, never an error."""
+    require_tool("gcc")
+    base = progs.TOOLCHAINS["gcc"]
+    exe = progs.build("corrupt", progs.Toolchain("gcc-O2", base.cc, base.arch,
+                                                 ("-static", "-O2", "-g", "-Wall")))
+    c = adapter()
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          functions=[{"name": "record_history", "condition": "ledger.history_pos == 16"}])
+    assert c.stopped()["reason"] == "function breakpoint"
+    frames = c.frames()
+    assert frames[0]["name"] == "record_history"
+    seen = 0
+    for f in frames:
+        if "source" not in f:
+            continue
+        for name, ref in c.scopes(f["id"]).items():
+            if name == "Globals":
+                continue
+            for v in c.variables(ref).values():
+                seen += 1
+                assert v["value"] and not v["value"].startswith("<internal"), v
+    assert seen >= 3
+    assert c.evaluate("ledger.history_pos")["body"]["result"] == "16"
