@@ -522,6 +522,7 @@ class DapServer:
         self._forget()
         event: ev.StopEvent | None = None
         error = None
+        progress = self._progress()
         while True:
             with self._lock:
                 ctx.interrupted.clear()
@@ -543,6 +544,8 @@ class DapServer:
                 self._apply_queued_breakpoints()
                 continue
             break
+        progress.end()
+        ctx.progress = None
         if after is not None and after(event):
             return
         if error is not None:
@@ -608,6 +611,13 @@ class DapServer:
             with contextlib.suppress(SyxdbgError):
                 self._console(ctx.describe(event).rstrip("\n") + "\n")
         self.conn.event("stopped", body)
+
+    def _progress(self) -> _Progress:
+        """Progress events for a long motion (when the client reports progress)."""
+        p = _Progress(self.conn if self.client.get("supportsProgressReporting") else None,
+                      self._new_id())
+        self.reg.ctx.progress = p.update
+        return p
 
     def _accept(self, event: ev.StopEvent) -> bool:
         """Does a breakpoint or watchpoint hit stop the motion? (conditions, hit counts,
@@ -1157,6 +1167,7 @@ class DapServer:
             self._moving = True
         error = None
         event: ev.StopEvent | None = None
+        progress = self._progress()
         try:
             event = run()
         except SyxdbgError as exc:
@@ -1164,6 +1175,8 @@ class DapServer:
         finally:
             with self._lock:
                 self._moving = False
+            progress.end()
+            ctx.progress = None
         if error is not None:
             self.conn.fail(req, error)
             s = self.s
@@ -1362,6 +1375,32 @@ class DapServer:
         if lines is None:
             raise RequestError("no source available")
         self.conn.respond(req, {"content": "\n".join(lines) + "\n"})
+
+
+class _Progress:
+    """``progressStart`` at the first progress line of a motion (the command context
+    reports at most every 0.2 s), ``progressUpdate`` after it, ``progressEnd`` at the stop:
+    a long reverse-continue or last-write shows the position it has reached."""
+
+    def __init__(self, conn: Connection | None, ident: int) -> None:
+        self.conn = conn
+        self.id = f"syxdbg-{ident}"
+        self.started = False
+
+    def update(self, text: str) -> None:
+        if self.conn is None:
+            return
+        if not self.started:
+            self.started = True
+            title, _, _ = text.partition(":")
+            self.conn.event("progressStart", {"progressId": self.id, "title": title,
+                                              "message": text, "cancellable": False})
+        else:
+            self.conn.event("progressUpdate", {"progressId": self.id, "message": text})
+
+    def end(self) -> None:
+        if self.conn is not None and self.started:
+            self.conn.event("progressEnd", {"progressId": self.id})
 
 
 def _hit_ok(condition: str, hits: int) -> bool:

@@ -80,7 +80,8 @@ def start(client: Client, launch: dict, *, breakpoints: dict[str, list[dict]] | 
     initialize response's capabilities."""
     caps = client.body("initialize", {"adapterID": "syxdbg", "clientID": "tests",
                                       "linesStartAt1": True, "columnsStartAt1": True,
-                                      "pathFormat": "path"})
+                                      "pathFormat": "path",
+                                      "supportsProgressReporting": True})
     client.wait_event("initialized")
     client.request("launch", launch)
     for path, bps in (breakpoints or {}).items():

@@ -122,6 +122,10 @@ def test_pause_a_looping_program(adapter: Callable[[], Client],
     assert top["name"] == "main" and top["source"]["path"].endswith("spin.c")
     n = int(c.evaluate("n", frame_id=top["id"])["body"]["result"])
     assert n > 1000
+    # The second of running showed progress (the position reached), ended at the stop.
+    assert c.events("progressStart") and c.events("progressUpdate")
+    assert c.events("progressEnd")[0]["body"]["progressId"] == \
+        c.events("progressStart")[0]["body"]["progressId"]
     # Back in time from there, and forward again: the loop runs on until paused.
     c.request("stepBack", {"threadId": 1})
     c.stopped()
