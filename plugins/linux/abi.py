@@ -26,6 +26,8 @@ AT_EACCESS = 0x200
 AT_SYMLINK_FOLLOW = 0x400
 AT_NO_AUTOMOUNT = 0x800
 AT_EMPTY_PATH = 0x1000
+#: utimensat's special nanosecond values.
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 
 # -- mmap ----------------------------------------------------------------------------------
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4

@@ -48,7 +48,7 @@ INPUTS = frozenset({
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
     "write", "pwrite", "open", "close", "unlink", "rmdir", "mkdir", "rename", "ftruncate",
-    "fsync", "set_status_flags", "sleep", "pipe", "warn",
+    "fsync", "set_status_flags", "sleep", "pipe", "warn", "symlink", "link", "chmod", "utime",
 })
 
 
@@ -214,6 +214,39 @@ class HostIO:
     def rename(self, src: bytes, dst: bytes) -> None:
         os.rename(src, dst)
 
+    def symlink(self, target: bytes, path: bytes) -> None:
+        os.symlink(target, path)
+
+    def link(self, src: bytes, dst: bytes, follow: bool) -> None:
+        os.link(src, dst, follow_symlinks=follow)
+
+    def chmod(self, target: bytes | int, mode: int, follow: bool = True) -> None:
+        os.chmod(target, mode, follow_symlinks=follow)
+
+    def utime(self, target: bytes | int, times: tuple[tuple[int, int], tuple[int, int]] | None,
+              follow: bool = True) -> None:
+        """utimensat: ``times`` are (seconds, nanoseconds) of access and modification, each
+        possibly UTIME_NOW or UTIME_OMIT in the nanoseconds; None: both now."""
+        now = time.time_ns()
+        if times is None:
+            os.utime(target, ns=(now, now), follow_symlinks=follow)
+            return
+        if all(ns == _UTIME_OMIT for _, ns in times):
+            os.stat(target, follow_symlinks=follow)  # still an error for a bad path
+            return
+        old = os.stat(target, follow_symlinks=follow) if any(
+            ns == _UTIME_OMIT for _, ns in times) else None
+        values = []
+        for i, (sec, ns) in enumerate(times):
+            if ns == _UTIME_NOW:
+                values.append(now)
+            elif ns == _UTIME_OMIT:
+                assert old is not None
+                values.append(old.st_atime_ns if i == 0 else old.st_mtime_ns)
+            else:
+                values.append(sec * 1_000_000_000 + ns)
+        os.utime(target, ns=(values[0], values[1]), follow_symlinks=follow)
+
     def realpath(self, path: bytes) -> bytes:
         return os.path.realpath(path)
 
@@ -267,6 +300,7 @@ class HostIO:
         return int(time.clock_gettime(time.CLOCK_BOOTTIME)), total, free, 1
 
 
+_UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 _STATFS_SIZE = 120  # struct statfs of 64-bit Linux (x86_64 and asm-generic)
 _SEEKABLE_MIN_FD = 3  # host fds 0-2 are the inherited stdio: never repositioned
 
@@ -434,6 +468,21 @@ class RecordingHostIO(HostIO):
     def rename(self, src: bytes, dst: bytes) -> None:
         self._call("rename", (src, dst), lambda: self.inner.rename(src, dst))
 
+    def symlink(self, target: bytes, path: bytes) -> None:
+        self._call("symlink", (target, path), lambda: self.inner.symlink(target, path))
+
+    def link(self, src: bytes, dst: bytes, follow: bool) -> None:
+        self._call("link", (src, dst, follow), lambda: self.inner.link(src, dst, follow))
+
+    def chmod(self, target: bytes | int, mode: int, follow: bool = True) -> None:
+        self._call("chmod", (target, mode, follow),
+                   lambda: self.inner.chmod(target, mode, follow))
+
+    def utime(self, target: bytes | int, times: tuple[tuple[int, int], tuple[int, int]] | None,
+              follow: bool = True) -> None:
+        self._call("utime", (target, times, follow),
+                   lambda: self.inner.utime(target, times, follow))
+
     def realpath(self, path: bytes) -> bytes:
         r, _ = self._call("realpath", (path,), lambda: self.inner.realpath(path))
         return bytes(r)
@@ -564,6 +613,19 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def rename(self, src: bytes, dst: bytes) -> None:
+        raise _refused()
+
+    def symlink(self, target: bytes, path: bytes) -> None:
+        raise _refused()
+
+    def link(self, src: bytes, dst: bytes, follow: bool) -> None:
+        raise _refused()
+
+    def chmod(self, target: bytes | int, mode: int, follow: bool = True) -> None:
+        raise _refused()
+
+    def utime(self, target: bytes | int, times: tuple[tuple[int, int], tuple[int, int]] | None,
+              follow: bool = True) -> None:
         raise _refused()
 
     def clock(self, clockid: int) -> int:

@@ -419,3 +419,25 @@ def _got_slot(exe: Path, name: str) -> int:
                 if rel["r_info_sym"] and symtab.get_symbol(rel["r_info_sym"]).name == name:
                     return int(rel["r_offset"])
     raise AssertionError(f"no relocation for {name} in {exe}")
+
+
+def test_coreutils_that_change_files(emu_run: Callable, tmp_path: Path) -> None:
+    """cp (copy_file_range), touch -d (utimensat), ln and ln -s (linkat, symlinkat),
+    chmod (fchmodat) under syxdbg leave the files as the native commands do."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "f.txt").write_bytes(b"payload\n" * 1000)
+    steps = [("cp", ["f.txt", "g.txt"]), ("touch", ["-d", "@1700000000", "g.txt"]),
+             ("ln", ["-s", "f.txt", "soft"]), ("ln", ["f.txt", "hard"]),
+             ("chmod", ["640", "g.txt"]), ("touch", ["new.txt"])]
+    for prog, args in steps:
+        exe = shutil.which(prog)
+        assert exe is not None
+        res = emu_run(os.path.realpath(exe), args, argv0=prog, cwd=work)
+        assert res.status == 0 and res.stderr == b"", (prog, args, res.stderr)
+    assert (work / "g.txt").read_bytes() == (work / "f.txt").read_bytes()
+    st = (work / "g.txt").stat()
+    assert int(st.st_mtime) == 1_700_000_000 and st.st_mode & 0o777 == 0o640
+    assert os.readlink(work / "soft") == "f.txt"
+    assert (work / "hard").stat().st_ino == (work / "f.txt").stat().st_ino
+    assert (work / "new.txt").exists()

@@ -448,3 +448,43 @@ def sys_fadvise64(p: Process, fd: Fd, offset: I64, length: I64, advice: I32) -> 
     if advice not in range(6) or length < 0:
         return -errno.EINVAL
     return 0
+
+
+@syscall("copy_file_range")
+def sys_copy_file_range(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr,
+                        length: U64, flags: U32) -> int:
+    """Copy between two regular files as reads and writes through the host boundary (the
+    data read is recorded like any read): pointers give explicit offsets, updated after."""
+    if flags:
+        return -errno.EINVAL
+    src, dst = p.file(fd_in), p.file(fd_out)
+    if src.kind != "file" or dst.kind != "file":
+        return -errno.EINVAL
+    if src.flags & abi.O_ACCMODE == 1 or dst.flags & abi.O_ACCMODE == 0:
+        return -errno.EBADF
+    if dst.flags & 0o2000:  # O_APPEND (the same on both architectures)
+        return -errno.EBADF
+    n = min(length, MAX_RW_COUNT)
+    hin, hout = p.host_fd(fd_in), p.host_fd(fd_out)
+    if off_in:
+        pos_in = struct.unpack("<q", p.mem.read(off_in, 8))[0]
+        if pos_in < 0:
+            return -errno.EINVAL
+        data = p.host.pread(hin, n, pos_in)
+    else:
+        data = p.host.read(hin, n)
+    if not data:
+        return 0
+    if off_out:
+        pos_out = struct.unpack("<q", p.mem.read(off_out, 8))[0]
+        if pos_out < 0:
+            return -errno.EINVAL
+        written = p.host.pwrite(hout, data, pos_out)
+        p.mem.write(off_out, struct.pack("<q", pos_out + written))
+    else:
+        written = p.host.write(hout, data)
+    if off_in:
+        p.mem.write(off_in, struct.pack("<q", pos_in + written))
+    elif written < len(data):  # give back what was read but not written
+        p.host.lseek(hin, written - len(data), os.SEEK_CUR)
+    return written

@@ -346,3 +346,93 @@ def sys_llistxattr(p: Process, path: Ptr, buf: Ptr, size: U64) -> int:
 @syscall("flistxattr")
 def sys_flistxattr(p: Process, fd: Fd, buf: Ptr, size: U64) -> int:
     return _xattr_fd(p, fd, None, buf, size)
+
+
+# -- links, permissions and times -----------------------------------------------------------
+@syscall("symlinkat")
+def sys_symlinkat(p: Process, target: Ptr, dirfd: Fd, path: Ptr) -> int:
+    # The target is the link's contents, stored as given (never redirected).
+    p.host.symlink(p.read_path(target), procfs.host_path(p, dirfd, p.read_path(path),
+                                                         follow=False))
+    return 0
+
+
+@syscall("symlink")
+def sys_symlink(p: Process, target: Ptr, path: Ptr) -> int:
+    return sys_symlinkat(p, target, abi.AT_FDCWD, path)
+
+
+@syscall("linkat")
+def sys_linkat(p: Process, olddirfd: Fd, oldpath: Ptr, newdirfd: Fd, newpath: Ptr,
+               flags: I32) -> int:
+    if flags & ~(abi.AT_SYMLINK_FOLLOW | abi.AT_EMPTY_PATH):
+        return -errno.EINVAL
+    follow = bool(flags & abi.AT_SYMLINK_FOLLOW)
+    p.host.link(procfs.host_path(p, olddirfd, p.read_path(oldpath), follow=follow),
+                procfs.host_path(p, newdirfd, p.read_path(newpath), follow=False), follow)
+    return 0
+
+
+@syscall("link")
+def sys_link(p: Process, oldpath: Ptr, newpath: Ptr) -> int:
+    return sys_linkat(p, abi.AT_FDCWD, oldpath, abi.AT_FDCWD, newpath, 0)
+
+
+def _host_target(p: Process, fd: int) -> int:
+    """The host fd of guest ``fd`` for metadata changes (EPERM on emulated /proc files)."""
+    f = p.file(fd)
+    if f.kind in procfs.EMULATED_KINDS:
+        raise SyscallError(errno.EPERM)
+    return p.host_fd(fd)
+
+
+@syscall("fchmodat")
+def sys_fchmodat(p: Process, dirfd: Fd, path: Ptr, mode: U32) -> int:
+    node = procfs.find(p, dirfd, p.read_path(path))
+    if node.kind == "fd":
+        p.host.chmod(_host_target(p, int(node.data)), mode & 0o7777)
+        return 0
+    if node.kind != "host":
+        return -errno.EPERM
+    p.host.chmod(node.target, mode & 0o7777)
+    return 0
+
+
+@syscall("chmod")
+def sys_chmod(p: Process, path: Ptr, mode: U32) -> int:
+    return sys_fchmodat(p, abi.AT_FDCWD, path, mode)
+
+
+@syscall("fchmod")
+def sys_fchmod(p: Process, fd: Fd, mode: U32) -> int:
+    p.host.chmod(_host_target(p, fd), mode & 0o7777)
+    return 0
+
+
+@syscall("utimensat")
+def sys_utimensat(p: Process, dirfd: Fd, path: Ptr, times: Ptr, flags: I32) -> int:
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        return -errno.EINVAL
+    value = None
+    if times:
+        a_sec, a_ns, m_sec, m_ns = struct.unpack("<qqqq", p.mem.read(times, 32))
+        for ns in (a_ns, m_ns):
+            if not 0 <= ns < 1_000_000_000 and ns not in (abi.UTIME_NOW, abi.UTIME_OMIT):
+                return -errno.EINVAL
+        value = ((a_sec, a_ns), (m_sec, m_ns))
+    follow = not flags & abi.AT_SYMLINK_NOFOLLOW
+    if path == 0:  # futimens(fd, times): glibc passes a NULL path
+        p.host.utime(_host_target(p, dirfd), value)
+        return 0
+    raw = p.read_path(path)
+    if not raw and flags & abi.AT_EMPTY_PATH:
+        p.host.utime(_host_target(p, dirfd), value)
+        return 0
+    node = procfs.find(p, dirfd, raw, follow=follow)
+    if node.kind == "fd":
+        p.host.utime(_host_target(p, int(node.data)), value)
+        return 0
+    if node.kind != "host":
+        return -errno.EPERM
+    p.host.utime(node.target, value, follow)
+    return 0
