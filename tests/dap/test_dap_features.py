@@ -379,3 +379,34 @@ def test_optimised_O2_variables_render(adapter: Callable[[], Client],
                 assert v["value"] and not v["value"].startswith("<internal"), v
     assert seen >= 3
     assert c.evaluate("ledger.history_pos")["body"]["result"] == "16"
+
+
+@pytest.mark.parametrize("toolchain", ["gcc-dyn", "aarch64-dyn", "gcc-pie"])
+def test_dynamic_and_pie_programs(adapter: Callable[[], Client],
+                                  build_program: Callable[..., Path], toolchain: str) -> None:
+    """PIE and dynamically linked programs: DWARF addresses are relocated by the load bias
+    (breakpoints, frames, globals through DW_OP_addr); aarch64 libraries from a sysroot."""
+    exe = build_program("corrupt", toolchain)
+    launch = {"program": str(exe), **LAUNCH_ENV}
+    if toolchain == "aarch64-dyn":
+        launch["sysroot"] = progs.QEMU_SYSROOTS["aarch64"]
+        launch["arch"] = "aarch64"
+    c = adapter()
+    start(c, launch, functions=[{"name": "record_history", "condition": "amount == 777"}])
+    assert c.stopped()["reason"] == "function breakpoint"
+    frames = c.frames()
+    assert [f["name"] for f in frames[:6]] == ["record_history", "audit", "apply_transaction",
+                                               "process_batch", "run_day", "main"]
+    glob = c.variables(c.scopes(frames[0]["id"])["Globals"])
+    ledger = c.variables(glob["ledger"]["variablesReference"])
+    assert ledger["history_pos"]["value"] == "16"
+    assert ledger["large_count"]["value"] == "17"
+
+
+def test_wrong_arch_is_refused(adapter: Callable[[], Client],
+                               build_program: Callable[..., Path]) -> None:
+    c = adapter()
+    c.body("initialize", {"adapterID": "syxdbg"})
+    bad = c.request("launch", {"program": str(build_program("corrupt")), "arch": "aarch64"},
+                    ok=False)
+    assert "not aarch64" in bad["message"]
