@@ -177,6 +177,9 @@ class Session:
         self.stub = stub
         self.target = stub.target
         self.caps = stub.caps
+        # Asked at every stop: computed once per connection.
+        self._console = self.caps.has(Cap.CONSOLE)
+        self._expedited = self.caps.arch.expedited()
         self.transport = transport
         self.reader = PacketReader(stub.packet_size)
         self.events: deque[Event] = deque()
@@ -321,7 +324,7 @@ class Session:
 
     def _target_output(self) -> None:
         """Send what a :class:`ConsoleOutput` target has to say (``O`` packets)."""
-        if not self.caps.has(Cap.CONSOLE):
+        if not self._console:
             return
         try:
             text = cast(ConsoleOutput, self.target).take_console_output()
@@ -409,7 +412,7 @@ class Session:
     def stop_reply(self, reason: StopReason) -> bytes:
         expedited: list[tuple[int, bytes]] = []
         if not isinstance(reason, _EXIT_REASONS):
-            for regnum in self.caps.arch.expedited():
+            for regnum in self._expedited:
                 try:
                     value = self.target.read_register(regnum)
                 except Exception as exc:
