@@ -75,6 +75,7 @@ CAPABILITIES: dict[str, Any] = {
     "supportsWriteMemoryRequest": True,
     "supportsDisassembleRequest": True,
     "supportsSteppingGranularity": True,
+    "supportsSetVariable": True,
     "supportsInstructionBreakpoints": True,
     "exceptionBreakpointFilters": [],
 }
@@ -208,6 +209,7 @@ class DapServer:
         self._by_number: dict[int, DapBreakpoint] = {}
         self._refs: dict[int, Callable[[int, int | None], list[dict[str, Any]]]] = {}
         self._frames: dict[int, tuple[Frame, FrameState]] = {}
+        self._indexed: set[int] = set()
         self._goto: dict[int, tuple[int, Direction]] = {}
         self._next_ref = 1
         self._last_event: ev.StopEvent | None = None
@@ -473,6 +475,7 @@ class DapServer:
     def _forget(self) -> None:
         """A motion starts: frames and variable references of the last stop expire."""
         self._refs.clear()
+        self._indexed.clear()
         self._frames.clear()
 
     def _at_end(self) -> ev.StopEvent | None:
@@ -1000,7 +1003,8 @@ class DapServer:
                 v = values[name]
                 item: dict[str, Any] = {"name": name, "value": f"{v:#x}",
                                         "variablesReference": 0,
-                        "type": "register", "evaluateName": f"${name}"}
+                                        "type": "register", "evaluateName": f"${name}",
+                                        "_meta": {"register": name, "level": frame.level}}
                 sym = ctx.symbolize(v) if v > 0x1000 else None
                 if sym:
                     item["value"] += f" <{sym}>"
@@ -1024,9 +1028,9 @@ class DapServer:
                                 "type": describe_type(var.type), "variablesReference": 0}
         if var.path:
             item["evaluateName"] = var.path
-        meta: dict[str, Any] = {}
+        meta: dict[str, Any] = {"var": var, "state": state}
         if var.location.kind == "memory":
-            meta = {"memoryReference": var.location.address, "size": type_size(var.type) or 1}
+            meta.update(memoryReference=var.location.address, size=type_size(var.type) or 1)
         ty = strip(var.type)
         if ty is not None and ty.tag == "DW_TAG_pointer_type":
             value = r.integer(var) if var.location.readable else None
@@ -1043,8 +1047,8 @@ class DapServer:
             item["variablesReference"] = self._ref(children)
             if n:
                 item["indexedVariables"] = n
-        if meta:
-            item["_meta"] = meta
+                self._indexed.add(item["variablesReference"])
+        item["_meta"] = meta
         return item
 
     def _req_variables(self, req: dict[str, Any]) -> None:
@@ -1055,6 +1059,9 @@ class DapServer:
             raise RequestError("unknown variables reference (the program moved since)")
         start = int(a.get("start") or 0)
         count = a.get("count")
+        if a.get("filter") == "named" and ref in self._indexed:
+            self.conn.respond(req, {"variables": []})  # an array has no named children
+            return
         items = fn(start, int(count) if count else None)
         out = []
         for it in items:
@@ -1062,6 +1069,66 @@ class DapServer:
             it.pop("_meta", None)
             out.append(it)
         self.conn.respond(req, {"variables": out})
+
+    def _req_setVariable(self, req: dict[str, Any]) -> None:  # noqa: N802
+        """Set a variable in memory or a register (the innermost frame's) to an
+        expression's value; in the past this discards the recorded future."""
+        from ..commands.variables import strip, type_size
+
+        a = req.get("arguments") or {}
+        fn = self._refs.get(int(a.get("variablesReference", 0)))
+        if fn is None:
+            raise RequestError("unknown variables reference (the program moved since)")
+        name = str(a.get("name", ""))
+        item = next((it for it in fn(0, None) if it.get("name") == name), None)
+        if item is None:
+            raise RequestError(f"no variable {name!r} there")
+        meta = item.get("_meta", {})
+        text = str(a.get("value", ""))
+        s = self.s
+        if "register" in meta:
+            if meta["level"] != 0:
+                raise RequestError("only the innermost frame's registers can be set")
+            self._wrote(s.write_register(meta["register"], self._eval_int(text, None)))
+            value = int(s.regs[meta["register"]])
+            self.conn.respond(req, {"value": f"{value:#x}"})
+            return
+        var: Variable = meta["var"]
+        state: FrameState | None = meta["state"]
+        ty = strip(var.type)
+        size = type_size(var.type)
+        if ty is None or ty.tag not in ("DW_TAG_base_type", "DW_TAG_pointer_type",
+                                        "DW_TAG_enumeration_type") or not size:
+            raise RequestError(f"{name}: only numbers and pointers can be set")
+        enc = ty.attributes["DW_AT_encoding"].value if "DW_AT_encoding" in ty.attributes \
+            else 0
+        if enc == 0x04:  # float
+            import struct
+
+            try:
+                data = struct.pack("<f" if size == 4 else "<d", float(text))
+            except (ValueError, struct.error):
+                raise RequestError(f"not a number: {text!r}") from None
+        else:
+            data = (self._eval_int(text, state) & (1 << 8 * size) - 1).to_bytes(size, "little")
+        loc = var.location
+        if loc.kind == "memory":
+            self._wrote(s.write_memory(loc.address, data))
+        elif loc.kind == "register" and state is not None and state.level == 0:
+            self._wrote(s.write_register(loc.register, int.from_bytes(data, "little")))
+        else:
+            raise RequestError(f"{name} is not in memory or in a register of this frame")
+        frame = self._frame_state(None) if state is None or state.level == 0 else state
+        if state is not None and state.level == 0 and frame is not None:
+            state.regs.update(frame.regs)
+        self.conn.respond(req, {"value": Renderer(state).value(var),
+                                "type": describe_type(var.type)})
+        if self.client.get("supportsInvalidatedEvent"):
+            self.conn.event("invalidated", {"areas": ["variables"], "threadId": THREAD_ID})
+
+    def _wrote(self, discarded: FutureDiscarded | None) -> None:
+        if isinstance(discarded, FutureDiscarded):
+            self._console(f"syxdbg: {discarded.describe()}\n")
 
     # -- evaluate ---------------------------------------------------------------------------
     def _resolve(self, text: str, frame: FrameState | None) -> Variable:

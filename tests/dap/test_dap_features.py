@@ -410,3 +410,43 @@ def test_wrong_arch_is_refused(adapter: Callable[[], Client],
     bad = c.request("launch", {"program": str(build_program("corrupt")), "arch": "aarch64"},
                     ok=False)
     assert "not aarch64" in bad["message"]
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_set_variable(adapter: Callable[[], Client], build_program: Callable[..., Path],
+                      toolchain: str) -> None:
+    """setVariable on a parameter in a register, a struct member in memory and a register:
+    the store then writes the new amount at the new position, and the program ends well."""
+    exe = build_program("corrupt", toolchain)
+    c = adapter()
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          functions=[{"name": "record_history", "condition": "amount == 777"}])
+    assert c.stopped()["reason"] == "function breakpoint"
+    top = c.frames()[0]
+    scopes = c.scopes(top["id"])
+    got = c.body("setVariable", {"variablesReference": scopes["Arguments"], "name": "amount",
+                                 "value": "5"})
+    assert got["value"] == "5"
+    glob = c.variables(scopes["Globals"])
+    ref = glob["ledger"]["variablesReference"]
+    got = c.body("setVariable", {"variablesReference": ref, "name": "history_pos",
+                                 "value": "ledger.history_pos - 16"})
+    assert got["value"] == "0"
+    assert c.evaluate("ledger.history_pos")["body"]["result"] == "0"
+    bad = c.request("setVariable", {"variablesReference": ref, "name": "history",
+                                    "value": "1"}, ok=False)
+    assert not bad["success"]
+    reg = "r11" if toolchain == "gcc" else "x9"
+    got = c.body("setVariable", {"variablesReference": scopes["Registers"], "name": reg,
+                                 "value": "0x1234"})
+    assert got["value"] == "0x1234"
+    c.request("setFunctionBreakpoints", {"breakpoints": []})
+    store = line_of("corrupt", "ledger.history[pos] = amount;")
+    while c.frames()[0]["line"] <= store:
+        c.request("next", {"threadId": 1})
+        assert c.stopped()["reason"] == "step"
+    assert c.evaluate("ledger.history[0]")["body"]["result"] == "5"
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "exited"
+    c.request("continue", {"threadId": 1})
+    assert c.wait_event("exited")["body"]["exitCode"] == 0
