@@ -89,6 +89,23 @@ class FrameState:
         return self.pc if self.level == 0 else self.pc - 1
 
 
+#: Registers a called function preserves (the psABIs' callee-saved ones, with the stack
+#: and program counters): the only ones whose unwound values hold in a caller's frame.
+CALLEE_SAVED: dict[str, frozenset[str]] = {
+    "x86_64": frozenset({"rbx", "rbp", "r12", "r13", "r14", "r15", "rsp", "rip", "sp", "pc"}),
+    "aarch64": frozenset({*(f"x{i}" for i in range(19, 30)), "sp", "pc"}),
+}
+
+
+def frame_registers(arch: str, regs: dict[str, int], level: int) -> dict[str, int]:
+    """The registers known in the frame at ``level``: all of them in the innermost frame,
+    only the callee-saved ones in callers (the others hold the callee's values)."""
+    if level == 0 or arch not in CALLEE_SAVED:
+        return dict(regs)
+    keep = CALLEE_SAVED[arch]
+    return {k: v for k, v in regs.items() if k in keep}
+
+
 class _Unavailable(Exception):
     def __init__(self, location: Location) -> None:
         super().__init__(location.reason)

@@ -36,6 +36,7 @@ from ..commands.variables import (
     Variable,
     Variables,
     describe_type,
+    frame_registers,
     is_path,
     resolve_path,
 )
@@ -918,8 +919,9 @@ class DapServer:
 
     def _state(self, frame: Frame) -> FrameState:
         mem = self.s.mem
-        return FrameState(frame.pc, dict(frame.regs), frame.cfa,
-                          lambda a, n: mem.read(a, n), frame.level)
+        regs = frame_registers(self.s.machine.arch.name, frame.regs, frame.level)
+        return FrameState(frame.pc, regs, frame.cfa, lambda a, n: mem.read(a, n),
+                          frame.level)
 
     def _frame_state(self, frame_id: Any) -> FrameState | None:
         if frame_id is not None and int(frame_id) in self._frames:
@@ -995,7 +997,8 @@ class DapServer:
             from ..commands.context import general_registers
 
             ctx = self.reg.ctx
-            values = ctx.register_values() if frame.level == 0 else frame.regs
+            values = ctx.register_values() if frame.level == 0 else \
+                frame_registers(self.s.machine.arch.name, frame.regs, frame.level)
             out = []
             for name in general_registers(ctx):
                 if name not in values:

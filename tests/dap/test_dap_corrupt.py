@@ -57,6 +57,10 @@ def test_breakpoint_stack_variables_steps(adapter: Callable[[], Client],
     pc = "rip" if toolchain == "gcc" else "pc"
     assert int(regs[pc]["value"].split()[0], 16) == int(top["instructionPointerReference"],
                                                         16)
+    # A caller's frame knows only the registers its callee preserves.
+    caller_regs = c.variables(c.scopes(frames[2]["id"])["Registers"])
+    scratch, saved = ("rdi", "rbx") if toolchain == "gcc" else ("x0", "x19")
+    assert scratch not in caller_regs and saved in caller_regs
     # A caller's frame: process_batch's loop over the batch.
     caller = c.variables(c.scopes(frames[4]["id"])["Locals"])  # run_day
     assert caller["i"]["value"] == "0"
