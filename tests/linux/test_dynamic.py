@@ -195,13 +195,23 @@ def _scene(base: Path, name: str) -> Path:
     return d
 
 
+def _machine_program(name: str) -> str:
+    """The machine's own ``name``: /usr/bin's (the distribution's build) when it is an ELF
+    file, else the first ELF file PATH leads to (a pyenv shim is a shell script)."""
+    for candidate in (f"/usr/bin/{name}", f"/bin/{name}", shutil.which(name)):
+        if candidate and os.path.isfile(candidate):
+            real = os.path.realpath(candidate)
+            with open(real, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    return real
+    raise AssertionError(f"{name} is not installed as an ELF program")
+
+
 @pytest.mark.parametrize("prog,args,stdin", REAL, ids=[r[0] for r in REAL])
 def test_real_program_matches_native(prog: str, args: list[str], stdin: bytes,
                                      run_native: Callable, emu_run: Callable,
                                      tmp_path: Path) -> None:
-    exe = shutil.which(prog)
-    assert exe is not None, f"{prog} is not installed"
-    exe = os.path.realpath(exe)
+    exe = _machine_program(prog)
     env = {**progs.DEFAULT_ENV, "TZ": "UTC"}
     native = run_native(exe, args, stdin=stdin, env=env, argv0=prog,
                         cwd=_scene(tmp_path, "native"))
@@ -431,9 +441,7 @@ def test_coreutils_that_change_files(emu_run: Callable, tmp_path: Path) -> None:
              ("ln", ["-s", "f.txt", "soft"]), ("ln", ["f.txt", "hard"]),
              ("chmod", ["640", "g.txt"]), ("touch", ["new.txt"])]
     for prog, args in steps:
-        exe = shutil.which(prog)
-        assert exe is not None
-        res = emu_run(os.path.realpath(exe), args, argv0=prog, cwd=work)
+        res = emu_run(_machine_program(prog), args, argv0=prog, cwd=work)
         assert res.status == 0 and res.stderr == b"", (prog, args, res.stderr)
     assert (work / "g.txt").read_bytes() == (work / "f.txt").read_bytes()
     st = (work / "g.txt").stat()
