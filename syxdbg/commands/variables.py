@@ -19,9 +19,11 @@ Location expressions understood (what GCC emits for C at -O0 and the common ones
 * ``DW_OP_piece`` of registers, memory and values (small structs split over registers),
 * location lists (``.debug_loc`` and DWARF 5 ``.debug_loclists``): the entry covering the
   frame's pc; no entry means "optimized out",
-* ``DW_OP_entry_value``/``DW_OP_GNU_entry_value`` (the value a register had on entry,
-  recoverable only from the caller's call site): shown as ``<optimized out>``, as are
-  ``DW_OP_implicit_pointer`` and any operator not listed here.
+* ``DW_OP_entry_value``/``DW_OP_GNU_entry_value`` of a register (the value it had on
+  entry): recovered, as gdb does, from the caller's call site (``DW_TAG_call_site`` at the
+  return address, its ``DW_TAG_call_site_parameter`` for that register, whose
+  ``DW_AT_call_value`` is evaluated in the caller's frame, recursively); without one it is
+  ``<optimized out>``, as are ``DW_OP_implicit_pointer`` and any operator not listed here.
 
 Registers the unwinder does not know in a caller's frame (caller-saved ones) make a
 variable ``<unavailable>``. Only the general registers have DWARF numbers here (x86_64
@@ -82,6 +84,8 @@ class FrameState:
     read: Callable[[int, int], bytes]
     #: Level 0 is the innermost frame (its pc is exact; callers' pcs are return addresses).
     level: int = 0
+    #: The calling frame (its call site tells parameters' entry values), if known.
+    caller: FrameState | None = None
 
     @property
     def lookup_pc(self) -> int:
@@ -143,6 +147,7 @@ class Variables:
         self._units: list[tuple[Any, list[tuple[int, int]]]] = []
         self._globals: dict[int, list[Any]] = {}  # cu offset -> top-level variable DIEs
         self._parsers: dict[int, Any] = {}
+        self._sites: dict[int, dict[int, Any]] = {}
 
     def close(self) -> None:
         if self._file is not None:
@@ -457,7 +462,7 @@ class Variables:
             elif name == "DW_OP_implicit_value":
                 result = Location("value", data=bytes(args[1] if len(args) > 1 else args[0]))
             elif name in ("DW_OP_entry_value", "DW_OP_GNU_entry_value"):
-                raise _Unavailable(Location("optimized", reason="optimized out (entry value)"))
+                stack.append(self._entry_value(args[0], frame) & mask)
             elif name == "DW_OP_plus_uconst":
                 stack.append((pop() + args[0]) & mask)
             elif name in _BINARY:
@@ -507,6 +512,76 @@ class Variables:
         if not stack:
             return OPTIMIZED_OUT
         return Location("memory", address=stack[-1])
+
+    def _entry_value(self, ops: list[Any], frame: FrameState | None, depth: int = 0) -> int:
+        """``DW_OP_entry_value(DW_OP_regN)``: the value register N had when the frame's
+        function was entered, from the caller's call site (``DW_TAG_call_site_parameter``
+        with its ``DW_AT_call_value``, evaluated in the caller's frame), as gdb does."""
+        optimized = _Unavailable(Location("optimized", reason="optimized out (entry value)"))
+        if frame is None or frame.caller is None or len(ops) != 1 or depth > 8:
+            raise optimized
+        op = ops[0]
+        if not (op.op_name == "DW_OP_regx" or
+                (op.op_name.startswith("DW_OP_reg") and op.op_name[9:].isdigit())):
+            raise optimized
+        caller = frame.caller
+        hit = self.function_at(caller.lookup_pc)
+        if hit is None:
+            raise optimized
+        func, cu = hit
+        site = self._call_sites(func, cu).get(caller.pc)
+        if site is None:
+            raise optimized
+        parser = self._parser(cu)
+        for param in site.iter_children():
+            if param.tag not in ("DW_TAG_call_site_parameter",
+                                 "DW_TAG_GNU_call_site_parameter"):
+                continue
+            where = param.attributes.get("DW_AT_location")
+            value = param.attributes.get("DW_AT_call_value") or \
+                param.attributes.get("DW_AT_GNU_call_site_value")
+            if where is None or value is None:
+                continue
+            try:
+                at = parser.parse_expr(where.value)
+            except Exception:
+                continue
+            if len(at) != 1 or at[0].op_name != op.op_name or at[0].args != op.args:
+                continue
+            try:
+                expr = parser.parse_expr(value.value)
+            except Exception:
+                raise optimized from None
+            loc = self.evaluate_ops(expr, caller, self._frame_base(func, cu, caller))
+            if loc.kind == "memory":  # a DWARF expression's value: the stack top
+                return loc.address
+            if loc.kind == "register" and loc.register in caller.regs:
+                return caller.regs[loc.register]
+            if loc.kind == "value":
+                return int.from_bytes(loc.data[:8], "little")
+            raise optimized
+        raise optimized
+
+    def _call_sites(self, func: Any, cu: Any) -> dict[int, Any]:
+        """The call sites of a function by return address (runtime)."""
+        key = func.offset
+        sites = self._sites.get(key)
+        if sites is not None:
+            return sites
+        sites = {}
+        todo = [func]
+        while todo:
+            die = todo.pop()
+            for child in die.iter_children():
+                if child.tag in ("DW_TAG_call_site", "DW_TAG_GNU_call_site"):
+                    ret = child.attributes.get("DW_AT_call_return_pc") or \
+                        child.attributes.get("DW_AT_low_pc")
+                    if ret is not None:
+                        sites[ret.value + self.di.bias] = child
+                elif child.tag in ("DW_TAG_lexical_block", "DW_TAG_inlined_subroutine"):
+                    todo.append(child)
+        self._sites[key] = sites
+        return sites
 
     def _reg_by_name(self, frame: FrameState | None, name: str) -> int:
         if frame is None or name not in frame.regs:
@@ -891,7 +966,7 @@ class _SubArray:
 # -- C access paths -----------------------------------------------------------------------------
 _PATH = re.compile(r"\s*(?P<prefix>[*&]*)\s*(?P<head>[A-Za-z_][A-Za-z0-9_]*)(?P<rest>.*)$")
 _STEP = re.compile(r"\s*(?:(?P<dot>\.|->)\s*(?P<member>[A-Za-z_][A-Za-z0-9_]*)"
-                   r"|\[\s*(?P<index>-?(?:0x[0-9a-fA-F]+|\d+))\s*\])")
+                   r"|\[\s*(?P<index>[^\[\]]+?)\s*\])")
 
 
 def is_path(text: str) -> bool:
@@ -909,9 +984,11 @@ def is_path(text: str) -> bool:
 
 
 def resolve_path(variables: Variables, renderer: Renderer, text: str,
-                 frame: FrameState | None) -> Variable:
+                 frame: FrameState | None,
+                 evaluate: Callable[[str], int] | None = None) -> Variable:
     """The variable a C access path names: a variable, then ``.member``, ``->member``,
-    ``[index]``, with leading ``*`` (dereference) and ``&`` (address of)."""
+    ``[index]``, with leading ``*`` (dereference) and ``&`` (address of). An index that is
+    not a number is computed by ``evaluate`` (``batch[i]``)."""
     m = _PATH.match(text)
     if m is None or not is_path(text):
         raise CommandError(f"not a variable path: {text!r}")
@@ -925,7 +1002,14 @@ def resolve_path(variables: Variables, renderer: Renderer, text: str,
         assert s is not None
         rest = rest[s.end():]
         if s.group("index") is not None:
-            var = _index(renderer, var, int(s.group("index"), 0))
+            index = s.group("index")
+            try:
+                i = int(index, 0)
+            except ValueError:
+                if evaluate is None:
+                    raise CommandError(f"cannot compute the index {index!r}") from None
+                i = evaluate(index)
+            var = _index(renderer, var, i)
         else:
             if s.group("dot") == "->":
                 d = renderer.deref(var)

@@ -923,13 +923,20 @@ class DapServer:
         return FrameState(frame.pc, regs, frame.cfa, lambda a, n: mem.read(a, n),
                           frame.level)
 
+    def _states(self, frames: list[Frame]) -> list[FrameState]:
+        """Frame states linked to their callers (entry values come from call sites)."""
+        states = [self._state(f) for f in frames]
+        for inner, outer in zip(states, states[1:], strict=False):
+            inner.caller = outer
+        return states
+
     def _frame_state(self, frame_id: Any) -> FrameState | None:
         if frame_id is not None and int(frame_id) in self._frames:
             return self._frames[int(frame_id)][1]
         if self.session is None:
             return None
-        frames = self._frames_now(1)
-        return self._state(frames[0]) if frames else None
+        states = self._states(self._frames_now(16))
+        return states[0] if states else None
 
     def _req_stackTrace(self, req: dict[str, Any]) -> None:  # noqa: N802
         a = req.get("arguments") or {}
@@ -938,10 +945,11 @@ class DapServer:
         frames = self._frames_now(64)
         di = self.reg.ctx.debuginfo
         out = []
-        chosen = frames[start:start + levels] if levels else frames[start:]
-        for f in chosen:
+        states = self._states(frames)
+        chosen = list(zip(frames, states, strict=True))
+        chosen = chosen[start:start + levels] if levels else chosen[start:]
+        for f, state in chosen:
             fid = self._new_id()
-            state = self._state(f)
             self._frames[fid] = (f, state)
             pc = state.lookup_pc
             assert self.vars is not None
@@ -1136,7 +1144,8 @@ class DapServer:
     # -- evaluate ---------------------------------------------------------------------------
     def _resolve(self, text: str, frame: FrameState | None) -> Variable:
         assert self.vars is not None
-        return resolve_path(self.vars, Renderer(frame), text.strip(), frame)
+        return resolve_path(self.vars, Renderer(frame), text.strip(), frame,
+                            lambda index: self._eval_int(index, frame))
 
     def _eval_int(self, text: str, frame: FrameState | None) -> int:
         """An integer expression: the shell's evaluator, with the C variables of the frame

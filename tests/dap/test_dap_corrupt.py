@@ -57,6 +57,16 @@ def test_breakpoint_stack_variables_steps(adapter: Callable[[], Client],
     pc = "rip" if toolchain == "gcc" else "pc"
     assert int(regs[pc]["value"].split()[0], 16) == int(top["instructionPointerReference"],
                                                         16)
+    # Callers' values the optimiser left only as DW_OP_entry_value come from the call
+    # sites, as in gdb: process_batch's batch and i (kept as a pointer into it).
+    batch = frames[3]
+    bargs = c.variables(c.scopes(batch["id"])["Arguments"])
+    assert bargs["batch"]["value"].startswith("0x"), bargs
+    assert c.variables(c.scopes(batch["id"])["Locals"])["i"]["value"] == "2"
+    assert c.evaluate("batch[i]", frame_id=batch["id"])["body"]["result"] == "510"
+    # ... and where no call site says, optimized out (apply_transaction's amount).
+    assert "optimized out" in c.variables(c.scopes(frames[2]["id"])["Arguments"])[
+        "amount"]["value"]
     # A caller's frame knows only the registers its callee preserves.
     caller_regs = c.variables(c.scopes(frames[2]["id"])["Registers"])
     scratch, saved = ("rdi", "rbx") if toolchain == "gcc" else ("x0", "x19")
