@@ -532,6 +532,17 @@ class Variables:
         site = self._call_sites(func, cu).get(caller.pc)
         if site is None:
             raise optimized
+        # The call must be to this frame's function (not one that tail-called it).
+        callee = self.function_at(frame.lookup_pc)
+        for key in ("DW_AT_call_origin", "DW_AT_abstract_origin"):
+            if key in site.attributes:
+                try:
+                    target = site.get_DIE_from_attribute(key)
+                except Exception:
+                    raise optimized from None
+                if callee is None or _origin(target).offset != _origin(callee[0]).offset:
+                    raise optimized
+                break
         parser = self._parser(cu)
         for param in site.iter_children():
             if param.tag not in ("DW_TAG_call_site_parameter",
