@@ -14,7 +14,9 @@ Location expressions understood (what GCC emits for C at -O0 and the common ones
   ``DW_OP_bregx`` (an address relative to a register),
 * ``DW_OP_stack_value`` and ``DW_OP_implicit_value`` (computed values), the constant, stack
   and arithmetic operators (``DW_OP_lit*``, ``DW_OP_const*``, ``DW_OP_plus_uconst``,
-  ``DW_OP_plus``/``minus``/``mul``/``and``/``or``/``xor``/``neg``/``not``/shifts,
+  ``DW_OP_plus``/``minus``/``mul``/``and``/``or``/``xor``/``neg``/``not``/shifts and the
+  comparisons ``DW_OP_eq``/``ne``/``lt``/``le``/``gt``/``ge``, and the branches
+  ``DW_OP_bra``/``DW_OP_skip``,
   ``DW_OP_dup``/``drop``/``swap``/``over``, ``DW_OP_deref``/``deref_size``),
 * ``DW_OP_piece`` of registers, memory and values (small structs split over registers),
 * location lists (``.debug_loc`` and DWARF 5 ``.debug_loclists``): the entry covering the
@@ -86,6 +88,9 @@ class FrameState:
     level: int = 0
     #: The calling frame (its call site tells parameters' entry values), if known.
     caller: FrameState | None = None
+    #: Inline level: 0 is the innermost function inlined at pc, 1 the one it was inlined
+    #: into... up to the frame's own (physical) function.
+    inline: int = 0
 
     @property
     def lookup_pc(self) -> int:
@@ -264,17 +269,78 @@ class Variables:
             else:
                 return chain
 
-    def frame_variables(self, frame: FrameState) -> tuple[list[Variable], list[Variable]]:
-        """(parameters, locals) visible at the frame's pc; inner scopes shadow outer."""
+    def _segment(self, frame: FrameState) -> tuple[list[Any], Any, Any] | None:
+        """(scopes, function DIE, CU) of the frame's (possibly inlined) function: the part
+        of the scope chain at its pc that belongs to inline level ``frame.inline``."""
         pc = frame.lookup_pc
         hit = self.function_at(pc)
         if hit is None:
-            return [], []
+            return None
         func, cu = hit
+        chain = self._scopes(func, cu, pc)
+        marks = [0] + [i for i, d in enumerate(chain) if d.tag == "DW_TAG_inlined_subroutine"]
+        k = min(frame.inline, len(marks) - 1)
+        start = marks[len(marks) - 1 - k]
+        end = marks[len(marks) - k] if k > 0 else len(chain)
+        return chain[start:end], func, cu
+
+    def inline_frames(self, frame: FrameState) -> list[tuple[str, int | None, str | None]]:
+        """The functions inlined at the frame's pc, innermost first, then the frame's own:
+        (name, call line, call file) where the call line is that of the call in the next
+        outer one (None for the innermost, whose line is the pc's)."""
+        pc = frame.lookup_pc
+        hit = self.function_at(pc)
+        if hit is None:
+            return []
+        func, cu = hit
+        chain = [d for d in self._scopes(func, cu, pc)
+                 if d.tag in ("DW_TAG_subprogram", "DW_TAG_inlined_subroutine")]
+        out: list[tuple[str, int | None, str | None]] = []
+        for i in range(len(chain) - 1, -1, -1):
+            name = _name(_origin(chain[i])) or "??"
+            if i == len(chain) - 1:
+                out.append((name, None, None))
+            else:
+                inner = chain[i + 1]
+                line = inner.attributes.get("DW_AT_call_line")
+                file = inner.attributes.get("DW_AT_call_file")
+                out.append((name, int(line.value) if line is not None else None,
+                            self._file_name(cu, int(file.value)) if file is not None
+                            else None))
+        return out
+
+    def _file_name(self, cu: Any, index: int) -> str | None:
+        import os
+
+        try:
+            lp = self._dwarf.line_program_for_CU(cu)
+            version = lp.header.version
+            files, dirs = lp["file_entry"], lp["include_directory"]
+            i = index if version >= 5 else index - 1
+            entry = files[i]
+            name = entry.name.decode(errors="replace")
+            d = entry.dir_index if version >= 5 else entry.dir_index - 1
+            if not os.path.isabs(name) and 0 <= d < len(dirs):
+                name = os.path.join(dirs[d].decode(errors="replace"), name)
+            top = cu.get_top_DIE()
+            comp = top.attributes.get("DW_AT_comp_dir")
+            if not os.path.isabs(name) and comp is not None:
+                name = os.path.join(comp.value.decode(errors="replace"), name)
+            return os.path.normpath(name)
+        except Exception:
+            return None
+
+    def frame_variables(self, frame: FrameState) -> tuple[list[Variable], list[Variable]]:
+        """(parameters, locals) visible at the frame's pc in its (inline level's) function;
+        inner scopes shadow outer."""
+        seg = self._segment(frame)
+        if seg is None:
+            return [], []
+        scopes, func, cu = seg
         frame_base = self._frame_base(func, cu, frame)
         params: list[Variable] = []
         local: dict[str, Variable] = {}
-        for depth, scope in enumerate(self._scopes(func, cu, pc)):
+        for depth, scope in enumerate(scopes):
             for die in scope.iter_children():
                 if die.tag not in ("DW_TAG_formal_parameter", "DW_TAG_variable"):
                     continue
@@ -423,9 +489,28 @@ class Variables:
                 raise _Unavailable(Location("optimized", reason="malformed expression"))
             return stack.pop()
 
-        for op in ops:
+        index = {op.offset: i for i, op in enumerate(ops)}
+        i = -1
+        steps = 0
+        while i + 1 < len(ops):
+            i += 1
+            steps += 1
+            if steps > 10000:  # a DW_OP_bra loop
+                raise _Unavailable(Location("optimized", reason="malformed expression"))
+            op = ops[i]
             name: str = op.op_name
             args = op.args
+            if name in ("DW_OP_bra", "DW_OP_skip"):
+                if name == "DW_OP_skip" or pop() != 0:
+                    after = ops[i + 1].offset if i + 1 < len(ops) else op.offset + 3
+                    target = after + _signed(args[0], 2)
+                    if target in index:
+                        i = index[target] - 1
+                    elif target > ops[-1].offset:
+                        i = len(ops) - 1
+                    else:
+                        raise _Unavailable(Location("optimized", reason="malformed expression"))
+                continue
             if name == "DW_OP_addr":
                 stack.append(args[0] + bias)
             elif name.startswith("DW_OP_lit"):
@@ -617,6 +702,12 @@ _BINARY: dict[str, Callable[[int, int], int]] = {
     "DW_OP_shra": lambda a, b: _signed(a, 8) >> (b & 63),
     "DW_OP_div": lambda a, b: int(_signed(a, 8) / _signed(b, 8)) if b else 0,
     "DW_OP_mod": lambda a, b: a % b if b else 0,
+    "DW_OP_eq": lambda a, b: int(_signed(a, 8) == _signed(b, 8)),
+    "DW_OP_ne": lambda a, b: int(_signed(a, 8) != _signed(b, 8)),
+    "DW_OP_lt": lambda a, b: int(_signed(a, 8) < _signed(b, 8)),
+    "DW_OP_le": lambda a, b: int(_signed(a, 8) <= _signed(b, 8)),
+    "DW_OP_gt": lambda a, b: int(_signed(a, 8) > _signed(b, 8)),
+    "DW_OP_ge": lambda a, b: int(_signed(a, 8) >= _signed(b, 8)),
 }
 
 

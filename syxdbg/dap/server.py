@@ -939,40 +939,55 @@ class DapServer:
         return states[0] if states else None
 
     def _req_stackTrace(self, req: dict[str, Any]) -> None:  # noqa: N802
+        """Frames from the CFI unwinder; a function inlined at a frame's pc is a frame of
+        its own (innermost first), as in gdb."""
+        import dataclasses
+
         a = req.get("arguments") or {}
         start = int(a.get("startFrame") or 0)
         levels = int(a.get("levels") or 0)
         frames = self._frames_now(64)
         di = self.reg.ctx.debuginfo
+        assert self.vars is not None
+        expanded: list[tuple[Frame, FrameState, str | None, int | None, str | None]] = []
+        for f, state in zip(frames, self._states(frames), strict=True):
+            inlined = self.vars.inline_frames(state)
+            if len(inlined) <= 1:
+                expanded.append((f, state, None, None, None))
+                continue
+            # The innermost function's line is the pc's; each outer one's, its call's.
+            for k, (fname, line, file) in enumerate(inlined):
+                expanded.append((f, dataclasses.replace(state, inline=k), fname, line, file))
         out = []
-        states = self._states(frames)
-        chosen = list(zip(frames, states, strict=True))
-        chosen = chosen[start:start + levels] if levels else chosen[start:]
-        for f, state in chosen:
+        chosen = expanded[start:start + levels] if levels else expanded[start:]
+        for f, state, inline_name, call_line, call_file in chosen:
             fid = self._new_id()
             self._frames[fid] = (f, state)
             pc = state.lookup_pc
-            assert self.vars is not None
-            name = self.vars.function_name(pc) or (di.symbolize(pc) if f.level == 0
-                                                   else None)
-            if name is None:
+            found = inline_name or self.vars.function_name(pc) or (
+                di.symbolize(pc) if f.level == 0 else None)
+            if found is None:
                 sym = di.symbol_at(pc)
-                name = sym[0] if sym is not None else f"{f.pc:#x}"
+                found = sym[0] if sym is not None else f"{f.pc:#x}"
+            name = found
             row = di.line_at(pc)
+            file, line = (row.file, row.line) if row is not None else (None, None)
+            if call_line is not None:
+                file, line = call_file or file, call_line
             item: dict[str, Any] = {"id": fid, "name": name, "line": 0, "column": 0,
                                     "instructionPointerReference": f"{f.pc:#x}"}
-            if row is not None:
-                item["line"] = self._line_out(row.line)
+            if file is not None and line is not None:
+                item["line"] = self._line_out(line)
                 item["column"] = 1
-                if os.path.exists(row.file):
-                    item["source"] = {"name": os.path.basename(row.file), "path": row.file}
+                if os.path.exists(file):
+                    item["source"] = {"name": os.path.basename(file), "path": file}
                 else:
-                    item["source"] = {"name": os.path.basename(row.file),
+                    item["source"] = {"name": os.path.basename(file),
                                       "presentationHint": "deemphasize"}
             else:
                 item["presentationHint"] = "subtle"
             out.append(item)
-        self.conn.respond(req, {"stackFrames": out, "totalFrames": len(frames)})
+        self.conn.respond(req, {"stackFrames": out, "totalFrames": len(expanded)})
 
     def _req_scopes(self, req: dict[str, Any]) -> None:
         a = req.get("arguments") or {}

@@ -450,3 +450,34 @@ def test_set_variable(adapter: Callable[[], Client], build_program: Callable[...
     assert c.stopped()["reason"] == "exited"
     c.request("continue", {"threadId": 1})
     assert c.wait_event("exited")["body"]["exitCode"] == 0
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_inlined_function_is_a_frame(adapter: Callable[[], Client],
+                                     build_program: Callable[..., Path], toolchain: str
+                                     ) -> None:
+    """sortalloc's check_fill is inlined into heap_churn at -O1: it is a frame of its own
+    (its parameters, at the pc's line), and heap_churn's frame is at the call's line. The
+    location lists use DW_OP_bra and comparisons (keep = min(size, n))."""
+    exe = build_program("sortalloc", toolchain)
+    c = adapter()
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          breakpoints={"sortalloc.c": [{"line": line_of("sortalloc", "if (p[i] != v)")}]})
+    assert c.stopped()["reason"] == "breakpoint"
+    frames = c.frames()
+    assert [f["name"] for f in frames[:3]] == ["check_fill", "heap_churn", "main"]
+    assert frames[0]["line"] == line_of("sortalloc", "if (p[i] != v)")
+    assert frames[1]["line"] == line_of("sortalloc", "if (keep && check_fill(p, keep")
+    assert frames[0]["instructionPointerReference"] == frames[1]["instructionPointerReference"]
+    inner = c.variables(c.scopes(frames[0]["id"])["Arguments"])
+    assert set(inner) == {"p", "n", "v"}
+    outer = c.variables(c.scopes(frames[1]["id"])["Locals"])
+    assert "keep" in outer and "round" in outer and "p" not in c.variables(
+        c.scopes(frames[1]["id"])["Arguments"])
+    assert inner["n"]["value"] == outer["keep"]["value"] != "<optimized out>"
+    assert inner["p"]["value"].split()[0] == outer["p"]["value"].split()[0]
+    s = int(outer["s"]["value"])
+    size = int(c.evaluate(f"size[{s}]", frame_id=frames[1]["id"])["body"]["result"])
+    assert int(inner["v"]["value"].split()[0]) == (s + size) & 0xFF
+    assert c.evaluate("p[i]", frame_id=frames[0]["id"])["body"]["result"] == \
+        inner["v"]["value"]
