@@ -669,7 +669,12 @@ class DapServer:
         return motion._before_access(ctx, event)
 
     def _granular(self, req: dict[str, Any]) -> bool:
-        return (req.get("arguments") or {}).get("granularity") == "instruction"
+        """Instruction steps: asked for, or where pc has no line information (``_start``
+        after stopOnEntry, a library without DWARF)."""
+        if (req.get("arguments") or {}).get("granularity") == "instruction":
+            return True
+        s = self.s
+        return s.image.kind != "elf" or self.reg.ctx.debuginfo.line_at(s.regs.pc) is None
 
     def _req_continue(self, req: dict[str, Any]) -> None:
         final = self._at_end()

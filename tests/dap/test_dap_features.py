@@ -481,3 +481,26 @@ def test_inlined_function_is_a_frame(adapter: Callable[[], Client],
     assert int(inner["v"]["value"].split()[0]) == (s + size) & 0xFF
     assert c.evaluate("p[i]", frame_id=frames[0]["id"])["body"]["result"] == \
         inner["v"]["value"]
+
+
+def test_stop_on_entry_then_steps_without_line_information(adapter: Callable[[], Client],
+                                                           build_program: Callable[..., Path]
+                                                           ) -> None:
+    """At _start (no DWARF lines) next/stepIn/stepBack step instructions; stepping back
+    from the first instruction reports the beginning of history."""
+    exe = build_program("corrupt")
+    c = adapter()
+    start(c, {"program": str(exe), "stopOnEntry": True, **LAUNCH_ENV})
+    assert c.stopped()["reason"] == "entry"
+    entry = c.frames()[0]
+    assert entry["name"] == "_start" and "source" not in entry
+    c.request("next", {"threadId": 1})
+    assert c.stopped()["reason"] == "step"
+    assert c.frames()[0]["instructionPointerReference"] != entry["instructionPointerReference"]
+    c.request("stepBack", {"threadId": 1})
+    assert c.stopped()["reason"] == "step"
+    assert c.frames()[0]["instructionPointerReference"] == entry["instructionPointerReference"]
+    c.request("stepBack", {"threadId": 1})
+    assert c.stopped()["reason"] == "entry"  # the beginning of history
+    c.request("reverseContinue", {"threadId": 1})
+    assert c.stopped()["reason"] == "entry"
