@@ -404,9 +404,7 @@ class DapServer:
                 self._close()
                 self._open(cfg)
                 self.conn.respond(req)
-                self._after_launch()
-                self._started = False
-                self._start()
+                self._after_launch()  # breakpoints again; starts (configured already)
                 return
             self.config = cfg
         self.conn.respond(req)
@@ -462,6 +460,9 @@ class DapServer:
         self._done.set()
 
     def _close(self) -> None:
+        for bp in self._bps.values():  # their numbers die with the registry
+            bp.numbers = []
+        self._by_number.clear()
         if self.vars is not None:
             self.vars.close()
             self.vars = None

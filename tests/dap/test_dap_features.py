@@ -504,3 +504,31 @@ def test_stop_on_entry_then_steps_without_line_information(adapter: Callable[[],
     assert c.stopped()["reason"] == "entry"  # the beginning of history
     c.request("reverseContinue", {"threadId": 1})
     assert c.stopped()["reason"] == "entry"
+
+
+def test_restart_with_new_arguments_reloads(adapter: Callable[[], Client],
+                                            build_program: Callable[..., Path]) -> None:
+    """restart with a changed configuration loads the program again, with the same
+    breakpoints; without a change it goes back to the origin (history kept)."""
+    exe = build_program("corrupt")
+    c = adapter()
+    launch = {"program": str(exe), **LAUNCH_ENV}
+    start(c, launch, functions=[{"name": "record_history", "condition": "amount == 777"}],
+          breakpoints={"corrupt.c": [{"line": line_of("corrupt", "run_day();")}]})
+    assert c.stopped()["reason"] == "breakpoint"  # run_day() in main
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "function breakpoint"
+    c.request("restart", {"arguments": launch})  # unchanged: back to the origin, run
+    assert c.stopped()["reason"] == "breakpoint"
+    assert c.frames()[0]["name"] == "main"
+    c.request("restart", {"arguments": {**launch, "args": ["--fixed"]}})
+    assert c.stopped()["reason"] == "breakpoint"
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "function breakpoint"
+    assert c.evaluate("ledger.history_pos")["body"]["result"] == "0"  # --fixed wrapped it
+    c.request("setFunctionBreakpoints", {"breakpoints": []})
+    c.request("setBreakpoints", {"source": {"path": "corrupt.c"}, "breakpoints": []})
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "exited"
+    c.request("continue", {"threadId": 1})
+    assert c.wait_event("exited")["body"]["exitCode"] == 0
