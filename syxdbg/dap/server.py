@@ -356,7 +356,12 @@ class DapServer:
         self.config = cfg
         self.session = session
         self.registry = make_registry(session, frontend="shell")
-        self.vars = Variables(self.registry.ctx.debuginfo)
+        ctx = self.registry.ctx
+        shell_condition = ctx.condition_holds
+        # Every motion of the command layer asks the context (see _holds).
+        setattr(ctx, "condition_holds",  # noqa: B010 - an instance's own method
+                lambda bp: self._holds(bp, shell_condition))
+        self.vars = Variables(ctx.debuginfo)
         session.timeline  # noqa: B018 - history starts here
         self._started = False
         self._ended = False
@@ -637,9 +642,16 @@ class DapServer:
             stale = isinstance(event, ev.Stopped) and event.why == "breakpoint" and not any(
                 h.address == event.pc for h in self.s.timeline.breakpoint_table())
             return not stale
+        return ctx.condition_holds(bp)
+
+    def _holds(self, bp: Any, shell_condition: Callable[[Any], bool]) -> bool:
+        """The command context's ``condition_holds`` while this server runs it: an editor
+        breakpoint's condition, hit count and log message; a REPL breakpoint's shell
+        condition. So every motion that asks, the shell's line steps and ``finish``
+        included, passes a false one."""
         dbp = self._by_number.get(bp.number)
-        if dbp is None:  # a REPL breakpoint: the shell's own condition
-            return ctx.condition_holds(bp)
+        if dbp is None:
+            return shell_condition(bp)
         if dbp.condition:
             try:
                 if not self._eval_int(dbp.condition, None):
@@ -941,7 +953,7 @@ class DapServer:
             return self._frames[int(frame_id)][1]
         if self.session is None:
             return None
-        states = self._states(self._frames_now(16))
+        states = self._states(self._frames_now(4))
         return states[0] if states else None
 
     def _req_stackTrace(self, req: dict[str, Any]) -> None:  # noqa: N802

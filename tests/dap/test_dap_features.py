@@ -532,3 +532,23 @@ def test_restart_with_new_arguments_reloads(adapter: Callable[[], Client],
     assert c.stopped()["reason"] == "exited"
     c.request("continue", {"threadId": 1})
     assert c.wait_event("exited")["body"]["exitCode"] == 0
+
+
+def test_next_passes_a_false_condition_inside_the_call(adapter: Callable[[], Client],
+                                                       build_program: Callable[..., Path]
+                                                       ) -> None:
+    """next over run_day() runs 40 transactions through a conditional breakpoint whose
+    condition is never true, and a hit count not reached: it stops on main's next line."""
+    exe = build_program("corrupt")
+    c = adapter()
+    call = line_of("corrupt", "run_day();")
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          breakpoints={"corrupt.c": [{"line": call}]},
+          functions=[{"name": "record_history", "condition": "amount == 12345"},
+                     {"name": "audit", "hitCondition": "> 100"}])
+    assert c.stopped()["reason"] == "breakpoint"
+    c.request("next", {"threadId": 1})
+    assert c.stopped()["reason"] == "step"
+    top = c.frames()[0]
+    assert top["name"] == "main" and top["line"] > call
+    assert c.evaluate("ledger.tx_count")["body"]["result"] == "40"
