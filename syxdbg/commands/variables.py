@@ -813,11 +813,15 @@ def type_name(ty: Any) -> str:
         return f"union {name or '<anonymous>'}"
     if tag == "DW_TAG_enumeration_type":
         return f"enum {name or '<anonymous>'}"
-    if tag == "DW_TAG_const_type":
-        inner = type_name(_type_of(ty))
-        return inner if inner.startswith("const ") else f"const {inner}"
-    if tag == "DW_TAG_volatile_type":
-        return f"volatile {type_name(_type_of(ty))}"
+    if tag in ("DW_TAG_const_type", "DW_TAG_volatile_type"):
+        word = "const" if tag == "DW_TAG_const_type" else "volatile"
+        target = _type_of(ty)
+        inner = type_name(target)
+        bare = strip(target)
+        if inner.startswith(f"{word} ") or (bare is not None and
+                                             bare.tag == "DW_TAG_array_type"):
+            return inner  # C qualifies an array's elements, which DWARF repeats
+        return f"{word} {inner}"
     if tag in ("DW_TAG_restrict_type", "DW_TAG_atomic_type"):
         return type_name(_type_of(ty))
     if tag == "DW_TAG_pointer_type":

@@ -552,3 +552,29 @@ def test_next_passes_a_false_condition_inside_the_call(adapter: Callable[[], Cli
     top = c.frames()[0]
     assert top["name"] == "main" and top["line"] > call
     assert c.evaluate("ledger.tx_count")["body"]["result"] == "40"
+
+
+@pytest.mark.parametrize("program", [p for p in progs.PROGRAMS if p != "segv"])
+def test_every_program_steps_and_renders(adapter: Callable[[], Client],
+                                         build_program: Callable[..., Path],
+                                         program: str) -> None:
+    """Each of the suite's programs: break at main, step a few lines, and at every stop
+    every scope of every frame renders (and one level of children), schema-valid."""
+    exe = build_program(program)
+    c = adapter()
+    start(c, {"program": str(exe), "args": ["3"] if program == "loop" else [],
+              **LAUNCH_ENV}, functions=[{"name": "main"}])
+    assert c.stopped()["reason"] == "function breakpoint"
+    for _ in range(4):
+        frames = c.frames()
+        for f in frames[:4]:
+            for ref in c.scopes(f["id"]).values():
+                for v in c.variables(ref).values():
+                    assert v["value"], v
+                    if v["variablesReference"]:
+                        c.variables(v["variablesReference"], start=0, count=4)
+        c.request("next", {"threadId": 1})
+        if c.stopped()["reason"] != "step":
+            break
+    assert not [m for m in c.messages if m.get("type") == "response"
+                and not m.get("success")]
