@@ -28,8 +28,9 @@ Location expressions understood (what GCC emits for C at -O0 and the common ones
   ``<optimized out>``, as are ``DW_OP_implicit_pointer`` and any operator not listed here.
 
 Registers the unwinder does not know in a caller's frame (caller-saved ones) make a
-variable ``<unavailable>``. Only the general registers have DWARF numbers here (x86_64
-0..16, aarch64 x0..x30, sp, pc): a float kept in an SSE/FP register is ``<unavailable>``.
+variable ``<unavailable>``. The general registers and the vector registers (x86_64
+``xmm0..15``, DWARF 17..32; aarch64 ``v0..v31``, 64..95: floats) are known in the innermost
+frame; in callers only the callee-saved general registers.
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ class FrameState:
 CALLEE_SAVED: dict[str, frozenset[str]] = {
     "x86_64": frozenset({"rbx", "rbp", "r12", "r13", "r14", "r15", "rsp", "rip", "sp", "pc"}),
     "aarch64": frozenset({*(f"x{i}" for i in range(19, 30)), "sp", "pc"}),
+}
+
+
+#: DWARF numbers of the vector registers (x86_64 SSE, aarch64 SIMD/FP): floats and vectors
+#: live there. Known in the innermost frame only.
+VECTOR_REGS: dict[str, dict[int, str]] = {
+    "x86_64": {17 + i: f"xmm{i}" for i in range(16)},
+    "aarch64": {64 + i: f"v{i}" for i in range(32)},
 }
 
 
@@ -469,12 +478,13 @@ class Variables:
     def _reg(self, frame: FrameState | None, number: int) -> tuple[str, int]:
         from .debuginfo import DWARF_REGS
 
-        name = DWARF_REGS.get(self.di.arch, {}).get(number)
+        name = DWARF_REGS.get(self.di.arch, {}).get(number) or \
+            VECTOR_REGS.get(self.di.arch, {}).get(number)
         if name is None:
             raise _Unavailable(Location("unavailable", reason=f"DWARF register {number}"))
         if frame is None or name not in frame.regs:
             raise _Unavailable(Location("unavailable", reason=f"{name} not saved here"))
-        return name, frame.regs[name] & (1 << 64) - 1
+        return name, frame.regs[name] & (1 << 128) - 1
 
     def _run_ops(self, ops: list[Any], frame: FrameState | None,
                  frame_base: Location | None) -> Location:
@@ -721,8 +731,9 @@ def read_location(loc: Location, size: int, frame: FrameState | None) -> bytes:
     if loc.kind == "register":
         if frame is None or loc.register not in frame.regs:
             raise CommandError(f"{loc.register} is not available here")
-        value = frame.regs[loc.register] & (1 << 64) - 1
-        return value.to_bytes(8, "little")[:size].ljust(size, b"\0")
+        width = 16 if loc.register.startswith(("xmm", "v")) else 8
+        value = frame.regs[loc.register] & (1 << 8 * width) - 1
+        return value.to_bytes(width, "little")[:size].ljust(size, b"\0")
     if loc.kind == "value":
         return loc.data[:size].ljust(size, b"\0")
     raise CommandError(f"<{loc.reason or loc.kind}>")
@@ -935,8 +946,10 @@ class Renderer:
             else 0x07
         size = len(data)
         raw = int.from_bytes(data, "little")
-        if enc == 0x04 and size in (4, 8):  # float
-            return repr(struct.unpack("<f" if size == 4 else "<d", data)[0])
+        if enc == 0x04 and size == 4:  # float: as many digits as a float has (gdb's)
+            return f"{struct.unpack('<f', data)[0]:.9g}"
+        if enc == 0x04 and size == 8:
+            return repr(struct.unpack("<d", data)[0])
         if enc == 0x04:
             return f"<{size}-byte float {raw:#x}>"
         if enc == 0x02:  # boolean

@@ -31,6 +31,7 @@ from .. import api
 from ..commands import CommandRegistry, make_registry, motion
 from ..commands.debuginfo import Frame
 from ..commands.variables import (
+    VECTOR_REGS,
     FrameState,
     Renderer,
     Variable,
@@ -937,7 +938,12 @@ class DapServer:
 
     def _state(self, frame: Frame) -> FrameState:
         mem = self.s.mem
-        regs = frame_registers(self.s.machine.arch.name, frame.regs, frame.level)
+        arch = self.s.machine.arch.name
+        regs = frame_registers(arch, frame.regs, frame.level)
+        if frame.level == 0:  # floats live in the vector registers
+            live = self.s.regs
+            regs.update({name: int(live[name])
+                         for name in VECTOR_REGS.get(arch, {}).values()})
         return FrameState(frame.pc, regs, frame.cfa, lambda a, n: mem.read(a, n),
                           frame.level)
 

@@ -578,3 +578,28 @@ def test_every_program_steps_and_renders(adapter: Callable[[], Client],
             break
     assert not [m for m in c.messages if m.get("type") == "response"
                 and not m.get("success")]
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_floats_in_vector_registers(adapter: Callable[[], Client],
+                                    build_program: Callable[..., Path], toolchain: str
+                                    ) -> None:
+    """fpsimd's scalar_part (inlined into main) keeps its doubles and floats in SSE /
+    SIMD registers (DWARF 17.. on x86_64, 64.. on aarch64)."""
+    exe = build_program("fpsimd", toolchain)
+    c = adapter()
+    line = line_of("fpsimd", "fmod       = ")
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          breakpoints={"fpsimd.c": [{"line": line}]})
+    assert c.stopped()["reason"] == "breakpoint"
+    frames = c.frames()
+    assert frames[0]["name"] == "scalar_part" and frames[1]["name"] == "main"
+    local = c.variables(c.scopes(frames[0]["id"])["Locals"])
+    assert local["d"]["value"] == "3.0" and local["d"]["type"] == "double"
+    assert "memoryReference" not in local["d"]  # in a register, not on the stack
+    assert not c.evaluate("d * 2", frame_id=frames[0]["id"], ok=False)["success"]
+    glob = c.variables(c.scopes(frames[0]["id"])["Globals"])
+    fin = c.variables(glob["fin"]["variablesReference"])
+    assert [v["value"] for v in fin.values()] == ["1.5", "-2.25", "3", "0.100000001"]
+    vin = c.variables(glob["vin"]["variablesReference"], filter="indexed", start=5, count=1)
+    assert vin["[5]"]["value"] == "-7.25"
