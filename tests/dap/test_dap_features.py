@@ -126,6 +126,19 @@ def test_pause_a_looping_program(adapter: Callable[[], Client],
     assert c.events("progressStart") and c.events("progressUpdate")
     assert c.events("progressEnd")[0]["body"]["progressId"] == \
         c.events("progressStart")[0]["body"]["progressId"]
+    # A data breakpoint on the local n (on the stack): reverse-continue finds the last
+    # write of n before now, one iteration back.
+    info = c.body("dataBreakpointInfo", {"name": "n", "frameId": top["id"]})
+    assert info["dataId"], info
+    c.request("setDataBreakpoints", {"breakpoints": [{"dataId": info["dataId"],
+                                                      "accessType": "write"}]})
+    c.request("reverseContinue", {"threadId": 1})
+    assert c.stopped()["reason"] == "data breakpoint"
+    assert int(c.evaluate("n")["body"]["result"]) in (n - 1, n)
+    c.request("setDataBreakpoints", {"breakpoints": []})
+    # Unreadable memory is reported as such.
+    mem = c.body("readMemory", {"memoryReference": "0x10", "count": 16})
+    assert mem["unreadableBytes"] == 16 and "data" not in mem
     # Back in time from there, and forward again: the loop runs on until paused.
     c.request("stepBack", {"threadId": 1})
     c.stopped()
