@@ -126,6 +126,12 @@ def test_reverse_continue_to_the_corrupting_write(adapter: Callable[[], Client],
     assert stop["reason"] == "exited", stop  # the end of history, a stop to go back from
     info = c.body("dataBreakpointInfo", {"name": "ledger.balance"})
     assert info["dataId"] and "write" in info["accessTypes"]
+    # The same from the Variables view (VS Code's "Break on Value Change").
+    top = c.frames()[0]
+    glob = c.variables(c.scopes(top["id"])["Globals"])
+    same = c.body("dataBreakpointInfo", {"name": "balance", "variablesReference":
+                                         glob["ledger"]["variablesReference"]})
+    assert same["dataId"] == info["dataId"]
     bps = c.body("setDataBreakpoints", {"breakpoints": [{"dataId": info["dataId"],
                                                          "accessType": "write"}]})
     assert bps["breakpoints"][0]["verified"]
