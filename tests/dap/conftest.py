@@ -32,9 +32,9 @@ def line_of(program: str, text: str) -> int:
 class Adapter:
     """A DapServer on a thread of this process, and a client connected to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, options: dict | None = None) -> None:
         sr, sw, cr, cw = pipe_pair()
-        self.server = DapServer(Connection(sr, sw))
+        self.server = DapServer(Connection(sr, sw), options=options)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.error: BaseException | None = None
         self.thread.start()
@@ -61,11 +61,12 @@ class Adapter:
 
 
 @pytest.fixture
-def adapter() -> Iterator[Callable[[], Client]]:
+def adapter() -> Iterator[Callable[..., Client]]:
     made: list[Adapter] = []
 
-    def make() -> Client:
-        a = Adapter()
+    def make(options: dict | None = None) -> Client:
+        """A client of a new in-process server (``options``: session options)."""
+        a = Adapter(options)
         made.append(a)
         return a.client
 

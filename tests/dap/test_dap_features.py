@@ -108,10 +108,13 @@ def test_variables_at_O0(adapter: Callable[[], Client], require_tool: Callable[[
     assert argv["*argv"]["value"].endswith(f'{exe.name}"')
 
 
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
 def test_pause_a_looping_program(adapter: Callable[[], Client],
-                                 build_program: Callable[..., Path]) -> None:
-    exe = build_program("spin")
-    c = adapter()
+                                 build_program: Callable[..., Path], toolchain: str) -> None:
+    exe = build_program("spin", toolchain)
+    # Checkpoints every 50k instructions: the reverse search below re-executes at most
+    # that much with a watchpoint.
+    c = adapter({"timeline.interval": 50_000})
     start(c, {"program": str(exe), **LAUNCH_ENV})
     time.sleep(1.0)
     assert not c.events("stopped")
@@ -166,9 +169,10 @@ def test_fault_is_an_exception_stop(adapter: Callable[[], Client],
     c.wait_event("terminated")
 
 
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
 def test_replay_a_recording(adapter: Callable[[], Client], build_program: Callable[..., Path],
-                            tmp_path: Path) -> None:
-    exe = build_program("corrupt")
+                            tmp_path: Path, toolchain: str) -> None:
+    exe = build_program("corrupt", toolchain)
     rec = tmp_path / "corrupt.syxrec"
     done = subprocess.run([*SYXDBG, "record", "-o", str(rec), "--clear-env", str(exe)],
                           capture_output=True, timeout=600)
