@@ -10,4 +10,5 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("linux", "syxdbg_plugins.linux"),
     ("trace", "syxdbg_plugins.trace"),
     ("coverage", "syxdbg_plugins.coverage"),
+    ("timeline", "syxdbg_plugins.timeline"),
 )

@@ -1,0 +1,401 @@
+"""What the timeline report shows, collected by re-executing history through the session.
+
+Two passes over ``[start, end)``, both through the session's timeline (every motion is a
+:class:`~syxdbg.session.Session` call; re-execution replays the recorded host inputs):
+
+1. **Activity**: bucket by bucket (:class:`~.buckets.Buckets`), a C block recorder
+   (:meth:`Machine.block_recorder`, as the ``coverage`` plugin uses it) is attached for the
+   bucket's stretch (``seek(..., jump=False)``: a replay never loads a persisted checkpoint
+   over it) and its blocks are attributed to functions. Meanwhile the machine's syscall
+   handler is wrapped: each system call's position, number, arguments and result are noted
+   (the Linux plugin's kernel handles it as always; the wrapper only reads registers).
+2. **Watched writes** (only with ``--watch``): a plugin write watchpoint on the range, and
+   forward runs (``Session.run(count=...)``) that stop at each write; at each one the
+   writing instruction's position and pc, and the old and new values are read, going one
+   instruction back or forward with ``seek``.
+
+The session ends where it was. Nothing of this runs until a report is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from syxdbg.commands import CommandError
+
+from .. import _replay
+from .buckets import Buckets, FunctionActivity, function_activity
+
+if TYPE_CHECKING:
+    from syxdbg.commands import Context
+    from syxdbg.machine import Machine
+    from syxdbg.session import Session
+
+__all__ = ["MAX_SYSCALLS", "MAX_WRITES", "Report", "Syscall", "Watch", "Write", "collect"]
+
+#: System calls kept one by one (beyond: counted per bucket only).
+MAX_SYSCALLS = 200_000
+#: Watched writes kept (beyond: the watch pass stops and the report says so).
+MAX_WRITES = 20_000
+
+#: Which argument of a system call is a path (read from guest memory before the call).
+PATH_ARGS: dict[str, int] = {
+    "open": 0, "openat": 1, "openat2": 1, "creat": 0, "stat": 0, "lstat": 0,
+    "newfstatat": 1, "fstatat64": 1, "statx": 1, "access": 0, "faccessat": 1,
+    "faccessat2": 1, "execve": 0, "execveat": 1, "unlink": 0, "unlinkat": 1, "readlink": 0,
+    "readlinkat": 1, "mkdir": 0, "mkdirat": 1, "rmdir": 0, "chdir": 0, "rename": 0,
+    "renameat": 1, "renameat2": 1, "symlink": 0, "symlinkat": 0, "link": 0, "linkat": 1,
+    "chmod": 0, "fchmodat": 1, "truncate": 0, "utimensat": 1,
+}
+#: System calls whose buffer (argument 1, length argument 2) is shown: written before the
+#: call, read after it (up to the result).
+BUFFER_IN = frozenset({"write", "pwrite64"})
+BUFFER_OUT = frozenset({"read", "pread64"})
+PREVIEW = 48
+
+
+@dataclass(frozen=True)
+class Syscall:
+    position: int
+    pc: int
+    number: int
+    name: str
+    args: tuple[str, ...]
+    result: int | None  # None: the call did not return (exit)
+
+
+@dataclass(frozen=True)
+class Write:
+    position: int  # of the writing instruction (instructions retired before it)
+    pc: int
+    address: int  # first watched byte written
+    old: bytes
+    new: bytes
+
+
+@dataclass
+class Watch:
+    """A watched range and the writes to it."""
+
+    text: str  # as the user wrote it
+    address: int
+    length: int
+    writes: list[Write] = field(default_factory=list)
+    truncated: bool = False
+
+
+@dataclass
+class Report:
+    """Everything the page shows (see :mod:`.html`)."""
+
+    program: str
+    arch: str
+    start: int
+    end: int
+    buckets: Buckets
+    #: pc at every bucket edge (the position where each bucket starts), then at ``end``.
+    edge_pcs: list[int]
+    functions: list[FunctionActivity]
+    syscalls: list[Syscall]
+    syscalls_dropped: int
+    checkpoints: list[tuple[int, str]]  # (position, kind)
+    end_text: str
+    end_kind: str  # "exit", "fault", "killed", "end" (history goes on), "interrupted"
+    end_pc: int | None
+    watches: list[Watch]
+    recording: str | None  # the recording's file, when replaying one
+    lanes: list[dict[str, Any]]
+    disasm: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _kernel(session: Session) -> Any:
+    try:
+        from syxdbg_plugins.linux import get_kernel
+    except ImportError:  # pragma: no cover - the linux plugin ships with syxdbg
+        return None
+    return get_kernel(session)
+
+
+def _handlers(machine: Machine) -> Any:
+    try:
+        from syxdbg_plugins.linux.syscalls import DISPATCH
+    except ImportError:  # pragma: no cover
+        return {}
+    return DISPATCH.get(machine.arch.name, {})
+
+
+def _text(data: bytes) -> str:
+    out = data.decode("utf-8", "backslashreplace")
+    return repr(out)
+
+
+class _SyscallLog:
+    """Wraps the machine's syscall handler while the activity pass runs."""
+
+    def __init__(self, session: Session) -> None:
+        m = session.machine
+        self.machine = m
+        abi = m.arch.syscall
+        self.nr_reg, self.arg_regs, self.ret_reg = abi.number, abi.args, abi.ret
+        kernel = _kernel(session)
+        self.name_of: Callable[[int], str | None] = (
+            kernel.syscall_name if kernel is not None else (lambda nr: None))
+        self.handlers = _handlers(m)
+        self.calls: list[Syscall] = []
+        self.dropped = 0
+        self.inner = m.syscall_handler
+        self.installed = False
+
+    def install(self) -> None:
+        if self.inner is not None:
+            self.machine.set_syscall_handler(self.handle)
+            self.installed = True
+
+    def remove(self) -> None:
+        if self.installed:
+            self.machine.set_syscall_handler(self.inner)
+            self.installed = False
+
+    def _read(self, address: int, size: int) -> bytes | None:
+        try:
+            return bytes(self.machine.mem.read(address, size))
+        except Exception:  # unmapped: show the pointer only
+            return None
+
+    def _cstring(self, address: int) -> str | None:
+        data = self._read(address, 256)
+        if data is None:
+            # The string may end before an unmapped page: read up to it.
+            room = 4096 - (address & 4095)
+            data = self._read(address, min(room, 256))
+            if data is None:
+                return None
+        return _text(data.split(b"\0", 1)[0])
+
+    def handle(self, m: Machine) -> None:
+        assert self.inner is not None
+        regs = m.regs
+        position, pc = m.position, m.pc
+        nr = int(regs[self.nr_reg])
+        raw = [int(regs[r]) for r in self.arg_regs]
+        name = self.name_of(nr) or f"syscall_{nr}"
+        handler = self.handlers.get(nr)
+        argc = len(handler.converters) if handler is not None else len(raw)
+        args = [conv(v) if handler is not None else v
+                for conv, v in zip(handler.converters if handler is not None
+                                   else [int] * argc, raw[:argc], strict=False)]
+        shown = [hex(a) if a > 9 or a < -9 else str(a) for a in args]
+        keep = len(self.calls) < MAX_SYSCALLS
+        if keep:
+            where = PATH_ARGS.get(name)
+            if where is not None and where < len(shown):
+                text = self._cstring(raw[where])
+                if text is not None:
+                    shown[where] = text
+            if name in BUFFER_IN and len(raw) >= 3:
+                data = self._read(raw[1], min(raw[2], PREVIEW))
+                if data is not None:
+                    shown[1] = _text(data) + ("..." if raw[2] > PREVIEW else "")
+        finished = m.finished
+        self.inner(m)
+        result: int | None
+        if m.finished is not finished and m.finished is not None:
+            result = None
+        else:
+            value = int(regs[self.ret_reg])
+            result = value - (1 << 64) if value >= 1 << 63 else value
+        if not keep:
+            self.dropped += 1
+            return
+        if name in BUFFER_OUT and result is not None and result > 0 and len(raw) >= 3:
+            data = self._read(raw[1], min(result, PREVIEW))
+            if data is not None:
+                shown[1] = _text(data) + ("..." if result > PREVIEW else "")
+        self.calls.append(Syscall(position, pc, nr, name, tuple(shown), result))
+
+
+def _end_of(session: Session, end: int, reached: int) -> tuple[str, str, int | None]:
+    """How the run described ends: (text, kind, pc)."""
+    from syxdbg.machine import Exited, Fault, Killed
+
+    rec = session.recording
+    final = session.machine.finished
+    if final is None and rec is not None and end == rec.end_position:
+        final = rec.end_event
+    if final is not None and final.position == end:
+        kind = ("exit" if isinstance(final, Exited) else "fault" if isinstance(final, Fault)
+                else "killed" if isinstance(final, Killed) else "end")
+        text = rec.describe_end() if rec is not None and end == rec.end_position else \
+            _replay.why(final)
+        return f"{text} (position {end})", kind, final.pc
+    if reached < end:
+        return f"interrupted at position {reached}", "interrupted", None
+    w = session.when()
+    if end == w.frontier:
+        return f"the program has run up to position {end} (it goes on live)", "end", None
+    return f"the report ends at position {end}", "end", None
+
+
+def _checkpoints(session: Session, start: int, end: int) -> list[tuple[int, str]]:
+    out: dict[int, str] = {}
+    for cp in session.checkpoints():
+        out.setdefault(cp.position, "checkpoint")
+    rec = session.recording
+    if rec is not None:
+        for p in rec.checkpoint_positions:
+            out[p] = "persisted"
+    for named in session.snapshots():
+        out[named.position] = f"snapshot {named.name}"
+    return sorted((p, k) for p, k in out.items() if start <= p <= end)
+
+
+def collect(ctx: Context, start: int, end: int, *, count: int,
+            watches: list[Watch], progress: Callable[[str], None] | None = None) -> Report:
+    """Re-execute ``[start, end)`` and gather the report (see the module docstring); the
+    session comes back to its position."""
+    s = ctx.session
+    began = time.monotonic()
+    buckets = Buckets.cover(start, end, count)
+    poll = ctx.poll("timeline")
+    here = s.position
+    per_bucket: list[list[tuple[int, int]]] = []
+    edge_pcs: list[int] = []
+    log = _SyscallLog(s)
+    reached = start
+    notes: list[str] = []
+    m = s.machine
+    with s.motion():
+        try:
+            s.seek(start, poll=poll)
+            if s.position != start:
+                raise CommandError(f"timeline: could not get to position {start}")
+            log.install()
+            edge_pcs.append(m.pc)
+            for i in range(len(buckets)):
+                _first, last = buckets.bounds(i)
+                recorder = m.block_recorder()
+                try:
+                    s.seek(last, poll=poll, jump=False)
+                finally:
+                    recorder.detach()
+                if recorder.rewound_at is not None:
+                    raise CommandError(f"timeline: the timeline jumped to position "
+                                       f"{recorder.rewound_at} instead of re-executing")
+                per_bucket.append(recorder.blocks())
+                reached = s.position
+                edge_pcs.append(m.pc)
+                if reached < last:
+                    break
+            log.remove()
+            for w in watches:
+                _watch_pass(s, w, start, reached, poll)
+        finally:
+            log.remove()
+            s.seek(here)
+    di = ctx.debuginfo if s.image.kind == "elf" else None
+
+    def symbol_at(pc: int) -> tuple[str, int] | None:
+        hit = di.symbol_at(pc) if di is not None else None
+        if hit is not None:
+            return hit[0], hit[1]
+        region = s.mem.find(pc)
+        if region is not None:
+            return (region.name or f"[anon@{region.start:#x}]"), region.start
+        return None
+
+    functions = function_activity(per_bucket, symbol_at)
+    text, kind, end_pc = _end_of(s, end, reached)
+    if log.dropped:
+        notes.append(f"{log.dropped} system calls after the first {MAX_SYSCALLS} are not "
+                     f"listed one by one")
+    for w in watches:
+        if w.truncated:
+            notes.append(f"only the first {MAX_WRITES} writes to {w.text} are shown")
+    kernel = _kernel(s)
+    pid = getattr(getattr(kernel, "process", None), "pid", None) if kernel else None
+    lanes = [{"id": 0, "process": pid, "thread": pid,
+              "label": f"process {pid}" if pid is not None else "the machine"}]
+    report = Report(
+        program=s.image.path, arch=m.arch.name, start=start, end=end, buckets=buckets,
+        edge_pcs=edge_pcs, functions=functions, syscalls=log.calls,
+        syscalls_dropped=log.dropped, checkpoints=_checkpoints(s, start, end),
+        end_text=text, end_kind=kind, end_pc=end_pc, watches=watches,
+        recording=_recording_path(s), lanes=lanes, notes=notes)
+    pcs = set(edge_pcs) | {c.pc for c in log.calls}
+    for w in watches:
+        pcs.update(wr.pc for wr in w.writes)
+    if end_pc is not None:
+        pcs.add(end_pc)
+    report.disasm = _disassemble(m, pcs, ctx)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+def _recording_path(s: Session) -> str | None:
+    path = getattr(s.recording, "path", None)
+    return os.path.abspath(path) if isinstance(path, str) and not path.startswith("<") \
+        else path
+
+
+def _disassemble(m: Machine, pcs: set[int], ctx: Context) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for pc in sorted(pcs):
+        try:
+            insns = m.disassemble(pc, 1)
+        except Exception:
+            insns = []
+        sym = ctx.symbolize(pc)
+        where = f" <{sym}>" if sym else ""
+        if insns:
+            _addr, mnemonic, ops, _raw = insns[0]
+            out[pc] = f"{pc:#x}{where}: {mnemonic} {ops}".rstrip()
+        else:
+            out[pc] = f"{pc:#x}{where}: (not readable now)"
+    return out
+
+
+def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], bool]) -> None:
+    """Every write to ``w``'s range in ``[start, end)``: forward runs that stop at them."""
+    from syxdbg.timeline import WatchStop
+
+    handle = s.add_watchpoint(w.address, w.length, "write", client="plugin")
+    try:
+        s.seek(start, poll=poll)
+        stalled = 0
+        while s.position < end:
+            before = s.position
+            ev = s.run(count=end - s.position, poll=poll)
+            if isinstance(ev, WatchStop) and ev.access == "write" and \
+                    w.address <= ev.address < w.address + w.length:
+                if len(w.writes) >= MAX_WRITES:
+                    w.truncated = True
+                    break
+                insn = ev.insn_position
+                if ev.before:  # aarch64: stopped before the store
+                    pc = ev.pc
+                    old = bytes(s.mem.read(w.address, w.length))
+                    s.seek(insn + 1, poll=poll)
+                    new = bytes(s.mem.read(w.address, w.length))
+                else:  # x86: after it
+                    new = bytes(s.mem.read(w.address, w.length))
+                    s.seek(insn, poll=poll)
+                    pc = s.machine.pc
+                    old = bytes(s.mem.read(w.address, w.length))
+                    s.seek(insn + 1, poll=poll)
+                w.writes.append(Write(insn, pc, ev.address, old, new))
+                if s.position != insn + 1:
+                    break  # interrupted
+                continue
+            if getattr(ev, "why", None) == "interrupt" or s.machine.finished is not None:
+                break
+            stalled = stalled + 1 if s.position == before else 0
+            if stalled > 3:
+                break
+    finally:
+        s.remove_watchpoint(handle)
