@@ -41,8 +41,11 @@ cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
 cdef extern from *:
     """
     typedef __typeof__(&uc_reg_read) syx_reg_read_t;
+    typedef __typeof__(&uc_emu_start) syx_emu_start_t;
     """
     ctypedef uc_err (*syx_reg_read_t)(uc_engine *uc, int regid, void *value) nogil
+    ctypedef uc_err (*syx_emu_start_t)(uc_engine *uc, uint64_t begin, uint64_t until,
+                                       uint64_t timeout, size_t count) nogil
 
 #: Step hooks kept installed (see RunCore.arm_step): enough for the loops a user steps
 #: through, few enough that the code hook list Unicorn walks stays short.
@@ -331,6 +334,7 @@ cdef class RunCore:
     cdef dict _bp_hooks
     cdef dict _step_hooks      # address -> uc_hook, oldest first
     cdef syx_reg_read_t _reg_read
+    cdef syx_emu_start_t _emu_start
     cdef int _pc_id
     cdef public object resolver
     cdef public object partial
@@ -354,6 +358,8 @@ cdef class RunCore:
         from unicorn.unicorn_py3.unicorn import uclib
         self._reg_read = <syx_reg_read_t><size_t>ctypes.cast(uclib.uc_reg_read,
                                                              ctypes.c_void_p).value
+        self._emu_start = <syx_emu_start_t><size_t>ctypes.cast(uclib.uc_emu_start,
+                                                               ctypes.c_void_p).value
         self.s.uc = <uc_engine *>_uc_handle(uc)
         _ucapi_fill(&self.s.api)
         if _table_alloc(&self.s, 4096) != 0:
@@ -506,6 +512,16 @@ cdef class RunCore:
     @property
     def step_hook_count(self):
         return len(self._step_hooks)
+
+    # -- running ------------------------------------------------------------------------------
+    def emu_start(self, uint64_t begin, uint64_t until):
+        """``uc_emu_start(begin, until, 0, 0)`` without the binding's ctypes round trip; the
+        GIL is released as ctypes does (Python hooks take it back). Returns the uc_err; the
+        caller re-raises what the binding's Python hooks kept (``Uc._hook_exception``)."""
+        cdef uc_err err
+        with nogil:
+            err = self._emu_start(self.s.uc, begin, until, 0, 0)
+        return <int>err
 
     # -- registers ----------------------------------------------------------------------------
     cpdef uint64_t read_pc(self) except? 0xFFFFFFFFFFFFFFFF:

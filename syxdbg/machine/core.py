@@ -636,11 +636,14 @@ class Machine:
         try:
             while True:
                 core.set_limit(limit)
-                err: unicorn.UcError | None = None
-                try:
-                    self._uc.emu_start(pc, _NEVER)
-                except unicorn.UcError as exc:
-                    err = exc
+                # Uc.emu_start's contract, without its ctypes call: a uc_err is a UcError;
+                # otherwise an exception a Python hook kept is raised.
+                uc = self._uc
+                uc._hook_exception = None
+                status = core.emu_start(pc, _NEVER)
+                err = unicorn.UcError(status) if status else None
+                if err is None and uc._hook_exception is not None:
+                    raise uc._hook_exception
                 self._retired_probes.clear()  # emu_start freed their deleted hooks
                 limit_hit, bp_addr, interrupted, _ = core.stop_flags
                 pc = self._settle_position()
