@@ -601,7 +601,7 @@ def test_every_program_steps_and_renders(adapter: Callable[[], Client],
     start(c, {"program": str(exe), "args": ["3"] if program == "loop" else [],
               **LAUNCH_ENV}, functions=[{"name": "main"}])
     assert c.stopped()["reason"] == "function breakpoint"
-    for _ in range(4):
+    for _ in range(3):  # (sortalloc's 4th line runs a billion instructions)
         frames = c.frames()
         for f in frames[:4]:
             for ref in c.scopes(f["id"]).values():
