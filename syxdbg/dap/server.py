@@ -136,6 +136,8 @@ class LaunchConfig:
     recording: str | None
     stop_on_entry: bool
     stop_at_exit: bool
+    #: "Run Without Debugging": no breakpoints, no stops; the session ends with the program.
+    no_debug: bool = False
 
     @classmethod
     def parse(cls, a: Mapping[str, Any]) -> LaunchConfig:
@@ -162,9 +164,11 @@ class LaunchConfig:
         if env_arg is not None or a.get("clearEnv"):
             env = {} if a.get("clearEnv") else dict(os.environ)
             env.update(env_arg or {})
+        no_debug = bool(a.get("noDebug", False))
         cfg = cls(text("program"), list(args), env, text("cwd"), text("stdin"), text("arch"),
-                  text("sysroot"), text("recording"), bool(a.get("stopOnEntry", False)),
-                  bool(a.get("stopAtExit", True)))
+                  text("sysroot"), text("recording"),
+                  bool(a.get("stopOnEntry", False)) and not no_debug,
+                  bool(a.get("stopAtExit", True)) and not no_debug, no_debug)
         if cfg.program is None and cfg.recording is None:
             raise RequestError("launch: give 'program' (an ELF file) or 'recording' "
                                "(a .syxrec file)")
@@ -813,6 +817,9 @@ class DapServer:
         self._unapply(bp)
         if self.registry is None:
             bp.verified, bp.message = False, "pending: the program is not loaded yet"
+            return
+        if self.config is not None and self.config.no_debug:
+            bp.verified, bp.message = False, "running without debugging"
             return
         ctx = self.registry.ctx
         try:

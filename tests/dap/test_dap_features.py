@@ -639,3 +639,19 @@ def test_floats_in_vector_registers(adapter: Callable[[], Client],
     assert [v["value"] for v in fin.values()] == ["1.5", "-2.25", "3", "0.100000001"]
     vin = c.variables(glob["vin"]["variablesReference"], filter="indexed", start=5, count=1)
     assert vin["[5]"]["value"] == "-7.25"
+
+
+def test_no_debug_runs_to_the_end(adapter: Callable[[], Client],
+                                  build_program: Callable[..., Path]) -> None:
+    """VS Code's Run Without Debugging (noDebug): breakpoints are not set, the program runs
+    to its end and the session ends."""
+    exe = build_program("corrupt")
+    c = adapter()
+    c.body("initialize", {"adapterID": "syxdbg"})
+    c.request("launch", {"program": str(exe), "noDebug": True, **LAUNCH_ENV})
+    bps = c.body("setFunctionBreakpoints", {"breakpoints": [{"name": "main"}]})
+    assert bps["breakpoints"][0]["verified"] is False
+    c.request("configurationDone")
+    assert c.wait_event("exited")["body"]["exitCode"] == 1
+    c.wait_event("terminated")
+    assert not c.events("stopped")
