@@ -1006,9 +1006,37 @@ class Renderer:
                 else 0
             name = _name(m) or "<anonymous>"
             mty = _type_of(m)
-            out.append(Variable(name, mty, self._sub(var, off, type_size(mty)), "member",
+            loc = self._bits(var, m, off, mty) if "DW_AT_bit_size" in m.attributes \
+                else self._sub(var, off, type_size(mty))
+            out.append(Variable(name, mty, loc, "member",
                                 f"{var.path}.{name}" if var.path else name))
         return out
+
+    def _bits(self, var: Variable, m: Any, off: int, mty: Any) -> Location:
+        """A bit-field member's value (DWARF 4+ ``DW_AT_data_bit_offset``, or DWARF 2/3
+        ``DW_AT_bit_offset`` counted from the storage unit's most significant bit)."""
+        size = type_size(mty) or 4
+        nbits = int(m.attributes["DW_AT_bit_size"].value)
+        if "DW_AT_data_bit_offset" in m.attributes:
+            first_bit = int(m.attributes["DW_AT_data_bit_offset"].value)
+        else:
+            unit = int(m.attributes["DW_AT_byte_size"].value) if "DW_AT_byte_size" in \
+                m.attributes else size
+            old = m.attributes.get("DW_AT_bit_offset")
+            first_bit = off * 8 + unit * 8 - (int(old.value) if old is not None else 0) - nbits
+        start, shift = divmod(first_bit, 8)
+        try:
+            raw = int.from_bytes(read_location(self._sub(var, start, (shift + nbits + 7) // 8),
+                                               (shift + nbits + 7) // 8, self.frame), "little")
+        except SyxdbgError as exc:
+            return Location("unavailable", reason=str(exc))
+        value = (raw >> shift) & ((1 << nbits) - 1)
+        bare = strip(mty)
+        enc = bare.attributes["DW_AT_encoding"].value if bare is not None and \
+            "DW_AT_encoding" in bare.attributes else 0x08
+        if enc in (0x05, 0x0D, 0x06) and value >> (nbits - 1):
+            value -= 1 << nbits
+        return Location("value", data=(value & (1 << 8 * size) - 1).to_bytes(size, "little"))
 
     def _elements(self, var: Variable, ty: Any, start: int, count: int | None
                   ) -> list[Variable]:
