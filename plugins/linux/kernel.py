@@ -97,6 +97,12 @@ class Mapping:
     name: str
     #: Offset in the file of ``start`` (file mappings; 0 for anonymous ones).
     offset: int = 0
+    #: A file mapping never writable since it was read: the id of the open file
+    #: description it was read through, whose bytes it still holds; None otherwise. A
+    #: later mmap of the same bytes through the same description over it (ld.so maps a
+    #: library's span, then each segment over it) takes them from memory instead of
+    #: reading (and recording) them again.
+    clean: int | None = None
 
     def part(self, start: int, end: int) -> Mapping:
         """The piece ``[start, end)`` of this mapping (its file offset moves along)."""
@@ -198,6 +204,10 @@ class ProcessState:
     #: Where the guest's absolute paths are looked up first (``--sysroot``, as qemu-user's
     #: ``-L``): ``b""`` for the host's root (and states saved before sysroots existed).
     sysroot: bytes = b""
+    #: Whether an mmap over a clean mapping of the same bytes takes them from memory
+    #: (:meth:`Process.clean_copy`); False in states saved before, whose recordings read
+    #: the file again at that point.
+    reuse_clean_maps: bool = False
     # -- the (one) thread
     sigmask: int = 0
     altstack: bytes = b""
@@ -324,6 +334,7 @@ class Process:
         if image is not None and image.initial_sp:
             s.exec_layout = _exec_layout(self.mem, image.initial_sp)
         s.cwd = self.host.getcwd()
+        s.reuse_clean_maps = True
         if image is not None and image.sysroot not in ("", "/"):
             s.sysroot = os.fsencode(os.path.abspath(image.sysroot))
         if image is not None:
@@ -541,9 +552,9 @@ class Process:
         return n
 
     def add_mapping(self, start: int, end: int, prot: int, flags: int, name: str, *,
-                    offset: int = 0) -> None:
+                    offset: int = 0, clean: int | None = None) -> None:
         self.remove_mappings(start, end)
-        self.s.mappings.append(Mapping(start, end, prot, flags, name, offset))
+        self.s.mappings.append(Mapping(start, end, prot, flags, name, offset, clean))
         self.s.mappings.sort(key=lambda m: m.start)
 
     def remove_mappings(self, start: int, end: int,
@@ -565,6 +576,25 @@ class Process:
                 out.append(m.part(end, m.end))
         out.sort(key=lambda m: m.start)
         self.s.mappings = out
+
+    def clean_copy(self, addr: int, size: int, file: int, offset: int) -> bytes | None:
+        """The bytes of open file ``file`` at ``offset`` for ``size`` bytes if one clean
+        mapping of it (see :attr:`Mapping.clean`) holds all of them at ``addr``, else None
+        (always None for states saved before this existed: their replays read again)."""
+        if not self.s.reuse_clean_maps:
+            return None
+        for m in self.s.mappings:
+            if m.start <= addr < m.end:
+                if m.clean == file and addr + size <= m.end and \
+                        m.offset + (addr - m.start) == offset:
+                    return self.mem.read(addr, size)
+                return None
+        return None
+
+    def soil(self, addr: int, size: int) -> None:
+        """Memory in ``[addr, addr+size)`` may no longer be its file's bytes."""
+        self.remove_mappings(addr, addr + size,
+                             lambda m: replace(m, clean=None) if m.clean else m)
 
     def map_fresh(self, size: int, prot: int, name: str, hint: int = 0) -> int:
         """Map ``size`` bytes at ``hint`` if free, else top-down below mmap_base."""

@@ -449,3 +449,21 @@ def test_coreutils_that_change_files(emu_run: Callable, tmp_path: Path) -> None:
     assert os.readlink(work / "soft") == "f.txt"
     assert (work / "hard").stat().st_ino == (work / "f.txt").stat().st_ino
     assert (work / "new.txt").exists()
+
+
+def test_library_bytes_are_recorded_once(build_program: Callable[..., Path],
+                                         tmp_path: Path) -> None:
+    """ld.so maps a library's whole span, then each segment over it: the segments that
+    are the same file bytes at the same place come from memory, not from a second recorded
+    read, so a recording holds each library about once."""
+    from syxdbg.recording import Recording
+
+    rec = tmp_path / "hello.syxrec"
+    p = _syxdbg("record", "-q", "-o", str(rec), str(build_program("hello", "gcc-dyn")))
+    assert p.returncode == 3, p.stderr.decode()
+    read = sum(len(e.result) for e in Recording.open(str(rec)).events
+               if e.call == "pread" and isinstance(e.result, bytes))
+    files = os.path.getsize("/lib/x86_64-linux-gnu/libc.so.6")
+    if os.path.exists("/etc/ld.so.cache"):
+        files += os.path.getsize("/etc/ld.so.cache")
+    assert files <= read < files * 1.1 + (256 << 10), (read, files)

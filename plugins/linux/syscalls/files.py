@@ -54,6 +54,7 @@ def _emu_write(p: Process, f: OpenFile, data: bytes, offset: int) -> int:
         raise SyscallError(errno.EIO) from None
     # As the kernel's FOLL_FORCE: the write ignores the page protections.
     p.mem.write(offset, data[:n])
+    p.soil(offset, n)
     return n
 
 
@@ -450,6 +451,9 @@ def sys_fadvise64(p: Process, fd: Fd, offset: I64, length: I64, advice: I32) -> 
     return 0
 
 
+_COPY_CHUNK = 1 << 20
+
+
 @syscall("copy_file_range")
 def sys_copy_file_range(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr,
                         length: U64, flags: U32) -> int:
@@ -464,7 +468,9 @@ def sys_copy_file_range(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out:
         return -errno.EBADF
     if dst.flags & 0o2000:  # O_APPEND (the same on both architectures)
         return -errno.EBADF
-    n = min(length, MAX_RW_COUNT)
+    # A short copy, as Linux may make: callers loop (cp asks for SSIZE_MAX at once, and a
+    # host read allocates its whole count up front).
+    n = min(length, _COPY_CHUNK)
     hin, hout = p.host_fd(fd_in), p.host_fd(fd_out)
     if off_in:
         pos_in = struct.unpack("<q", p.mem.read(off_in, 8))[0]

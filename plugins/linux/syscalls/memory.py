@@ -54,6 +54,7 @@ def sys_mmap(p: Process, addr: Ptr, length: U64, prot: I32, flags: I32, fd: Fd,
     anon = bool(flags & abi.MAP_ANONYMOUS)
     name = "[anon]"
     hfd = -1
+    file_id: int | None = None
     if not anon:
         f = p.file(fd)
         if f.kind != "file":
@@ -64,7 +65,11 @@ def sys_mmap(p: Process, addr: Ptr, length: U64, prot: I32, flags: I32, fd: Fd,
             return -errno.EACCES
         # Named by its guest path, as /proc/self/maps shows it.
         name = os.fsdecode(p.guest_path(f.path or b""))
+        file_id = f.id
     fixed = flags & (abi.MAP_FIXED | abi.MAP_FIXED_NOREPLACE)
+    reused = None
+    if fixed and file_id is not None and not flags & abi.MAP_FIXED_NOREPLACE:
+        reused = p.clean_copy(addr, size, file_id, offset)
     if fixed:
         if addr % PAGE:
             return -errno.EINVAL
@@ -78,10 +83,14 @@ def sys_mmap(p: Process, addr: Ptr, length: U64, prot: I32, flags: I32, fd: Fd,
         p.charge(size)
         addr = p.map_fresh(size, prot, name, hint=addr & ~(PAGE - 1))
     if not anon:
-        data = p.host.pread(hfd, size, offset)
+        data = reused if reused is not None else p.host.pread(hfd, size, offset)
         if data:
             p.mem.write(addr, data)
-    p.add_mapping(addr, addr + size, prot & 7, flags, name, offset=0 if anon else offset)
+    # A private copy that cannot be written is still the file's bytes (a shared one too:
+    # writes are not written back, so it cannot change either).
+    clean = file_id if file_id is not None and not prot & abi.PROT_WRITE else None
+    p.add_mapping(addr, addr + size, prot & 7, flags, name, offset=0 if anon else offset,
+                  clean=clean)
     return addr
 
 
@@ -105,7 +114,8 @@ def sys_mprotect(p: Process, addr: Ptr, length: U64, prot: I32) -> int:
     if not p.mem.is_mapped(addr, size):
         return -errno.ENOMEM
     p.mem.protect(addr, size, Perm(prot & 7))
-    p.remove_mappings(addr, addr + size, lambda m: replace(m, prot=prot & 7))
+    p.remove_mappings(addr, addr + size, lambda m: replace(
+        m, prot=prot & 7, clean=None if prot & abi.PROT_WRITE else m.clean))
     return 0
 
 
@@ -142,7 +152,7 @@ def sys_mremap(p: Process, old: Ptr, old_size: U64, new_size: U64, flags: I32,
             p.mem.unmap(old, old_size)
             p.remove_mappings(old, old + old_size)
         p.add_mapping(target, target + new_size, int(perms), mflags, name,
-                      offset=info.offset if info else 0)
+                      offset=info.offset if info else 0)  # moved: no longer "clean"
         return target
 
     if flags & abi.MREMAP_FIXED:
@@ -175,4 +185,5 @@ def sys_madvise(p: Process, addr: Ptr, length: U64, advice: I32) -> int:
         if not p.mem.is_mapped(addr, size):
             return -errno.ENOMEM
         p.mem.write(addr, bytes(size))
+        p.soil(addr, size)
     return 0

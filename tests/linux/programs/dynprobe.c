@@ -147,6 +147,15 @@ int main(int argc, char **argv) {
     read_maps();
     const char *after = line_at((unsigned long)fixed);
     printf("maps after mprotect: %d %d\n", has(after, "rw-p"), has(after, " 00001000 "));
+    /* A read-only private mapping changed through /proc/self/mem (as a debugger does), then
+     * the same file bytes mapped over it again: the file's bytes, not the changed ones. */
+    unsigned char *ro = mmap(NULL, page, PROT_READ, MAP_PRIVATE, fd, 0);
+    int mem = open("/proc/self/mem", O_RDWR);
+    unsigned char poke = (unsigned char)~pattern[10];
+    int poked = pwrite(mem, &poke, 1, (off_t)(unsigned long)(ro + 10)) == 1 && ro[10] == poke;
+    close(mem);
+    unsigned char *again = mmap(ro, page, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+    printf("remap after a forced write: %d %d\n", poked, again == ro && ro[10] == pattern[10]);
     close(fd);
     unlink("data.bin");
     return 0;
