@@ -540,6 +540,12 @@ def test_stop_on_entry_then_steps_without_line_information(adapter: Callable[[],
     assert c.stopped()["reason"] == "entry"  # the beginning of history
     c.request("reverseContinue", {"threadId": 1})
     assert c.stopped()["reason"] == "entry"
+    # A motion that cannot run says why (and the program stays where it is).
+    c.request("stepOut", {"threadId": 1})
+    stop = c.stopped()
+    assert stop["description"].startswith("error: cannot find the caller"), stop
+    assert "error: cannot find the caller" in c.output("console")
+    assert c.frames()[0]["instructionPointerReference"] == entry["instructionPointerReference"]
 
 
 def test_restart_with_new_arguments_reloads(adapter: Callable[[], Client],
