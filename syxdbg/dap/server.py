@@ -78,6 +78,7 @@ CAPABILITIES: dict[str, Any] = {
     "supportsDisassembleRequest": True,
     "supportsSteppingGranularity": True,
     "supportsSetVariable": True,
+    "supportsCompletionsRequest": True,
     "supportsInstructionBreakpoints": True,
     "exceptionBreakpointFilters": [],
 }
@@ -1331,6 +1332,42 @@ class DapServer:
                                     "allThreadsStopped": True,
                                     "description": f"{reason.capitalize()} "
                                                    f"(position {event.position})"})
+
+    def _req_completions(self, req: dict[str, Any]) -> None:
+        """Debug-console completion: command names for the first word, then the frame's
+        variables, globals, symbols and ``$registers``."""
+        a = req.get("arguments") or {}
+        text = str(a.get("text", ""))
+        column = int(a.get("column", len(text) + 1)) - 1 if self.client.get(
+            "columnsStartAt1", True) else int(a.get("column", len(text)))
+        head = text[:max(0, min(column, len(text)))]
+        m = re.search(r"[$\w.]*$", head)
+        word = m.group(0) if m else ""
+        reg = self.reg
+        names: list[tuple[str, str]] = []
+        if not head[:len(head) - len(word)].strip():
+            names += [(n, "keyword") for n in reg.names(aliases=False)]
+        if word.startswith("$"):
+            names += [(f"${r.name}", "property") for r in self.s.machine.arch.registers]
+        else:
+            frame = self._frame_state(a.get("frameId"))
+            if frame is not None and self.vars is not None:
+                params, local = self.vars.frame_variables(frame)
+                names += [(v.name, "variable") for v in (*params, *local)]
+                names += [(v.name, "variable") for v in self.vars.globals(frame)]
+            if len(word) >= 2:
+                names += [(n, "function") for n in self.s.symbols if n.startswith(word)]
+        base = 1 if self.client.get("columnsStartAt1", True) else 0
+        seen: set[str] = set()
+        targets: list[dict[str, Any]] = []
+        for label, kind in names:
+            if label.startswith(word) and label not in seen:
+                seen.add(label)
+                targets.append({"label": label, "type": kind,
+                                "start": column - len(word) + base, "length": len(word)})
+                if len(targets) >= 200:
+                    break
+        self.conn.respond(req, {"targets": targets})
 
     def _req_exceptionInfo(self, req: dict[str, Any]) -> None:  # noqa: N802
         event = self._last_event

@@ -661,3 +661,24 @@ def test_no_debug_runs_to_the_end(adapter: Callable[[], Client],
     assert c.wait_event("exited")["body"]["exitCode"] == 1
     c.wait_event("terminated")
     assert not c.events("stopped")
+
+
+def test_console_completions(adapter: Callable[[], Client],
+                             build_program: Callable[..., Path]) -> None:
+    exe = build_program("corrupt")
+    c = adapter()
+    start(c, {"program": str(exe), **LAUNCH_ENV},
+          functions=[{"name": "record_history"}])
+    c.stopped()
+    fid = c.frames()[0]["id"]
+
+    def labels(text: str) -> set[str]:
+        body = c.body("completions", {"text": text, "column": len(text) + 1, "frameId": fid})
+        return {t["label"] for t in body["targets"]}
+
+    assert {"last-write", "info"} <= labels("")
+    assert "last-write" in labels("last")
+    assert labels("last-write led") == {"ledger"}
+    assert "amount" in labels("am")
+    assert "$rip" in labels("print $ri")
+    assert "record_history" in labels("break record_h")
