@@ -20,6 +20,7 @@ _MUST_ESCAPE = frozenset(b"#$}*")
 _ESCAPE_SEARCH = re.compile(rb"[#$}*]").search
 _BODY_END_SEARCH = re.compile(rb"[#$]").search
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_ALL_HEX = re.compile(rb"[0-9a-fA-F]*").fullmatch
 # An RLE count byte is the repeat count plus 29; GDB keeps it printable and avoids '#'/'$'.
 _RLE_BIAS = 29
 
@@ -96,14 +97,14 @@ def hex_encode(data: bytes) -> bytes:
 
 def hex_decode(text: bytes) -> bytes:
     """Strict hex decoding: raises ``ValueError`` on odd length or a non-hex digit."""
-    if len(text) % 2 or not all(c in _HEX_DIGITS for c in text):
+    if len(text) % 2 or _ALL_HEX(text) is None:
         raise ValueError(f"bad hex data {text[:32]!r}")
     return binascii.unhexlify(text)
 
 
 def hex_int(text: bytes) -> int:
     """Strict unsigned hex integer: raises ``ValueError`` unless non-empty and all hex digits."""
-    if not text or not all(c in _HEX_DIGITS for c in text):
+    if not text or _ALL_HEX(text) is None:
         raise ValueError(f"bad hex number {text[:32]!r}")
     return int(text, 16)
 
@@ -169,14 +170,26 @@ class PacketReader:
         self._csum_hi = 0
 
     def feed(self, data: bytes) -> list[Event]:
+        if self._state == _IDLE and data[:1] == b"$":
+            # The usual case (no-ack mode): exactly one whole frame. Same result as the
+            # byte-by-byte rules below, which handle everything else.
+            end = data.find(b"#")
+            if (end > 0 and end + 3 == len(data) and data.find(b"$", 1, end) < 0
+                    and end - 1 <= self.max_packet_size
+                    and _ALL_HEX(data, end + 1) is not None):
+                raw = data[1:end]
+                body = decode_body(raw)
+                if int(data[end + 1:], 16) != checksum(raw):
+                    return [Corrupt("checksum mismatch", body)]
+                return [Packet(body)]
         events: list[Event] = []
         i, n = 0, len(data)
         while i < n:
             if self._state == _BODY:
                 # Body bytes up to the next '#' or '$' in one copy (the per-byte rules below
                 # would append them one by one, up to max_packet_size).
-                end = _BODY_END_SEARCH(data, i)
-                stop = n if end is None else end.start()
+                found = _BODY_END_SEARCH(data, i)
+                stop = n if found is None else found.start()
                 if stop > i:
                     room = self.max_packet_size - len(self._body)
                     if stop - i > room:

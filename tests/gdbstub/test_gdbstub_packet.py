@@ -159,3 +159,18 @@ def test_reader_fed_in_random_chunks(seed: int) -> None:
         events += reader.feed(data[pos : pos + size])
         pos += size
     assert events == expected
+
+
+def test_whole_frames_read_at_once_match_byte_by_byte_reading() -> None:
+    """The reader's whole-frame shortcut (one recv, one packet: every stepi) gives exactly
+    the events of the byte-by-byte rules, for good, damaged and oversized frames."""
+    rnd = random.Random(12)
+    for _ in range(5000):
+        body = bytes(rnd.choice(b"ab$#}*\x03+-0f") for _ in range(rnd.randint(0, 12)))
+        frame = rnd.choice([encode_packet(body), b"$" + body + b"#00",
+                            b"$" + body + b"#" + bytes(rnd.choice(b"0fgz$") for _ in range(2))])
+        size = rnd.choice([4, 8, 0x4000])
+        whole, bytewise = PacketReader(max_packet_size=size), PacketReader(max_packet_size=size)
+        got = whole.feed(frame) + whole.feed(b"$?#3f")
+        want = [e for b in frame + b"$?#3f" for e in bytewise.feed(bytes([b]))]
+        assert got == want, (frame, got, want)
