@@ -278,16 +278,11 @@ def _load_interp(machine: Machine, image: LoadedImage, interp: str, root: str,
     return info.entry + bias
 
 
-#: End of the user address space a Linux process of each architecture can map (x86_64:
-#: 47-bit, 4-level paging; aarch64: 48-bit). A segment beyond it cannot be loaded by Linux.
-USER_ADDRESS_END = {"x86_64": 1 << 47, "aarch64": 1 << 48}
-
-
 def _check_segments(path: str, loads: list[Any], bias: int, arch: ArchSpec,
                     file_size: int) -> None:
     """Refuse, in one line, segments that Linux could not map: beyond the address space,
     more file bytes than memory bytes, or file bytes past the end of the file."""
-    end_of_space = USER_ADDRESS_END.get(arch.name, 1 << (arch.bits - 1))
+    end_of_space = arch.user_address_end
     for seg in loads:
         vaddr, memsz = seg["p_vaddr"] + bias, seg["p_memsz"]
         filesz, offset = seg["p_filesz"], seg["p_offset"]

@@ -56,6 +56,7 @@ AARCH64 = ArchSpec(
         "b.lo", "b.mi", "b.pl", "b.vs", "b.vc", "b.hi", "b.ls", "b.ge", "b.lt", "b.gt", "b.le",
         "b.al", "b.nv",
     }),
+    user_address_end=1 << 48,
     stack_top=0xFFFF_F000_0000,
     mmap_base=0xFFFF_E000_0000,
     pie_base=0xAAAA_AAAA_0000,

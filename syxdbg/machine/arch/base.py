@@ -93,6 +93,9 @@ class ArchSpec:
     hwcap: int = 0
     hwcap2: int = 0
     # Default layout of a Linux process (user-space addresses).
+    #: End of the user address space a Linux process can map (x86_64: 47 bits, 4-level
+    #: paging; aarch64: 48 bits): a segment beyond it cannot be loaded.
+    user_address_end: int = 1 << 47
     stack_top: int = 0x7FFF_F000_0000
     stack_size: int = 8 * 1024 * 1024
     mmap_base: int = 0x7FFF_E000_0000
