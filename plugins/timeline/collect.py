@@ -40,7 +40,7 @@ __all__ = ["MAX_SYSCALLS", "MAX_WRITES", "Report", "Syscall", "Watch", "Write", 
 #: System calls kept one by one (beyond: counted per bucket only).
 MAX_SYSCALLS = 200_000
 #: Watched writes kept (beyond: the watch pass stops and the report says so).
-MAX_WRITES = 20_000
+MAX_WRITES = 10_000
 
 #: Which argument of a system call is a path (read from guest memory before the call).
 PATH_ARGS: dict[str, int] = {
@@ -56,6 +56,7 @@ PATH_ARGS: dict[str, int] = {
 BUFFER_IN = frozenset({"write", "pwrite64"})
 BUFFER_OUT = frozenset({"read", "pread64"})
 PREVIEW = 48
+NO_RETURN = frozenset({"exit", "exit_group"})
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ class _SyscallLog:
         finished = m.finished
         self.inner(m)
         result: int | None
-        if m.finished is not finished and m.finished is not None:
+        if name in NO_RETURN or (m.finished is not finished and m.finished is not None):
             result = None
         else:
             value = int(regs[self.ret_reg])
@@ -360,13 +361,34 @@ def _disassemble(m: Machine, pcs: set[int], ctx: Context) -> dict[int, str]:
     return out
 
 
+#: Watched ranges up to this size are copied at every write (so each write's old value is
+#: known without going back); beyond it old values are read by going back one instruction.
+COPY_MAX = 64 * 1024
+#: Bytes of a write's value shown (from the first watched byte it wrote).
+VALUE_MAX = 8
+
+
 def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], bool]) -> None:
-    """Every write to ``w``'s range in ``[start, end)``: forward runs that stop at them."""
+    """Every write to ``w``'s range in ``[start, end)``: forward runs that stop at them.
+
+    x86 stops after the store: the new value is in memory, the old one is the copy of the
+    range taken at the previous stop, and the writer's pc is learnt by going back one
+    instruction once per distinct next pc (a store that is not a branch is the instruction
+    ending where pc now is). aarch64 stops before the store: pc is the writer, the new value
+    is read one instruction later.
+    """
     from syxdbg.timeline import WatchStop
 
+    m = s.machine
+    writer_of: dict[int, int] = {}  # pc after a store -> the store's pc (straight-line)
     handle = s.add_watchpoint(w.address, w.length, "write", client="plugin")
+
+    def snapshot() -> bytes | None:
+        return bytes(s.mem.read(w.address, w.length)) if w.length <= COPY_MAX else None
+
     try:
         s.seek(start, poll=poll)
+        current = snapshot()
         stalled = 0
         while s.position < end:
             before = s.position
@@ -377,22 +399,34 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
                     w.truncated = True
                     break
                 insn = ev.insn_position
+                lo = ev.address - w.address
+                size = min(VALUE_MAX, w.length - lo)
                 if ev.before:  # aarch64: stopped before the store
                     pc = ev.pc
-                    old = bytes(s.mem.read(w.address, w.length))
+                    old = bytes(s.mem.read(ev.address, size))
                     s.seek(insn + 1, poll=poll)
-                    new = bytes(s.mem.read(w.address, w.length))
+                    new = bytes(s.mem.read(ev.address, size))
+                    current = snapshot()
                 else:  # x86: after it
-                    new = bytes(s.mem.read(w.address, w.length))
-                    s.seek(insn, poll=poll)
-                    pc = s.machine.pc
-                    old = bytes(s.mem.read(w.address, w.length))
-                    s.seek(insn + 1, poll=poll)
+                    new = bytes(s.mem.read(ev.address, size))
+                    known = writer_of.get(ev.pc)
+                    if current is not None and known is not None:
+                        pc, old = known, current[lo:lo + size]
+                    else:
+                        here = s.position
+                        s.seek(insn, poll=poll)
+                        pc = m.pc
+                        old = bytes(s.mem.read(ev.address, size))
+                        s.seek(here, poll=poll)
+                        insns = m.disassemble(pc, 1)
+                        if insns and pc + len(insns[0][3]) == ev.pc:
+                            writer_of[ev.pc] = pc
+                    current = snapshot()
                 w.writes.append(Write(insn, pc, ev.address, old, new))
                 if s.position != insn + 1:
                     break  # interrupted
                 continue
-            if getattr(ev, "why", None) == "interrupt" or s.machine.finished is not None:
+            if getattr(ev, "why", None) == "interrupt" or m.finished is not None:
                 break
             stalled = stalled + 1 if s.position == before else 0
             if stalled > 3:

@@ -43,7 +43,7 @@ def _parser_class() -> type[argparse.ArgumentParser]:
 def build_parser(pm: pluggy.PluginManager | None = None) -> argparse.ArgumentParser:
     """The whole command line; with ``pm``, plugins add their options to every command that
     loads a program."""
-    from . import dap, demo, gdb, plugins, record, replay, run, serve, shell
+    from . import dap, demo, gdb, plugins, record, replay, run, serve, shell, timeline
 
     parser = _parser_class()(
         prog="syxdbg",
@@ -52,7 +52,7 @@ def build_parser(pm: pluggy.PluginManager | None = None) -> argparse.ArgumentPar
     )
     parser.add_argument("--version", action="version", version=f"syxdbg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, record, replay, demo, plugins, serve, gdb, shell, dap):
+    for module in (run, record, replay, demo, plugins, serve, gdb, shell, dap, timeline):
         module.register(sub)
     if pm is not None:
         for command in sub.choices.values():
