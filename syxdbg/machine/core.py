@@ -597,7 +597,10 @@ class Machine:
             return self._run(count, until)
         finally:
             if until is not None and temp_bp:
+                # Like any removed code hook: its translated blocks go too (a stale block
+                # could call a freed hook, or a new hook that reuses its memory).
                 self._core.remove_breakpoint(until)
+                self._drop_translation(until)
 
     def _run(self, count: int | None, until: int | None) -> StopEvent:
         core = self._core
