@@ -32,7 +32,7 @@ from .buckets import Buckets, FunctionActivity, function_activity
 
 if TYPE_CHECKING:
     from syxdbg.commands import Context
-    from syxdbg.machine import Machine
+    from syxdbg.machine import Machine, StopEvent
     from syxdbg.session import Session
 
 __all__ = ["MAX_SYSCALLS", "MAX_WRITES", "Report", "Syscall", "Watch", "Write", "collect"]
@@ -182,7 +182,10 @@ class _SyscallLog:
     def handle(self, m: Machine) -> None:
         assert self.inner is not None
         regs = m.regs
-        position, pc = m.position, m.pc
+        # The position of the system call instruction itself (the instructions retired
+        # before it): where goto lands with pc on it.
+        pc = m.pc
+        position = m.insn_position(pc)
         nr = int(regs[self.nr_reg])
         raw = [int(regs[r]) for r in self.arg_regs]
         name = self.name_of(nr) or f"syscall_{nr}"
@@ -221,12 +224,13 @@ class _SyscallLog:
         self.calls.append(Syscall(position, pc, nr, name, tuple(shown), result))
 
 
-def _end_of(session: Session, end: int, reached: int) -> tuple[str, str, int | None]:
-    """How the run described ends: (text, kind, pc)."""
+def _end_of(session: Session, end: int, reached: int, final: StopEvent | None
+            ) -> tuple[str, str, int | None]:
+    """How the run described ends: (text, kind, pc); ``final`` is the machine's terminal
+    event at ``reached``, if any."""
     from syxdbg.machine import Exited, Fault, Killed
 
     rec = session.recording
-    final = session.machine.finished
     if final is None and rec is not None and end == rec.end_position:
         final = rec.end_event
     if final is not None and final.position == end:
@@ -266,6 +270,7 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
     poll = ctx.poll("timeline")
     here = s.position
     per_bucket: list[list[tuple[int, int]]] = []
+    final: StopEvent | None = None
     edge_pcs: list[int] = []
     log = _SyscallLog(s)
     reached = start
@@ -293,6 +298,7 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
                 edge_pcs.append(m.pc)
                 if reached < last:
                     break
+            final = m.finished  # how the run ends, if it ends here
             log.remove()
             for w in watches:
                 _watch_pass(s, w, start, reached, poll)
@@ -311,7 +317,7 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
         return None
 
     functions = function_activity(per_bucket, symbol_at)
-    text, kind, end_pc = _end_of(s, end, reached)
+    text, kind, end_pc = _end_of(s, end, reached, final)
     if log.dropped:
         notes.append(f"{log.dropped} system calls after the first {MAX_SYSCALLS} are not "
                      f"listed one by one")
