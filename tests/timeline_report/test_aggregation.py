@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from syxdbg_plugins.timeline import Buckets, bin_positions, function_activity
 
 

@@ -88,6 +88,6 @@ def test_monitor_report_is_confined_to_the_output_directory(
 
 
 def test_nothing_executed_yet(build_program: Callable[..., Path], tmp_path: Path) -> None:
-    with syxdbg.open(str(build_program("hello", "gcc")), env={}) as s:
-        with pytest.raises(CommandError, match="nothing has executed yet"):
-            make_registry(s).run_text(f"timeline {tmp_path / 'x.html'}")
+    with syxdbg.open(str(build_program("hello", "gcc")), env={}) as s, \
+            pytest.raises(CommandError, match="nothing has executed yet"):
+        make_registry(s).run_text(f"timeline {tmp_path / 'x.html'}")
