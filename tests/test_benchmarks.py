@@ -32,6 +32,8 @@ RATIO_LINES: dict[str, list[str]] = {
     "dynamic_startup": [r"syxdbg run: dynamic/static \d+\.\d+x, dynamic/native [\d.]+x",
                         r"in process: dynamic/static \d+\.\d+x",
                         r"syxdbg run /bin/true: \d+\.\d+ s"],
+    "timeline_report": [r"ratio timeline/replay: \d+\.\d+x, with --watch: \d+\.\d+x",
+                        r"in [\d.]+ s \(meets the 30 s target\)"],
 }
 ANY_RATIO = r"\d+(\.\d+)?x\b|ratio"
 
