@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from xml.sax.saxutils import escape as xml_escape
 
 from .packet import hex_encode
 from .target import (
@@ -18,6 +19,7 @@ from .target import (
     Capabilities,
     Exited,
     HwBreak,
+    LinkMap,
     ReplayLogBegin,
     ReplayLogEnd,
     Signal,
@@ -61,6 +63,9 @@ def supported_features(caps: Capabilities, packet_size: int,
         (Cap.HW_BREAK, "hwbreak+"),
         (Cap.REVERSE_STEP, "ReverseStep+"),
         (Cap.REVERSE_CONTINUE, "ReverseContinue+"),
+        (Cap.AUXV, "qXfer:auxv:read+"),
+        (Cap.EXEC_FILE, "qXfer:exec-file:read+"),
+        (Cap.LIBRARIES_SVR4, "qXfer:libraries-svr4:read+"),
     )
     negotiated = {"swbreak+", "hwbreak+"}
     features += [name for cap, name in optional
@@ -84,6 +89,25 @@ def xfer_chunk(data: bytes, offset: int, length: int) -> bytes:
     chunk = data[offset : offset + length]
     more = offset + length < len(data) and length > 0
     return (b"m" if more else b"l") + chunk
+
+
+def library_list_svr4(link_map: LinkMap) -> bytes:
+    """The ``qXfer:libraries-svr4:read`` document (gdb.texinfo, "Library List Format for
+    SVR4 Targets"; the attributes gdbserver's ``linux-low.cc`` sends)."""
+    head = '<library-list-svr4 version="1.0"'
+    if link_map.main_lm is not None:
+        head += f' main-lm="{link_map.main_lm:#x}"'
+    if not link_map.libraries:
+        return (head + "/>").encode()
+    rows = [
+        f'<library name="{xml_escape(lib.name, _XML_ATTR)}" lm="{lib.lm:#x}"'
+        f' l_addr="{lib.l_addr:#x}" l_ld="{lib.l_ld:#x}" lmid="{lib.lmid:#x}"/>'
+        for lib in link_map.libraries
+    ]
+    return (head + ">" + "".join(rows) + "</library-list-svr4>").encode()
+
+
+_XML_ATTR = {'"': "&quot;", "'": "&apos;"}
 
 
 def stop_reason_field(reason: StopReason, caps: Capabilities, gdb_features: set[str]) -> str:

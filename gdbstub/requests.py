@@ -48,6 +48,17 @@ class ReadFeatures:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadObject:
+    """``qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH`` for the objects other than ``features``
+    (``auxv``, ``exec-file``, ``libraries-svr4``)."""
+
+    object: str
+    annex: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReadRegisters:
     """``g``."""
 
@@ -265,6 +276,7 @@ Request = (
     | StartNoAckMode
     | QueryHaltReason
     | ReadFeatures
+    | ReadObject
     | ReadRegisters
     | WriteRegisters
     | ReadRegister
@@ -396,6 +408,15 @@ def _parse_qXfer_features(args: bytes) -> Request:
     annex, span = _split(args, b":", 2)
     offset, length = _addr_len(span)
     return ReadFeatures(annex.decode("latin-1"), offset, length)
+
+
+def _xfer_parser(obj: str) -> _Parser:
+    def parse(args: bytes) -> Request:
+        annex, span = _split(args, b":", 2)
+        offset, length = _addr_len(span)
+        return ReadObject(obj, annex.decode("latin-1"), offset, length)
+
+    return parse
 
 
 def _parse_qAttached(args: bytes) -> Request:
@@ -540,6 +561,11 @@ PREFIX_TABLE: dict[Cap | None, tuple[PrefixEntry, ...]] = {
     Cap.HW_BREAK: _z_entries((1,)),
     Cap.WATCH: _z_entries(tuple(k.value for k in WatchKind)),
     Cap.MONITOR: (PrefixEntry(b"qRcmd,", _parse_qRcmd),),
+    Cap.AUXV: (PrefixEntry(b"qXfer:auxv:read:", _xfer_parser("auxv")),),
+    Cap.EXEC_FILE: (PrefixEntry(b"qXfer:exec-file:read:", _xfer_parser("exec-file")),),
+    Cap.LIBRARIES_SVR4: (
+        PrefixEntry(b"qXfer:libraries-svr4:read:", _xfer_parser("libraries-svr4")),
+    ),
 }
 
 

@@ -45,6 +45,7 @@ from .replies import (
     OK,
     THREAD_ID,
     error,
+    library_list_svr4,
     stop_reply,
     supported_features,
     vcont_actions,
@@ -53,14 +54,17 @@ from .replies import (
 from .target import (
     SIGINT,
     SIGTRAP,
+    Auxv,
     BaseTarget,
     Cap,
     Capabilities,
     ConsoleOutput,
+    ExecFile,
     Exited,
     HwBreakpoints,
     Interruptible,
     Killable,
+    LibrariesSvr4,
     MonitorCmd,
     RangeStepping,
     ResumeAction,
@@ -497,6 +501,28 @@ def _read_features(s: Session, req: rq.ReadFeatures) -> Outcome:
     if xml is None:
         return error(0)  # E00: unknown annex (gdb.texinfo, qXfer read replies)
     return xfer_chunk(xml.encode(), req.offset, min(req.length, s.stub.packet_size))
+
+
+@handles(rq.ReadObject)
+def _read_object(s: Session, req: rq.ReadObject) -> Outcome:
+    """``qXfer`` reads of the optional objects; the parser only makes a ReadObject for an
+    object whose capability the target has."""
+    data: bytes | None
+    if req.object == "auxv":
+        data = cast(Auxv, s.target).read_auxv()
+    elif req.object == "exec-file":
+        pid = int(req.annex, 16) if req.annex else None
+        name = cast(ExecFile, s.target).exec_file(pid)
+        data = None if name is None else name.encode()
+    elif req.object == "libraries-svr4":
+        params = dict(p.partition("=")[::2] for p in req.annex.split(";") if p)
+        start, prev = (int(params[k], 16) if params.get(k) else None for k in ("start", "prev"))
+        data = library_list_svr4(cast(LibrariesSvr4, s.target).libraries_svr4(start, prev))
+    else:
+        data = None
+    if data is None:
+        return error(0)
+    return xfer_chunk(data, req.offset, min(req.length, s.stub.packet_size))
 
 
 @handles(rq.ReadRegisters)

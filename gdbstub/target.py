@@ -294,6 +294,66 @@ class Killable(Protocol):
     def kill(self) -> None: ...
 
 
+@runtime_checkable
+class Auxv(Protocol):
+    """``qXfer:auxv:read``: the program's auxiliary vector (as ``/proc/PID/auxv`` holds it:
+    pairs of target-sized words, ending with ``AT_NULL``). GDB reads ``AT_ENTRY`` (the
+    position-independent program's displacement), ``AT_BASE`` (the dynamic loader) and
+    ``AT_PHDR`` from it."""
+
+    def read_auxv(self) -> bytes: ...
+
+
+@runtime_checkable
+class ExecFile(Protocol):
+    """``qXfer:exec-file:read``: the absolute file name of the program of process ``pid``
+    (``None``: the current one), or ``None`` when there is no file (the stub replies
+    ``E00``)."""
+
+    def exec_file(self, pid: int | None) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SharedLibrary:
+    """One entry of the dynamic loader's link map (``struct link_map``).
+
+    ``name`` is ``l_name`` (the file name as the program sees it), ``lm`` the address of the
+    ``link_map`` itself, ``l_addr`` the library's load displacement and ``l_ld`` the address
+    of its ``PT_DYNAMIC`` segment, ``lmid`` its linker namespace (gdb 13 requires the
+    attribute; gdbserver sends the address of the namespace's ``r_debug``).
+    """
+
+    name: str
+    lm: int
+    l_addr: int
+    l_ld: int
+    lmid: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMap:
+    """The loaded libraries, for ``qXfer:libraries-svr4:read``: ``main_lm`` is the address
+    of the program's own ``link_map`` (``None``: unknown, e.g. before the dynamic loader
+    ran), ``libraries`` the other entries in link-map order."""
+
+    main_lm: int | None
+    libraries: tuple[SharedLibrary, ...] = ()
+
+
+@runtime_checkable
+class LibrariesSvr4(Protocol):
+    """``qXfer:libraries-svr4:read``: the SVR4 link map, so GDB follows shared libraries
+    without reading ``r_debug`` itself.
+
+    ``start`` and ``prev`` come from GDB's annex (``start=ADDR;prev=ADDR``): list from the
+    ``link_map`` at ``start`` (whose ``l_prev`` is ``prev``), or from the head of the list
+    when ``start`` is ``None``. GDB still breaks on the loader's ``_dl_debug_state``/probes
+    itself (ordinary ``Z0`` breakpoints) to learn when the list changes.
+    """
+
+    def libraries_svr4(self, start: int | None, prev: int | None) -> LinkMap: ...
+
+
 # --- the one source of truth -------------------------------------------------------------
 
 
@@ -312,6 +372,9 @@ class Cap(enum.Flag):
     INTERRUPT = enum.auto()
     KILL = enum.auto()
     CONSOLE = enum.auto()
+    AUXV = enum.auto()
+    EXEC_FILE = enum.auto()
+    LIBRARIES_SVR4 = enum.auto()
 
 
 _PROBES: tuple[tuple[type, Cap], ...] = (
@@ -326,6 +389,9 @@ _PROBES: tuple[tuple[type, Cap], ...] = (
     (Interruptible, Cap.INTERRUPT),
     (Killable, Cap.KILL),
     (ConsoleOutput, Cap.CONSOLE),
+    (Auxv, Cap.AUXV),
+    (ExecFile, Cap.EXEC_FILE),
+    (LibrariesSvr4, Cap.LIBRARIES_SVR4),
 )
 
 

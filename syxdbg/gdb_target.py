@@ -60,6 +60,7 @@ Stop semantics (``/work/shared/reference/gdb-rsp.md`` §1.4-1.6):
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -73,10 +74,12 @@ from gdbstub import (
     DoneStep,
     Exited,
     HwBreak,
+    LinkMap,
     ReplayLogBegin,
     ReplayLogEnd,
     ResumeAction,
     ResumeKind,
+    SharedLibrary,
     Signal,
     StopReason,
     SwBreak,
@@ -86,6 +89,7 @@ from gdbstub import (
     WatchKind,
 )
 
+from .commands import solibs
 from .errors import MemoryAccessError, RegisterError, SyxdbgError
 from .machine import events as ev
 from .machine.arch import RegisterInfo
@@ -326,6 +330,33 @@ class SessionTarget:
 
     def description_xml(self, annex: str) -> str | None:
         return self.machine.arch.tdesc_xml if annex == "target.xml" else None
+
+    # -- Auxv, ExecFile, LibrariesSvr4: the program's files ----------------------------------
+    def read_auxv(self) -> bytes:
+        """The auxiliary vector the loader gave the program (empty for raw blobs)."""
+        pairs = [(k, v) for k, v in self.session.image.auxv.items() if k != 0]
+        if not pairs:
+            return b""
+        pairs.append((0, 0))  # AT_NULL
+        return b"".join(k.to_bytes(8, "little") + (v % (1 << 64)).to_bytes(8, "little")
+                        for k, v in pairs)
+
+    def exec_file(self, pid: int | None) -> str | None:
+        image = self.session.image
+        return os.path.abspath(image.path) if image.kind == "elf" else None
+
+    def libraries_svr4(self, start: int | None, prev: int | None) -> LinkMap:
+        """The link map read from guest memory now (:mod:`syxdbg.commands.solibs`)."""
+        entries = solibs.link_map(self.session, start)
+        lmid = solibs.r_debug(self.session) or 0
+        main = None
+        libs = []
+        for e in entries:
+            if start is None and e.prev == 0 and main is None:
+                main = e.lm  # the head: the program itself
+            elif e.name:
+                libs.append(SharedLibrary(e.name, e.lm, e.l_addr, e.l_ld, lmid))
+        return LinkMap(main, tuple(libs))
 
     # -- breakpoints and watchpoints --------------------------------------------------------
     def add_sw_breakpoint(self, addr: int, kind: int) -> bool:

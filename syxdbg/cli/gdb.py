@@ -118,9 +118,13 @@ def gdb_command_line(session: Session, port: int, gdb: str, *, batch: bool = Fal
         argv.append("-batch")
     if image.kind == "raw":
         argv += ["-ex", f"set architecture {session.machine.arch.gdb_arch}"]
-    elif image.load_bias:
-        argv += ["-ex", f"symbol-file -o {image.load_bias:#x} {image.path}"]
     else:
+        # Shared libraries' symbols come from the files the guest mapped: the session's
+        # sysroot (gdb's default, "target:", would ask the stub for them over vFile).
+        argv += ["-ex", f"set sysroot {image.sysroot or '/'}"]
+    if image.kind != "raw":
+        # A position-independent program is relocated by gdb itself: it reads AT_ENTRY
+        # from the auxiliary vector the stub serves (qXfer:auxv:read).
         argv += ["-ex", f"file {image.path}"]
     # monitor commands can move in time (goto, last-write, snapshot restore) behind gdb's
     # back; gdb re-reads registers only at stops, so flush its cache after each one.

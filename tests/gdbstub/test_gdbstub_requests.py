@@ -211,4 +211,7 @@ def test_every_capability_group_is_in_the_table() -> None:
         Cap.HW_BREAK,
         Cap.WATCH,
         Cap.MONITOR,
+        Cap.AUXV,
+        Cap.EXEC_FILE,
+        Cap.LIBRARIES_SVR4,
     }

@@ -67,7 +67,7 @@ def test_framing(make: MakeStub) -> None:
 
 def test_unsupported_and_malformed(make: MakeStub) -> None:
     conv = converse(make("steps").stub, b"vFile:open:6a", b"m400000", b"Zx",
-                    b"qXfer:exec-file:read::0,1", b"Z0,10000000000000000,1", b"qC")
+                    b"qXfer:libraries:read::0,1", b"Z0,10000000000000000,1", b"qC")
     assert conv.replies == [b"", b"E01", b"", b"", b"E01", b"QC1"]
 
 
