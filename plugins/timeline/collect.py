@@ -317,6 +317,10 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
         return None
 
     functions = function_activity(per_bucket, symbol_at)
+    if di is not None:
+        # The program's own functions (those with source lines) first, then the rest (the
+        # C library's, usually without debug information), each in the order they ran.
+        functions.sort(key=lambda f: f.start == 0 or di.line_at(f.start) is None)
     text, kind, end_pc = _end_of(s, end, reached, final)
     if log.dropped:
         notes.append(f"{log.dropped} system calls after the first {MAX_SYSCALLS} are not "
