@@ -231,6 +231,9 @@ def _end_of(session: Session, end: int, reached: int, final: StopEvent | None
     from syxdbg.machine import Exited, Fault, Killed
 
     rec = session.recording
+    if reached < end:
+        return (f"interrupted at position {reached}: the page shows positions up to there",
+                "interrupted", None)
     if final is None and rec is not None and end == rec.end_position:
         final = rec.end_event
     if final is not None and final.position == end:
@@ -239,8 +242,6 @@ def _end_of(session: Session, end: int, reached: int, final: StopEvent | None
         text = rec.describe_end() if rec is not None and end == rec.end_position else \
             _replay.why(final)
         return f"{text} (position {end})", kind, final.pc
-    if reached < end:
-        return f"interrupted at position {reached}", "interrupted", None
     w = session.when()
     if end == w.frontier:
         return f"the program has run up to position {end} (it goes on live)", "end", None
@@ -276,8 +277,10 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
     reached = start
     notes: list[str] = []
     m = s.machine
-    with s.motion():
-        try:
+    try:
+        # One motion (one stop for the hooks); the way back is another, so that an
+        # interrupt of the passes does not stop it.
+        with s.motion():
             s.seek(start, poll=poll)
             if s.position != start:
                 raise CommandError(f"timeline: could not get to position {start}")
@@ -302,9 +305,9 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
             log.remove()
             for w in watches:
                 _watch_pass(s, w, start, reached, poll)
-        finally:
-            log.remove()
-            s.seek(here)
+    finally:
+        log.remove()
+        s.seek(here)
     di = ctx.debuginfo if s.image.kind == "elf" else None
 
     def symbol_at(pc: int) -> tuple[str, int] | None:
