@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from browser import load, read_png, screenshot
+from support import tool_missing
 
 import syxdbg
 from syxdbg.commands import make_registry
@@ -144,3 +145,23 @@ def test_console_capture_sees_errors(tmp_path: Path) -> None:
                       "{\"start\":</script><script>JSON.parse(document.getElementById("
                       "'timeline-data').textContent)</script>")
     assert any("SyntaxError" in m for m in load(broken).console)
+
+
+def test_monitor_timeline_under_real_gdb(corrupt_report: tuple[Path, Path],
+                                         tmp_path: Path) -> None:
+    rec, _ = corrupt_report
+    if shutil.which("gdb") is None:
+        tool_missing("gdb is not installed")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    res = syxdbg_cli("replay", "--output-dir", str(outdir), "--batch",
+                     "--ex", "monitor timeline g.html --watch ledger.balance",
+                     "--ex", f"monitor timeline {tmp_path / 'escape.html'}",
+                     "--ex", "monitor when", str(rec), cwd=tmp_path)
+    text = res.stdout + res.stderr
+    assert "41 writes to ledger.balance" in text and "written to g.html" in text, text
+    assert "give a relative name" in text, text
+    assert "position 0 (frontier" in text, text  # gdb's position is unchanged
+    assert not (tmp_path / "escape.html").exists()
+    page = load(outdir / "g.html")
+    assert page.console == [] and page.dom.count('<tr class="write"') == 41
