@@ -48,9 +48,11 @@ def _run(url: str, extra: list[str], timeout: float = 120) -> subprocess.Complet
                               stdin=subprocess.DEVNULL)
 
 
-def load(path: Path) -> Page:
-    """The DOM of ``path`` once loaded (scripts run) and the console messages it logged."""
-    res = _run(path.resolve().as_uri(), ["--dump-dom"])
+def load(path: Path, fragment: str = "") -> Page:
+    """The DOM of ``path`` (``#fragment``) once loaded (scripts run) and the console
+    messages it logged."""
+    url = path.resolve().as_uri() + (f"#{fragment}" if fragment else "")
+    res = _run(url, ["--dump-dom"])
     assert res.returncode == 0, res.stderr[-2000:]
     return Page(res.stdout, CONSOLE.findall(res.stderr))
 
