@@ -571,6 +571,20 @@ if (location.hash === "#selftest") {
     worst = Math.max(worst, t1 - t0);
     worstTables = Math.max(worstTables, performance.now() - t1);
   }
+  // What hovering the last watched write and the last system call shows.
+  setView(D.start, D.end);
+  const hovers = [];
+  rows.forEach((r, i) => {
+    if ((r.kind === "w" || r.kind === "sys") && r.pos.length) {
+      const d = describe(xOf(r.pos[r.pos.length - 1]), HEAD + i * ROW + ROW / 2);
+      if (d) hovers.push(text(d));
+    }
+  });
+  const pre = document.createElement("pre");
+  pre.id = "selftest-hover";
+  pre.hidden = true;
+  pre.textContent = hovers.join("\n---\n");
+  document.body.appendChild(pre);
   document.body.setAttribute("data-selftest-ms", worst.toFixed(1));
   document.body.setAttribute("data-selftest-tables-ms", worstTables.toFixed(1));
 }

@@ -165,3 +165,21 @@ def test_monitor_timeline_under_real_gdb(corrupt_report: tuple[Path, Path],
     assert not (tmp_path / "escape.html").exists()
     page = load(outdir / "g.html")
     assert page.console == [] and page.dom.count('<tr class="write"') == 41
+
+
+def test_hovering_shows_position_instruction_and_command(
+        corrupt_report: tuple[Path, Path]) -> None:
+    rec, report = corrupt_report
+    page = load(report, "selftest")  # the page hovers its last write and system call
+    assert page.console == [], page.console
+    m = re.search(r'<pre id="selftest-hover" hidden="">(.*?)</pre>', page.dom, re.S)
+    assert m is not None
+    syscall, write = html.unescape(m.group(1)).split("\n---\n")
+    assert syscall.startswith("exit_group(1) = (does not return)\nposition ")
+    assert ": syscall" in syscall and "monitor goto" in syscall
+    assert write.startswith("write to ledger.balance (0x")
+    assert "5968 \u2192 777" in write and "<record_history+" in write
+    guilty = re.search(r"\nposition ([\d,]+)\n", write)
+    assert guilty is not None
+    n = guilty.group(1).replace(",", "")
+    assert f"$ syxdbg replay --ex 'monitor goto {n}' {rec}" in write
