@@ -13,6 +13,7 @@ import pytest
 
 import syxdbg
 from syxdbg.commands import CommandError, make_registry
+from syxdbg.recording import Recorder
 
 
 def data_of(path: Path) -> dict:
@@ -91,3 +92,25 @@ def test_nothing_executed_yet(build_program: Callable[..., Path], tmp_path: Path
     with syxdbg.open(str(build_program("hello", "gcc")), env={}) as s, \
             pytest.raises(CommandError, match="nothing has executed yet"):
         make_registry(s).run_text(f"timeline {tmp_path / 'x.html'}")
+
+
+def test_a_fault_is_the_end_mark_of_a_recording(build_program: Callable[..., Path],
+                                                tmp_path: Path) -> None:
+    exe = build_program("segv", "gcc")
+    rec = tmp_path / "segv.syxrec"
+    with syxdbg.open(str(exe), ["null"], env={}) as s:
+        Recorder(s, str(rec)).run(max_insns=None)
+    with syxdbg.replay(str(rec)) as s:
+        end = s.recording.end_position
+        out = tmp_path / "segv.html"
+        text = make_registry(s).run_text(f"timeline {out}")
+        assert "signal 11" in text, text
+        d = data_of(out)
+        finish = d["finish"]
+        assert finish["kind"] == "fault" and finish["position"] == end
+        assert "signal 11 (write to unmapped memory)" in finish["text"]
+        # the faulting store, disassembled, and the command that goes there
+        assert "mov" in d["disasm"][str(finish["pc"])]
+        assert d["commands"]["gdb"] == f"syxdbg replay --ex 'monitor goto {{N}}' {rec}"
+        s.seek(end)
+        assert s.regs.pc == finish["pc"]
