@@ -110,6 +110,46 @@ class Mapping:
         return replace(self, start=start, end=end, offset=self.offset + shift)
 
 
+@dataclass(frozen=True)
+class Thread:
+    """A guest thread that is not running now (the running one is the machine's CPU and the
+    per-thread fields at the end of :class:`ProcessState`). Pickled in recordings.
+
+    ``regs`` is the CPU as register values by name, as the machine's register table lists
+    them, saved inside a system call: on x86_64 ``rip`` is the system call instruction
+    (the CPU moves past it when the system call returns), on aarch64 ``pc`` is after it.
+    """
+
+    tid: int
+    regs: tuple[tuple[str, int], ...]
+    sigmask: int = 0
+    altstack: bytes = b""
+    tid_address: int = 0
+    robust_list: tuple[int, int] = (0, 0)
+    #: What it waits for: "" (runnable), "futex" (FUTEX_WAIT on ``futex``).
+    wait: str = ""
+    futex: int = 0
+    bitset: int = 0xFFFFFFFF
+    #: A futex wait's timeout in ns (-1: none); timeouts expire in virtual time: when no
+    #: thread can run, the shortest pending one (then the oldest) expires.
+    timeout: int = -1
+    #: Queue order: the run queue and every futex queue are FIFO by ``seq``.
+    seq: int = 0
+    #: Written to the system call result register when it runs again (None: nothing).
+    result: int | None = None
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """One thread as :meth:`LinuxKernel.threads` reports it."""
+
+    tid: int
+    state: str  # "running", "runnable", "blocked"
+    pc: int
+    #: What a blocked thread waits for (``"futex 0x..."``), else "".
+    waiting: str = ""
+
+
 @dataclass(frozen=True, init=False, eq=False, repr=False)
 class KernelState:
     """Everything :class:`LinuxKernel` remembers, frozen: one attribute per field of
@@ -208,11 +248,26 @@ class ProcessState:
     #: (:meth:`Process.clean_copy`); False in states saved before, whose recordings read
     #: the file again at that point.
     reuse_clean_maps: bool = False
-    # -- the (one) thread
+    # -- the running thread (the others keep theirs in ``threads``)
     sigmask: int = 0
     altstack: bytes = b""
     tid_address: int = 0
     robust_list: tuple[int, int] = (0, 0)
+    #: Its thread id (0: the main thread, whose tid is the pid; states saved before threads).
+    tid: int = 0
+    # -- threads and the scheduler (docs/linux.md, Threads)
+    #: Every thread but the running one, by tid.
+    threads: dict[int, Thread] = field(default_factory=dict)
+    #: The next thread id to give (0: pid + 1).
+    next_tid: int = 0
+    #: Queue order counter (see :attr:`Thread.seq`).
+    seq: int = 0
+    #: Position where the running thread's time slice began.
+    slice_start: int = 0
+    #: Instructions a thread runs before a system call may switch to another runnable one.
+    time_slice: int = 100_000
+    #: Why the process cannot go on (a deadlock), "" while it can.
+    halted: str = ""
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(ProcessState) if not f.metadata.get("files"))
@@ -325,6 +380,9 @@ class Process:
         self.warn_stream = warn_stream
         self.mmap_base: int = machine.arch.mmap_base
         self._retired: OrderedDict[int, int] = OrderedDict()  # file id -> host fd
+        #: What the calling thread asked of the scheduler in this system call:
+        #: (kind, futex, bitset, timeout) with kind "futex", "yield" or "exit"; None: nothing.
+        self._want: tuple[str, int, int, int] | None = None
         self.s = ProcessState()
         image = machine.image
         s = self.s
@@ -374,6 +432,125 @@ class Process:
     def exit(self, status: int) -> None:
         """The process exits with ``status`` (exit_group)."""
         self._machine.request_exit(status & 0xFF)
+
+    # -- threads (the kernel switches after the system call: see LinuxKernel._schedule) --------
+    @property
+    def tid(self) -> int:
+        """The calling thread's id (the main thread's is the pid)."""
+        return self.s.tid or self.s.ids[0]
+
+    def has_thread(self, tid: int) -> bool:
+        return tid == self.tid or tid in self.s.threads
+
+    def cpu_values(self) -> tuple[tuple[str, int], ...]:
+        """The calling thread's registers, by name (see :attr:`Thread.regs`)."""
+        regs = self._machine.regs
+        return tuple((r.name, regs.read_info(r)) for r in self._machine.arch.registers)
+
+    def spawn_thread(self, stack: int, tls: int | None, clear_tid: int) -> int:
+        """A new thread (clone with CLONE_THREAD): the caller's registers with 0 as the
+        system call's result, ``stack`` as its stack pointer (0: the caller's) and ``tls``
+        as its thread pointer; it waits in the run queue. Returns its tid."""
+        s = self.s
+        if not s.next_tid:
+            s.next_tid = s.ids[0] + 1
+        tid = s.next_tid
+        s.next_tid += 1
+        arch = self._machine.arch
+        values = dict(self.cpu_values())
+        values[arch.syscall.ret] = 0
+        if stack:
+            values[arch.sp] = stack
+        if tls is not None:
+            values["fs_base" if arch.name == "x86_64" else "tpidr"] = tls
+        s.seq += 1
+        s.threads[tid] = Thread(tid, tuple(values.items()), sigmask=s.sigmask,
+                                tid_address=clear_tid, seq=s.seq)
+        return tid
+
+    def block(self, futex: int, bitset: int, timeout: int) -> None:
+        """The calling thread waits on ``futex`` (woken by :meth:`futex_wake`)."""
+        self._want = ("futex", futex, bitset, timeout)
+
+    def yield_cpu(self) -> None:
+        """Let another runnable thread run (sched_yield, sleeps)."""
+        if self.s.threads and self._want is None:
+            self._want = ("yield", 0, 0, -1)
+
+    def exit_thread(self, status: int) -> None:
+        """The calling thread ends (``exit``); the last one ends the process."""
+        if not self.s.threads:
+            self.exit(status)
+            return
+        if self.s.tid_address:
+            with contextlib.suppress(MemoryAccessError):
+                self.mem.write(self.s.tid_address, bytes(4))
+                self.futex_wake(self.s.tid_address, 1)
+        self._robust_exit()
+        self._want = ("exit", 0, 0, -1)
+
+    def futex_waiters(self, futex: int, bitset: int = 0xFFFFFFFF) -> list[Thread]:
+        """Threads waiting on ``futex`` (with a common bit in ``bitset``), oldest first."""
+        return sorted((t for t in self.s.threads.values()
+                       if t.wait == "futex" and t.futex == futex and t.bitset & bitset),
+                      key=lambda t: t.seq)
+
+    def futex_wake(self, futex: int, count: int, bitset: int = 0xFFFFFFFF) -> int:
+        """Wake up to ``count`` waiters of ``futex`` (their wait returns 0)."""
+        woken = 0
+        for t in self.futex_waiters(futex, bitset)[:max(count, 0)]:
+            self.s.seq += 1
+            self.s.threads[t.tid] = replace(t, wait="", futex=0, timeout=-1, seq=self.s.seq,
+                                            result=0)
+            woken += 1
+        return woken
+
+    def futex_requeue(self, futex: int, to: int, count: int) -> int:
+        """Move up to ``count`` waiters of ``futex`` to wait on ``to``."""
+        moved = 0
+        for t in self.futex_waiters(futex)[:max(count, 0)]:
+            self.s.threads[t.tid] = replace(t, futex=to)
+            moved += 1
+        return moved
+
+    def _robust_exit(self) -> None:
+        """The exiting thread's robust mutexes (set_robust_list) get FUTEX_OWNER_DIED and
+        one waiter each is woken, as Linux's exit_robust_list does."""
+        head, _ = self.s.robust_list
+        if not head:
+            return
+        tid = self.tid
+        try:
+            entry, offset, pending = struct.unpack("<QqQ", self.mem.read(head, 24))
+        except MemoryAccessError:
+            return
+
+        def release(entry: int) -> None:
+            addr = (entry & ~1) + offset
+            try:
+                val = struct.unpack("<I", self.mem.read(addr, 4))[0]
+            except MemoryAccessError:
+                return
+            if val & abi.FUTEX_TID_MASK != tid:
+                return
+            self.mem.write(addr, struct.pack("<I", (val & abi.FUTEX_WAITERS)
+                                             | abi.FUTEX_OWNER_DIED))
+            if val & abi.FUTEX_WAITERS:
+                self.futex_wake(addr, 1)
+
+        seen = 0
+        while entry & ~1 != head and entry and seen < abi.ROBUST_LIST_LIMIT:
+            nxt = entry
+            try:
+                nxt = struct.unpack("<Q", self.mem.read(entry & ~1, 8))[0]
+            except MemoryAccessError:
+                break
+            if entry != pending:
+                release(entry)
+            entry = nxt
+            seen += 1
+        if pending:
+            release(pending)
 
     # -- warnings ---------------------------------------------------------------------------
     def warn(self, text: str) -> None:
@@ -690,6 +867,7 @@ class Process:
             f.name: _thaw_value(f, saved[f.name]) if f.name in saved else _field_default(f)
             for f in _FIELDS})
         live.files = files
+        self._want = None
         if not live.image_path:  # a state saved before it was kept here
             live.image_path = image_path
         self.s = live
@@ -744,6 +922,11 @@ class LinuxKernel:
         self._ret_reg: RegisterInfo = regs.info(abi_.ret)
         self._dispatch = dispatch
         self._names = SYSCALL_TABLES[self.arch]
+        #: Thread switches made by this kernel object (a measure, not state).
+        self.switches = 0
+        #: Bytes between a saved thread's pc and where it resumes: x86's syscall hook sees
+        #: pc at the ``syscall`` instruction (2 bytes), aarch64's after the ``svc``.
+        self._resume_gap = 2 if self.arch == "x86_64" else 0
 
     # Shorthands used by tests and tools (the process holds the state).
     @property
@@ -818,6 +1001,106 @@ class LinuxKernel:
             self.trace.write(f"[linux] {name}({shown}) = {ret}\n")
         if ret is not None:
             regs.write_info(self._ret_reg, ret & abi.MASK64)
+        p = self.process
+        if p._want is not None or (p.s.threads and machine.position - p.s.slice_start
+                                   >= p.s.time_slice):
+            self._schedule(machine)
+
+    # -- threads --------------------------------------------------------------------------------
+    def _schedule(self, machine: Machine) -> None:
+        """After a system call: switch threads if the caller blocks, exits or yields, or its
+        time slice is used up. Only positions and guest state decide (determinism)."""
+        p = self.process
+        s = p.s
+        want = p._want or ("yield", 0, 0, -1)
+        p._want = None
+        kind, futex, bitset, timeout = want
+        pos = machine.position
+        runnable = [t for t in s.threads.values() if not t.wait]
+        if not runnable and kind == "yield":
+            s.slice_start = pos
+            return
+        if not runnable:
+            timed = [t for t in s.threads.values() if t.timeout >= 0]
+            first = min(timed, key=lambda t: (t.timeout, t.seq)) if timed else None
+            if kind == "futex" and timeout >= 0 and (first is None or timeout <= first.timeout):
+                # The caller's own timeout is the first to expire: it never sleeps.
+                machine.regs.write_info(self._ret_reg, -errno.ETIMEDOUT & abi.MASK64)
+                s.slice_start = pos
+                return
+            if first is None:
+                p._want = want  # kept: threads() reports where the caller waits
+                self._deadlock(machine)
+                return
+            s.seq += 1
+            first = replace(first, wait="", futex=0, timeout=-1, seq=s.seq,
+                            result=-errno.ETIMEDOUT)
+            s.threads[first.tid] = first
+            runnable = [first]
+        nxt = min(runnable, key=lambda t: t.seq)
+        if kind != "exit":
+            s.seq += 1
+            me = Thread(p.tid, p.cpu_values(), s.sigmask, s.altstack, s.tid_address,
+                        s.robust_list, seq=s.seq)
+            if kind == "futex":
+                me = replace(me, wait="futex", futex=futex, bitset=bitset, timeout=timeout)
+            s.threads[me.tid] = me
+        del s.threads[nxt.tid]
+        regs = machine.regs
+        for info, (_, value) in zip(machine.arch.registers, nxt.regs, strict=True):
+            regs.write_info(info, value)
+        if nxt.result is not None:
+            regs.write_info(self._ret_reg, nxt.result & abi.MASK64)
+        s.tid = 0 if nxt.tid == s.ids[0] else nxt.tid
+        s.sigmask, s.altstack = nxt.sigmask, nxt.altstack
+        s.tid_address, s.robust_list = nxt.tid_address, nxt.robust_list
+        s.slice_start = pos
+        self.switches += 1
+        if s.sigpending:
+            p.deliver_pending()
+
+    def _deadlock(self, machine: Machine) -> None:
+        """Every thread waits and nothing can wake one: the process is killed (SIGKILL) with
+        a message naming each thread and where it waits (a native run would hang)."""
+        p = self.process
+        s = p.s
+        lines = []
+        for t in self.threads(machine.regs.pc + self._resume_gap):
+            if t.state == "exited":
+                continue
+            image = machine.image
+            name = image.symbolize(t.pc) if image is not None else None
+            where = f"{t.pc:#x} ({name})" if name else f"{t.pc:#x}"
+            lines.append(f"  thread {t.tid} at {where}: {t.waiting or t.state}")
+        what = "every thread is blocked" if len(lines) > 1 else "the only thread is blocked"
+        s.halted = (f"syxdbg: deadlock: {what} and nothing can wake one; the process is "
+                    "killed (SIGKILL)\n" + "\n".join(lines) + "\n")
+        p.warn(s.halted)
+        machine.request_kill(abi.SIGKILL)
+
+    def threads(self, running_pc: int | None = None) -> list[ThreadInfo]:
+        """Every thread of the process: tid, state (running, runnable, blocked) and pc (where
+        it resumes), the running one first, then by tid."""
+        p = self.process
+        s = p.s
+        pc_name = self.machine.arch.pc
+        me_pc = self.machine.regs.pc if running_pc is None else running_pc
+        want = p._want
+        if want is not None and want[0] == "futex":
+            mine = ThreadInfo(p.tid, "blocked", me_pc, f"futex wait on {want[1]:#x}")
+        elif want is not None and want[0] == "exit":
+            mine = ThreadInfo(p.tid, "exited", me_pc)
+        else:
+            mine = ThreadInfo(p.tid, "running", me_pc)
+        out = [mine]
+        for tid in sorted(s.threads):
+            t = s.threads[tid]
+            pc = dict(t.regs)[pc_name] + self._resume_gap
+            if t.wait == "futex":
+                out.append(ThreadInfo(tid, "blocked", pc, f"futex wait on {t.futex:#x}"))
+            else:
+                out.append(ThreadInfo(tid, "runnable", pc))
+        return out
 
     def unsupported(self, nr: int) -> int:
         name = self._names.get(nr, "unknown")

@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 from ..registry import HANDLERS, Handler, SyscallError, syscall
 from ..tables import SYSCALL_TABLES
-from . import files, fs, memory, process, signals, time  # noqa: F401 - they register
+from . import files, fs, memory, process, signals, threads, time  # noqa: F401 - they register
 
 #: arch name -> {syscall number: handler}; immutable, built once at import.
 DISPATCH: MappingProxyType[str, MappingProxyType[int, Handler]] = MappingProxyType({

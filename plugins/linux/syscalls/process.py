@@ -1,5 +1,5 @@
-"""Process identity and control: ids, exit, thread pointer, prctl, resource limits,
-futex (one thread) and scheduling.
+"""Process identity and control: ids, thread pointer, prctl, resource limits, getcpu
+(threads, exit, futex and scheduling are in ``threads``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from ..kernel import Process
 from ..registry import I32, U32, U64, Ptr, syscall
 
 
-@syscall("getpid", "gettid", "getpgrp", "getsid")
+@syscall("getpid", "getpgrp", "getsid")
 def sys_getpid(p: Process) -> int:
     return p.s.ids[0]
 
@@ -48,11 +48,6 @@ def sys_getegid(p: Process) -> int:
     return p.s.ids[5]
 
 
-@syscall("exit", "exit_group")
-def sys_exit_group(p: Process, status: I32) -> None:
-    p.exit(status)
-
-
 @syscall("arch_prctl")
 def sys_arch_prctl(p: Process, code: I32, addr: Ptr) -> int:
     if code == abi.ARCH_SET_FS:
@@ -65,20 +60,6 @@ def sys_arch_prctl(p: Process, code: I32, addr: Ptr) -> int:
         p.mem.write(addr, struct.pack("<Q", p.thread_register("gs_base")))
     else:
         return -errno.EINVAL  # CET (0x3001...) and the rest: not supported, as on old kernels
-    return 0
-
-
-@syscall("set_tid_address")
-def sys_set_tid_address(p: Process, tidptr: Ptr) -> int:
-    p.s.tid_address = tidptr
-    return p.s.ids[0]
-
-
-@syscall("set_robust_list")
-def sys_set_robust_list(p: Process, head: Ptr, length: U64) -> int:
-    if length != 24:
-        return -errno.EINVAL
-    p.s.robust_list = (head, length)
     return 0
 
 
@@ -130,34 +111,6 @@ def sys_getrlimit(p: Process, resource: U32, rlim: Ptr) -> int:
 @syscall("setrlimit")
 def sys_setrlimit(p: Process, resource: U32, rlim: Ptr) -> int:
     return _rlimit(p, resource, rlim, 0)
-
-
-@syscall("futex")
-def sys_futex(p: Process, uaddr: Ptr, op: I32, val: U32, timeout: Ptr) -> int:
-    cmd = op & abi.FUTEX_CMD_MASK
-    if cmd in (abi.FUTEX_WAIT, abi.FUTEX_WAIT_BITSET):
-        current = struct.unpack("<I", p.mem.read(uaddr, 4))[0]
-        if current != val:
-            return -errno.EAGAIN
-        # One thread: nobody can wake us. Time out if asked to, else report an interruption.
-        return -errno.ETIMEDOUT if timeout else -errno.EINTR
-    if cmd in (abi.FUTEX_WAKE, abi.FUTEX_WAKE_BITSET):
-        p.mem.read(uaddr, 4)
-        return 0
-    return -errno.ENOSYS
-
-
-@syscall("sched_yield")
-def sys_sched_yield(p: Process) -> int:
-    return 0
-
-
-@syscall("sched_getaffinity")
-def sys_sched_getaffinity(p: Process, pid: I32, size: U32, mask: Ptr) -> int:
-    if size < 8 or size % 8:
-        return -errno.EINVAL
-    p.mem.write(mask, struct.pack("<Q", 1))
-    return 8
 
 
 @syscall("getcpu")

@@ -1,5 +1,6 @@
 """Signal dispositions, mask, alternate stack and kill/tkill/tgkill (signals the process
-sends itself; delivery to guest handlers is not emulated).
+sends itself or one of its threads; delivery to guest handlers is not emulated, so a
+signal to a thread acts as one to the process).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def sys_kill(p: Process, pid: I32, sig: I32) -> int:
 def sys_tgkill(p: Process, tgid: I32, tid: I32, sig: I32) -> int:
     if tgid <= 0 or tid <= 0:
         return -errno.EINVAL
-    if tgid != p.s.ids[0] or tid != p.s.ids[0]:
+    if tgid != p.s.ids[0] or not p.has_thread(tid):
         return -errno.ESRCH
     return _signal_self(p, sig)
 
@@ -100,6 +101,6 @@ def sys_tgkill(p: Process, tgid: I32, tid: I32, sig: I32) -> int:
 def sys_tkill(p: Process, tid: I32, sig: I32) -> int:
     if tid <= 0:
         return -errno.EINVAL
-    if tid != p.s.ids[0]:
+    if not p.has_thread(tid):
         return -errno.ESRCH
     return _signal_self(p, sig)

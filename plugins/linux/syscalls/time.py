@@ -58,6 +58,7 @@ def _read_timespec(p: Process, ptr: int) -> int:
 @syscall("nanosleep")
 def sys_nanosleep(p: Process, req: Ptr, rem: Ptr) -> int:
     p.host.sleep(_read_timespec(p, req))
+    p.yield_cpu()
     return 0
 
 
@@ -69,6 +70,7 @@ def sys_clock_nanosleep(p: Process, clockid: I32, flags: I32, req: Ptr, rem: Ptr
     if flags & abi.TIMER_ABSTIME:
         ns -= p.host.clock(clockid)
     p.host.sleep(ns)
+    p.yield_cpu()
     return 0
 
 
