@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -183,3 +184,22 @@ def test_hovering_shows_position_instruction_and_command(
     assert guilty is not None
     n = guilty.group(1).replace(",", "")
     assert f"$ syxdbg replay --ex 'monitor goto {n}' {rec}" in write
+
+
+def test_the_pages_command_goes_to_the_write(corrupt_report: tuple[Path, Path]) -> None:
+    rec, report = corrupt_report
+    rows = re.findall(r'<tr class="write" data-position="(\d+)">(.*?)</tr>',
+                      load(report).dom, re.S)
+    position, row = rows[-1]
+    commands = re.findall(r"<code>(syxdbg replay [^<]*)</code>", row)
+    assert commands == [f"syxdbg replay --ex 'monitor goto {position}' {rec}"]
+    # Its shell form (the selection panel shows both), run as the user would, plus a look.
+    argv = shlex.split(commands[0].replace("syxdbg replay --ex 'monitor goto",
+                                           "syxdbg replay --shell --ex 'goto"))
+    assert argv[:3] == ["syxdbg", "replay", "--shell"]
+    res = syxdbg_cli(*argv[1:-1], "--batch", "--ex", "x/i $pc", "--ex", "position",
+                     argv[-1], cwd=rec.parent)
+    assert res.returncode == 0, res.stderr
+    assert "<record_history+" in res.stdout and "mov qword ptr" in res.stdout, res.stdout
+    assert f"\n{position}\n" in res.stdout or res.stdout.rstrip().endswith(position), \
+        res.stdout[-300:]
