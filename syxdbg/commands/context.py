@@ -125,6 +125,10 @@ class Context:
         file, colon, line = text.rpartition(":")
         if colon and file and line.isdigit():
             return self.debuginfo.addresses_of(file, int(line))
+        if text not in self.session.symbols and self.session.image.kind == "elf":
+            lib = self.debuginfo.library_symbol(text)  # malloc, libc.so.6:malloc
+            if lib is not None:
+                return [lib]
         address = self.evaluate(text)
         if not star and text in self.session.symbols and self.session.image.kind == "elf":
             return [self.debuginfo.after_prologue(address)]  # gdb: break FUNCTION

@@ -19,6 +19,7 @@ from ..machine.arch import ARCHES
 
 if TYPE_CHECKING:
     from ..session import Session
+    from .solibs import SharedObject
 
 #: DWARF register numbers -> syxdbg register names, per architecture.
 #: DWARF register numbers to names, per architecture (the ArchSpecs own them).
@@ -70,6 +71,11 @@ class DebugInfo:
         #: (first, end) address of each line sequence whose compilation unit gdb trusts to
         #: describe variables at every pc (see :meth:`after_prologue`).
         self._exact_units: list[tuple[int, int]] = []
+        #: The shared libraries (from the link map, read again when the position moved)
+        #: and their symbols and CFI, kept per (file, base).
+        self._libs: list[ObjectInfo] = []
+        self._libs_at: int | None = None
+        self._objects: dict[tuple[str, int], ObjectInfo] = {}
 
     # -- symbols ------------------------------------------------------------------------------
     def symbol_at(self, address: int) -> tuple[str, int, int] | None:
@@ -84,7 +90,52 @@ class DebugInfo:
             if address - start > 1 << 20:
                 break
             i -= 1
+        if best is None:
+            lib = self.library_at(address)
+            if lib is not None:
+                return lib.symbol_at(address)
         return best
+
+    # -- shared libraries ---------------------------------------------------------------------
+    def libraries(self) -> list[ObjectInfo]:
+        """The loaded shared libraries now, by address (the loader's link map, read again
+        when the position changed; each file's symbols and CFI parsed once per base)."""
+        if self.path is None:
+            return []
+        position = self.session.position
+        if self._libs_at != position:
+            from .solibs import shared_objects
+
+            libs = []
+            for obj in shared_objects(self.session):
+                key = (obj.path, obj.base)
+                if key not in self._objects:
+                    self._objects[key] = ObjectInfo(obj, self.session.image.sysroot)
+                libs.append(self._objects[key])
+            self._libs, self._libs_at = libs, position
+        return self._libs
+
+    def library_symbol(self, name: str) -> int | None:
+        """The address of a shared library's symbol: ``malloc`` (the first library that
+        defines it, the dynamic loader last, as symbol lookup goes) or ``libc.so.6:malloc``."""
+        interp = self.session.image.interp
+        libs = sorted(self.libraries(), key=lambda lib: lib.obj.name == interp)
+        lib_name, colon, _ = name.rpartition(":")
+        qualified = name if colon else None
+        for lib in libs:
+            if colon and lib.obj.short != lib_name:
+                continue
+            address = lib.address_of(qualified or f"{lib.obj.short}:{name}")
+            if address is not None:
+                return address
+        return None
+
+    def library_at(self, address: int) -> ObjectInfo | None:
+        """The shared library whose segments span ``address``."""
+        for lib in self.libraries():
+            if lib.obj.start <= address < lib.obj.end:
+                return lib
+        return None
 
     def symbolize(self, address: int) -> str | None:
         hit = self.symbol_at(address)
@@ -396,23 +447,12 @@ class DebugInfo:
         """The CFI row that applies at ``pc`` and the return-address column."""
         self._load_cfi()
         assert self._fdes is not None
-        i = bisect.bisect_right(self._fde_starts, pc) - 1
-        if i < 0 or not (self._fdes[i][0] <= pc < self._fdes[i][1]):
-            return None
-        start, _, fde = self._fdes[i]
-        dec = self._decoded.get(start)
-        if dec is None:
-            dec = fde.get_decoded()
-            self._decoded[start] = dec
-        row = None
-        for r in dec.table:
-            if r["pc"] - fde.header["initial_location"] + start <= pc:
-                row = r
-            else:
-                break
-        if row is None:
-            return None
-        return row, fde.cie["return_address_register"]
+        got = _cfi_row(self._fdes, self._fde_starts, self._decoded, pc)
+        if got is None:
+            lib = self.library_at(pc)
+            if lib is not None:
+                return lib.cfi_row(pc)
+        return got
 
     def unwind(self, regs: dict[str, int], read: Any, *, max_frames: int = 64) -> list[Frame]:
         """Frames from the innermost (``regs``) outwards. ``read(addr) -> int`` reads one
@@ -491,6 +531,158 @@ class DebugInfo:
             f = getattr(self, attr, None)
             if f is not None:
                 f.close()
+        for lib in self._objects.values():
+            lib.close()
+
+
+def _cfi_row(fdes: list[tuple[int, int, Any]], starts: list[int], decoded: dict[int, Any],
+             pc: int) -> tuple[dict[str, Any], int] | None:
+    """The CFI row of the FDE (sorted ``(start, end, fde)``) that covers ``pc``, and the
+    return-address column; ``decoded`` caches decoded FDEs by start."""
+    i = bisect.bisect_right(starts, pc) - 1
+    if i < 0 or not (fdes[i][0] <= pc < fdes[i][1]):
+        return None
+    start, _, fde = fdes[i]
+    dec = decoded.get(start)
+    if dec is None:
+        dec = fde.get_decoded()
+        decoded[start] = dec
+    row = None
+    for r in dec.table:
+        if r["pc"] - fde.header["initial_location"] + start <= pc:
+            row = r
+        else:
+            break
+    if row is None:
+        return None
+    return row, fde.cie["return_address_register"]
+
+
+#: Link-time symbols of a file, by host path: (address, size, name), sorted.
+_FILE_SYMBOLS: dict[str, list[tuple[int, int, str]]] = {}
+_SYMBOL_TYPES = frozenset({"STT_FUNC", "STT_OBJECT", "STT_GNU_IFUNC", "STT_LOOS"})
+
+
+def _debug_file(path: str, elf: Any, root: str) -> str | None:
+    """The separate debug file of ``elf`` by build id (``/usr/lib/debug/.build-id/xx/
+    rest.debug``), under the sysroot first, then the host's, as gdb looks it up."""
+    for sec in elf.iter_sections():
+        if sec.name != ".note.gnu.build-id":
+            continue
+        for note in sec.iter_notes():
+            if note["n_type"] == "NT_GNU_BUILD_ID":
+                bid = note["n_desc"]
+                rel = os.path.join("usr/lib/debug/.build-id", bid[:2], bid[2:] + ".debug")
+                for base in dict.fromkeys((root or "/", "/")):
+                    candidate = os.path.join(base, rel)
+                    if os.path.exists(candidate) and candidate != path:
+                        return candidate
+    return None
+
+
+def file_symbols(path: str, root: str = "") -> list[tuple[int, int, str]]:
+    """Function and object symbols of the ELF file at ``path`` at their link addresses:
+    its ``.symtab`` (or its separate debug file's), else its ``.dynsym``."""
+    got = _FILE_SYMBOLS.get(path)
+    if got is not None:
+        return got
+    from elftools.elf.elffile import ELFFile
+
+    out: dict[tuple[int, str], int] = {}
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            tables = [elf.get_section_by_name(".symtab")]
+            if tables[0] is None:
+                debug = _debug_file(path, elf, root)
+                if debug is not None:
+                    with open(debug, "rb") as g:
+                        _add_symbols(out, ELFFile(g).get_section_by_name(".symtab"))
+                tables = [elf.get_section_by_name(".dynsym")]
+            for table in tables:
+                _add_symbols(out, table)
+    except Exception:  # unreadable or not ELF: no symbols
+        out = {}
+    syms = sorted((addr, size, name) for (addr, name), size in out.items())
+    _FILE_SYMBOLS[path] = syms
+    return syms
+
+
+def _add_symbols(out: dict[tuple[int, str], int], table: Any) -> None:
+    if table is None or not hasattr(table, "iter_symbols"):
+        return
+    for sym in table.iter_symbols():
+        if (sym.name and sym["st_value"] and sym["st_shndx"] != "SHN_UNDEF"
+                and sym["st_info"]["type"] in _SYMBOL_TYPES):
+            key = (int(sym["st_value"]), sym.name.split("@", 1)[0])
+            out[key] = max(out.get(key, 0), int(sym["st_size"]))
+
+
+class ObjectInfo:
+    """Symbols and call-frame information of one shared library at its load base.
+
+    Symbol names carry the library's file name, ``libc.so.6:malloc``, wherever the shell
+    shows them (``bt``, ``x``, ``last-write``, the panes)."""
+
+    def __init__(self, obj: SharedObject, root: str = "") -> None:
+        self.obj = obj
+        prefix = obj.short + ":"
+        self._syms = [(a + obj.base, size, prefix + name)
+                      for a, size, name in file_symbols(obj.path, root)]
+        self._sym_addrs = [s[0] for s in self._syms]
+        self._by_name: dict[str, int] | None = None
+        self._fdes: list[tuple[int, int, Any]] | None = None
+        self._fde_starts: list[int] = []
+        self._decoded: dict[int, Any] = {}
+        self._file: Any = None
+
+    @property
+    def has_symbols(self) -> bool:
+        return bool(self._syms)
+
+    def address_of(self, name: str) -> int | None:
+        """The address of ``lib:name`` (functions first when a name is both)."""
+        if self._by_name is None:
+            self._by_name = {}
+            for start, _size, sym in reversed(self._syms):
+                self._by_name.setdefault(sym, start)
+        return self._by_name.get(name)
+
+    def symbol_at(self, address: int) -> tuple[str, int, int] | None:
+        """(``lib:name``, start, size) of the symbol containing ``address``."""
+        i = bisect.bisect_right(self._sym_addrs, address) - 1
+        while i >= 0:
+            start, size, name = self._syms[i]
+            if start <= address < start + max(size, 1):
+                return name, start, size
+            if address - start > 1 << 20:
+                break
+            i -= 1
+        return None
+
+    def cfi_row(self, pc: int) -> tuple[dict[str, Any], int] | None:
+        if self._fdes is None:
+            from elftools.dwarf.callframe import FDE
+            from elftools.elf.elffile import ELFFile
+
+            fdes: list[tuple[int, int, Any]] = []
+            try:
+                self._file = open(self.obj.path, "rb")  # noqa: SIM115 - decoded lazily
+                dwarf = ELFFile(self._file).get_dwarf_info(follow_links=False)
+                entries = list(dwarf.EH_CFI_entries()) if dwarf.has_EH_CFI() else []
+                for e in entries:
+                    if isinstance(e, FDE):
+                        start = e.header["initial_location"] + self.obj.base
+                        fdes.append((start, start + e.header["address_range"], e))
+            except Exception:  # no or unreadable CFI: frame pointers only
+                fdes = []
+            fdes.sort(key=lambda x: x[0])
+            self._fdes, self._fde_starts = fdes, [f[0] for f in fdes]
+        return _cfi_row(self._fdes, self._fde_starts, self._decoded, pc)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 _LOCLIST_FORMS = frozenset({"DW_FORM_sec_offset", "DW_FORM_loclistx"})

@@ -93,6 +93,8 @@ SAMPLES: dict[str, list[tuple[str, str]]] = {
     "info registers": [("info registers", r"(?m)^rsp +0x00007fff"),
                        ("info registers rax", r"^rax +0x[0-9a-f]{16}  \d+\n$")],
     "info mappings": [("info mappings", r"(?m)^0x000000401000-0x000000479000 r-x ")],
+    "info sharedlibrary": [("info sharedlibrary",
+                            r"^No shared libraries loaded at this time\.\n$")],
     "info symbols": [("info symbols ^record", r"^0x0000000000401655 +67  record_history\n$"),
                      ("info symbols", r"(?m) main$")],
     "info checkpoints": [("info checkpoints", r"^position 10313, frontier \d+, origin 0\n")],
