@@ -87,19 +87,46 @@ def dynamic_section(session: Session) -> int | None:
 
 
 def r_debug(session: Session) -> int | None:
-    """The address of the loader's ``struct r_debug`` (from ``DT_DEBUG``), None until the
-    loader has filled it in."""
+    """The address of the loader's ``struct r_debug``: the program's ``DT_DEBUG`` entry
+    (filled in by the loader), else the loader's exported ``_r_debug`` (a program linked
+    without ``DT_DEBUG``); None for a static program or raw blob, or while neither is set."""
     dyn = dynamic_section(session)
     if dyn is None:
         return None
     for i in range(1024):
         tag = _word(session, dyn + 16 * i)
         if tag is None or tag == DT_NULL:
-            return None
+            break
         if tag == DT_DEBUG:
             value = _word(session, dyn + 16 * i + 8)
-            return value or None
-    return None
+            if value:
+                return value
+            break
+    image = session.image
+    offset = _interp_r_debug(image.interp_path) if image.interp_path else None
+    return image.interp_base + offset if offset is not None else None
+
+
+_R_DEBUG: dict[str, int | None] = {}
+
+
+def _interp_r_debug(path: str) -> int | None:
+    """The link address of ``_r_debug`` in the dynamic loader's ``.dynsym`` (glibc's ld.so
+    exports it; musl's does not), cached per file."""
+    if path not in _R_DEBUG:
+        found = None
+        try:
+            from elftools.elf.elffile import ELFFile
+
+            with open(path, "rb") as f:
+                table = ELFFile(f).get_section_by_name(".dynsym")
+                syms = table.get_symbol_by_name("_r_debug") if table is not None else None
+                if syms:
+                    found = int(syms[0]["st_value"]) or None
+        except Exception:  # unreadable loader: no fallback
+            found = None
+        _R_DEBUG[path] = found
+    return _R_DEBUG[path]
 
 
 def link_map(session: Session, start: int | None = None) -> list[LinkMapEntry]:

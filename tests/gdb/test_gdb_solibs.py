@@ -171,6 +171,31 @@ def test_packets_auxv_exec_file_and_link_map(dyn: Callable[[str, str], Path],
         assert tail.get("main-lm") is None
 
 
+@pytest.mark.parametrize("arch", ARCHES)
+def test_link_map_without_dt_debug_uses_the_loaders_r_debug(
+        dyn: Callable[[str, str], Path], arch: str) -> None:
+    """A program without a DT_DEBUG entry (here: its tag overwritten at main, after the
+    loader used it) still has its link map, through ld.so's exported ``_r_debug``."""
+    from syxdbg.commands import solibs
+
+    exe = dyn("hello", arch)
+    with served(str(exe)) as srv:
+        session = srv.session
+        session.cont(until=session.symbols["main"])
+        before = srv.target.libraries_svr4(None, None)
+        assert LIBC[arch] in [lib.name for lib in before.libraries]
+        dyn_addr = solibs.dynamic_section(session)
+        assert dyn_addr is not None
+        for i in range(64):
+            if int.from_bytes(session.mem.read(dyn_addr + 16 * i, 8), "little") == \
+                    solibs.DT_DEBUG:
+                session.write_memory(dyn_addr + 16 * i, (0x60000000).to_bytes(8, "little"))
+                break
+        else:
+            raise AssertionError("no DT_DEBUG")
+        assert srv.target.libraries_svr4(None, None) == before
+
+
 def test_static_program_has_no_libraries(build_program: Callable[..., Path]) -> None:
     exe = build_program("hello", "gcc")
     with served(str(exe)) as srv:
