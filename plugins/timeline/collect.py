@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from syxdbg.commands import CommandError
 
 from .. import _replay
-from .buckets import Buckets, FunctionActivity, function_activity
+from .buckets import Buckets, FunctionActivity, bin_positions, function_activity
 
 if TYPE_CHECKING:
     from syxdbg.commands import Context
@@ -103,6 +103,7 @@ class Report:
     functions: list[FunctionActivity]
     syscalls: list[Syscall]
     syscalls_dropped: int
+    syscall_counts: list[int]  # system calls per bucket (all of them, listed or not)
     checkpoints: list[tuple[int, str]]  # (position, kind)
     end_text: str
     end_kind: str  # "exit", "fault", "killed", "end" (history goes on), "interrupted"
@@ -150,6 +151,8 @@ class _SyscallLog:
         self.handlers = _handlers(m)
         self.calls: list[Syscall] = []
         self.dropped = 0
+        #: The position of every system call, listed or not (for the per-bucket counts).
+        self.positions: list[int] = []
         self.inner = m.syscall_handler
         self.installed = False
 
@@ -183,9 +186,13 @@ class _SyscallLog:
         assert self.inner is not None
         regs = m.regs
         # The position of the system call instruction itself (the instructions retired
-        # before it): where goto lands with pc on it.
+        # before it: the machine has counted it already), where goto lands with pc on it.
+        # x86's pc is still at the syscall instruction; aarch64's is past the svc (A64
+        # instructions are 4 bytes).
+        position = m.position - 1
         pc = m.pc
-        position = m.insn_position(pc)
+        if m.insn_position(pc) != position:
+            pc -= 4
         nr = int(regs[self.nr_reg])
         raw = [int(regs[r]) for r in self.arg_regs]
         name = self.name_of(nr) or f"syscall_{nr}"
@@ -196,6 +203,7 @@ class _SyscallLog:
                                    else [int] * argc, raw[:argc], strict=False)]
         shown = [hex(a) if a > 9 or a < -9 else str(a) for a in args]
         keep = len(self.calls) < MAX_SYSCALLS
+        self.positions.append(position)
         if keep:
             where = PATH_ARGS.get(name)
             if where is not None and where < len(shown):
@@ -338,7 +346,9 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
     report = Report(
         program=s.image.path, arch=m.arch.name, start=start, end=end, buckets=buckets,
         edge_pcs=edge_pcs, functions=functions, syscalls=log.calls,
-        syscalls_dropped=log.dropped, checkpoints=_checkpoints(s, start, end),
+        syscalls_dropped=log.dropped,
+        syscall_counts=bin_positions(sorted(log.positions), buckets),
+        checkpoints=_checkpoints(s, start, end),
         end_text=text, end_kind=kind, end_pc=end_pc, watches=watches,
         recording=_recording_path(s), lanes=lanes, notes=notes)
     pcs = set(edge_pcs) | {c.pc for c in log.calls}

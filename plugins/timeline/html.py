@@ -84,6 +84,7 @@ def report_data(report: Report) -> dict[str, Any]:
                      "args": [", ".join(c.args) for c in calls],
                      "ret": [_ret(c.result) for c in calls]},
         "syscallsDropped": report.syscalls_dropped,
+        "syscallCounts": report.syscall_counts,
         "checkpoints": [[p, k] for p, k in report.checkpoints],
         "finish": {"text": report.end_text, "kind": report.end_kind, "pc": report.end_pc,
                 "position": report.end},
@@ -318,7 +319,24 @@ function drawRow(r, y) {
     g.globalAlpha = 1;
     return;
   }
+  if (r.kind === "sys") drawDensity(y);
   drawEvents(r.pos, y, r.color);
+}
+
+// System calls per bucket, as a light band under the individual marks (all of them, also
+// those beyond the ones listed one by one).
+function drawDensity(y) {
+  const c = D.syscallCounts;
+  let max = 1; for (const n of c) if (n > max) max = n;
+  g.fillStyle = "#93c5fd";
+  const first = Math.max(0, Math.floor((v0 - D.start) / D.bucketSize));
+  for (let b = first; b < c.length && bucketStart(b) <= v1; b++) {
+    if (!c[b]) continue;
+    const x0 = xOf(bucketStart(b)), x1 = xOf(bucketEnd(b));
+    g.globalAlpha = 0.25 + 0.5 * Math.log(1 + c[b]) / Math.log(1 + max);
+    g.fillRect(x0, y + 1, Math.max(1, x1 - x0), ROW - 2);
+  }
+  g.globalAlpha = 1;
 }
 
 // -- hit testing ------------------------------------------------------------------------
@@ -344,7 +362,11 @@ function describe(x, y) {
   if (!r) return null;
   if (r.kind === "sys") {
     const k = nearest(r.pos, x);
-    if (k < 0) return null;
+    if (k < 0) {
+      const n = D.syscallCounts[b] || 0;
+      return n ? {pos: bucketStart(b), title: n + " system call(s) in positions " +
+                  fmt(bucketStart(b)) + "\u2013" + fmt(bucketEnd(b)), insn: near} : null;
+    }
     const s = D.syscalls;
     return {pos: s.pos[k], title: s.name[k] + "(" + s.args[k] + ") = " + s.ret[k],
             insn: insn(s.pc[k])};

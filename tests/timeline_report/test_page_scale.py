@@ -33,6 +33,7 @@ def big_report() -> Report:
     return Report(program="/bin/big", arch="x86_64", start=0, end=end, buckets=buckets,
                   edge_pcs=[0x401000] * (len(buckets) + 1), functions=functions,
                   syscalls=calls, syscalls_dropped=0,
+                  syscall_counts=[10] * len(buckets),
                   checkpoints=[(p, "persisted") for p in range(0, end, 20_000_000)],
                   end_text="the program exited with status 0", end_kind="exit",
                   end_pc=0x401000, watches=[watch], recording="/tmp/big.syxrec",

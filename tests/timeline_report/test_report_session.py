@@ -51,6 +51,14 @@ def test_live_session_report_and_watch_values(toolchain: str, tmp_path: Path,
         assert s.mem.read(w["address"], 8) == (5968).to_bytes(8, "little")
         names = d["syscalls"]["name"]
         assert names[-1] == "exit_group" and "write" in names
+        last_call = d["disasm"][str(d["syscalls"]["pc"][-1])]
+        assert last_call.endswith((": syscall", ": svc #0")), last_call
+        r.run_text(f"goto {d['syscalls']['pos'][-1]}")
+        assert s.regs.pc == d["syscalls"]["pc"][-1]
+        counts = d["syscallCounts"]
+        assert len(counts) == 64 and sum(counts) == len(names)
+        for p in d["syscalls"]["pos"]:
+            assert counts[(p - d["start"]) // d["bucketSize"]] > 0
         fns = {f["name"] for f in d["functions"]}
         assert {"main", "run_day", "process_batch", "apply_transaction", "audit",
                 "record_history"} <= fns
