@@ -117,10 +117,12 @@ def _interp_r_debug(path: str) -> int | None:
         found = None
         try:
             from elftools.elf.elffile import ELFFile
+            from elftools.elf.sections import SymbolTableSection
 
             with open(path, "rb") as f:
                 table = ELFFile(f).get_section_by_name(".dynsym")
-                syms = table.get_symbol_by_name("_r_debug") if table is not None else None
+                syms = table.get_symbol_by_name("_r_debug") \
+                    if isinstance(table, SymbolTableSection) else None
                 if syms:
                     found = int(syms[0]["st_value"]) or None
         except Exception:  # unreadable loader: no fallback
