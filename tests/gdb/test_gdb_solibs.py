@@ -404,3 +404,30 @@ def test_syxdbg_gdb_sets_the_sysroot(dyn: Callable[[str, str], Path]) -> None:
     assert re.search(r"Yes.*\s/usr/aarch64-linux-gnu/lib/libc.so.6", p.stdout), p.stdout
     assert "malloc () from /usr/aarch64-linux-gnu/lib/libc.so.6" in p.stdout, p.stdout
     assert "heap_churn () at sortalloc.c:122" in p.stdout
+
+
+@needs_gdb
+def test_syxdbg_gdb_relocates_pie_programs_from_auxv(build_program: Callable[..., Path]
+                                                     ) -> None:
+    """``syxdbg gdb`` loads position-independent programs with a plain ``file`` (no
+    ``symbol-file -o``): gdb relocates them from AT_ENTRY, static-PIE and dynamic PIE alike,
+    and the host's programs get ``set sysroot /``."""
+    from syxdbg.cli.gdb import gdb_command_line
+
+    for toolchain in ("gcc-pie", "gcc-dyn"):
+        exe = build_program("hello", toolchain)
+        with syxdbg.open(str(exe)) as session:
+            argv = gdb_command_line(session, 1, "gdb")
+            assert "set sysroot /" in argv and f"file {exe}" in argv, argv
+            assert not any(a.startswith("symbol-file") for a in argv)
+        p = subprocess.run(
+            [sys.executable, "-m", "syxdbg", "gdb", "--batch", "--ex", "break main",
+             "--ex", "continue", "--ex", "bt", "--ex", "info sharedlibrary", str(exe)],
+            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        assert re.search(r"^#0  main \(argc=1, argv=0x[0-9a-f]+\) at hello.c:\d+$",
+                         p.stdout, re.M), p.stdout + p.stderr
+        assert "Load new symbol table" not in p.stdout + p.stderr
+        if toolchain == "gcc-dyn":
+            assert "/lib/x86_64-linux-gnu/libc.so.6" in p.stdout
+        else:
+            assert "No shared libraries loaded at this time." in p.stdout
