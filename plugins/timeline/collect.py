@@ -67,6 +67,7 @@ class Syscall:
     name: str
     args: tuple[str, ...]
     result: int | None  # None: the call did not return (exit)
+    lane: int = 0  # the process/thread lane (Report.lanes); one today
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Write:
     address: int  # first watched byte written
     old: bytes
     new: bytes
+    lane: int = 0
 
 
 @dataclass

@@ -50,6 +50,7 @@ def _watch_data(w: Watch) -> dict[str, Any]:
         "pos": [x.position for x in w.writes], "pc": [x.pc for x in w.writes],
         "addr": [x.address for x in w.writes],
         "old": [_value(x.old) for x in w.writes], "new": [_value(x.new) for x in w.writes],
+        "lane": [x.lane for x in w.writes],
     }
 
 
@@ -82,7 +83,8 @@ def report_data(report: Report) -> dict[str, Any]:
         "syscalls": {"pos": [c.position for c in calls], "pc": [c.pc for c in calls],
                      "name": [c.name for c in calls],
                      "args": [", ".join(c.args) for c in calls],
-                     "ret": [_ret(c.result) for c in calls]},
+                     "ret": [_ret(c.result) for c in calls],
+                     "lane": [c.lane for c in calls]},
         "syscallsDropped": report.syscalls_dropped,
         "syscallCounts": report.syscall_counts,
         "checkpoints": [[p, k] for p, k in report.checkpoints],
@@ -203,22 +205,32 @@ const insn = (pc) => (pc === null || pc === undefined) ? "" :
 const goto = (pos) => D.commands.gdb.replace("{N}", String(pos));
 const gotoShell = (pos) => D.commands.shell.replace("{N}", String(pos));
 
-// Rows: per lane (process/thread), the event rows, then the function rows.
+// Rows: per lane (a process or thread: its system calls and the writes it made), then
+// what belongs to the whole run (checkpoints, the end, function activity).
 const rows = [];
+function inLane(lanes, n, id) {
+  const idx = [];
+  for (let k = 0; k < n; k++) if ((lanes ? lanes[k] : 0) === id) idx.push(k);
+  return idx;
+}
+function eventRow(row, idx, pos) { row.idx = idx; row.pos = idx.map((k) => pos[k]); return row; }
 for (const lane of D.lanes) {
   rows.push({kind: "lane", label: lane.label});
-  rows.push({kind: "sys", label: "system calls", pos: D.syscalls.pos, color: color("--sys")});
-  rows.push({kind: "ck", label: "checkpoints", pos: D.checkpoints.map((c) => c[0]),
-             color: color("--ck")});
-  D.watches.forEach((w, i) => rows.push({kind: "w", label: "writes: " + w.text, watch: i,
-                                          pos: w.pos, color: color("--w")}));
-  rows.push({kind: "end", label: "end of run", pos: [D.finish.position], color: color("--end")});
-  rows.push({kind: "head", label: "functions (" + D.functions.length +
-             (D.functionsHidden ? ", " + D.functionsHidden + " quieter ones hidden" : "") +
-             ")"});
-  D.functions.forEach((f, i) => rows.push({kind: "fn", label: f.name, fn: i,
-                                           color: color("--fn")}));
+  const s = D.syscalls;
+  rows.push(eventRow({kind: "sys", label: "system calls", color: color("--sys")},
+                     inLane(s.lane, s.pos.length, lane.id), s.pos));
+  D.watches.forEach((w, i) => rows.push(eventRow(
+    {kind: "w", label: "writes: " + w.text, watch: i, color: color("--w")},
+    inLane(w.lane, w.pos.length, lane.id), w.pos)));
 }
+rows.push({kind: "lane", label: "the whole run"});
+rows.push({kind: "ck", label: "checkpoints", pos: D.checkpoints.map((c) => c[0]),
+           color: color("--ck")});
+rows.push({kind: "end", label: "end of run", pos: [D.finish.position], color: color("--end")});
+rows.push({kind: "head", label: "functions (" + D.functions.length +
+           (D.functionsHidden ? ", " + D.functionsHidden + " quieter ones hidden" : "") + ")"});
+D.functions.forEach((f, i) => rows.push({kind: "fn", label: f.name, fn: i,
+                                         color: color("--fn")}));
 
 let v0 = D.start, v1 = Math.max(D.end, D.start + 1);
 let width = 800, height = HEAD + rows.length * ROW + 4;
@@ -367,9 +379,9 @@ function describe(x, y) {
       return n ? {pos: bucketStart(b), title: n + " system call(s) in positions " +
                   fmt(bucketStart(b)) + "\u2013" + fmt(bucketEnd(b)), insn: near} : null;
     }
-    const s = D.syscalls;
-    return {pos: s.pos[k], title: s.name[k] + "(" + s.args[k] + ") = " + s.ret[k],
-            insn: insn(s.pc[k])};
+    const s = D.syscalls, j = r.idx[k];
+    return {pos: s.pos[j], title: s.name[j] + "(" + s.args[j] + ") = " + s.ret[j],
+            insn: insn(s.pc[j])};
   }
   if (r.kind === "ck") {
     const k = nearest(r.pos, x);
@@ -381,8 +393,9 @@ function describe(x, y) {
     const k = nearest(r.pos, x);
     if (k < 0) return null;
     const w = D.watches[r.watch];
-    return {pos: w.pos[k], title: "write to " + w.text + " (" + hex(w.addr[k]) + "): " +
-            w.old[k] + " \u2192 " + w.new[k], insn: insn(w.pc[k])};
+    const j = r.idx[k];
+    return {pos: w.pos[j], title: "write to " + w.text + " (" + hex(w.addr[j]) + "): " +
+            w.old[j] + " \u2192 " + w.new[j], insn: insn(w.pc[j])};
   }
   if (r.kind === "end") {
     const k = nearest(r.pos, x);
