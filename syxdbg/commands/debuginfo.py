@@ -138,9 +138,12 @@ class DebugInfo:
         return None
 
     def symbolize(self, address: int) -> str | None:
+        """``name+off``; in a library without a symbol there, ``libc.so.6+off`` (the offset
+        from the library's load base, as ``/proc/self/maps`` and ``addr2line`` count)."""
         hit = self.symbol_at(address)
         if hit is None:
-            return None
+            lib = self.library_at(address)
+            return f"{lib.obj.short}+{address - lib.obj.base:#x}" if lib is not None else None
         name, start, _ = hit
         return name if address == start else f"{name}+{address - start:#x}"
 
@@ -559,7 +562,7 @@ def _cfi_row(fdes: list[tuple[int, int, Any]], starts: list[int], decoded: dict[
 
 
 #: Link-time symbols of a file, by host path: (address, size, name), sorted.
-_FILE_SYMBOLS: dict[str, list[tuple[int, int, str]]] = {}
+_FILE_SYMBOLS: dict[tuple[str, int, int], list[tuple[int, int, str]]] = {}
 _SYMBOL_TYPES = frozenset({"STT_FUNC", "STT_OBJECT", "STT_GNU_IFUNC", "STT_LOOS"})
 
 
@@ -582,8 +585,14 @@ def _debug_file(path: str, elf: Any, root: str) -> str | None:
 
 def file_symbols(path: str, root: str = "") -> list[tuple[int, int, str]]:
     """Function and object symbols of the ELF file at ``path`` at their link addresses:
-    its ``.symtab`` (or its separate debug file's), else its ``.dynsym``."""
-    got = _FILE_SYMBOLS.get(path)
+    its ``.symtab`` (or its separate debug file's), else its ``.dynsym``. Cached per file
+    version (path, size, modification time)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    key = (path, st.st_size, st.st_mtime_ns)
+    got = _FILE_SYMBOLS.get(key)
     if got is not None:
         return got
     from elftools.elf.elffile import ELFFile
@@ -604,7 +613,7 @@ def file_symbols(path: str, root: str = "") -> list[tuple[int, int, str]]:
     except Exception:  # unreadable or not ELF: no symbols
         out = {}
     syms = sorted((addr, size, name) for (addr, name), size in out.items())
-    _FILE_SYMBOLS[path] = syms
+    _FILE_SYMBOLS[key] = syms
     return syms
 
 

@@ -201,7 +201,7 @@ def _span(path: str, base: int) -> tuple[int, int] | None:
     return base + lo, base + hi
 
 
-_SPANS: dict[tuple[str, int], tuple[int, int] | None] = {}
+_SPANS: dict[tuple[str, int, int, int], tuple[int, int] | None] = {}
 
 
 def shared_objects(session: Session) -> list[SharedObject]:
@@ -215,7 +215,11 @@ def shared_objects(session: Session) -> list[SharedObject]:
     for name, base in entries:
         path = image.interp_path if name == image.interp and image.interp_path \
             else host_path(session, name)
-        key = (path, base)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # not on this machine (a replay elsewhere): no symbols for it
+        key = (path, base, st.st_size, st.st_mtime_ns)
         if key not in _SPANS:
             _SPANS[key] = _span(path, base)
         span = _SPANS[key]

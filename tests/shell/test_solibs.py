@@ -90,6 +90,8 @@ def test_bt_x_and_last_write_name_library_functions(
     assert lib is not None and lib.obj.name == LIBC[arch]
     if arch == "x86_64":  # libc6's debug file names the implementation memset chose
         assert "<libc.so.6:__memset_" in out and " in libc.so.6:__memset_" in bt[0], out
+    else:  # aarch64's memset variants are local symbols: the library and the offset
+        assert f"<libc.so.6+{pc - lib.obj.base:#x}>" in out, out
 
 
 def test_qualified_library_symbol(shell: tuple[syxdbg.Session, CommandRegistry]) -> None:
