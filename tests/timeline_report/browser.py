@@ -41,8 +41,10 @@ class Page:
 
 def _run(url: str, extra: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="syxdbg-chromium-") as profile:
+        # --no-sandbox: CI runs as root; --disable-dev-shm-usage: containers' small /dev/shm.
         argv = [chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-                "--no-first-run", "--disable-extensions", "--hide-scrollbars",
+                "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions",
+                "--hide-scrollbars",
                 f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0", *extra, url]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
