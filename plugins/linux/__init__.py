@@ -40,7 +40,8 @@ Semantics worth knowing
 * Signals: dispositions, mask and pending set are tracked; a signal the process sends
   itself (``abort``, ``raise``) with the default fatal action ends the run as "killed by
   SIG..."; handlers are recorded but never invoked (signal frames are not emulated).
-* One thread: futex waits never block; ``rseq`` returns ``-ENOSYS`` as in qemu-user.
+* Threads (clone with CLONE_THREAD) run one at a time under a deterministic scheduler in the
+  kernel state (docs/linux.md, Threads); ``rseq`` returns ``-ENOSYS`` as in qemu-user.
 * File-backed mmaps are copies of the file (MAP_SHARED writes are not written back).
 * An unsupported syscall returns ``-ENOSYS`` and prints one warning per syscall number.
 * ``/proc/self`` (and ``/proc/<guest pid>``, ``/proc/thread-self``, ``/dev/fd``) is the
@@ -72,6 +73,8 @@ __all__ = ["HostIO", "KernelState", "LinuxKernel", "LinuxPlugin", "Process", "ge
 STATE_NAME = "linux"
 #: ``session.options`` key of ``--memory-limit`` (bytes; 0: none; absent: the default).
 MEMORY_LIMIT_OPTION = "memory_limit"
+#: ``session.options`` key of ``--thread-slice`` (instructions).
+THREAD_SLICE_OPTION = "thread_slice"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -113,6 +116,9 @@ class LinuxPlugin:
         limit = session.options.get(MEMORY_LIMIT_OPTION)
         self.kernel = LinuxKernel(machine, host, dispatch=DISPATCH[machine.arch.name],
                                   memory_limit=int(limit) if limit is not None else None)
+        time_slice = session.options.get(THREAD_SLICE_OPTION)
+        if time_slice is not None:
+            self.kernel.s.time_slice = int(time_slice)
         self.kernel.install()
 
     @hookimpl
@@ -142,6 +148,24 @@ def syxdbg_addoption(parser: argparse.ArgumentParser) -> None:
         help="most guest memory (all its mappings), e.g. 512M or 2G; beyond it mmap fails "
         "with ENOMEM and brk does not move, as under a cgroup limit (default: half the "
         "host's memory; 'none': no limit). A recording keeps its limit: replay uses it")
+
+
+    parser.add_argument(
+        "--thread-slice", metavar="N", dest=THREAD_SLICE_OPTION, type=_positive_int,
+        help="instructions a guest thread runs before a system call may switch to another "
+        "runnable thread (default 100000). Part of the recorded state: a replay keeps the "
+        "recorded slice")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""), 0)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"invalid thread slice {text!r} (a positive number "
+                                         "of instructions)")
+    return value
 
 
 @hookimpl

@@ -69,6 +69,8 @@ DEFAULT_IGNORED = frozenset({17, 18, 19, 20, 21, 22, 23, 28})
 # -- futex ---------------------------------------------------------------------------------
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
 FUTEX_CMD_MASK = 0x7F
+#: O_NONBLOCK in the guest's file status flags (the same on x86_64 and aarch64).
+O_NONBLOCK = 0o4000
 FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 3, 4, 5
 FUTEX_CLOCK_REALTIME = 256
 FUTEX_WAITERS, FUTEX_OWNER_DIED, FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF

@@ -29,6 +29,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import select
 import struct
 import time
 from collections.abc import Callable
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 INPUTS = frozenset({
     "read", "pread", "lseek", "open", "fstat", "stat", "access", "readlink", "listdir",
     "clock", "clock_res", "random", "uname", "ids", "getcwd", "realpath", "ioctl_read",
-    "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr",
+    "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr", "readable",
 })
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
@@ -137,6 +138,10 @@ class HostIO:
 
     def get_status_flags(self, fd: int) -> int:
         return fcntl.fcntl(fd, fcntl.F_GETFL)
+
+    def readable(self, fd: int) -> bool:
+        """Whether a read of ``fd`` would not block now (data, end of file or an error)."""
+        return bool(select.select([fd], [], [], 0)[0])
 
     def set_status_flags(self, fd: int, flags: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags)
@@ -373,6 +378,9 @@ class RecordingHostIO(HostIO):
     def close(self, fd: int) -> None:
         self._call("close", (fd,), lambda: self.inner.close(fd))
 
+    def readable(self, fd: int) -> bool:
+        return bool(self._call("readable", (fd,), lambda: self.inner.readable(fd))[0])
+
     def read(self, fd: int, n: int) -> bytes:
         data, replayed = self._call("read", (fd, n), lambda: self.inner.read(fd, n))
         if replayed:
@@ -571,6 +579,9 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def pipe(self) -> tuple[int, int]:
+        raise _refused()
+
+    def readable(self, fd: int) -> bool:
         raise _refused()
 
     def get_status_flags(self, fd: int) -> int:

@@ -60,6 +60,10 @@ RETIRED_POOL = 32
 STDIO = (0, 1, 2)
 #: Registers a syscall may set or read on the calling thread (arch_prctl).
 THREAD_REGISTERS = frozenset({"fs_base", "gs_base"})
+#: System calls after which threads waiting to read an empty pipe try again.
+PIPE_WAKERS = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "close",
+                         "close_range", "dup2", "dup3", "copy_file_range", "sendfile",
+                         "splice", "exit", "exit_group"})
 
 
 # ----------------------------------------------------------------- saved values (pickled)
@@ -126,9 +130,11 @@ class Thread:
     altstack: bytes = b""
     tid_address: int = 0
     robust_list: tuple[int, int] = (0, 0)
-    #: What it waits for: "" (runnable), "futex" (FUTEX_WAIT on ``futex``).
+    #: What it waits for: "" (runnable), "futex" (FUTEX_WAIT on ``futex``), "pipe" (a read
+    #: of guest fd ``fd``, an empty pipe: it makes the system call again when woken).
     wait: str = ""
     futex: int = 0
+    fd: int = -1
     bitset: int = 0xFFFFFFFF
     #: A futex wait's timeout in ns (-1: none); timeouts expire in virtual time: when no
     #: thread can run, the shortest pending one (then the oldest) expires.
@@ -268,6 +274,10 @@ class ProcessState:
     time_slice: int = 100_000
     #: Why the process cannot go on (a deadlock), "" while it can.
     halted: str = ""
+    #: Whether reads of the guest's own pipes first ask the host whether data is there
+    #: (:meth:`Process.pipe_read`); False in states saved before, whose recordings hold
+    #: no such question.
+    pipe_checks: bool = False
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(ProcessState) if not f.metadata.get("files"))
@@ -393,6 +403,7 @@ class Process:
             s.exec_layout = _exec_layout(self.mem, image.initial_sp)
         s.cwd = self.host.getcwd()
         s.reuse_clean_maps = True
+        s.pipe_checks = True
         if image is not None and image.sysroot not in ("", "/"):
             s.sysroot = os.fsencode(os.path.abspath(image.sysroot))
         if image is not None:
@@ -476,6 +487,30 @@ class Process:
         """Let another runnable thread run (sched_yield, sleeps)."""
         if self.s.threads and self._want is None:
             self._want = ("yield", 0, 0, -1)
+
+    def pipe_read(self, f: OpenFile, fd: int) -> str:
+        """Before a read of ``f`` (as guest ``fd``): ``"read"`` (read the host fd), ``"eof"``
+        (an empty guest pipe whose write end the guest closed: the host's stays open in the
+        retired pool, so the host read would block) or ``"wait"`` (an empty pipe still open
+        for writing: the calling thread waits, the handler returns None; it is woken when a
+        thread writes or closes a file (:data:`PIPE_WAKERS`) and makes the call again; if no
+        other thread can run, that is a deadlock)."""
+        if f.kind != "pipe" or f.path is not None or f.host_fd < 0 \
+                or not self.s.pipe_checks or f.flags & abi.O_NONBLOCK \
+                or self.host.readable(f.host_fd):
+            return "read"
+        writer = self.s.files.get(f.id + 1)  # _pipe makes the write end right after
+        if writer is None or writer.kind != "pipe" or writer.path is not None \
+                or writer.flags & 3 != 1:
+            return "eof"
+        self._want = ("pipe", fd, 0, -1)
+        return "wait"
+
+    def wake_pipe_readers(self) -> None:
+        for t in sorted(self.s.threads.values(), key=lambda t: t.seq):
+            if t.wait == "pipe":
+                self.s.seq += 1
+                self.s.threads[t.tid] = replace(t, wait="", fd=-1, seq=self.s.seq)
 
     def exit_thread(self, status: int) -> None:
         """The calling thread ends (``exit``); the last one ends the process."""
@@ -1002,6 +1037,8 @@ class LinuxKernel:
         if ret is not None:
             regs.write_info(self._ret_reg, ret & abi.MASK64)
         p = self.process
+        if handler is not None and p.s.threads and handler.name in PIPE_WAKERS:
+            p.wake_pipe_readers()
         if p._want is not None or (p.s.threads and machine.position - p.s.slice_start
                                    >= p.s.time_slice):
             self._schedule(machine)
@@ -1044,6 +1081,12 @@ class LinuxKernel:
                         s.robust_list, seq=s.seq)
             if kind == "futex":
                 me = replace(me, wait="futex", futex=futex, bitset=bitset, timeout=timeout)
+            elif kind == "pipe":
+                # Back to the system call instruction: it runs again when woken.
+                pc = machine.arch.pc
+                back = 4 - self._resume_gap  # x86: syscall (2 bytes); aarch64: svc (4)
+                me = replace(me, wait="pipe", fd=futex, regs=tuple(
+                    (n, v - back if n == pc else v) for n, v in me.regs))
             s.threads[me.tid] = me
         del s.threads[nxt.tid]
         regs = machine.regs
@@ -1088,6 +1131,9 @@ class LinuxKernel:
         want = p._want
         if want is not None and want[0] == "futex":
             mine = ThreadInfo(p.tid, "blocked", me_pc, f"futex wait on {want[1]:#x}")
+        elif want is not None and want[0] == "pipe":  # it will make the system call again
+            mine = ThreadInfo(p.tid, "blocked", me_pc - (4 - self._resume_gap),
+                              f"read of an empty pipe (fd {want[1]})")
         elif want is not None and want[0] == "exit":
             mine = ThreadInfo(p.tid, "exited", me_pc)
         else:
@@ -1098,6 +1144,8 @@ class LinuxKernel:
             pc = dict(t.regs)[pc_name] + self._resume_gap
             if t.wait == "futex":
                 out.append(ThreadInfo(tid, "blocked", pc, f"futex wait on {t.futex:#x}"))
+            elif t.wait == "pipe":
+                out.append(ThreadInfo(tid, "blocked", pc, f"read of an empty pipe (fd {t.fd})"))
             else:
                 out.append(ThreadInfo(tid, "runnable", pc))
         return out

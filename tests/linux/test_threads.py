@@ -81,7 +81,8 @@ def threads_exe(tmp_path_factory: pytest.TempPathFactory,
 
 
 # -- the same output as natively ---------------------------------------------------------------
-MODES = [("pc",), ("join",), ("detach",), ("robust",), ("sleep",), ("work", "30000")]
+MODES = [("pc",), ("join",), ("detach",), ("robust",), ("sleep",), ("work", "30000"),
+         ("pipe",)]
 #: qemu-user has no robust futex lists (set_robust_list is ENOSYS there: the aarch64 oracle
 #: hangs), so this output is the native x86_64 one, for every toolchain.
 ROBUST = b"lock after owner died: EOWNERDEAD\nconsistent: 0\nunlock: 0\nlock again: 0\n"
@@ -245,6 +246,18 @@ def test_a_deadlock_is_reported_with_every_thread(threads_exe: Callable[[str], P
         threads = kernel.threads()
         assert [t.state for t in threads] == ["blocked", "blocked"]
         assert {t.pc for t in threads} == {int(pc, 16) for _, pc, _ in lines}
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_a_read_of_a_pipe_nobody_can_write_is_a_deadlock(threads_exe: Callable[[str], Path],
+                                                          emu_run: Callable[..., progs.Result],
+                                                          toolchain: str) -> None:
+    emu = emu_run(threads_exe(toolchain), ("pipestall",), argv0="threads", timeout=120)
+    assert emu.status == 128 + 9
+    err = emu.stderr.decode()
+    assert re.search(r"^  thread \d+ at 0x[0-9a-f]+ \(\S*read\S*\): read of an empty pipe "
+                     r"\(fd 3\)$", err, re.M), err
+    assert re.search(r"^  thread \d+ at 0x[0-9a-f]+ \(\S+\): futex wait on 0x", err, re.M), err
 
 
 # -- system calls one at a time ----------------------------------------------------------------

@@ -5,7 +5,9 @@
 ``fs``     the namespace: stat family, getdents, access, unlink/mkdir/rename, cwd, readlink
 ``memory`` brk, mmap, munmap, mprotect, mremap, madvise
 ``time``   clocks, sleeping, getrandom, uname, sysinfo, getrusage
-``process`` ids, exit, arch_prctl, prctl, rlimits, futex, scheduling
+``process`` ids, arch_prctl, prctl, rlimits, getcpu
+``threads`` clone/clone3, exit/exit_group, futex, tid address, robust lists, sched_yield,
+           affinity, membarrier
 ``signals`` sigaction, sigprocmask, sigaltstack, kill/tkill/tgkill
 ========== ============================================================================
 

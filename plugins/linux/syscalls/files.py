@@ -93,7 +93,7 @@ def _eof_into_bad_pointer(p: Process, fd: int, f: OpenFile, offset: int | None) 
 
 
 @syscall("read")
-def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int:
+def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
     f = p.file(fd)
     if count and not p.mem.is_mapped(buf, 1):
         return _eof_into_bad_pointer(p, fd, f, None)
@@ -107,6 +107,9 @@ def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int:
     if f.kind == "dir":
         return -errno.EISDIR
     n = p.writable_extent(buf, min(count, MAX_RW_COUNT))
+    how = p.pipe_read(f, fd)
+    if how != "read":
+        return 0 if how == "eof" else None  # None: another thread runs; read again later
     data = p.host.read(hfd, n)
     p.mem.write(buf, data)
     return len(data)
@@ -166,7 +169,7 @@ def _iovecs(p: Process, iov: int, iovcnt: int) -> list[tuple[int, int]]:
 
 
 @syscall("readv")
-def sys_readv(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int:
+def sys_readv(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int | None:
     f = p.file(fd)
     hfd = -1 if _emulated(f) else p.host_fd(fd)
     vecs = _iovecs(p, iov, iovcnt)
@@ -177,6 +180,8 @@ def sys_readv(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int:
     if _emulated(f):
         data = _emu_read(p, f, total, f.dir_pos)
         f.dir_pos += len(data)
+    elif (how := p.pipe_read(f, fd)) != "read":
+        return 0 if how == "eof" else None  # None: another thread runs; read again later
     else:
         data = p.host.read(hfd, total)
     pos = 0

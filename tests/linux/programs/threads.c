@@ -9,6 +9,8 @@
  *   threads deadlock  two threads take two mutexes in opposite orders
  *   threads sleep     threads sleeping and a timed condition wait that times out
  *   threads work N    3 threads computing N steps each, a system call every 2000 steps
+ *   threads pipe      main reads a pipe (blocking while empty) that a thread writes
+ *   threads pipestall main reads a pipe nobody writes, the other thread waits forever
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -293,6 +295,44 @@ static int run_work(void) {
     return 0;
 }
 
+static int pfd[2];
+
+static void *pipe_writer(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 5; i++) {
+        char msg[32];
+        int n = snprintf(msg, sizeof msg, "message %d\n", i);
+        sched_yield();
+        if (write(pfd[1], msg, n) != n)
+            return (void *)1;
+    }
+    close(pfd[1]);
+    return NULL;
+}
+
+static void *stuck(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&qlock);
+    pthread_cond_wait(&done_cond, &qlock); /* never signalled */
+    return NULL;
+}
+
+static int run_pipe(int stall) {
+    pthread_t t;
+    char buf[256];
+    size_t got = 0;
+    ssize_t n;
+    if (pipe(pfd))
+        return 1;
+    pthread_create(&t, NULL, stall ? stuck : pipe_writer, NULL);
+    while ((n = read(pfd[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    buf[got] = 0;
+    pthread_join(t, NULL);
+    printf("read %zu bytes:\n%s", got, buf);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "pc";
     if (argc > 2)
@@ -311,6 +351,10 @@ int main(int argc, char **argv) {
         return run_race();
     if (!strcmp(mode, "deadlock"))
         return run_deadlock();
+    if (!strcmp(mode, "pipe"))
+        return run_pipe(0);
+    if (!strcmp(mode, "pipestall"))
+        return run_pipe(1);
     if (!strcmp(mode, "work"))
         return run_work();
     if (!strcmp(mode, "sleep"))
