@@ -22,6 +22,7 @@ import pluggy
 from gdbstub import GdbServer
 
 from .. import sigint
+from ..commands import solibs
 from ..errors import SyxdbgError
 from ..gdb_target import SessionTarget
 from ..session import Session
@@ -121,7 +122,7 @@ def gdb_command_line(session: Session, port: int, gdb: str, *, batch: bool = Fal
     else:
         # Shared libraries' symbols come from the files the guest mapped: the session's
         # sysroot (gdb's default, "target:", would ask the stub for them over vFile).
-        argv += ["-ex", f"set sysroot {image.sysroot or '/'}"]
+        argv += ["-ex", f"set sysroot {solibs.files_root(session)}"]
     if image.kind != "raw":
         # A position-independent program is relocated by gdb itself: it reads AT_ENTRY
         # from the auxiliary vector the stub serves (qXfer:auxv:read).

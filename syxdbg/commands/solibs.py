@@ -158,10 +158,43 @@ def link_map(session: Session, start: int | None = None) -> list[LinkMapEntry]:
     return out
 
 
+def files_root(session: Session) -> str:
+    """Where the program's library files are on this machine: the session's sysroot (``/``
+    for the host's own). A replay runs on a private root holding only the recorded
+    interpreter (its libraries come from the recording's events): the recording's sysroot
+    is used instead when its interpreter there still has the recorded contents (the same
+    machine, or the same libraries), else the private root (only ld.so is found there)."""
+    root = session.image.sysroot or "/"
+    rec = session.recording
+    if rec is None:
+        return root
+    meta = getattr(rec, "meta", None)
+    info = meta.get("interp") if isinstance(meta, dict) else None
+    stored = getattr(rec, "stored_interp", None)
+    if isinstance(info, dict) and stored is not None:
+        recorded_root = str(info.get("sysroot") or "/")
+        path = str(info.get("path") or "")
+        try:
+            st = os.stat(path) if path and os.path.isdir(recorded_root) else None
+            if st is not None:
+                key = (str(getattr(stored, "digest", "")), path, st.st_size, st.st_mtime_ns)
+                if key not in _SAME_INTERP:
+                    _SAME_INTERP[key] = bool(stored.matches_file(path))
+                if _SAME_INTERP[key]:
+                    return recorded_root
+        except Exception:  # an unreadable file: keep the private root
+            pass
+    return root
+
+
+#: Whether a recorded interpreter (by digest) is the file at a path (by size and mtime).
+_SAME_INTERP: dict[tuple[str, str, int, int], bool] = {}
+
+
 def host_path(session: Session, name: str) -> str:
     """The host file the guest opened as ``name``: the kernel's qemu ``-L`` rule (the
     sysroot's copy if it exists, else the host's own path)."""
-    root = session.image.sysroot
+    root = files_root(session)
     if root not in ("", "/") and name.startswith("/"):
         candidate = os.path.join(root, name.lstrip("/"))
         if os.path.exists(candidate):

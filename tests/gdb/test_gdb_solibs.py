@@ -434,3 +434,35 @@ def test_syxdbg_gdb_relocates_pie_programs_from_auxv(build_program: Callable[...
             assert "/lib/x86_64-linux-gnu/libc.so.6" in p.stdout
         else:
             assert "No shared libraries loaded at this time." in p.stdout
+
+
+@needs_gdb
+def test_replayed_recording_shows_the_libraries(dyn: Callable[[str, str], Path],
+                                                tmp_path: Path) -> None:
+    """A replay runs on a private root holding only the recorded ld.so (the libraries come
+    from the recording's events); gdb and the shell still find libc's file through the
+    recording's own sysroot, whose ld.so has the recorded contents (this machine)."""
+    exe = dyn("sortalloc", "x86_64")
+    out = tmp_path / "s.syxrec"
+    rec = subprocess.run([sys.executable, "-m", "syxdbg", "record", "-o", str(out), str(exe)],
+                         capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert rec.returncode == 0, rec.stderr
+    with syxdbg.replay(str(out)) as session:
+        from syxdbg.cli.gdb import gdb_command_line
+        from syxdbg.commands import solibs
+
+        assert "replay-root" in session.image.sysroot
+        assert solibs.files_root(session) == "/"
+        assert "set sysroot /" in gdb_command_line(session, 1, "gdb")
+    p = subprocess.run(
+        [sys.executable, "-m", "syxdbg", "replay", "--batch", "--ex", "break main",
+         "--ex", "continue", "--ex", "info sharedlibrary", "--ex", "break malloc",
+         "--ex", "continue", "--ex", "bt 2", "--ex", "monitor bt 2", str(out)],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert re.search(r"Yes\s+/lib/x86_64-linux-gnu/libc.so.6", p.stdout), p.stdout + p.stderr
+    assert "Could not load shared library symbols" not in p.stdout + p.stderr
+    assert re.search(r"#0 .*malloc.*\n#1 .* in heap_churn \(\) at sortalloc.c:122", p.stdout), \
+        p.stdout
+    # monitor output (O packets) is printed by gdb on its stderr
+    assert re.search(r"#0 +0x[0-9a-f]+ in libc.so.6:malloc \(\)\n#1 .* in heap_churn \(\)",
+                     p.stderr), p.stderr
