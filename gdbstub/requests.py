@@ -414,9 +414,29 @@ def _xfer_parser(obj: str) -> _Parser:
     def parse(args: bytes) -> Request:
         annex, span = _split(args, b":", 2)
         offset, length = _addr_len(span)
+        if obj == "exec-file" and annex:
+            hex_int(annex)  # the pid
+        elif obj == "libraries-svr4":
+            svr4_annex(annex.decode("latin-1"))
+        elif obj == "auxv" and annex:
+            raise ValueError("qXfer:auxv takes no annex")
         return ReadObject(obj, annex.decode("latin-1"), offset, length)
 
     return parse
+
+
+def svr4_annex(annex: str) -> dict[str, int | None]:
+    """``start=ADDR;prev=ADDR[;lmid=ADDR]`` (gdb's incremental link-map read): the hex
+    values by name (``None`` when empty); unknown names are ignored, bad hex is malformed."""
+    out: dict[str, int | None] = {}
+    for part in annex.split(";"):
+        if not part:
+            continue
+        name, eq, value = part.partition("=")
+        if not eq:
+            raise ValueError(f"bad libraries-svr4 annex field {part[:32]!r}")
+        out[name] = hex_int(value.encode("latin-1")) if value else None
+    return out
 
 
 def _parse_qAttached(args: bytes) -> Request:

@@ -515,9 +515,9 @@ def _read_object(s: Session, req: rq.ReadObject) -> Outcome:
         name = cast(ExecFile, s.target).exec_file(pid)
         data = None if name is None else name.encode()
     elif req.object == "libraries-svr4":
-        params = dict(p.partition("=")[::2] for p in req.annex.split(";") if p)
-        start, prev = (int(params[k], 16) if params.get(k) else None for k in ("start", "prev"))
-        data = library_list_svr4(cast(LibrariesSvr4, s.target).libraries_svr4(start, prev))
+        params = rq.svr4_annex(req.annex)  # checked by the parser
+        data = library_list_svr4(cast(LibrariesSvr4, s.target).libraries_svr4(
+            params.get("start"), params.get("prev")))
     else:
         data = None
     if data is None:

@@ -169,6 +169,12 @@ def test_packets_auxv_exec_file_and_link_map(dyn: Callable[[str, str], Path],
                                    f"start={second.get('lm')[2:]};prev={doc[0].get('lm')[2:]}"))
         assert [lib.get("name") for lib in tail] == names[1:]
         assert tail.get("main-lm") is None
+        # malformed annexes are E01 from the parser; unknown fields are ignored
+        for bad in (b"qXfer:libraries-svr4:read:start=zz:0,100",
+                    b"qXfer:libraries-svr4:read:start:0,100", b"qXfer:auxv:read:x:0,10",
+                    b"qXfer:exec-file:read:pid:0,10"):
+            assert c.ask(bad) == b"E01", bad
+        assert ET.fromstring(_xfer(c, "libraries-svr4", "lmid=0;x=1")).get("main-lm")
 
 
 @pytest.mark.parametrize("arch", ARCHES)
