@@ -1075,9 +1075,10 @@ class LinuxKernel:
             s.threads[first.tid] = first
             runnable = [first]
         nxt = min(runnable, key=lambda t: t.seq)
+        cpu = p.cpu_values()
         if kind != "exit":
             s.seq += 1
-            me = Thread(p.tid, p.cpu_values(), s.sigmask, s.altstack, s.tid_address,
+            me = Thread(p.tid, cpu, s.sigmask, s.altstack, s.tid_address,
                         s.robust_list, seq=s.seq)
             if kind == "futex":
                 me = replace(me, wait="futex", futex=futex, bitset=bitset, timeout=timeout)
@@ -1090,8 +1091,10 @@ class LinuxKernel:
             s.threads[me.tid] = me
         del s.threads[nxt.tid]
         regs = machine.regs
-        for info, (_, value) in zip(machine.arch.registers, nxt.regs, strict=True):
-            regs.write_info(info, value)
+        for info, (_, value), (_, now) in zip(machine.arch.registers, nxt.regs, cpu,
+                                              strict=True):
+            if value != now:  # (the x87 and vector registers often agree)
+                regs.write_info(info, value)
         if nxt.result is not None:
             regs.write_info(self._ret_reg, nxt.result & abi.MASK64)
         s.tid = 0 if nxt.tid == s.ids[0] else nxt.tid
