@@ -94,7 +94,7 @@ CLONE_THREAD_OPTIONAL = (CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID
 # -- resource limits -----------------------------------------------------------------------
 RLIM_INFINITY = MASK64
 RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK, RLIMIT_CORE = 0, 1, 2, 3, 4
-RLIMIT_NOFILE = 7
+RLIMIT_NOFILE, RLIMIT_NPROC = 7, 6
 RLIMIT_NLIMITS = 16
 
 # -- getrandom -----------------------------------------------------------------------------

@@ -300,6 +300,10 @@ def test_clone_flags_and_thread_records(toolchain: str, syscaller: Make,
     saved = sc.kernel.save_state()
     sc.kernel.load_state(saved)
     assert sc.kernel.save_state() == saved and tid in sc.kernel.s.threads
+    # RLIMIT_NPROC counts threads: at the limit, EAGAIN.
+    sc.kernel.s.rlimits[6] = (2, 2)
+    assert sc("clone", THREAD_FLAGS, sc.at(0x3000), 0, 0, 0) == -errno.EAGAIN
+    sc.kernel.s.rlimits[6] = (100, 100)
     # clone3 with an exit signal for a thread, or a stack without its size: EINVAL.
     sc.mem.write(sc.at(0x200), struct.pack("<8Q", THREAD_FLAGS, 0, 0, 0, 17, stack, size, 0))
     assert sc("clone3", sc.at(0x200), 64) == -errno.EINVAL

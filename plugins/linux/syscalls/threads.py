@@ -30,6 +30,8 @@ def _thread_clone(p: Process, flags: int, stack: int, parent_tid: int, child_tid
                            "CLONE_THREAD and optional SYSVSEM, SETTLS, PARENT_SETTID, "
                            "CHILD_SETTID, CHILD_CLEARTID); it returns -EINVAL\n")
         return -errno.EINVAL
+    if len(p.s.threads) + 1 >= p.s.rlimits[abi.RLIMIT_NPROC][0]:
+        return -errno.EAGAIN  # as Linux at RLIMIT_NPROC (a fork bomb of threads)
     # Check the pointers before anything changes: a bad one fails the clone (EFAULT).
     for bit, ptr in ((abi.CLONE_PARENT_SETTID, parent_tid), (abi.CLONE_CHILD_SETTID, child_tid)):
         if flags & bit:
