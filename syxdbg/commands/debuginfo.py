@@ -506,6 +506,18 @@ class DebugInfo:
                                 nxt = None
                         if nxt is not None:
                             nxt[spname] = cfa
+                elif level == 0 and self._entry_of(pc):
+                    # No CFI (musl's libc has almost none), stopped on a function's first
+                    # instruction: nothing is pushed yet, the return address is at the
+                    # stack pointer (x86_64) or in the link register (aarch64).
+                    nxt = dict(cur)
+                    if self.arch == "x86_64":
+                        cfa = cur[spname] + 8
+                        nxt[pcname] = read(cur[spname])
+                    else:
+                        cfa = cur[spname]
+                        nxt[pcname] = cur["x30"]
+                    nxt[spname] = cfa
                 elif cur.get(fpname):
                     fp = cur[fpname]
                     cfa = fp + 16
@@ -528,6 +540,11 @@ class DebugInfo:
                 break
             cur = nxt
         return frames
+
+    def _entry_of(self, pc: int) -> bool:
+        """True when ``pc`` is the first instruction of a known function."""
+        hit = self.symbol_at(pc)
+        return hit is not None and hit[1] == pc
 
     def close(self) -> None:
         for attr in ("_cfi_file", "_var_file"):

@@ -240,7 +240,8 @@ _SPANS: dict[tuple[str, int, int, int], tuple[int, int] | None] = {}
 def shared_objects(session: Session) -> list[SharedObject]:
     """The loaded libraries with their host files and address ranges (the interpreter
     included, also before it has listed itself), by address."""
-    entries = [(e.name, e.l_addr) for e in link_map(session) if e.name]
+    # The head entry is the program itself (glibc leaves its name empty, musl does not).
+    entries = [(e.name, e.l_addr) for e in link_map(session) if e.name and e.prev]
     image = session.image
     if image.interp and not any(name == image.interp for name, _ in entries):
         entries.insert(0, (image.interp, image.interp_base))

@@ -102,3 +102,25 @@ def test_qualified_library_symbol(shell: tuple[syxdbg.Session, CommandRegistry])
     assert "<libc.so.6:free>" in out, out
     with pytest.raises(CommandError):
         r.run_text("break libnothere.so:free")
+
+
+def test_musl_loader_is_the_libc(build_program: Callable[..., Path]) -> None:
+    """musl's ld-musl is also its libc and names the program in the link map's head entry
+    (glibc leaves it empty): the program is not a library. musl is built without unwind
+    tables, so bt at malloc's first instruction takes the return address from the stack."""
+    exe = build_program("sortalloc", "musl-dyn")
+    session = syxdbg.open(str(exe))
+    try:
+        r = make_registry(session, frontend="shell")
+        r.run_text("break main")
+        r.run_text("continue")
+        libs = r.run_text("info sharedlibrary").splitlines()
+        assert len(libs) == 2 and libs[1].endswith(" /lib/ld-musl-x86_64.so.1"), libs
+        r.run_text("break malloc")
+        assert "<ld-musl-x86_64.so.1:malloc>" in r.run_text("continue")
+        bt = r.run_text("bt").splitlines()
+        assert bt[0].endswith(" in ld-musl-x86_64.so.1:malloc ()"), bt
+        assert " in heap_churn () at sortalloc.c:122" in bt[1], bt
+        assert " in main () at sortalloc.c:158" in bt[2], bt
+    finally:
+        session.close()
