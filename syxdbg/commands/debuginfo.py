@@ -104,13 +104,13 @@ class DebugInfo:
             return []
         position = self.session.position
         if self._libs_at != position:
-            from .solibs import shared_objects
+            from .solibs import files_root, shared_objects
 
             libs = []
             for obj in shared_objects(self.session):
                 key = (obj.path, obj.base)
                 if key not in self._objects:
-                    self._objects[key] = ObjectInfo(obj, self.session.image.sysroot)
+                    self._objects[key] = ObjectInfo(obj, files_root(self.session))
                 libs.append(self._objects[key])
             self._libs, self._libs_at = libs, position
         return self._libs
