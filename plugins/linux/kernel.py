@@ -450,6 +450,9 @@ class Process:
         """The calling thread's id (the main thread's is the pid)."""
         return self.s.tid or self.s.ids[0]
 
+    def thread_ids(self) -> list[int]:
+        return sorted([self.tid, *self.s.threads])
+
     def has_thread(self, tid: int) -> bool:
         return tid == self.tid or tid in self.s.threads
 

@@ -5,8 +5,9 @@ syxdbg, so passing those paths to the host would hand the guest the debugger's c
 line, memory map, memory (``/proc/self/mem``) and descriptors. Every path under ``/proc`` is
 therefore looked up here first (lexically, after ``.``/``..`` are folded), and the policy is:
 
-* ``/proc/self``, ``/proc/thread-self``, ``/proc/<guest pid>`` (and ``task/<guest pid>``
-  below it) are the guest's process directory, emulated from guest state only:
+* ``/proc/self``, ``/proc/thread-self``, ``/proc/<guest pid>`` (and ``task/<tid>`` below
+  it for each live thread; thread-self is the caller's) are the guest's process
+  directory, emulated from guest state only:
   ``maps`` (the guest's memory map, the program named by its path), ``mem`` (read/write
   over guest memory with pread/pwrite/lseek semantics), ``cmdline``, ``environ`` and
   ``auxv`` (read from guest memory where exec put them), ``exe`` (link to the program),
@@ -112,12 +113,13 @@ def lookup(p: Process, path: bytes, *, follow: bool = True) -> Node:
     head = rest[0]
     pid = b"%d" % p.pid
     if head in (b"self", pid, b"thread-self"):
+        tid = b"%d" % p.tid
         if head != pid and len(rest) == 1 and not follow:
-            target = pid if head == b"self" else pid + b"/task/" + pid
+            target = pid if head == b"self" else pid + b"/task/" + tid
             return Node("link", n, target=target)
         tail = rest[1:]
         if head == b"thread-self":
-            tail = [b"task", pid, *tail]
+            tail = [b"task", tid, *tail]
         return _process_node(p, b"/proc/" + pid, tail, follow)
     if head in HOST_FILES:
         return Node("host", n, target=n, procfs_ok=True)
@@ -167,10 +169,11 @@ def _entries(names: list[tuple[bytes, int]]) -> tuple[tuple[bytes, int, int], ..
 
 
 def _process_node(p: Process, base: bytes, tail: list[bytes], follow: bool) -> Node:
-    pid = b"%d" % p.pid
-    while tail[:2] == [b"task", pid]:  # the one thread's directory is the process's
+    # A thread's directory shows the process's files (per-thread values are not emulated).
+    while len(tail) >= 2 and tail[0] == b"task" and tail[1].isdigit() and \
+            tail[1] == b"%d" % int(tail[1]) and p.has_thread(int(tail[1])):
+        base += b"/task/" + tail[1]
         tail = tail[2:]
-        base += b"/task/" + pid
     if not tail:
         return Node("dir", base, entries=_entries(
             [(name, stat_mod.S_IFLNK if name in _LINKS else
@@ -181,7 +184,8 @@ def _process_node(p: Process, base: bytes, tail: list[bytes], follow: bool) -> N
     if name == b"task":
         if more:
             raise SyscallError(errno.ENOENT)
-        return Node("dir", here, entries=_entries([(pid, stat_mod.S_IFDIR)]))
+        return Node("dir", here, entries=_entries(
+            [(b"%d" % tid, stat_mod.S_IFDIR) for tid in p.thread_ids()]))
     if name == b"fd":
         if not more:
             return Node("dir", here, entries=_entries(

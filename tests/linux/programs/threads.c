@@ -9,6 +9,7 @@
  *   threads deadlock  two threads take two mutexes in opposite orders
  *   threads sleep     threads sleeping and a timed condition wait that times out
  *   threads work N    3 threads computing N steps each, a system call every 2000 steps
+ *   threads proc      /proc/self/task and /proc/thread-self with two threads
  *   threads pipe      main reads a pipe (blocking while empty) that a thread writes
  *   threads pipestall main reads a pipe nobody writes, the other thread waits forever
  */
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <sys/syscall.h>
 
 #define QSIZE 8
@@ -333,6 +335,54 @@ static int run_pipe(int stall) {
     return 0;
 }
 
+static int count_tasks(void) {
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.') {
+            char path[300];
+            snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+            n += access(path, R_OK) == 0;
+        }
+    closedir(d);
+    return n;
+}
+
+static int thread_self_ok(void) {
+    char link[64], want[64];
+    ssize_t n = readlink("/proc/thread-self", link, sizeof link - 1);
+    if (n < 0)
+        return 0;
+    link[n] = 0;
+    snprintf(want, sizeof want, "%d/task/%ld", getpid(), (long)syscall(SYS_gettid));
+    return strcmp(link, want) == 0;
+}
+
+static void *proc_thread(void *arg) {
+    (void)arg;
+    printf("thread: /proc/thread-self is its task: %d\n", thread_self_ok());
+    pthread_barrier_wait(&barrier);
+    pthread_barrier_wait(&barrier);
+    return NULL;
+}
+
+static int run_proc(void) {
+    pthread_t t;
+    pthread_barrier_init(&barrier, NULL, 2);
+    printf("tasks before: %d\n", count_tasks());
+    pthread_create(&t, NULL, proc_thread, NULL);
+    pthread_barrier_wait(&barrier);
+    printf("tasks with a thread: %d\n", count_tasks());
+    printf("main: /proc/thread-self is its task: %d\n", thread_self_ok());
+    pthread_barrier_wait(&barrier);
+    pthread_join(t, NULL);
+    printf("tasks after: %d\n", count_tasks());
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "pc";
     if (argc > 2)
@@ -351,6 +401,8 @@ int main(int argc, char **argv) {
         return run_race();
     if (!strcmp(mode, "deadlock"))
         return run_deadlock();
+    if (!strcmp(mode, "proc"))
+        return run_proc();
     if (!strcmp(mode, "pipe"))
         return run_pipe(0);
     if (!strcmp(mode, "pipestall"))
