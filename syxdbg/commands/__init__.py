@@ -39,7 +39,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "syxdbg.commands.breakpoints",
     "syxdbg.commands.data",
     "syxdbg.commands.history",
-    "syxdbg.commands.solibs",
+    "syxdbg.commands.libraries",
 )
 
 

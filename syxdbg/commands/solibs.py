@@ -9,7 +9,8 @@ itself (empty name), then the loader's ``DT_NEEDED`` libraries, the loader itsel
 right at every position in time, before the loader ran (empty) as after a ``dlclose``.
 
 Used by gdb's ``qXfer:libraries-svr4:read`` (:mod:`syxdbg.gdb_target`) and by the shell's
-symbols (:class:`~syxdbg.commands.debuginfo.DebugInfo`) and ``info sharedlibrary``.
+symbols (:class:`~syxdbg.commands.debuginfo.DebugInfo`) and ``info sharedlibrary``
+(:mod:`syxdbg.commands.libraries`). Imports nothing of the command layer.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..session import Session
-    from .context import Context
-    from .registry import Args, CommandRegistry
 
 PT_DYNAMIC = 2
 PT_PHDR = 6
@@ -262,24 +261,3 @@ def shared_objects(session: Session) -> list[SharedObject]:
     out.sort(key=lambda o: o.start)
     return out
 
-
-def register(r: CommandRegistry) -> None:
-    info = r.get("info")
-
-    @info.subcommand("sharedlibrary", "the loaded shared libraries: address range, file",
-                     aliases=("dll", "solibs", "shared"))
-    def _sharedlibrary(ctx: Context, args: Args) -> str:
-        """The dynamic loader's link map at this position (ld.so and what it loaded),
-        as gdb's ``info sharedlibrary``: the span of each library's segments, whether its
-        symbols were read (from its file, or its separate debug file by build id), the
-        name the guest uses, and the host file when the sysroot holds it elsewhere."""
-        libs = ctx.debuginfo.libraries()
-        if not libs:
-            return "No shared libraries loaded at this time.\n"
-        lines = [f"{'From':<18}  {'To':<18}  Syms  Shared Object Library"]
-        for lib in libs:
-            o = lib.obj
-            syms = "Yes " if lib.has_symbols else "No  "
-            where = f" ({o.path})" if o.path != o.name else ""
-            lines.append(f"{o.start:#018x}  {o.end:#018x}  {syms}  {o.name}{where}")
-        return "\n".join(lines) + "\n"
