@@ -45,6 +45,7 @@ INPUTS = frozenset({
     "read", "pread", "lseek", "open", "fstat", "stat", "access", "readlink", "listdir",
     "clock", "clock_res", "random", "uname", "ids", "getcwd", "realpath", "ioctl_read",
     "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr", "readable",
+    "poll",
 })
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
@@ -142,6 +143,14 @@ class HostIO:
     def readable(self, fd: int) -> bool:
         """Whether a read of ``fd`` would not block now (data, end of file or an error)."""
         return bool(select.select([fd], [], [], 0)[0])
+
+    def poll(self, fds: tuple[tuple[int, int], ...], timeout_ms: int) -> tuple[int, ...]:
+        """poll(2) of host fds with (host) poll events: their revents, in order."""
+        poller = select.poll()
+        for fd, events in fds:
+            poller.register(fd, events)
+        ready = dict(poller.poll(timeout_ms))
+        return tuple(ready.get(fd, 0) for fd, _ in fds)
 
     def set_status_flags(self, fd: int, flags: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETFL, flags)
@@ -381,6 +390,10 @@ class RecordingHostIO(HostIO):
     def readable(self, fd: int) -> bool:
         return bool(self._call("readable", (fd,), lambda: self.inner.readable(fd))[0])
 
+    def poll(self, fds: tuple[tuple[int, int], ...], timeout_ms: int) -> tuple[int, ...]:
+        result = self._call("poll", (fds, timeout_ms), lambda: self.inner.poll(fds, timeout_ms))
+        return tuple(int(r) for r in result[0])
+
     def read(self, fd: int, n: int) -> bytes:
         data, replayed = self._call("read", (fd, n), lambda: self.inner.read(fd, n))
         if replayed:
@@ -582,6 +595,9 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def readable(self, fd: int) -> bool:
+        raise _refused()
+
+    def poll(self, fds: tuple[tuple[int, int], ...], timeout_ms: int) -> tuple[int, ...]:
         raise _refused()
 
     def get_status_flags(self, fd: int) -> int:

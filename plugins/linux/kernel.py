@@ -502,12 +502,24 @@ class Process:
                 or not self.s.pipe_checks or f.flags & abi.O_NONBLOCK \
                 or self.host.readable(f.host_fd):
             return "read"
-        writer = self.s.files.get(f.id + 1)  # _pipe makes the write end right after
-        if writer is None or writer.kind != "pipe" or writer.path is not None \
-                or writer.flags & 3 != 1:
+        if self.pipe_writer_closed(f):
             return "eof"
         self._want = ("pipe", fd, 0, -1)
         return "wait"
+
+    def pipe_writer_closed(self, f: OpenFile) -> bool:
+        """Whether ``f``, the read end of a pipe the guest made, has lost its write end in
+        the guest (the host's is kept open in the retired pool for restores)."""
+        if f.kind != "pipe" or f.path is not None or f.flags & 3 != 0:
+            return False
+        writer = self.s.files.get(f.id + 1)  # _pipe makes the write end right after
+        return writer is None or writer.kind != "pipe" or writer.path is not None \
+            or writer.flags & 3 != 1
+
+    def wait_io(self, fd: int) -> None:
+        """The calling thread waits as for an empty pipe (poll with nothing ready): it makes
+        the system call again after a thread writes or closes a file."""
+        self._want = ("pipe", fd, 0, -1)
 
     def wake_pipe_readers(self) -> None:
         for t in sorted(self.s.threads.values(), key=lambda t: t.seq):

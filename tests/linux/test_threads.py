@@ -126,6 +126,26 @@ def test_pthread_cancel_at_a_cancellation_point(threads_exe: Callable[[str], Pat
         assert re.fullmatch(r"syxdbg: warning: signal 33 has a handler; .*", line), line
 
 
+@pytest.mark.parametrize(("source", "compiler", "flags"), [
+    ("threads_cpp.cc", "g++", ("-static", "-pthread", "-O1")),
+    ("threads_rust.rs", "rustc", ("-O", "-C", "target-feature=+crt-static")),
+])
+def test_cpp_and_rust_runtimes_run_threads(emu_run: Callable[..., progs.Result],
+                                           require_tool: Callable[[str], str],
+                                           tmp_path: Path, source: str, compiler: str,
+                                           flags: tuple[str, ...]) -> None:
+    cc = require_tool(compiler)
+    exe = tmp_path / "prog"
+    p = subprocess.run([cc, *flags, "-o", str(exe), str(HERE / "programs" / source)],
+                       capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr
+    native = progs.native_run(exe)
+    emu = emu_run(exe, timeout=300)
+    assert native.status == 0 and native.stdout.startswith(b"total ")
+    assert (emu.stdout, emu.stderr, emu.status) == (native.stdout, native.stderr, 0), \
+        emu.stderr.decode(errors="replace")
+
+
 # -- determinism -------------------------------------------------------------------------------
 @pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
 def test_a_racy_counter_gives_the_same_result_every_time(threads_exe: Callable[[str], Path],
@@ -347,3 +367,27 @@ def test_futex_operations_without_blocking(toolchain: str, syscaller: Make) -> N
     assert sc("membarrier", 0, 0, 0) > 0 and sc("membarrier", 8, 0, 0) == 0
     assert sc("rseq", 0, 0, 0, 0) == -errno.ENOSYS
     assert sc("set_tid_address", sc.at(0x90)) == sc("getpid")
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_poll_of_pipes_files_and_bad_fds(toolchain: str, syscaller: Make) -> None:
+    sc = syscaller(toolchain)
+    assert sc("pipe2", sc.at(0x100), 0) == 0
+    rfd, wfd = struct.unpack("<ii", sc.read(0x100, 8))
+    pollfds = sc.at(0x200)
+
+    def poll(*fds: tuple[int, int]) -> tuple[int, list[int]]:
+        sc.mem.write(pollfds, b"".join(struct.pack("<ihh", fd, ev, 0) for fd, ev in fds))
+        sc.mem.write(sc.at(0x300), struct.pack("<qq", 0, 0))
+        n = sc("ppoll", pollfds, len(fds), sc.at(0x300), 0, 8)
+        return n, [struct.unpack("<h", sc.read(0x200 + 8 * i + 6, 2))[0]
+                   for i in range(len(fds))]
+
+    # An empty pipe: not readable, its write end writable; a closed fd: POLLNVAL.
+    assert poll((rfd, 1), (wfd, 4), (99, 1), (-1, 1)) == (2, [0, 4, 0x20, 0])
+    assert sc("write", wfd, sc.cstr("x"), 1) == 1
+    assert poll((rfd, 1)) == (1, [1])
+    # The write end closed and the pipe drained: POLLHUP.
+    assert sc("read", rfd, sc.at(0x400), 8) == 1
+    assert sc("close", wfd) == 0
+    assert poll((rfd, 1)) == (1, [0x10])

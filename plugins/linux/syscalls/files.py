@@ -499,3 +499,77 @@ def sys_copy_file_range(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out:
     elif written < len(data):  # give back what was read but not written
         p.host.lseek(hin, written - len(data), os.SEEK_CUR)
     return written
+
+
+# -- poll ------------------------------------------------------------------------------------
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
+#: Most pollfds (RLIMIT_NOFILE's hard maximum here).
+MAX_POLLFDS = 4096
+
+
+def _poll(p: Process, fds: int, nfds: int, timeout_ms: int) -> int | None:
+    """poll/ppoll. Files, directories and /proc files are always ready; pipes and the
+    inherited stdio are asked of the host (a recorded input). Nothing ready and a timeout:
+    with other threads the caller waits as for an empty pipe (polling again after a thread
+    writes or closes a file; the timeout does not run meanwhile), alone it polls the host
+    with the timeout; no fds: a sleep."""
+    if nfds > MAX_POLLFDS:
+        return -errno.EINVAL
+    entries = [struct.unpack_from("<ihh", p.mem.read(fds + 8 * i, 8)) for i in range(nfds)]
+    revents = [0] * nfds
+    host: list[tuple[int, int, int]] = []  # (index, host fd, events)
+    for i, (fd, events, _) in enumerate(entries):
+        if fd < 0:
+            continue
+        entry = p.s.fds.get(fd)
+        if entry is None:
+            revents[i] = POLLNVAL
+            continue
+        f = p.s.files[entry.file]
+        if f.kind == "pipe" and p.s.pipe_checks and p.pipe_writer_closed(f):
+            # End of file, with data left to read (POLLIN) or none.
+            data = f.host_fd >= 0 and p.host.readable(f.host_fd)
+            revents[i] = POLLHUP | (events & POLLIN if data else 0)
+        elif f.kind in ("pipe", "std") and f.host_fd >= 0:
+            host.append((i, f.host_fd, (events & 0xFFFF) | POLLERR | POLLHUP))
+        else:
+            revents[i] = events & (POLLIN | POLLOUT)
+    query = tuple((hfd, ev) for _, hfd, ev in host)
+
+    def ask(timeout: int) -> None:
+        for (i, _, ev), r in zip(host, p.host.poll(query, timeout) if host else (),
+                                 strict=True):
+            revents[i] = r & (ev | POLLERR | POLLHUP | POLLNVAL)
+
+    ask(0)
+    ready = sum(1 for r in revents if r)
+    if ready or timeout_ms == 0:
+        pass
+    elif not host and timeout_ms > 0:
+        p.host.sleep(timeout_ms * 1_000_000)
+        p.yield_cpu()
+    elif p.s.threads:
+        p.wait_io(entries[0][0] if entries else -1)
+        return None
+    elif host:
+        ask(timeout_ms)
+        ready = sum(1 for r in revents if r)
+    for i, r in enumerate(revents):
+        p.mem.write(fds + 8 * i + 6, struct.pack("<h", r - (1 << 16) if r & 0x8000 else r))
+    return ready
+
+
+@syscall("poll")
+def sys_poll(p: Process, fds: Ptr, nfds: U32, timeout: I32) -> int | None:
+    return _poll(p, fds, nfds, timeout if timeout >= 0 else -1)
+
+
+@syscall("ppoll")
+def sys_ppoll(p: Process, fds: Ptr, nfds: U32, tmo: Ptr, sigmask: Ptr, size: U64) -> int | None:
+    timeout = -1
+    if tmo:
+        sec, nsec = struct.unpack("<qq", p.mem.read(tmo, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            return -errno.EINVAL
+        timeout = sec * 1000 + (nsec + 999_999) // 1_000_000
+    return _poll(p, fds, nfds, timeout)
