@@ -75,6 +75,9 @@ SAMPLES: dict[str, list[tuple[str, str]]] = {
     "trace": [("trace /dev/null -20", r"^trace of positions 10293\.\.10313 written to "
                                       r"/dev/null: 20 lines"),
               ("trace /dev/null 0 30", r"^trace of positions 0\.\.30 written .*: 30 lines")],
+    "timeline": [("timeline /dev/null --watch ledger.balance",
+                  r"^timeline of positions 0\.\.10313: \d+ system calls, \d+ functions .*"
+                  r"3 writes to ledger\.balance")],
     "recording": [("recording", r"^not replaying a recording")],
     "last-write": [("last-write ledger.balance",
                     r"^last write to 0x[0-9a-f]+ <ledger\+0x80> \(8 bytes at 0x[0-9a-f]+\): "
