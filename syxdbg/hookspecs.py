@@ -57,7 +57,7 @@ def syxdbg_load_image(session: Session, machine: Machine, path: str) -> Any:
 
 @hookspec
 def syxdbg_machine_created(session: Session, machine: Machine) -> None:
-    """The machine exists and its image is loaded (``machine.image``); nothing has run yet.
+    """The machine exists and its image is loaded (``session.image``); nothing has run yet.
 
     Attach emulator-level behaviour here: syscall handlers, address-limited hooks, C hooks.
     """

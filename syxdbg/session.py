@@ -89,6 +89,7 @@ class Session:
         self.options: dict[str, Any] = dict(options or {})
         self.states = StateRegistry()
         self._machine: Machine | None = None
+        self._image: LoadedImage | None = None
         self._timeline: Timeline | None = None
         self._closed = False
         self._depth = 0  # nesting of motion()
@@ -138,7 +139,7 @@ class Session:
             machine = Machine(get_arch(arch))
             image = self.hook.syxdbg_load_image(session=self, machine=machine, path=path)
             if image is None:
-                load_raw(machine, path, base, entry)
+                image = load_raw(machine, path, base, entry)
         else:
             info = inspect_elf(path)
             if arch is not None and get_arch(arch) is not info.arch:
@@ -148,9 +149,10 @@ class Session:
             if image is None:
                 environ = dict(os.environ if env is None else env)
                 envp = [f"{k}={v}" for k, v in environ.items()]
-                load_elf(machine, path, [argv0 if argv0 is not None else path, *args], envp,
-                         sysroot=self.sysroot)
+                image = load_elf(machine, path, [argv0 if argv0 is not None else path, *args],
+                                 envp, sysroot=self.sysroot)
         self._machine = machine
+        self._image = image
         self.hook.syxdbg_machine_created(session=self, machine=machine)
         self.hook.syxdbg_register_state(session=self, registry=self.states)
 
@@ -163,10 +165,10 @@ class Session:
 
     @property
     def image(self) -> LoadedImage:
-        image = self.machine.image
-        if image is None:
+        """What was loaded (the session owns it; the machine knows nothing of images)."""
+        if self._image is None:
             raise SyxdbgError("no program is loaded")
-        return image
+        return self._image
 
     @property
     def regs(self) -> Registers:

@@ -108,14 +108,15 @@ class LinuxPlugin:
 
     @hookimpl
     def syxdbg_machine_created(self, session: Session, machine: Machine) -> None:
-        if session is not self.session or machine.image is None or machine.image.kind != "elf":
+        if session is not self.session or session.image.kind != "elf":
             return
         if self.kernel is not None:
             self.kernel.close()
         host = DetachedHostIO() if session.options.get("replay") else None
         limit = session.options.get(MEMORY_LIMIT_OPTION)
         self.kernel = LinuxKernel(machine, host, dispatch=DISPATCH[machine.arch.name],
-                                  memory_limit=int(limit) if limit is not None else None)
+                                  memory_limit=int(limit) if limit is not None else None,
+                                  image=session.image)
         time_slice = session.options.get(THREAD_SLICE_OPTION)
         if time_slice is not None:
             self.kernel.s.time_slice = int(time_slice)

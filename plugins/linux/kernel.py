@@ -51,6 +51,7 @@ from .tables import SYSCALL_TABLES
 
 if TYPE_CHECKING:
     from syxdbg.eventlog import EventLog
+    from syxdbg.loader import LoadedImage
     from syxdbg.machine import Machine
     from syxdbg.machine.memory import Memory
     from syxdbg.machine.registers import RegisterInfo
@@ -379,7 +380,8 @@ class Process:
     """One guest process as a syscall handler sees it (the only object handlers get)."""
 
     def __init__(self, machine: Machine, host: HostIO, *,
-                 warn_stream: IO[str] | None = None, memory_limit: int | None = None) -> None:
+                 warn_stream: IO[str] | None = None, memory_limit: int | None = None,
+                 image: LoadedImage | None = None) -> None:
         self._machine = machine
         #: Guest memory (reads raise MemoryAccessError -> EFAULT).
         self.mem: Memory = machine.mem
@@ -394,7 +396,8 @@ class Process:
         #: (kind, futex, bitset, timeout) with kind "futex", "yield" or "exit"; None: nothing.
         self._want: tuple[str, int, int, int] | None = None
         self.s = ProcessState()
-        image = machine.image
+        #: The loaded program (the session's ``LoadedImage``), None for a bare machine.
+        self.image = image
         s = self.s
         s.image_path = (self.host.realpath(os.fsencode(image.path))
                         if image is not None else b"")
@@ -957,12 +960,14 @@ class LinuxKernel:
 
     def __init__(self, machine: Machine, host: HostIO | None = None, *,
                  dispatch: MappingABC[int, Handler],
-                 warn_stream: IO[str] | None = None, memory_limit: int | None = None) -> None:
+                 warn_stream: IO[str] | None = None, memory_limit: int | None = None,
+                 image: LoadedImage | None = None) -> None:
         self.machine = machine
         self.arch = machine.arch.name
         #: The process the handlers act on.
         self.process = Process(machine, host if host is not None else HostIO(),
-                               warn_stream=warn_stream, memory_limit=memory_limit)
+                               warn_stream=warn_stream, memory_limit=memory_limit,
+                               image=image)
         #: Set to a text stream to log every syscall (strace-like), for debugging.
         self.trace: IO[str] | None = None
         abi_ = machine.arch.syscall
@@ -1129,7 +1134,7 @@ class LinuxKernel:
         for t in self.threads(machine.regs.pc + self._resume_gap):
             if t.state == "exited":
                 continue
-            image = machine.image
+            image = p.image
             name = image.symbolize(t.pc) if image is not None else None
             where = f"{t.pc:#x} ({name})" if name else f"{t.pc:#x}"
             lines.append(f"  thread {t.tid} at {where}: {t.waiting or t.state}")

@@ -60,7 +60,7 @@ def command_help(cmd: Command) -> str:
 def program_info(ctx: Context) -> str:
     s = ctx.session
     m = s.machine
-    image = m.image
+    image = s.image
     regions = m.mem.regions()
     mapped = sum(r.size for r in regions)
     final = m.finished

@@ -4,8 +4,8 @@
   initial process stack exactly as Linux's ``create_elf_tables`` does.
 * :func:`load_raw` maps a raw firmware blob at a given base and entry.
 
-Both return a :class:`LoadedImage` describing what was loaded; the machine keeps it as
-``machine.image`` and the Linux plugin takes ``brk`` and the process facts from it.
+Both return a :class:`LoadedImage` describing what was loaded; the session keeps it
+(``session.image``) and the Linux plugin takes ``brk`` and the process facts from it.
 """
 
 from .elf import ElfInfo, inspect_elf, load_elf

@@ -240,7 +240,6 @@ def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
     _build_stack(machine, image, argv, envp, path,
                  os.urandom(16) if random_bytes is None else random_bytes)
     machine.regs.pc = start
-    machine.image = image
     return image
 
 

@@ -50,5 +50,4 @@ def load_raw(machine: Machine, path: str, base: int, entry: int | None = None) -
                         entry=entry, load_bias=base, brk=0, stack_top=stack_top,
                         stack_size=RAW_STACK_SIZE, initial_sp=stack_top,
                         segments=[Segment(base, base + len(data), "rwx")])
-    machine.image = image
     return image

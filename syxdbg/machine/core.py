@@ -126,9 +126,6 @@ class Machine:
         self._cs_detail.detail = True
         self._flow_cache: dict[int, tuple[int, bool]] = {}
         self._offsets: dict[tuple[int, int], list[int]] = {}
-        #: The loaded image (a ``syxdbg.loader.LoadedImage``) the loader records here; typed
-        #: loosely so the machine never imports the loader (which imports the machine).
-        self.image: Any = None
         self._syscall_handler: SyscallHandler | None = None
         self._breakpoints: set[int] = set()
         self._pending: BaseException | None = None
