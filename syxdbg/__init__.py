@@ -1,4 +1,4 @@
-"""syxdbg: a time-travel debugger for static Linux programs and firmware, on Unicorn.
+"""syxdbg: a time-travel debugger for Linux programs (static or dynamic) and firmware, on Unicorn.
 
 The public names are imported when first used (PEP 562), so ``import syxdbg`` is cheap: the
 command line installs its Ctrl-C handling before the emulator and the plugins are imported,
