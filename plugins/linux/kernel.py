@@ -781,6 +781,15 @@ class Process:
             raise SyscallError(errno.EFAULT)
         return n
 
+    def mapped_files(self) -> list[tuple[str, bytes]]:
+        """The files mapped executable now, each once in address order: (guest path, host
+        path). Read-only (a recording stores them)."""
+        out: dict[str, bytes] = {}
+        for m in self.s.mappings:
+            if m.prot & abi.PROT_EXEC and m.name.startswith("/") and m.name not in out:
+                out[m.name] = self.in_sysroot(os.fsencode(m.name))
+        return list(out.items())
+
     def add_mapping(self, start: int, end: int, prot: int, flags: int, name: str, *,
                     offset: int = 0, clean: int | None = None) -> None:
         self.remove_mappings(start, end)

@@ -170,6 +170,8 @@ def files_root(session: Session) -> str:
     meta = getattr(rec, "meta", None)
     info = meta.get("interp") if isinstance(meta, dict) else None
     stored = getattr(rec, "stored_interp", None)
+    if getattr(rec, "libraries", None):  # the private root holds the recorded libraries
+        return root
     if isinstance(info, dict) and stored is not None:
         recorded_root = str(info.get("sysroot") or "/")
         path = str(info.get("path") or "")

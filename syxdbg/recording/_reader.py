@@ -80,6 +80,26 @@ class _Budget:
         return obj
 
 
+def _library_entries(raw: memoryview) -> list[dict[str, Any]]:
+    """The ``LIBS`` chunk: guest paths (absolute, no ``..``, no NUL, each once; a replay
+    extracts the files under them), sizes within bounds, digests."""
+    try:
+        entries = json.loads(bytes(raw))
+    except (ValueError, RecursionError):
+        entries = None
+    if not isinstance(entries, list):
+        raise RecordingError("corrupted recording: malformed library list (LIBS)")
+    seen: set[str] = set()
+    for e in entries:
+        require("library list (LIBS)", e, {"path": str, "size": int, "digest": str})
+        path = e["path"]
+        if not path.startswith("/") or "\0" in path or ".." in path.split("/") or \
+                path in seen or not 0 <= e["size"] <= MAX_PROGRAM:
+            raise RecordingError("corrupted recording: malformed library list (LIBS)")
+        seen.add(path)
+    return entries
+
+
 @dataclass
 class Recording:
     """A recording file, checked and indexed (pages are decoded on demand)."""
@@ -98,6 +118,9 @@ class Recording:
     #: A dynamic program's interpreter (``INTP`` chunk, or the program itself when they
     #: are the same file); None for static programs and recordings made before them.
     stored_interp: StoredProgram | None = None
+    #: The files the program had mapped executable (``LIBS`` and ``LIBF`` chunks): guest
+    #: path and stored content; empty for recordings made before them.
+    libraries: list[tuple[str, StoredProgram]] = field(default_factory=list)
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -232,6 +255,7 @@ class Recording:
         checks: dict[int, tuple[int, ...]] = {}
         checkpoints: list[_Checkpoint] = []
         end: dict[str, Any] | None = None
+        libraries: list[tuple[str, StoredProgram]] = []
         while i < len(chunks):
             tag, body, length = chunks[i]
             payload = view[body:body + length]
@@ -266,6 +290,24 @@ class Recording:
                 except (TypeError, ValueError):
                     raise RecordingError("corrupted recording: malformed register digests"
                                          ) from None
+            elif tag == b"LIBS" and not libraries:
+                by_digest = {program.digest: program}
+                if interp is not None:
+                    by_digest[interp.digest] = interp
+                for entry in _library_entries(payload):
+                    if entry["digest"] not in by_digest:
+                        i += 1
+                        if i >= len(chunks) or chunks[i][0] != b"LIBF":
+                            raise RecordingError("corrupted recording: a library's chunk "
+                                                 "(LIBF) is missing")
+                        by_digest[entry["digest"]] = StoredProgram(
+                            view[chunks[i][1]:chunks[i][1] + chunks[i][2]], version,
+                            entry["size"], entry["digest"])
+                    stored = by_digest[entry["digest"]]
+                    if stored.size != entry["size"]:
+                        raise RecordingError("corrupted recording: malformed library list "
+                                             "(LIBS)")
+                    libraries.append((entry["path"], stored))
             elif tag == b"END!":
                 end = require("end marker", budget.loads(end_payload, trust), _END_KEYS)
             else:
@@ -280,7 +322,7 @@ class Recording:
             raise RecordingError("corrupted recording: the end marker's totals do not match "
                                  "the chunks")
         return cls(path, meta, program, events, checks, end, data, checkpoints, trust,
-                   version, interp)
+                   version, interp, libraries)
 
     @staticmethod
     def _meta(raw: memoryview, version: int) -> dict[str, Any]:

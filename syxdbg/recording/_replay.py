@@ -301,7 +301,32 @@ def interp_sysroot(rec: Recording, keep: list[str]) -> str | None:
     except OSError as exc:
         raise RecordingError(f"{rec.path}: cannot extract the recorded interpreter to "
                              f"{root} ({exc.strerror})") from None
+    _extract_libraries(rec, root)
     return root
+
+
+def _extract_libraries(rec: Recording, root: str) -> None:
+    """The recorded libraries (``LIBS``), each at its guest path under ``root`` (checked
+    against its digest; the paths were checked when read: absolute, no ``..``), so gdb and
+    the shell find their symbols on a machine without them."""
+    for name, stored in rec.libraries:
+        out = os.path.join(root, *[c for c in name.split("/") if c not in ("", ".")])
+        if os.path.lexists(out):  # the interpreter, or a path already extracted
+            continue
+        try:
+            os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
+            if not os.path.realpath(out).startswith(os.path.realpath(root) + os.sep):
+                raise RecordingError(f"{rec.path}: corrupted recording: malformed library "
+                                     "list (LIBS)")
+            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+            with os.fdopen(fd, "wb") as f:
+                stored.write_to(f)
+        except RecordingError as exc:
+            raise RecordingError(f"{rec.path}: {str(exc).replace('program', 'library')}"
+                                 ) from None
+        except OSError as exc:
+            raise RecordingError(f"{rec.path}: cannot extract the recorded library {name} "
+                                 f"to {root} ({exc.strerror})") from None
 
 
 class RecordedHistory:

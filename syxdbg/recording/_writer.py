@@ -293,6 +293,28 @@ class Recorder:
         self._interrupted.set()
         self.machine.interrupt()
 
+    def _libraries(self, w: _Writer, stored: set[str]) -> None:
+        """The ``LIBS`` chunk (guest path, size, digest of each file mapped executable:
+        the libraries), then one ``LIBF`` chunk (the PROG format) per content not yet
+        stored. A file that cannot be read is left out (the replay needs none of them: its
+        reads are in the event log); one changed while stored is refused by its digest."""
+        entries: list[dict[str, Any]] = []
+        files: list[tuple[str, str]] = []
+        for guest, host in _mapped_files(self.session):
+            try:
+                size, digest = _program.scan(host)
+            except OSError:
+                continue
+            entries.append({"path": guest, "size": size, "digest": digest})
+            if digest not in stored:
+                stored.add(digest)
+                files.append((host, digest))
+        if not entries:
+            return
+        w.chunk(b"LIBS", json.dumps(entries).encode())
+        for host, digest in files:
+            w.program_chunk(host, digest, b"LIBF")
+
     # -- the run ------------------------------------------------------------------------------
     def run(self, max_insns: int | None = None) -> RecordSummary:
         s = self.session
@@ -378,6 +400,8 @@ class Recorder:
                 "syscalls": syscalls,
                 "memory_digest": memory_digest(m),
             }
+            self._libraries(w, {digest} | ({interp["digest"]} if interp else set()))
+            end_info["chunks"] = w.chunks + 1
             w.end(dumps(end_info))
             size = w.close()
         except BaseException:
@@ -392,6 +416,17 @@ class Recorder:
             s.states.unregister(EVENTLOG_STATE)
         return RecordSummary(self.path, m.position, syscalls, len(self.log), self.checkpoints,
                              size, time.monotonic() - started, end)
+
+
+def _mapped_files(session: Session) -> list[tuple[str, str]]:
+    """(guest path, host path) of the files the guest has mapped executable (its
+    libraries), asked of the kernel plugin's state; none without one."""
+    for name in session.states.names():
+        proc = getattr(session.states.get(name), "process", None)
+        query = getattr(proc, "mapped_files", None)
+        if callable(query):
+            return [(str(g), os.fsdecode(h)) for g, h in query()]
+    return []
 
 
 def _event_tuple(e: Event) -> tuple[Any, ...]:
