@@ -13,7 +13,7 @@ from test_dynamic import SYSROOT_FILES, _copy_sysroot, _syxdbg
 from test_linux_programs import _fresh_dir
 
 import syxdbg
-from syxdbg.commands import solibs
+from syxdbg.commands import make_registry, solibs
 from syxdbg.recording import Recording
 from syxdbg.recording._format import _HEADER
 
@@ -39,6 +39,13 @@ def test_recording_carries_its_libraries(build_program: Callable[..., Path],
     with syxdbg.replay(str(rec)) as s:
         private = solibs.files_root(s)
         assert Path(private, libc.lstrip("/")).read_bytes() == libs[libc].read()
+        r = make_registry(s, frontend="shell")
+        r.run_text("break main")
+        r.run_text("continue")
+        r.run_text("break malloc")
+        assert "<libc.so.6:malloc>" in r.run_text("continue")
+        assert r.run_text("bt").splitlines()[0].endswith(" in libc.so.6:malloc ()")
+        r.run_text("delete")
         s.run()
         assert s.position == recording.end_position
 
