@@ -159,10 +159,11 @@ def link_map(session: Session, start: int | None = None) -> list[LinkMapEntry]:
 
 def files_root(session: Session) -> str:
     """Where the program's library files are on this machine: the session's sysroot (``/``
-    for the host's own). A replay runs on a private root holding only the recorded
-    interpreter (its libraries come from the recording's events): the recording's sysroot
-    is used instead when its interpreter there still has the recorded contents (the same
-    machine, or the same libraries), else the private root (only ld.so is found there)."""
+    for the host's own). A replay runs on a private root holding the recorded interpreter
+    and, for recordings that carry them, the recorded libraries: the recording's own
+    sysroot is preferred when its interpreter there still has the recorded contents (the
+    same machine, or the same C library: ld.so and libc ship together), since its debug
+    files (libc6-dbg) are found there too; else the private root."""
     root = session.image.sysroot or "/"
     rec = session.recording
     if rec is None:
@@ -170,8 +171,6 @@ def files_root(session: Session) -> str:
     meta = getattr(rec, "meta", None)
     info = meta.get("interp") if isinstance(meta, dict) else None
     stored = getattr(rec, "stored_interp", None)
-    if getattr(rec, "libraries", None):  # the private root holds the recorded libraries
-        return root
     if isinstance(info, dict) and stored is not None:
         recorded_root = str(info.get("sysroot") or "/")
         path = str(info.get("path") or "")

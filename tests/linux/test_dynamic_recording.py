@@ -4,6 +4,7 @@ extracted into the replay's private sysroot, checked against their digests."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,14 @@ def test_recording_carries_its_libraries(build_program: Callable[..., Path],
         r.run_text("delete")
         s.run()
         assert s.position == recording.end_position
+    # Real gdb on the replay, the sysroot gone: libc's symbols come from the recording.
+    p = _syxdbg("replay", "--batch", "--ex", "break main", "--ex", "continue", "--ex",
+                "info sharedlibrary", "--ex", "break malloc", "--ex", "continue", "--ex",
+                "bt 1", str(rec), cwd=tmp_path)
+    out = p.stdout.decode() + p.stderr.decode()
+    assert re.search(r"Yes\s+\S*/libc\.so\.6", out), out
+    assert "Could not load shared library symbols" not in out, out
+    assert re.search(r"#0 .*malloc", out), out
 
     header = rec.read_bytes()[:_HEADER.size]
     chunks = split_chunks(rec.read_bytes())
