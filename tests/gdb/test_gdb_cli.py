@@ -158,7 +158,9 @@ def test_reconnect_after_disconnect_mid_run(build_program: Callable[..., Path]) 
             assert now >= before
             gdb.cli("break loop.c:35")
             assert "Breakpoint 1, main" in gdb.cli("continue")
-            assert int(gdb.cli("print i").split()[-1]) == now + 1
+            # The disconnect stopped the loop anywhere in an iteration: if that was after
+            # i's increment (i lives in a register at -O1), line 35 comes with the same i.
+            assert int(gdb.cli("print i").split()[-1]) in (now, now + 1)
             gdb.cli("detach")
         finally:
             gdb.close()
