@@ -13,7 +13,6 @@ from typing import IO, Any, cast
 import pluggy
 
 from .. import sigint
-from ..dap import Connection, DapServer, GuestStdio
 from ..errors import SyxdbgError
 from . import args as types
 from .serve import DEFAULT_HOST, Endpoint
@@ -51,6 +50,8 @@ def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
 
 def serve_stdio(options: dict[str, Any]) -> int:
     """DAP on this process's stdin/stdout; the guest gets other streams (GuestStdio)."""
+    from ..dap import Connection, DapServer, GuestStdio  # imported when used: fast --help
+
     stdio = GuestStdio(keep_protocol=True)
     assert stdio.protocol_in is not None and stdio.protocol_out is not None
     reader = os.fdopen(stdio.protocol_in, "rb", buffering=0)
@@ -65,6 +66,8 @@ def serve_stdio(options: dict[str, Any]) -> int:
 
 def serve_tcp(endpoint: Endpoint, options: dict[str, Any]) -> int:
     """Listen at ``endpoint``, serve the first client that connects, then exit."""
+    from ..dap import Connection, DapServer, GuestStdio  # imported when used: fast --help
+
     try:
         listener = socket.socket(endpoint.family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

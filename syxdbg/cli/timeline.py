@@ -16,7 +16,6 @@ from typing import Any
 import pluggy
 
 from .. import sigint
-from ..commands import CommandError, make_registry
 from ..errors import SyxdbgError
 from . import args as types
 from .spec import ProgramSpec, add_plugin_switch, open_session
@@ -70,6 +69,8 @@ def command_line(ns: argparse.Namespace, output: str) -> str:
 
 
 def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
+    from ..commands import CommandError, make_registry  # imported when used: fast --help
+
     output = ns.output or os.path.splitext(os.path.basename(ns.recording))[0] + ".html"
     spec = ProgramSpec.from_args(ns)
     with open_session(spec, pm) as session:
