@@ -289,18 +289,7 @@ def interp_sysroot(rec: Recording, keep: list[str]) -> str | None:
         return None
     root = tempfile.mkdtemp(prefix="syxdbg-replay-root-")
     keep.append(root)
-    out = os.path.join(root, *[c for c in name.split("/") if c not in ("", ".")])
-    try:
-        os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
-        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
-        with os.fdopen(fd, "wb") as f:
-            stored.write_to(f)
-    except RecordingError as exc:
-        raise RecordingError(f"{rec.path}: {str(exc).replace('program', 'interpreter')}"
-                             ) from None
-    except OSError as exc:
-        raise RecordingError(f"{rec.path}: cannot extract the recorded interpreter to "
-                             f"{root} ({exc.strerror})") from None
+    _extract_file(rec, root, name, stored, "interpreter", "interpreter")
     _extract_libraries(rec, root)
     return root
 
@@ -310,23 +299,36 @@ def _extract_libraries(rec: Recording, root: str) -> None:
     against its digest; the paths were checked when read: absolute, no ``..``), so gdb and
     the shell find their symbols on a machine without them."""
     for name, stored in rec.libraries:
-        out = os.path.join(root, *[c for c in name.split("/") if c not in ("", ".")])
-        if os.path.lexists(out):  # the interpreter, or a path already extracted
-            continue
-        try:
-            os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
-            if not os.path.realpath(out).startswith(os.path.realpath(root) + os.sep):
-                raise RecordingError(f"{rec.path}: corrupted recording: malformed library "
-                                     "list (LIBS)")
-            fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
-            with os.fdopen(fd, "wb") as f:
-                stored.write_to(f)
-        except RecordingError as exc:
-            raise RecordingError(f"{rec.path}: {str(exc).replace('program', 'library')}"
-                                 ) from None
-        except OSError as exc:
-            raise RecordingError(f"{rec.path}: cannot extract the recorded library {name} "
-                                 f"to {root} ({exc.strerror})") from None
+        if not os.path.lexists(_under(root, name)):  # else the interpreter, or done already
+            _extract_file(rec, root, name, stored, "library", f"library {name}")
+
+
+def _under(root: str, name: str) -> str:
+    """Guest path ``name`` below ``root``."""
+    return os.path.join(root, *[c for c in name.split("/") if c not in ("", ".")])
+
+
+def _extract_file(rec: Recording, root: str, name: str, stored: Any, word: str,
+                  what: str) -> None:
+    """Write ``stored`` (checked against its digest while written) at guest path ``name``
+    under ``root``: a new file, never outside ``root``, never through a symlink."""
+    out = _under(root, name)
+    try:
+        os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
+        if not os.path.realpath(out).startswith(os.path.realpath(root) + os.sep):
+            raise RecordingError(f"{rec.path}: corrupted recording: malformed library "
+                                 "list (LIBS)" if word == "library" else
+                                 f"{rec.path}: corrupted recording: malformed {word} path")
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+        with os.fdopen(fd, "wb") as f:
+            stored.write_to(f)
+    except RecordingError as exc:
+        if str(exc).startswith(f"{rec.path}: "):
+            raise
+        raise RecordingError(f"{rec.path}: {str(exc).replace('program', word)}") from None
+    except OSError as exc:
+        raise RecordingError(f"{rec.path}: cannot extract the recorded {what} to {root} "
+                             f"({exc.strerror})") from None
 
 
 class RecordedHistory:
