@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from syxdbg import hookimpl
 from syxdbg.commands import Arg, CommandError
-from syxdbg.machine import ARCHES
 
 from .. import _replay
 from ..coverage.output import output_file
@@ -32,15 +31,18 @@ if TYPE_CHECKING:
     from syxdbg.commands import Args, CommandRegistry, Context
     from syxdbg.machine import InsnTracer, Machine
 
-__all__ = ["DEFAULT_LIMIT", "TENET_REGISTERS", "trace_command"]
+__all__ = ["DEFAULT_LIMIT", "tenet_registers", "trace_command"]
 
-#: Per architecture: the registers on each line and the name of the program counter, from
-#: the ArchSpec (``trace_registers``; x86_64's is Tenet's ArchAMD64 exactly, since a name
-#: Tenet does not know, rflags..., would make it reject the line).
-TENET_REGISTERS: dict[str, tuple[tuple[str, ...], str]] = {
-    name: (spec.trace_registers, spec.pc) for name, spec in ARCHES.items()
-    if spec.trace_registers
-}
+
+def tenet_registers() -> dict[str, tuple[tuple[str, ...], str]]:
+    """Per architecture: the registers on each line and the name of the program counter,
+    from the ArchSpec (``trace_registers``; x86_64's is Tenet's ArchAMD64 exactly, since a
+    name Tenet does not know, rflags..., would make it reject the line). Read when a trace
+    is written: loading the plugin does not load the machine's architectures."""
+    from syxdbg.machine import ARCHES
+
+    return {name: (spec.trace_registers, spec.pc) for name, spec in ARCHES.items()
+            if spec.trace_registers}
 
 #: Tenet's recommended maximum trace length (its README: about 10 million instructions).
 DEFAULT_LIMIT = 10_000_000
@@ -71,7 +73,8 @@ def trace_command(ctx: Context, args: Args) -> str:
     """The ``trace`` command (see DESCRIPTION)."""
     s = ctx.session
     arch = s.machine.arch.name
-    if arch not in TENET_REGISTERS:
+    tenet = tenet_registers()
+    if arch not in tenet:
         raise CommandError(f"trace: no register set for {arch}")
     start, end = _range(ctx, args["from"], args.to)
     _replay.check_range(s, start, end, allow_live=True)
@@ -80,7 +83,7 @@ def trace_command(ctx: Context, args: Args) -> str:
         raise CommandError(f"{end - start} instructions is more than trace.limit ({limit}; "
                            f"Tenet handles about 10 million): narrow the range or "
                            f"'set trace.limit N' (0: no limit)")
-    registers, pc_name = TENET_REGISTERS[arch]
+    registers, pc_name = tenet[arch]
     path = args.file
     # From gdb, only under the server's output directory (see coverage/output.py).
     with output_file(ctx, path) as f:

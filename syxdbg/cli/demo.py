@@ -6,13 +6,13 @@ import argparse
 import os
 import sys
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from .. import api, sigint
-from ..commands.debuginfo import DebugInfo
+from .. import sigint
 from .report import report_end
+
+if TYPE_CHECKING:
+    import pluggy
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +29,9 @@ def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
 
 def demo() -> int:
     """Run the bundled ledger, then find by time travel who corrupted its balance."""
+    from .. import api
+    from ..commands.debuginfo import DebugInfo
+
     example = resources.files("syxdbg").joinpath("examples", "ledger-x86_64")
     with resources.as_file(example) as path:
         print(f"syxdbg demo: running the bundled example {path.name} under emulation, "

@@ -15,17 +15,10 @@ import shutil
 import signal
 import subprocess
 import threading
-from typing import Any
-
-import pluggy
-
-from gdbstub import GdbServer
+from typing import TYPE_CHECKING, Any
 
 from .. import sigint
-from ..commands import solibs
 from ..errors import SyxdbgError
-from ..gdb_target import SessionTarget
-from ..session import Session
 from .spec import (
     ProgramSpec,
     add_output_options,
@@ -33,6 +26,11 @@ from .spec import (
     open_session,
     output_options,
 )
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from ..session import Session
 
 
 def register(subparsers: Any) -> None:
@@ -113,6 +111,8 @@ def gdb_command_line(session: Session, port: int, gdb: str, *, batch: bool = Fal
                      commands: list[str] | None = None, extra: list[str] | None = None
                      ) -> list[str]:
     """gdb's argv: symbols first, then ``target remote``, then the user's commands."""
+    from ..commands import solibs
+
     image = session.image
     argv = [gdb, "-q", *(extra or [])]
     if batch:
@@ -139,6 +139,10 @@ def gdb_command_line(session: Session, port: int, gdb: str, *, batch: bool = Fal
 def debug(session: Session, *, gdb: str | None = None, batch: bool = False,
           commands: list[str] | None = None, extra: list[str] | None = None) -> int:
     """Serve ``session`` on a free loopback port and run gdb on it; gdb's exit status."""
+    from gdbstub import GdbServer
+
+    from ..gdb_target import SessionTarget
+
     target = SessionTarget(session)
     try:
         binary = gdb_for(session, gdb)

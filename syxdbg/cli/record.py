@@ -7,24 +7,20 @@ import contextlib
 import os
 import signal
 import sys
-from typing import Any
-
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 from .. import sigint
 from ..errors import SyxdbgError
 from ..machine.events import Stopped
-from ..recording import (
-    DEFAULT_CHECKPOINT_INTERVAL,
-    Recorder,
-    describe_end_event,
-    format_size,
-    progress_printer,
-)
-from ..session import Session
+from ..recording import DEFAULT_CHECKPOINT_INTERVAL
 from . import args as types
 from .report import STATUS_INTERRUPTED, STATUS_LIMIT, report_end, where
 from .spec import ProgramSpec, add_program_options, open_session
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from ..session import Session
 
 
 def register(subparsers: Any) -> None:
@@ -79,6 +75,8 @@ def record(session: Session, output: str, *,
            checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL,
            max_insns: int | None = None, quiet: bool = False) -> int:
     """Record ``session`` into ``output``; the exit status, as ``run``'s."""
+    from ..recording import Recorder, describe_end_event, format_size, progress_printer
+
     recorder = Recorder(session, output, checkpoint_interval=checkpoint_interval,
                         progress=None if quiet else progress_printer())
     sigint.startup_done()

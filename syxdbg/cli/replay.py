@@ -8,13 +8,8 @@ import signal
 import sys
 import time
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pluggy
-
-from ..eventlog import Divergence
-from ..recording import ReplaySource, describe_end_event, memory_digest
-from ..session import Session
 from . import args as types
 from . import gdb as gdb_command
 from . import serve as serve_command
@@ -26,6 +21,11 @@ from .spec import (
     open_session,
     output_options,
 )
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from ..session import Session
 
 
 def register(subparsers: Any) -> None:
@@ -95,6 +95,9 @@ def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
 def check(session: Session) -> int:
     """Replay to the end, checking every digest; print what was compared. 0 if the replay
     matches the recording, 1 if it diverges."""
+    from ..eventlog import Divergence
+    from ..recording import ReplaySource, describe_end_event, memory_digest
+
     rec = session.recording
     assert rec is not None
     source = session.timeline.recorded

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import SyxdbgError
 from ..machine.events import Exited, Fault, Killed, StopEvent, Stopped
-from ..session import Session
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 #: Exit status of a run stopped by ``--max-insns`` (as timeout(1)).
 STATUS_LIMIT = 124

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import threading
-from typing import Any
-
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 from .. import sigint
-from ..session import Session
 from . import args as types
 from .report import report_end
 from .spec import ProgramSpec, add_program_options, open_session
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from ..session import Session
 
 
 def register(subparsers: Any) -> None:

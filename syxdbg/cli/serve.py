@@ -14,16 +14,10 @@ import shlex
 import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
-
-import pluggy
-
-from gdbstub import GdbServer, SessionEnd
+from typing import TYPE_CHECKING, Any
 
 from .. import sigint
 from ..errors import SyxdbgError
-from ..gdb_target import SessionTarget
-from ..session import Session
 from . import args as types
 from .spec import (
     ProgramSpec,
@@ -32,6 +26,14 @@ from .spec import (
     open_session,
     output_options,
 )
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from gdbstub import GdbServer
+
+    from ..gdb_target import SessionTarget
+    from ..session import Session
 
 #: The address ``serve`` and ``replay --port`` bind unless told otherwise.
 DEFAULT_HOST = "127.0.0.1"
@@ -136,6 +138,8 @@ def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
 
 def listen(target: SessionTarget, endpoint: Endpoint) -> GdbServer:
     """The listening server (one error line if the address cannot be bound)."""
+    from gdbstub import GdbServer
+
     try:
         return GdbServer.listen(target, endpoint.address, endpoint.port)
     except OSError as exc:
@@ -145,6 +149,10 @@ def listen(target: SessionTarget, endpoint: Endpoint) -> GdbServer:
 
 def serve(session: Session, endpoint: Endpoint) -> int:
     """Serve ``session`` at ``endpoint`` until gdb kills it (or Ctrl-C); status 0."""
+    from gdbstub import SessionEnd
+
+    from ..gdb_target import SessionTarget
+
     target = SessionTarget(session)
     try:
         with listen(target, endpoint) as server:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from typing import Any
-
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 from .. import sigint
 from ..errors import SyxdbgError
-from ..session import Session
-from ..shell.app import DEFAULT_HISTORY, Shell
+from ..shell.history import DEFAULT_HISTORY
 from .spec import ProgramSpec, add_program_options, open_session
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from ..session import Session
 
 
 def register(subparsers: Any) -> None:
@@ -63,6 +65,8 @@ def shell(session: Session, *, script: Sequence[str] | None = None,
     """Run the shell on ``session``: the ``script`` lines without a prompt (status 1 if one
     failed), or interactively with ``history`` (default: $SYXDBG_HISTORY or
     ~/.syxdbg_history)."""
+    from ..shell.app import Shell
+
     # The shell handles Ctrl-C itself (interrupting a command, clearing the line).
     sigint.end_startup_handler()
     if script is not None:

@@ -10,9 +10,8 @@ writing one.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .context import Breakpoint, Context
 from .registry import (
     ARG_KINDS,
     CATEGORIES,
@@ -30,6 +29,19 @@ from .registry import (
 
 if TYPE_CHECKING:
     from ..session import Session
+    from .context import Breakpoint, Context
+
+
+def __getattr__(name: str) -> Any:
+    # The context (debug info, expressions, the machine's architectures) loads when first
+    # used: a plugin importing Arg and CommandError at start-up pays for the registry only.
+    if name in ("Breakpoint", "Context"):
+        from . import context
+
+        value = getattr(context, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 #: Built-in command modules, registered in this order (``support`` first: it creates the
 #: ``info`` group the others add subcommands to).

@@ -14,20 +14,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
-from prompt_toolkit.formatted_text import StyleAndTextTuples, fragment_list_to_text
-
 from .base import CommandError, Setting, Settings
-from .context import Context
-from .panes import PaneRegistry
 
 if TYPE_CHECKING:
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+
     from ..session import Session
+    from .context import Context
 
 __all__ = ["ARG_KINDS", "CATEGORIES", "Arg", "Args", "Command", "CommandError", "CommandFn",
            "CommandRegistry", "Output", "Result", "Setting", "Settings", "to_text"]
 
 #: What a command returns: plain text, or prompt_toolkit style-and-text fragments.
-Output = Union[str, StyleAndTextTuples]  # noqa: UP007 - a runtime alias (py3.10 target)
+#: (A string forward reference: plugins import this module without loading prompt_toolkit.)
+Output = Union[str, "StyleAndTextTuples"]  # noqa: UP007 - a runtime alias (py3.10 target)
 CommandFn = Callable[["Context", "Args"], Output]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -192,7 +192,11 @@ class Result:
 
 def to_text(out: Output) -> str:
     """Plain text of an :data:`Output` (gdb's ``monitor`` cannot show styles)."""
-    return out if isinstance(out, str) else fragment_list_to_text(out)
+    if isinstance(out, str):
+        return out
+    from prompt_toolkit.formatted_text import fragment_list_to_text
+
+    return fragment_list_to_text(out)
 
 
 class CommandRegistry:
@@ -204,6 +208,9 @@ class CommandRegistry:
     """
 
     def __init__(self, session: Session, *, frontend: str = "shell") -> None:
+        from .context import Context
+        from .panes import PaneRegistry
+
         self.session = session
         self.frontend = frontend
         self.settings = Settings()

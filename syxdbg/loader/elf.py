@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
 
 from ..errors import LoadError
 from ..machine.arch import ArchSpec, arch_for_elf_machine
@@ -379,25 +378,52 @@ def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int,
     return image
 
 
+#: st_info types kept as symbols: NOTYPE, OBJECT, FUNC. Not TLS (offsets, not addresses),
+#: SECTION or FILE, nor GNU_IFUNC: an ifunc symbol's value is its resolver, which runs once
+#: at start-up, so ``break memcpy`` there would never stop in the memcpy that runs.
+_SYMBOL_TYPES = frozenset({0, 1, 2})
+_SHT_SYMTAB, _SHT_DYNSYM = 2, 11
+
+
 def _collect_symbols(elf: ELFFile, bias: int, image: LoadedImage) -> None:
+    """Every defined function and object symbol of ``.symtab`` and ``.dynsym``, relocated.
+
+    The tables are unpacked with :mod:`struct` straight from the file: pyelftools' per-symbol
+    parsing took ~0.2 s for a static glibc program's 2,000 symbols, a fifth of start-up."""
+    layout = "<" if elf.little_endian else ">"
+    if elf.elfclass == 64:
+        fmt = layout + "IBBHQQ"  # name, info, other, shndx, value, size
+        order = (0, 1, 3, 4, 5)
+    else:
+        fmt = layout + "IIIBBH"  # name, value, size, info, other, shndx
+        order = (0, 3, 5, 1, 2)
+    entry = struct.calcsize(fmt)
     for section in elf.iter_sections():
-        if not isinstance(section, SymbolTableSection):
+        header = section.header
+        if header["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM", _SHT_SYMTAB, _SHT_DYNSYM):
             continue
-        for sym in section.iter_symbols():
-            kind = sym["st_info"]["type"]
-            if not sym.name or kind not in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE",
-                                            "STT_GNU_IFUNC", "STT_TLS"):
+        if header["sh_entsize"] not in (0, entry) or header["sh_link"] >= elf.num_sections():
+            continue
+        table = section.data()[:header["sh_size"] // entry * entry]
+        strtab = elf.get_section(header["sh_link"]).data()
+        symbols, sizes = image.symbols, image.symbol_sizes
+        for fields in struct.iter_unpack(fmt, table):
+            name_off, info, shndx, value, size = (fields[i] for i in order)
+            kind, local = info & 0xF, info >> 4 == 0
+            if kind not in _SYMBOL_TYPES or shndx == 0 or not name_off:
                 continue
-            if sym["st_shndx"] == "SHN_UNDEF" or kind == "STT_TLS":
+            if kind == 0 and local:
                 continue
-            if kind == "STT_NOTYPE" and sym["st_info"]["bind"] == "STB_LOCAL":
+            end = strtab.find(b"\0", name_off)
+            raw = strtab[name_off:end if end >= 0 else len(strtab)]
+            if not raw:
                 continue
-            addr = sym["st_value"] + bias
+            name = raw.decode("utf-8", errors="replace")
             # Prefer global definitions over local ones of the same name.
-            if sym.name in image.symbols and sym["st_info"]["bind"] == "STB_LOCAL":
+            if local and name in symbols:
                 continue
-            image.symbols[sym.name] = addr
-            image.symbol_sizes[sym.name] = sym["st_size"]
+            symbols[name] = value + bias
+            sizes[name] = size
 
 
 def _build_stack(machine: Machine, image: LoadedImage, argv: list[str], envp: list[str],

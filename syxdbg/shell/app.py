@@ -35,10 +35,10 @@ from ..errors import SyxdbgError
 from ..machine.events import Exited
 from ..session import Session
 from .completion import ShellCompleter
+from .history import DEFAULT_HISTORY
 from .keys import key_help, load_key_bindings
 
 PROMPT = "(syxdbg) "
-DEFAULT_HISTORY = "~/.syxdbg_history"
 
 
 class Shell:
