@@ -32,6 +32,10 @@ RATIO_LINES: dict[str, list[str]] = {
     "dynamic_startup": [r"syxdbg run: dynamic/static \d+\.\d+x, dynamic/native [\d.]+x",
                         r"in process: dynamic/static \d+\.\d+x",
                         r"syxdbg run /bin/true: \d+\.\d+ s"],
+    "reverse": [r"(?m)^bc to setup +[\d.]+ +[\d.]+ +[\d.]+x",
+                r"(?m)^watch config +[\d.]+ +[\d.]+ +[\d.]+x",
+                r"(?m)^last-write config +[\d.]+ +[\d.]+ +[\d.]+x",
+                r"ratio full/indexed above"],
     "timeline_report": [r"ratio timeline/replay: \d+\.\d+x, with --watch: \d+\.\d+x",
                         r"in [\d.]+ s \(meets the 30 s target\)"],
 }
