@@ -60,10 +60,13 @@ def digest(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """A compact, comparable form of call arguments (bytes become ``(len, crc32)``)."""
     out: list[Any] = []
     for a in args:
-        if isinstance(a, bytes | bytearray | memoryview):
+        kind = type(a)  # exact types first: this runs once per host call
+        if kind is int or kind is str or a is None or kind is bool or kind is float:
+            out.append(a)
+        elif isinstance(a, bytes | bytearray | memoryview):
             b = bytes(a)
             out.append(("bytes", len(b), zlib.crc32(b)))
-        elif isinstance(a, int | str | bool | float) or a is None:
+        elif isinstance(a, int | str | float):
             out.append(a)
         else:
             out.append(repr(a))
@@ -71,6 +74,15 @@ def digest(args: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _size_of(value: Any) -> int:
+    """Approximate bytes held by a recorded key or result (64 per object, plus payloads)."""
+    kind = type(value)
+    if kind is bytes or kind is bytearray:
+        return len(value) + 64
+    if kind is tuple or kind is list:
+        size = 64
+        for item in value:
+            size += _size_of(item)
+        return size
     if isinstance(value, bytes | bytearray):
         return len(value) + 64
     if isinstance(value, tuple | list):
@@ -161,10 +173,11 @@ class EventLog:
     def record(self, position: int, source: str, call: str, key: tuple[Any, ...],
                result: Any = None, error: OSError | None = None) -> Event:
         """Append the outcome of a live call (only at the frontier)."""
-        if self.replaying:
+        if self._cursor < self._base + len(self._events):  # replaying
             raise SyxdbgError("cannot record behind the frontier (truncate the future first)")
         err = None if error is None else (error.errno or 0, error.strerror or str(error))
-        size = _size_of(result) + _size_of(key)
+        # A digested key holds no payloads (bytes become (len, crc32)): 64 bytes an item.
+        size = _size_of(result) + 64 * (1 + len(key))
         ev = Event(self._cursor, position, source, call, key, result, err, size)
         self._events.append(ev)
         self._cursor += 1
@@ -179,7 +192,7 @@ class EventLog:
         ``live()`` performs the call on the host (only at the frontier).
         """
         key = digest(args)
-        if self.replaying:
+        if self._cursor < self._base + len(self._events):  # replaying
             return self.replay(position, source, call, key).outcome(), True
         if self.sealed:
             raise Divergence(f"replay diverged at host call #{self._cursor}: re-execution made "
