@@ -39,6 +39,7 @@ from .errors import SyxdbgError
 from .eventlog import STATE_NAME as EVENTLOG_STATE
 from .eventlog import Divergence, EventLog, Recordable
 from .machine.events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
+from .machine.probes import CodeIndex, ranges_overlap, ranges_pack, ranges_union
 from .snapshot import JournalFull
 from .state import StateRegistry
 
@@ -325,6 +326,49 @@ class _Meta:
     #: Pages first written in the interval that starts here (closed intervals; merges add
     #: up, so it is an upper bound after thinning).
     pages: int = 0
+    #: The interval's summaries for indexed reverse search (range-set bytes, see
+    #: :class:`~syxdbg.machine.probes.CodeIndex`): the code executed and the memory written
+    #: (pages, and regions reshaped). None: unknown (the interval must be re-executed). For
+    #: the newest checkpoint, what its interval held before the live index's last reset.
+    code: bytes | None = b""
+    writes: bytes | None = b""
+
+
+@dataclass
+class ScanStats:
+    """What the last backward search did (:attr:`Timeline.scan_stats`).
+
+    ``intervals``: checkpoint intervals it went through, newest first, down to the answer;
+    ``scanned``: those re-executed (the candidates; all of them without the index);
+    ``skipped``: those the summaries excluded; ``hits``: scanned intervals that held a hit
+    (at most one: the search stops there), so ``scanned - hits`` are the index's false
+    positives; ``instructions``: re-executed by the scan (landing not counted).
+    """
+
+    indexed: bool
+    intervals: int = 0
+    scanned: int = 0
+    skipped: int = 0
+    hits: int = 0
+    instructions: int = 0
+
+    def describe(self) -> str:
+        how = "indexed" if self.indexed else "full scan"
+        return (f"{how}: {self.intervals} intervals, {self.scanned} re-executed, "
+                f"{self.skipped} skipped, {self.instructions:,} instructions")
+
+
+@dataclass(frozen=True)
+class _Query:
+    """What a backward search can hit, for the interval summaries: breakpoint addresses
+    and written byte ranges [lo, hi)."""
+
+    breakpoints: tuple[int, ...]
+    writes: tuple[tuple[int, int], ...]
+
+
+def _union(a: bytes | None, b: bytes | None) -> bytes | None:
+    return None if a is None or b is None else ranges_union(a, b)
 
 
 @dataclass(frozen=True)
@@ -425,6 +469,14 @@ class Timeline:
         self._depth = 0  # nesting of motion()
         self._exits: dict[tuple[int, int], list[int] | None] = {}  # range step exits, cached
         self._cs: Any = None  # capstone with details, for range steps
+        #: Indexed reverse search: backward searches skip the checkpoint intervals whose
+        #: summaries (code executed, memory written) exclude every breakpoint and watched
+        #: range (docs/timetravel.md). False: re-execute every interval (the full scan).
+        self.indexed = True
+        self._index: CodeIndex | None = CodeIndex(machine)
+        self._jumped = False  # the open interval holds a jump (a recording's seed)
+        #: What the last backward search did (:class:`ScanStats`).
+        self.scan_stats: ScanStats | None = None
         self.closed = False
 
     # -- status -----------------------------------------------------------------------------
@@ -729,8 +781,9 @@ class Timeline:
                 return (isinstance(ev, WatchHit) and ev.access == "write"
                         and address <= ev.address < address + length)
 
+            query = _Query((), ((address, address + length),))
             try:
-                hit = self._scan_back(self.origin, accept, poll)
+                hit = self._scan_back(self.origin, accept, poll, query)
             finally:
                 self.remove_watchpoint(handle)
             if hit is None:
@@ -843,6 +896,9 @@ class Timeline:
         if self.closed:
             return
         self.closed = True
+        if self._index is not None:
+            self._index.close()
+            self._index = None
         for obj in self._recordables:
             obj.detach_eventlog()
         self._recordables.clear()
@@ -922,14 +978,39 @@ class Timeline:
         total = self._pages()
         last.pages = max(0, total - self._pages_mark)
         self._pages_mark = total
+        self._close_summaries(last)
         self._meta.append(_Meta(pos, m.pc, self.eventlog.cursor, pinned))
         self._enforce_budget()
         self._pages_mark = self._pages()  # merges may have freed pages of older intervals
+
+    def _close_summaries(self, last: _Meta) -> None:
+        """The interval of ``last`` (the newest checkpoint before a push) just closed."""
+        index = self._index
+        if index is None:
+            return
+        code = index.take()
+        if self._jumped or not index.usable:
+            self._jumped = False
+            last.code = last.writes = None
+            return
+        last.code = _union(last.code, code)
+        last.writes = _union(last.writes, self._written(len(self._meta) - 1))
+        if len(self._meta) > 1:  # a loop runs the same code interval after interval
+            prev = self._meta[-2]
+            if last.code == prev.code:
+                last.code = prev.code
+            if last.writes == prev.writes:
+                last.writes = prev.writes
 
     def _restore(self, index: int) -> None:
         self._snap.restore(index)
         del self._meta[index + 1:]
         self._pages_mark = self._pages()
+        mt = self._meta[index]  # its interval starts again, empty
+        mt.code = mt.writes = b""
+        self._jumped = False
+        if self._index is not None:
+            self._index.reset()
 
     def _replace_checkpoint_here(self) -> None:
         """The state at the current position changed: its checkpoint must hold the new one."""
@@ -977,6 +1058,11 @@ class Timeline:
         stalled = 0
         rec = self.recorded
         start = m.position
+        # The machine steps off a breakpoint (or ``until``) at the pc it starts from. That is
+        # right at the start of a motion and after a breakpoint stop, but not after a stop
+        # of ours in between (a chunk boundary, a watchpoint reported after the access):
+        # the instruction there has not been stopped at, so its breakpoint counts now.
+        resumed = False
         while True:
             pos = m.position
             if target is not None and pos >= target:
@@ -985,6 +1071,17 @@ class Timeline:
                 return self._at_end(), hits
             if interruptible and self._interrupted(poll):
                 return Stopped(m.pc, pos, "interrupt"), hits
+            if resumed and mode != "seek":
+                resumed = False
+                pc = m.pc
+                if pc in m.breakpoints or pc == until:
+                    why = ("until" if pc == until or self._internal_only(pc)
+                           else "breakpoint")
+                    bev = Stopped(pc, pos, why)
+                    if accept is None or accept(bev):
+                        if mode != "scan":
+                            return bev, hits
+                        hits.append(bev)
             if not self._room():
                 if pos == start:  # nothing can run: say so (no stop, no motion)
                     raise HistoryFull(self._full_text())
@@ -1043,8 +1140,10 @@ class Timeline:
                         return ev, hits  # (no second pc read: it costs as much as a step)
                     if now == push_at:
                         self._push()
+                    resumed = True
                     continue
                 if ev.why == "interrupt":
+                    resumed = True
                     if self._snap.tracker.memory_full and not self._interrupt.is_set():
                         continue  # the journal filled up: make room (above), or stop
                     if interruptible:
@@ -1053,6 +1152,8 @@ class Timeline:
                 # "breakpoint", "watchpoint" or "until"
                 if mode == "seek":
                     continue
+                # (a watch hit reported before the access: a breakpoint there came first)
+                resumed = isinstance(ev, WatchHit) and not ev.before
                 if ev.why == "breakpoint" and self._internal_only(ev.pc):
                     ev = Stopped(ev.pc, ev.position, "until")
                 if accept is not None and not accept(ev):
@@ -1105,6 +1206,7 @@ class Timeline:
         except BaseException:
             self._restore(len(self._meta) - 1)  # undo a half-loaded state
             raise
+        self._jumped = True  # nothing ran from the last checkpoint to here: no summary
         self._push()
 
     def _seek_to(self, target: int, *, poll: PollFn | None = None, jump: bool = True
@@ -1194,19 +1296,35 @@ class Timeline:
         return WatchStop(m.pc, m.position, "watchpoint", ev.kind, ev.access, ev.address, True,
                          hit.at, m.pc, "backward")
 
-    def _scan_back(self, floor: int, accept: AcceptFn | None, poll: PollFn | None
-                   ) -> _Hit | StopEvent | None:
+    def _scan_back(self, floor: int, accept: AcceptFn | None, poll: PollFn | None,
+                   query: _Query | None = None) -> _Hit | StopEvent | None:
         """Find the last hit in ``[floor, now)``, scanning checkpoint intervals newest to
         oldest. ``accept`` is asked with the machine at each hit. Returns the hit, None if
         there is none, or the interrupt stop: an interrupt lands where the scan is (going
-        back to a known hit-free position would re-execute, and Ctrl-C must be quick)."""
+        back to a known hit-free position would re-execute, and Ctrl-C must be quick).
+
+        Indexed (:attr:`indexed`): an interval whose summaries exclude every breakpoint
+        and written range of ``query`` (default: the machine's breakpoints and write
+        watchpoints; None when a read or access watchpoint is armed) is skipped without
+        re-executing it: it cannot hold a hit (``accept`` only ever refuses hits)."""
         m = self.machine
         here = m.position
         end = here
+        if query is None and self.indexed:
+            query = self._query()
+        if not self.indexed or self._index is None or not self._index.usable:
+            query = None
+        stats = self.scan_stats = ScanStats(query is not None)
         while end > max(floor, self.origin):  # thinning may move the origin meanwhile
             if self._interrupted(poll):
                 return Stopped(m.pc, m.position, "interrupt")
             k = self._index_at_or_before(end - 1)
+            stats.intervals += 1
+            if query is not None and not self._may_hit(query, k):
+                stats.skipped += 1
+                end = self._meta[k].position
+                continue
+            stats.scanned += 1
             self._restore(k)
             if self._interrupted(poll):
                 return Stopped(m.pc, m.position, "interrupt")
@@ -1219,6 +1337,7 @@ class Timeline:
                 if accept is None or accept(bp):
                     found.append(_Hit(start, bp))
             ev, hits = self._advance(end, "scan", poll=poll, accept=accept)
+            stats.instructions += m.position - start
             if isinstance(ev, Stopped) and ev.why == "interrupt":
                 return Stopped(m.pc, m.position, "interrupt")
             for h in hits:
@@ -1229,9 +1348,57 @@ class Timeline:
                 if floor <= at < end:
                     found.append(_Hit(at, h))
             if found:
+                stats.hits += 1
                 return max(found, key=lambda x: x.at)  # stable: the later of equal positions
             end = start
         return None
+
+    # -- interval summaries (indexed reverse search) ------------------------------------------
+    def _query(self) -> _Query | None:
+        """The machine's breakpoints and write watchpoints; None if a read or access
+        watchpoint is armed (no summary knows what an interval read)."""
+        m = self.machine
+        writes = []
+        for address, size, kind in m.watchpoints:
+            if kind != "write":
+                return None
+            writes.append((address, address + size))
+        return _Query(tuple(sorted(m.breakpoints)), tuple(writes))
+
+    def _summary(self, k: int) -> tuple[bytes | None, bytes | None]:
+        """The code and write summaries of the interval starting at checkpoint ``k`` (the
+        newest: up to now)."""
+        mt = self._meta[k]
+        if k < len(self._meta) - 1:
+            return mt.code, mt.writes
+        assert self._index is not None
+        if self._jumped:
+            return None, None
+        return _union(mt.code, self._index.peek()), _union(mt.writes, self._written(k))
+
+    def _written(self, k: int) -> bytes | None:
+        w = self._snap.written(k) if hasattr(self._snap, "written") else None
+        if w is None:
+            return None
+        pages, reshaped = w
+        return ranges_union(pages, ranges_pack(reshaped)) if reshaped else pages
+
+    def _may_hit(self, query: _Query, k: int) -> bool:
+        """False if interval ``k`` cannot hold a hit of ``query``."""
+        code, writes = self._summary(k)
+        if query.breakpoints:
+            if code is None:
+                return True
+            for a in query.breakpoints:
+                if ranges_overlap(code, a, a + 1):
+                    return True
+        if query.writes:
+            if writes is None:
+                return True
+            for lo, hi in query.writes:
+                if ranges_overlap(writes, lo, hi):
+                    return True
+        return False
 
     # -- range stepping -------------------------------------------------------------------
     def _range_exits(self, start: int, end: int) -> list[int] | None:
@@ -1362,8 +1529,12 @@ class Timeline:
         mt = self._meta[index]
         self._snap.merge(index)
         del self._meta[index]
+        prev = self._meta[index - 1]
         if index < len(self._meta):
-            self._meta[index - 1].pages += mt.pages
+            prev.pages += mt.pages
+        # One interval now: both summaries (for the newest, the live index goes on).
+        prev.code = _union(prev.code, mt.code)
+        prev.writes = _union(prev.writes, mt.writes)
 
     def _forget_oldest(self, index: int) -> None:
         index = max(1, min(index, len(self._meta) - 1))
@@ -1381,6 +1552,6 @@ class Timeline:
 __all__ = [
     "BACKWARD", "DEFAULT_BUDGET", "DEFAULT_INTERVAL", "FORWARD", "CheckpointInfo", "Direction",
     "FutureDiscarded", "HistoryBoundary", "HistoryFull", "LastWrite", "NamedPoint",
-    "OutOfMemory", "Timeline",
+    "OutOfMemory", "ScanStats", "Timeline",
     "TimelineError", "TimelineInterrupted", "WatchStop", "When",
 ]

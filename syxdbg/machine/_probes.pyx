@@ -31,7 +31,7 @@ its count and bumps its :c:type:`EarlyExit` record; the recorders read the same 
 cimport cython
 from libc.errno cimport errno
 from libc.stdint cimport int64_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memmove
 from posix.unistd cimport write as posix_write
 
@@ -275,6 +275,309 @@ cdef class BlockCore:
                 out.append((self.s.starts[i], self.s.sizes[i]))
         out.sort()
         return out
+
+
+# --- interval code index ------------------------------------------------------------------
+#
+# The timeline's per-interval summary of the code executed (see docs/timetravel.md, indexed
+# reverse search). The run core's block hook (``_native``) calls ``_index_cb`` for every
+# block it counts (``RunCore.set_block_listener``: a second ``UC_HOOK_BLOCK`` would make
+# Unicorn walk its hook list for every block, ~25% slower on a store loop). It keeps, in an
+# open-addressing table keyed by block start, the epoch in which each block was last seen;
+# the first entry of a block in an epoch appends its start to the epoch's list (a repeated
+# block costs a hash, a load and a compare). ``take()`` turns the list into sorted, disjoint
+# [lo, hi) byte ranges covering every block entered in the epoch and opens a new epoch.
+# Every instruction that executes belongs to a block the run core counted (a block it
+# refuses at a limit or an interrupt never runs), so the ranges hold every instruction
+# executed: a superset (a block left early still counts whole), never less.
+#
+# Range sets (``take``, ``ranges_*``) are bytes of native-endian uint64 pairs (lo, hi),
+# sorted by lo, disjoint and not adjacent.
+
+ctypedef struct IndexState:
+    uint64_t *starts
+    uint32_t *sizes       # the largest size seen for the start in its epoch
+    uint64_t *stamps      # the epoch in which the start was last listed
+    size_t cap
+    size_t used
+    uint64_t epoch
+    uint64_t *listed      # starts listed in this epoch
+    size_t nlisted
+    size_t caplisted
+    int oom
+    uint64_t entries
+
+
+cdef int _index_alloc(IndexState *s, size_t cap) noexcept nogil:
+    cdef size_t i
+    s.starts = <uint64_t *>calloc(cap, sizeof(uint64_t))
+    s.sizes = <uint32_t *>calloc(cap, sizeof(uint32_t))
+    s.stamps = <uint64_t *>calloc(cap, sizeof(uint64_t))
+    if s.starts == NULL or s.sizes == NULL or s.stamps == NULL:
+        free(s.starts)
+        free(s.sizes)
+        free(s.stamps)
+        s.starts = NULL
+        s.sizes = NULL
+        s.stamps = NULL
+        return -1
+    for i in range(cap):
+        s.starts[i] = EMPTY
+    s.cap = cap
+    s.used = 0
+    return 0
+
+
+cdef inline size_t _islot(uint64_t start, size_t cap) noexcept nogil:
+    cdef uint64_t h = start * 0x9E3779B97F4A7C15ULL
+    return <size_t>((h ^ (h >> 29)) & (cap - 1))
+
+
+cdef int _index_grow(IndexState *s) noexcept nogil:
+    cdef IndexState old = s[0]
+    cdef size_t i, j
+    if _index_alloc(s, old.cap * 2) != 0:
+        s[0] = old
+        return -1
+    for i in range(old.cap):
+        if old.starts[i] != EMPTY:
+            j = _islot(old.starts[i], s.cap)
+            while s.starts[j] != EMPTY:
+                j = (j + 1) & (s.cap - 1)
+            s.starts[j] = old.starts[i]
+            s.sizes[j] = old.sizes[i]
+            s.stamps[j] = old.stamps[i]
+            s.used += 1
+    free(old.starts)
+    free(old.sizes)
+    free(old.stamps)
+    return 0
+
+
+cdef inline size_t _index_find(IndexState *s, uint64_t start) noexcept nogil:
+    cdef size_t i = _islot(start, s.cap)
+    while s.starts[i] != start and s.starts[i] != EMPTY:
+        i = (i + 1) & (s.cap - 1)
+    return i
+
+
+cdef void _index_new(IndexState *s, uint64_t address, uint32_t size) noexcept nogil:
+    """The block's first entry in this epoch (slow path: insert and list it)."""
+    cdef size_t i
+    cdef uint64_t *nl
+    cdef size_t ncap
+    if s.nlisted == s.caplisted:
+        ncap = s.caplisted * 2 + 256
+        nl = <uint64_t *>realloc(s.listed, ncap * sizeof(uint64_t))
+        if nl == NULL:
+            s.oom = 1
+            return
+        s.listed = nl
+        s.caplisted = ncap
+    if (s.used + 1) * 2 > s.cap and _index_grow(s) != 0:
+        s.oom = 1
+        return
+    i = _index_find(s, address)
+    if s.starts[i] == EMPTY:
+        s.starts[i] = address
+        s.used += 1
+    s.sizes[i] = size
+    s.stamps[i] = s.epoch
+    s.listed[s.nlisted] = address
+    s.nlisted += 1
+
+
+cdef void _index_cb(void *user_data, uint64_t address, uint32_t size) noexcept nogil:
+    # INVARIANT: user_data is the IndexState inside an IndexCore, alive while attached.
+    cdef IndexState *s = <IndexState *>user_data
+    cdef size_t i = _islot(address, s.cap)
+    while True:
+        if s.starts[i] == address:
+            if s.stamps[i] == s.epoch:
+                if size > s.sizes[i]:
+                    s.sizes[i] = size
+                return
+            break
+        if s.starts[i] == EMPTY:
+            break
+        i = (i + 1) & (s.cap - 1)
+    _index_new(s, address, size)
+
+
+cdef int _cmp_pair(const void *a, const void *b) noexcept nogil:
+    cdef const uint64_t *x = <const uint64_t *>a
+    cdef const uint64_t *y = <const uint64_t *>b
+    if x[0] < y[0]:
+        return -1
+    if x[0] > y[0]:
+        return 1
+    return 0
+
+
+cdef extern from "stdlib.h" nogil:
+    void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+
+
+cdef size_t _coalesce(uint64_t *pairs, size_t n) noexcept nogil:
+    """Sort (lo, hi) pairs in place and merge overlapping or adjacent ones; new count."""
+    cdef size_t i, k = 0
+    if n == 0:
+        return 0
+    qsort(pairs, n, 2 * sizeof(uint64_t), _cmp_pair)
+    for i in range(1, n):
+        if pairs[2 * i] <= pairs[2 * k + 1]:
+            if pairs[2 * i + 1] > pairs[2 * k + 1]:
+                pairs[2 * k + 1] = pairs[2 * i + 1]
+        else:
+            k += 1
+            pairs[2 * k] = pairs[2 * i]
+            pairs[2 * k + 1] = pairs[2 * i + 1]
+    return k + 1
+
+
+@cython.no_gc_clear  # the hook's user data lives in this object until Unicorn drops the hook
+cdef class IndexCore:
+    """The code executed per epoch (checkpoint interval), in C. See the comment above."""
+
+    cdef IndexState s
+    cdef bint _attached
+    cdef object _core
+
+    def __cinit__(self, object core not None):
+        self._core = core
+        if _index_alloc(&self.s, 4096) != 0:
+            raise MemoryError()
+        self.s.epoch = 1
+
+    def __dealloc__(self):
+        if self._attached:
+            self._core.set_block_listener(0, 0)
+        free(self.s.starts)
+        free(self.s.sizes)
+        free(self.s.stamps)
+        free(self.s.listed)
+
+    def attach(self):
+        """Become the run core's block listener (one at a time)."""
+        if self._attached:
+            return
+        self._core.set_block_listener(<size_t>&_index_cb, <size_t>&self.s)
+        self._attached = True
+
+    def detach(self):
+        if not self._attached:
+            return
+        self._core.set_block_listener(0, 0)
+        self._attached = False
+
+    @property
+    def attached(self):
+        return bool(self._attached)
+
+    @property
+    def out_of_memory(self):
+        """True once a block could not be listed (the summaries are then unusable)."""
+        return bool(self.s.oom)
+
+    @property
+    def blocks(self):
+        """Distinct blocks listed in the current epoch."""
+        return self.s.nlisted
+
+    def peek(self):
+        """The ranges of the current epoch (bytes, see above), without ending it."""
+        cdef size_t n = self.s.nlisted
+        cdef size_t i, k
+        cdef uint64_t *pairs = <uint64_t *>malloc((2 * n + 2) * sizeof(uint64_t))
+        if pairs == NULL:
+            raise MemoryError()
+        try:
+            with nogil:
+                for i in range(n):
+                    k = _index_find(&self.s, self.s.listed[i])
+                    pairs[2 * i] = self.s.listed[i]
+                    pairs[2 * i + 1] = self.s.listed[i] + (self.s.sizes[k] or 1)
+                n = _coalesce(pairs, n)
+            return (<char *>pairs)[:n * 2 * sizeof(uint64_t)]
+        finally:
+            free(pairs)
+
+    def reset(self):
+        """Open a new epoch (nothing listed)."""
+        self.s.epoch += 1
+        self.s.nlisted = 0
+
+    def take(self):
+        """:meth:`peek`, then :meth:`reset`."""
+        out = self.peek()
+        self.reset()
+        return out
+
+
+def ranges_pack(pairs):
+    """Range-set bytes from an iterable of (lo, hi) (sorted and merged here)."""
+    items = [(lo, hi) for lo, hi in pairs if hi > lo]
+    cdef size_t n = len(items)
+    cdef size_t i = 0
+    cdef uint64_t *buf = <uint64_t *>malloc((2 * n + 2) * sizeof(uint64_t))
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        for lo, hi in items:
+            buf[2 * i] = lo
+            buf[2 * i + 1] = hi
+            i += 1
+        n = _coalesce(buf, n)
+        return (<char *>buf)[:n * 2 * sizeof(uint64_t)]
+    finally:
+        free(buf)
+
+
+def ranges_unpack(const unsigned char[:] data):
+    """The (lo, hi) pairs of range-set bytes."""
+    cdef size_t n = data.shape[0] // 16
+    cdef size_t i
+    cdef const uint64_t *p = <const uint64_t *>&data[0] if n else NULL
+    return [(p[2 * i], p[2 * i + 1]) for i in range(n)]
+
+
+def ranges_union(bytes a, bytes b):
+    """The union of two range sets."""
+    if not a:
+        return b
+    if not b or a == b:
+        return a
+    cdef size_t na = len(a) // 16
+    cdef size_t nb = len(b) // 16
+    cdef uint64_t *buf = <uint64_t *>malloc((na + nb) * 2 * sizeof(uint64_t))
+    cdef size_t n
+    if buf == NULL:
+        raise MemoryError()
+    try:
+        memcpy(buf, <const char *>a, na * 16)
+        memcpy(buf + 2 * na, <const char *>b, nb * 16)
+        with nogil:
+            n = _coalesce(buf, na + nb)
+        return (<char *>buf)[:n * 2 * sizeof(uint64_t)]
+    finally:
+        free(buf)
+
+
+def ranges_overlap(bytes ranges, uint64_t lo, uint64_t hi):
+    """True if [lo, hi) meets a range of the set."""
+    cdef size_t n = len(ranges) // 16
+    cdef const uint64_t *p = <const uint64_t *><const char *>ranges
+    cdef size_t a = 0, b = n, mid
+    if n == 0 or hi <= lo:
+        return False
+    # The first range whose hi > lo; it meets [lo, hi) iff its lo < hi.
+    while a < b:
+        mid = (a + b) >> 1
+        if p[2 * mid + 1] <= lo:
+            a = mid + 1
+        else:
+            b = mid
+    return a < n and p[2 * a] < hi
 
 
 # --- instruction trace --------------------------------------------------------------------

@@ -28,7 +28,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import SyxdbgError
-from ._probes import BlockCore, TraceCore
+from ._probes import BlockCore, IndexCore, TraceCore
+from ._probes import ranges_overlap as ranges_overlap
+from ._probes import ranges_pack as ranges_pack
+from ._probes import ranges_union as ranges_union
+from ._probes import ranges_unpack as ranges_unpack
 
 if TYPE_CHECKING:
     from .memory import Memory
@@ -245,3 +249,36 @@ class InsnTracer(_Recorder):
         super()._rewound(position)
         if self.rewound_at is not None:
             self._core.mark_broken()
+
+
+class CodeIndex:
+    """The code executed per checkpoint interval (the timeline's indexed reverse search).
+
+    Not a recorder: nothing per stop. The machine's run core tells it of every block it
+    counts (C, no Python); :meth:`take` returns the byte ranges of every block entered since
+    the last :meth:`take` or :meth:`reset` as range-set bytes (sorted disjoint [lo, hi)
+    pairs of native uint64; see :func:`ranges_overlap` and :func:`ranges_union`). The ranges
+    are a superset of the instructions executed (a block left early counts whole), so an
+    address outside them was not executed in the interval.
+    """
+
+    def __init__(self, machine: Machine) -> None:
+        self._core = IndexCore(machine.native_core)
+        self._core.attach()
+
+    @property
+    def usable(self) -> bool:
+        """False once a block could not be recorded (no memory): summaries are then wrong."""
+        return self._core.attached and not self._core.out_of_memory
+
+    def peek(self) -> bytes:
+        return self._core.peek()
+
+    def take(self) -> bytes:
+        return self._core.take()
+
+    def reset(self) -> None:
+        self._core.reset()
+
+    def close(self) -> None:
+        self._core.detach()

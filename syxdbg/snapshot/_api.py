@@ -475,6 +475,21 @@ class SyxSnapshot:
                 pages.update(range(r.start, r.end, _PAGE))
         return sorted(pages)
 
+    def written(self, index: int) -> tuple[bytes, list[tuple[int, int]]] | None:
+        """What was written in the interval that starts at checkpoint ``index`` and ends at
+        the next one (the newest: now), for indexed reverse search: ``(ranges, reshaped)``
+        as the compiled journal's ``Journal.written`` returns them (page ranges as
+        range-set bytes, and the map entries mapped, unmapped or changed meanwhile). None
+        when the journal cannot tell (the pure-Python reference)."""
+        self._require_tracked()
+        written = getattr(self.tracker.engine, "written", None)
+        if written is None:
+            return None
+        first = self._checkpoint(index).log
+        end = self._stack[index + 1].log if index + 1 < len(self._stack) else -1
+        result: tuple[bytes, list[tuple[int, int]]] = written(first, end)
+        return result
+
     def check_memory_consistency(self) -> int:
         """Pages of all mapped guest RAM that differ from the state last pushed or restored."""
         return len(self.check_memory_consistency_details())

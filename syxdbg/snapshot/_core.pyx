@@ -358,6 +358,37 @@ cdef void _remove_log(J *j, size_t i) noexcept nogil:
     j.nlogs -= 1
 
 
+cdef int _cmp_pair(const void *a, const void *b) noexcept nogil:
+    cdef const uint64_t *x = <const uint64_t *>a
+    cdef const uint64_t *y = <const uint64_t *>b
+    if x[0] < y[0]:
+        return -1
+    if x[0] > y[0]:
+        return 1
+    return 0
+
+
+cdef extern from "stdlib.h" nogil:
+    void qsort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+
+
+cdef size_t _coalesce(uint64_t *pairs, size_t n) noexcept nogil:
+    """Sort (lo, hi) pairs in place and merge overlapping or adjacent ones; new count."""
+    cdef size_t i, k = 0
+    if n == 0:
+        return 0
+    qsort(pairs, n, 2 * sizeof(uint64_t), _cmp_pair)
+    for i in range(1, n):
+        if pairs[2 * i] <= pairs[2 * k + 1]:
+            if pairs[2 * i + 1] > pairs[2 * k + 1]:
+                pairs[2 * k + 1] = pairs[2 * i + 1]
+        else:
+            k += 1
+            pairs[2 * k] = pairs[2 * i]
+            pairs[2 * k + 1] = pairs[2 * i + 1]
+    return k + 1
+
+
 cdef class Journal:
     """The compiled journal engine of one machine (see the module docstring)."""
 
@@ -370,6 +401,8 @@ cdef class Journal:
     cdef int64_t _next_id
     cdef bint _verify
     cdef bint _closed
+    cdef dict _reshaped        # log id -> [(start, end)] of regions mapped/unmapped/changed
+    cdef list _layout_prev     # the map entries of the last sync_layout
     cdef object __weakref__
 
     def __cinit__(self):
@@ -381,6 +414,8 @@ cdef class Journal:
         self._bidx = {}
         self._backings = []
         self._next_id = 0
+        self._reshaped = {}
+        self._layout_prev = []
         self.j.uc = <void *>_uc_handle(self._uc)
         _ucapi_fill(&self.j.api)
         self._alloc_reserve()
@@ -532,6 +567,15 @@ cdef class Journal:
         self.j.maps = maps
         self.j.nmaps = n
         self.j.last_map = 0
+        # What changed is part of the open log's interval (for :meth:`written`).
+        layout = [(maps[i].start, maps[i].end, maps[i].bidx, maps[i].boff, maps[i].perms)
+                  for i in range(n)]
+        if self.j.nlogs:
+            changed = set(layout).symmetric_difference(self._layout_prev)
+            if changed:
+                self._reshaped.setdefault(self.j.logs[self.j.nlogs - 1].id, []).extend(
+                    (c[0], c[1]) for c in changed)
+        self._layout_prev = layout
         if self.j.tlb:
             self._flush_tlb()
 
@@ -635,6 +679,8 @@ cdef class Journal:
                 _remove_log(&self.j, self.j.nlogs - 1)
             self.j.gen += 1
             _settle_oom(&self.j)
+        for lid in [lid for lid in self._reshaped if lid >= log_id]:
+            del self._reshaped[lid]
         if self.j.tlb:
             self._flush_tlb()
         if code:
@@ -658,8 +704,12 @@ cdef class Journal:
             _free_log_entries(&self.j, cur)
             _remove_log(&self.j, 0)
             _settle_oom(&self.j)
+            self._reshaped.pop(log_id, None)
             return
         prev = &self.j.logs[k - 1]
+        moved = self._reshaped.pop(log_id, None)
+        if moved:
+            self._reshaped.setdefault(prev.id, []).extend(moved)
         if prev.n + cur.n > prev.cap:
             ne = <Entry *>realloc(prev.ents, (prev.n + cur.n + 64) * sizeof(Entry))
             if ne == NULL:
@@ -689,6 +739,9 @@ cdef class Journal:
             _free_log_entries(&self.j, &self.j.logs[0])
             _remove_log(&self.j, 0)
         _settle_oom(&self.j)
+        if self.j.nlogs:
+            for lid in [lid for lid in self._reshaped if lid < self.j.logs[0].id]:
+                del self._reshaped[lid]
 
     # -- memory limit -------------------------------------------------------------------------
     def set_limit(self, max_bytes):
@@ -733,6 +786,56 @@ cdef class Journal:
                     out.append(mp.start + (off - mp.boff))
         out.sort()
         return out
+
+    def written(self, int64_t first, int64_t end=-1):
+        """What the logs with ``first <= id < end`` (``end`` -1: every newer log) saw
+        written: ``(ranges, reshaped)``. ``ranges`` are the guest pages first written in
+        them (by the guest or the host), among those mapped now, as sorted disjoint
+        [lo, hi) byte ranges packed as native uint64 pairs (the range-set bytes of
+        ``syxdbg.machine._probes``); ``reshaped`` the (start, end) of every map entry mapped,
+        unmapped or changed meanwhile (its bytes may have changed without a store).
+        Costs the pages written, never RAM size."""
+        cdef size_t i, e, m, n = 0, cap = 0
+        cdef uint64_t off
+        cdef MapEnt *mp
+        cdef Log *lg
+        cdef uint64_t *pairs
+        cdef uint64_t *np
+        reshaped = []
+        for lid, spans in self._reshaped.items():
+            if lid >= first and (end < 0 or lid < end):
+                reshaped.extend(spans)
+        for i in range(self.j.nlogs):
+            lg = &self.j.logs[i]
+            if lg.id >= first and (end < 0 or lg.id < end):
+                cap += lg.n
+        pairs = <uint64_t *>malloc((2 * cap + 2) * sizeof(uint64_t))
+        if pairs == NULL:
+            raise MemoryError()
+        try:
+            for i in range(self.j.nlogs):
+                lg = &self.j.logs[i]
+                if lg.id < first or (end >= 0 and lg.id >= end):
+                    continue
+                for e in range(lg.n):
+                    off = <uint64_t>lg.ents[e].page << PAGE_SHIFT
+                    for m in range(self.j.nmaps):
+                        mp = &self.j.maps[m]
+                        if (mp.bidx == lg.ents[e].bidx and mp.boff <= off
+                                and off < mp.boff + (mp.end - mp.start)):
+                            if n == cap:  # a page mapped at several addresses
+                                cap = cap * 2 + 16
+                                np = <uint64_t *>realloc(pairs, 2 * cap * sizeof(uint64_t))
+                                if np == NULL:
+                                    raise MemoryError()
+                                pairs = np
+                            pairs[2 * n] = mp.start + (off - mp.boff)
+                            pairs[2 * n + 1] = pairs[2 * n] + PAGE_SIZE
+                            n += 1
+            n = _coalesce(pairs, n)
+            return (<char *>pairs)[:n * 2 * sizeof(uint64_t)], reshaped
+        finally:
+            free(pairs)
 
     def pages_since(self, int64_t log_id):
         """Guest addresses (sorted, mapped now) of the pages first written in ``log_id`` or
@@ -833,6 +936,7 @@ cdef class Journal:
         if self._closed:
             return
         self._closed = True
+        self._reshaped.clear()
         if self.j.tlb:
             while self.j.nlogs:
                 _free_log_entries(&self.j, &self.j.logs[self.j.nlogs - 1])
