@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import errno
 import os
+import signal
 import struct
 import sys
 from collections import OrderedDict
@@ -44,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Any
 from syxdbg.errors import MemoryAccessError, MemoryMapError
 from syxdbg.machine.memory import PAGE, Perm, page_round_up
 
-from . import abi
+from . import abi, sigframe
 from .hostio import HostIO, RecordingHostIO
 from .registry import Handler, SyscallError
 from .tables import SYSCALL_TABLES
@@ -232,6 +233,10 @@ class ProcessState:
     umask: int = 0o022
     sigactions: dict[int, bytes] = field(default_factory=dict)
     sigpending: int = 0
+    #: Where the aarch64 signal-return trampoline is mapped (0: not yet; see sigframe.py).
+    sigtramp: int = 0
+    #: si_code of each pending signal that has a guest handler (SI_USER, SI_TKILL).
+    sigcodes: dict[int, int] = field(default_factory=dict)
     rlimits: dict[int, tuple[int, int]] = field(
         default_factory=dict, metadata=_codec(_rlimits_freeze, _rlimits_thaw))
     ids: tuple[int, int, int, int, int, int] = (1, 0, 0, 0, 0, 0)
@@ -282,6 +287,8 @@ class ProcessState:
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(ProcessState) if not f.metadata.get("files"))
+#: Signals no mask can block.
+UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
 
 def _freeze_value(f: dataclasses.Field[Any], value: Any) -> Any:
@@ -865,8 +872,10 @@ class Process:
         return any(r.start < addr + size and addr < r.end for r in self.mem.regions())
 
     # -- signals ------------------------------------------------------------------------------
-    def deliver(self, sig: int) -> None:
-        """A signal is raised at the process: pend it if blocked, else act on it."""
+    def deliver(self, sig: int, code: int = sigframe.SI_USER) -> None:
+        """A signal is raised at the process (``code``: how, for the handler's siginfo):
+        pend it if blocked, else act on it."""
+        self.s.sigcodes[sig] = code
         if self.s.sigmask & (1 << (sig - 1)) and sig not in (abi.SIGKILL, abi.SIGSTOP):
             self.s.sigpending |= 1 << (sig - 1)
             return
@@ -881,9 +890,8 @@ class Process:
             if sig not in abi.DEFAULT_IGNORED:
                 self._machine.request_kill(sig)
             return
-        # A guest handler: signal frames are not emulated. Warn once and drop the signal.
-        self.warn_once(-sig, f"syxdbg: warning: signal {sig} has a handler; signal delivery "
-                             "is not emulated, the signal is discarded\n")
+        # A guest handler: it runs when the current system call returns (run_handlers).
+        self.s.sigpending |= 1 << (sig - 1)
 
     def deliver_pending(self) -> None:
         ready = self.s.sigpending & ~self.s.sigmask
@@ -891,6 +899,58 @@ class Process:
             if ready & (1 << (sig - 1)):
                 self.s.sigpending &= ~(1 << (sig - 1))
                 self._act(sig)
+
+    def run_handlers(self) -> None:
+        """At the return of a system call: push a signal frame for every pending, unblocked
+        signal that has a guest handler, lowest number first, each handler's mask applied
+        before the next (nested frames, as Linux's exit to user mode delivers them)."""
+        s = self.s
+        while ready := s.sigpending & ~s.sigmask:
+            sig = (ready & -ready).bit_length()
+            bit = 1 << (sig - 1)
+            s.sigpending &= ~bit
+            raw = s.sigactions.get(sig)
+            act = sigframe.SigAction.unpack(raw) if raw else None
+            if act is None or act.handler in (abi.SIG_DFL, abi.SIG_IGN):
+                self._act(sig)  # the disposition changed while it was pending
+                continue
+            code = s.sigcodes.pop(sig, sigframe.SI_USER)
+            info = sigframe.pack_siginfo(sig, code, self.pid, s.ids[1])
+            try:
+                sigframe.setup(self._machine, sig, act, info, s.sigmask, s.altstack,
+                               self._sigtramp())
+            except sigframe.BadFrame:
+                self._machine.request_kill(signal.SIGSEGV)  # Linux's force_sigsegv
+                return
+            if not act.flags & sigframe.SA_NODEFER:
+                s.sigmask |= bit
+            s.sigmask = (s.sigmask | act.mask) & ~UNBLOCKABLE & abi.MASK64
+            if act.flags & sigframe.SA_RESETHAND:
+                s.sigactions[sig] = bytes(abi.SIGACTION_SIZE)
+
+    def return_from_handler(self) -> None:
+        """rt_sigreturn: the registers and the mask saved in the frame at the stack pointer
+        come back (SIGSEGV for a frame that cannot be read, as on Linux)."""
+        try:
+            mask = sigframe.restore(self._machine)
+        except sigframe.BadFrame:
+            self._machine.request_kill(signal.SIGSEGV)
+            return
+        self.s.sigmask = mask & ~UNBLOCKABLE & abi.MASK64
+
+    def _sigtramp(self) -> int:
+        """The aarch64 return trampoline (the vDSO's __kernel_rt_sigreturn), mapped on first
+        use; 0 on other architectures."""
+        if self.arch != "aarch64":
+            return 0
+        if not self.s.sigtramp:
+            prot = abi.PROT_READ | abi.PROT_EXEC
+            addr = self.map_fresh(PAGE, prot, "[vdso]")
+            self.add_mapping(addr, addr + PAGE, prot, abi.MAP_PRIVATE | abi.MAP_ANONYMOUS,
+                             "[vdso]")
+            self._machine.mem.write(addr, sigframe.AARCH64_SIGTRAMP)
+            self.s.sigtramp = addr
+        return int(self.s.sigtramp)
 
     # -- state ------------------------------------------------------------------------------
     def save_state(self) -> KernelState:
@@ -1066,6 +1126,8 @@ class LinuxKernel:
         if ret is not None:
             regs.write_info(self._ret_reg, ret & abi.MASK64)
         p = self.process
+        if p.s.sigpending & ~p.s.sigmask:
+            p.run_handlers()
         if handler is not None and p.s.threads and handler.name in PIPE_WAKERS:
             p.wake_pipe_readers()
         if p._want is not None or (p.s.threads and machine.position - p.s.slice_start

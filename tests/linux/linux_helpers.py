@@ -49,3 +49,27 @@ class SysCaller:
 
     def read(self, offset: int, n: int) -> bytes:
         return self.mem.read(self.scratch + offset, n)
+
+
+#: Everything that decides a guest's future, comparable with ==: see :func:`capture_state`.
+GuestState = tuple[object, ...]
+STATE_PARTS = ("position", "registers", "RAM", "kernel state", "event log cursor")
+
+
+def capture_state(s: syxdbg.Session) -> GuestState:
+    """Position, registers, RAM (hashed per region), the kernel state (every thread, signal
+    state) and the event log cursor: equal states mean the same future."""
+    import hashlib
+
+    m = s.machine
+    ram = tuple((r.start, r.size, hashlib.blake2b(m.mem.read(r.start, r.size)).hexdigest())
+                for r in m.mem.regions())
+    kernel = s.states.get("linux")
+    assert kernel is not None
+    return (m.position, tuple(sorted(m.regs.snapshot().items())), ram, kernel.save_state(),
+            s.eventlog.cursor)
+
+
+def state_diff(a: GuestState, b: GuestState) -> list[str]:
+    """Names of the parts in which two captured states differ."""
+    return [n for n, x, y in zip(STATE_PARTS, a, b, strict=True) if x != y]

@@ -1,6 +1,7 @@
-"""Signal dispositions, mask, alternate stack and kill/tkill/tgkill (signals the process
-sends itself or one of its threads; delivery to guest handlers is not emulated, so a
-signal to a thread acts as one to the process).
+"""Signal dispositions, mask, alternate stack, kill/tkill/tgkill (signals the process sends
+itself or one of its threads: a signal to a thread acts as one to the process) and
+rt_sigreturn. A signal with a guest handler runs it when the system call that raised or
+unblocked it returns (plugins/linux/sigframe.py builds Linux's signal frames).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ import errno
 import struct
 
 from .. import abi
-from ..kernel import Process
+from ..kernel import UNBLOCKABLE, Process
 from ..registry import I32, U64, Ptr, SyscallError, syscall
+from ..sigframe import SI_TKILL, SI_USER
 
 
 def _check_signal(sig: int) -> None:
@@ -35,9 +37,6 @@ def sys_rt_sigaction(p: Process, sig: I32, act: Ptr, oact: Ptr, sigsetsize: U64)
     return 0
 
 
-_UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
-
-
 @syscall("rt_sigprocmask")
 def sys_rt_sigprocmask(p: Process, how: I32, set_: Ptr, oset: Ptr, sigsetsize: U64) -> int:
     if sigsetsize != 8:
@@ -56,9 +55,17 @@ def sys_rt_sigprocmask(p: Process, how: I32, set_: Ptr, oset: Ptr, sigsetsize: U
             return -errno.EINVAL
     if oset:
         p.mem.write(oset, struct.pack("<Q", old))
-    p.s.sigmask = new & ~_UNBLOCKABLE & abi.MASK64
+    p.s.sigmask = new & ~UNBLOCKABLE & abi.MASK64
     if p.s.sigpending:
         p.deliver_pending()
+    return 0
+
+
+@syscall("rt_sigpending")
+def sys_rt_sigpending(p: Process, set_: Ptr, sigsetsize: U64) -> int:
+    if sigsetsize > 8:
+        return -errno.EINVAL
+    p.mem.write(set_, struct.pack("<Q", p.s.sigpending & p.s.sigmask)[:sigsetsize])
     return 0
 
 
@@ -72,11 +79,11 @@ def sys_sigaltstack(p: Process, ss: Ptr, old_ss: Ptr) -> int:
     return 0
 
 
-def _signal_self(p: Process, sig: int) -> int:
+def _signal_self(p: Process, sig: int, code: int = SI_USER) -> int:
     if not 0 <= sig <= abi.NSIG:
         return -errno.EINVAL
     if sig:
-        p.deliver(sig)
+        p.deliver(sig, code)
     return 0
 
 
@@ -88,13 +95,29 @@ def sys_kill(p: Process, pid: I32, sig: I32) -> int:
     return -errno.EPERM  # other processes are out of the guest's reach
 
 
+def _signal_thread(p: Process, tid: int, sig: int) -> int:
+    if not 0 <= sig <= abi.NSIG:
+        return -errno.EINVAL
+    if sig and tid != p.tid:
+        raw = p.s.sigactions.get(sig)
+        handler = int.from_bytes(raw[:8], "little") if raw else abi.SIG_DFL
+        if handler not in (abi.SIG_DFL, abi.SIG_IGN):
+            # Its handler must run in that thread (glibc's SIGCANCEL acts on the thread it
+            # runs in), and threads other than the caller get no signal frames yet.
+            p.warn_once(-sig, f"syxdbg: warning: signal {sig} has a handler; delivery to "
+                              "a thread other than the caller is not emulated, the signal "
+                              "is discarded\n")
+            return 0
+    return _signal_self(p, sig, SI_TKILL)
+
+
 @syscall("tgkill")
 def sys_tgkill(p: Process, tgid: I32, tid: I32, sig: I32) -> int:
     if tgid <= 0 or tid <= 0:
         return -errno.EINVAL
     if tgid != p.s.ids[0] or not p.has_thread(tid):
         return -errno.ESRCH
-    return _signal_self(p, sig)
+    return _signal_thread(p, tid, sig)
 
 
 @syscall("tkill")
@@ -103,4 +126,10 @@ def sys_tkill(p: Process, tid: I32, sig: I32) -> int:
         return -errno.EINVAL
     if not p.has_thread(tid):
         return -errno.ESRCH
-    return _signal_self(p, sig)
+    return _signal_thread(p, tid, sig)
+
+
+@syscall("rt_sigreturn")
+def sys_rt_sigreturn(p: Process) -> None:
+    """Back from a handler: every register comes from the frame (no return value)."""
+    p.return_from_handler()

@@ -1,0 +1,115 @@
+"""Signal handlers (issue 14): Linux's signal frames on x86_64 and aarch64.
+
+``programs/signals.c`` checks, from inside the guest, what a handler sees and what survives
+it (siginfo, ucontext, masks, SA_* flags, nesting, siglongjmp, the alternate stack, every
+register around a raw system call); built with glibc, musl and the aarch64 toolchain, its
+output must equal the native run's (qemu-aarch64 for aarch64). Delivery happens at the
+return of a system call, so it is deterministic: reverse-stepi into and out of handlers
+gives back the exact recorded state, and a recording replays.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import progs
+import pytest
+from linux_helpers import capture_state, state_diff
+from syxdbg_plugins.linux import get_kernel
+
+import syxdbg
+from syxdbg.machine import Killed
+from syxdbg.timeline import BACKWARD, FORWARD
+
+TOOLCHAINS = ("gcc", "musl", "aarch64")
+#: The program ends by raising SIGUSR2 with its default action: killed, 128 + 12.
+STATUS = 128 + 12
+HANDLERS = ("on_usr1", "on_usr2", "on_info", "outer", "masked_check", "jumper", "on_stack",
+            "count_nodefer", "clobber")
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_handlers_see_and_leave_what_linux_gives(build_probe: Callable[[str, str], Path],
+                                                 emu_run: Callable[..., progs.Result],
+                                                 toolchain: str) -> None:
+    exe = build_probe("signals", toolchain)
+    native = progs.native_run(exe, argv0="signals")
+    assert native.status == STATUS, native.describe()
+    assert b"registers intact=1 hits=2" in native.stdout
+    emu = emu_run(exe, argv0="signals")
+    assert (emu.stdout, emu.status) == (native.stdout, STATUS), emu.stderr.decode()
+    assert emu.stderr.decode().startswith("syxdbg: program killed by SIGUSR2 at pc ")
+    assert "warning" not in emu.stderr.decode()
+
+
+def _deliveries(exe: Path) -> tuple[list[int], int]:
+    """Positions right after the system calls that entered or left a handler, and the end."""
+    out: list[int] = []
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0="signals") as s:
+        symbols = s.image.symbols
+        entries = {symbols[h] for h in HANDLERS if h in symbols}
+        assert len(entries) == len(HANDLERS)
+        inner = s.machine.syscall_handler
+        assert inner is not None
+        calls = {"n": 0}
+
+        def spy(machine: syxdbg.Machine) -> None:
+            regs = machine.regs
+            before = regs.pc, regs.sp
+            inner(machine)
+            calls["n"] += 1
+            pc = regs.pc + (2 if machine.arch.name == "x86_64" else 0)
+            if pc in entries or regs.sp > before[1] + 64:  # into a handler, or out of one
+                out.append(machine.position)
+
+        s.machine.set_syscall_handler(spy)
+        ev = s.cont(FORWARD)
+        assert isinstance(ev, Killed), ev
+        return out, ev.position
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_reverse_stepi_into_and_out_of_handlers_restores_everything(
+        build_probe: Callable[[str, str], Path], toolchain: str) -> None:
+    exe = build_probe("signals", toolchain)
+    marks, end = _deliveries(exe)
+    assert len(marks) >= 20, marks  # 15 deliveries and their returns
+    picks = marks[:4] + marks[len(marks) // 2:len(marks) // 2 + 2] + marks[-4:]
+    wanted = sorted({q for p in picks for q in (p - 1, p, p + 1, p + 2)} | {end - 1})
+    options = {"timeline.interval": 5_000}
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0="signals",
+                     options=options) as s:
+        kernel = get_kernel(s)
+        assert kernel is not None
+        recorded = {}
+        for p in wanted:
+            assert s.seek(p).position == p
+            recorded[p] = capture_state(s)
+        assert s.cont(FORWARD).position == end
+        for n in sorted(wanted, reverse=True):
+            if n - 1 not in recorded:
+                continue
+            s.seek(n)
+            assert s.step(BACKWARD).position == n - 1
+            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
+                f"after reverse-stepi from {n}"
+            s.step(FORWARD)
+            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+
+
+def test_a_recording_with_handlers_replays(build_probe: Callable[[str, str], Path],
+                                           tmp_path: Path) -> None:
+    exe = build_probe("signals", "gcc")
+    rec = tmp_path / "signals.syxrec"
+    syx = [sys.executable, "-m", "syxdbg"]
+    made = subprocess.run([*syx, "record", "-q", "-o", str(rec), "--argv0", "signals",
+                           str(exe)], capture_output=True, timeout=300, check=False)
+    assert made.returncode == STATUS, made.stderr.decode()
+    assert b"registers intact=1" in made.stdout
+    check = subprocess.run([*syx, "replay", "--check", str(rec)], capture_output=True,
+                           timeout=300, check=False)
+    assert check.returncode == 0, check.stderr.decode()
+    assert b"as recorded" in check.stdout + check.stderr
