@@ -168,6 +168,7 @@ def test_ctrl_c_interrupts_a_long_reverse_continue(gcc: Callable[[str], Path]) -
         g.cli("continue")
         end = srv.session.when().position
         g.cli("delete")
+        srv.session.timeline.indexed = False  # the full scan: the index would skip it all
         running = running_event(srv)
         g.start("reverse-continue")
         assert running.wait(60)  # gdb sent bc and waits for its stop: Ctrl-C becomes 0x03

@@ -31,6 +31,7 @@ def finished(build_program: Callable[..., Path]) -> syxdbg.Session:
     s = syxdbg.open(str(exe), ["20000"], env={}, options={"timeline.interval": INTERVAL})
     assert isinstance(s.cont(), Exited)
     s.add_breakpoint("main")  # a hit far back: a reverse search has a long way to go
+    s.timeline.indexed = False  # every interval re-executed (the index would skip them)
     yield s
     s.close()
 
