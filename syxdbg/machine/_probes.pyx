@@ -294,7 +294,15 @@ cdef class BlockCore:
 # Range sets (``take``, ``ranges_*``) are bytes of native-endian uint64 pairs (lo, hi),
 # sorted by lo, disjoint and not adjacent.
 
+DEF INDEX_CACHE = 256  # direct-mapped front cache of the table (a hot loop's blocks)
+
+ctypedef struct IndexCacheEnt:
+    uint64_t address
+    uint64_t epoch
+    uint32_t size
+
 ctypedef struct IndexState:
+    IndexCacheEnt cache[INDEX_CACHE]
     uint64_t *starts
     uint32_t *sizes       # the largest size seen for the start in its epoch
     uint64_t *stamps      # the epoch in which the start was last listed
@@ -390,18 +398,26 @@ cdef void _index_new(IndexState *s, uint64_t address, uint32_t size) noexcept no
 cdef void _index_cb(void *user_data, uint64_t address, uint32_t size) noexcept nogil:
     # INVARIANT: user_data is the IndexState inside an IndexCore, alive while attached.
     cdef IndexState *s = <IndexState *>user_data
+    cdef IndexCacheEnt *c = &s.cache[(address ^ (address >> 8)) & (INDEX_CACHE - 1)]
+    if c.address == address and c.epoch == s.epoch and c.size >= size:
+        return  # the fast path: listed in this epoch, with this size or more
     cdef size_t i = _islot(address, s.cap)
     while True:
         if s.starts[i] == address:
             if s.stamps[i] == s.epoch:
                 if size > s.sizes[i]:
                     s.sizes[i] = size
-                return
+                break
+            _index_new(s, address, size)
             break
         if s.starts[i] == EMPTY:
+            _index_new(s, address, size)
             break
         i = (i + 1) & (s.cap - 1)
-    _index_new(s, address, size)
+    if not s.oom:  # (the table holds this size or more for this epoch)
+        c.address = address
+        c.epoch = s.epoch
+        c.size = size
 
 
 cdef int _cmp_pair(const void *a, const void *b) noexcept nogil:
