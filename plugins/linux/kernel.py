@@ -53,7 +53,7 @@ from .tables import SYSCALL_TABLES
 if TYPE_CHECKING:
     from syxdbg.eventlog import EventLog
     from syxdbg.loader import LoadedImage
-    from syxdbg.machine import Machine
+    from syxdbg.machine import Fault, Machine
     from syxdbg.machine.memory import Memory
     from syxdbg.machine.registers import RegisterInfo
 
@@ -922,11 +922,42 @@ class Process:
             except sigframe.BadFrame:
                 self._machine.request_kill(signal.SIGSEGV)  # Linux's force_sigsegv
                 return
-            if not act.flags & sigframe.SA_NODEFER:
-                s.sigmask |= bit
-            s.sigmask = (s.sigmask | act.mask) & ~UNBLOCKABLE & abi.MASK64
-            if act.flags & sigframe.SA_RESETHAND:
-                s.sigactions[sig] = bytes(abi.SIGACTION_SIZE)
+            self._handler_mask(sig, act)
+
+    def fault_to_handler(self, sig: int, address: int, detail: str) -> bool:
+        """A synchronous signal (a fault of the instruction at pc): run the guest's handler
+        for it, with a frame that resumes at the faulting instruction. False (the fault is
+        fatal, as Linux's force_sig_fault makes it) when there is no handler, the signal is
+        blocked or ignored, or the stack cannot take the frame."""
+        s = self.s
+        bit = 1 << (sig - 1)
+        raw = s.sigactions.get(sig)
+        act = sigframe.SigAction.unpack(raw) if raw else None
+        if act is None or act.handler in (abi.SIG_DFL, abi.SIG_IGN) or s.sigmask & bit:
+            return False
+        code = {signal.SIGSEGV: sigframe.SEGV_MAPERR if "unmapped" in detail
+                else sigframe.SEGV_ACCERR, signal.SIGBUS: sigframe.BUS_ADRALN,
+                signal.SIGFPE: sigframe.FPE_INTDIV,
+                signal.SIGILL: sigframe.ILL_ILLOPN if self.arch == "x86_64"
+                else sigframe.ILL_ILLOPC,
+                signal.SIGTRAP: sigframe.TRAP_BRKPT}.get(signal.Signals(sig), 0)
+        info = sigframe.pack_fault_siginfo(sig, code, address)
+        try:
+            sigframe.setup(self._machine, sig, act, info, s.sigmask, s.altstack,
+                           self._sigtramp(), in_syscall=False)
+        except sigframe.BadFrame:
+            return False
+        self._handler_mask(sig, act)
+        return True
+
+    def _handler_mask(self, sig: int, act: sigframe.SigAction) -> None:
+        """What entering ``act``'s handler does to the mask and the disposition."""
+        s = self.s
+        if not act.flags & sigframe.SA_NODEFER:
+            s.sigmask |= 1 << (sig - 1)
+        s.sigmask = (s.sigmask | act.mask) & ~UNBLOCKABLE & abi.MASK64
+        if act.flags & sigframe.SA_RESETHAND:
+            s.sigactions[sig] = bytes(abi.SIGACTION_SIZE)
 
     def return_from_handler(self) -> None:
         """rt_sigreturn: the registers and the mask saved in the frame at the stack pointer
@@ -1072,6 +1103,12 @@ class LinuxKernel:
     # -- installation ---------------------------------------------------------------------
     def install(self) -> None:
         self.machine.set_syscall_handler(self.handle_syscall)
+        self.machine.set_fault_handler(self.handle_fault)
+
+    def handle_fault(self, machine: Machine, fault: Fault) -> bool:
+        """A guest fault goes to the guest's handler for its signal when it has one that
+        is not blocked (True); otherwise it ends the run, as Linux's forced signal does."""
+        return self.process.fault_to_handler(fault.signal, fault.address, fault.detail)
 
     # -- record / replay (syxdbg.eventlog.Recordable) --------------------------------------
     def attach_eventlog(self, log: EventLog) -> None:

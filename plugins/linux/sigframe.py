@@ -43,6 +43,11 @@ SS_AUTODISARM = 1 << 31
 
 #: si_code values: sent by kill(2), by tkill/tgkill.
 SI_USER, SI_TKILL = 0, -6
+#: si_code values of faults: SIGSEGV (no mapping, no permission), SIGBUS (misaligned),
+#: SIGFPE (integer divide by zero), SIGILL (illegal opcode: arm64's undefined instruction;
+#: illegal operand: x86's #UD, as Linux reports them), SIGTRAP (breakpoint).
+SEGV_MAPERR, SEGV_ACCERR, BUS_ADRALN, FPE_INTDIV, TRAP_BRKPT = 1, 2, 1, 1, 1
+ILL_ILLOPC, ILL_ILLOPN = 1, 2
 
 #: The instructions of the aarch64 return trampoline (``mov x8, #139; svc #0``: the
 #: vDSO's ``__kernel_rt_sigreturn``, which gdb recognises as a signal trampoline). glibc
@@ -102,6 +107,11 @@ def pack_siginfo(sig: int, code: int, pid: int, uid: int) -> bytes:
     return struct.pack("<iii4xiI", sig, 0, code, pid, uid).ljust(SIGINFO_SIZE, b"\0")
 
 
+def pack_fault_siginfo(sig: int, code: int, address: int) -> bytes:
+    """A ``siginfo_t`` for a fault: signo, errno 0, code, then ``si_addr``."""
+    return struct.pack("<iii4xQ", sig, 0, code, address).ljust(SIGINFO_SIZE, b"\0")
+
+
 def _altstack(raw: bytes | None) -> tuple[int, int, int]:
     """(sp, flags, size) of the alternate stack (flags SS_DISABLE when none is set)."""
     if not raw:
@@ -132,16 +142,18 @@ def _uc_stack(sp: int, stack: tuple[int, int, int]) -> bytes:
 
 
 def setup(machine: Machine, sig: int, act: SigAction, info: bytes, old_mask: int,
-          altstack: bytes | None, trampoline: int) -> None:
+          altstack: bytes | None, trampoline: int, *, in_syscall: bool = True) -> None:
     """Push the frame for ``sig`` and point the registers at ``act.handler``.
 
     ``old_mask`` is the mask the handler's return restores; ``trampoline`` is where the
-    handler returns when ``act`` has no restorer (aarch64; 0: none). Raises
-    :class:`BadFrame` when the stack cannot take the frame."""
+    handler returns when ``act`` has no restorer (aarch64; 0: none); ``in_syscall``: called
+    from the system call hook (False: after a fault, the CPU at the faulting instruction).
+    Raises :class:`BadFrame` when the stack cannot take the frame."""
     arch = machine.arch.name
     try:
         if arch == "x86_64":
-            _setup_x86_64(machine, sig, act, info, old_mask, _altstack(altstack))
+            _setup_x86_64(machine, sig, act, info, old_mask, _altstack(altstack),
+                          X86_64_SYSCALL_LEN if in_syscall else 0)
         elif arch == "aarch64":
             _setup_aarch64(machine, sig, act, info, old_mask, _altstack(altstack), trampoline)
         else:
@@ -197,7 +209,7 @@ def _fxrstor(machine: Machine, data: bytes) -> None:
 
 
 def _setup_x86_64(machine: Machine, sig: int, act: SigAction, info: bytes, old_mask: int,
-                  stack: tuple[int, int, int]) -> None:
+                  stack: tuple[int, int, int], rip_gap: int) -> None:
     if not act.flags & SA_RESTORER or not act.restorer:
         # Linux refuses too (x86_64 has no vDSO fallback for rt signals): SIGSEGV.
         raise BadFrame("handler registered without SA_RESTORER")
@@ -209,7 +221,7 @@ def _setup_x86_64(machine: Machine, sig: int, act: SigAction, info: bytes, old_m
     fpstate = (top - X86_64_FXSAVE) & ~63
     frame = ((fpstate - X86_64_FRAME) & ~15) - 8
     gregs = [regs[name] for name in X86_64_GREGS]
-    gregs[X86_64_GREGS.index("rip")] += X86_64_SYSCALL_LEN
+    gregs[X86_64_GREGS.index("rip")] += rip_gap
     segs = struct.pack("<HHHH", regs["cs"], regs["gs"], regs["fs"], regs["ss"])
     sigcontext = (struct.pack("<18Q", *gregs) + segs
                   + struct.pack("<QQQQQ", 0, 0, old_mask, 0, fpstate) + bytes(64))
@@ -224,7 +236,7 @@ def _setup_x86_64(machine: Machine, sig: int, act: SigAction, info: bytes, old_m
     regs["rax"] = 0
     regs["rsp"] = frame
     regs["eflags"] = regs["eflags"] & ~X86_64_EFLAGS_CLEAR
-    regs["rip"] = act.handler - X86_64_SYSCALL_LEN
+    regs["rip"] = act.handler - rip_gap
 
 
 def _restore_x86_64(machine: Machine) -> int:

@@ -93,6 +93,9 @@ _X86_TRAPS = {
 }
 
 SyscallHandler = Callable[["Machine"], None]
+#: Called when the guest faults; True when it redirected the guest (to a signal handler:
+#: the run goes on from the new pc), False when the fault is fatal (the run ends with it).
+FaultHandler = Callable[["Machine", Fault], bool]
 P = TypeVar("P", bound=Probe)
 
 
@@ -127,6 +130,9 @@ class Machine:
         self._flow_cache: dict[int, tuple[int, bool]] = {}
         self._offsets: dict[tuple[int, int], list[int]] = {}
         self._syscall_handler: SyscallHandler | None = None
+        self._fault_handler: FaultHandler | None = None
+        #: The last fault went to the guest's handler: the run resumes at the new pc.
+        self._redirected = False
         self._breakpoints: set[int] = set()
         self._pending: BaseException | None = None
         self._exit_status: int | None = None
@@ -350,6 +356,11 @@ class Machine:
     def set_syscall_handler(self, handler: SyscallHandler | None) -> None:
         """Install the function called for every guest system call."""
         self._syscall_handler = handler
+
+    def set_fault_handler(self, handler: FaultHandler | None) -> None:
+        """Install the function that may give a guest fault to the guest's own signal
+        handler (see :data:`FaultHandler`); None: every fault ends the run."""
+        self._fault_handler = handler
 
     def request_exit(self, status: int) -> None:
         """From a syscall handler: the guest exits with ``status`` (0-255)."""
@@ -656,6 +667,17 @@ class Machine:
                         probe._settled(self.position)
                 if event is not None:
                     return event
+                if self._redirected:  # a fault went to the guest's signal handler
+                    self._redirected = False
+                    if step_target is not None:  # armed in straight-line code: stale now
+                        core.disarm_step()
+                        step_target = None
+                        limit = goal
+                    if goal is not None and self.position >= goal:
+                        return Stopped(self.pc, self.position, "count")
+                    pc = self.pc
+                    core.reset_stop()
+                    continue
                 if goal is not None and self.position >= goal:
                     return Stopped(pc, self.position, "count")
                 if not limit_hit or goal is None:
@@ -746,7 +768,13 @@ class Machine:
                     if located is not None:
                         addr, detail = located
             self._fault = None
-            self._final = Fault(pc, pos, sig, addr, detail)
+            fault = Fault(pc, pos, sig, addr, detail)
+            if self._fault_handler is not None and self._fault_handler(self, fault):
+                # The faulting instruction did not retire; the handler's first one runs
+                # at this same position.
+                self._redirected = True
+                return None
+            self._final = fault
             return self._final
         if self._host_hit is not None:
             kind, address = self._host_hit

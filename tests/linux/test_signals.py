@@ -1,6 +1,8 @@
 """Signal handlers (issue 14): Linux's signal frames on x86_64 and aarch64.
 
-``programs/signals.c`` checks, from inside the guest, what a handler sees and what survives
+``programs/faults.c`` gives faults to SIGSEGV/SIGILL/SIGFPE/SIGTRAP handlers (siglongjmp
+out, repair and return, a stack overflow on the alternate stack). ``programs/signals.c``
+checks, from inside the guest, what a handler sees and what survives
 it (siginfo, ucontext, masks, SA_* flags, nesting, siglongjmp, the alternate stack, every
 register around a raw system call); built with glibc, musl and the aarch64 toolchain, its
 output must equal the native run's (qemu-aarch64 for aarch64). Delivery happens at the
@@ -10,6 +12,7 @@ gives back the exact recorded state, and a recording replays.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +24,7 @@ from linux_helpers import capture_state, state_diff
 from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
-from syxdbg.machine import Killed
+from syxdbg.machine import Fault, Killed
 from syxdbg.timeline import BACKWARD, FORWARD
 
 TOOLCHAINS = ("gcc", "musl", "aarch64")
@@ -43,6 +46,64 @@ def test_handlers_see_and_leave_what_linux_gives(build_probe: Callable[[str, str
     assert (emu.stdout, emu.status) == (native.stdout, STATUS), emu.stderr.decode()
     assert emu.stderr.decode().startswith("syxdbg: program killed by SIGUSR2 at pc ")
     assert "warning" not in emu.stderr.decode()
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_faults_go_to_the_guests_handlers(build_probe: Callable[[str, str], Path],
+                                          emu_run: Callable[..., progs.Result],
+                                          toolchain: str) -> None:
+    exe = build_probe("faults", toolchain)
+    native = progs.native_run(exe, argv0="faults")
+    assert native.status == 128 + 11, native.describe()
+    assert b"repaired: faults=1 code=2 addr_ok=1 value=42" in native.stdout
+    emu = emu_run(exe, argv0="faults")
+    assert (emu.stdout, emu.status) == (native.stdout, native.status), emu.stderr.decode()
+    # The last fault has no handler: the run ends with it, reported as before.
+    assert re.fullmatch(r"syxdbg: program received SIGSEGV at pc 0x[0-9a-f]+ \(main\+0x[0-9a-f]+\):"
+                        r" write to unmapped memory at 0x20\n", emu.stderr.decode())
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_reverse_stepi_across_a_fault_given_to_a_handler(
+        build_probe: Callable[[str, str], Path], toolchain: str) -> None:
+    exe = build_probe("faults", toolchain)
+    delivered: list[int] = []
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0="faults") as s:
+        kernel = get_kernel(s)
+        assert kernel is not None
+
+        def spy(machine: syxdbg.Machine, fault: Fault) -> bool:
+            given = kernel.handle_fault(machine, fault)
+            if given:
+                delivered.append(machine.position)
+            return given
+
+        s.machine.set_fault_handler(spy)
+        end = s.cont(FORWARD)
+        assert isinstance(end, Fault) and end.address == 0x20, end
+    assert len(delivered) >= 5, delivered
+    wanted = sorted({q for p in delivered[:4] for q in (p - 1, p, p + 1, p + 2)})
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0="faults",
+                     options={"timeline.interval": 5_000}) as s:
+        recorded = {}
+        for p in wanted:
+            assert s.seek(p).position == p
+            recorded[p] = capture_state(s)
+        entered = set()
+        for p in delivered[:4]:  # the handler's first instruction retires at p + 1
+            s.seek(p + 1)
+            entered.add((s.image.symbolize(s.machine.regs.pc) or "?").split("+")[0])
+        assert "jumper" in entered and entered <= {"jumper", "repair"}, entered
+        assert isinstance(s.cont(FORWARD), Fault)
+        for n in sorted(wanted, reverse=True):
+            if n - 1 not in recorded:
+                continue
+            s.seek(n)
+            assert s.step(BACKWARD).position == n - 1
+            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
+                f"after reverse-stepi from {n}"
+            s.step(FORWARD)
+            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
 
 
 def _deliveries(exe: Path) -> tuple[list[int], int]:
