@@ -26,6 +26,7 @@ from .target import (
     StopReason,
     SwBreak,
     Terminated,
+    ThreadInfo,
     Watch,
     WatchKind,
 )
@@ -66,6 +67,7 @@ def supported_features(caps: Capabilities, packet_size: int,
         (Cap.AUXV, "qXfer:auxv:read+"),
         (Cap.EXEC_FILE, "qXfer:exec-file:read+"),
         (Cap.LIBRARIES_SVR4, "qXfer:libraries-svr4:read+"),
+        (Cap.THREADS, "qXfer:threads:read+"),
     )
     negotiated = {"swbreak+", "hwbreak+"}
     features += [name for cap, name in optional
@@ -110,6 +112,15 @@ def library_list_svr4(link_map: LinkMap) -> bytes:
 _XML_ATTR = {'"': "&quot;", "'": "&apos;"}
 
 
+def thread_list(threads: Iterable[ThreadInfo]) -> bytes:
+    """The ``qXfer:threads:read`` document (gdb.texinfo, "Thread List Format")."""
+    rows = []
+    for t in threads:
+        name = f' name="{xml_escape(t.name, _XML_ATTR)}"' if t.name else ""
+        rows.append(f'<thread id="{t.tid:x}" core="0"{name}>{xml_escape(t.extra)}</thread>')
+    return ('<?xml version="1.0"?>\n<threads>' + "".join(rows) + "</threads>").encode()
+
+
 def stop_reason_field(reason: StopReason, caps: Capabilities, gdb_features: set[str]) -> str:
     """The ``name:value;`` stop-reason field of a ``T`` reply, or ``""`` if none is legal.
 
@@ -140,11 +151,13 @@ def stop_reply(
     caps: Capabilities,
     gdb_features: set[str],
     expedited: Iterable[tuple[int, bytes]] = (),
+    thread: int = THREAD_ID,
 ) -> bytes:
     """Translate a stop reason into ``T``/``W``/``X`` stop-reply payload bytes.
 
     ``expedited`` holds ``(regnum, value)`` pairs (target byte order) to include in ``T``
-    replies, saving GDB a ``g`` round trip at every stop.
+    replies, saving GDB a ``g`` round trip at every stop; ``thread`` is the thread that
+    stopped (gdb switches to it).
     """
     if isinstance(reason, Exited):
         return b"W%02x" % (reason.status & 0xFF)
@@ -153,5 +166,5 @@ def stop_reply(
     signal = reason.signal if isinstance(reason, Signal) else SIGTRAP
     parts = [f"T{signal & 0xFF:02x}", stop_reason_field(reason, caps, gdb_features)]
     parts += [f"{regnum:x}:{hex_encode(value).decode()};" for regnum, value in expedited]
-    parts.append(f"thread:{THREAD_ID:x};")
+    parts.append(f"thread:{thread:x};")
     return "".join(parts).encode()

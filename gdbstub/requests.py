@@ -132,6 +132,13 @@ class ThreadInfoNext:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadExtraInfo:
+    """``qThreadExtraInfo,<tid>``."""
+
+    tid: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueryAttached:
     """``qAttached[:pid]``."""
 
@@ -288,6 +295,7 @@ Request = (
     | CurrentThread
     | ThreadInfoFirst
     | ThreadInfoNext
+    | ThreadExtraInfo
     | QueryAttached
     | Kill
     | Detach
@@ -397,6 +405,10 @@ def _parse_T(args: bytes) -> Request:
     return ThreadAlive(parse_thread_id(args))
 
 
+def _parse_qThreadExtraInfo(args: bytes) -> Request:
+    return ThreadExtraInfo(parse_thread_id(args))
+
+
 def _parse_qSupported(args: bytes) -> Request:
     if args and not args.startswith(b":"):
         raise ValueError("qSupported features must follow ':'")
@@ -418,8 +430,8 @@ def _xfer_parser(obj: str) -> _Parser:
             hex_int(annex)  # the pid
         elif obj == "libraries-svr4":
             svr4_annex(annex.decode("latin-1"))
-        elif obj == "auxv" and annex:
-            raise ValueError("qXfer:auxv takes no annex")
+        elif obj in ("auxv", "threads") and annex:
+            raise ValueError(f"qXfer:{obj} takes no annex")
         return ReadObject(obj, annex.decode("latin-1"), offset, length)
 
     return parse
@@ -585,6 +597,10 @@ PREFIX_TABLE: dict[Cap | None, tuple[PrefixEntry, ...]] = {
     Cap.EXEC_FILE: (PrefixEntry(b"qXfer:exec-file:read:", _xfer_parser("exec-file")),),
     Cap.LIBRARIES_SVR4: (
         PrefixEntry(b"qXfer:libraries-svr4:read:", _xfer_parser("libraries-svr4")),
+    ),
+    Cap.THREADS: (
+        PrefixEntry(b"qXfer:threads:read:", _xfer_parser("threads")),
+        PrefixEntry(b"qThreadExtraInfo,", _parse_qThreadExtraInfo),
     ),
 }
 

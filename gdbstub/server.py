@@ -48,6 +48,7 @@ from .replies import (
     library_list_svr4,
     stop_reply,
     supported_features,
+    thread_list,
     vcont_actions,
     xfer_chunk,
 )
@@ -77,6 +78,7 @@ from .target import (
     SwBreakpoints,
     TargetError,
     Terminated,
+    Threads,
     WatchKind,
     Watchpoints,
 )
@@ -189,6 +191,9 @@ class Session:
         self.events: deque[Event] = deque()
         self.no_ack = False
         self.gdb_features: set[str] = set()
+        #: The thread ``Hc`` chose (``None``: any): ``s``/``c`` without vCont are for it.
+        self.continue_thread: int | None = None
+        self._threads = self.caps.has(Cap.THREADS)
         self._last_frame: bytes | None = None
         timeout = stub.idle_timeout
         # Until the first valid packet, the connection must speak by this time.
@@ -424,7 +429,22 @@ class Session:
                     continue
                 if value:
                     expedited.append((regnum, value))
-        return stop_reply(reason, self.caps, self.gdb_features, expedited)
+        return stop_reply(reason, self.caps, self.gdb_features, expedited, self.current_thread())
+
+    def current_thread(self) -> int:
+        """The thread a stop is reported for (1 for a single-threaded target)."""
+        if not self._threads:
+            return THREAD_ID
+        try:
+            return cast(Threads, self.target).current_thread()
+        except Exception as exc:
+            target_failed("current_thread()", exc)
+            return THREAD_ID
+
+    def thread_ids(self) -> list[int]:
+        if not self._threads:
+            return [THREAD_ID]
+        return list(cast(Threads, self.target).thread_ids())
 
     def write_pc(self, addr: int) -> None:
         arch = self.caps.arch
@@ -433,10 +453,11 @@ class Session:
             arch.pc_regnum, (addr % (1 << 8 * size)).to_bytes(size, arch.byteorder)
         )
 
-    def resume(self, kind: ResumeKind, signal: int | None, addr: int | None) -> Running:
+    def resume(self, kind: ResumeKind, signal: int | None, addr: int | None,
+               thread: int | None = None) -> Running:
         if addr is not None:
             self.write_pc(addr)
-        cast(ResumeTarget, self.target).resume(ResumeAction(kind, signal))
+        cast(ResumeTarget, self.target).resume(ResumeAction(kind, signal, thread))
         return Running()
 
 
@@ -518,6 +539,9 @@ def _read_object(s: Session, req: rq.ReadObject) -> Outcome:
         params = rq.svr4_annex(req.annex)  # checked by the parser
         data = library_list_svr4(cast(LibrariesSvr4, s.target).libraries_svr4(
             params.get("start"), params.get("prev")))
+    elif req.object == "threads":
+        target = cast(Threads, s.target)
+        data = thread_list(target.thread_info(t) for t in target.thread_ids())
     else:
         data = None
     if data is None:
@@ -565,24 +589,46 @@ def _write_memory(s: Session, req: rq.WriteMemory) -> Outcome:
     return OK
 
 
+def _specific(tid: int) -> int | None:
+    """A thread id, or None for "any" (0) and "all" (-1)."""
+    return None if tid in (rq.ALL_THREADS, rq.ANY_THREAD) else tid
+
+
 @handles(rq.SetThread)
 def _set_thread(s: Session, req: rq.SetThread) -> Outcome:
-    return OK  # single thread: every selection means thread 1
+    if not s._threads:
+        return OK  # single thread: every selection means thread 1
+    tid = _specific(req.tid)
+    if tid is not None and tid not in s.thread_ids():
+        return error(E_INVALID)
+    if req.op == "g":
+        cast(Threads, s.target).select_thread(tid)
+    else:
+        s.continue_thread = tid
+    return OK
 
 
 @handles(rq.ThreadAlive)
 def _thread_alive(s: Session, req: rq.ThreadAlive) -> Outcome:
-    return OK if req.tid in (THREAD_ID, rq.ALL_THREADS, rq.ANY_THREAD) else error(E_INVALID)
+    if req.tid in (rq.ALL_THREADS, rq.ANY_THREAD):
+        return OK
+    return OK if req.tid in s.thread_ids() else error(E_INVALID)
 
 
 @handles(rq.CurrentThread)
 def _current_thread(s: Session, req: rq.CurrentThread) -> Outcome:
-    return b"QC%x" % THREAD_ID
+    return b"QC%x" % s.current_thread()
 
 
 @handles(rq.ThreadInfoFirst)
 def _thread_info_first(s: Session, req: rq.ThreadInfoFirst) -> Outcome:
-    return b"m%x" % THREAD_ID
+    return b"m" + b",".join(b"%x" % t for t in s.thread_ids())
+
+
+@handles(rq.ThreadExtraInfo)
+def _thread_extra_info(s: Session, req: rq.ThreadExtraInfo) -> Outcome:
+    info = cast(Threads, s.target).thread_info(req.tid)
+    return hex_encode(info.extra.encode())
 
 
 @handles(rq.ThreadInfoNext)
@@ -633,7 +679,7 @@ def _continue(s: Session, req: rq.Continue) -> Outcome:
 
 @handles(rq.Step)
 def _step(s: Session, req: rq.Step) -> Outcome:
-    return s.resume(ResumeKind.STEP, req.signal, req.addr)
+    return s.resume(ResumeKind.STEP, req.signal, req.addr, s.continue_thread)
 
 
 @handles(rq.VContQuery)
@@ -643,10 +689,17 @@ def _vcont_query(s: Session, req: rq.VContQuery) -> Outcome:
 
 @handles(rq.VCont)
 def _vcont(s: Session, req: rq.VCont) -> Outcome:
-    # The leftmost action that applies to a thread is the one it takes.
-    action = next((a for a in req.actions if a.applies_to(THREAD_ID)), None)
+    # A step of one thread (gdb's "vCont;s:TID;c") is that thread's step: all-stop, one
+    # move. Otherwise the leftmost action that applies to the current thread is the one.
+    action = next((a for a in req.actions
+                   if a.op in ("s", "r") and a.tid is not None and _specific(a.tid) is not None),
+                  None)
+    if action is None:
+        current = s.current_thread()
+        action = next((a for a in req.actions if a.applies_to(current)), None)
     if action is None:
         return error(E_INVALID)
+    thread = None if action.tid is None else _specific(action.tid)
     if action.op == "t":
         # Only meaningful in non-stop mode, which this stub does not offer: report a stop.
         return s.stop_reply(Signal(0))
@@ -655,7 +708,7 @@ def _vcont(s: Session, req: rq.VCont) -> Outcome:
     if action.op == "r":  # only parsed when the target has RangeStepping
         cast(RangeStepping, s.target).range_step(action.start, action.end)
         return Running()
-    return s.resume(ResumeKind.STEP, action.signal, None)
+    return s.resume(ResumeKind.STEP, action.signal, None, thread)
 
 
 @handles(rq.ReverseStepRequest)

@@ -136,10 +136,16 @@ class ResumeKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ResumeAction:
-    """A forward resume: continue or single-step, optionally delivering a signal."""
+    """A forward resume: continue or single-step, optionally delivering a signal.
+
+    ``thread`` is the thread a step is for (``vCont;s:TID``, or ``s`` after ``Hc TID``),
+    ``None`` for "any": the thread of the last stop. Continues resume every thread (all-stop
+    mode); a single-threaded target ignores it.
+    """
 
     kind: ResumeKind
     signal: int | None = None
+    thread: int | None = None
 
 
 # --- capability protocols ----------------------------------------------------------------
@@ -354,6 +360,44 @@ class LibrariesSvr4(Protocol):
     def libraries_svr4(self, start: int | None, prev: int | None) -> LinkMap: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """One thread for ``qXfer:threads:read``: ``name`` (the ``name`` attribute gdb shows
+    in quotes, e.g. the ``PR_SET_NAME`` name; ``""``: none) and ``extra`` (free text, the
+    element's content and ``qThreadExtraInfo``'s answer)."""
+
+    tid: int
+    name: str = ""
+    extra: str = ""
+
+
+@runtime_checkable
+class Threads(Protocol):
+    """Several threads in all-stop mode: ``qfThreadInfo``/``qsThreadInfo``, ``qC``,
+    ``T TID``, ``Hg``, ``qThreadExtraInfo``, ``qXfer:threads:read`` and ``thread:TID`` in
+    stop replies. Without it the stub serves one thread, id 1.
+
+    Thread ids are positive integers (the stub does not advertise multiprocess ids).
+    ``current_thread()`` is the thread a stop is reported for (called when the stop reply
+    is made). ``select_thread(tid)`` is ``Hg``: register reads and writes that follow are
+    that thread's (``None``: any thread, the current one); raise :class:`TargetError` for
+    a thread that does not exist. The thread a step is for comes with the resume
+    (:attr:`ResumeAction.thread`).
+    """
+
+    def thread_ids(self) -> Sequence[int]:
+        """Every live thread, in the order gdb should list them."""
+        ...
+
+    def current_thread(self) -> int: ...
+
+    def select_thread(self, tid: int | None) -> None: ...
+
+    def thread_info(self, tid: int) -> ThreadInfo:
+        """Name and extra text of thread ``tid`` (``TargetError`` if it does not exist)."""
+        ...
+
+
 # --- the one source of truth -------------------------------------------------------------
 
 
@@ -375,6 +419,7 @@ class Cap(enum.Flag):
     AUXV = enum.auto()
     EXEC_FILE = enum.auto()
     LIBRARIES_SVR4 = enum.auto()
+    THREADS = enum.auto()
 
 
 _PROBES: tuple[tuple[type, Cap], ...] = (
@@ -392,6 +437,7 @@ _PROBES: tuple[tuple[type, Cap], ...] = (
     (Auxv, Cap.AUXV),
     (ExecFile, Cap.EXEC_FILE),
     (LibrariesSvr4, Cap.LIBRARIES_SVR4),
+    (Threads, Cap.THREADS),
 )
 
 

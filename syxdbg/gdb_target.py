@@ -85,14 +85,17 @@ from gdbstub import (
     SwBreak,
     TargetError,
     Terminated,
+    ThreadInfo,
     Watch,
     WatchKind,
 )
 
 from .commands import solibs
+from .commands import threads as thread_names
 from .errors import MemoryAccessError, RegisterError, SyxdbgError
 from .machine import events as ev
 from .machine.arch import RegisterInfo
+from .machine.registers import Registers
 from .session import Session
 from .timeline import (
     BACKWARD,
@@ -157,6 +160,8 @@ class _Move:
     kind: str  # "step", "continue" or "range"
     direction: Direction = FORWARD
     range_: tuple[int, int] | None = None
+    #: The thread a forward step is for (None: the current one).
+    thread: int | None = None
 
 
 _ADDRESS_LIMIT = 1 << 64
@@ -226,6 +231,9 @@ class SessionTarget:
         self._job: _Job | None = None
         self._cancel = threading.Event()  # the timeline's poll: Ctrl-C while a job runs
         self._console: list[str] = []  # O packets to send while the next resume runs
+        #: The thread gdb's ``Hg`` selected (None: the current one); every stop reply
+        #: selects the thread that stopped again (gdb assumes so).
+        self._general: int | None = None
         self._commands: CommandRegistry | None = None  # monitor commands, made on first use
         # What gdb asked for, and gdb's handles in the timeline's table (applied lazily).
         self._sw: set[int] = set()
@@ -250,11 +258,27 @@ class SessionTarget:
     def arch(self) -> ArchInfo:
         return self._arch_info
 
+    def _thread_regs(self) -> Registers:
+        """The registers of the thread gdb selected (``Hg``): the machine's when that is
+        the running thread."""
+        if self._general is None:
+            return self.machine.regs
+        try:
+            return self.session.thread_registers(self._general)
+        except SyxdbgError as exc:  # it exited meanwhile
+            raise TargetError(E_INVALID, str(exc)) from None
+
+    def _writable(self) -> None:
+        if self._general is not None and self._general != self.session.current_thread:
+            raise TargetError(E_INVALID, f"thread {self._general} is not running: its "
+                                         "registers are read-only")
+
     def read_registers(self) -> Sequence[bytes]:
-        regs = self.machine.regs
+        regs = self._thread_regs()
         return [regs.read_info(r).to_bytes(r.size, "little") for r in self._regs]
 
     def write_registers(self, data: bytes) -> None:
+        self._writable()
         regs = self.machine.regs
         pos = 0
         for r in self._regs:
@@ -276,7 +300,7 @@ class SessionTarget:
         reg = self._by_num.get(regnum)
         if reg is None:
             return None
-        return self.machine.regs.read_info(reg).to_bytes(reg.size, "little")
+        return self._thread_regs().read_info(reg).to_bytes(reg.size, "little")
 
     def write_register(self, regnum: int, value: bytes) -> None:
         reg = self._by_num.get(regnum)
@@ -285,6 +309,7 @@ class SessionTarget:
         if len(value) != reg.size:
             raise TargetError(E_INVALID, f"register {reg.name} takes {reg.size} bytes, "
                                          f"got {len(value)}")
+        self._writable()
         try:
             self._wrote(self.session.write_register(reg.name, int.from_bytes(value, "little")))
         except RegisterError as exc:
@@ -358,6 +383,25 @@ class SessionTarget:
                 libs.append(SharedLibrary(e.name, e.lm, e.l_addr, e.l_ld, lmid))
         return LinkMap(main, tuple(libs))
 
+    # -- Threads ----------------------------------------------------------------------------
+    def thread_ids(self) -> Sequence[int]:
+        """Every live thread by id (the guest's tids; the main thread's is the pid)."""
+        return sorted(t.tid for t in self.session.threads)
+
+    def current_thread(self) -> int:
+        return self.session.current_thread
+
+    def select_thread(self, tid: int | None) -> None:
+        if tid is not None and all(t.tid != tid for t in self.session.threads):
+            raise TargetError(E_INVALID, f"no thread {tid}")
+        self._general = tid
+
+    def thread_info(self, tid: int) -> ThreadInfo:
+        for t in self.session.threads:
+            if t.tid == tid:
+                return ThreadInfo(tid, t.name, thread_names.describe(self.session, t))
+        raise TargetError(E_INVALID, f"no thread {tid}")
+
     # -- breakpoints and watchpoints --------------------------------------------------------
     def add_sw_breakpoint(self, addr: int, kind: int) -> bool:
         self._sw.add(_checked(addr))
@@ -414,8 +458,10 @@ class SessionTarget:
     # -- run control (ResumeTarget, RangeStepping, ReverseStep, ReverseContinue) ------------
     def resume(self, action: ResumeAction) -> None:
         self._action = action
-        kind = "step" if action.kind is ResumeKind.STEP else "continue"
-        self._move = _Move(kind, FORWARD)
+        if action.kind is ResumeKind.STEP:
+            self._move = _Move("step", FORWARD, thread=action.thread)
+        else:
+            self._move = _Move("continue", FORWARD)
 
     def range_step(self, start: int, end: int) -> None:
         self._action = ResumeAction(ResumeKind.STEP)
@@ -438,7 +484,12 @@ class SessionTarget:
         s = self.session
         self._cancel.clear()
         if move.kind == "step":
-            return s.step(move.direction, 1, poll=self._poll)
+            if move.direction is BACKWARD:  # the whole program's previous instruction
+                return s.step(move.direction, 1, poll=self._poll)
+            # The thread gdb steps (the current one unless it said another): one of its
+            # instructions; the others run only while it cannot (see docs/gdb.md).
+            thread = move.thread if move.thread is not None else s.current_thread
+            return s.step(move.direction, 1, poll=self._poll, thread=thread)
         if move.kind == "range":
             assert move.range_ is not None
             start, end = move.range_
@@ -448,6 +499,12 @@ class SessionTarget:
         return None
 
     def run_chunk(self, deadline: float) -> StopReason | None:
+        reason = self._run_chunk(deadline)
+        if reason is not None:
+            self._general = None  # gdb takes the stopped thread as its general thread
+        return reason
+
+    def _run_chunk(self, deadline: float) -> StopReason | None:
         move = self._move
         if move is None:
             return Signal(GDB_SIGTRAP)
@@ -538,6 +595,7 @@ class SessionTarget:
         move (or the command's motions) and wait until it has landed (the stub then reports
         SIGINT and gdb reads the state)."""
         self._move = self._action = None
+        self._general = None  # the stub reports the stop (T02) for the current thread
         if self._monitor_running and self._commands is not None:
             self._commands.ctx.interrupt()  # the command's motions poll this
         self._stop_job()

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .commands.panes import PaneRegistry
     from .machine import Machine
     from .machine.events import StopEvent
-    from .session import Session
+    from .session import Session, ThreadSource
     from .state import StateRegistry
 
 hookspec = pluggy.HookspecMarker("syxdbg")
@@ -70,6 +70,19 @@ def syxdbg_register_state(session: Session, registry: StateRegistry) -> None:
     ``obj`` implements ``save_state() -> object`` and ``load_state(object)``; every snapshot
     saves it and every restore loads it back, so reverse execution sees the plugin's state
     (fd tables, brk, device models...) exactly as it was at that point in time.
+    """
+
+
+@hookspec(firstresult=True)
+def syxdbg_thread_source(session: Session) -> ThreadSource | None:
+    """The guest threads of ``session``'s program, or None to pass (first answer wins).
+
+    A plugin that runs several guest threads on the one machine (the Linux kernel's
+    scheduler) returns an object with ``guest_threads() -> list[GuestThread]`` (the running
+    thread first) and ``thread_registers(tid) -> dict[str, int]`` (a thread that is not
+    running, as it will resume). :attr:`Session.threads`, :meth:`Session.select_thread`,
+    gdb's thread packets, the shell's ``threads`` and DAP's ``threads`` ask it; without
+    one the program has one thread, id 1. Called at stops only, never while running.
     """
 
 

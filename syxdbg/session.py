@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 from .errors import LoadError, SyxdbgError
 from .loader import LoadedImage, inspect_elf, load_elf, load_raw
-from .machine import Machine, Memory, Registers, StopEvent, get_arch
+from .machine import Machine, Memory, Registers, StopEvent, Stopped, get_arch
 from .state import StateRegistry
 
 if TYPE_CHECKING:
@@ -44,6 +45,67 @@ class History(Protocol):
         """Make ``session``'s freshly loaded machine and states the history's initial state;
         return the timeline's recorded source and its (sealed) event log."""
         ...
+
+
+@dataclass(frozen=True)
+class GuestThread:
+    """One thread of the program, as :attr:`Session.threads` lists it.
+
+    ``state`` is ``"running"`` (its registers are the CPU's: the thread that runs now),
+    ``"runnable"`` (waiting in the run queue), ``"blocked"`` (``waiting`` says on what) or
+    ``"exited"``. ``pc`` is where it resumes. ``current`` marks the thread whose registers
+    are the machine's (the first of the list); ``leader`` the process's first thread (its
+    tid is the pid; it runs ``main``); ``name`` is the name the program gave it
+    (``prctl(PR_SET_NAME)``), "" when it gave none.
+    """
+
+    tid: int
+    pc: int
+    state: str = "running"
+    waiting: str = ""
+    name: str = ""
+    current: bool = False
+    leader: bool = False
+
+
+class ThreadSource(Protocol):
+    """What a plugin that runs several guest threads on the machine tells the Session
+    (returned by the ``syxdbg_thread_source`` hook; the Linux plugin's kernel)."""
+
+    def guest_threads(self) -> list[GuestThread]:
+        """Every thread, the current one (the machine's registers) first."""
+        ...
+
+    def thread_registers(self, tid: int) -> dict[str, int]:
+        """A thread that is not the current one: its registers as it will resume, by name
+        (KeyError for an unknown thread)."""
+        ...
+
+
+#: The thread id of a program without a thread source (raw blobs, no kernel plugin).
+MAIN_THREAD = 1
+
+
+class ThreadRegisters(Registers):
+    """The registers of a thread that is not running (:attr:`Session.regs` after
+    :meth:`Session.select_thread`): read like the machine's, read-only."""
+
+    __slots__ = ("_values", "_tid")
+    _values: dict[str, int]
+    _tid: int
+
+    def __init__(self, arch: Any, values: dict[str, int], tid: int) -> None:
+        for name, value in (("_uc", None), ("_arch", arch), ("_virtual", {}),
+                            ("_written", None), ("_fast", None), ("_values", values),
+                            ("_tid", tid)):
+            object.__setattr__(self, name, value)
+
+    def read_info(self, reg: Any) -> int:
+        return int(self._values.get(reg.name, 0))
+
+    def write_info(self, reg: Any, value: int) -> None:
+        raise SyxdbgError(f"thread {self._tid} is not running: its registers are read-only "
+                          f"(select the running thread to write {reg.name})")
 
 
 class _Motion:
@@ -94,6 +156,9 @@ class Session:
         self._closed = False
         self._depth = 0  # nesting of motion()
         self._pending: StopEvent | None = None  # the stop a motion reports when it ends
+        #: The thread :meth:`select_thread` chose (None: the current one); every stop
+        #: selects the thread that stopped (the current one), as gdb does.
+        self._selected: int | None = None
         #: The recording this session replays (:func:`syxdbg.replay`), if any: a
         #: ``syxdbg.recording.Recording``, typed loosely so that the Session never imports
         #: the recording layer (which is built on it).
@@ -172,7 +237,11 @@ class Session:
 
     @property
     def regs(self) -> Registers:
-        return self.machine.regs
+        """The selected thread's registers (:meth:`select_thread`; normally the running
+        thread's, the machine's)."""
+        if self._selected is None:
+            return self.machine.regs
+        return self.thread_registers(self._selected)
 
     @property
     def mem(self) -> Memory:
@@ -222,8 +291,67 @@ class Session:
         if self._depth:
             self._pending = event
         else:
+            self._selected = None  # a stop selects the thread that stopped
             self.hook.syxdbg_stop(session=self, event=event)
         return event
+
+    # -- threads ----------------------------------------------------------------------------
+    def _thread_source(self) -> ThreadSource | None:
+        if self._machine is None:
+            return None
+        source: ThreadSource | None = self.hook.syxdbg_thread_source(session=self)
+        return source
+
+    @property
+    def threads(self) -> list[GuestThread]:
+        """Every thread of the program, the running one (``current``) first, then by tid.
+        A program without a kernel plugin (a raw blob) has one thread, id 1."""
+        source = self._thread_source()
+        if source is None:
+            return [GuestThread(MAIN_THREAD, self.machine.pc, current=True, leader=True)]
+        return source.guest_threads()
+
+    @property
+    def current_thread(self) -> int:
+        """The id of the thread that runs now (whose registers are the machine's)."""
+        return self.threads[0].tid
+
+    @property
+    def thread(self) -> GuestThread:
+        """The selected thread (the running one unless :meth:`select_thread` chose
+        another since the last stop)."""
+        threads = self.threads
+        if self._selected is not None:
+            for t in threads:
+                if t.tid == self._selected:
+                    return t
+        return threads[0]
+
+    def select_thread(self, tid: int) -> GuestThread:
+        """Select thread ``tid``: :attr:`regs` reads its registers (read-only unless it is
+        the running thread) and a forward :meth:`step` steps it. The next stop selects the
+        thread that stopped again."""
+        threads = self.threads
+        for t in threads:
+            if t.tid == tid:
+                self._selected = None if t.current else tid
+                return t
+        known = ", ".join(str(t.tid) for t in threads)
+        raise SyxdbgError(f"no thread {tid} (threads: {known})")
+
+    def thread_registers(self, tid: int | None = None) -> Registers:
+        """Registers of thread ``tid`` (default: the selected one): the machine's for the
+        running thread, a read-only :class:`ThreadRegisters` for the others (pc where it
+        resumes)."""
+        threads = self.threads
+        if tid is None:
+            tid = self.thread.tid
+        if tid == threads[0].tid:
+            return self.machine.regs
+        source = self._thread_source()
+        if source is None or all(t.tid != tid for t in threads):
+            raise SyxdbgError(f"no thread {tid}")
+        return ThreadRegisters(self.machine.arch, source.thread_registers(tid), tid)
 
     # -- time travel --------------------------------------------------------------------------
     @property
@@ -261,10 +389,73 @@ class Session:
         return _Motion(self)
 
     def step(self, direction: Direction | str = "forward", count: int = 1, *,
-             poll: PollFn | None = None) -> StopEvent:
-        """Step ``count`` instructions forward or backward (reverse-stepi)."""
+             poll: PollFn | None = None, thread: int | None = None) -> StopEvent:
+        """Step ``count`` instructions forward or backward (reverse-stepi).
+
+        Backward, and forward with no thread given or selected, the steps are the whole
+        program's: instructions of whichever thread runs (a system call may switch).
+        Forward with ``thread`` (or a thread chosen with :meth:`select_thread`), it steps
+        that thread's instructions: the others stay still, except while it cannot run (it
+        is not the running thread, or its system call gave the CPU away: a block, a yield,
+        the end of its time slice), when they run until the scheduler gives it the CPU,
+        stopping at breakpoints and watchpoints as a continue does. A thread that is not
+        running waits inside a system call (the scheduler switches only there): its step
+        is that system call completing, where it resumes. The schedule is never changed.
+        """
+        if thread is None:
+            thread = self._selected
+        if thread is not None and self._forward(direction):
+            return self._step_thread(thread, count, poll)
         with self.motion():
             return self._stopped(self.timeline.step(direction, count, poll=poll))
+
+    @staticmethod
+    def _forward(direction: Direction | str) -> bool:
+        return str(getattr(direction, "value", direction)) == "forward"
+
+    def _step_thread(self, tid: int, count: int, poll: PollFn | None) -> StopEvent:
+        if all(t.tid != tid for t in self.threads):
+            raise SyxdbgError(f"no thread {tid}")
+        with self.motion():
+            event: StopEvent = Stopped(self.machine.pc, self.position, "step")
+            for _ in range(count):
+                event = self._step_thread_once(tid, poll)
+                if not (isinstance(event, Stopped) and event.why == "step"):
+                    break
+            return self._stopped(event)
+
+    def _step_thread_once(self, tid: int, poll: PollFn | None) -> StopEvent:
+        if self.current_thread != tid:
+            # A thread that is not running waits inside a system call (the scheduler only
+            # switches there): that instruction completes when it gets the CPU back.
+            return self._run_to_thread(tid, poll)
+        event = self.timeline.step("forward", 1, poll=poll)
+        if isinstance(event, Stopped) and event.why == "step":
+            threads = self.threads
+            if threads[0].tid != tid and any(t.tid == tid for t in threads):
+                pc = self.machine.pc
+                if pc in self.timeline.breakpoints:
+                    # The thread switched to stands at a breakpoint: it is hit (a run from
+                    # here would step off it).
+                    return Stopped(pc, self.position, "breakpoint")
+                return self._run_to_thread(tid, poll)  # its system call completes there
+        return event
+
+    def _run_to_thread(self, tid: int, poll: PollFn | None) -> StopEvent:
+        """Run the other threads until the scheduler gives ``tid`` the CPU (a ``"step"``
+        stop there), or until a breakpoint, watchpoint, exit or interrupt comes first."""
+        target = next(t for t in self.threads if t.tid == tid)
+
+        def arrived(event: StopEvent) -> bool:
+            if isinstance(event, Stopped) and event.why == "until":
+                return self.current_thread == tid
+            return True
+
+        event = self.timeline.cont("forward", until=target.pc, accept=arrived, poll=poll)
+        if isinstance(event, Stopped) and event.why in ("until", "breakpoint") \
+                and event.pc == target.pc and self.current_thread == tid:
+            return Stopped(event.pc, event.position, "step")
+        return event
 
     def cont(self, direction: Direction | str = "forward", *, poll: PollFn | None = None,
              until: int | str | None = None, accept: AcceptFn | None = None) -> StopEvent:
@@ -359,6 +550,11 @@ class Session:
         return self.timeline.write_memory(self.resolve(where), data)
 
     def write_register(self, name: str, value: int) -> FutureDiscarded | None:
+        """Write a register of the running thread (another selected thread's registers are
+        read-only: :class:`SyxdbgError`)."""
+        if self._selected is not None and self._selected != self.current_thread:
+            raise SyxdbgError(f"thread {self._selected} is not running: its registers are "
+                              "read-only")
         return self.timeline.write_register(name, value)
 
     def add_breakpoint(self, where: int | str, *, client: Client | str = "plugin"

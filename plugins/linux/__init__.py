@@ -64,7 +64,7 @@ from .syscalls import DISPATCH
 
 if TYPE_CHECKING:
     from syxdbg.machine import Machine
-    from syxdbg.session import Session
+    from syxdbg.session import GuestThread, Session
     from syxdbg.state import StateRegistry
 
 __all__ = ["HostIO", "KernelState", "LinuxKernel", "LinuxPlugin", "Process", "get_kernel",
@@ -126,6 +126,24 @@ class LinuxPlugin:
     def syxdbg_register_state(self, session: Session, registry: StateRegistry) -> None:
         if session is self.session and self.kernel is not None and STATE_NAME not in registry:
             registry.register(STATE_NAME, self.kernel)
+
+    # -- the session's thread source (syxdbg.session.ThreadSource) -------------------------
+    @hookimpl
+    def syxdbg_thread_source(self, session: Session) -> LinuxPlugin | None:
+        return self if session is self.session and self.kernel is not None else None
+
+    def guest_threads(self) -> list[GuestThread]:
+        from syxdbg.session import GuestThread
+
+        assert self.kernel is not None
+        pid = self.kernel.process.pid
+        return [GuestThread(t.tid, t.pc, t.state, t.waiting, current=i == 0,
+                            leader=t.tid == pid)
+                for i, t in enumerate(self.kernel.threads())]
+
+    def thread_registers(self, tid: int) -> dict[str, int]:
+        assert self.kernel is not None
+        return self.kernel.thread_registers(tid)
 
     @hookimpl
     def syxdbg_unconfigure(self, session: Session) -> None:

@@ -1281,6 +1281,19 @@ class LinuxKernel:
                 out.append(ThreadInfo(tid, "runnable", pc))
         return out
 
+    def thread_registers(self, tid: int) -> dict[str, int]:
+        """The registers of thread ``tid``, which is not running, as it will resume: pc
+        where it resumes (as :meth:`threads` reports it) and the result register holding
+        what its system call returns when that is already known. KeyError if there is no
+        such thread, or it is the running one (its registers are the machine's)."""
+        t = self.s.threads[tid]
+        regs = dict(t.regs)
+        pc = self.machine.arch.pc
+        regs[pc] = (regs[pc] + self._resume_gap) & abi.MASK64
+        if t.result is not None:
+            regs[self._ret_reg.name] = t.result & abi.MASK64
+        return regs
+
     def unsupported(self, nr: int) -> int:
         name = self._names.get(nr, "unknown")
         self.process.warn_once(

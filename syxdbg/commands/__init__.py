@@ -52,6 +52,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "syxdbg.commands.data",
     "syxdbg.commands.history",
     "syxdbg.commands.libraries",
+    "syxdbg.commands.threads",
 )
 
 

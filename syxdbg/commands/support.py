@@ -86,7 +86,8 @@ def program_info(ctx: Context) -> str:
 
 
 def register(r: CommandRegistry) -> None:
-    r.settings.declare("context.panes", ["regs", "code", "source", "stack", "timeline"],
+    r.settings.declare("context.panes", ["threads", "regs", "code", "source", "stack",
+                                        "timeline"],
                        "the panes of the context display, in order (context.panes lists "
                        "them: help context)", type=list)
     r.settings.declare("context.auto", True, "show the context display after every stop")

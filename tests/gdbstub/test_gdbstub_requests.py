@@ -214,4 +214,5 @@ def test_every_capability_group_is_in_the_table() -> None:
         Cap.AUXV,
         Cap.EXEC_FILE,
         Cap.LIBRARIES_SVR4,
+        Cap.THREADS,
     }

@@ -1,0 +1,40 @@
+/* Threads for the debugger tests (issue 13): three workers add to a shared counter without
+ * a lock. Each round reads the counter, yields the CPU (a system call: the scheduler runs
+ * the other workers there) and writes the value read plus one, so updates are lost the same
+ * way on every run. Prints the final count. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+
+#define WORKERS 3
+#define ROUNDS 5
+
+volatile long counter; /* the shared counter, racy on purpose */
+static volatile long finished[WORKERS];
+
+static __attribute__((noinline)) void bump(long id)
+{
+    long seen = counter;
+    sched_yield();
+    counter = seen + 1 + 0 * id; /* the racy write */
+}
+
+static __attribute__((noinline)) void *worker(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < ROUNDS; i++)
+        bump(id);
+    finished[id] = 1;
+    return arg;
+}
+
+int main(void)
+{
+    pthread_t threads[WORKERS];
+    for (long i = 0; i < WORKERS; i++)
+        pthread_create(&threads[i], NULL, worker, (void *)i);
+    for (int i = 0; i < WORKERS; i++)
+        pthread_join(threads[i], NULL);
+    printf("counter %ld\n", counter);
+    return 0;
+}
