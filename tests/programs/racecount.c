@@ -1,7 +1,13 @@
-/* Threads for the debugger tests (issue 13): three workers add to a shared counter without
- * a lock. Each round reads the counter, yields the CPU (a system call: the scheduler runs
- * the other workers there) and writes the value read plus one, so updates are lost the same
- * way on every run. Prints the final count. */
+/*
+ * racecount.c - three threads add to a shared counter without a lock.
+ *
+ * Each round reads the counter, yields the CPU (a system call: the scheduler runs the other
+ * workers there) and writes the value read plus one, so updates are lost, the same way on
+ * every emulated run (natively it depends on the host's scheduler). Prints the final count.
+ * Exercises: gdb's and the shell's threads (issue 13): info threads, thread N + bt, a
+ * breakpoint hit by any thread, watch + reverse-continue to the writing thread,
+ * reverse-stepi across a thread switch.
+ */
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
