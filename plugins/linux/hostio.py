@@ -45,12 +45,13 @@ INPUTS = frozenset({
     "read", "pread", "lseek", "open", "fstat", "stat", "access", "readlink", "listdir",
     "clock", "clock_res", "random", "uname", "ids", "getcwd", "realpath", "ioctl_read",
     "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr", "readable",
-    "poll",
+    "poll", "groups", "cpu_count", "rlimit",
 })
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
     "write", "pwrite", "open", "close", "unlink", "rmdir", "mkdir", "rename", "ftruncate",
     "fsync", "set_status_flags", "sleep", "pipe", "warn", "symlink", "link", "chmod", "utime",
+    "chown", "mknod", "fallocate", "sync",
 })
 
 
@@ -261,6 +262,31 @@ class HostIO:
                 values.append(sec * 1_000_000_000 + ns)
         os.utime(target, ns=(values[0], values[1]), follow_symlinks=follow)
 
+    def chown(self, target: bytes | int, uid: int, gid: int, follow: bool = True) -> None:
+        os.chown(target, uid, gid, follow_symlinks=follow)
+
+    def mknod(self, path: bytes, mode: int, device: int) -> None:
+        os.mknod(path, mode, device)
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        global _libc
+        libc = _libc = _libc or ctypes.CDLL(None, use_errno=True)
+        if libc.fallocate(ctypes.c_int(fd), ctypes.c_int(mode), ctypes.c_int64(offset),
+                          ctypes.c_int64(length)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    def sync(self, fd: int | None) -> None:
+        """sync() (``fd`` None) or syncfs(fd)."""
+        if fd is None:
+            os.sync()
+            return
+        global _libc
+        libc = _libc = _libc or ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(ctypes.c_int(fd)) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
     def realpath(self, path: bytes) -> bytes:
         return os.path.realpath(path)
 
@@ -305,6 +331,22 @@ class HostIO:
     def ids(self) -> tuple[int, int, int, int, int, int]:
         """pid, ppid, uid, euid, gid, egid of the syxdbg process (the guest's identity)."""
         return os.getpid(), os.getppid(), os.getuid(), os.geteuid(), os.getgid(), os.getegid()
+
+    def groups(self) -> tuple[int, ...]:
+        """The supplementary group ids of the syxdbg process (the guest's)."""
+        return tuple(os.getgroups())
+
+    def cpu_count(self) -> int:
+        """How many CPUs syxdbg may run on (its affinity mask): what the guest is told."""
+        return len(os.sched_getaffinity(0))
+
+    def rlimit(self, resource: int) -> tuple[int, int]:
+        """The host's (soft, hard) limit of ``resource`` (RLIM_INFINITY as 2**64 - 1)."""
+        import resource as resource_mod
+        soft, hard = resource_mod.getrlimit(resource)
+        inf = resource_mod.RLIM_INFINITY
+        return tuple(  # type: ignore[return-value]
+            (1 << 64) - 1 if v == inf or v < 0 else v for v in (soft, hard))
 
     def sysinfo(self) -> tuple[int, int, int, int]:
         """uptime seconds, total RAM, free RAM (bytes) and number of processes."""
@@ -504,6 +546,20 @@ class RecordingHostIO(HostIO):
         self._call("utime", (target, times, follow),
                    lambda: self.inner.utime(target, times, follow))
 
+    def chown(self, target: bytes | int, uid: int, gid: int, follow: bool = True) -> None:
+        self._call("chown", (target, uid, gid, follow),
+                   lambda: self.inner.chown(target, uid, gid, follow))
+
+    def mknod(self, path: bytes, mode: int, device: int) -> None:
+        self._call("mknod", (path, mode, device), lambda: self.inner.mknod(path, mode, device))
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        self._call("fallocate", (fd, mode, offset, length),
+                   lambda: self.inner.fallocate(fd, mode, offset, length))
+
+    def sync(self, fd: int | None) -> None:
+        self._call("sync", (fd,), lambda: self.inner.sync(fd))
+
     def realpath(self, path: bytes) -> bytes:
         r, _ = self._call("realpath", (path,), lambda: self.inner.realpath(path))
         return bytes(r)
@@ -545,6 +601,18 @@ class RecordingHostIO(HostIO):
     def sysinfo(self) -> tuple[int, int, int, int]:
         r, _ = self._call("sysinfo", (), self.inner.sysinfo)
         return r
+
+    def groups(self) -> tuple[int, ...]:
+        r, _ = self._call("groups", (), self.inner.groups)
+        return tuple(int(g) for g in r)
+
+    def cpu_count(self) -> int:
+        r, _ = self._call("cpu_count", (), self.inner.cpu_count)
+        return int(r)
+
+    def rlimit(self, resource: int) -> tuple[int, int]:
+        r, _ = self._call("rlimit", (resource,), lambda: self.inner.rlimit(resource))
+        return int(r[0]), int(r[1])
 
     def warn(self, text: str, stream: IO[str]) -> None:
         self._call("warn", (text,), lambda: self.inner.warn(text, stream))
@@ -653,6 +721,27 @@ class DetachedHostIO(HostIO):
 
     def utime(self, target: bytes | int, times: tuple[tuple[int, int], tuple[int, int]] | None,
               follow: bool = True) -> None:
+        raise _refused()
+
+    def chown(self, target: bytes | int, uid: int, gid: int, follow: bool = True) -> None:
+        raise _refused()
+
+    def mknod(self, path: bytes, mode: int, device: int) -> None:
+        raise _refused()
+
+    def fallocate(self, fd: int, mode: int, offset: int, length: int) -> None:
+        raise _refused()
+
+    def sync(self, fd: int | None) -> None:
+        raise _refused()
+
+    def groups(self) -> tuple[int, ...]:
+        raise _refused()
+
+    def cpu_count(self) -> int:
+        raise _refused()
+
+    def rlimit(self, resource: int) -> tuple[int, int]:
         raise _refused()
 
     def clock(self, clockid: int) -> int:

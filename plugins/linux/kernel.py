@@ -284,6 +284,9 @@ class ProcessState:
     #: (:meth:`Process.pipe_read`); False in states saved before, whose recordings hold
     #: no such question.
     pipe_checks: bool = False
+    #: Small per-process facts kept by handlers (syscalls/process.py: nice, ioprio, which
+    #: rlimits were taken from the host), by name; empty in states saved before.
+    misc: dict[str, int] = field(default_factory=dict)
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(ProcessState) if not f.metadata.get("files"))
@@ -526,16 +529,17 @@ class Process:
         return writer is None or writer.kind != "pipe" or writer.path is not None \
             or writer.flags & 3 != 1
 
-    def wait_io(self, fd: int) -> None:
+    def wait_io(self, fd: int, timeout: int = -1) -> None:
         """The calling thread waits as for an empty pipe (poll with nothing ready): it makes
-        the system call again after a thread writes or closes a file."""
-        self._want = ("pipe", fd, 0, -1)
+        the system call again after a thread writes or closes a file; ``timeout`` (ns, -1:
+        none) expires in virtual time as a futex wait's, and the call then returns 0."""
+        self._want = ("pipe", fd, 0, timeout)
 
     def wake_pipe_readers(self) -> None:
         for t in sorted(self.s.threads.values(), key=lambda t: t.seq):
             if t.wait == "pipe":
                 self.s.seq += 1
-                self.s.threads[t.tid] = replace(t, wait="", fd=-1, seq=self.s.seq)
+                self.s.threads[t.tid] = replace(t, wait="", fd=-1, timeout=-1, seq=self.s.seq)
 
     def exit_thread(self, status: int) -> None:
         """The calling thread ends (``exit``); the last one ends the process."""
@@ -1188,9 +1192,12 @@ class LinuxKernel:
         if not runnable:
             timed = [t for t in s.threads.values() if t.timeout >= 0]
             first = min(timed, key=lambda t: (t.timeout, t.seq)) if timed else None
-            if kind == "futex" and timeout >= 0 and (first is None or timeout <= first.timeout):
-                # The caller's own timeout is the first to expire: it never sleeps.
-                machine.regs.write_info(self._ret_reg, -errno.ETIMEDOUT & abi.MASK64)
+            if kind in ("futex", "pipe") and timeout >= 0 and (
+                    first is None or timeout <= first.timeout):
+                # The caller's own timeout is the first to expire: it never sleeps (a timed
+                # I/O wait, poll/select, returns 0).
+                expired = -errno.ETIMEDOUT if kind == "futex" else 0
+                machine.regs.write_info(self._ret_reg, expired & abi.MASK64)
                 s.slice_start = pos
                 return
             if first is None:
@@ -1198,8 +1205,12 @@ class LinuxKernel:
                 self._deadlock(machine)
                 return
             s.seq += 1
+            if first.wait == "pipe":  # a timed I/O wait (poll): past its call, returning 0
+                pc, back = machine.arch.pc, 4 - self._resume_gap
+                first = replace(first, fd=-1, result=0, regs=tuple(
+                    (n, v + back if n == pc else v) for n, v in first.regs))
             first = replace(first, wait="", futex=0, timeout=-1, seq=s.seq,
-                            result=-errno.ETIMEDOUT)
+                            result=first.result if first.wait == "pipe" else -errno.ETIMEDOUT)
             s.threads[first.tid] = first
             runnable = [first]
         nxt = min(runnable, key=lambda t: t.seq)
@@ -1214,7 +1225,7 @@ class LinuxKernel:
                 # Back to the system call instruction: it runs again when woken.
                 pc = machine.arch.pc
                 back = 4 - self._resume_gap  # x86: syscall (2 bytes); aarch64: svc (4)
-                me = replace(me, wait="pipe", fd=futex, regs=tuple(
+                me = replace(me, wait="pipe", fd=futex, timeout=timeout, regs=tuple(
                     (n, v - back if n == pc else v) for n, v in me.regs))
             s.threads[me.tid] = me
         del s.threads[nxt.tid]

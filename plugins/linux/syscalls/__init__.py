@@ -2,6 +2,7 @@
 
 ========== ============================================================================
 ``files``  file descriptors and their I/O, open/close, the fd table, pipes, ioctl
+``poll``   readiness: poll, ppoll, select, pselect6
 ``fs``     the namespace: stat family, getdents, access, unlink/mkdir/rename, cwd, readlink
 ``memory`` brk, mmap, munmap, mprotect, mremap, madvise
 ``time``   clocks, sleeping, getrandom, uname, sysinfo, getrusage
@@ -22,19 +23,26 @@ from types import MappingProxyType
 
 from ..registry import HANDLERS, Handler, SyscallError, syscall
 from ..tables import SYSCALL_TABLES
-from . import files, fs, memory, process, signals, threads, time  # noqa: F401 - they register
+from . import files, fs, memory, poll, process, signals, threads, time  # noqa: F401 - register
 
-#: arch name -> {syscall number: handler}; immutable, built once at import.
+# isort: off
+from . import arm32  # noqa: E402,F401 - last: binds generic handlers to their ARM names
+# isort: on
+
+#: arch name -> {syscall number: handler}; immutable, built once at import. A handler
+#: registered as ``ARCH:NAME`` (arm32: the 32-bit ARM layouts) wins on that architecture.
 DISPATCH: MappingProxyType[str, MappingProxyType[int, Handler]] = MappingProxyType({
-    arch: MappingProxyType({nr: HANDLERS[name] for nr, name in table.items()
-                            if name in HANDLERS})
+    arch: MappingProxyType({nr: HANDLERS.get(f"{arch}:{name}") or HANDLERS[name]
+                            for nr, name in table.items()
+                            if name in HANDLERS or f"{arch}:{name}" in HANDLERS})
     for arch, table in SYSCALL_TABLES.items()
 })
 
 
 def supported(arch: str) -> list[str]:
     """Names of the syscalls handled on ``arch``."""
-    return sorted({h.name for h in DISPATCH[arch].values()} & set(SYSCALL_TABLES[arch].values()))
+    return sorted({h.name.rpartition(":")[2] for h in DISPATCH[arch].values()}
+                  & set(SYSCALL_TABLES[arch].values()))
 
 
 __all__ = ["DISPATCH", "HANDLERS", "Handler", "SyscallError", "supported", "syscall"]

@@ -87,8 +87,12 @@ def _eof_into_bad_pointer(p: Process, fd: int, f: OpenFile, offset: int | None) 
         return 0 if pos >= p.host.fstat(hfd).st_size else -errno.EFAULT
     if f.kind == "dir":
         return -errno.EISDIR
-    # Pipes and ttys: whether they are at their end cannot be known without reading (or
-    # blocking), so this stays EFAULT where Linux returns 0 at end of input.
+    # A guest pipe whose write end the guest closed and that holds no more data is at its
+    # end (0); other pipes and ttys: whether they are at their end cannot be known without
+    # reading (or blocking), so this stays EFAULT where Linux returns 0 at end of input.
+    if f.kind == "pipe" and p.s.pipe_checks and p.pipe_writer_closed(f) \
+            and not p.host.readable(hfd):
+        return 0
     return -errno.EFAULT
 
 
@@ -501,75 +505,81 @@ def sys_copy_file_range(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out:
     return written
 
 
-# -- poll ------------------------------------------------------------------------------------
-POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
-#: Most pollfds (RLIMIT_NOFILE's hard maximum here).
-MAX_POLLFDS = 4096
 
-
-def _poll(p: Process, fds: int, nfds: int, timeout_ms: int) -> int | None:
-    """poll/ppoll. Files, directories and /proc files are always ready; pipes and the
-    inherited stdio are asked of the host (a recorded input). Nothing ready and a timeout:
-    with other threads the caller waits as for an empty pipe (polling again after a thread
-    writes or closes a file; the timeout does not run meanwhile), alone it polls the host
-    with the timeout; no fds: a sleep."""
-    if nfds > MAX_POLLFDS:
-        return -errno.EINVAL
-    entries = [struct.unpack_from("<ihh", p.mem.read(fds + 8 * i, 8)) for i in range(nfds)]
-    revents = [0] * nfds
-    host: list[tuple[int, int, int]] = []  # (index, host fd, events)
-    for i, (fd, events, _) in enumerate(entries):
-        if fd < 0:
-            continue
-        entry = p.s.fds.get(fd)
-        if entry is None:
-            revents[i] = POLLNVAL
-            continue
-        f = p.s.files[entry.file]
-        if f.kind == "pipe" and p.s.pipe_checks and p.pipe_writer_closed(f):
-            # End of file, with data left to read (POLLIN) or none.
-            data = f.host_fd >= 0 and p.host.readable(f.host_fd)
-            revents[i] = POLLHUP | (events & POLLIN if data else 0)
-        elif f.kind in ("pipe", "std") and f.host_fd >= 0:
-            host.append((i, f.host_fd, (events & 0xFFFF) | POLLERR | POLLHUP))
-        else:
-            revents[i] = events & (POLLIN | POLLOUT)
-    query = tuple((hfd, ev) for _, hfd, ev in host)
-
-    def ask(timeout: int) -> None:
-        for (i, _, ev), r in zip(host, p.host.poll(query, timeout) if host else (),
-                                 strict=True):
-            revents[i] = r & (ev | POLLERR | POLLHUP | POLLNVAL)
-
-    ask(0)
-    ready = sum(1 for r in revents if r)
-    if ready or timeout_ms == 0:
-        pass
-    elif not host and timeout_ms > 0:
-        p.host.sleep(timeout_ms * 1_000_000)
-        p.yield_cpu()
-    elif p.s.threads:
-        p.wait_io(entries[0][0] if entries else -1)
-        return None
-    elif host:
-        ask(timeout_ms)
-        ready = sum(1 for r in revents if r)
-    for i, r in enumerate(revents):
-        p.mem.write(fds + 8 * i + 6, struct.pack("<h", r - (1 << 16) if r & 0x8000 else r))
-    return ready
-
-
-@syscall("poll")
-def sys_poll(p: Process, fds: Ptr, nfds: U32, timeout: I32) -> int | None:
-    return _poll(p, fds, nfds, timeout if timeout >= 0 else -1)
-
-
-@syscall("ppoll")
-def sys_ppoll(p: Process, fds: Ptr, nfds: U32, tmo: Ptr, sigmask: Ptr, size: U64) -> int | None:
-    timeout = -1
-    if tmo:
-        sec, nsec = struct.unpack("<qq", p.mem.read(tmo, 16))
-        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+@syscall("sendfile")
+def sys_sendfile(p: Process, out_fd: Fd, in_fd: Fd, offset: Ptr, count: U64) -> int:
+    """Copy from a file to any fd as a read and a write through the host boundary (the
+    bytes read are recorded like any read); at most 1 MiB per call (callers loop)."""
+    src, dst = p.file(in_fd), p.file(out_fd)
+    if src.kind not in ("file",) or src.flags & abi.O_ACCMODE == 1:
+        return -errno.EINVAL if src.kind != "file" else -errno.EBADF
+    if dst.flags & abi.O_ACCMODE == 0 or dst.kind in ("dir", "procdir"):
+        return -errno.EBADF
+    n = min(count, _COPY_CHUNK)
+    hin = p.host_fd(in_fd)
+    if offset:
+        pos = struct.unpack("<q", p.mem.read(offset, 8))[0]
+        if pos < 0:
             return -errno.EINVAL
-        timeout = sec * 1000 + (nsec + 999_999) // 1_000_000
-    return _poll(p, fds, nfds, timeout)
+        data = p.host.pread(hin, n, pos)
+    else:
+        data = p.host.read(hin, n)
+    if not data:
+        return 0
+    if _emulated(dst):
+        written = _emu_write(p, dst, data, dst.dir_pos)
+        dst.dir_pos += written
+    else:
+        try:
+            written = p.host.write(p.host_fd(out_fd), data)
+        except OSError as exc:
+            _sigpipe(p, exc)
+            if not offset:
+                p.host.lseek(hin, -len(data), os.SEEK_CUR)
+            raise
+    if offset:
+        p.mem.write(offset, struct.pack("<q", pos + written))
+    elif written < len(data):  # give back what was read but not written
+        p.host.lseek(hin, written - len(data), os.SEEK_CUR)
+    return written
+
+
+@syscall("fallocate")
+def sys_fallocate(p: Process, fd: Fd, mode: I32, offset: I64, length: I64) -> int:
+    f = p.file(fd)
+    if offset < 0 or length <= 0:
+        return -errno.EINVAL
+    if f.kind == "pipe":
+        return -errno.ESPIPE
+    if f.kind != "file":
+        return -errno.ENODEV
+    if f.flags & abi.O_ACCMODE == 0:
+        return -errno.EBADF
+    p.host.fallocate(p.host_fd(fd), mode, offset, length)
+    return 0
+
+
+@syscall("sync")
+def sys_sync(p: Process) -> int:
+    p.host.sync(None)
+    return 0
+
+
+@syscall("syncfs")
+def sys_syncfs(p: Process, fd: Fd) -> int:
+    f = p.file(fd)
+    if _emulated(f):
+        return 0
+    p.host.sync(p.host_fd(fd))
+    return 0
+
+
+@syscall("sync_file_range")
+def sys_sync_file_range(p: Process, fd: Fd, offset: I64, nbytes: I64, flags: U32) -> int:
+    """Checked as Linux does; the data reaches the disk at the host's pace (no effect)."""
+    f = p.file(fd)
+    if flags & ~7 or offset < 0 or nbytes < 0:
+        return -errno.EINVAL
+    if f.kind == "pipe":
+        return -errno.ESPIPE
+    return 0

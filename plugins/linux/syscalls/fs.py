@@ -436,3 +436,132 @@ def sys_utimensat(p: Process, dirfd: Fd, path: Ptr, times: Ptr, flags: I32) -> i
         return -errno.EPERM
     p.host.utime(node.target, value, follow)
     return 0
+
+
+@syscall("utimes")
+def sys_utimes(p: Process, path: Ptr, times: Ptr) -> int:
+    return _utimes(p, abi.AT_FDCWD, path, times)
+
+
+@syscall("futimesat")
+def sys_futimesat(p: Process, dirfd: Fd, path: Ptr, times: Ptr) -> int:
+    return _utimes(p, dirfd, path, times)
+
+
+def _utimes(p: Process, dirfd: int, path: int, times: int) -> int:
+    """utimes/futimesat: two struct timeval (microseconds), or NULL for now."""
+    value = None
+    if times:
+        a_sec, a_us, m_sec, m_us = struct.unpack("<qqqq", p.mem.read(times, 32))
+        if not (0 <= a_us < 1_000_000 and 0 <= m_us < 1_000_000):
+            return -errno.EINVAL
+        value = ((a_sec, a_us * 1000), (m_sec, m_us * 1000))
+    return _set_times(p, dirfd, path, value)
+
+
+@syscall("utime")
+def sys_utime(p: Process, path: Ptr, times: Ptr) -> int:
+    """utime: struct utimbuf (two time_t, whole seconds), or NULL for now."""
+    value = None
+    if times:
+        a_sec, m_sec = struct.unpack("<qq", p.mem.read(times, 16))
+        value = ((a_sec, 0), (m_sec, 0))
+    return _set_times(p, abi.AT_FDCWD, path, value)
+
+
+def _set_times(p: Process, dirfd: int, path: int, value: tuple[tuple[int, int],
+                                                                tuple[int, int]] | None) -> int:
+    node = procfs.find(p, dirfd, p.read_path(path))
+    if node.kind == "fd":
+        p.host.utime(_host_target(p, int(node.data)), value)
+        return 0
+    if node.kind != "host":
+        return -errno.EPERM
+    p.host.utime(node.target, value)
+    return 0
+
+
+# -- ownership --------------------------------------------------------------------------------
+def _id(v: int) -> int:
+    """A uid/gid argument: (u32)-1 leaves it unchanged (os.chown's -1)."""
+    return -1 if v & 0xFFFFFFFF == 0xFFFFFFFF else v & 0xFFFFFFFF
+
+
+@syscall("fchownat")
+def sys_fchownat(p: Process, dirfd: Fd, path: Ptr, uid: U32, gid: U32, flags: I32) -> int:
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        return -errno.EINVAL
+    raw = p.read_path(path)
+    if not raw and flags & abi.AT_EMPTY_PATH:
+        if dirfd == abi.AT_FDCWD:
+            p.host.chown(p.s.cwd, _id(uid), _id(gid))
+        else:
+            p.host.chown(_host_target(p, dirfd), _id(uid), _id(gid))
+        return 0
+    follow = not flags & abi.AT_SYMLINK_NOFOLLOW
+    node = procfs.find(p, dirfd, raw, follow=follow)
+    if node.kind == "fd":
+        p.host.chown(_host_target(p, int(node.data)), _id(uid), _id(gid))
+        return 0
+    if node.kind != "host":
+        return -errno.EPERM
+    p.host.chown(node.target, _id(uid), _id(gid), follow)
+    return 0
+
+
+@syscall("chown")
+def sys_chown(p: Process, path: Ptr, uid: U32, gid: U32) -> int:
+    return sys_fchownat(p, abi.AT_FDCWD, path, uid, gid, 0)
+
+
+@syscall("lchown")
+def sys_lchown(p: Process, path: Ptr, uid: U32, gid: U32) -> int:
+    return sys_fchownat(p, abi.AT_FDCWD, path, uid, gid, abi.AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("fchown")
+def sys_fchown(p: Process, fd: Fd, uid: U32, gid: U32) -> int:
+    p.host.chown(_host_target(p, fd), _id(uid), _id(gid))
+    return 0
+
+
+# -- special files ----------------------------------------------------------------------------
+@syscall("mknodat")
+def sys_mknodat(p: Process, dirfd: Fd, path: Ptr, mode: U32, dev: U64) -> int:
+    """FIFOs (mkfifo), regular files, sockets; devices as the host allows them (EPERM
+    without CAP_MKNOD). The umask applies."""
+    kind = mode & 0o170000  # S_IFMT
+    if kind == 0:
+        kind = stat_mod.S_IFREG
+    if kind not in (stat_mod.S_IFREG, stat_mod.S_IFIFO, stat_mod.S_IFSOCK, stat_mod.S_IFCHR,
+                    stat_mod.S_IFBLK):
+        return -errno.EINVAL
+    target = procfs.host_path(p, dirfd, p.read_path(path), follow=False)
+    # The guest's dev_t (new_encode_dev) is the host's: both are Linux.
+    p.host.mknod(target, kind | (mode & 0o7777 & ~p.s.umask), dev & 0xFFFFFFFF)
+    return 0
+
+
+@syscall("mknod")
+def sys_mknod(p: Process, path: Ptr, mode: U32, dev: U64) -> int:
+    return sys_mknodat(p, abi.AT_FDCWD, path, mode, dev)
+
+
+@syscall("fchmodat2")
+def sys_fchmodat2(p: Process, dirfd: Fd, path: Ptr, mode: U32, flags: I32) -> int:
+    if flags & ~(abi.AT_SYMLINK_NOFOLLOW | abi.AT_EMPTY_PATH):
+        return -errno.EINVAL
+    raw = p.read_path(path)
+    if not raw and flags & abi.AT_EMPTY_PATH:
+        p.host.chmod(_host_target(p, dirfd), mode & 0o7777)
+        return 0
+    if flags & abi.AT_SYMLINK_NOFOLLOW:
+        node = procfs.find(p, dirfd, raw, follow=False)
+        if node.kind != "host":
+            return -errno.EPERM
+        st = p.host.stat(node.target, follow_symlinks=False)
+        if stat_mod.S_ISLNK(st.st_mode):
+            return -errno.EOPNOTSUPP  # as Linux: a symlink's mode cannot change
+        p.host.chmod(node.target, mode & 0o7777)
+        return 0
+    return sys_fchmodat(p, dirfd, path, mode)

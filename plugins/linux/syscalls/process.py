@@ -80,10 +80,25 @@ def sys_prctl(p: Process, option: I32, arg2: U64) -> int:
     return -errno.EINVAL
 
 
+#: Limits the emulation enforces itself (the stack it mapped, the thread cap): their values
+#: are the kernel's; every other limit reads as the host's (a recorded input), once.
+_EMULATED_RLIMITS = frozenset({abi.RLIMIT_STACK, 6})  # RLIMIT_NPROC
+
+
+def _host_rlimit(p: Process, resource: int) -> tuple[int, int]:
+    """The current limit, taken from the host the first time it is asked for (unless the
+    guest set it before)."""
+    fetched = p.s.misc.get("host_rlimits", 0)
+    if resource not in _EMULATED_RLIMITS and not fetched >> resource & 1:
+        p.s.rlimits[resource] = p.host.rlimit(resource)
+        p.s.misc["host_rlimits"] = fetched | 1 << resource
+    return p.s.rlimits[resource]
+
+
 def _rlimit(p: Process, resource: int, new: int, old: int) -> int:
     if not 0 <= resource < abi.RLIMIT_NLIMITS:
         return -errno.EINVAL
-    cur = p.s.rlimits[resource]
+    cur = _host_rlimit(p, resource) if old else p.s.rlimits[resource]
     value = None
     if new:
         value = struct.unpack("<QQ", p.mem.read(new, 16))
@@ -92,7 +107,11 @@ def _rlimit(p: Process, resource: int, new: int, old: int) -> int:
     if old:
         p.mem.write(old, struct.pack("<QQ", *cur))
     if value is not None:
+        hard = _host_rlimit(p, resource)[1]
+        if value[1] > hard and p.s.ids[3] != 0:
+            return -errno.EPERM  # raising the hard limit needs CAP_SYS_RESOURCE
         p.s.rlimits[resource] = (value[0], value[1])
+        p.s.misc["host_rlimits"] = p.s.misc.get("host_rlimits", 0) | 1 << resource
     return 0
 
 
@@ -119,4 +138,120 @@ def sys_getcpu(p: Process, cpu: Ptr, node: Ptr, cache: Ptr) -> int:
     for ptr in (cpu, node):
         if ptr:
             p.mem.write(ptr, bytes(4))
+    return 0
+
+
+# -- groups, priorities, memory locks ---------------------------------------------------------
+@syscall("getgroups")
+def sys_getgroups(p: Process, size: I32, groups: Ptr) -> int:
+    """The host's supplementary groups of syxdbg (a recorded input)."""
+    if size < 0:
+        return -errno.EINVAL
+    have = p.host.groups()
+    if size == 0:
+        return len(have)
+    if size < len(have):
+        return -errno.EINVAL
+    p.mem.write(groups, struct.pack(f"<{len(have)}I", *have))
+    return len(have)
+
+
+@syscall("setgroups")
+def sys_setgroups(p: Process, size: U64, groups: Ptr) -> int:
+    """Checked as Linux checks it (EPERM without privilege); the host's groups never change
+    (the guest's identity is syxdbg's)."""
+    if size > 65536:
+        return -errno.EINVAL
+    p.mem.read(groups, 4 * size)
+    return 0 if p.s.ids[3] == 0 else -errno.EPERM
+
+
+_PRIO_PROCESS, _PRIO_PGRP, _PRIO_USER = 0, 1, 2
+
+
+def _prio_target(p: Process, which: int, who: int) -> int:
+    if which not in (_PRIO_PROCESS, _PRIO_PGRP, _PRIO_USER):
+        return -errno.EINVAL
+    if which == _PRIO_USER:
+        return 0 if who in (0, p.s.ids[2]) else -errno.ESRCH
+    return 0 if who == 0 or p.has_thread(who) or who == p.s.ids[0] else -errno.ESRCH
+
+
+@syscall("getpriority")
+def sys_getpriority(p: Process, which: I32, who: I32) -> int:
+    """20 - nice, as the system call returns it (glibc turns it back into the nice value)."""
+    err = _prio_target(p, which, who)
+    return err if err else 20 - p.s.misc.get("nice", 0)
+
+
+@syscall("setpriority")
+def sys_setpriority(p: Process, which: I32, who: I32, prio: I32) -> int:
+    """The nice value is remembered (the one emulated CPU has no priorities); lowering it
+    below the current value needs privilege, as on Linux with RLIMIT_NICE 0."""
+    err = _prio_target(p, which, who)
+    if err:
+        return err
+    nice = max(-20, min(19, prio))
+    if nice < p.s.misc.get("nice", 0) and p.s.ids[3] != 0:
+        return -errno.EACCES
+    p.s.misc["nice"] = nice
+    return 0
+
+
+_IOPRIO_WHO = (1, 2, 3)  # IOPRIO_WHO_PROCESS, _PGRP, _USER
+
+
+@syscall("ioprio_get")
+def sys_ioprio_get(p: Process, which: I32, who: I32) -> int:
+    if which not in _IOPRIO_WHO:
+        return -errno.EINVAL
+    return p.s.misc.get("ioprio", 0)  # IOPRIO_CLASS_NONE: follows the nice value
+
+
+@syscall("ioprio_set")
+def sys_ioprio_set(p: Process, which: I32, who: I32, ioprio: I32) -> int:
+    if which not in _IOPRIO_WHO:
+        return -errno.EINVAL
+    cls, data = ioprio >> 13 & 7, ioprio & 0x1FFF
+    if cls > 3 or (cls in (1, 2) and data > 7):
+        return -errno.EINVAL
+    if cls == 1 and p.s.ids[3] != 0:  # IOPRIO_CLASS_RT needs CAP_SYS_ADMIN
+        return -errno.EPERM
+    p.s.misc["ioprio"] = ioprio & 0xFFFF
+    return 0
+
+
+def _locked_range(p: Process, addr: int, length: int) -> int:
+    """mlock/munlock: guest memory is always resident, so a lock changes nothing, but the
+    range must be mapped (ENOMEM otherwise, as Linux)."""
+    start = addr & ~0xFFF
+    end = (addr + length + 0xFFF) & ~0xFFF
+    if end < start:
+        return -errno.EINVAL
+    if end > start and p.mapped_in(start, end - start) != end - start:
+        return -errno.ENOMEM
+    return 0
+
+
+@syscall("mlock", "munlock")
+def sys_mlock(p: Process, addr: Ptr, length: U64) -> int:
+    return _locked_range(p, addr, length)
+
+
+@syscall("mlock2")
+def sys_mlock2(p: Process, addr: Ptr, length: U64, flags: U32) -> int:
+    if flags & ~1:  # MLOCK_ONFAULT
+        return -errno.EINVAL
+    return _locked_range(p, addr, length)
+
+
+@syscall("mlockall")
+def sys_mlockall(p: Process, flags: I32) -> int:
+    if not flags or flags & ~7 or flags == 4:  # MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT
+        return -errno.EINVAL
+    return 0
+
+
+@syscall("munlockall")
+def sys_munlockall(p: Process) -> int:
     return 0

@@ -227,8 +227,12 @@ def sys_sched_getaffinity(p: Process, pid: I32, size: U32, mask: Ptr) -> int:
         return -errno.ESRCH
     if size < 8 or size % 8:
         return -errno.EINVAL
-    p.mem.write(mask, struct.pack("<Q", 1))
-    return 8
+    # The host's CPU count (a recorded input), so nproc and thread pools size as natively;
+    # the threads still take turns on the one emulated CPU.
+    cpus = max(1, min(p.host.cpu_count(), size * 8))
+    nbytes = (cpus + 63) // 64 * 8
+    p.mem.write(mask, ((1 << cpus) - 1).to_bytes(nbytes, "little"))
+    return nbytes
 
 
 @syscall("sched_setaffinity")

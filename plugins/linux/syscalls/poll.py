@@ -1,0 +1,225 @@
+"""Readiness: poll, ppoll, select, pselect6.
+
+Which fds are ready is decided in one place (:func:`_readiness`): regular files,
+directories and ``/proc`` files are always ready (as on Linux); a guest pipe whose write end
+the guest closed is ``POLLHUP``; pipes, the inherited stdio and devices (``/dev/*``) are asked
+of the host through :meth:`HostIO.poll`, a recorded input, so a replay or a re-execution
+gets the same answers without touching the host.
+
+Waiting (:func:`_wait`): nothing ready and a timeout:
+
+* other threads can run: the caller waits as for an empty pipe (``Process.wait_io``) and
+  polls again after a thread writes or closes a file; its timeout runs in virtual time (it
+  expires when no thread can run, as a futex timeout, and the call returns 0);
+* alone (or every other thread blocked): the host fds are polled with the timeout (a real
+  wait: only the outside world can make them ready; the result is recorded, a replay does
+  not wait); with only guest pipes, nothing can make them ready: the timeout expires at once
+  when other threads exist, a lone thread sleeps it (as nanosleep); no fds at all is a sleep.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+from .. import abi
+from ..kernel import UNBLOCKABLE, Process
+from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
+
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
+POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
+#: What a file that is always ready reports (Linux's DEFAULT_POLLMASK).
+DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
+#: Most pollfds (RLIMIT_NOFILE's hard maximum here).
+MAX_POLLFDS = 4096
+#: select's FD_SETSIZE.
+FD_SETSIZE = 1024
+
+# select's classes (fs/select.c): what makes an fd readable, writable, exceptional.
+_SEL_IN = POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR
+_SEL_OUT = POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR
+_SEL_EX = POLLPRI
+
+
+def _host_polled(kind: str, path: bytes | None) -> bool:
+    """Whether readiness of an open file of ``kind`` comes from the host."""
+    if kind in ("pipe", "std", "socket"):
+        return True
+    return kind == "file" and path is not None and path.startswith(b"/dev/")
+
+
+class _Query:
+    """One readiness question over guest fds: ``revents`` per entry, some from the host."""
+
+    def __init__(self, p: Process, entries: list[tuple[int, int]]) -> None:
+        self.p = p
+        self.revents = [0] * len(entries)
+        #: (index, host fd, host events) of the entries the host answers.
+        self.host: list[tuple[int, int, int]] = []
+        for i, (fd, events) in enumerate(entries):
+            if fd < 0:
+                continue
+            entry = p.s.fds.get(fd)
+            if entry is None:
+                self.revents[i] = POLLNVAL
+                continue
+            f = p.s.files[entry.file]
+            if f.kind == "pipe" and p.s.pipe_checks and p.pipe_writer_closed(f):
+                # End of file, with data left to read (POLLIN) or none.
+                data = f.host_fd >= 0 and p.host.readable(f.host_fd)
+                self.revents[i] = POLLHUP | (events & (POLLIN | POLLRDNORM) if data else 0)
+            elif _host_polled(f.kind, f.path) and f.host_fd >= 0:
+                self.host.append((i, f.host_fd, (events & 0xFFFF) | POLLERR | POLLHUP))
+            else:
+                self.revents[i] = events & DEFAULT_POLLMASK
+
+    def ask(self, timeout_ms: int) -> None:
+        """Ask the host about its entries, waiting up to ``timeout_ms`` (-1: forever)."""
+        if not self.host:
+            return
+        query = tuple((hfd, ev) for _, hfd, ev in self.host)
+        for (i, _, ev), r in zip(self.host, self.p.host.poll(query, timeout_ms), strict=True):
+            self.revents[i] = r & (ev | POLLERR | POLLHUP | POLLNVAL)
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for r in self.revents if r)
+
+
+def _others_can_run(p: Process) -> bool:
+    return any(not t.wait for t in p.s.threads.values())
+
+
+def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
+    """Nothing was ready: wait as the module doc says. False: the caller waits in the
+    scheduler (the handler returns None: it runs again when woken, or returns 0 when its
+    timeout expires); True: ``q`` holds the final answer."""
+    if timeout_ms == 0:
+        return True
+    if p.s.threads and _others_can_run(p):
+        p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
+        return False
+    if q.host:
+        q.ask(timeout_ms)
+        return True
+    if p.s.threads:  # only guest files; every other thread blocked: nothing can change them
+        if timeout_ms < 0:
+            p.wait_io(key_fd)  # a deadlock unless a timed wait elsewhere expires first
+            return False
+        return True
+    if timeout_ms > 0:
+        p.host.sleep(timeout_ms * 1_000_000)
+    return True
+
+
+def _read_pollfds(p: Process, fds: int, nfds: int) -> list[tuple[int, int]]:
+    if nfds > MAX_POLLFDS:
+        raise SyscallError(errno.EINVAL)
+    raw = p.mem.read(fds, 8 * nfds) if nfds else b""
+    return [struct.unpack_from("<ih", raw, 8 * i) for i in range(nfds)]
+
+
+def _write_revents(p: Process, fds: int, revents: list[int]) -> None:
+    for i, r in enumerate(revents):
+        p.mem.write(fds + 8 * i + 6, struct.pack("<H", r & 0xFFFF))
+
+
+def _poll(p: Process, fds: int, nfds: int, timeout_ms: int) -> int | None:
+    entries = _read_pollfds(p, fds, nfds)
+    q = _Query(p, [(fd, ev & 0xFFFF) for fd, ev in entries])
+    q.ask(0)
+    if not q.ready and not _wait(p, q, timeout_ms, entries[0][0] if entries else -1):
+        _write_revents(p, fds, [0] * nfds)  # what a timeout in the scheduler leaves
+        return None
+    _write_revents(p, fds, q.revents)
+    return q.ready
+
+
+def _timespec_ms(p: Process, ptr: int, usec: bool = False) -> int:
+    """A timeout (timespec, or timeval with ``usec``) as milliseconds rounded up; -1: none."""
+    if not ptr:
+        return -1
+    sec, frac = struct.unpack("<qq", p.mem.read(ptr, 16))
+    limit = 1_000_000 if usec else 1_000_000_000
+    if sec < 0 or not 0 <= frac < limit:
+        raise SyscallError(errno.EINVAL)
+    ns = frac * 1000 if usec else frac
+    return min(sec * 1000 + (ns + 999_999) // 1_000_000, 0x7FFFFFFF)
+
+
+@syscall("poll")
+def sys_poll(p: Process, fds: Ptr, nfds: U32, timeout: I32) -> int | None:
+    return _poll(p, fds, nfds, timeout if timeout >= 0 else -1)
+
+
+@syscall("ppoll")
+def sys_ppoll(p: Process, fds: Ptr, nfds: U32, tmo: Ptr, sigmask: Ptr, size: U64) -> int | None:
+    if nfds == 0 and not tmo:  # a pure wait for a signal: aarch64 glibc's pause()
+        if sigmask and size != 8:
+            return -errno.EINVAL
+        mask = struct.unpack("<Q", p.mem.read(sigmask, 8))[0] if sigmask else p.s.sigmask
+        return p.wait_for_signal(mask & ~UNBLOCKABLE & abi.MASK64)
+    # The signal mask: signals are not delivered during the wait here, so it changes nothing.
+    return _poll(p, fds, nfds, _timespec_ms(p, tmo))
+
+
+# -- select ----------------------------------------------------------------------------------
+def _select(p: Process, nfds: int, sets: tuple[int, int, int], timeout_ms: int) -> int | None:
+    if nfds < 0:
+        return -errno.EINVAL
+    nfds = min(nfds, p.s.rlimits[abi.RLIMIT_NOFILE][1], FD_SETSIZE * 64)
+    nbytes = (nfds + 63) // 64 * 8
+    bits = [int.from_bytes(p.mem.read(ptr, nbytes), "little") if ptr and nbytes else 0
+            for ptr in sets]
+    wanted = bits[0] | bits[1] | bits[2]
+    entries: list[tuple[int, int]] = []
+    fd = 0
+    while wanted >> fd:
+        if wanted >> fd & 1:
+            if fd not in p.s.fds:
+                return -errno.EBADF
+            events = ((_SEL_IN if bits[0] >> fd & 1 else 0)
+                      | (_SEL_OUT if bits[1] >> fd & 1 else 0)
+                      | (_SEL_EX if bits[2] >> fd & 1 else 0))
+            entries.append((fd, events))
+        fd += 1
+    q = _Query(p, entries)
+    q.ask(0)
+
+    def results() -> list[int]:
+        out = [0, 0, 0]
+        for (fd, events), r in zip(entries, q.revents, strict=True):
+            for k, cls in enumerate((_SEL_IN, _SEL_OUT, _SEL_EX)):
+                if r & cls & events:
+                    out[k] |= 1 << fd
+        return out
+
+    found = results()
+    if not any(found) and not _wait(p, q, timeout_ms, entries[0][0] if entries else -1):
+        return None  # (a timeout in the scheduler leaves the sets as they were)
+    found = results()
+    for ptr, value in zip(sets, found, strict=True):
+        if ptr and nbytes:
+            p.mem.write(ptr, value.to_bytes(nbytes, "little"))
+    return sum(bin(v).count("1") for v in found)
+
+
+@syscall("select")
+def sys_select(p: Process, nfds: I32, rd: Ptr, wr: Ptr, ex: Ptr, tmo: Ptr) -> int | None:
+    timeout = _timespec_ms(p, tmo, usec=True)
+    n = _select(p, nfds, (rd, wr, ex), timeout)
+    if n == 0 and tmo:
+        p.mem.write(tmo, bytes(16))  # Linux leaves the time not slept: none
+    return n
+
+
+@syscall("pselect6")
+def sys_pselect6(p: Process, nfds: I32, rd: Ptr, wr: Ptr, ex: Ptr, tmo: Ptr,
+                 sig: Ptr) -> int | None:
+    if sig:
+        p.mem.read(sig, 16)  # {const sigset_t *, size_t}: EFAULT if unreadable
+    timeout = _timespec_ms(p, tmo)
+    n = _select(p, nfds, (rd, wr, ex), timeout)
+    if n == 0 and tmo:
+        p.mem.write(tmo, bytes(16))
+    return n
