@@ -220,6 +220,13 @@ class DapServer:
         self._goto: dict[int, tuple[int, Direction]] = {}
         self._next_ref = 1
         self._last_event: ev.StopEvent | None = None
+        #: The guest's threads as the last stop saw them (the reader thread answers
+        #: ``threads`` from it), their DAP ids (stable: by first sight, the main thread 1)
+        #: and the DAP id of the thread that stopped.
+        self._thread_list: list[dict[str, Any]] = []
+        self._dap_ids: dict[int, int] = {}
+        self._tids: dict[int, int] = {}
+        self._stopped_id = THREAD_ID
         self._done = threading.Event()
         if stdio is not None:
             stdio.sink = lambda category, text: self.conn.event(
@@ -431,10 +438,46 @@ class DapServer:
         return True
 
     def _req_threads(self, req: dict[str, Any]) -> None:
-        name = "program"
-        if self.config is not None:
-            name = os.path.basename(self.config.program or self.config.recording or name)
-        self.conn.respond(req, {"threads": [{"id": THREAD_ID, "name": name}]})
+        with self._lock:
+            listed = list(self._thread_list)
+        if not listed:
+            name = "program"
+            if self.config is not None:
+                name = os.path.basename(self.config.program or self.config.recording or name)
+            listed = [{"id": THREAD_ID, "name": name}]
+        self.conn.respond(req, {"threads": listed})
+
+    def _note_threads(self) -> None:
+        """At a stop (session thread): the guest's threads for ``threads`` requests (the
+        main thread named by the program, the others ``TID function``: the function each
+        started in), and the id of the one that stopped (the running one)."""
+        from ..commands.threads import start_function
+
+        s = self.s
+        listed = []
+        stopped = THREAD_ID
+        program = os.path.basename(s.image.path) if s.image.kind == "elf" else "program"
+        for t in sorted(s.threads, key=lambda t: t.tid):
+            dap_id = self._dap_ids.setdefault(t.tid, len(self._dap_ids) + 1)
+            self._tids[dap_id] = t.tid
+            if t.leader:  # the process: named by its program, as before threads
+                name = t.name or program
+            else:
+                name = f"{t.tid} {t.name or start_function(s, t) or t.state}"
+            listed.append({"id": dap_id, "name": name})
+            if t.current:
+                stopped = dap_id
+        with self._lock:
+            self._thread_list = listed
+            self._stopped_id = stopped
+
+    def _select(self, req: dict[str, Any]) -> None:
+        """``threadId`` of a stackTrace: that thread's frames (until the next motion)."""
+        dap_id = (req.get("arguments") or {}).get("threadId")
+        tid = self._tids.get(int(dap_id)) if isinstance(dap_id, int) else None
+        if tid is not None and self.session is not None and tid != self.s.thread.tid:
+            with contextlib.suppress(SyxdbgError):
+                self.s.select_thread(tid)
 
     def _req_cancel(self, req: dict[str, Any]) -> None:
         self.conn.respond(req)
@@ -583,7 +626,8 @@ class DapServer:
         if isinstance(event, (ev.Exited, ev.Fault, ev.Killed)) and not self.config.stop_at_exit:
             self._end(event)
             return
-        body: dict[str, Any] = {"threadId": THREAD_ID, "allThreadsStopped": True}
+        self._note_threads()
+        body: dict[str, Any] = {"threadId": self._stopped_id, "allThreadsStopped": True}
         hit = ctx.breakpoint_for(event)
         dbp = self._by_number.get(hit.number) if hit is not None else None
         position = f"position {event.position}"
@@ -978,6 +1022,7 @@ class DapServer:
         a = req.get("arguments") or {}
         start = int(a.get("startFrame") or 0)
         levels = int(a.get("levels") or 0)
+        self._select(req)
         frames = self._frames_now(64)
         di = self.reg.ctx.debuginfo
         assert self.vars is not None
@@ -1182,7 +1227,8 @@ class DapServer:
         self.conn.respond(req, {"value": Renderer(state).value(var),
                                 "type": describe_type(var.type)})
         if self.client.get("supportsInvalidatedEvent"):
-            self.conn.event("invalidated", {"areas": ["variables"], "threadId": THREAD_ID})
+            self.conn.event("invalidated", {"areas": ["variables"],
+                                            "threadId": self._stopped_id})
 
     def _wrote(self, discarded: FutureDiscarded | None) -> None:
         if isinstance(discarded, FutureDiscarded):
@@ -1278,7 +1324,8 @@ class DapServer:
                                     "variablesReference": 0})
             self._end(final)
             return
-        self.conn.event("continued", {"threadId": THREAD_ID, "allThreadsContinued": True})
+        self.conn.event("continued", {"threadId": self._stopped_id,
+                                      "allThreadsContinued": True})
         result: list[str] = []
         ctx = reg.ctx
         ctx.last_event = None
@@ -1328,7 +1375,8 @@ class DapServer:
             reason = "breakpoint"
         elif isinstance(event, ev.Stopped) and event.why == "interrupt":
             reason = "pause"
-        self.conn.event("stopped", {"reason": reason, "threadId": THREAD_ID,
+        self._note_threads()
+        self.conn.event("stopped", {"reason": reason, "threadId": self._stopped_id,
                                     "allThreadsStopped": True,
                                     "description": f"{reason.capitalize()} "
                                                    f"(position {event.position})"})
@@ -1408,7 +1456,7 @@ class DapServer:
                                    "count": len(data)})
         if self.client.get("supportsInvalidatedEvent"):
             self.conn.event("invalidated", {"areas": ["variables"],
-                                            "threadId": THREAD_ID})
+                                            "threadId": self._stopped_id})
 
     def _req_disassemble(self, req: dict[str, Any]) -> None:
         a = req.get("arguments") or {}
