@@ -36,6 +36,7 @@ import os
 import signal
 import struct
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
@@ -237,6 +238,13 @@ class ProcessState:
     sigtramp: int = 0
     #: si_code of each pending signal that has a guest handler (SI_USER, SI_TKILL).
     sigcodes: dict[int, int] = field(default_factory=dict)
+    #: ITIMER_REAL (alarm, setitimer): (deadline on the host's CLOCK_MONOTONIC in ns, 0:
+    #: disarmed; reload interval in ns). See Process.poll_itimer.
+    itimer_real: tuple[int, int] = (0, 0)
+    #: When the timer was last compared with the clock: (position, system calls since).
+    itimer_checked: tuple[int, int] = (0, 0)
+    #: The mask rt_sigsuspend replaced, restored by the handler's return (-1: none).
+    saved_mask: int = -1
     rlimits: dict[int, tuple[int, int]] = field(
         default_factory=dict, metadata=_codec(_rlimits_freeze, _rlimits_thaw))
     ids: tuple[int, int, int, int, int, int] = (1, 0, 0, 0, 0, 0)
@@ -920,8 +928,11 @@ class Process:
                 continue
             code = s.sigcodes.pop(sig, sigframe.SI_USER)
             info = sigframe.pack_siginfo(sig, code, self.pid, s.ids[1])
+            # The first frame after rt_sigsuspend restores the mask it replaced.
+            old_mask = s.saved_mask if s.saved_mask >= 0 else s.sigmask
+            s.saved_mask = -1
             try:
-                sigframe.setup(self._machine, sig, act, info, s.sigmask, s.altstack,
+                sigframe.setup(self._machine, sig, act, info, old_mask, s.altstack,
                                self._sigtramp())
             except sigframe.BadFrame:
                 self._machine.request_kill(signal.SIGSEGV)  # Linux's force_sigsegv
@@ -962,6 +973,73 @@ class Process:
         s.sigmask = (s.sigmask | act.mask) & ~UNBLOCKABLE & abi.MASK64
         if act.flags & sigframe.SA_RESETHAND:
             s.sigactions[sig] = bytes(abi.SIGACTION_SIZE)
+
+    # -- timers and waiting for a signal -------------------------------------------------------
+    #: The timer is compared with the host clock at system call returns, once this many
+    #: instructions or system calls have passed since the last comparison (each comparison
+    #: is one recorded clock read): a deadline is seen within about a millisecond.
+    ITIMER_CHECK_INSNS = 200_000
+    ITIMER_CHECK_CALLS = 64
+
+    def monotonic(self) -> int:
+        """The host's CLOCK_MONOTONIC in ns (a recorded host input)."""
+        return int(self.host.clock(time.CLOCK_MONOTONIC))  # Linux's clock id 1
+
+    def arm_itimer(self, value: int, interval: int) -> None:
+        """Set ITIMER_REAL to expire in ``value`` ns (0: disarm), then every ``interval``."""
+        deadline = self.monotonic() + value if value else 0
+        self.s.itimer_real = (deadline, interval if value else 0)
+        self.s.itimer_checked = (self._machine.position, 0)
+
+    def poll_itimer(self, position: int, *, force: bool = False) -> None:
+        """At a system call return: raise SIGALRM if ITIMER_REAL's deadline has passed,
+        reading the clock only every ITIMER_CHECK_INSNS instructions or ITIMER_CHECK_CALLS
+        calls (or when ``force``d: a wait). Positions decide when it is read, so a replay
+        reads it at the same points and gets the recorded values."""
+        s = self.s
+        deadline, interval = s.itimer_real
+        if not deadline:
+            return
+        at, calls = s.itimer_checked
+        if not force and position - at < self.ITIMER_CHECK_INSNS and \
+                calls + 1 < self.ITIMER_CHECK_CALLS:
+            s.itimer_checked = (at, calls + 1)
+            return
+        now = self.monotonic()
+        s.itimer_checked = (position, 0)
+        if now < deadline:
+            return
+        if interval:
+            missed = (now - deadline) // interval + 1  # Linux folds overruns into one
+            s.itimer_real = (deadline + missed * interval, interval)
+        else:
+            s.itimer_real = (0, 0)
+        self.deliver(signal.SIGALRM, sigframe.SI_KERNEL)
+
+    def wait_for_signal(self, mask: int) -> int:
+        """pause / rt_sigsuspend: wait with ``mask`` until a signal's handler runs; -EINTR.
+
+        A pending signal the mask lets through ends the wait at once; else ITIMER_REAL's
+        expiry, slept on the host as nanosleep does. With no timer and no other thread,
+        nothing can ever send the signal: the process is reported as deadlocked."""
+        s = self.s
+        s.saved_mask, s.sigmask = s.sigmask, mask
+        alarm = 1 << (signal.SIGALRM - 1)
+        if not s.sigpending & ~mask and s.itimer_real[0] and not mask & alarm:
+            left = s.itimer_real[0] - self.monotonic()
+            if left > 0:
+                self.host.sleep(left)
+            raw = s.sigactions.get(signal.SIGALRM)
+            fatal = not raw or int.from_bytes(raw[:8], "little") == abi.SIG_DFL
+            self.poll_itimer(self._machine.position, force=True)
+            if fatal:  # SIGALRM's default action: the process dies now
+                return -errno.EINTR
+        if s.sigpending & ~mask:
+            return -errno.EINTR
+        # Nothing this process does can wake it now (another thread may signal it).
+        s.sigmask, s.saved_mask = s.saved_mask, -1
+        self.block(0, 0, -1)
+        return -errno.EINTR
 
     def return_from_handler(self) -> None:
         """rt_sigreturn: the registers and the mask saved in the frame at the stack pointer
@@ -1167,8 +1245,12 @@ class LinuxKernel:
         if ret is not None:
             regs.write_info(self._ret_reg, ret & abi.MASK64)
         p = self.process
+        if p.s.itimer_real[0]:
+            p.poll_itimer(machine.position)
         if p.s.sigpending & ~p.s.sigmask:
             p.run_handlers()
+        if p.s.saved_mask >= 0:  # rt_sigsuspend's mask ends with the call
+            p.s.sigmask, p.s.saved_mask = p.s.saved_mask, -1
         if handler is not None and p.s.threads and handler.name in PIPE_WAKERS:
             p.wake_pipe_readers()
         if p._want is not None or (p.s.threads and machine.position - p.s.slice_start

@@ -41,8 +41,8 @@ SA_RESETHAND = 0x80000000
 SS_ONSTACK, SS_DISABLE = 1, 2
 SS_AUTODISARM = 1 << 31
 
-#: si_code values: sent by kill(2), by tkill/tgkill.
-SI_USER, SI_TKILL = 0, -6
+#: si_code values: sent by kill(2), by tkill/tgkill, by the kernel (timers).
+SI_USER, SI_TKILL, SI_KERNEL = 0, -6, 0x80
 #: si_code values of faults: SIGSEGV (no mapping, no permission), SIGBUS (misaligned),
 #: SIGFPE (integer divide by zero), SIGILL (illegal opcode: arm64's undefined instruction;
 #: illegal operand: x86's #UD, as Linux reports them), SIGTRAP (breakpoint).

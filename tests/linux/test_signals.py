@@ -1,13 +1,14 @@
 """Signal handlers (issue 14): Linux's signal frames on x86_64 and aarch64.
 
-``programs/faults.c`` gives faults to SIGSEGV/SIGILL/SIGFPE/SIGTRAP handlers (siglongjmp
-out, repair and return, a stack overflow on the alternate stack). ``programs/signals.c``
-checks, from inside the guest, what a handler sees and what survives
+``programs/signals.c`` checks, from inside the guest, what a handler sees and what survives
 it (siginfo, ucontext, masks, SA_* flags, nesting, siglongjmp, the alternate stack, every
-register around a raw system call); built with glibc, musl and the aarch64 toolchain, its
-output must equal the native run's (qemu-aarch64 for aarch64). Delivery happens at the
-return of a system call, so it is deterministic: reverse-stepi into and out of handlers
-gives back the exact recorded state, and a recording replays.
+register around a raw system call). ``programs/faults.c`` gives faults to SIGSEGV, SIGILL,
+SIGFPE and SIGTRAP handlers (siglongjmp out, repair and return, a stack overflow on the
+alternate stack). ``programs/alarm.c`` waits for timer signals (alarm, setitimer, pause,
+sigsuspend, a loop until its alarm fires). Built with glibc, musl and the aarch64
+toolchain, each prints the same as natively (qemu-aarch64 for aarch64). Delivery happens at
+positions (system call returns, faults), so it is deterministic: reverse-stepi into and out
+of handlers gives back the exact recorded state, and recordings replay.
 """
 
 from __future__ import annotations
@@ -104,6 +105,38 @@ def test_reverse_stepi_across_a_fault_given_to_a_handler(
                 f"after reverse-stepi from {n}"
             s.step(FORWARD)
             assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_timer_signals_and_waits_as_natively(build_probe: Callable[[str, str], Path],
+                                             emu_run: Callable[..., progs.Result],
+                                             toolchain: str) -> None:
+    exe = build_probe("alarm", toolchain)
+    native = progs.native_run(exe, argv0="alarm")
+    assert native.status == 128 + 14, native.describe()
+    assert b"busy loop: alarms=1 waited_ok=1" in native.stdout
+    emu = emu_run(exe, argv0="alarm")
+    assert (emu.stdout, emu.status) == (native.stdout, native.status), emu.stderr.decode()
+    assert re.fullmatch(r"syxdbg: program killed by SIGALRM at pc 0x[0-9a-f]+ \([\w.]+\+0x"
+                        r"[0-9a-f]+\)\n", emu.stderr.decode())
+
+
+def test_a_recording_of_timer_signals_replays_without_waiting(
+        build_probe: Callable[[str, str], Path], tmp_path: Path) -> None:
+    """The clock reads that decide when the alarm fires are recorded: the replay takes the
+    same path without sleeping (the recorded run slept about 3 s)."""
+    exe = build_probe("alarm", "gcc")
+    rec = tmp_path / "alarm.syxrec"
+    syx = [sys.executable, "-m", "syxdbg"]
+    made = subprocess.run([*syx, "record", "-q", "-o", str(rec), "--argv0", "alarm",
+                           str(exe)], capture_output=True, timeout=300, check=False)
+    assert made.returncode == 128 + 14, made.stderr.decode()
+    assert b"sigsuspend: eintr=3 alarms=3" in made.stdout
+    check = subprocess.run([*syx, "replay", "--check", str(rec)], capture_output=True,
+                           timeout=300, check=False)
+    assert check.returncode == 0, check.stderr.decode()
+    assert re.search(rb"replayed [\d,]+ instructions in [\d.]+ s: the program was killed by "
+                     rb"signal 14, as recorded", check.stdout), check.stdout
 
 
 def _deliveries(exe: Path) -> tuple[list[int], int]:

@@ -11,7 +11,7 @@ import struct
 
 from .. import abi
 from ..kernel import UNBLOCKABLE, Process
-from ..registry import I32, U64, Ptr, SyscallError, syscall
+from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
 from ..sigframe import SI_TKILL, SI_USER
 
 
@@ -133,3 +133,78 @@ def sys_tkill(p: Process, tid: I32, sig: I32) -> int:
 def sys_rt_sigreturn(p: Process) -> None:
     """Back from a handler: every register comes from the frame (no return value)."""
     p.return_from_handler()
+
+
+# -- timer signals and waiting for a signal --------------------------------------------------
+ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
+_NS = 1_000_000_000
+
+
+def _pack_timeval(ns: int) -> bytes:
+    return struct.pack("<qq", ns // _NS, ns % _NS // 1000)
+
+
+def _unpack_itimerval(raw: bytes) -> tuple[int, int]:
+    """(interval, value) in ns from a ``struct itimerval``; EINVAL for bad microseconds."""
+    isec, iusec, vsec, vusec = struct.unpack("<qqqq", raw)
+    if not (0 <= iusec < 1_000_000 and 0 <= vusec < 1_000_000) or isec < 0 or vsec < 0:
+        raise SyscallError(errno.EINVAL)
+    return isec * _NS + iusec * 1000, vsec * _NS + vusec * 1000
+
+
+def _itimer_left(p: Process) -> tuple[int, int]:
+    """(interval, time left) of ITIMER_REAL in ns; (x, 0) when disarmed."""
+    deadline, interval = p.s.itimer_real
+    if not deadline:
+        return interval, 0
+    return interval, max(1000, deadline - p.monotonic())
+
+
+@syscall("setitimer")
+def sys_setitimer(p: Process, which: I32, new: Ptr, old: Ptr) -> int:
+    if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+        return -errno.EINVAL
+    interval, value = _unpack_itimerval(p.mem.read(new, 32)) if new else (0, 0)
+    if which != ITIMER_REAL:
+        # CPU-time timers: accepted, never fire (one warning): the guest's CPU time is not
+        # modelled (its clocks are the host's).
+        p.warn_once(-1000 - which, f"syxdbg: warning: setitimer({which}) (CPU-time timer) "
+                                   "is accepted but never fires\n")
+        if old:
+            p.mem.write(old, bytes(32))
+        return 0
+    if old:
+        left_interval, left = _itimer_left(p)
+        p.mem.write(old, _pack_timeval(left_interval) + _pack_timeval(left))
+    p.arm_itimer(value, interval)
+    return 0
+
+
+@syscall("getitimer")
+def sys_getitimer(p: Process, which: I32, cur: Ptr) -> int:
+    if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
+        return -errno.EINVAL
+    interval, left = _itimer_left(p) if which == ITIMER_REAL else (0, 0)
+    p.mem.write(cur, _pack_timeval(interval) + _pack_timeval(left))
+    return 0
+
+
+@syscall("alarm")
+def sys_alarm(p: Process, seconds: U32) -> int:
+    _, left = _itimer_left(p)
+    p.arm_itimer(seconds * _NS, 0)
+    # Linux rounds what was left to the nearest second, and never reports 0 for a set one.
+    return (left + _NS // 2) // _NS or (1 if left else 0)
+
+
+@syscall("pause")
+def sys_pause(p: Process) -> int:
+    return p.wait_for_signal(p.s.sigmask)
+
+
+@syscall("rt_sigsuspend")
+def sys_rt_sigsuspend(p: Process, mask: Ptr, sigsetsize: U64) -> int:
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    new = struct.unpack("<Q", p.mem.read(mask, 8))[0] & ~UNBLOCKABLE & abi.MASK64
+    return p.wait_for_signal(new)
