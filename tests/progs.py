@@ -18,6 +18,9 @@ Toolchains (see ``TOOLCHAINS``):
 * ``musl-dyn`` x86_64 musl, dynamically linked (``/lib/ld-musl-x86_64.so.1``)
 * ``aarch64-dyn`` aarch64 glibc, dynamically linked against ``/usr/aarch64-linux-gnu``
   (the oracle runs it with ``qemu-aarch64 -L /usr/aarch64-linux-gnu``)
+* ``arm``      32-bit ARM (ARMv7-A hard-float) glibc, ``arm-linux-gnueabihf-gcc -static -marm``
+* ``thumb``    the same in Thumb-2 (``-mthumb``; glibc's own code stays as Debian built it)
+* ``riscv64``  RV64GC glibc, ``riscv64-linux-gnu-gcc -static``
 
 Every toolchain links with ``-lm``.
 
@@ -31,7 +34,8 @@ compiler command and the compiler version, so a rebuild happens only when one of
 changes. Concurrent builds (pytest-xdist, two terminals) are safe: each compiles to a
 unique temporary name and publishes with ``os.replace``.
 
-``native_run`` runs x86_64 binaries directly and aarch64 binaries under ``qemu-aarch64``
+``native_run`` runs x86_64 binaries directly and the others under ``qemu-aarch64``,
+``qemu-arm`` or ``qemu-riscv64``
 (chosen from the ELF header's e_machine; any guest that does not match the host uses
 ``qemu-<arch>``).
 """
@@ -99,6 +103,10 @@ _APT_PACKAGE = {
     "gcc": "gcc",
     "musl-gcc": "musl-tools",
     "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+    "arm-linux-gnueabihf-gcc": "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross",
+    "riscv64-linux-gnu-gcc": "gcc-riscv64-linux-gnu libc6-dev-riscv64-cross",
+    "qemu-arm": "qemu-user",
+    "qemu-riscv64": "qemu-user",
     "qemu-aarch64": "qemu-user",
     "qemu-x86_64": "qemu-user",
     "gdb": "gdb",
@@ -164,6 +172,12 @@ TOOLCHAINS: dict[str, Toolchain] = {
     "musl": Toolchain("musl", "musl-gcc", "x86_64", ("-static", *_COMMON), pie_supported=False),
     "aarch64": Toolchain("aarch64", "aarch64-linux-gnu-gcc", "aarch64", ("-static", *_COMMON)),
 }
+TOOLCHAINS["arm"] = Toolchain("arm", "arm-linux-gnueabihf-gcc", "arm",
+                              ("-static", "-marm", *_COMMON))
+TOOLCHAINS["thumb"] = Toolchain("thumb", "arm-linux-gnueabihf-gcc", "arm",
+                                ("-static", "-mthumb", *_COMMON))
+TOOLCHAINS["riscv64"] = Toolchain("riscv64", "riscv64-linux-gnu-gcc", "riscv64",
+                                  ("-static", *_COMMON))
 TOOLCHAINS["gcc-pie"] = TOOLCHAINS["gcc"].with_pie()
 TOOLCHAINS["aarch64-pie"] = TOOLCHAINS["aarch64"].with_pie()
 TOOLCHAINS["gcc-dyn"] = Toolchain("gcc-dyn", "gcc", "x86_64", _COMMON, pie_supported=False)
@@ -173,7 +187,9 @@ TOOLCHAINS["aarch64-dyn"] = Toolchain("aarch64-dyn", "aarch64-linux-gnu-gcc", "a
 
 #: Where qemu-user finds a dynamic foreign program's libraries (``-L``), per architecture.
 QEMU_SYSROOTS: Mapping[str, str] = {"aarch64": "/usr/aarch64-linux-gnu",
-                                    "x86_64": "/usr/x86_64-linux-gnu"}
+                                    "x86_64": "/usr/x86_64-linux-gnu",
+                                    "arm": "/usr/arm-linux-gnueabihf",
+                                    "riscv64": "/usr/riscv64-linux-gnu"}
 
 #: The three basic (non-PIE) toolchains every program is built with.
 BASE_TOOLCHAINS: tuple[str, ...] = ("gcc", "musl", "aarch64")
@@ -337,7 +353,7 @@ _EM_NAMES = {
     0x28: "arm",
     0x3E: "x86_64",
     0xB7: "aarch64",
-    0xF3: "riscv",
+    0xF3: "riscv64",
 }
 
 _HOST_ARCH = {
@@ -360,13 +376,17 @@ def elf_machine(binary: Path | str) -> str:
 
 
 def is_dynamic(binary: Path | str) -> bool:
-    """True if ``binary`` (a 64-bit little-endian ELF) has a PT_INTERP program header."""
+    """True if ``binary`` (a little-endian ELF) has a PT_INTERP program header."""
     import struct
 
     with open(binary, "rb") as f:
         head = f.read(64)
-        phoff, = struct.unpack_from("<Q", head, 32)
-        phentsize, phnum = struct.unpack_from("<HH", head, 54)
+        if head[4] == 1:  # ELFCLASS32
+            phoff, = struct.unpack_from("<I", head, 28)
+            phentsize, phnum = struct.unpack_from("<HH", head, 42)
+        else:
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
         f.seek(phoff)
         table = f.read(phentsize * phnum)
     return any(struct.unpack_from("<I", table, i * phentsize)[0] == 3 for i in range(phnum))

@@ -123,13 +123,13 @@ def test_bad_inputs_give_clear_load_errors(build_program, tmp_path: Path) -> Non
     (tmp_path / "text").write_text("#!/bin/sh\necho hi\n")
     (tmp_path / "trunc").write_bytes(hello.read_bytes()[:100])
     (tmp_path / "empty").write_bytes(b"")
-    _patched(hello, tmp_path / "riscv", 18, struct.pack("<H", 243))
+    _patched(hello, tmp_path / "mips", 18, struct.pack("<H", 8))
     _patched(hello, tmp_path / "elf32", 4, b"\x01")
     cases = {
         "text": "not an ELF file",
         "trunc": "truncated",
         "empty": "not an ELF file",
-        "riscv": "unsupported machine",
+        "mips": "unsupported machine",
         "elf32": "64-bit",
         "missing": "no such file",
     }

@@ -158,7 +158,13 @@ OPEN_FLAGS: tuple[OpenFlag, ...] = (
 O_ACCMODE = 3
 
 
+#: Architectures whose open(2) flags are another's: arm has aarch64's four moved bits
+#: (arch/arm/include/uapi/asm/fcntl.h), riscv64 the asm-generic values x86_64 has too.
+_FLAG_LAYOUT = {"arm": "aarch64", "riscv64": "x86_64"}
+
+
 def guest_flag(arch: str, name: str) -> int:
+    arch = _FLAG_LAYOUT.get(arch, arch)
     for f in OPEN_FLAGS:
         if f.name == name:
             return int(getattr(f, arch))
@@ -167,6 +173,7 @@ def guest_flag(arch: str, name: str) -> int:
 
 def open_flags_to_host(arch: str, flags: int) -> int:
     """Translate guest open(2) flags to the host's (unknown bits are dropped)."""
+    arch = _FLAG_LAYOUT.get(arch, arch)
     out = 0
     for f in OPEN_FLAGS:
         if flags & getattr(f, arch):
@@ -176,6 +183,7 @@ def open_flags_to_host(arch: str, flags: int) -> int:
 
 def open_flags_from_host(arch: str, flags: int) -> int:
     """Translate host file status flags (fcntl F_GETFL) to the guest's values."""
+    arch = _FLAG_LAYOUT.get(arch, arch)
     out = 0
     for f in OPEN_FLAGS:
         if f.host and flags & f.host == f.host:
@@ -186,8 +194,12 @@ def open_flags_from_host(arch: str, flags: int) -> int:
 # -- struct packing --------------------------------------------------------------------------
 _STAT_X86_64 = struct.Struct("<QQQIIIIQqqqqQqQqQ24x")
 _STAT_GENERIC = struct.Struct("<QQIIIIQ8xqi4xqqQqQqQ8x")
-STAT_SIZE = {"x86_64": _STAT_X86_64.size, "aarch64": _STAT_GENERIC.size}
-assert _STAT_X86_64.size == 144 and _STAT_GENERIC.size == 128
+#: 32-bit ARM's ``struct stat64`` (arch/arm/include/uapi/asm/stat.h): dev, pad, 32-bit ino,
+#: mode, nlink, uid, gid, rdev, pad, size, blksize, blocks, 32-bit times, 64-bit ino.
+_STAT64_ARM = struct.Struct("<Q4xIIIIIQ4x4xqI4xQIIIIIIQ")
+STAT_SIZE = {"x86_64": _STAT_X86_64.size, "aarch64": _STAT_GENERIC.size,
+             "riscv64": _STAT_GENERIC.size, "arm": _STAT64_ARM.size}
+assert _STAT_X86_64.size == 144 and _STAT_GENERIC.size == 128 and _STAT64_ARM.size == 104
 
 #: Field offsets of struct stat, for documentation and tests.
 STAT_OFFSETS: dict[str, dict[str, int]] = {
@@ -214,6 +226,11 @@ def pack_stat(arch: str, st: os.stat_result) -> bytes:
     blksize = getattr(st, "st_blksize", 4096)
     blocks = getattr(st, "st_blocks", (st.st_size + 511) // 512)
     rdev = getattr(st, "st_rdev", 0)
+    if arch == "arm":
+        return _STAT64_ARM.pack(st.st_dev & MASK64, st.st_ino & 0xFFFFFFFF, st.st_mode,
+                                st.st_nlink & 0xFFFFFFFF, st.st_uid, st.st_gid, rdev,
+                                st.st_size, blksize, blocks, a & 0xFFFFFFFF, an,
+                                m & 0xFFFFFFFF, mn, c & 0xFFFFFFFF, cn, st.st_ino & MASK64)
     if arch == "x86_64":
         return _STAT_X86_64.pack(st.st_dev & MASK64, st.st_ino & MASK64, st.st_nlink,
                                  st.st_mode, st.st_uid, st.st_gid, 0, rdev, st.st_size,
@@ -274,6 +291,22 @@ SYSINFO_SIZE = 112
 def pack_sysinfo(uptime: int, totalram: int, freeram: int, procs: int) -> bytes:
     data = _SYSINFO.pack(uptime, 0, 0, 0, totalram, freeram, 0, 0, 0, 0, procs, 0, 0, 0, 1)
     return data.ljust(SYSINFO_SIZE, b"\0")
+
+
+#: ``struct sysinfo`` with 4-byte longs (32-bit ARM): 64 bytes.
+_SYSINFO32 = struct.Struct("<i3I6IHH2II")
+SYSINFO32_SIZE = 64
+
+
+def pack_sysinfo32(uptime: int, totalram: int, freeram: int, procs: int) -> bytes:
+    """The 32-bit ``struct sysinfo``: memory sizes in ``mem_unit`` units, which grows (as
+    the kernel does it) until the total fits in 32 bits."""
+    unit = 1
+    while totalram // unit > 0xFFFFFFFF:
+        unit *= 2
+    data = _SYSINFO32.pack(uptime, 0, 0, 0, totalram // unit, freeram // unit, 0, 0, 0, 0,
+                           procs, 0, 0, 0, unit)
+    return data.ljust(SYSINFO32_SIZE, b"\0")
 
 
 def pack_dirent64(ino: int, off: int, dtype: int, name: bytes) -> bytes:

@@ -62,7 +62,9 @@ if TYPE_CHECKING:
 RETIRED_POOL = 32
 STDIO = (0, 1, 2)
 #: Registers a syscall may set or read on the calling thread (arch_prctl).
-THREAD_REGISTERS = frozenset({"fs_base", "gs_base"})
+THREAD_REGISTERS = frozenset({"fs_base", "gs_base", "tpidruro"})  # (tpidruro: arm set_tls)
+#: The thread pointer a new thread's CLONE_SETTLS sets, per architecture.
+TLS_REGISTER = {"x86_64": "fs_base", "aarch64": "tpidr", "arm": "tpidruro", "riscv64": "tp"}
 #: System calls after which threads waiting to read an empty pipe try again.
 PIPE_WAKERS = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "close",
                          "close_range", "dup2", "dup3", "copy_file_range", "sendfile",
@@ -497,7 +499,7 @@ class Process:
         if stack:
             values[arch.sp] = stack
         if tls is not None:
-            values["fs_base" if arch.name == "x86_64" else "tpidr"] = tls
+            values[TLS_REGISTER[arch.name]] = tls
         s.seq += 1
         s.threads[tid] = Thread(tid, tuple(values.items()), sigmask=s.sigmask,
                                 tid_address=clear_tid, seq=s.seq)

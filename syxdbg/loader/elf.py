@@ -24,6 +24,7 @@ from ..errors import LoadError
 from ..machine.arch import ArchSpec, arch_for_elf_machine
 from ..machine.memory import PAGE, Perm, page_round_down, page_round_up
 from .image import LoadedImage, Segment
+from .kuser import map_kuser_page
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -51,7 +52,8 @@ class ElfInfo:
 
 #: The sysroot of a guest of another architecture than the host's, when none is given:
 #: where Debian's cross C libraries install (``libc6-dev-arm64-cross``, ``libc6-dev-amd64-cross``).
-CROSS_SYSROOTS = {"aarch64": "/usr/aarch64-linux-gnu", "x86_64": "/usr/x86_64-linux-gnu"}
+CROSS_SYSROOTS = {"aarch64": "/usr/aarch64-linux-gnu", "x86_64": "/usr/x86_64-linux-gnu",
+                  "arm": "/usr/arm-linux-gnueabihf", "riscv64": "/usr/riscv64-linux-gnu"}
 
 
 def interp_base(arch: ArchSpec) -> int:
@@ -153,15 +155,17 @@ def _validate(path: str, elf: ELFFile) -> ElfInfo:
         arch = None
         from elftools.elf.descriptions import describe_e_machine
 
-        code = {"EM_X86_64": 62, "EM_AARCH64": 183}.get(e_machine, -1)
+        code = {"EM_X86_64": 62, "EM_AARCH64": 183, "EM_ARM": 40, "EM_RISCV": 243}.get(
+            e_machine, -1)
         arch = arch_for_elf_machine(code)
         if arch is None:
             raise LoadError(
                 f"{path}: unsupported machine {describe_e_machine(e_machine)} "
-                "(syxdbg runs x86_64 and aarch64 programs)"
+                "(syxdbg runs x86_64, aarch64, arm and riscv64 programs)"
             )
-        if elf.elfclass != 64 or not elf.little_endian:
-            raise LoadError(f"{path}: only 64-bit little-endian ELF files are supported")
+        if elf.elfclass != arch.bits or not elf.little_endian:
+            raise LoadError(f"{path}: only {arch.bits}-bit little-endian {arch.name} ELF files "
+                            "are supported")
         e_type = header["e_type"]
         segments = list(elf.iter_segments())
         interp_segs = [s for s in segments if s["p_type"] == "PT_INTERP"]
@@ -236,6 +240,8 @@ def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
                             f"libraries found (install them or give --sysroot DIR)")
         image.sysroot = root
         start = _load_interp(machine, image, info.interp, root, interp_file)
+    if arch.name == "arm":
+        map_kuser_page(machine)
     _build_stack(machine, image, argv, envp, path,
                  os.urandom(16) if random_bytes is None else random_bytes)
     machine.regs.pc = start
@@ -398,6 +404,9 @@ def _collect_symbols(elf: ELFFile, bias: int, image: LoadedImage) -> None:
         fmt = layout + "IIIBBH"  # name, value, size, info, other, shndx
         order = (0, 3, 5, 1, 2)
     entry = struct.calcsize(fmt)
+    # ARM: bit 0 of a function symbol's value marks Thumb code (ELF for the Arm
+    # architecture, 5.5.3); the instruction is at the even address.
+    thumb_bit = ~1 if elf["e_machine"] == "EM_ARM" else ~0
     for section in elf.iter_sections():
         header = section.header
         if header["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM", _SHT_SYMTAB, _SHT_DYNSYM):
@@ -422,7 +431,7 @@ def _collect_symbols(elf: ELFFile, bias: int, image: LoadedImage) -> None:
             # Prefer global definitions over local ones of the same name.
             if local and name in symbols:
                 continue
-            symbols[name] = value + bias
+            symbols[name] = (value & thumb_bit if kind == 2 else value) + bias
             sizes[name] = size
 
 
@@ -481,7 +490,7 @@ def _build_stack(machine: Machine, image: LoadedImage, argv: list[str], envp: li
     words = [len(argv), *arg_addrs, 0, *env_addrs, 0]
     for k, v in auxv:
         words += [k, v]
-    table = struct.pack(f"<{len(words)}Q", *words)
+    table = struct.pack(f"<{len(words)}{'Q' if arch.bits == 64 else 'I'}", *words)
     # sp must end 16-byte aligned at argc.
     final_sp = (sp - len(table)) & ~0xF
     gap = sp - len(table) - final_sp

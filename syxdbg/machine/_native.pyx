@@ -559,6 +559,96 @@ cdef class RunCore:
         return value
 
 
+# --- Thumb IT state guard (32-bit ARM) ---------------------------------------------------
+#
+# Unicorn 2.1.4 calls cpu_restore_state() before its UC_HOOK_TLB_FILL and memory hooks; on
+# AArch32 that sets env->condexec_bits to the IT state of the accessing instruction, and
+# QEMU only ever clears those bits at the start of a block translated inside an IT block.
+# A store inside an IT block that fills the TLB (the snapshot journal's first store to a
+# page) or runs a memory hook (watchpoints, traces) therefore leaves a stale IT state, and
+# the next block is translated as if it were conditional (a `beq.w` becomes UNDEFINED).
+# This block hook, installed before the run core's, sees the IT state a block was looked up
+# with; in Thumb state with a non-zero IT state it asks ``legit(address)`` (an IT
+# instruction covers the address: a block boundary or a stop inside an IT block) and
+# otherwise stops before the block (the run core never counted it): the run loop clears the
+# IT bits and resumes at the same pc, and QEMU translates the block again.
+
+cdef extern from *:
+    """
+    typedef __typeof__(&uc_reg_write) syx_reg_write_t;
+    """
+    ctypedef uc_err (*syx_reg_write_t)(uc_engine *uc, int regid, const void *value) nogil
+
+DEF CPSR_T = 0x20
+DEF CPSR_IT = 0x0600FC00
+
+ctypedef struct ItState:
+    uc_engine *uc
+    UcApi api
+    syx_reg_read_t reg_read
+    syx_reg_write_t reg_write
+    int cpsr_id
+    int retry
+    PyObject *legit
+
+
+cdef int _it_legit(PyObject *fn, uint64_t address) noexcept with gil:
+    try:
+        return 1 if (<object>fn)(address) else 0
+    except BaseException:
+        return 1  # when in doubt, leave the state alone
+
+
+cdef void _it_block_cb(uc_engine *uc, uint64_t address, uint32_t size,
+                       void *user_data) noexcept nogil:
+    cdef ItState *s = <ItState *>user_data
+    cdef uint64_t cpsr = 0
+    if s.reg_read(uc, s.cpsr_id, &cpsr) != UC_ERR_OK:
+        return
+    if (cpsr & CPSR_T) == 0 or (cpsr & CPSR_IT) == 0:
+        return
+    if _it_legit(s.legit, address):
+        return
+    # (Clearing the bits here would not last: the stop restores the state of the block's
+    # first instruction. The run loop clears them once Unicorn has returned.)
+    s.retry = 1
+    s.api.emu_stop(uc)
+
+
+cdef class ThumbItGuard:
+    """See the comment above. Create it before the :class:`RunCore` (hooks run in order)."""
+
+    cdef ItState s
+    cdef uc_hook hook
+    cdef object _legit
+    cdef object _uc
+
+    def __cinit__(self, object uc not None, object legit not None, int cpsr_id):
+        self._uc = uc
+        self._legit = legit
+        import ctypes
+        from unicorn.unicorn_py3.unicorn import uclib
+        self.s.reg_read = <syx_reg_read_t><size_t>ctypes.cast(uclib.uc_reg_read,
+                                                              ctypes.c_void_p).value
+        self.s.reg_write = <syx_reg_write_t><size_t>ctypes.cast(uclib.uc_reg_write,
+                                                                ctypes.c_void_p).value
+        self.s.uc = <uc_engine *>_uc_handle(uc)
+        _ucapi_fill(&self.s.api)
+        self.s.cpsr_id = cpsr_id
+        self.s.retry = 0
+        self.s.legit = <PyObject *>legit
+        cdef uc_err err = self.s.api.hook_add(self.s.uc, &self.hook, UC_HOOK_BLOCK,
+                                              <void *>_it_block_cb, &self.s, 1, 0)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {err}")
+
+    @property
+    def retry(self):
+        """True when the last run stopped to re-translate a block (clears the flag)."""
+        cdef int r = self.s.retry
+        self.s.retry = 0
+        return bool(r)
+
 # --- data watchpoints ----------------------------------------------------------------------
 #
 # One C ``UC_HOOK_MEM_READ``/``UC_HOOK_MEM_WRITE`` per watched range, bounded to the range

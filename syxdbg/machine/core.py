@@ -29,11 +29,12 @@ from typing import Any, TypeVar
 
 import capstone
 import unicorn
-from unicorn import arm64_const, x86_const
+from unicorn import arm64_const, arm_const, x86_const
 
 from ..errors import SyxdbgError
-from ._native import CounterHooks, RunCore, WatchCore
+from ._native import CounterHooks, RunCore, ThumbItGuard, WatchCore
 from .arch import ArchSpec
+from .arch.arm import CPSR_IT_MASK, CPSR_T
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .memory import Memory, Perm, check_address_range
 from .probes import BlockRecorder, InsnTracer, Probe
@@ -69,7 +70,14 @@ _MEM_ACCESS_NAMES = {
 # capstone's generic groups: jump, call, ret, int, iret, privilege, branch-relative.
 _FLOW_GROUPS = {1, 2, 3, 4, 5, 6, 7}
 _TRAPS = {"ud2", "ud1", "ud0", "hlt", "int3", "into", "brk", "udf", "svc", "hvc", "smc",
-          "syscall", "sysenter", "wfi", "wfe"}
+          "syscall", "sysenter", "wfi", "wfe", "bkpt", "ecall", "ebreak", "c.ebreak"}
+#: RISC-V mnemonics that change the flow (capstone 5 gives some of them no group).
+_RISCV_FLOW = ("j", "b", "c.j", "c.b", "ret", "tail", "call", "mret", "sret")
+
+# RISC-V exception causes Unicorn passes to UC_HOOK_INTR (the mcause codes).
+_RISCV_ILLEGAL = 2
+_RISCV_BREAKPOINT = 3
+_RISCV_ECALLS = (8, 9, 11)  # from U, S and M mode
 
 # AArch64 exception numbers Unicorn passes to UC_HOOK_INTR (qemu target/arm/cpu.h).
 _ARM_EXCP_UDEF = 1
@@ -120,6 +128,10 @@ class Machine:
         self.mem = Memory(self._uc, on_code_write=self._code_written)
         pc_info = arch.register(arch.pc)
         assert pc_info is not None and pc_info.uc_id is not None
+        # 32-bit ARM: repairs the IT state Unicorn leaves stale (see ThumbItGuard); its block
+        # hook must come before the run core's.
+        self._it_guard = (ThumbItGuard(self._uc, self._it_legit, arm_const.UC_ARM_REG_CPSR)
+                          if arch.name == "arm" else None)
         self._core = RunCore(self._uc, self._resolve_block, self._retired_before,
                              pc_info.uc_id)
         self.regs = Registers(self._uc, arch, self._registers_written,
@@ -127,6 +139,14 @@ class Machine:
         self._cs = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail.detail = True
+        #: 32-bit ARM: the Thumb decoders (the CPSR's T bit chooses; see _engine).
+        self._arm = arch.name == "arm"
+        thumb_mode = capstone.CS_MODE_THUMB if self._arm else arch.cs_mode
+        self._cs_thumb = capstone.Cs(arch.cs_arch, thumb_mode)
+        self._cs_thumb_detail = capstone.Cs(arch.cs_arch, thumb_mode)
+        self._cs_thumb_detail.detail = True
+        #: Thumb or not, per translated block (start, size), as seen when it first ran.
+        self._block_thumb: dict[tuple[int, int], bool] = {}
         self._flow_cache: dict[int, tuple[int, bool]] = {}
         self._offsets: dict[tuple[int, int], list[int]] = {}
         self._syscall_handler: SyscallHandler | None = None
@@ -147,7 +167,7 @@ class Machine:
         self._watch: WatchCore | None = None
         #: Stop *before* the accessing instruction at a watch hit (aarch64's semantics)
         #: instead of after it (x86's).
-        self.watch_before = arch.name == "aarch64"
+        self.watch_before = arch.name in ("aarch64", "arm", "riscv64")
         self._watch_stop_at: tuple[int, int] | None = None  # (position, pc) of a before-stop
         #: Attached recorders (coverage, traces); told about every stop. Detached ones stay
         #: referenced: Unicorn frees deleted hooks only when an emulation returns, and the
@@ -163,6 +183,7 @@ class Machine:
         self._host_skip_at: int | None = None
         #: How far before pc a syscall handler's system call instruction lies (x86's
         #: UC_HOOK_INSN sees pc at the syscall; aarch64's exception hook after the svc).
+        #: (32-bit ARM: 2 after a Thumb ``svc``; see _syscall_insn_size.)
         self._syscall_back = 0 if arch.name == "x86_64" else 4
         self.mem.write_observers.append(self._host_write)
         self.mem.map_observers.append(self._host_map)
@@ -214,9 +235,13 @@ class Machine:
         else:
             self._hooks.append(uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt))
         # Cycle counters read the position, not the host clock (deterministic re-execution).
-        counters = ([x86_const.UC_X86_INS_RDTSC, x86_const.UC_X86_INS_RDTSCP]
-                    if self.arch.name == "x86_64" else [arm64_const.UC_ARM64_INS_MRS])
-        self._counters = CounterHooks(uc, self._on_counter, self.arch.name, counters)
+        # (32-bit ARM and RISC-V: Unicorn 2.1 has no instruction hook for their counter
+        # reads; see docs/architectures.md.)
+        self._counters: CounterHooks | None = None
+        if self.arch.name in ("x86_64", "aarch64"):
+            counters = ([x86_const.UC_X86_INS_RDTSC, x86_const.UC_X86_INS_RDTSCP]
+                        if self.arch.name == "x86_64" else [arm64_const.UC_ARM64_INS_MRS])
+            self._counters = CounterHooks(uc, self._on_counter, self.arch.name, counters)
         # No permanent UC_HOOK_MEM_INVALID: any memory hook pushes every guest store onto
         # Unicorn's slow path (measured: 950 -> 265 MIPS with the virtual TLB). Faults are
         # precise, so the faulting instruction is re-run once with such a hook to learn the
@@ -260,6 +285,9 @@ class Machine:
         self._guard(self._do_syscall)
 
     def _on_interrupt(self, uc: unicorn.Uc, intno: int, user_data: object) -> None:
+        if self.arch.name == "riscv64":
+            self._on_riscv_exception(uc, intno)
+            return
         if intno == _ARM_EXCP_SWI:
             self._guard(self._do_syscall)
             return
@@ -269,6 +297,35 @@ class Machine:
         detail = "breakpoint instruction" if intno == _ARM_EXCP_BKPT else "invalid instruction"
         self._fault = (int(sig), pc, detail)
         uc.emu_stop()
+
+    def _on_riscv_exception(self, uc: unicorn.Uc, cause: int) -> None:
+        """A RISC-V trap: ``ecall`` is a system call; Unicorn leaves pc after the trapping
+        instruction, so a fault is reported at the instruction before it."""
+        if cause in _RISCV_ECALLS:
+            self._guard(self._do_syscall)
+            return
+        pc = self._insn_before(self.regs.pc)
+        self.regs.pc = pc
+        if cause == _RISCV_BREAKPOINT:
+            self._fault = (int(signal.SIGTRAP), pc, "breakpoint instruction")
+        elif cause == _RISCV_ILLEGAL:
+            self._fault = (int(signal.SIGILL), pc, "invalid instruction")
+        else:
+            self._fault = (int(signal.SIGSEGV), pc, f"exception cause {cause}")
+        uc.emu_stop()
+
+    def _insn_before(self, pc: int) -> int:
+        """The instruction that ends just before ``pc`` in the current block (pc - 4 when
+        the block is unknown)."""
+        blk = self._core.current_block
+        if blk is not None:
+            start, size, _ = blk
+            if start < pc <= start + size:
+                offs = self._block_offsets(start, size)
+                i = bisect.bisect_left(offs, pc - start)
+                if i > 0:
+                    return start + offs[i - 1]
+        return pc - 4
 
     def _on_x86_exception(self, uc: unicorn.Uc, intno: int, user_data: object) -> None:
         """An x86 exception: the guest gets Linux's signal for it.
@@ -299,7 +356,7 @@ class Machine:
         hook = self._uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, on_bad)
         try:
             self._core.set_limit(None)
-            self._uc.emu_start(pc, _NEVER, 0, 1)
+            self._uc.emu_start(self._start_address(pc), _NEVER, 0, 1)
         except unicorn.UcError:
             pass
         finally:
@@ -316,7 +373,7 @@ class Machine:
                 "syscall layer is loaded (raw blobs have none; is the linux plugin disabled?)"
             )
         skip = (self._host_skip_at is not None and self._host_skip_at
-                == self.insn_position(self.regs.pc - self._syscall_back))
+                == self.insn_position(self.regs.pc - self.syscall_insn_size()))
         self._in_syscall = not skip
         try:
             self._syscall_handler(self)
@@ -347,6 +404,34 @@ class Machine:
             if kind != self._WATCH_KINDS["read"] and start < end and address < start + length:
                 self._host_hit = (kind, max(start, address))
                 return
+
+    def syscall_insn_size(self) -> int:
+        """Inside a system call: how far before pc its instruction lies (0 on x86, whose
+        hook sees pc at ``syscall``; 2 after a Thumb ``svc``; else 4)."""
+        if self._arm and self.thumb:
+            return 2
+        return self._syscall_back
+
+    @property
+    def thumb(self) -> bool:
+        """32-bit ARM: the CPU is in Thumb state (CPSR.T); False on other machines."""
+        return self._arm and bool(self._core.reg_read(arm_const.UC_ARM_REG_CPSR) & CPSR_T)
+
+    def _start_address(self, pc: int) -> int:
+        """The address Unicorn starts at: on 32-bit ARM the pc with the Thumb bit of the
+        current state (Unicorn's start writes the pc, whose low bit selects the state)."""
+        return pc | 1 if self.thumb else pc
+
+    def _engine(self, detail: bool = False, thumb: bool | None = None) -> capstone.Cs:
+        """The capstone decoder for the current instruction set (ARM or Thumb on 32-bit
+        ARM, from the CPSR unless ``thumb`` says)."""
+        if self._arm and (self.thumb if thumb is None else thumb):
+            return self._cs_thumb_detail if detail else self._cs_thumb
+        return self._cs_detail if detail else self._cs
+
+    def capstone(self, detail: bool = False) -> capstone.Cs:
+        """A capstone decoder for the code at pc (on 32-bit ARM: the current state's)."""
+        return self._engine(detail)
 
     @property
     def syscall_handler(self) -> SyscallHandler | None:
@@ -527,6 +612,7 @@ class Machine:
         self._uc.ctl_remove_cache(address, address + size)
         self._core.invalidate_blocks()
         self._offsets.clear()
+        self._block_thumb.clear()
         self._flow_cache.clear()
 
     def _block_offsets(self, start: int, size: int) -> list[int]:
@@ -534,14 +620,19 @@ class Machine:
         offs = self._offsets.get(key)
         if offs is None:
             code = self.mem.read_partial(start, size)
-            offs = [a - start for a, _, _, _ in self._cs.disasm_lite(code, start)]
-            decoded = (offs[-1] + len(next(self._cs.disasm(code[offs[-1]:], 0)).bytes)
+            thumb = None
+            if self._arm:
+                thumb = self._block_thumb.setdefault(key, self.thumb)
+            cs = self._engine(thumb=thumb)
+            offs = [a - start for a, _, _, _ in cs.disasm_lite(code, start)]
+            decoded = (offs[-1] + len(next(cs.disasm(code[offs[-1]:], 0)).bytes)
                        if offs else 0)
             if decoded < size:
                 # An instruction capstone cannot decode (the guest's SIGILL) ends the block.
                 offs.append(decoded)
             if len(self._offsets) > 4096:
                 self._offsets.clear()
+                self._block_thumb.clear()
             self._offsets[key] = offs
         return offs
 
@@ -560,7 +651,10 @@ class Machine:
                     target = int(token[-1], 0)
                 except ValueError:
                     target = 0
-        return len(offs), target
+                if self.arch.name == "riscv64":
+                    # capstone 5 shows RISC-V branch targets as offsets from the branch.
+                    target = (last[0][0] + target) & 0xFFFF_FFFF_FFFF_FFFF
+        return len(offs), max(target, 0)
 
     def _retired_before(self, start: int, size: int, address: int) -> int:
         return bisect.bisect_left(self._block_offsets(start, size), address - start)
@@ -635,14 +729,24 @@ class Machine:
         # A step hook that ends a bounded run exactly (RunCore.arm_step: kept installed, so
         # stepping through code already stepped costs no retranslation).
         step_target: int | None = None
+        #: 32-bit ARM: a stop inside a Thumb IT block is Unicorn's own exit address (a code
+        #: hook's stop is ignored there, and not even called for an instruction whose
+        #: condition fails); the translation then ends there with the IT state saved.
+        until_stop: int | None = None
         if goal is not None:
             # Short bounded runs (single steps) inside straight-line code: arm the
             # instruction to stop at right away instead of first letting the block hook
             # refuse the block (saves one emu_start per step). The limit stays as a backstop.
             target = self._straight_line_target(pc, goal - self.position)
             if target is not None and target not in self._breakpoints and target != until:
-                core.arm_step(target)
-                step_target = target
+                if self._needs_until(pc, target):
+                    until_stop = target
+                    # A cached block holding target would run past it: translate again
+                    # (and drop that translation after the run: it ends at the exit).
+                    self._drop_translation(target)
+                else:
+                    core.arm_step(target)
+                    step_target = target
                 limit = goal + self._STRAIGHT_MAX
         try:
             while True:
@@ -651,13 +755,21 @@ class Machine:
                 # otherwise an exception a Python hook kept is raised.
                 uc = self._uc
                 uc._hook_exception = None
-                status = core.emu_start(pc, _NEVER)
+                status = core.emu_start(self._start_address(pc),
+                                        _NEVER if until_stop is None else until_stop)
                 err = unicorn.UcError(status) if status else None
                 if err is None and uc._hook_exception is not None:
                     raise uc._hook_exception
                 self._retired_probes.clear()  # emu_start freed their deleted hooks
                 limit_hit, bp_addr, interrupted, _ = core.stop_flags
                 pc = self._settle_position()
+                if self._it_guard is not None and self._it_guard.retry and err is None \
+                        and self._pending is None and core.pending is None:
+                    # A stale Thumb IT state before a block: clear it and run on.
+                    cpsr = self._core.reg_read(arm_const.UC_ARM_REG_CPSR)
+                    self._uc.reg_write(arm_const.UC_ARM_REG_CPSR, cpsr & ~CPSR_IT_MASK)
+                    core.reset_stop()
+                    continue
                 if bp_addr is not None and bp_addr == step_target:
                     bp_addr = None  # our own stop: the count is reached
                 try:
@@ -693,10 +805,17 @@ class Machine:
                 if step_target is not None:
                     core.disarm_step()
                     step_target = None
+                if until_stop is not None:
+                    self._drop_translation(until_stop)
+                until_stop = None
                 target = bstart + offsets[goal - self.position]
                 if target not in self._breakpoints and target != until:
-                    core.arm_step(target)
-                    step_target = target
+                    if self._needs_until(bstart, target):
+                        until_stop = target
+                        self._drop_translation(target)
+                    else:
+                        core.arm_step(target)
+                        step_target = target
                 limit = self.position + len(offsets)
                 core.reset_stop()
                 if self.position == start_pos and pc == start_pc and (
@@ -705,12 +824,39 @@ class Machine:
         finally:
             if step_target is not None:
                 core.disarm_step()
+            if until_stop is not None:
+                self._drop_translation(until_stop)
 
     #: Longest stretch the single-step shortcut looks at.
     _STRAIGHT_MAX = 16
     #: Longest bounded run that keeps the step hooks installed (a stepi, a reverse-stepi's
     #: re-execution from a dense checkpoint); longer runs drop them first.
     _STEPPING_RUN = 4096
+
+    def _it_legit(self, address: int) -> bool:
+        """Whether a Thumb IT instruction covers ``address``: one of the 16 bytes before
+        it decodes as an IT whose following instructions include ``address``."""
+        code = self.mem.read_partial(max(address - 16, 0), min(address, 16) + 4)
+        base = address - (len(code) - 4)
+        for back in range(2, min(address, 16) + 1, 2):
+            off = len(code) - 4 - back
+            if off < 0 or code[off + 1] != 0xBF or not code[off] & 0xF:
+                continue
+            insns = list(self._cs_thumb.disasm_lite(code[off:], base + off))
+            if insns and insns[0][2].startswith("it"):
+                covered = [a for a, _, _, _ in insns[1:len(insns[0][2])]]
+                if address in covered:
+                    return True
+        return False
+
+    def _needs_until(self, start: int, target: int) -> bool:
+        """Whether a bounded run stops at ``target`` (reached in straight line from
+        ``start``) through Unicorn's exit address instead of a step hook: always on 32-bit
+        ARM. A code hook's stop is ignored inside a Thumb IT block (and the hook is not even
+        called for an instruction whose condition fails), and measured on glibc's ARM-state
+        memset, a step hook's stop after a store that filled the TLB resumed at the start
+        of the block; the exit address ends the translation right before ``target``."""
+        return self._arm
 
     def _straight_line_target(self, pc: int, count: int) -> int | None:
         """Address of the instruction ``count`` instructions after ``pc`` when none of the
@@ -730,12 +876,18 @@ class Machine:
         """(next address, can change the flow) of the instruction at ``address`` (cached)."""
         info = self._flow_cache.get(address)
         if info is None:
-            insn = next(self._cs_detail.disasm(self.mem.read_partial(address, 16), address, 1),
-                        None)
+            insn = next(self._engine(True).disasm(self.mem.read_partial(address, 16), address,
+                                                  1), None)
             if insn is None:
                 return None
             flow = bool(set(insn.groups) & _FLOW_GROUPS) or insn.mnemonic in _TRAPS \
                 or insn.mnemonic.startswith("rep")
+            if self._arm:
+                # Anything naming pc may write it (pop {pc}, ldr pc, mov pc, lr...); an IT
+                # instruction makes the next ones conditional (see _needs_until).
+                flow = flow or "pc" in insn.op_str
+            elif self.arch.name == "riscv64":
+                flow = flow or insn.mnemonic.startswith(_RISCV_FLOW)
             info = (address + insn.size, flow)
             if len(self._flow_cache) > 65536:
                 self._flow_cache.clear()
@@ -855,6 +1007,7 @@ class Machine:
             self._uc.ctl_remove_cache(start, end)
         self._core.invalidate_blocks()
         self._offsets.clear()
+        self._block_thumb.clear()
         self._flow_cache.clear()
 
     # -- misc -------------------------------------------------------------------------------
@@ -862,7 +1015,7 @@ class Machine:
         """Up to ``count`` instructions at ``address``: (address, mnemonic, operands, bytes)."""
         code = self.mem.read_partial(address, 16 * count)
         out = []
-        for insn in self._cs.disasm(code, address):
+        for insn in self._engine().disasm(code, address):
             out.append((insn.address, insn.mnemonic, insn.op_str, bytes(insn.bytes)))
             if len(out) >= count:
                 break

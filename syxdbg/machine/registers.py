@@ -81,12 +81,21 @@ class Registers:
                 if reg.encoding == "x87":
                     self._uc.reg_write(reg.uc_id, (value & ((1 << 64) - 1), value >> 64))
                 else:
+                    if reg.name == "pc" and self._arch.name == "arm" and not value & 1:
+                        # Unicorn's pc write sets the Thumb state from bit 0: keep the
+                        # current state (the CPSR's T bit) unless bit 0 asks for Thumb.
+                        value |= (self._uc.reg_read(self._arch_cpsr()) >> 5) & 1
                     self._uc.reg_write(reg.uc_id, value)
             except UcError as exc:
                 raise RegisterError(f"cannot set {reg.name} to {value:#x}: the emulated CPU "
                                     f"refuses it ({exc})") from None
         if self._written is not None:
             self._written()
+
+    def _arch_cpsr(self) -> int:
+        cpsr = self._arch.register("cpsr")
+        assert cpsr is not None and cpsr.uc_id is not None
+        return cpsr.uc_id
 
     def __getitem__(self, name: str) -> int:
         return self.read_info(self.info(name))

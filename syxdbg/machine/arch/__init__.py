@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from ...errors import ArchError
 from .aarch64 import AARCH64
+from .arm import ARM
 from .base import ArchSpec, RegisterInfo, SyscallABI
+from .riscv64 import RISCV64
 from .x86_64 import X86_64
 
-ARCHES: dict[str, ArchSpec] = {a.name: a for a in (X86_64, AARCH64)}
-_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64"}
+ARCHES: dict[str, ArchSpec] = {a.name: a for a in (X86_64, AARCH64, ARM, RISCV64)}
+_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64",
+            "armhf": "arm", "armv7": "arm", "thumb": "arm", "riscv": "riscv64",
+            "rv64": "riscv64"}
 
 
 def get_arch(name: str) -> ArchSpec:
