@@ -915,6 +915,11 @@ class Machine:
                 assert err is not None
                 sig, detail = _FAULT_ERRORS.get(err.errno, (signal.SIGSEGV, str(err)))
                 addr = pc
+                if sig == signal.SIGILL and self.arch.name == "riscv64":
+                    # Unicorn ends the emulation at an ebreak (no UC_HOOK_INTR call).
+                    insn = self.disassemble(pc, 1)
+                    if insn and insn[0][1] in ("ebreak", "c.ebreak"):
+                        sig, detail = signal.SIGTRAP, "breakpoint instruction"
                 if sig in (signal.SIGSEGV, signal.SIGBUS):
                     located = self._locate_fault(pc)
                     if located is not None:

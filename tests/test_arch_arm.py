@@ -1,0 +1,169 @@
+"""The 32-bit ARM machine (ARMv7-A EABI hard-float, ARM and Thumb-2 code mixed).
+
+Oracle: the same static binaries under ``qemu-arm``. Debian's armhf glibc is Thumb-2 code,
+so even ``-marm`` builds run Thumb code with IT blocks (and its ARM-state memcpy/memset).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import progs
+import pytest
+from arch_programs import CASES, case_id, check_case, record_and_check
+
+import syxdbg
+from syxdbg.loader.kuser import KUSER_GET_TLS, kuser_page
+from syxdbg.machine import Machine
+from syxdbg.machine.arch import get_arch
+
+TOOLCHAINS = ("arm", "thumb")
+
+KUSER_C = r"""
+#include <stdio.h>
+#include <stdint.h>
+typedef int (*cmpxchg_t)(int oldval, int newval, volatile int *ptr);
+typedef int (*cmpxchg64_t)(const int64_t *oldval, const int64_t *newval,
+                           volatile int64_t *ptr);
+typedef void *(*get_tls_t)(void);
+typedef void (*barrier_t)(void);
+static __thread int tls_var = 42;
+int main(void) {
+    volatile int v = 5;
+    volatile int64_t w = 1;
+    int64_t o = 1, n = 0x100000002LL, o2 = 7;
+    int a = ((cmpxchg_t)0xffff0fc0)(5, 7, &v);
+    int b = ((cmpxchg_t)0xffff0fc0)(5, 9, &v);
+    int c = ((cmpxchg64_t)0xffff0f60)(&o, &n, &w);
+    int d = ((cmpxchg64_t)0xffff0f60)(&o2, &n, &w);
+    ((barrier_t)0xffff0fa0)();
+    char *tp = ((get_tls_t)0xffff0fe0)();
+    printf("cmpxchg %d %d v=%d\n", a == 0, b == 0, v);
+    printf("cmpxchg64 %d %d w=%llx\n", c == 0, d == 0, (unsigned long long)w);
+    printf("tls %d version %d var %d\n", tp == __builtin_thread_pointer(),
+           *(volatile int *)0xffff0ffc, tls_var);
+    return 0;
+}
+"""
+
+# A Thumb IT block in the middle of a loop: stepping must visit every instruction it
+# covers (the ones whose condition fails included), one position each.
+IT_C = r"""
+#include <stdio.h>
+__attribute__((noinline)) int pick(int a, int b) {
+    int r;
+    __asm__ volatile("cmp %1, %2\n\titte gt\n\tmovgt %0, %1\n\taddgt %0, %0, #1\n"
+                     "\tmovle %0, %2\n" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+int main(void) {
+    int total = 0;
+    for (int i = 0; i < 40; i++)
+        total += pick(i, 20);
+    printf("total %d\n", total);
+    return 0;
+}
+"""
+
+
+def _build_c(tmp_path: Path, name: str, source: str, mode: str,
+             require_tool: Callable[[str], str]) -> Path:
+    cc = require_tool("arm-linux-gnueabihf-gcc")
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
+    exe = tmp_path / f"{name}-{mode}"
+    subprocess.run([cc, "-static", "-O1", "-g", f"-m{mode}", "-o", str(exe), str(src)],
+                   check=True)
+    return exe
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_program_matches_qemu_arm(case: tuple[str, tuple[str, ...], bytes], toolchain: str,
+                                  build_program: Callable[..., Path],
+                                  require_tool: Callable[[str], str], tmp_path: Path) -> None:
+    require_tool("qemu-arm")
+    check_case(build_program(case[0], toolchain), case, tmp_path)
+
+
+def test_arch_spec_and_target_description() -> None:
+    arm = get_arch("arm")
+    assert get_arch("thumb") is arm and arm.bits == 32 and arm.elf_machine == 40
+    regs = {r.name: r.regnum for r in arm.registers}
+    assert regs["r0"] == 0 and regs["pc"] == 15 and regs["cpsr"] == 25
+    assert regs["d0"] == 26 and regs["d31"] == 57 and regs["fpscr"] == 58
+    # glibc looks at these AT_HWCAP bits: VFP, NEON, VFPv3, TLS, VFPD32.
+    for bit in (64, 4096, 8192, 32768, 524288):
+        assert arm.hwcap & bit
+
+
+def test_kuser_page_holds_the_helpers() -> None:
+    page = kuser_page()
+    assert len(page) == 4096 and page[0xFFC:] == (5).to_bytes(4, "little")
+    m = Machine(get_arch("arm"))
+    from syxdbg.loader.kuser import map_kuser_page
+    map_kuser_page(m)
+    assert m.disassemble(KUSER_GET_TLS, 2)[0][1] == "mrc"
+    assert m.disassemble(KUSER_GET_TLS, 2)[1][1:3] == ("bx", "lr")
+
+
+@pytest.mark.parametrize("mode", ["arm", "thumb"])
+def test_kuser_helpers_match_qemu(mode: str, tmp_path: Path,
+                                  require_tool: Callable[[str], str]) -> None:
+    require_tool("qemu-arm")
+    exe = _build_c(tmp_path, "kuser", KUSER_C, mode, require_tool)
+    native = progs.native_run(exe)
+    assert native.returncode == 0 and b"cmpxchg 1 0 v=7" in native.stdout
+    out = subprocess.run([sys.executable, "-m", "syxdbg", "run", str(exe)], capture_output=True,
+                         check=False)
+    assert out.stdout == native.stdout and out.returncode == 0
+
+
+def test_thumb_it_block_steps_one_instruction_at_a_time_and_reverses(
+        tmp_path: Path, require_tool: Callable[[str], str]) -> None:
+    exe = _build_c(tmp_path, "itblock", IT_C, "thumb", require_tool)
+    s = syxdbg.open(str(exe), [])
+    try:
+        s.add_breakpoint("pick")
+        s.cont()
+        s.cont()  # the second call: pick(1, 20)
+        states = [(s.position, s.regs.snapshot())]
+        pcs = []
+        for _ in range(12):
+            pcs.append(s.regs.pc)
+            s.step()
+            assert s.position == states[-1][0] + 1
+            states.append((s.position, s.regs.snapshot()))
+        # The IT block's three instructions are each one stop, taken or not.
+        code = {a: mnem for a, mnem, _, _ in s.machine.disassemble(s.symbols["pick"], 12)}
+        it_at = next(a for a, mnem in code.items() if mnem.startswith("itte"))
+        covered = sorted(a for a in code if a > it_at)[:3]
+        assert all(a in pcs for a in covered), (pcs, covered)
+        # Reverse invariant: reverse-stepi from N gives the state recorded at N - 1.
+        for pos, regs in reversed(states[:-1]):
+            s.step("reverse")
+            assert s.position == pos and s.regs.snapshot() == regs
+        # A fresh run to the same position through one bounded run agrees.
+        end_pos, end_regs = states[-1]
+        t = syxdbg.open(str(exe), [])
+        try:
+            t.run(count=end_pos)
+            assert t.position == end_pos and t.regs.snapshot() == end_regs
+        finally:
+            t.close()
+    finally:
+        s.close()
+    native = progs.native_run(exe)
+    emu = subprocess.run([sys.executable, "-m", "syxdbg", "run", str(exe)], capture_output=True,
+                         check=False)
+    assert native.stdout == emu.stdout == b"total 1009\n"
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_record_replay_check(toolchain: str, build_program: Callable[..., Path],
+                             tmp_path: Path) -> None:
+    out = record_and_check(build_program("corrupt", toolchain), (), tmp_path)
+    assert "exited with status 1, as recorded" in out and "digest match" in out
