@@ -1,0 +1,94 @@
+"""32-bit ARM programs (ARM and Thumb-2 builds) in syxdbg under gdb-multiarch.
+
+The oracle for breakpoints, backtraces, stepping and faults is the same binary under
+``qemu-arm -g`` with the same gdb (as test_gdb_aarch64.py does). QEMU's user mode has no
+watchpoints nor reverse execution: those are checked against the values and lines the
+program's source fixes (the same as on the other architectures).
+
+Watchpoints on arm stop before the accessing instruction (gdb's arm target has
+non-steppable watchpoints): gdb steps over the store and reports the new value at the
+next instruction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gdbmi import normalize
+from test_gdb_aarch64 import START, qemu_outputs, syxdbg_outputs
+
+#: The stacks: syxdbg's below 0xbefff000 (Linux's 3G/1G split), qemu-arm's below 0x40800000.
+_STACK32 = re.compile(r"0x(beff[0-9a-f]{4}|407f[0-9a-f]{4}|4080[0-9a-f]{4})\b")
+
+
+def norm(text: str) -> str:
+    return _STACK32.sub("STACK", normalize(text))
+
+GDB_CASES = [
+    ("hello", ("alpha", "beta"), [
+        "break main", START, "bt", "info args", "next", "next", "info locals",
+        "print argv[1]", "stepi", "x/i $pc", "nexti", "continue"]),
+    ("corrupt", (), [
+        "break record_history", START, "bt", "info args", "finish", "up", "down",
+        "tbreak corrupt.c:82", "continue", "until", "advance audit", "bt", "delete",
+        "continue"]),
+    ("segv", ("null",), [START, "bt", "x/i $pc", "continue"]),
+]
+
+
+@pytest.mark.parametrize("toolchain", ["arm", "thumb"])
+@pytest.mark.parametrize("program,args,commands", GDB_CASES)
+def test_arm_matches_qemu_gdbstub(build_program: Callable[..., Path],
+                                  require_tool: Callable[[str], str], toolchain: str,
+                                  program: str, args: tuple[str, ...],
+                                  commands: list[str]) -> None:
+    qemu = require_tool("qemu-arm")
+    exe = build_program(program, toolchain)
+    want = qemu_outputs(exe, args, commands, qemu)
+    got = syxdbg_outputs(exe, args, commands)
+    for (cmd, w), (_, g) in zip(want, got, strict=True):
+        assert norm(g) == norm(w), f"{cmd!r}:\n--- qemu\n{w}\n--- syxdbg\n{g}"
+
+
+@pytest.mark.parametrize("toolchain", ["arm", "thumb"])
+def test_arm_reverse_continue_to_a_watchpoint_and_reverse_finish(
+        build_program: Callable[..., Path], toolchain: str) -> None:
+    out = syxdbg_outputs(build_program("corrupt", toolchain), (), [
+        "break run_day", START, "watch ledger.balance", "continue", "continue",
+        "reverse-continue", "reverse-finish", "stepi", "reverse-stepi", "info registers pc",
+        "next", "delete", "continue",
+    ])
+    text = [o for _, o in out]
+    assert "Old value = 0\nNew value = 120\n" in text[3]
+    assert "Old value = 120\nNew value = 75\n" in text[4]
+    assert "apply_transaction (amount=-45) at corrupt.c:82" in text[4]
+    # Backwards, the same store undone: the old and new values swap.
+    assert "Old value = 75\nNew value = 120\n" in text[5]
+    assert "apply_transaction (amount=-45) at corrupt.c:82" in text[5]
+    assert "Run back to call of #0" in text[6] and "process_batch" in text[6]
+    back_pc = text[9]
+    assert "apply_transaction (amount=-45) at corrupt.c:81" in text[7]
+    assert "process_batch" in text[8]
+    assert "<process_batch+" in back_pc
+    # Forward again over the same call: the watchpoint hits at the same store.
+    assert "Old value = 120\nNew value = 75\n" in text[10]
+    assert "exited with code 01" in text[12]
+
+
+def test_thumb_breakpoint_kinds_on_16_and_32_bit_instructions(
+        build_program: Callable[..., Path]) -> None:
+    """gdb plants Thumb breakpoints with kind 2 (16-bit instruction) or 3 (32-bit Thumb-2
+    instruction), ARM ones with kind 4; each stops before its instruction."""
+    exe = build_program("loop", "thumb")
+    out = syxdbg_outputs(exe, (), [
+        "break main", START, "x/6i $pc", "stepi", "stepi", "stepi", "info registers pc",
+        "break *$pc", "reverse-stepi", "continue", "info registers pc", "delete",
+        "continue",
+    ])
+    text = [o for _, o in out]
+    pc_after = text[6].split()[1]
+    assert pc_after in text[10], text[10]
+    assert "Breakpoint" in text[9]
