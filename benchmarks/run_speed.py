@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Guest speed under syxdbg's Machine versus bare Unicorn, measured in one process.
 
-The same guest code, x86_64 and aarch64, assembled here by the cross toolchains, runs
+The same guest code, x86_64, aarch64, arm (ARM and Thumb-2 state) and riscv64, assembled
+here by the cross toolchains, runs
 
 * "mixed": a compute-and-store loop (the issue's target path: arithmetic plus two stores
   per iteration into a 16 MiB array), and
@@ -115,8 +116,95 @@ LOOPS = {
     """,
 }
 
+_ARM_MIXED = """
+          ldr r1, ={iters}
+          ldr r2, ={data}
+          mov r3, #0
+        1:
+          add r0, r1, #7
+          mov r4, #13
+          mul r0, r0, r4
+          ubfx r3, r3, #0, #20
+          str r0, [r2, r3, lsl #2]
+          add r3, r3, #8
+          add r5, r2, #64
+          str r1, [r5, r3, lsl #2]
+          subs r1, r1, #1
+          bne 1b
+        done:
+          nop
+          .ltorg
+"""
+_ARM_ALU = """
+          ldr r1, ={iters}
+          mov r0, #1
+          mov r2, #3
+        1:
+          mul r0, r0, r2
+          add r0, r0, r1
+          eor r2, r2, r0
+          lsr r2, r2, #3
+          orr r2, r2, #1
+          subs r1, r1, #1
+          bne 1b
+        done:
+          nop
+          .ltorg
+"""
+LOOPS[("arm", "mixed")] = ".syntax unified\n.arm\n_start:" + _ARM_MIXED
+LOOPS[("arm", "alu")] = ".syntax unified\n.arm\n_start:" + _ARM_ALU
+LOOPS[("thumb", "mixed")] = ".syntax unified\n.thumb\n.thumb_func\n_start:" + _ARM_MIXED
+LOOPS[("thumb", "alu")] = ".syntax unified\n.thumb\n.thumb_func\n_start:" + _ARM_ALU
+LOOPS[("riscv64", "mixed")] = """
+        _start:
+          lui a1, %hi({iters})
+          addi a1, a1, %lo({iters})
+          lui a2, %hi({data})
+          li a3, 0
+        1:
+          addi a0, a1, 7
+          li a4, 13
+          mul a0, a0, a4
+          slli a3, a3, 44
+          srli a3, a3, 44
+          slli t0, a3, 3
+          add t0, a2, t0
+          sd a0, 0(t0)
+          addi a3, a3, 8
+          sd a1, 128(t0)
+          addi a1, a1, -1
+          bnez a1, 1b
+        done:
+          nop
+"""
+LOOPS[("riscv64", "alu")] = """
+        _start:
+          lui a1, %hi({iters})
+          addi a1, a1, %lo({iters})
+          li a0, 1
+          li a2, 3
+        1:
+          mul a0, a0, a2
+          add a0, a0, a1
+          xor a2, a2, a0
+          srli a2, a2, 3
+          ori a2, a2, 1
+          addi a1, a1, -1
+          bnez a1, 1b
+        done:
+          nop
+"""
+#: Instructions before the loop and per iteration (x86_64 and aarch64: 3, and 8/10 or 7).
+COUNTS = {("arm", "mixed"): (3, 10), ("thumb", "mixed"): (3, 10), ("arm", "alu"): (3, 7),
+          ("thumb", "alu"): (3, 7), ("riscv64", "mixed"): (4, 12), ("riscv64", "alu"): (4, 7)}
+
+_ARM_TOOLS = ("arm-linux-gnueabihf-gcc", "arm-linux-gnueabihf-objcopy", "arm-linux-gnueabihf-nm")
 TOOLS = {"x86_64": ("gcc", "objcopy", "nm"),
-         "aarch64": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objcopy", "aarch64-linux-gnu-nm")}
+         "aarch64": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objcopy", "aarch64-linux-gnu-nm"),
+         "arm": _ARM_TOOLS, "thumb": _ARM_TOOLS,
+         "riscv64": ("riscv64-linux-gnu-gcc", "riscv64-linux-gnu-objcopy", "riscv64-linux-gnu-nm")}
+#: Thumb code starts at an odd address (the state Unicorn enters).
+_ENTRY_BIT = {"thumb": 1}
 
 
 def assemble(arch: str, kind: str, iters: int, workdir: Path) -> tuple[bytes, int, int]:
@@ -132,6 +220,8 @@ def assemble(arch: str, kind: str, iters: int, workdir: Path) -> tuple[bytes, in
     done = next(int(line.split()[0], 16) for line in syms.splitlines() if line.endswith(" done"))
     per_iter = {"mixed": 8 if arch == "x86_64" else 10, "alu": 7}[kind]
     setup = 3
+    if (arch, kind) in COUNTS:
+        setup, per_iter = COUNTS[(arch, kind)]
     return out.read_bytes(), done, setup + per_iter * iters
 
 
@@ -141,8 +231,10 @@ def run_bare(arch: str, code: bytes, done: int) -> float:
     uc.mem_map(CODE, 0x10000, unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC)
     uc.mem_map(DATA, DATA_SIZE + 0x10000, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE)
     uc.mem_write(CODE, code)
+    if arch in ("arm", "thumb"):
+        uc.reg_write(unicorn.arm_const.UC_ARM_REG_FPEXC, 1 << 30)
     t0 = time.thread_time()
-    uc.emu_start(CODE, CODE + done)
+    uc.emu_start(CODE | _ENTRY_BIT.get(arch, 0), CODE + done)
     return time.thread_time() - t0
 
 
@@ -151,7 +243,7 @@ def run_machine(arch: str, code: bytes, done: int, expected: int) -> float:
     m.mem.map(CODE, 0x10000, Perm.RX, "code")
     m.mem.map(DATA, DATA_SIZE + 0x10000, Perm.RW, "data")
     m.mem.write(CODE, code)
-    m.regs.pc = CODE
+    m.regs.pc = CODE | _ENTRY_BIT.get(arch, 0)
     t0 = time.thread_time()
     ev = m.run(until=CODE + done)
     elapsed = time.thread_time() - t0
