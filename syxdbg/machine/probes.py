@@ -186,9 +186,11 @@ class InsnTracer(_Recorder):
         ids = []
         for name in registers:
             info = machine.regs.info(name)
-            if info.uc_id is None or info.size != 8:
-                raise ValueError(f"register {name!r} cannot be traced (64-bit registers "
-                                 f"Unicorn models only)")
+            # A 32-bit register (arm) lands in the low half of the tracer's 64-bit slot,
+            # whose high half nothing ever writes (little-endian hosts and guests).
+            if info.uc_id is None or info.size not in (4, 8):
+                raise ValueError(f"register {name!r} cannot be traced (32- and 64-bit "
+                                 f"registers Unicorn models only)")
             ids.append(info.uc_id)
         self._core = TraceCore(machine.uc, machine.native_core, fd, ids,
                                        [n.lower() for n in registers], pc_name)
