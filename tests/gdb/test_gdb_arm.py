@@ -16,8 +16,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import capstone
 import pytest
-from gdbmi import normalize
+from gdbmi import normalize, served
+from rsp import RspClient, le, parse_stop
 from test_gdb_aarch64 import START, qemu_outputs, syxdbg_outputs
 
 #: The stacks: syxdbg's below 0xbefff000 (Linux's 3G/1G split), qemu-arm's below 0x40800000.
@@ -92,3 +94,33 @@ def test_thumb_breakpoint_kinds_on_16_and_32_bit_instructions(
     pc_after = text[6].split()[1]
     assert pc_after in text[10], text[10]
     assert "Breakpoint" in text[9]
+
+
+@pytest.mark.parametrize("toolchain,sizes", [("thumb", {2: 2, 4: 3}), ("arm", {4: 4})])
+def test_z0_kinds_plant_breakpoints_in_each_state(build_program: Callable[..., Path],
+                                                   toolchain: str,
+                                                   sizes: dict[int, int]) -> None:
+    """Raw RSP: ``Z0,addr,kind`` with gdb's arm kinds (2: 16-bit Thumb, 3: 32-bit Thumb-2,
+    4: ARM) stops before the instruction; ``z0`` with the same kind removes it; the pc
+    (register 15) and CPSR.T (register 25) say where and in which state."""
+    exe = build_program("loop", toolchain)
+    with served(str(exe)) as srv:
+        rsp = RspClient(srv.port)
+        try:
+            main = srv.session.symbols["main"]
+            mode = capstone.CS_MODE_THUMB if toolchain == "thumb" else capstone.CS_MODE_ARM
+            cs = capstone.Cs(capstone.CS_ARCH_ARM, mode)
+            insns = [(a, n) for a, n, _, _ in
+                     cs.disasm_lite(srv.session.mem.read(main, 64), main)][2:]
+            for size, kind in sizes.items():
+                addr = next(a for a, n in insns if n == size)
+                assert rsp.ask(b"Z0,%x,%d" % (addr, kind)) == b"OK"
+                sig, _ = parse_stop(rsp.ask(b"c"))
+                assert sig == 5
+                assert le(rsp.ask(b"pf").decode()) == addr
+                thumb = bool(le(rsp.ask(b"p19").decode()) & 0x20)
+                assert thumb == (toolchain == "thumb")
+                assert rsp.ask(b"z0,%x,%d" % (addr, kind)) == b"OK"
+                insns = [i for i in insns if i[0] > addr]
+        finally:
+            rsp.close()
