@@ -2,8 +2,9 @@
 
 Shared by ``test_arch_arm.py`` and ``test_arch_riscv64.py``: the cases of
 ``tests/linux/test_linux_programs.py`` (every program of tests/programs that reads no clock
-or host entropy into its output; sortalloc once: a billion instructions), run under ``syxdbg run`` exactly as a user does and under
-``qemu-arm`` / ``qemu-riscv64``, with the same argv[0], environment and working directory.
+or host entropy into its output; sortalloc once: a billion instructions), run under
+``syxdbg run`` exactly as a user does and under ``qemu-arm`` / ``qemu-riscv64``, with the
+same argv[0], environment and working directory.
 """
 
 from __future__ import annotations
