@@ -21,6 +21,7 @@ Toolchains (see ``TOOLCHAINS``):
 * ``arm``      32-bit ARM (ARMv7-A hard-float) glibc, ``arm-linux-gnueabihf-gcc -static -marm``
 * ``thumb``    the same in Thumb-2 (``-mthumb``; glibc's own code stays as Debian built it)
 * ``riscv64``  RV64GC glibc, ``riscv64-linux-gnu-gcc -static``
+* ``arm-dyn``, ``riscv64-dyn`` the same, dynamically linked against ``/usr/<triplet>``
 
 Every toolchain links with ``-lm``.
 
@@ -178,6 +179,10 @@ TOOLCHAINS["thumb"] = Toolchain("thumb", "arm-linux-gnueabihf-gcc", "arm",
                                 ("-static", "-mthumb", *_COMMON))
 TOOLCHAINS["riscv64"] = Toolchain("riscv64", "riscv64-linux-gnu-gcc", "riscv64",
                                   ("-static", *_COMMON))
+TOOLCHAINS["arm-dyn"] = Toolchain("arm-dyn", "arm-linux-gnueabihf-gcc", "arm", _COMMON,
+                                  pie_supported=False)
+TOOLCHAINS["riscv64-dyn"] = Toolchain("riscv64-dyn", "riscv64-linux-gnu-gcc", "riscv64",
+                                      _COMMON, pie_supported=False)
 TOOLCHAINS["gcc-pie"] = TOOLCHAINS["gcc"].with_pie()
 TOOLCHAINS["aarch64-pie"] = TOOLCHAINS["aarch64"].with_pie()
 TOOLCHAINS["gcc-dyn"] = Toolchain("gcc-dyn", "gcc", "x86_64", _COMMON, pie_supported=False)

@@ -167,3 +167,13 @@ def test_record_replay_check(toolchain: str, build_program: Callable[..., Path],
                              tmp_path: Path) -> None:
     out = record_and_check(build_program("corrupt", toolchain), (), tmp_path)
     assert "exited with status 1, as recorded" in out and "digest match" in out
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[0] in ("hello", "corrupt", "filecopy")],
+                         ids=case_id)
+def test_dynamic_program_matches_qemu(case: tuple[str, tuple[str, ...], bytes],
+                                      build_program: Callable[..., Path],
+                                      require_tool: Callable[[str], str],
+                                      tmp_path: Path) -> None:
+    """Dynamically linked: ld-linux and libc from the cross sysroot (qemu-user's ``-L``)."""
+    check_case(build_program(case[0], "arm-dyn"), case, tmp_path)
