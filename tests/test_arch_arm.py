@@ -177,3 +177,39 @@ def test_dynamic_program_matches_qemu(case: tuple[str, tuple[str, ...], bytes],
                                       tmp_path: Path) -> None:
     """Dynamically linked: ld-linux and libc from the cross sysroot (qemu-user's ``-L``)."""
     check_case(build_program(case[0], "arm-dyn"), case, tmp_path)
+
+THREADS_C = r"""
+#include <pthread.h>
+#include <stdio.h>
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static long total;
+static __thread int mine;
+static void *work(void *arg) {
+    for (int i = 0; i < 20000; i++) {
+        pthread_mutex_lock(&mu); total += (long)arg; pthread_mutex_unlock(&mu); mine++;
+    }
+    return (void *)(long)mine;
+}
+int main(void) {
+    pthread_t t[4]; long sum = 0;
+    for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, work, (void *)(i + 1));
+    for (int i = 0; i < 4; i++) { void *r; pthread_join(t[i], &r); sum += (long)r; }
+    printf("total %ld sum %ld\n", total, sum);
+    return 0;
+}
+"""
+
+
+def test_threads_with_tls_match_qemu(tmp_path: Path, require_tool: Callable[[str], str]) -> None:
+    """pthreads: clone with CLONE_SETTLS sets each thread's pointer, futexes, joins."""
+    src = tmp_path / "threads.c"
+    src.write_text(THREADS_C)
+    exe = tmp_path / "threads"
+    subprocess.run([require_tool("arm-linux-gnueabihf-gcc"), "-static", "-O1", "-mthumb",
+                    "-pthread", "-o", str(exe), str(src)], check=True)
+    native = progs.native_run(exe)
+    emu = subprocess.run([sys.executable, "-m", "syxdbg", "run", str(exe)], capture_output=True,
+                         check=False)
+    assert native.stdout == emu.stdout == b"total 200000 sum 80000\n"
+    out = record_and_check(exe, (), tmp_path)
+    assert "exited with status 0, as recorded" in out
