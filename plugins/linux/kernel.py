@@ -1184,6 +1184,12 @@ class LinuxKernel:
     def image_path(self) -> bytes:
         return self.process.image_path
 
+    def _svc_back(self, machine: Machine) -> int:
+        """How far before the saved pc a waiting thread's system call instruction lies
+        (x86: 2 bytes back from the hook's pc after the syscall; svc/ecall: 4; a Thumb
+        svc: 2)."""
+        return 4 - self._resume_gap if self.arch != "arm" else machine.syscall_insn_size()
+
     # -- installation ---------------------------------------------------------------------
     def install(self) -> None:
         self.machine.set_syscall_handler(self.handle_syscall)
@@ -1290,7 +1296,7 @@ class LinuxKernel:
                 return
             s.seq += 1
             if first.wait == "pipe":  # a timed I/O wait (poll): past its call, returning 0
-                pc, back = machine.arch.pc, 4 - self._resume_gap
+                pc, back = machine.arch.pc, self._svc_back(machine)
                 first = replace(first, fd=-1, result=0, regs=tuple(
                     (n, v + back if n == pc else v) for n, v in first.regs))
             first = replace(first, wait="", futex=0, timeout=-1, seq=s.seq,
@@ -1308,7 +1314,7 @@ class LinuxKernel:
             elif kind == "pipe":
                 # Back to the system call instruction: it runs again when woken.
                 pc = machine.arch.pc
-                back = 4 - self._resume_gap  # x86: syscall (2 bytes); aarch64: svc (4)
+                back = self._svc_back(machine)  # x86: syscall (2); svc: 4, Thumb's 2
                 me = replace(me, wait="pipe", fd=futex, timeout=timeout, regs=tuple(
                     (n, v - back if n == pc else v) for n, v in me.regs))
             s.threads[me.tid] = me
@@ -1358,7 +1364,7 @@ class LinuxKernel:
         if want is not None and want[0] == "futex":
             mine = ThreadInfo(p.tid, "blocked", me_pc, f"futex wait on {want[1]:#x}")
         elif want is not None and want[0] == "pipe":  # it will make the system call again
-            mine = ThreadInfo(p.tid, "blocked", me_pc - (4 - self._resume_gap),
+            mine = ThreadInfo(p.tid, "blocked", me_pc - self._svc_back(self.machine),
                               f"read of an empty pipe (fd {want[1]})")
         elif want is not None and want[0] == "exit":
             mine = ThreadInfo(p.tid, "exited", me_pc)
