@@ -213,3 +213,36 @@ def test_threads_with_tls_match_qemu(tmp_path: Path, require_tool: Callable[[str
     assert native.stdout == emu.stdout == b"total 200000 sum 80000\n"
     out = record_and_check(exe, (), tmp_path)
     assert "exited with status 0, as recorded" in out
+
+
+PIPE_C = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static int fds[2];
+static void *reader(void *arg) {
+    char buf[16]; long n = 0, got;
+    while ((got = read(fds[0], buf, sizeof buf)) > 0) n += got;
+    return (void *)n;
+}
+int main(void) {
+    pthread_t t; void *r;
+    pipe(fds);
+    pthread_create(&t, NULL, reader, NULL);
+    for (volatile int i = 0; i < 300000; i++) {}
+    for (int k = 0; k < 50; k++) write(fds[1], "0123456789", 10);
+    close(fds[1]);
+    pthread_join(t, &r);
+    printf("read %ld\n", (long)r);
+    return 0;
+}
+"""
+
+
+def test_thumb_thread_waiting_on_a_pipe_retries_its_svc(
+        tmp_path: Path, require_tool: Callable[[str], str]) -> None:
+    """A thread blocked reading an empty pipe makes its (2-byte Thumb) svc again later."""
+    exe = _build_c(tmp_path, "pipe", PIPE_C, "thumb", require_tool)  # (pthreads are libc's)
+    emu = subprocess.run([sys.executable, "-m", "syxdbg", "run", str(exe)], capture_output=True,
+                         check=False)
+    assert emu.stdout == progs.native_run(exe).stdout == b"read 500\n"
