@@ -120,6 +120,7 @@ class LinuxPlugin:
         time_slice = session.options.get(THREAD_SLICE_OPTION)
         if time_slice is not None:
             self.kernel.s.time_slice = int(time_slice)
+        self.kernel.strict = bool(session.options.get("strict"))  # syxdbg run --strict
         self.kernel.install()
 
     @hookimpl

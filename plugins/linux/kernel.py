@@ -1166,6 +1166,9 @@ class LinuxKernel:
         #: Bytes between a saved thread's pc and where it resumes: x86's syscall hook sees
         #: pc at the ``syscall`` instruction (2 bytes), aarch64's after the ``svc``.
         self._resume_gap = 2 if self.arch == "x86_64" else 0
+        #: ``syxdbg run --strict``: the first unsupported system call stops the program
+        #: (SIGSYS, after a message naming it) instead of warning once and returning -ENOSYS.
+        self.strict = False
 
     # Shorthands used by tests and tools (the process holds the state).
     @property
@@ -1397,6 +1400,11 @@ class LinuxKernel:
 
     def unsupported(self, nr: int) -> int:
         name = self._names.get(nr, "unknown")
+        if self.strict:
+            self.process.warn(f"syxdbg: unsupported system call {name} ({nr}): the program is "
+                              "stopped (--strict; without it the call returns -ENOSYS)\n")
+            self.machine.request_kill(31)  # SIGSYS (the same number on every arch)
+            return -errno.ENOSYS
         self.process.warn_once(
             nr, f"syxdbg: warning: unsupported syscall {name} ({nr}) returns -ENOSYS\n")
         return -errno.ENOSYS

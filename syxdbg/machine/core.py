@@ -104,6 +104,8 @@ SyscallHandler = Callable[["Machine"], None]
 #: Called when the guest faults; True when it redirected the guest (to a signal handler:
 #: the run goes on from the new pc), False when the fault is fatal (the run ends with it).
 FaultHandler = Callable[["Machine", Fault], bool]
+#: Called when a run reaches the timer's position (see Machine.set_timer).
+TimerHandler = Callable[["Machine"], None]
 P = TypeVar("P", bound=Probe)
 
 
@@ -151,6 +153,12 @@ class Machine:
         self._offsets: dict[tuple[int, int], list[int]] = {}
         self._syscall_handler: SyscallHandler | None = None
         self._fault_handler: FaultHandler | None = None
+        #: The position timer (set_timer): where, and what to call there.
+        self._timer_at: int | None = None
+        self._timer_fn: TimerHandler | None = None
+        #: The goal of the run in progress (None: unbounded, or not running).
+        self._goal: int | None = None
+        self._running = False
         #: The last fault went to the guest's handler: the run resumes at the new pc.
         self._redirected = False
         self._breakpoints: set[int] = set()
@@ -442,6 +450,41 @@ class Machine:
         """Install the function called for every guest system call."""
         self._syscall_handler = handler
 
+    def set_timer(self, position: int | None, handler: TimerHandler | None = None) -> None:
+        """Call ``handler(machine)`` when execution reaches ``position`` (None: no timer).
+
+        It runs between the instruction before ``position`` and the one at it, as if the
+        former had done it (as a system call's effects appear at the position after it): a
+        stop at ``position`` (a count, a breakpoint at the new pc) shows the state after the
+        handler, which may change registers and memory (preempt a thread, push a signal
+        frame) and set the next timer. One timer at a time; ``position`` must lie ahead.
+        May be called from a system call handler while the guest runs."""
+        if position is not None and (handler is None or position <= self.position):
+            raise ValueError(f"a timer needs a handler and a position after "
+                             f"{self.position} (got {position})")
+        self._timer_at, self._timer_fn = position, handler
+        if self._running and position is not None:
+            # Inside a run (a system call hook): the block hook must stop there too.
+            self._core.set_limit(position if self._goal is None else min(position, self._goal))
+
+    @property
+    def timer(self) -> int | None:
+        """Where the timer fires (None: none set)."""
+        return self._timer_at
+
+    def _stop_position(self, goal: int | None) -> int | None:
+        """Where the current run must stop next: its goal or the timer, the first."""
+        t = self._timer_at
+        if t is None:
+            return goal
+        return t if goal is None else min(t, goal)
+
+    def _fire_timer(self) -> None:
+        fn = self._timer_fn
+        self._timer_at = self._timer_fn = None
+        if fn is not None:
+            fn(self)
+
     def set_fault_handler(self, handler: FaultHandler | None) -> None:
         """Install the function that may give a guest fault to the guest's own signal
         handler (see :data:`FaultHandler`); None: every fault ends the run."""
@@ -722,6 +765,9 @@ class Machine:
         self._watch_stop_at = None
         start_pos, start_pc = self.position, pc
         goal = limit  # the position a bounded run must stop at
+        self._goal = goal
+        stop = self._stop_position(goal)  # where it stops next: the goal or the timer
+        limit = stop
         if core.step_hook_count and (goal is None or goal - start_pos > self._STEPPING_RUN):
             # A long run: kept step hooks inside a hot loop would cost a helper call per
             # pass. Drop them (stepping again re-arms them, one retranslation each).
@@ -733,11 +779,11 @@ class Machine:
         #: hook's stop is ignored there, and not even called for an instruction whose
         #: condition fails); the translation then ends there with the IT state saved.
         until_stop: int | None = None
-        if goal is not None:
+        if stop is not None:
             # Short bounded runs (single steps) inside straight-line code: arm the
             # instruction to stop at right away instead of first letting the block hook
             # refuse the block (saves one emu_start per step). The limit stays as a backstop.
-            target = self._straight_line_target(pc, goal - self.position)
+            target = self._straight_line_target(pc, stop - self.position)
             if target is not None and target not in self._breakpoints and target != until:
                 if self._needs_until(pc, target):
                     until_stop = target
@@ -747,7 +793,8 @@ class Machine:
                 else:
                     core.arm_step(target)
                     step_target = target
-                limit = goal + self._STRAIGHT_MAX
+                limit = stop + self._STRAIGHT_MAX
+        self._running = True
         try:
             while True:
                 core.set_limit(limit)
@@ -779,20 +826,32 @@ class Machine:
                         probe._settled(self.position)
                 if event is not None:
                     return event
-                if self._redirected:  # a fault went to the guest's signal handler
-                    self._redirected = False
+                fired = self._timer_at is not None and self.position >= self._timer_at
+                if fired:
+                    self._fire_timer()
+                    if self._exit_status is not None or self._kill_signal is not None or \
+                            self._pending is not None:  # it ended the program, or raised
+                        event = self._classify(None, None, False, self.pc, until)
+                        if event is not None:
+                            return event
+                if self._redirected or fired:  # the guest goes on elsewhere
+                    self._redirected = False  # (a fault went to its signal handler)
                     if step_target is not None:  # armed in straight-line code: stale now
                         core.disarm_step()
                         step_target = None
-                        limit = goal
+                    if until_stop is not None:
+                        self._drop_translation(until_stop)
+                        until_stop = None
                     if goal is not None and self.position >= goal:
                         return Stopped(self.pc, self.position, "count")
+                    stop = limit = self._stop_position(goal)
                     pc = self.pc
                     core.reset_stop()
                     continue
                 if goal is not None and self.position >= goal:
                     return Stopped(pc, self.position, "count")
-                if not limit_hit or goal is None:
+                stop = self._stop_position(goal)  # (a system call may have set a timer)
+                if not limit_hit or stop is None:
                     # emu_start returned without any of our reasons (a hook stopped it).
                     return Stopped(pc, self.position, "interrupt")
                 # The block hook refused a block that would pass the goal. A block is
@@ -808,7 +867,7 @@ class Machine:
                 if until_stop is not None:
                     self._drop_translation(until_stop)
                 until_stop = None
-                target = bstart + offsets[goal - self.position]
+                target = bstart + offsets[stop - self.position]
                 if target not in self._breakpoints and target != until:
                     if self._needs_until(bstart, target):
                         until_stop = target
@@ -822,6 +881,8 @@ class Machine:
                         pc in self._breakpoints or pc == until):
                     core.skip_once(pc)  # still stepping off the breakpoint we resumed at
         finally:
+            self._running = False
+            self._goal = None
             if step_target is not None:
                 core.disarm_step()
             if until_stop is not None:

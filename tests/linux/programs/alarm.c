@@ -1,7 +1,8 @@
 /*
  * alarm.c - timer signals (issue 14): alarm, setitimer/getitimer (ITIMER_REAL), pause,
- * sigsuspend, and a loop that runs until its alarm fires. The same output natively and
- * under qemu-aarch64; the program ends killed by an unhandled SIGALRM (status 142).
+ * sigsuspend, and loops (with and without system calls) that run until their alarm fires.
+ * The same output natively and under qemu-aarch64; the program ends killed by an
+ * unhandled SIGALRM (status 142).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -52,6 +53,15 @@ int main(void) {
         (void)getppid();
     waited = now() - t0;
     printf("busy loop: alarms=%d waited_ok=%d\n", (int)alarms, waited > 0.8 && waited < 10);
+
+    /* A loop that makes no system call at all: only a timer between two instructions
+     * can run the handler that ends it. */
+    alarms = 0;
+    alarm(1);
+    unsigned long spins = 0;
+    while (!alarms)
+        spins++;
+    printf("spin loop: alarms=%d spun=%d\n", (int)alarms, spins > 0);
 
     /* A periodic timer, waited for with sigsuspend while SIGALRM is otherwise blocked. */
     sigset_t block, old, none, after;
