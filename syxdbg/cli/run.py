@@ -28,6 +28,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-insns", type=types.number, metavar="N",
                    help="stop after N instructions (exit status 124 if the program is "
                    "still running)")
+    p.add_argument("--strict", action="store_true",
+                   help="stop the program at its first unsupported system call, with a "
+                   "message naming it (exit status 159, SIGSYS), instead of warning once "
+                   "and returning -ENOSYS")
     add_program_options(p)
     p.set_defaults(handler=_handle)
 

@@ -184,3 +184,17 @@ def test_metadata_and_process_facts_as_native(built: Callable[..., Path], tmp_pa
     for name in ("f", "s", "h", "fifo", "copy", "wv"):
         a, b = (os.lstat(tmp_path / d / name) for d in ("native", "emu"))
         assert (a.st_mode, a.st_size, a.st_nlink) == (b.st_mode, b.st_size, b.st_nlink), name
+
+
+# -- --strict ----------------------------------------------------------------------------------
+def test_strict_stops_at_the_first_unsupported_system_call(built: Callable[..., Path]) -> None:
+    exe = built("nosys.c")
+    loose = subprocess.run([*SYXDBG, "run", str(exe)], capture_output=True, timeout=120,
+                           check=False)
+    assert (loose.stdout, loose.returncode) == (b"after -1\n", 0)
+    assert b"unsupported syscall kexec_load" in loose.stderr
+    strict = subprocess.run([*SYXDBG, "run", "--strict", str(exe)], capture_output=True,
+                            timeout=120, check=False)
+    assert strict.stdout == b"" and strict.returncode == 128 + 31  # SIGSYS
+    assert b"syxdbg: unsupported system call kexec_load (246): the program is stopped" \
+        in strict.stderr
