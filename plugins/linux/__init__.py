@@ -68,13 +68,15 @@ if TYPE_CHECKING:
     from syxdbg.state import StateRegistry
 
 __all__ = ["HostIO", "KernelState", "LinuxKernel", "LinuxPlugin", "Process", "get_kernel",
-           "parse_size"]
+           "parse_schedule", "parse_size"]
 
 STATE_NAME = "linux"
 #: ``session.options`` key of ``--memory-limit`` (bytes; 0: none; absent: the default).
 MEMORY_LIMIT_OPTION = "memory_limit"
 #: ``session.options`` key of ``--thread-slice`` (instructions).
 THREAD_SLICE_OPTION = "thread_slice"
+#: ``session.options`` key of ``--schedule seed:N`` (the seed; 0: the plain round robin).
+SCHEDULE_OPTION = "schedule"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -121,6 +123,9 @@ class LinuxPlugin:
         if time_slice is not None:
             self.kernel.s.time_slice = int(time_slice)
         self.kernel.strict = bool(session.options.get("strict"))  # syxdbg run --strict
+        seed = session.options.get(SCHEDULE_OPTION)
+        if seed is not None:
+            self.kernel.s.schedule_seed = int(seed)
         self.kernel.install()
 
     @hookimpl
@@ -175,6 +180,31 @@ def syxdbg_addoption(parser: argparse.ArgumentParser) -> None:
         help="instructions a guest thread runs before a system call may switch to another "
         "runnable thread (default 100000). Part of the recorded state: a replay keeps the "
         "recorded slice")
+    parser.add_argument(
+        "--schedule", metavar="seed:N", dest=SCHEDULE_OPTION, type=parse_schedule,
+        help="perturb the thread schedule reproducibly from seed N: each time slice lasts "
+        "1 to 2x --thread-slice instructions and the next thread is any runnable one, both "
+        "drawn from N and the position (race hunting: another N, another interleaving; the "
+        "same N, the same run). Part of the recorded state: a replay keeps it. 'fifo' (the "
+        "default): full slices, oldest runnable thread first")
+
+
+def parse_schedule(text: str) -> int:
+    """``seed:N`` -> N (a positive integer), ``fifo`` -> 0 (the plain round robin)."""
+    t = text.strip().lower()
+    if t in ("fifo", "default", "seed:0"):
+        return 0
+    kind, colon, value = t.partition(":")
+    seed = 0
+    if kind == "seed" and colon:
+        try:
+            seed = int(value.replace("_", ""), 0)
+        except ValueError:
+            seed = 0
+    if seed <= 0 or seed >= 1 << 63:
+        raise argparse.ArgumentTypeError(f"invalid schedule {text!r} (seed:N with N a "
+                                         "positive integer, or fifo)")
+    return seed
 
 
 def _positive_int(text: str) -> int:

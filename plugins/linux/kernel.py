@@ -288,6 +288,9 @@ class ProcessState:
     slice_start: int = 0
     #: Instructions a thread runs before a system call may switch to another runnable one.
     time_slice: int = 100_000
+    #: ``--schedule seed:N``: N perturbs each slice's length and the choice of the next
+    #: thread, reproducibly (:func:`schedule_mix`); 0: none (FIFO round robin, full slices).
+    schedule_seed: int = 0
     #: Why the process cannot go on (a deadlock), "" while it can.
     halted: str = ""
     #: Whether reads of the guest's own pipes first ask the host whether data is there
@@ -1132,6 +1135,24 @@ class Process:
         return hfd
 
 
+def schedule_mix(seed: int, position: int, salt: int = 0) -> int:
+    """A 64-bit value that depends only on its arguments (splitmix64 of them): the seeded
+    scheduler's choices are functions of the seed and instruction positions, so a run, its
+    reverse execution and its recording's replay make the same ones."""
+    x = (seed * 0x9E3779B97F4A7C15 + position * 0xBF58476D1CE4E5B9 + salt) & abi.MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & abi.MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & abi.MASK64
+    return x ^ (x >> 31)
+
+
+def slice_length(s: ProcessState) -> int:
+    """Instructions the running thread's slice lasts: ``time_slice``, or with a schedule
+    seed anything from 1 to twice that, drawn when the slice began."""
+    if not s.schedule_seed:
+        return s.time_slice
+    return 1 + schedule_mix(s.schedule_seed, s.slice_start) % (2 * s.time_slice)
+
+
 # ----------------------------------------------------------------- the session's object
 class LinuxKernel:
     """Linux user-mode syscall emulation for one machine. Install with :meth:`install`.
@@ -1265,7 +1286,7 @@ class LinuxKernel:
         if handler is not None and p.s.threads and handler.name in PIPE_WAKERS:
             p.wake_pipe_readers()
         if p._want is not None or (p.s.threads and machine.position - p.s.slice_start
-                                   >= p.s.time_slice):
+                                   >= slice_length(p.s)):
             self._schedule(machine)
 
     # -- threads --------------------------------------------------------------------------------
@@ -1306,7 +1327,11 @@ class LinuxKernel:
                             result=first.result if first.wait == "pipe" else -errno.ETIMEDOUT)
             s.threads[first.tid] = first
             runnable = [first]
-        nxt = min(runnable, key=lambda t: t.seq)
+        if s.schedule_seed and len(runnable) > 1:  # a seeded choice among the runnable
+            runnable.sort(key=lambda t: t.seq)
+            nxt = runnable[schedule_mix(s.schedule_seed, pos, 1) % len(runnable)]
+        else:
+            nxt = min(runnable, key=lambda t: t.seq)
         cpu = p.cpu_values()
         if kind != "exit":
             s.seq += 1

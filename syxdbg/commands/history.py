@@ -161,8 +161,10 @@ def register(r: CommandRegistry) -> None:
                     f"origin of history (position {s.when().origin})\n")
         insn = s.machine.disassemble(found.pc, 1)
         text = f"{insn[0][1]} {insn[0][2]}".strip() if insn else "?"
+        threads = s.threads
+        by = f" by thread {threads[0].tid}" if len(threads) > 1 else ""
         return (f"last write to {ctx.where(found.address, line=False)} "
-                f"({length} bytes at {address:#x}): position {found.position}\n"
+                f"({length} bytes at {address:#x}): position {found.position}{by}\n"
                 f"  {ctx.where(found.pc)}: {text}\n")
 
     snap = r.group("snapshot", "named points in time: snapshot save|restore|list|diff",

@@ -28,7 +28,7 @@ from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
 from syxdbg.machine import Exited, Killed
-from syxdbg.timeline import BACKWARD, FORWARD
+from syxdbg.timeline import BACKWARD, FORWARD, HistoryBoundary
 
 HERE = Path(__file__).resolve().parent
 TOOLCHAINS = ("gcc", "musl", "aarch64")
@@ -251,6 +251,76 @@ def test_a_recording_of_threads_replays(threads_exe: Callable[[str], Path],
         assert diff(capture(s), jumped) == []
     assert len(threads) == 4
     assert [t.state for t in threads].count("blocked") == 1  # main, in pthread_join
+
+
+# -- --schedule seed:N ---------------------------------------------------------------------
+def _seeded(exe: Path, seed: str, *extra: str, cwd: Path | None = None
+            ) -> subprocess.CompletedProcess[bytes]:
+    cmd = [*SYXDBG, *extra, "--clear-env", "-E", "LC_ALL=C", "--schedule", seed, str(exe),
+           "race", "300"]
+    return subprocess.run(cmd, capture_output=True, check=False, timeout=300, cwd=cwd)
+
+
+def test_a_schedule_seed_gives_one_interleaving_and_others_differ(
+        threads_exe: Callable[[str], Path], tmp_path: Path) -> None:
+    """Race hunting: each seed is another interleaving of the racy counter (another count
+    of lost updates), the same seed gives the same run, a recording keeps its seed."""
+    exe = threads_exe("gcc")
+    outs = {}
+    for seed in (1, 2, 3, 4):
+        r = _seeded(exe, f"seed:{seed}", "run")
+        assert r.returncode == 0, r.stderr
+        assert re.fullmatch(rb"counter \d+ of 1200\n", r.stdout), r.stdout
+        outs[seed] = r.stdout
+    assert _seeded(exe, "seed:2", "run").stdout == outs[2]
+    assert len(set(outs.values())) >= 2, outs
+    fifo = _seeded(exe, "fifo", "run")
+    plain = subprocess.run([*SYXDBG, "run", "--clear-env", "-E", "LC_ALL=C", str(exe), "race",
+                            "300"], capture_output=True, check=False, timeout=300)
+    assert fifo.stdout == plain.stdout and fifo.returncode == 0
+    bad = _seeded(exe, "seed:x", "run")
+    assert bad.returncode == 2 and b"invalid schedule 'seed:x'" in bad.stderr, bad.stderr
+
+    rec = tmp_path / "race.syxrec"
+    r = _seeded(exe, "seed:3", "record", "-q", "-o", str(rec), cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout == outs[3], r.stderr
+    rep = subprocess.run([*SYXDBG, "replay", "--check", str(rec)], capture_output=True,
+                         text=True, check=False, cwd=tmp_path, timeout=300)
+    assert rep.returncode == 0 and "as recorded" in rep.stdout, rep.stderr
+    with syxdbg.replay(str(rec)) as s:
+        kernel = get_kernel(s)
+        assert kernel is not None and kernel.s.schedule_seed == 3
+        assert isinstance(s.cont(FORWARD), HistoryBoundary | Exited)
+
+
+def test_a_seeded_schedule_goes_backwards_exactly(threads_exe: Callable[[str], Path]) -> None:
+    """The seeded choices are functions of positions: reverse-stepi across a seeded
+    switch restores every thread, as with the plain round robin."""
+    exe = threads_exe("gcc")
+    with syxdbg.open(str(exe), ["race", "50"], env=dict(progs.DEFAULT_ENV),
+                     options={"schedule": 5}) as s:
+        kernel = get_kernel(s)
+        assert kernel is not None and kernel.s.schedule_seed == 5
+        inner = s.machine.syscall_handler
+        assert inner is not None
+        switches: list[int] = []
+
+        def spy(machine: syxdbg.Machine) -> None:
+            before = kernel.switches
+            inner(machine)
+            if kernel.switches != before:
+                switches.append(machine.position)
+
+        s.machine.set_syscall_handler(spy)
+        assert isinstance(s.cont(FORWARD), Exited)
+        assert len(switches) > 20
+        for p in sorted(set(switches[5:8] + switches[-3:])):
+            s.seek(p - 1)
+            before, tid = capture(s), s.current_thread
+            s.seek(p)
+            assert s.current_thread != tid
+            s.step(BACKWARD)
+            assert diff(capture(s), before) == [] and s.current_thread == tid
 
 
 # -- deadlock ----------------------------------------------------------------------------------

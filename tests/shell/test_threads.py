@@ -134,3 +134,15 @@ def test_context_display_shows_the_threads(session: Session) -> None:
     assert re.search(rf"\* \d tid {session.current_thread} running +worker", first), first
     second = printed[panes[1]:printed.index("── regs", panes[1])]
     assert re.search(r"\* 1 tid \d+ blocked +main", second), second
+
+
+def test_last_write_names_the_writing_thread(session: Session,
+                                             registry: CommandRegistry) -> None:
+    """The second worker stands before its racy write: the last write to the counter was
+    the first worker's, and last-write lands in that thread and names it."""
+    stopped = session.current_thread
+    out = registry.run_text("last-write counter")
+    writer = session.current_thread
+    assert writer != stopped
+    assert re.search(rf"position \d+ by thread {writer}\n", out), out
+    assert f"racecount.c:{WRITE_LINE}" in out, out
