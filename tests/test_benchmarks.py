@@ -35,7 +35,8 @@ RATIO_LINES: dict[str, list[str]] = {
     "reverse": [r"(?m)^bc to setup +[\d.]+ +[\d.]+ +[\d.]+x",
                 r"(?m)^watch config +[\d.]+ +[\d.]+ +[\d.]+x",
                 r"(?m)^last-write config +[\d.]+ +[\d.]+ +[\d.]+x",
-                r"ratio full/indexed above"],
+                r"ratio full/indexed above",
+                r"code summary \d+ candidates .* keyed by code page \d+"],
     "timeline_report": [r"ratio timeline/replay: \d+\.\d+x, with --watch: \d+\.\d+x",
                         r"in [\d.]+ s \(meets the 30 s target\)"],
 }
