@@ -47,8 +47,8 @@ def build_parser(pm: pluggy.PluginManager | None = None) -> argparse.ArgumentPar
 
     parser = _parser_class()(
         prog="syxdbg",
-        description="Run and debug Linux programs (x86_64, aarch64; static or dynamic) and "
-        "raw firmware blobs on an emulated machine.",
+        description="Run and debug Linux programs (x86_64, aarch64, arm, riscv64; static or "
+        "dynamic) and raw firmware blobs on an emulated machine.",
     )
     parser.add_argument("--version", action="version", version=f"syxdbg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
