@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SyxdbgError
 from .base import CommandError
@@ -38,6 +38,8 @@ TRAMPOLINES = frozenset({
 
 #: Most bytes of a thread's stack scanned for return addresses (from sp up).
 STACK_SCAN = 256 * 1024
+#: The program's symbols by address, per image (id -> (image, rows, starts)).
+_TABLES: dict[int, tuple[Any, list[tuple[int, int, str]], list[int]]] = {}
 
 
 def _is_return_address(session: Session, address: int) -> bool:
@@ -68,9 +70,14 @@ def start_function(session: Session, thread: GuestThread, di: DebugInfo | None =
     image = session.image
     if image.kind != "elf":
         return None
-    table = sorted((addr, max(image.symbol_sizes.get(name, 0), 1), name)
-                   for name, addr in image.symbols.items() if name)
-    starts = [row[0] for row in table]
+    cached = _TABLES.get(id(image))
+    if cached is None or cached[0] is not image:
+        rows = sorted((addr, max(image.symbol_sizes.get(name, 0), 1), name)
+                      for name, addr in image.symbols.items() if name)
+        cached = _TABLES[id(image)] = (image, rows, [row[0] for row in rows])
+        while len(_TABLES) > 8:
+            del _TABLES[next(iter(_TABLES))]
+    _, table, starts = cached
 
     def function(address: int) -> str | None:
         i = bisect.bisect_right(starts, address) - 1
