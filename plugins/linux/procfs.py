@@ -48,7 +48,11 @@ HOST_FILES = frozenset({
 })
 #: Files of the emulated process directory.
 PROCESS_FILES = (b"auxv", b"cmdline", b"comm", b"cwd", b"environ", b"exe", b"fd", b"maps",
-                 b"mem", b"root", b"stat", b"statm", b"status", b"task")
+                 b"mem", b"mountinfo", b"mounts", b"root", b"stat", b"statm", b"status",
+                 b"task")
+#: Files of the process directory that are the host's (syxdbg's mount namespace is the
+#: guest's): read through HostIO, so recorded and replayed like any file (df, mount).
+_HOST_PROCESS_FILES = (b"mounts", b"mountinfo")
 _LINKS = (b"cwd", b"exe", b"root")
 
 
@@ -205,6 +209,8 @@ def _process_node(p: Process, base: bytes, tail: list[bytes], follow: bool) -> N
         raise SyscallError(errno.ENOTDIR if name in PROCESS_FILES else errno.ENOENT)
     if name == b"mem":
         return Node("mem", here)
+    if name in _HOST_PROCESS_FILES:
+        return Node("host", here, target=b"/proc/self/" + name, procfs_ok=True)
     maker = _FILES.get(name)
     if maker is None:
         raise SyscallError(errno.ENOENT)

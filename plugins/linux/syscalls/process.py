@@ -255,3 +255,20 @@ def sys_mlockall(p: Process, flags: I32) -> int:
 @syscall("munlockall")
 def sys_munlockall(p: Process) -> int:
     return 0
+
+
+# -- children ----------------------------------------------------------------------------------
+@syscall("wait4")
+def sys_wait4(p: Process, pid: I32, status: Ptr, options: I32, rusage: Ptr) -> int:
+    """The process has no children (fork is not emulated yet): ECHILD, as Linux answers a
+    process without any (tar waits for a decompressor it may have started)."""
+    if options & ~(1 | 2 | 8 | 0x01000000 | 0x40000000 | 0x80000000 | 0x20000000):
+        return -errno.EINVAL
+    return -errno.ECHILD
+
+
+@syscall("waitid")
+def sys_waitid(p: Process, idtype: I32, id_: I32, info: Ptr, options: I32, rusage: Ptr) -> int:
+    if idtype not in (0, 1, 2, 3) or not options & (4 | 2 | 8):  # WEXITED|WSTOPPED|WCONTINUED
+        return -errno.EINVAL
+    return -errno.ECHILD
