@@ -260,3 +260,41 @@ def test_an_unmapped_watched_page_is_a_hit_the_index_sees(arch: str) -> None:
         tl.remove_watchpoint(w)
     finally:
         tl.close()
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_a_breakpoint_or_until_at_a_checkpoint_push_point_stops(arch: str) -> None:
+    # The machine steps off a breakpoint at the pc it starts from; the timeline's own chunk
+    # boundaries (a checkpoint every 37 instructions here) must not make it skip one.
+    cmds = [(4, DATA + 8 * i, i, 0) for i in range(30)]
+    g, tl, end = _make(arch, cmds, 37, 1 << 30)  # (run(until=done) reached done: asserted)
+    try:
+        every = sorted({c.position for c in tl.checkpoints()} - {0})
+        tl.seek(every[2])
+        pc = tl.machine.pc
+        tl.seek(0)
+        bp = tl.add_breakpoint(pc)
+        hits = []
+        while True:
+            ev = tl.cont()
+            if getattr(ev, "why", "") != "breakpoint":
+                break
+            hits.append(ev.position)
+        assert every[2] in hits, (every[2], hits)
+        back = []
+        while True:
+            ev = tl.cont(BACKWARD)
+            if getattr(ev, "why", "") != "breakpoint":
+                break
+            back.append(ev.position)
+        assert back == hits[::-1]
+        tl.remove_breakpoint(bp)
+        # run(until=done) from every checkpoint reaches done whatever the boundaries.
+        for p in every:
+            if p >= end:  # (from done itself, until=done runs on: the motion starts there)
+                continue
+            tl.seek(p)
+            tl.run(until=g.done)
+            assert tl.machine.pc == g.done
+    finally:
+        tl.close()
