@@ -50,8 +50,9 @@ HOST_FILES = frozenset({
 PROCESS_FILES = (b"auxv", b"cmdline", b"comm", b"cwd", b"environ", b"exe", b"fd", b"maps",
                  b"mem", b"mountinfo", b"mounts", b"root", b"stat", b"statm", b"status",
                  b"task")
-#: Files of the process directory that are the host's (syxdbg's mount namespace is the
-#: guest's): read through HostIO, so recorded and replayed like any file (df, mount).
+#: Files of the process directory whose contents are the host's (syxdbg's mount namespace is
+#: the guest's): read through HostIO when looked up (recorded and replayed like any file),
+#: served as emulated files, so no guest fd is ever on the host's procfs (df, mount).
 _HOST_PROCESS_FILES = (b"mounts", b"mountinfo")
 _LINKS = (b"cwd", b"exe", b"root")
 
@@ -210,11 +211,22 @@ def _process_node(p: Process, base: bytes, tail: list[bytes], follow: bool) -> N
     if name == b"mem":
         return Node("mem", here)
     if name in _HOST_PROCESS_FILES:
-        return Node("host", here, target=b"/proc/self/" + name, procfs_ok=True)
+        return Node("file", here, data=_host_contents(p, b"/proc/self/" + name))
     maker = _FILES.get(name)
     if maker is None:
         raise SyscallError(errno.ENOENT)
     return Node("file", here, data=maker(p))
+
+
+def _host_contents(p: Process, path: bytes) -> bytes:
+    hfd = p.host.open(path, os.O_RDONLY | os.O_CLOEXEC, 0)
+    try:
+        parts = []
+        while chunk := p.host.read(hfd, 1 << 16):
+            parts.append(chunk)
+        return b"".join(parts)
+    finally:
+        p.host.close(hfd)
 
 
 def _link(p: Process, here: bytes, target: bytes, follow: bool, fd: int | None = None) -> Node:
