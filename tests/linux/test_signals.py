@@ -35,21 +35,36 @@ HANDLERS = ("on_usr1", "on_usr2", "on_info", "outer", "masked_check", "jumper", 
             "count_nodefer", "clobber")
 
 
-@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+#: arm (ARM and Thumb code) and riscv64 as well: their own frame layouts (arm's non-rt frame
+#: for handlers without SA_SIGINFO, 32-bit sigaction/stack_t/itimerval, riscv's sigaction
+#: without a restorer and its vDSO-style return).
+ALL_MACHINES = (*TOOLCHAINS, "arm", "thumb", "riscv64")
+
+
+@pytest.mark.parametrize("toolchain", ALL_MACHINES)
 def test_handlers_see_and_leave_what_linux_gives(build_probe: Callable[[str, str], Path],
                                                  emu_run: Callable[..., progs.Result],
                                                  toolchain: str) -> None:
     exe = build_probe("signals", toolchain)
     native = progs.native_run(exe, argv0="signals")
     assert native.status == STATUS, native.describe()
-    assert b"registers intact=1 hits=2" in native.stdout
+    # The raw-register check has code for x86_64 and aarch64 only.
+    asm = toolchain in TOOLCHAINS
+    assert (b"registers intact=1 hits=2" if asm else b"registers intact=1 hits=0") \
+        in native.stdout
+    want = native.stdout
+    if toolchain == "riscv64":
+        # qemu-riscv64 does not block sa_mask's signals in the handler; Linux does (its
+        # generic signal_setup_done), as x86_64 and aarch64 natively show.
+        assert b"mask inside=10 after=00" in want
+        want = want.replace(b"mask inside=10 after=00", b"mask inside=11 after=00")
     emu = emu_run(exe, argv0="signals")
-    assert (emu.stdout, emu.status) == (native.stdout, STATUS), emu.stderr.decode()
+    assert (emu.stdout, emu.status) == (want, STATUS), emu.stderr.decode()
     assert emu.stderr.decode().startswith("syxdbg: program killed by SIGUSR2 at pc ")
     assert "warning" not in emu.stderr.decode()
 
 
-@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+@pytest.mark.parametrize("toolchain", (*TOOLCHAINS, "riscv64"))
 def test_faults_go_to_the_guests_handlers(build_probe: Callable[[str, str], Path],
                                           emu_run: Callable[..., progs.Result],
                                           toolchain: str) -> None:
@@ -107,7 +122,7 @@ def test_reverse_stepi_across_a_fault_given_to_a_handler(
             assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
 
 
-@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+@pytest.mark.parametrize("toolchain", ALL_MACHINES)
 def test_timer_signals_and_waits_as_natively(build_probe: Callable[[str, str], Path],
                                              emu_run: Callable[..., progs.Result],
                                              toolchain: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import struct
 
-from .. import abi
+from .. import abi, sigframe
 from ..kernel import UNBLOCKABLE, Process
 from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
 from ..sigframe import SI_TKILL, SI_USER
@@ -27,9 +27,11 @@ def sys_rt_sigaction(p: Process, sig: I32, act: Ptr, oact: Ptr, sigsetsize: U64)
     _check_signal(sig)
     if act and sig in (abi.SIGKILL, abi.SIGSTOP):
         return -errno.EINVAL
-    new = p.mem.read(act, abi.SIGACTION_SIZE) if act else None
+    size = sigframe.sigaction_size(p.arch)
+    new = sigframe.sigaction_from_guest(p.arch, p.mem.read(act, size)) if act else None
     if oact:
-        p.mem.write(oact, p.s.sigactions.get(sig, bytes(abi.SIGACTION_SIZE)))
+        stored = p.s.sigactions.get(sig, bytes(abi.SIGACTION_SIZE))
+        p.mem.write(oact, sigframe.sigaction_to_guest(p.arch, stored))
     if new is not None:
         p.s.sigactions[sig] = new
         if int.from_bytes(new[:8], "little") == abi.SIG_IGN:
@@ -71,12 +73,32 @@ def sys_rt_sigpending(p: Process, set_: Ptr, sigsetsize: U64) -> int:
 
 @syscall("sigaltstack")
 def sys_sigaltstack(p: Process, ss: Ptr, old_ss: Ptr) -> int:
-    new = p.mem.read(ss, abi.SIGALTSTACK_SIZE) if ss else None
+    size = sigframe.stack_size(p.arch)
+    new = sigframe.stack_from_guest(p.arch, p.mem.read(ss, size)) if ss else None
+    current = p.s.altstack or struct.pack("<QiiQ", 0, abi.SS_DISABLE, 0, 0)
+    base, flags, _, length = struct.unpack("<QiiQ", current)
+    sp = p.stack_pointer()
+    on_stack = not flags & abi.SS_DISABLE and base < sp <= base + length
+    if new is not None:
+        _, nflags, _, nsize = struct.unpack("<QiiQ", new)
+        mode = nflags & ~sigframe.SS_AUTODISARM
+        if mode not in (0, sigframe.SS_ONSTACK, abi.SS_DISABLE):
+            return -errno.EINVAL
+        if on_stack:
+            return -errno.EPERM  # not while running on it
+        if mode != abi.SS_DISABLE and nsize < MINSIGSTKSZ.get(p.arch, 2048):
+            return -errno.ENOMEM
     if old_ss:
-        p.mem.write(old_ss, p.s.altstack or struct.pack("<QiiQ", 0, abi.SS_DISABLE, 0, 0))
+        shown = struct.pack("<QiiQ", base, flags | (sigframe.SS_ONSTACK if on_stack else 0),
+                            0, length)
+        p.mem.write(old_ss, sigframe.stack_to_guest(p.arch, shown))
     if new is not None:
         p.s.altstack = new
     return 0
+
+
+#: The smallest alternate stack Linux accepts (MINSIGSTKSZ), per architecture.
+MINSIGSTKSZ = {"x86_64": 2048, "aarch64": 5120, "arm": 2048, "riscv64": 2048}
 
 
 def _signal_self(p: Process, sig: int, code: int = SI_USER) -> int:
@@ -135,18 +157,36 @@ def sys_rt_sigreturn(p: Process) -> None:
     p.return_from_handler()
 
 
+@syscall("sigreturn")
+def sys_sigreturn(p: Process) -> int | None:
+    """arm: back from a handler registered without SA_SIGINFO (its frame has no siginfo)."""
+    if p.arch != "arm":
+        return -errno.ENOSYS
+    p.return_from_handler(rt=False)
+    return None
+
+
 # -- timer signals and waiting for a signal --------------------------------------------------
 ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 _NS = 1_000_000_000
 
 
-def _pack_timeval(ns: int) -> bytes:
-    return struct.pack("<qq", ns // _NS, ns % _NS // 1000)
+def _timeval(p: Process) -> str:
+    """struct timeval's two fields: 32-bit on arm (glibc's time32 setitimer), else 64."""
+    return "ii" if p.arch == "arm" else "qq"
 
 
-def _unpack_itimerval(raw: bytes) -> tuple[int, int]:
+def _pack_timeval(p: Process, ns: int) -> bytes:
+    return struct.pack("<" + _timeval(p), ns // _NS, ns % _NS // 1000)
+
+
+def _itimerval_size(p: Process) -> int:
+    return 2 * struct.calcsize("<" + _timeval(p))
+
+
+def _unpack_itimerval(p: Process, raw: bytes) -> tuple[int, int]:
     """(interval, value) in ns from a ``struct itimerval``; EINVAL for bad microseconds."""
-    isec, iusec, vsec, vusec = struct.unpack("<qqqq", raw)
+    isec, iusec, vsec, vusec = struct.unpack("<" + 2 * _timeval(p), raw)
     if not (0 <= iusec < 1_000_000 and 0 <= vusec < 1_000_000) or isec < 0 or vsec < 0:
         raise SyscallError(errno.EINVAL)
     return isec * _NS + iusec * 1000, vsec * _NS + vusec * 1000
@@ -164,18 +204,19 @@ def _itimer_left(p: Process) -> tuple[int, int]:
 def sys_setitimer(p: Process, which: I32, new: Ptr, old: Ptr) -> int:
     if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
         return -errno.EINVAL
-    interval, value = _unpack_itimerval(p.mem.read(new, 32)) if new else (0, 0)
+    size = _itimerval_size(p)
+    interval, value = _unpack_itimerval(p, p.mem.read(new, size)) if new else (0, 0)
     if which != ITIMER_REAL:
         # CPU-time timers: accepted, never fire (one warning): the guest's CPU time is not
         # modelled (its clocks are the host's).
         p.warn_once(-1000 - which, f"syxdbg: warning: setitimer({which}) (CPU-time timer) "
                                    "is accepted but never fires\n")
         if old:
-            p.mem.write(old, bytes(32))
+            p.mem.write(old, bytes(size))
         return 0
     if old:
         left_interval, left = _itimer_left(p)
-        p.mem.write(old, _pack_timeval(left_interval) + _pack_timeval(left))
+        p.mem.write(old, _pack_timeval(p, left_interval) + _pack_timeval(p, left))
     p.arm_itimer(value, interval)
     return 0
 
@@ -185,7 +226,7 @@ def sys_getitimer(p: Process, which: I32, cur: Ptr) -> int:
     if which not in (ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF):
         return -errno.EINVAL
     interval, left = _itimer_left(p) if which == ITIMER_REAL else (0, 0)
-    p.mem.write(cur, _pack_timeval(interval) + _pack_timeval(left))
+    p.mem.write(cur, _pack_timeval(p, interval) + _pack_timeval(p, left))
     return 0
 
 
