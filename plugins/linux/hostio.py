@@ -46,12 +46,15 @@ INPUTS = frozenset({
     "clock", "clock_res", "random", "uname", "ids", "getcwd", "realpath", "ioctl_read",
     "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr", "readable",
     "poll", "groups", "cpu_count", "rlimit",
+    "socket", "socketpair", "accept", "recv", "send", "sockopt", "sockname", "connect",
 })
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
     "write", "pwrite", "open", "close", "unlink", "rmdir", "mkdir", "rename", "ftruncate",
     "fsync", "set_status_flags", "sleep", "pipe", "warn", "symlink", "link", "chmod", "utime",
     "chown", "mknod", "fallocate", "sync",
+    "socket", "socketpair", "bind", "listen", "accept", "connect", "send", "shutdown",
+    "setsockopt",
 })
 
 
@@ -290,6 +293,66 @@ class HostIO:
     def realpath(self, path: bytes) -> bytes:
         return os.path.realpath(path)
 
+    # -- sockets (raw sockaddr bytes: the guest's layout is the host's, both Linux) ----------
+    def socket(self, family: int, kind: int, proto: int) -> int:
+        return _check(_lib().socket(family, kind | os.O_CLOEXEC, proto))
+
+    def socketpair(self, family: int, kind: int, proto: int) -> tuple[int, int]:
+        fds = (ctypes.c_int * 2)()
+        _check(_lib().socketpair(family, kind | os.O_CLOEXEC, proto, fds))
+        return int(fds[0]), int(fds[1])
+
+    def bind(self, fd: int, addr: bytes) -> None:
+        _check(_lib().bind(fd, ctypes.c_char_p(addr), len(addr)))
+
+    def listen(self, fd: int, backlog: int) -> None:
+        _check(_lib().listen(fd, backlog))
+
+    def accept(self, fd: int, flags: int) -> tuple[int, bytes]:
+        buf = ctypes.create_string_buffer(128)
+        size = ctypes.c_uint32(128)
+        with blocking_call():
+            r = _check(_lib().accept4(fd, buf, ctypes.byref(size), flags | os.O_CLOEXEC))
+        return r, buf.raw[:size.value]
+
+    def connect(self, fd: int, addr: bytes) -> None:
+        with blocking_call():
+            _check(_lib().connect(fd, ctypes.c_char_p(addr), len(addr)))
+
+    def send(self, fd: int, data: bytes, flags: int, addr: bytes | None) -> int:
+        return _check(_lib().sendto(fd, ctypes.c_char_p(data), ctypes.c_size_t(len(data)),
+                                    flags | _MSG_NOSIGNAL, ctypes.c_char_p(addr) if addr
+                                    else None, len(addr) if addr else 0))
+
+    def recv(self, fd: int, n: int, flags: int) -> tuple[bytes, bytes]:
+        """(data, sender address) of one recvfrom."""
+        buf = ctypes.create_string_buffer(max(n, 1))
+        addr = ctypes.create_string_buffer(128)
+        size = ctypes.c_uint32(128)
+        with blocking_call():
+            r = _check(_lib().recvfrom(fd, buf, ctypes.c_size_t(n), flags, addr,
+                                       ctypes.byref(size)))
+        return buf.raw[:r], addr.raw[:size.value]
+
+    def shutdown(self, fd: int, how: int) -> None:
+        _check(_lib().shutdown(fd, how))
+
+    def setsockopt(self, fd: int, level: int, name: int, value: bytes) -> None:
+        _check(_lib().setsockopt(fd, level, name, ctypes.c_char_p(value), len(value)))
+
+    def sockopt(self, fd: int, level: int, name: int, size: int) -> bytes:
+        buf = ctypes.create_string_buffer(max(size, 1))
+        n = ctypes.c_uint32(size)
+        _check(_lib().getsockopt(fd, level, name, buf, ctypes.byref(n)))
+        return buf.raw[:n.value]
+
+    def sockname(self, fd: int, peer: bool) -> bytes:
+        buf = ctypes.create_string_buffer(128)
+        size = ctypes.c_uint32(128)
+        call = _lib().getpeername if peer else _lib().getsockname
+        _check(call(fd, buf, ctypes.byref(size)))
+        return buf.raw[:size.value]
+
     def getcwd(self) -> bytes:
         return os.getcwdb()
 
@@ -357,6 +420,20 @@ class HostIO:
 
 
 _UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+_MSG_NOSIGNAL = 0x4000  # EPIPE is turned into the guest's SIGPIPE by the kernel
+
+
+def _lib() -> ctypes.CDLL:
+    global _libc
+    _libc = _libc or ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check(r: int) -> int:
+    if r < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(r)
 _STATFS_SIZE = 120  # struct statfs of 64-bit Linux (x86_64 and asm-generic)
 _SEEKABLE_MIN_FD = 3  # host fds 0-2 are the inherited stdio: never repositioned
 
@@ -560,6 +637,54 @@ class RecordingHostIO(HostIO):
     def sync(self, fd: int | None) -> None:
         self._call("sync", (fd,), lambda: self.inner.sync(fd))
 
+    def socket(self, family: int, kind: int, proto: int) -> int:
+        r, _ = self._call("socket", (family, kind, proto),
+                          lambda: self.inner.socket(family, kind, proto))
+        return int(r)
+
+    def socketpair(self, family: int, kind: int, proto: int) -> tuple[int, int]:
+        r, _ = self._call("socketpair", (family, kind, proto),
+                          lambda: self.inner.socketpair(family, kind, proto))
+        return int(r[0]), int(r[1])
+
+    def bind(self, fd: int, addr: bytes) -> None:
+        self._call("bind", (fd, addr), lambda: self.inner.bind(fd, addr))
+
+    def listen(self, fd: int, backlog: int) -> None:
+        self._call("listen", (fd, backlog), lambda: self.inner.listen(fd, backlog))
+
+    def accept(self, fd: int, flags: int) -> tuple[int, bytes]:
+        r, _ = self._call("accept", (fd, flags), lambda: self.inner.accept(fd, flags))
+        return int(r[0]), bytes(r[1])
+
+    def connect(self, fd: int, addr: bytes) -> None:
+        self._call("connect", (fd, addr), lambda: self.inner.connect(fd, addr))
+
+    def send(self, fd: int, data: bytes, flags: int, addr: bytes | None) -> int:
+        r, _ = self._call("send", (fd, data, flags, addr),
+                          lambda: self.inner.send(fd, data, flags, addr))
+        return int(r)
+
+    def recv(self, fd: int, n: int, flags: int) -> tuple[bytes, bytes]:
+        r, _ = self._call("recv", (fd, n, flags), lambda: self.inner.recv(fd, n, flags))
+        return bytes(r[0]), bytes(r[1])
+
+    def shutdown(self, fd: int, how: int) -> None:
+        self._call("shutdown", (fd, how), lambda: self.inner.shutdown(fd, how))
+
+    def setsockopt(self, fd: int, level: int, name: int, value: bytes) -> None:
+        self._call("setsockopt", (fd, level, name, value),
+                   lambda: self.inner.setsockopt(fd, level, name, value))
+
+    def sockopt(self, fd: int, level: int, name: int, size: int) -> bytes:
+        r, _ = self._call("sockopt", (fd, level, name, size),
+                          lambda: self.inner.sockopt(fd, level, name, size))
+        return bytes(r)
+
+    def sockname(self, fd: int, peer: bool) -> bytes:
+        r, _ = self._call("sockname", (fd, peer), lambda: self.inner.sockname(fd, peer))
+        return bytes(r)
+
     def realpath(self, path: bytes) -> bytes:
         r, _ = self._call("realpath", (path,), lambda: self.inner.realpath(path))
         return bytes(r)
@@ -736,6 +861,42 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def groups(self) -> tuple[int, ...]:
+        raise _refused()
+
+    def socket(self, family: int, kind: int, proto: int) -> int:
+        raise _refused()
+
+    def socketpair(self, family: int, kind: int, proto: int) -> tuple[int, int]:
+        raise _refused()
+
+    def bind(self, fd: int, addr: bytes) -> None:
+        raise _refused()
+
+    def listen(self, fd: int, backlog: int) -> None:
+        raise _refused()
+
+    def accept(self, fd: int, flags: int) -> tuple[int, bytes]:
+        raise _refused()
+
+    def connect(self, fd: int, addr: bytes) -> None:
+        raise _refused()
+
+    def send(self, fd: int, data: bytes, flags: int, addr: bytes | None) -> int:
+        raise _refused()
+
+    def recv(self, fd: int, n: int, flags: int) -> tuple[bytes, bytes]:
+        raise _refused()
+
+    def shutdown(self, fd: int, how: int) -> None:
+        raise _refused()
+
+    def setsockopt(self, fd: int, level: int, name: int, value: bytes) -> None:
+        raise _refused()
+
+    def sockopt(self, fd: int, level: int, name: int, size: int) -> bytes:
+        raise _refused()
+
+    def sockname(self, fd: int, peer: bool) -> bytes:
         raise _refused()
 
     def cpu_count(self) -> int:

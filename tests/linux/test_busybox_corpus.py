@@ -114,7 +114,7 @@ CASES: list[Case] = [
     ("base64", [["base64", "bin.dat"]], b""),
     ("base64 -d", [["base64", "-d"]], b"aGVsbG8gd29ybGQK\n"),
     ("gzip round trip", [["gzip", "-k", "-n", "text.txt"], ["gunzip", "-c", "text.txt.gz"],
-                         ["stat", "-c", "%n %a %Y", "text.txt.gz"]], b""),
+                         ["stat", "-c", "%n %a", "text.txt.gz"]], b""),  # (mtime: now)
     ("bzip2 round trip", [["bzip2", "-k", "bin.dat"], ["bzcat", "bin.dat.bz2"],
                           ["md5sum", "bin.dat.bz2"]], b""),
     ("xz round trip", [["xz", "-k", "text.txt"], ["xzcat", "text.txt.xz"]], b""),

@@ -198,3 +198,45 @@ def test_strict_stops_at_the_first_unsupported_system_call(built: Callable[..., 
     assert strict.stdout == b"" and strict.returncode == 128 + 31  # SIGSYS
     assert b"syxdbg: unsupported system call kexec_load (246): the program is stopped" \
         in strict.stderr
+
+
+# -- sockets -----------------------------------------------------------------------------------
+def _drive_echo_server(cmd: list[str]) -> tuple[list[bytes], bytes]:
+    """Start the echo server, read its port, talk to it as two clients over loopback (no
+    sleeps: the server's own output and the connection's end pace the test)."""
+    import socket
+
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None
+    first = p.stdout.readline()
+    port = int(p.stdout.readline().split()[1])
+    echoes = []
+    for msg in (b"hello world", b"a second client, longer" * 20):
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            c.sendall(msg)
+            c.shutdown(socket.SHUT_WR)
+            got = b""
+            while data := c.recv(4096):
+                got += data
+            echoes.append(got)
+    rest = p.stdout.read()
+    assert p.wait(timeout=120) == 0, p.stderr.read() if p.stderr else b""
+    return echoes, first + rest
+
+
+def test_echo_server_over_loopback_recorded_and_replayed(built: Callable[..., Path],
+                                                         tmp_path: Path) -> None:
+    """A C server (socketpair, socket/bind/listen on port 0, poll, accept4, get/setsockopt,
+    recv/send, close) under syxdbg run and syxdbg record equals its native run; the
+    recording replays with --check after the server is gone (nothing listens on its port:
+    every byte and result comes from the recording)."""
+    exe = built("echoserver.c")
+    native = _drive_echo_server([str(exe), "2"])
+    assert native[0] == [b"HELLO WORLD", b"A SECOND CLIENT, LONGER" * 20]
+    assert _drive_echo_server([*SYXDBG, "run", str(exe), "2"]) == native
+    rec = tmp_path / "echo.syxrec"
+    assert _drive_echo_server([*SYXDBG, "record", "-q", "-o", str(rec), str(exe), "2"]) == native
+    check = subprocess.run([*SYXDBG, "replay", "--check", str(rec)], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=300, check=False)
+    assert check.returncode == 0, check.stderr
+    assert b"as recorded" in check.stdout + check.stderr
