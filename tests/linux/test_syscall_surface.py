@@ -224,18 +224,21 @@ def _drive_echo_server(cmd: list[str]) -> tuple[list[bytes], bytes]:
     return echoes, first + rest
 
 
+@pytest.mark.parametrize("wait", ["poll", "epoll"])
 def test_echo_server_over_loopback_recorded_and_replayed(built: Callable[..., Path],
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, wait: str) -> None:
     """A C server (socketpair, socket/bind/listen on port 0, poll, accept4, get/setsockopt,
-    recv/send, close) under syxdbg run and syxdbg record equals its native run; the
+    recv/send, close; waiting with poll, or epoll with EPOLLONESHOT re-armed by
+    EPOLL_CTL_MOD) under syxdbg run and syxdbg record equals its native run; the
     recording replays with --check after the server is gone (nothing listens on its port:
     every byte and result comes from the recording)."""
     exe = built("echoserver.c")
-    native = _drive_echo_server([str(exe), "2"])
+    native = _drive_echo_server([str(exe), "2", wait])
     assert native[0] == [b"HELLO WORLD", b"A SECOND CLIENT, LONGER" * 20]
-    assert _drive_echo_server([*SYXDBG, "run", str(exe), "2"]) == native
+    assert _drive_echo_server([*SYXDBG, "run", str(exe), "2", wait]) == native
     rec = tmp_path / "echo.syxrec"
-    assert _drive_echo_server([*SYXDBG, "record", "-q", "-o", str(rec), str(exe), "2"]) == native
+    assert _drive_echo_server([*SYXDBG, "record", "-q", "-o", str(rec), str(exe), "2",
+                               wait]) == native
     check = subprocess.run([*SYXDBG, "replay", "--check", str(rec)], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=300, check=False)
     assert check.returncode == 0, check.stderr

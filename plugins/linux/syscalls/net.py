@@ -19,7 +19,7 @@ import os
 import struct
 
 from .. import abi
-from ..kernel import Process
+from ..kernel import OpenFile, Process
 from ..registry import I32, U32, U64, Fd, Ptr, SyscallError, syscall
 
 SOCK_TYPE_MASK = 0xF
@@ -229,3 +229,120 @@ def sys_getsockname(p: Process, fd: Fd, addr: Ptr, size: Ptr) -> int:
 def sys_getpeername(p: Process, fd: Fd, addr: Ptr, size: Ptr) -> int:
     _addr_out(p, p.host.sockname(_sock(p, fd), True), addr, size)
     return 0
+
+
+# -- epoll -------------------------------------------------------------------------------------
+# An epoll instance is an emulated file (kind "epoll", no host fd) whose interest list is
+# its ``data``: (fd, events, user data) packed as "<iIQ", so it is saved and restored with
+# the file table. Readiness is poll's (syscalls/poll.py): the same recorded host questions.
+_ENTRY = struct.Struct("<iIQ")
+EPOLLET, EPOLLONESHOT = 1 << 31, 1 << 30
+_EPOLL_CTL_ADD, _EPOLL_CTL_DEL, _EPOLL_CTL_MOD = 1, 2, 3
+
+
+def _interest(f: OpenFile) -> list[tuple[int, int, int]]:
+    raw = f.data or b""
+    return [_ENTRY.unpack_from(raw, i) for i in range(0, len(raw), _ENTRY.size)]
+
+
+def _store(f: OpenFile, entries: list[tuple[int, int, int]]) -> None:
+    f.data = b"".join(_ENTRY.pack(*e) for e in entries)
+
+
+def _epoll(p: Process, fd: int) -> OpenFile:
+    f = p.file(fd)
+    if f.kind != "epoll":
+        raise SyscallError(errno.EINVAL)
+    return f
+
+
+def _event_size(p: Process) -> int:
+    return 12 if p.arch == "x86_64" else 16  # packed on x86_64 only
+
+
+@syscall("epoll_create1")
+def sys_epoll_create1(p: Process, flags: I32) -> int:
+    if flags & ~SOCK_CLOEXEC:
+        return -errno.EINVAL
+    f = p.new_file("epoll", None, 2, -1, owned=False, data=b"")
+    return p.install_fd(f, cloexec=bool(flags & SOCK_CLOEXEC))
+
+
+@syscall("epoll_create")
+def sys_epoll_create(p: Process, size: I32) -> int:
+    return -errno.EINVAL if size <= 0 else sys_epoll_create1(p, 0)
+
+
+@syscall("epoll_ctl")
+def sys_epoll_ctl(p: Process, epfd: Fd, op: I32, fd: Fd, event: Ptr) -> int:
+    ep = _epoll(p, epfd)
+    target = p.file(fd)
+    if fd == epfd:
+        return -errno.EINVAL
+    if target.kind in ("file", "dir"):
+        return -errno.EPERM  # as Linux: regular files and directories cannot be watched
+    entries = _interest(ep)
+    have = next((i for i, e in enumerate(entries) if e[0] == fd), None)
+    if op in (_EPOLL_CTL_ADD, _EPOLL_CTL_MOD):
+        raw = p.mem.read(event, _event_size(p))
+        events = struct.unpack_from("<I", raw)[0]
+        data = struct.unpack_from("<Q", raw, 4 if p.arch == "x86_64" else 8)[0]
+        if op == _EPOLL_CTL_ADD:
+            if have is not None:
+                return -errno.EEXIST
+            entries.append((fd, events, data))
+        else:
+            if have is None:
+                return -errno.ENOENT
+            entries[have] = (fd, events, data)
+    elif op == _EPOLL_CTL_DEL:
+        if have is None:
+            return -errno.ENOENT
+        del entries[have]
+    else:
+        return -errno.EINVAL
+    _store(ep, entries)
+    return 0
+
+
+def _epoll_wait(p: Process, epfd: int, events: int, maxevents: int,
+                timeout_ms: int) -> int | None:
+    from .poll import POLLNVAL, _Query, _wait
+
+    ep = _epoll(p, epfd)
+    if maxevents <= 0 or maxevents > 0x7FFFFFFF // 16:
+        return -errno.EINVAL
+    entries = [e for e in _interest(ep) if e[0] in p.s.fds]  # closed fds leave the set
+    watched = [e for e in entries if e[1] & ~(EPOLLET | EPOLLONESHOT)]
+    q = _Query(p, [(fd, ev & 0xFFFF) for fd, ev, _ in watched])
+    q.ask(0)
+
+    def ready() -> list[tuple[int, int, int]]:
+        return [(fd, r, data) for (fd, _, data), r in zip(watched, q.revents, strict=True)
+                if r and not r & POLLNVAL]
+
+    if not ready() and not _wait(p, q, timeout_ms, watched[0][0] if watched else -1):
+        return None
+    out = ready()[:maxevents]
+    size = _event_size(p)
+    for i, (_, r, data) in enumerate(out):
+        if size == 12:
+            p.mem.write(events + 12 * i, struct.pack("<IQ", r, data))
+        else:
+            p.mem.write(events + 16 * i, struct.pack("<I4xQ", r, data))
+    shots = {fd for fd, _, _ in out}
+    if any(ev & EPOLLONESHOT and fd in shots for fd, ev, _ in entries):
+        _store(ep, [(fd, 0 if ev & EPOLLONESHOT and fd in shots else ev, data)
+                    for fd, ev, data in _interest(ep)])
+    return len(out)
+
+
+@syscall("epoll_wait")
+def sys_epoll_wait(p: Process, epfd: Fd, events: Ptr, maxevents: I32, timeout: I32) -> int | None:
+    return _epoll_wait(p, epfd, events, maxevents, timeout if timeout >= 0 else -1)
+
+
+@syscall("epoll_pwait")
+def sys_epoll_pwait(p: Process, epfd: Fd, events: Ptr, maxevents: I32, timeout: I32,
+                    sigmask: Ptr, size: U64) -> int | None:
+    return _epoll_wait(p, epfd, events, maxevents, timeout if timeout >= 0 else -1)
