@@ -224,16 +224,19 @@ def _drive_echo_server(cmd: list[str]) -> tuple[list[bytes], bytes]:
     return echoes, first + rest
 
 
-@pytest.mark.parametrize("wait", ["poll", "epoll"])
-def test_echo_server_over_loopback_recorded_and_replayed(built: Callable[..., Path],
-                                                         tmp_path: Path, wait: str) -> None:
+@pytest.mark.parametrize(("wait", "toolchain"), [("poll", "gcc"), ("epoll", "gcc"),
+                                                  ("epoll", "musl"), ("epoll", "aarch64")])
+def test_echo_server_over_loopback_recorded_and_replayed(
+        build_probe: Callable[[str, str], Path], tmp_path: Path, wait: str,
+        toolchain: str) -> None:
     """A C server (socketpair, socket/bind/listen on port 0, poll, accept4, get/setsockopt,
     recv/send, close; waiting with poll, or epoll with EPOLLONESHOT re-armed by
     EPOLL_CTL_MOD) under syxdbg run and syxdbg record equals its native run; the
     recording replays with --check after the server is gone (nothing listens on its port:
     every byte and result comes from the recording)."""
-    exe = built("echoserver.c")
-    native = _drive_echo_server([str(exe), "2", wait])
+    exe = build_probe("echoserver", toolchain)
+    qemu = progs.qemu_for(exe)  # the native run of an aarch64 build is qemu-user's
+    native = _drive_echo_server([*([qemu] if qemu else []), str(exe), "2", wait])
     assert native[0] == [b"HELLO WORLD", b"A SECOND CLIENT, LONGER" * 20]
     assert _drive_echo_server([*SYXDBG, "run", str(exe), "2", wait]) == native
     rec = tmp_path / "echo.syxrec"
