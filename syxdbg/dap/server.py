@@ -139,6 +139,9 @@ class LaunchConfig:
     stop_at_exit: bool
     #: "Run Without Debugging": no breakpoints, no stops; the session ends with the program.
     no_debug: bool = False
+    #: ``"schedule": "seed:N"`` (or N): the seeded thread schedule of ``--schedule`` (race
+    #: hunting, docs/timetravel.md); 0: the plain round robin; None: the default.
+    schedule: int | None = None
 
     @classmethod
     def parse(cls, a: Mapping[str, Any]) -> LaunchConfig:
@@ -169,11 +172,35 @@ class LaunchConfig:
         cfg = cls(text("program"), list(args), env, text("cwd"), text("stdin"), text("arch"),
                   text("sysroot"), text("recording"),
                   bool(a.get("stopOnEntry", False)) and not no_debug,
-                  bool(a.get("stopAtExit", True)) and not no_debug, no_debug)
+                  bool(a.get("stopAtExit", True)) and not no_debug, no_debug,
+                  _schedule(a.get("schedule")))
         if cfg.program is None and cfg.recording is None:
             raise RequestError("launch: give 'program' (an ELF file) or 'recording' "
                                "(a .syxrec file)")
         return cfg
+
+
+def _schedule(value: Any) -> int | None:
+    """The launch configuration's ``schedule``: "seed:N", N or "fifo" (0); None if absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RequestError("launch: schedule must be \"seed:N\", a number or \"fifo\"")
+    if isinstance(value, int):
+        seed = value
+    elif isinstance(value, str) and value.strip().lower() == "fifo":
+        seed = 0
+    elif isinstance(value, str) and value.strip().lower().startswith("seed:"):
+        try:
+            seed = int(value.strip()[5:].replace("_", ""), 0)
+        except ValueError:
+            seed = -1
+    else:
+        seed = -1
+    if not 0 <= seed < 1 << 63:
+        raise RequestError(f"launch: schedule {value!r}: give \"seed:N\" with N a positive "
+                           "integer, or \"fifo\"")
+    return seed
 
 
 class DapServer:
@@ -360,12 +387,17 @@ class DapServer:
                 self.stdio.set_stdin(cfg.stdin)
             except OSError as exc:
                 raise RequestError(f"launch: stdin {cfg.stdin}: {exc.strerror}") from None
+        options = dict(self.options)
+        if cfg.schedule is not None:
+            # The linux plugin's --schedule option (SCHEDULE_OPTION): a recording keeps the
+            # seed it was made with, so a replay ignores it.
+            options["schedule"] = cfg.schedule
         if cfg.recording is not None:
             session = api.replay(cfg.recording, options=self.options)
         else:
             assert cfg.program is not None
             session = api.open(cfg.program, cfg.args, env=cfg.env, arch=cfg.arch,
-                               sysroot=cfg.sysroot, options=self.options)
+                               sysroot=cfg.sysroot, options=options)
         self.config = cfg
         self.session = session
         self.registry = make_registry(session, frontend="shell")
@@ -416,9 +448,9 @@ class DapServer:
             cfg = LaunchConfig.parse(args)
             old = self.config
             if old is None or (cfg.program, cfg.args, cfg.env, cfg.recording, cfg.arch,
-                               cfg.sysroot, cfg.stdin, cfg.cwd) != \
+                               cfg.sysroot, cfg.stdin, cfg.cwd, cfg.schedule) != \
                     (old.program, old.args, old.env, old.recording, old.arch, old.sysroot,
-                     old.stdin, old.cwd):
+                     old.stdin, old.cwd, old.schedule):
                 self._close()
                 self._open(cfg)
                 self.conn.respond(req)
