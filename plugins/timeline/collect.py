@@ -67,7 +67,7 @@ class Syscall:
     name: str
     args: tuple[str, ...]
     result: int | None  # None: the call did not return (exit)
-    lane: int = 0  # the process/thread lane (Report.lanes); one today
+    lane: int = 0  # the thread lane (Report.lanes)
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,18 @@ class _SyscallLog:
         self.positions: list[int] = []
         self.inner = m.syscall_handler
         self.installed = False
+        self.kernel = kernel
+        #: Thread id -> lane number, in order of first appearance (the first: the thread
+        #: running when the pass began).
+        self.lanes: dict[int, int] = {}
+
+    def tid(self) -> int:
+        """The running thread's id (0 without a kernel: one lane)."""
+        process = getattr(self.kernel, "process", None)
+        return int(getattr(process, "tid", 0) or 0)
+
+    def lane(self, tid: int) -> int:
+        return self.lanes.setdefault(tid, len(self.lanes))
 
     def install(self) -> None:
         if self.inner is not None:
@@ -217,9 +229,11 @@ class _SyscallLog:
                 if data is not None:
                     shown[1] = _text(data) + ("..." if raw[2] > PREVIEW else "")
         finished = m.finished
+        tid = self.tid()
         self.inner(m)
         result: int | None
-        if name in NO_RETURN or (m.finished is not finished and m.finished is not None):
+        if name in NO_RETURN or (m.finished is not finished and m.finished is not None) or \
+                self.tid() != tid:  # it blocked: another thread runs, its result comes later
             result = None
         else:
             value = int(regs[self.ret_reg])
@@ -231,7 +245,8 @@ class _SyscallLog:
             data = self._read(raw[1], min(result, PREVIEW))
             if data is not None:
                 shown[1] = _text(data) + ("..." if result > PREVIEW else "")
-        self.calls.append(Syscall(position, pc, nr, name, tuple(shown), result))
+        self.calls.append(Syscall(position, pc, nr, name, tuple(shown), result,
+                                  self.lane(tid)))
 
 
 def _end_of(session: Session, end: int, reached: int, final: StopEvent | None
@@ -314,7 +329,7 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
             final = m.finished  # how the run ends, if it ends here
             log.remove()
             for w in watches:
-                _watch_pass(s, w, start, reached, poll)
+                _watch_pass(s, w, start, reached, poll, log)
     finally:
         log.remove()
         s.seek(here)
@@ -343,8 +358,14 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
             notes.append(f"only the first {MAX_WRITES} writes to {w.text} are shown")
     kernel = _kernel(s)
     pid = getattr(getattr(kernel, "process", None), "pid", None) if kernel else None
-    lanes = [{"id": 0, "process": pid, "thread": pid,
-              "label": f"process {pid}" if pid is not None else "the machine"}]
+    if pid is None:
+        lanes = [{"id": 0, "process": None, "thread": None, "label": "the machine"}]
+    else:
+        log.lane(log.tid())  # at least the thread that ran first
+        lanes = [{"id": lane, "process": pid, "thread": tid,
+                  "label": (f"process {pid}" if len(log.lanes) == 1 else
+                            f"thread {tid}" + (" (main)" if tid == pid else ""))}
+                 for tid, lane in log.lanes.items()]
     report = Report(
         program=s.image.path, arch=m.arch.name, start=start, end=end, buckets=buckets,
         edge_pcs=edge_pcs, functions=functions, syscalls=log.calls,
@@ -393,7 +414,8 @@ COPY_MAX = 64 * 1024
 VALUE_MAX = 8
 
 
-def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], bool]) -> None:
+def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], bool],
+                log: _SyscallLog) -> None:
     """Every write to ``w``'s range in ``[start, end)``: forward runs that stop at them.
 
     x86 stops after the store: the new value is in memory, the old one is the copy of the
@@ -424,6 +446,7 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
                     w.truncated = True
                     break
                 insn = ev.insn_position
+                lane = log.lane(log.tid())  # the writer runs at its stop
                 lo = ev.address - w.address
                 size = min(VALUE_MAX, w.length - lo)
                 if ev.before:  # aarch64: stopped before the store
@@ -447,7 +470,7 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
                         if insns and pc + len(insns[0][3]) == ev.pc:
                             writer_of[ev.pc] = pc
                     current = snapshot()
-                w.writes.append(Write(insn, pc, ev.address, old, new))
+                w.writes.append(Write(insn, pc, ev.address, old, new, lane))
                 if s.position != insn + 1:
                     break  # interrupted
                 continue

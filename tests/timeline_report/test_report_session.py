@@ -122,3 +122,29 @@ def test_a_fault_is_the_end_mark_of_a_recording(build_program: Callable[..., Pat
         assert d["commands"]["gdb"] == f"syxdbg replay --ex 'monitor goto {{N}}' {rec}"
         s.seek(end)
         assert s.regs.pc == finish["pc"]
+
+
+def test_threads_get_a_lane_each(tmp_path: Path, build_program: Callable[..., Path]) -> None:
+    """racecount.c: the main thread and three workers; each system call and each watched
+    write sits in the lane of the thread that made it (the kernel's scheduler says which)."""
+    exe = build_program("racecount")
+    with syxdbg.open(str(exe), env={}) as s:
+        s.run()
+        r = make_registry(s)
+        out = tmp_path / "threads.html"
+        r.run_text(f"timeline {out} --watch counter")
+        d = data_of(out)
+    lanes = d["lanes"]
+    assert len(lanes) == 4, lanes
+    main = lanes[0]
+    assert main["thread"] == main["process"] and main["label"].endswith("(main)"), main
+    assert {lane["label"] for lane in lanes[1:]} == {f"thread {lane['thread']}"
+                                                    for lane in lanes[1:]}
+    calls = d["syscalls"]
+    by_lane = {lane["id"]: [n for n, ln in zip(calls["name"], calls["lane"], strict=True)
+                            if ln == lane["id"]] for lane in lanes}
+    assert "clone3" in by_lane[0] or "clone" in by_lane[0], by_lane[0]  # main makes them
+    for lane in lanes[1:]:
+        assert "sched_yield" in by_lane[lane["id"]], by_lane  # each worker yields
+    writes = d["watches"][0]
+    assert {ln for ln in writes["lane"]} == {lane["id"] for lane in lanes[1:]}  # workers
