@@ -5,6 +5,7 @@ makes it end the process at once with one line and status 130 (nothing needs cle
 yet); :func:`syxdbg.cli.main` then installs the start-up handler that unwinds cleanly.
 """
 
+import contextlib
 import os
 import signal
 import sys
@@ -22,9 +23,19 @@ def run() -> int:
     started us with SIGINT ignored, as a shell does for a background job: it stays so)."""
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupted)
+    from . import sigint
     from .cli import main
 
-    return main()
+    status = main()
+    if sigint.interrupted_at_start_up():
+        # The command has cleaned up and reported. Leave now: a KeyboardInterrupt that
+        # Python swallowed on the way (one raised inside a C callback during an import) makes
+        # the interpreter end by killing itself with SIGINT instead of exiting with 130.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                stream.flush()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

@@ -113,6 +113,11 @@ def report_interrupted() -> None:
         os.write(2, b"syxdbg: interrupted\n")
 
 
+def interrupted_at_start_up() -> bool:
+    """Whether Ctrl-C interrupted start-up (its ``KeyboardInterrupt`` was raised)."""
+    return _interrupted
+
+
 def exit_interrupted() -> NoReturn:
     """Leave now, with status 130 and at most one line, running no more Python code."""
     report_interrupted()
