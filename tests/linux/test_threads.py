@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import re
 import struct
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 
 import progs
 import pytest
-from linux_helpers import SysCaller
+from linux_helpers import GuestState, SysCaller, capture_state, state_diff
 from syxdbg_plugins.linux import abi as labi
 from syxdbg_plugins.linux import get_kernel
 
@@ -34,28 +33,12 @@ HERE = Path(__file__).resolve().parent
 TOOLCHAINS = ("gcc", "musl", "aarch64")
 SYXDBG = [sys.executable, "-m", "syxdbg"]
 Make = Callable[[str], SysCaller]
-State = tuple[Any, ...]
 
 
 def open_session(exe: Path, args: list[str], **options: Any) -> syxdbg.Session:
     opts = {f"timeline.{k}": v for k, v in options.items()}
     return syxdbg.open(str(exe), args, env=dict(progs.DEFAULT_ENV), argv0="threads",
                        options=opts)
-
-
-def capture(s: syxdbg.Session) -> State:
-    """Everything that decides the guest's future: position, registers, RAM (hashed),
-    the kernel state (every thread) and the event log cursor."""
-    m = s.machine
-    ram = tuple((r.start, r.size, hashlib.blake2b(m.mem.read(r.start, r.size)).hexdigest())
-                for r in m.mem.regions())
-    return (m.position, tuple(sorted(m.regs.snapshot().items())), ram,
-            s.states.get("linux").save_state(), s.eventlog.cursor)
-
-
-def diff(a: State, b: State) -> list[str]:
-    names = ("position", "registers", "RAM", "kernel state", "event log cursor")
-    return [n for n, x, y in zip(names, a, b, strict=True) if x != y]
 
 
 @pytest.fixture(scope="session")
@@ -201,11 +184,11 @@ def test_reverse_stepi_across_thread_switches_restores_every_thread(
     with open_session(exe, args, interval=20_000) as s:
         kernel = get_kernel(s)
         assert kernel is not None
-        recorded: dict[int, State] = {}
+        recorded: dict[int, GuestState] = {}
         tids: dict[int, int] = {}
         for p in wanted:
             assert s.seek(p).position == p
-            recorded[p] = capture(s)
+            recorded[p] = capture_state(s)
             tids[p] = kernel.threads()[0].tid
         assert any(tids[p - 1] != tids[p] for p in picks)  # really across switches
         assert s.cont(FORWARD).position == end
@@ -215,10 +198,11 @@ def test_reverse_stepi_across_thread_switches_restores_every_thread(
             s.seek(n)
             ev = s.step(BACKWARD)
             assert ev.position == n - 1
-            assert diff(capture(s), recorded[n - 1]) == [], f"after reverse-stepi from {n}"
+            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
+                f"after reverse-stepi from {n}"
             assert kernel.threads()[0].tid == tids[n - 1]
             ev = s.step(FORWARD)
-            assert diff(capture(s), recorded[n]) == [], f"after stepi to {n}"
+            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
 
 
 def test_a_recording_of_threads_replays(threads_exe: Callable[[str], Path],
@@ -245,10 +229,10 @@ def test_a_recording_of_threads_replays(threads_exe: Callable[[str], Path],
         kernel = get_kernel(s)
         assert kernel is not None
         threads = kernel.threads()
-        jumped = capture(s)
+        jumped = capture_state(s)
         s.seek(3_990_000)
         s.seek(4_000_000)
-        assert diff(capture(s), jumped) == []
+        assert state_diff(capture_state(s), jumped) == []
     assert len(threads) == 4
     assert [t.state for t in threads].count("blocked") == 1  # main, in pthread_join
 
@@ -316,11 +300,11 @@ def test_a_seeded_schedule_goes_backwards_exactly(threads_exe: Callable[[str], P
         assert len(switches) > 20
         for p in sorted(set(switches[5:8] + switches[-3:])):
             s.seek(p - 1)
-            before, tid = capture(s), s.current_thread
+            before, tid = capture_state(s), s.current_thread
             s.seek(p)
             assert s.current_thread != tid
             s.step(BACKWARD)
-            assert diff(capture(s), before) == [] and s.current_thread == tid
+            assert state_diff(capture_state(s), before) == [] and s.current_thread == tid
 
 
 # -- deadlock ----------------------------------------------------------------------------------
