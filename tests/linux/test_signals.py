@@ -21,7 +21,7 @@ from pathlib import Path
 
 import progs
 import pytest
-from linux_helpers import capture_state, state_diff
+from linux_helpers import GuestState, capture_state, state_diff
 from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
@@ -39,6 +39,29 @@ HANDLERS = ("on_usr1", "on_usr2", "on_info", "outer", "masked_check", "jumper", 
 #: for handlers without SA_SIGINFO, 32-bit sigaction/stack_t/itimerval, riscv's sigaction
 #: without a restorer and its vDSO-style return).
 ALL_MACHINES = (*TOOLCHAINS, "arm", "thumb", "riscv64")
+
+
+def _recorded(s: syxdbg.Session, wanted: list[int]) -> dict[int, GuestState]:
+    """The whole guest state at each position of ``wanted``, reached going forward."""
+    recorded = {}
+    for p in wanted:
+        assert s.seek(p).position == p
+        recorded[p] = capture_state(s)
+    return recorded
+
+
+def _assert_reverse_invariant(s: syxdbg.Session, recorded: dict[int, GuestState]) -> None:
+    """From each recorded N (newest first), reverse-stepi gives the state recorded at N-1
+    and stepi the one at N."""
+    for n in sorted(recorded, reverse=True):
+        if n - 1 not in recorded:
+            continue
+        s.seek(n)
+        assert s.step(BACKWARD).position == n - 1
+        assert state_diff(capture_state(s), recorded[n - 1]) == [], \
+            f"after reverse-stepi from {n}"
+        s.step(FORWARD)
+        assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
 
 
 @pytest.mark.parametrize("toolchain", ALL_MACHINES)
@@ -101,25 +124,14 @@ def test_reverse_stepi_across_a_fault_given_to_a_handler(
     wanted = sorted({q for p in delivered[:4] for q in (p - 1, p, p + 1, p + 2)})
     with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0="faults",
                      options={"timeline.interval": 5_000}) as s:
-        recorded = {}
-        for p in wanted:
-            assert s.seek(p).position == p
-            recorded[p] = capture_state(s)
+        recorded = _recorded(s, wanted)
         entered = set()
         for p in delivered[:4]:  # the handler's first instruction retires at p + 1
             s.seek(p + 1)
             entered.add((s.image.symbolize(s.machine.regs.pc) or "?").split("+")[0])
         assert "jumper" in entered and entered <= {"jumper", "repair"}, entered
         assert isinstance(s.cont(FORWARD), Fault)
-        for n in sorted(wanted, reverse=True):
-            if n - 1 not in recorded:
-                continue
-            s.seek(n)
-            assert s.step(BACKWARD).position == n - 1
-            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
-                f"after reverse-stepi from {n}"
-            s.step(FORWARD)
-            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+        _assert_reverse_invariant(s, recorded)
 
 
 @pytest.mark.parametrize("toolchain", ALL_MACHINES)
@@ -140,15 +152,9 @@ def test_a_recording_of_timer_signals_replays_without_waiting(
         build_probe: Callable[[str, str], Path], tmp_path: Path) -> None:
     """The clock reads that decide when the alarm fires are recorded: the replay takes the
     same path without sleeping (the recorded run slept about 3 s)."""
-    exe = build_probe("alarm", "gcc")
-    rec = tmp_path / "alarm.syxrec"
-    syx = [sys.executable, "-m", "syxdbg"]
-    made = subprocess.run([*syx, "record", "-q", "-o", str(rec), "--argv0", "alarm",
-                           str(exe)], capture_output=True, timeout=300, check=False)
+    made, check = _record_and_check(build_probe("alarm", "gcc"), "alarm", tmp_path)
     assert made.returncode == 128 + 14, made.stderr.decode()
     assert b"sigsuspend: eintr=3 alarms=3" in made.stdout
-    check = subprocess.run([*syx, "replay", "--check", str(rec)], capture_output=True,
-                           timeout=300, check=False)
     assert check.returncode == 0, check.stderr.decode()
     assert re.search(rb"replayed [\d,]+ instructions in [\d.]+ s: the program was killed by "
                      rb"signal 14, as recorded", check.stdout), check.stdout
@@ -193,32 +199,28 @@ def test_reverse_stepi_into_and_out_of_handlers_restores_everything(
                      options=options) as s:
         kernel = get_kernel(s)
         assert kernel is not None
-        recorded = {}
-        for p in wanted:
-            assert s.seek(p).position == p
-            recorded[p] = capture_state(s)
+        recorded = _recorded(s, wanted)
         assert s.cont(FORWARD).position == end
-        for n in sorted(wanted, reverse=True):
-            if n - 1 not in recorded:
-                continue
-            s.seek(n)
-            assert s.step(BACKWARD).position == n - 1
-            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
-                f"after reverse-stepi from {n}"
-            s.step(FORWARD)
-            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+        _assert_reverse_invariant(s, recorded)
 
 
 def test_a_recording_with_handlers_replays(build_probe: Callable[[str, str], Path],
                                            tmp_path: Path) -> None:
-    exe = build_probe("signals", "gcc")
-    rec = tmp_path / "signals.syxrec"
-    syx = [sys.executable, "-m", "syxdbg"]
-    made = subprocess.run([*syx, "record", "-q", "-o", str(rec), "--argv0", "signals",
-                           str(exe)], capture_output=True, timeout=300, check=False)
+    made, check = _record_and_check(build_probe("signals", "gcc"), "signals", tmp_path)
     assert made.returncode == STATUS, made.stderr.decode()
     assert b"registers intact=1" in made.stdout
-    check = subprocess.run([*syx, "replay", "--check", str(rec)], capture_output=True,
-                           timeout=300, check=False)
     assert check.returncode == 0, check.stderr.decode()
     assert b"as recorded" in check.stdout + check.stderr
+
+
+def _record_and_check(exe: Path, name: str, tmp_path: Path
+                      ) -> tuple[subprocess.CompletedProcess[bytes],
+                                 subprocess.CompletedProcess[bytes]]:
+    """``syxdbg record`` the program, then ``syxdbg replay --check`` the recording."""
+    rec = tmp_path / f"{name}.syxrec"
+    syx = [sys.executable, "-m", "syxdbg"]
+    made = subprocess.run([*syx, "record", "-q", "-o", str(rec), "--argv0", name, str(exe)],
+                          capture_output=True, timeout=300, check=False)
+    check = subprocess.run([*syx, "replay", "--check", str(rec)], capture_output=True,
+                           timeout=300, check=False)
+    return made, check
