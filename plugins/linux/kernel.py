@@ -303,6 +303,10 @@ class ProcessState:
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(ProcessState) if not f.metadata.get("files"))
+#: System calls whose timespec/timeval are 32-bit on 32-bit arm (their *_time64 twins are not).
+TIME32_CALLS = frozenset({"nanosleep", "clock_gettime", "clock_settime", "clock_getres",
+                          "clock_nanosleep", "futex", "ppoll", "pselect6", "utimensat",
+                          "gettimeofday", "settimeofday"})
 #: Signals no mask can block.
 UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
@@ -409,6 +413,9 @@ class Process:
         #: Guest memory (reads raise MemoryAccessError -> EFAULT).
         self.mem: Memory = machine.mem
         self.arch: str = machine.arch.name
+        #: The current system call is one of 32-bit arm's time32 calls (clock_nanosleep,
+        #: futex...): its timespec and timeval are two 32-bit fields (set per call).
+        self.time32 = False
         #: The host boundary; swapped by the kernel to record or replay.
         self.host = host
         #: Where warnings go (None: the current sys.stderr).
@@ -455,6 +462,35 @@ class Process:
         return self.s.ids[0]
 
     # -- the calling thread -----------------------------------------------------------------
+    @property
+    def timespec_size(self) -> int:
+        return 8 if self.time32 else 16
+
+    def read_timespec(self, ptr: int) -> tuple[int, int]:
+        """A guest ``struct timespec`` as (seconds, nanoseconds): two 32-bit fields in arm's
+        time32 calls, else the kernel's 64-bit one. On 32-bit arm the upper half of a 64-bit
+        ``tv_nsec`` is padding the C library leaves as it is; Linux ignores it, and so does
+        this."""
+        if self.time32:
+            sec, nsec = struct.unpack("<ii", self.mem.read(ptr, 8))
+            return sec, nsec
+        sec, nsec = struct.unpack("<qq", self.mem.read(ptr, 16))
+        if self.arch == "arm":
+            nsec = ((nsec & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+        return sec, nsec
+
+    def pack_timespec(self, ns: int) -> bytes:
+        """``struct timespec`` for ``ns`` as the current system call takes it."""
+        if self.time32:
+            return struct.pack("<ii", ns // 1_000_000_000, ns % 1_000_000_000)
+        return abi.pack_timespec(ns)
+
+    def pack_timeval(self, ns: int) -> bytes:
+        """``struct timeval`` for ``ns`` as the current system call takes it."""
+        if self.time32:
+            return struct.pack("<ii", ns // 1_000_000_000, ns % 1_000_000_000 // 1000)
+        return abi.pack_timeval(ns)
+
     def stack_pointer(self) -> int:
         """The calling thread's stack pointer (sigaltstack asks whether it is on it)."""
         return int(self._machine.regs.sp)
@@ -1217,6 +1253,9 @@ class LinuxKernel:
         self._ret_reg: RegisterInfo = regs.info(abi_.ret)
         self._dispatch = dispatch
         self._names = SYSCALL_TABLES[self.arch]
+        #: 32-bit arm's time32 system calls (the *_time64 ones take 64-bit timespecs).
+        self._time32 = frozenset(nr for nr, name in self._names.items()
+                                 if name in TIME32_CALLS) if self.arch == "arm" else frozenset()
         #: Thread switches made by this kernel object (a measure, not state).
         self.switches = 0
         #: Bytes between a saved thread's pc and where it resumes: x86's syscall hook sees
@@ -1295,6 +1334,7 @@ class LinuxKernel:
         else:
             args = [conv(regs.read_info(r)) for conv, r in zip(handler.converters,
                                                                 self._arg_regs, strict=False)]
+            self.process.time32 = nr in self._time32
             try:
                 ret = handler.fn(self.process, *args)
             except SyscallError as exc:

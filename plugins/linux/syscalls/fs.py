@@ -415,7 +415,8 @@ def sys_utimensat(p: Process, dirfd: Fd, path: Ptr, times: Ptr, flags: I32) -> i
         return -errno.EINVAL
     value = None
     if times:
-        a_sec, a_ns, m_sec, m_ns = struct.unpack("<qqqq", p.mem.read(times, 32))
+        (a_sec, a_ns), (m_sec, m_ns) = (p.read_timespec(times),
+                                        p.read_timespec(times + p.timespec_size))
         for ns in (a_ns, m_ns):
             if not 0 <= ns < 1_000_000_000 and ns not in (abi.UTIME_NOW, abi.UTIME_OMIT):
                 return -errno.EINVAL

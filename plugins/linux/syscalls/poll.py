@@ -139,7 +139,7 @@ def _timespec_ms(p: Process, ptr: int, usec: bool = False) -> int:
     """A timeout (timespec, or timeval with ``usec``) as milliseconds rounded up; -1: none."""
     if not ptr:
         return -1
-    sec, frac = struct.unpack("<qq", p.mem.read(ptr, 16))
+    sec, frac = struct.unpack("<qq", p.mem.read(ptr, 16)) if usec else p.read_timespec(ptr)
     limit = 1_000_000 if usec else 1_000_000_000
     if sec < 0 or not 0 <= frac < limit:
         raise SyscallError(errno.EINVAL)

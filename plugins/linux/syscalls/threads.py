@@ -124,7 +124,7 @@ def _timeout_ns(p: Process, ptr: int, absolute: bool, op: int) -> int:
     """A futex timeout as relative ns (-1: none; 0: already expired)."""
     if not ptr:
         return -1
-    sec, nsec = struct.unpack("<qq", p.mem.read(ptr, 16))
+    sec, nsec = p.read_timespec(ptr)
     if sec < 0 or not 0 <= nsec < 1_000_000_000:
         raise _Invalid
     ns = sec * 1_000_000_000 + nsec

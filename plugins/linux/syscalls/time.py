@@ -18,7 +18,7 @@ from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
 def sys_clock_gettime(p: Process, clockid: I32, tp: Ptr) -> int:
     if clockid not in abi.VALID_CLOCKS:
         return -errno.EINVAL
-    p.mem.write(tp, abi.pack_timespec(p.host.clock(clockid)))
+    p.mem.write(tp, p.pack_timespec(p.host.clock(clockid)))
     return 0
 
 
@@ -27,14 +27,14 @@ def sys_clock_getres(p: Process, clockid: I32, res: Ptr) -> int:
     if clockid not in abi.VALID_CLOCKS:
         return -errno.EINVAL
     if res:
-        p.mem.write(res, abi.pack_timespec(p.host.clock_res(clockid)))
+        p.mem.write(res, p.pack_timespec(p.host.clock_res(clockid)))
     return 0
 
 
 @syscall("gettimeofday")
 def sys_gettimeofday(p: Process, tv: Ptr, tz: Ptr) -> int:
     if tv:
-        p.mem.write(tv, abi.pack_timeval(p.host.clock(abi.CLOCK_REALTIME)))
+        p.mem.write(tv, p.pack_timeval(p.host.clock(abi.CLOCK_REALTIME)))
     if tz:
         p.mem.write(tz, bytes(8))
     return 0
@@ -48,8 +48,13 @@ def sys_time(p: Process, tloc: Ptr) -> int:
     return now
 
 
+#: The longest host sleep (about 68 years): a longer request sleeps that long instead of
+#: overflowing the host's time_t.
+MAX_SLEEP_NS = (2**31 - 1) * 1_000_000_000
+
+
 def _read_timespec(p: Process, ptr: int) -> int:
-    sec, nsec = struct.unpack("<qq", p.mem.read(ptr, 16))
+    sec, nsec = p.read_timespec(ptr)
     if sec < 0 or not 0 <= nsec < 1_000_000_000:
         raise SyscallError(errno.EINVAL)
     return sec * 1_000_000_000 + nsec
@@ -57,7 +62,7 @@ def _read_timespec(p: Process, ptr: int) -> int:
 
 @syscall("nanosleep")
 def sys_nanosleep(p: Process, req: Ptr, rem: Ptr) -> int:
-    p.host.sleep(_read_timespec(p, req))
+    p.host.sleep(min(_read_timespec(p, req), MAX_SLEEP_NS))
     p.yield_cpu()
     return 0
 
@@ -69,7 +74,7 @@ def sys_clock_nanosleep(p: Process, clockid: I32, flags: I32, req: Ptr, rem: Ptr
     ns = _read_timespec(p, req)
     if flags & abi.TIMER_ABSTIME:
         ns -= p.host.clock(clockid)
-    p.host.sleep(ns)
+    p.host.sleep(min(ns, MAX_SLEEP_NS))
     p.yield_cpu()
     return 0
 
