@@ -938,9 +938,14 @@ class Process:
             return
         self._act(sig)
 
+    def sigaction(self, sig: int) -> sigframe.SigAction:
+        """The action for ``sig`` (SIG_DFL, no flags, when none was ever set)."""
+        raw = self.s.sigactions.get(sig)
+        return sigframe.SigAction.unpack(raw) if raw else sigframe.SigAction(abi.SIG_DFL, 0,
+                                                                             0, 0)
+
     def _act(self, sig: int) -> None:
-        action = self.s.sigactions.get(sig)
-        handler = int.from_bytes(action[:8], "little") if action else abi.SIG_DFL
+        handler = self.sigaction(sig).handler
         if handler == abi.SIG_IGN and sig not in (abi.SIGKILL, abi.SIGSTOP):
             return
         if handler == abi.SIG_DFL or sig in (abi.SIGKILL, abi.SIGSTOP):
@@ -967,9 +972,8 @@ class Process:
             sig = (ready & -ready).bit_length()
             bit = 1 << (sig - 1)
             s.sigpending &= ~bit
-            raw = s.sigactions.get(sig)
-            act = sigframe.SigAction.unpack(raw) if raw else None
-            if act is None or act.handler in (abi.SIG_DFL, abi.SIG_IGN):
+            act = self.sigaction(sig)
+            if act.handler in (abi.SIG_DFL, abi.SIG_IGN):
                 self._act(sig)  # the disposition changed while it was pending
                 continue
             code = s.sigcodes.pop(sig, sigframe.SI_USER)
@@ -992,9 +996,8 @@ class Process:
         blocked or ignored, or the stack cannot take the frame."""
         s = self.s
         bit = 1 << (sig - 1)
-        raw = s.sigactions.get(sig)
-        act = sigframe.SigAction.unpack(raw) if raw else None
-        if act is None or act.handler in (abi.SIG_DFL, abi.SIG_IGN) or s.sigmask & bit:
+        act = self.sigaction(sig)
+        if act.handler in (abi.SIG_DFL, abi.SIG_IGN) or s.sigmask & bit:
             return False
         if self.arch == "arm":
             # Not yet: on 32-bit ARM a run bounded by a count re-executes a handler entered
@@ -1103,8 +1106,7 @@ class Process:
             left = s.itimer_real[0] - self.monotonic()
             if left > 0:
                 self.host.sleep(left)
-            raw = s.sigactions.get(signal.SIGALRM)
-            fatal = not raw or int.from_bytes(raw[:8], "little") == abi.SIG_DFL
+            fatal = self.sigaction(signal.SIGALRM).handler == abi.SIG_DFL
             self.poll_itimer(self._machine.position, force=True)
             if fatal:  # SIGALRM's default action: the process dies now
                 return -errno.EINTR

@@ -120,16 +120,13 @@ def sys_kill(p: Process, pid: I32, sig: I32) -> int:
 def _signal_thread(p: Process, tid: int, sig: int) -> int:
     if not 0 <= sig <= abi.NSIG:
         return -errno.EINVAL
-    if sig and tid != p.tid:
-        raw = p.s.sigactions.get(sig)
-        handler = int.from_bytes(raw[:8], "little") if raw else abi.SIG_DFL
-        if handler not in (abi.SIG_DFL, abi.SIG_IGN):
-            # Its handler must run in that thread (glibc's SIGCANCEL acts on the thread it
-            # runs in), and threads other than the caller get no signal frames yet.
-            p.warn_once(-sig, f"syxdbg: warning: signal {sig} has a handler; delivery to "
-                              "a thread other than the caller is not emulated, the signal "
-                              "is discarded\n")
-            return 0
+    if sig and tid != p.tid and p.sigaction(sig).handler not in (abi.SIG_DFL, abi.SIG_IGN):
+        # Its handler must run in that thread (glibc's SIGCANCEL acts on the thread it
+        # runs in), and threads other than the caller get no signal frames yet.
+        p.warn_once(-sig, f"syxdbg: warning: signal {sig} has a handler; delivery to "
+                          "a thread other than the caller is not emulated, the signal "
+                          "is discarded\n")
+        return 0
     return _signal_self(p, sig, SI_TKILL)
 
 
