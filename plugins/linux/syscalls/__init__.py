@@ -3,6 +3,7 @@
 ========== ============================================================================
 ``files``  file descriptors and their I/O, open/close, the fd table, pipes, ioctl
 ``poll``   readiness: poll, ppoll, select, pselect6
+``fdevents`` eventfd, timerfd, signalfd (emulated files)
 ``net``    sockets (AF_UNIX, AF_INET, AF_INET6 as host sockets, every byte recorded)
 ``fs``     the namespace: stat family, getdents, access, unlink/mkdir/rename, cwd, readlink
 ``memory`` brk, mmap, munmap, mprotect, mremap, madvise
@@ -24,7 +25,18 @@ from types import MappingProxyType
 
 from ..registry import HANDLERS, Handler, SyscallError, syscall
 from ..tables import SYSCALL_TABLES
-from . import files, fs, memory, net, poll, process, signals, threads, time  # noqa: F401
+from . import (  # noqa: F401
+    fdevents,
+    files,
+    fs,
+    memory,
+    net,
+    poll,
+    process,
+    signals,
+    threads,
+    time,
+)
 
 # isort: off
 from . import arm32  # noqa: E402,F401 - last: binds generic handlers to their ARM names

@@ -13,6 +13,7 @@ import struct
 from .. import abi, procfs
 from ..kernel import OpenFile, Process
 from ..registry import I32, I64, U32, U64, Fd, Ptr, SyscallError, i64, syscall
+from . import fdevents
 
 MAX_RW_COUNT = 0x7FFFF000
 
@@ -44,6 +45,10 @@ def _emu_read(p: Process, f: OpenFile, n: int, offset: int) -> bytes:
 
 
 def _emu_write(p: Process, f: OpenFile, data: bytes, offset: int) -> int:
+    if f.kind == "proc" and f.flags & abi.O_ACCMODE and (f.path or b"").endswith(b"/comm"):
+        from .threads import write_comm  # pthread_setname_np of another thread
+
+        return write_comm(p, f.path or b"", data)
     if f.flags & abi.O_ACCMODE == 0 or f.kind != "procmem":  # O_RDONLY, or not mem
         raise SyscallError(errno.EBADF if f.kind != "procdir" else errno.EISDIR)
     if not data:
@@ -100,6 +105,8 @@ def _eof_into_bad_pointer(p: Process, fd: int, f: OpenFile, offset: int | None) 
 @syscall("read")
 def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
     f = p.file(fd)
+    if f.kind in fdevents.KINDS:  # eventfd, timerfd, signalfd
+        return fdevents.READERS[f.kind](p, f, fd, buf, count)
     if count and not p.mem.is_mapped(buf, 1):
         return _eof_into_bad_pointer(p, fd, f, None)
     if _emulated(f):
@@ -123,6 +130,8 @@ def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
 @syscall("write")
 def sys_write(p: Process, fd: Fd, buf: Ptr, count: U64) -> int:
     f = p.file(fd)
+    if f.kind in fdevents.KINDS:
+        return fdevents.WRITERS[f.kind](p, f, fd, buf, count)
     if _emulated(f):
         n = _emu_write(p, f, p.mem.read(buf, min(count, MAX_RW_COUNT)), f.dir_pos)
         f.dir_pos += n
@@ -388,7 +397,7 @@ def sys_fcntl(p: Process, fd: Fd, cmd: I32, arg: U64) -> int:
     if cmd == abi.F_SETFL:
         changeable = sum(abi.guest_flag(p.arch, n) for n in _SETFL_NAMES)
         new = (f.flags & ~changeable) | (arg & changeable)
-        if _emulated(f):
+        if _emulated(f) or f.kind in fdevents.KINDS or f.kind == "epoll":
             f.flags = new
             return 0
         hfd = p.host_fd(fd)

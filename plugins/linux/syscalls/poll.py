@@ -23,8 +23,9 @@ import errno
 import struct
 
 from .. import abi
-from ..kernel import UNBLOCKABLE, Process
+from ..kernel import UNBLOCKABLE, OpenFile, Process
 from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
+from . import fdevents
 
 POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 1, 2, 4, 8, 0x10, 0x20
 POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
@@ -32,6 +33,8 @@ POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
 DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 #: Most pollfds (RLIMIT_NOFILE's hard maximum here).
 MAX_POLLFDS = 4096
+#: The virtual timeout of a wait with none on host fds while other threads run (ns).
+HOST_WAIT_SLICE_NS = 10_000_000
 #: select's FD_SETSIZE.
 FD_SETSIZE = 1024
 
@@ -54,6 +57,10 @@ class _Query:
     def __init__(self, p: Process, entries: list[tuple[int, int]]) -> None:
         self.p = p
         self.revents = [0] * len(entries)
+        #: (index, file, events) of eventfd/timerfd/signalfd entries (syscalls/fdevents.py).
+        self.events: list[tuple[int, OpenFile, int]] = []
+        #: ms until the first armed timerfd of the query expires (-1: none).
+        self.timer_ms = -1
         #: (index, host fd, host events) of the entries the host answers.
         self.host: list[tuple[int, int, int]] = []
         for i, (fd, events) in enumerate(entries):
@@ -64,7 +71,9 @@ class _Query:
                 self.revents[i] = POLLNVAL
                 continue
             f = p.s.files[entry.file]
-            if f.kind == "pipe" and p.s.pipe_checks and p.pipe_writer_closed(f):
+            if f.kind in fdevents.KINDS:
+                self.events.append((i, f, events))
+            elif f.kind == "pipe" and p.s.pipe_checks and p.pipe_writer_closed(f):
                 # End of file, with data left to read (POLLIN) or none.
                 data = f.host_fd >= 0 and p.host.readable(f.host_fd)
                 self.revents[i] = POLLHUP | (events & (POLLIN | POLLRDNORM) if data else 0)
@@ -72,6 +81,20 @@ class _Query:
                 self.host.append((i, f.host_fd, (events & 0xFFFF) | POLLERR | POLLHUP))
             else:
                 self.revents[i] = events & DEFAULT_POLLMASK
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Readiness of the event files again (a timerfd reads the clock)."""
+        self.timer_ms = -1
+        for i, f, events in self.events:
+            if f.kind == "timerfd":
+                ticks, left = fdevents.timer_peek(self.p, f)
+                if not ticks and left >= 0:
+                    ms = (left + 999_999) // 1_000_000
+                    self.timer_ms = ms if self.timer_ms < 0 else min(self.timer_ms, ms)
+                self.revents[i] = (POLLIN | POLLRDNORM) & events if ticks else 0
+            else:
+                self.revents[i] = fdevents.readiness(self.p, f) & (events | POLLERR | POLLHUP)
 
     def ask(self, timeout_ms: int) -> None:
         """Ask the host about its entries, waiting up to ``timeout_ms`` (-1: forever)."""
@@ -96,8 +119,16 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
     timeout expires); True: ``q`` holds the final answer."""
     if timeout_ms == 0:
         return True
+    if q.timer_ms >= 0:
+        return _wait_timer(p, q, timeout_ms)
     if p.s.threads and _others_can_run(p):
-        p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
+        if timeout_ms < 0 and q.host:
+            # Only the outside world may make a host fd ready, and a wait with no timeout
+            # would be a deadlock once the other threads block: it ends (returning 0, a
+            # spurious wake-up) when no thread can run; the next call waits on the host.
+            p.wait_io(key_fd, HOST_WAIT_SLICE_NS)
+        else:
+            p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
         return False
     if q.host:
         q.ask(timeout_ms)
@@ -110,6 +141,27 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
     if timeout_ms > 0:
         p.host.sleep(timeout_ms * 1_000_000)
     return True
+
+
+def _wait_timer(p: Process, q: _Query, timeout_ms: int) -> bool:
+    """Nothing ready but a timerfd will expire: wait on the host (its fds, or a sleep as
+    nanosleep's) until the timer or the timeout, whichever is first, and ask again; other
+    threads do not run meanwhile. A replay does not wait (the clock reads are recorded)."""
+    left = timeout_ms
+    while q.timer_ms >= 0 and not q.ready:
+        step = q.timer_ms if left < 0 else min(left, q.timer_ms)
+        if q.host:
+            q.ask(step)
+        else:
+            p.host.sleep(step * 1_000_000)
+        q.refresh()
+        if left >= 0:
+            left -= step
+            if left <= 0:
+                return True
+    if q.ready:
+        return True
+    return _wait(p, q, left, -1)
 
 
 def _read_pollfds(p: Process, fds: int, nfds: int) -> list[tuple[int, int]]:
