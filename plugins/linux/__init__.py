@@ -142,9 +142,12 @@ class LinuxPlugin:
         from syxdbg.session import GuestThread
 
         assert self.kernel is not None
-        pid = self.kernel.process.pid
+        from .syscalls.threads import given_name
+
+        p = self.kernel.process
         return [GuestThread(t.tid, t.pc, t.state, t.waiting, current=i == 0,
-                            leader=t.tid == pid)
+                            leader=t.tid == p.pid,
+                            name=(given_name(p, t.tid) or b"").decode(errors="replace"))
                 for i, t in enumerate(self.kernel.threads())]
 
     def thread_registers(self, tid: int) -> dict[str, int]:

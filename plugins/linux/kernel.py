@@ -46,7 +46,7 @@ from typing import IO, TYPE_CHECKING, Any
 from syxdbg.errors import MemoryAccessError, MemoryMapError
 from syxdbg.machine.memory import PAGE, Perm, page_round_up
 
-from . import abi, sigframe
+from . import abi, preempt, sigframe
 from .hostio import HostIO, RecordingHostIO
 from .registry import Handler, SyscallError
 from .tables import SYSCALL_TABLES
@@ -425,6 +425,8 @@ class Process:
         #: What the calling thread asked of the scheduler in this system call:
         #: (kind, futex, bitset, timeout) with kind "futex", "yield" or "exit"; None: nothing.
         self._want: tuple[str, int, int, int] | None = None
+        #: Ends the running thread's time slice between two instructions (preempt.py).
+        self.preempt: Callable[[Machine], None] | None = None
         self.s = ProcessState()
         #: The loaded program (the session's ``LoadedImage``), None for a bare machine.
         self.image = image
@@ -437,6 +439,7 @@ class Process:
         s.cwd = self.host.getcwd()
         s.reuse_clean_maps = True
         s.pipe_checks = True
+        s.misc[preempt.MISC_KEY] = 1  # slices end at exact positions (preempt.py)
         if image is not None and image.sysroot not in ("", "/"):
             s.sysroot = os.fsencode(os.path.abspath(image.sysroot))
         if image is not None:
@@ -1052,10 +1055,7 @@ class Process:
         """Set the machine's position timer to the next clock comparison of an armed
         ITIMER_REAL, so a program that makes no system call gets its SIGALRM too (after a
         restore: from the restored state)."""
-        deadline = self.s.itimer_real[0]
-        at = self.s.itimer_checked[0] + self.ITIMER_CHECK_INSNS
-        m = self._machine
-        m.set_timer(max(at, m.position + 1) if deadline else None, self._on_timer)
+        preempt.arm(self, self._machine)  # the first of it and the time slice's end
 
     def _on_timer(self, machine: Machine) -> None:
         """The position timer, between two instructions: compare ITIMER_REAL with the clock
@@ -1266,6 +1266,7 @@ class LinuxKernel:
         #: ``syxdbg run --strict``: the first unsupported system call stops the program
         #: (SIGSYS, after a message naming it) instead of warning once and returning -ENOSYS.
         self.strict = False
+        self.process.preempt = lambda m: preempt.switch(self, m)
 
     # Shorthands used by tests and tools (the process holds the state).
     @property
@@ -1365,6 +1366,7 @@ class LinuxKernel:
         if p._want is not None or (p.s.threads and machine.position - p.s.slice_start
                                    >= slice_length(p.s)):
             self._schedule(machine)
+            p.arm_timer()  # the new slice's end (preempt.py)
 
     # -- threads --------------------------------------------------------------------------------
     def _schedule(self, machine: Machine) -> None:

@@ -212,6 +212,10 @@ def _process_node(p: Process, base: bytes, tail: list[bytes], follow: bool) -> N
         return Node("mem", here)
     if name in _HOST_PROCESS_FILES:
         return Node("file", here, data=_host_contents(p, b"/proc/self/" + name))
+    if name == b"comm":  # the task directory's thread's name (syscalls/threads.py)
+        from .syscalls.threads import comm_tid, thread_name
+
+        return Node("file", here, data=thread_name(p, comm_tid(p, here)) + b"\n")
     maker = _FILES.get(name)
     if maker is None:
         raise SyscallError(errno.ENOENT)
@@ -381,7 +385,7 @@ def open_node(p: Process, node: Node, flags: int) -> OpenFile | None:
     if node.kind == "mem":
         return p.new_file("procmem", node.path, flags, -1, owned=False)
     if node.kind == "file":
-        if write:
+        if write and not node.path.endswith(b"/comm"):  # (comm names the thread)
             raise SyscallError(errno.EACCES)
         return p.new_file("proc", node.path, flags, -1, owned=False, data=node.data)
     if node.kind == "dir":

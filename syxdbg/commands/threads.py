@@ -145,6 +145,8 @@ def _listing(ctx: Context) -> str:
     for i, t in enumerate(sorted(s.threads, key=lambda t: t.tid), 1):
         mark = "*" if t.tid == selected else " "
         start = start_function(s, t, ctx.debuginfo) or "??"
+        if t.name:  # the name the program gave it (prctl, pthread_setname_np)
+            start = f'"{t.name}" {start}'
         state = t.state + (" (current)" if t.current and t.tid != selected else "")
         where = ctx.where(t.pc)
         wait = f"  [{t.waiting}]" if t.waiting else ""

@@ -819,6 +819,9 @@ class Machine:
                     continue
                 if bp_addr is not None and bp_addr == step_target:
                     bp_addr = None  # our own stop: the count is reached
+                if bp_addr is not None and self._timer_at is not None \
+                        and self.position >= self._timer_at:
+                    bp_addr = None  # the timer first (a breakpoint where it leaves pc stops)
                 try:
                     event = self._classify(err, bp_addr, interrupted, pc, until)
                 finally:

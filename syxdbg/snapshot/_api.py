@@ -349,10 +349,10 @@ class SyxSnapshot:
     def _restore(self, cp: Checkpoint) -> None:
         t0 = time.perf_counter()
         self._last_restored_pages = self.tracker._restore_to(cp)
+        if cp.cpu is not None:  # first: a state may arm the machine's timer (position)
+            self.machine.load_cpu(cp.cpu)
         if self.states is not None and cp.devices:
             self.states.load(cp.devices)
-        if cp.cpu is not None:
-            self.machine.load_cpu(cp.cpu)
         self._last_restore_us = (time.perf_counter() - t0) * 1e6
 
     # -- SYX API ----------------------------------------------------------------------------

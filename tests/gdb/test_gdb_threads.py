@@ -12,22 +12,28 @@ positions).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import progs
 import pytest
 from gdbmi import Gdb, Served, served
 from support import in_ci
 
 import syxdbg
+from syxdbg.commands import run_command
 
 GDB = shutil.which("gdb")
 GDB_MULTIARCH = shutil.which("gdb-multiarch")
 #: toolchain -> gdb
 TOOLCHAINS = {"gcc": GDB, "gcc-dyn": GDB, "aarch64": GDB_MULTIARCH}
+#: gdb of the other builds tested here.
+GDBS = {**TOOLCHAINS, "musl": GDB}
 SOURCE = Path(__file__).resolve().parent.parent / "programs" / "racecount.c"
 WORKERS = 3
 
@@ -44,7 +50,7 @@ JOIN_LINE = _line("pthread_join(")
 
 
 def _gdb(toolchain: str) -> str:
-    gdb = TOOLCHAINS[toolchain]
+    gdb = GDBS[toolchain]
     if gdb is None:
         if in_ci():
             raise AssertionError(f"no gdb for {toolchain}")
@@ -260,3 +266,54 @@ def test_stepi_of_a_thread_that_is_not_running(racecount: Callable[[str], Path])
         out = g.cli("stepi")  # now running: one instruction
         length = len(s.machine.disassemble(waiting.pc, 1)[0][3])
         assert s.machine.pc == waiting.pc + length and s.current_thread == waiting.tid, out
+
+
+NAMES_SOURCE = Path(__file__).resolve().parent.parent / "linux" / "programs" / "threads.c"
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "musl"])
+def test_thread_names_in_info_threads(tmp_path: Path, toolchain: str) -> None:
+    """``threads names``: main names itself with prctl(PR_SET_NAME), a thread names itself
+    with pthread_setname_np and main names the third through /proc/self/task/TID/comm;
+    gdb's ``info threads`` shows each name (qXfer:threads:read's name) as for a native
+    process, ``thread N`` + ``bt`` work (musl too), and the shell's ``threads`` lists them."""
+    tc = progs.toolchain_for(toolchain)
+    _gdb(toolchain)
+    exe = tmp_path / f"threads-{toolchain}"
+    cmd = dataclasses.replace(tc, cflags=(*tc.cflags, "-pthread")).command(NAMES_SOURCE, exe)
+    subprocess.run(cmd, check=True, capture_output=True)
+    want = ["main-thread", "self-named", "named-by-main"]
+    with served(str(exe), ("names",)) as srv:
+        g = Gdb(_gdb(toolchain), str(exe))
+        try:
+            g.cli(f"target remote 127.0.0.1:{srv.port}")
+            g.cli("break names_ready")
+            g.cli("continue")
+            s = srv.session
+            tids = sorted(t.tid for t in s.threads)
+            assert len(tids) == 3, s.threads
+            rows = thread_rows(g.cli("info threads"))
+            assert sorted(rows) == tids, rows
+            for tid, name in zip(tids, want, strict=True):
+                assert f'Thread {tid} "{name}"' in rows[tid], rows
+            assert rows[tids[0]].startswith("*") and "names_ready" in rows[tids[0]], rows
+            bt = g.cli("bt")
+            assert re.search(r"#0 +names_ready \(\) at .*threads\.c:\d+", bt), bt
+            assert re.search(r"#1 .* in run_names \(\) at .*threads\.c:\d+", bt), bt
+            assert re.search(r"#2 .*main \(.*threads\.c:\d+", bt), bt
+            for number, function in ((2, "named_self"), (3, "named_by_main")):
+                out = g.cli(f"thread {number}")
+                assert f"[Switching to thread {number} (Thread {tids[number - 1]})]" in out
+                bt = g.cli("bt")
+                if toolchain == "musl":
+                    # musl's barrier and futex code has no unwind information: natively
+                    # too, gdb's backtrace stops at its first frame.
+                    assert re.match(r"#0 +0x[0-9a-f]+ in (pthread_barrier_wait|__wait) \(",
+                                    bt), bt
+                else:
+                    assert re.search(rf"#\d+ .* in {function} \(.*threads\.c:\d+", bt), bt
+        finally:
+            g.close()
+        text = run_command(srv.session, "threads", frontend="shell")
+        for name in want:
+            assert name in text, text

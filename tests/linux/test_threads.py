@@ -65,7 +65,7 @@ def threads_exe(tmp_path_factory: pytest.TempPathFactory,
 
 # -- the same output as natively ---------------------------------------------------------------
 MODES = [("pc",), ("join",), ("detach",), ("robust",), ("sleep",), ("work", "30000"),
-         ("pipe",), ("proc",)]
+         ("pipe",), ("proc",), ("spin", "200000"), ("names",)]
 #: Where qemu-user is no oracle for aarch64, the native x86_64 output, for every toolchain:
 #: qemu-user has no robust futex lists (set_robust_list is ENOSYS there: the program hangs)
 #: and its /proc/self/task lists qemu's own threads too.
@@ -151,13 +151,15 @@ def test_a_racy_counter_gives_the_same_result_every_time(threads_exe: Callable[[
 
 
 def _switch_positions(exe: Path, args: list[str]) -> tuple[list[int], int]:
-    """Positions right after the system calls that switched threads, and the end."""
+    """Positions right after the system calls that switched threads and of the switches
+    at slice ends between two instructions (preemption), and the end."""
     switches: list[int] = []
     with open_session(exe, args) as s:
         kernel = get_kernel(s)
         assert kernel is not None
         inner = s.machine.syscall_handler
-        assert inner is not None
+        preempt = kernel.process.preempt
+        assert inner is not None and preempt is not None
 
         def spy(machine: syxdbg.Machine) -> None:
             before = kernel.switches
@@ -165,7 +167,14 @@ def _switch_positions(exe: Path, args: list[str]) -> tuple[list[int], int]:
             if kernel.switches != before:
                 switches.append(machine.position)
 
+        def spy_preempt(machine: syxdbg.Machine) -> None:
+            before = kernel.switches
+            preempt(machine)
+            if kernel.switches != before:
+                switches.append(machine.position)
+
         s.machine.set_syscall_handler(spy)
+        kernel.process.preempt = spy_preempt
         ev = s.cont(FORWARD)
         assert isinstance(ev, Exited), ev
         return switches, ev.position
@@ -305,6 +314,90 @@ def test_a_seeded_schedule_goes_backwards_exactly(threads_exe: Callable[[str], P
             assert s.current_thread != tid
             s.step(BACKWARD)
             assert state_diff(capture_state(s), before) == [] and s.current_thread == tid
+
+
+# -- preemption of code that makes no system call ------------------------------------------
+def _preemptions(s: syxdbg.Session) -> list[int]:
+    """Run ``s`` to its end; the positions where a time slice ended between two
+    instructions and another thread took the CPU."""
+    kernel = get_kernel(s)
+    assert kernel is not None and kernel.process.preempt is not None
+    inner = kernel.process.preempt
+    out: list[int] = []
+
+    def spy(machine: syxdbg.Machine) -> None:
+        before = kernel.switches
+        inner(machine)
+        if kernel.switches != before:
+            out.append(machine.position)
+
+    kernel.process.preempt = spy
+    ev = s.cont(FORWARD)
+    assert isinstance(ev, Exited) and ev.status == 0, ev
+    return out
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_a_spinning_thread_is_preempted_and_goes_backwards_exactly(
+        threads_exe: Callable[[str], Path], toolchain: str) -> None:
+    """``threads spin``: main spins on a flag without a system call; the thread that sets
+    it runs only because the slice ends at an exact position (the native oracle is
+    test_threaded_program_behaves_as_natively). Reverse-stepi across such a switch gives
+    back every thread's registers, RAM and kernel state, and a breakpoint at the
+    instruction the preempted thread had not executed yet is hit when it resumes."""
+    exe = threads_exe(toolchain)
+    args = ["spin", "200000"]
+    with open_session(exe, args, interval=20_000) as s:
+        switches = _preemptions(s)
+    # Slices of 100 000 instructions, exactly, from the first: the setter's work (a
+    # million instructions) and each of the 5 spun-on turns.
+    assert len(switches) >= 10 and all(p % 100_000 == 0 for p in switches), switches
+    picks = [switches[0], switches[len(switches) // 2], switches[-1]]
+    wanted = sorted({q for p in picks for q in (p - 2, p - 1, p, p + 1)})
+    with open_session(exe, args, interval=20_000) as s:
+        kernel = get_kernel(s)
+        assert kernel is not None
+        recorded: dict[int, GuestState] = {}
+        tids: dict[int, int] = {}
+        for p in wanted:
+            assert s.seek(p).position == p
+            recorded[p] = capture_state(s)
+            tids[p] = kernel.threads()[0].tid
+        assert all(tids[p - 1] != tids[p] for p in picks)
+        for n in sorted(wanted, reverse=True):
+            if n - 1 not in recorded:
+                continue
+            s.seek(n)
+            assert s.step(BACKWARD).position == n - 1
+            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
+                f"after reverse-stepi from {n}"
+            assert kernel.threads()[0].tid == tids[n - 1]
+            s.step(FORWARD)
+            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+        # The preempted thread's next instruction, as the thread list reports it.
+        s.seek(picks[1])
+        gone = tids[picks[1] - 1]
+        resume = next(t.pc for t in kernel.threads() if t.tid == gone)
+        assert kernel.threads()[0].tid != gone
+        s.seek(picks[1] - 50)
+        s.add_breakpoint(resume)
+        ev = s.cont(FORWARD, accept=lambda e: s.position >= picks[1])
+        # Not at the preemption itself (that thread does not run there): when it resumes.
+        assert ev.position > picks[1] and ev.pc == resume and s.current_thread == gone, ev
+
+
+def test_a_seed_gives_the_same_preemptions(threads_exe: Callable[[str], Path]) -> None:
+    """With --schedule seed:N the slice lengths are drawn from N and the position: the
+    same seed preempts at the same positions, another seed elsewhere."""
+    exe = threads_exe("gcc")
+    runs: dict[int, list[list[int]]] = {}
+    for seed in (7, 7, 8):
+        with syxdbg.open(str(exe), ["spin", "200000"], env=dict(progs.DEFAULT_ENV),
+                         options={"schedule": seed}) as s:
+            runs.setdefault(seed, []).append(_preemptions(s))
+    assert runs[7][0] == runs[7][1] and len(runs[7][0]) >= 5
+    assert any(p % 100_000 for p in runs[7][0])  # seeded lengths, not the plain slice
+    assert runs[8][0] != runs[7][0]
 
 
 # -- deadlock ----------------------------------------------------------------------------------

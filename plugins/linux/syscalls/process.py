@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import struct
 
 from .. import abi
@@ -71,11 +70,13 @@ def sys_rseq(p: Process) -> int:
 
 @syscall("prctl")
 def sys_prctl(p: Process, option: I32, arg2: U64) -> int:
+    from .threads import set_thread_name, thread_name  # (names are per thread)
+
     if option == 15:  # PR_SET_NAME
-        p.mem.read_cstring(arg2, 16)
+        set_thread_name(p, p.tid, p.mem.read_cstring(arg2, 16))
         return 0
     if option == 16:  # PR_GET_NAME
-        p.mem.write(arg2, os.path.basename(p.image_path)[:15].ljust(16, b"\0"))
+        p.mem.write(arg2, thread_name(p, p.tid).ljust(16, b"\0"))
         return 0
     return -errno.EINVAL
 

@@ -9,11 +9,12 @@ A handler never switches threads itself: it asks the process (``p.block``,
 from __future__ import annotations
 
 import errno
+import os
 import struct
 
 from .. import abi
 from ..kernel import Process
-from ..registry import I32, U32, U64, Ptr, syscall
+from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
 
 
 def _thread_clone(p: Process, flags: int, stack: int, parent_tid: int, child_tid: int,
@@ -41,6 +42,10 @@ def _thread_clone(p: Process, flags: int, stack: int, parent_tid: int, child_tid
     for bit, ptr in ((abi.CLONE_PARENT_SETTID, parent_tid), (abi.CLONE_CHILD_SETTID, child_tid)):
         if flags & bit:
             p.mem.write(ptr, struct.pack("<i", tid))
+    name = given_name(p, p.tid)
+    if name is not None:  # a new thread has its creator's name (Linux copies comm)
+        set_thread_name(p, tid, name)
+    p.arm_timer()  # the running thread's slice can end now (preempt.py)
     return tid
 
 
@@ -78,8 +83,63 @@ def sys_clone3(p: Process, args: Ptr, size: U64) -> int:
     return _thread_clone(p, flags, top, parent_tid, child_tid, tls)
 
 
+# -- thread names (prctl PR_SET_NAME/PR_GET_NAME, /proc/self/task/TID/comm) ---------------
+#: A thread's name lives in ``ProcessState.misc`` under this prefix and its tid, as an
+#: integer (the name's bytes, little-endian: names hold no NUL), only once it was given
+#: one (a state saved before names existed has none: every thread is the program's name).
+NAME_KEY = "comm:"
+#: TASK_COMM_LEN - 1: the longest name.
+NAME_MAX = 15
+
+
+def given_name(p: Process, tid: int) -> bytes | None:
+    """The name thread ``tid`` was given (prctl, a comm write, or its creator's), if any."""
+    value = p.s.misc.get(f"{NAME_KEY}{tid}")
+    if value is None:
+        return None
+    return value.to_bytes((value.bit_length() + 7) // 8, "little")
+
+
+def thread_name(p: Process, tid: int) -> bytes:
+    """What Linux's comm of ``tid`` is: its given name, else the program's file name."""
+    name = given_name(p, tid)
+    return name if name is not None else os.path.basename(p.image_path)[:NAME_MAX]
+
+
+def set_thread_name(p: Process, tid: int, name: bytes) -> None:
+    """Name thread ``tid`` (at most 15 bytes kept, up to a NUL, as set_task_comm)."""
+    name = name.split(b"\0", 1)[0][:NAME_MAX]
+    p.s.misc[f"{NAME_KEY}{tid}"] = int.from_bytes(name, "little")
+
+
+def forget_thread_name(p: Process, tid: int) -> None:
+    p.s.misc.pop(f"{NAME_KEY}{tid}", None)
+
+
+def comm_tid(p: Process, path: bytes) -> int:
+    """The thread whose ``comm`` emulated procfs path ``path`` is: ``/proc/PID/task/TID/comm``
+    names TID, ``/proc/PID/comm`` the main thread (procfs.py resolves self and
+    thread-self to these)."""
+    parts = path.split(b"/")
+    if len(parts) >= 6 and parts[-3] == b"task" and parts[-2].isdigit():
+        return int(parts[-2])
+    return p.pid
+
+
+def write_comm(p: Process, path: bytes, data: bytes) -> int:
+    """A write to a ``comm`` file (glibc's and musl's pthread_setname_np of another
+    thread): names the thread, as Linux's comm_write (the whole count is consumed)."""
+    tid = comm_tid(p, path)
+    if not p.has_thread(tid):
+        raise SyscallError(errno.ESRCH)
+    set_thread_name(p, tid, data)
+    return len(data)
+
+
 @syscall("exit")
 def sys_exit(p: Process, status: I32) -> None:
+    if p.s.threads:  # (the last thread's exit is the process's: its name stays)
+        forget_thread_name(p, p.tid)
     p.exit_thread(status)
 
 

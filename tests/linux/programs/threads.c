@@ -12,6 +12,10 @@
  *   threads proc      /proc/self/task and /proc/thread-self with two threads
  *   threads pipe      main reads a pipe (blocking while empty) that a thread writes
  *   threads pipestall main reads a pipe nobody writes, the other thread waits forever
+ *   threads names     thread names: prctl PR_SET_NAME/PR_GET_NAME, pthread_setname_np and
+ *                     pthread_getname_np of itself and of another thread (/proc comm)
+ *   threads spin N    main spins (no system call) on a flag a thread sets after N steps
+ *                     of work, then the two take 5 turns through a spun-on variable
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #define QSIZE 8
@@ -297,6 +302,95 @@ static int run_work(void) {
     return 0;
 }
 
+static volatile int spin_flag, spin_turn;
+
+static void *spin_peer(void *arg) {
+    unsigned long x = 7;
+    (void)arg;
+    for (int i = 0; i < race_loops; i++)
+        x = x * 6364136223846793005UL + 1442695040888963407UL;
+    work_result[0] = (long)(x >> 33);
+    spin_flag = 1;
+    for (int i = 0; i < 5; i++) {
+        while (spin_turn != 1)
+            ; /* no system call: only the end of the time slice lets main run */
+        work_result[2] += i;
+        spin_turn = 0;
+    }
+    return NULL;
+}
+
+static int run_spin(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, spin_peer, NULL);
+    while (!spin_flag)
+        ;
+    for (int i = 0; i < 5; i++) {
+        while (spin_turn != 0)
+            ;
+        work_result[1] += 10 * i;
+        spin_turn = 1;
+    }
+    pthread_join(t, NULL);
+    printf("spin: %ld, turns %ld %ld\n", work_result[0], work_result[1], work_result[2]);
+    return 0;
+}
+
+static pthread_barrier_t name_barrier;
+
+static void *named_self(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "self-named");
+    pthread_barrier_wait(&name_barrier); /* everyone named */
+    pthread_barrier_wait(&name_barrier); /* main has looked */
+    return NULL;
+}
+
+static void *named_by_main(void *arg) {
+    (void)arg;
+    pthread_barrier_wait(&name_barrier);
+    pthread_barrier_wait(&name_barrier);
+    return NULL;
+}
+
+/* Where a debugger looks at the named threads (all alive, waiting on the barrier). */
+__attribute__((noinline)) void names_ready(void) {
+    __asm__ volatile("" ::: "memory");
+}
+
+static int run_names(void) {
+    pthread_t a, b;
+    char buf[32], path[64];
+    FILE *f;
+    prctl(PR_SET_NAME, "main-thread");
+    pthread_barrier_init(&name_barrier, NULL, 3);
+    pthread_create(&a, NULL, named_self, NULL);
+    pthread_create(&b, NULL, named_by_main, NULL);
+    printf("set other: %d\n", pthread_setname_np(b, "named-by-main"));
+    printf("too long: %d\n", pthread_setname_np(b, "sixteen-bytes-xx") == ERANGE);
+    pthread_barrier_wait(&name_barrier);
+    prctl(PR_GET_NAME, buf);
+    printf("main: %s\n", buf);
+    pthread_getname_np(a, buf, sizeof buf);
+    printf("a: %s\n", buf);
+    pthread_getname_np(b, buf, sizeof buf);
+    printf("b: %s\n", buf);
+    snprintf(path, sizeof path, "/proc/self/comm");
+    if ((f = fopen(path, "r")) != NULL) {
+        if (fgets(buf, sizeof buf, f))
+            printf("comm: %s", buf);
+        fclose(f);
+    }
+    names_ready();
+    pthread_barrier_wait(&name_barrier);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    prctl(PR_SET_NAME, "a-very-long-thread-name");
+    prctl(PR_GET_NAME, buf);
+    printf("cut: %s\n", buf);
+    return 0;
+}
+
 static int pfd[2];
 
 static void *pipe_writer(void *arg) {
@@ -411,6 +505,10 @@ int main(int argc, char **argv) {
         return run_work();
     if (!strcmp(mode, "sleep"))
         return run_sleep();
+    if (!strcmp(mode, "names"))
+        return run_names();
+    if (!strcmp(mode, "spin"))
+        return run_spin();
     fprintf(stderr, "unknown mode %s\n", mode);
     return 2;
 }

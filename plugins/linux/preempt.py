@@ -1,0 +1,97 @@
+"""Preemption: a thread's time slice ends at an exact instruction position, even in code
+that makes no system call (a spin on a flag another thread sets, a long computation).
+
+The machine has one position timer (``Machine.set_timer``), shared with ITIMER_REAL's
+clock comparisons (``Process.arm_timer``). :func:`arm` sets it to the first of the two: the
+itimer's next comparison and the end of the running thread's slice (``slice_start`` plus
+:func:`~.kernel.slice_length`, the seeded length with ``--schedule seed:N``). When it fires
+(:func:`on_timer`, between two instructions) the itimer is compared if its turn came, and
+the slice's end switches threads through the scheduler (``LinuxKernel._schedule``, as a
+``sched_yield`` would: the next runnable thread runs, the preempted one goes to the back
+of the run queue; with none runnable the slice starts again).
+
+Determinism: where a slice ends is a function of ``slice_start``, the slice length and
+the seed, all of them kernel state, so a restore re-arms the same timer (``load_state``
+calls ``arm_timer``), reverse execution re-executes the same switches and a recording
+replays them with no log. A switch at a system call moves ``slice_start`` and re-arms.
+
+Registers: a thread switched out inside a system call is saved with x86_64's ``rip`` at
+the ``syscall`` instruction (the CPU steps past it when the hook returns; Thread.regs).
+A preempted thread is not in a system call: it resumes at the instruction it had not yet
+executed. Both use one convention: the preempted thread is saved with its pc moved back by
+the resume gap (2 bytes on x86_64, 0 elsewhere) and, since no system call instruction
+completes after a switch made here, the pc the scheduler wrote moves forward by the gap.
+
+States saved before preemption existed (their recordings) have no ``misc["preempt"]``:
+their slices end only at system calls, as when they were made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from syxdbg.machine import Machine
+
+    from .kernel import LinuxKernel, Process
+
+#: ``ProcessState.misc`` key: set (1) in processes that preempt threads at slice ends.
+MISC_KEY = "preempt"
+
+
+def enabled(p: Process) -> bool:
+    return bool(p.s.misc.get(MISC_KEY))
+
+
+def slice_end(p: Process) -> int | None:
+    """The position where the running thread's slice ends (None: nothing to preempt: one
+    thread, or a process that does not preempt)."""
+    s = p.s
+    if not s.threads or p.preempt is None or not s.misc.get(MISC_KEY):
+        return None
+    from .kernel import slice_length
+
+    return s.slice_start + slice_length(s)
+
+
+def itimer_due(p: Process) -> int | None:
+    """Where ITIMER_REAL's next clock comparison is (None: disarmed)."""
+    if not p.s.itimer_real[0]:
+        return None
+    return p.s.itimer_checked[0] + p.ITIMER_CHECK_INSNS
+
+
+def arm(p: Process, machine: Machine) -> None:
+    """Set the machine's timer to the first of the itimer's next comparison and the end of
+    the running thread's slice (never behind the current position), or clear it."""
+    due = [at for at in (itimer_due(p), slice_end(p)) if at is not None]
+    if not due:
+        machine.set_timer(None)
+        return
+    machine.set_timer(max(min(due), machine.position + 1), lambda m: on_timer(p, m))
+
+
+def on_timer(p: Process, machine: Machine) -> None:
+    """The timer fired: compare the itimer with the clock if its turn came (that may run
+    a SIGALRM handler), end the slice if it is over, then set the next timer."""
+    pos = machine.position
+    at = itimer_due(p)
+    if at is not None and pos >= at:
+        p._on_timer(machine)
+    end = slice_end(p)
+    if end is not None and pos >= end and p.preempt is not None:
+        p.preempt(machine)
+    arm(p, machine)
+
+
+def switch(kernel: LinuxKernel, machine: Machine) -> None:
+    """End the running thread's slice between two instructions: the scheduler switches
+    to the next runnable thread (or restarts the slice when there is none)."""
+    gap = kernel._resume_gap
+    regs = machine.regs
+    pc = machine.arch.pc
+    if gap:  # saved as if inside a system call (see the module doc)
+        regs[pc] = (regs[pc] - gap) & 0xFFFF_FFFF_FFFF_FFFF
+    kernel._schedule(machine)
+    if gap:
+        regs[pc] = (regs[pc] + gap) & 0xFFFF_FFFF_FFFF_FFFF
