@@ -47,6 +47,7 @@ INPUTS = frozenset({
     "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr", "readable",
     "poll", "groups", "cpu_count", "rlimit",
     "socket", "socketpair", "accept", "recv", "send", "sockopt", "sockname", "connect",
+    "sendmsg", "recvmsg",
 })
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
@@ -54,7 +55,7 @@ EFFECTS = frozenset({
     "fsync", "set_status_flags", "sleep", "pipe", "warn", "symlink", "link", "chmod", "utime",
     "chown", "mknod", "fallocate", "sync",
     "socket", "socketpair", "bind", "listen", "accept", "connect", "send", "shutdown",
-    "setsockopt",
+    "setsockopt", "sendmsg", "recvmsg",
 })
 
 
@@ -337,6 +338,48 @@ class HostIO:
     def shutdown(self, fd: int, how: int) -> None:
         _check(_lib().shutdown(fd, how))
 
+    def sendmsg(self, fd: int, data: bytes, flags: int, addr: bytes | None,
+                fds: tuple[int, ...]) -> int:
+        """sendmsg with ``fds`` as SCM_RIGHTS ancillary data (host fds)."""
+        import array
+        import socket
+        sock = socket.socket(fileno=fd)
+        try:
+            anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
+            if addr:
+                raise OSError(errno.EOPNOTSUPP, "SCM_RIGHTS with an address")
+            return sock.sendmsg([data], anc, flags | _MSG_NOSIGNAL)
+        finally:
+            sock.detach()
+
+    def recvmsg(self, fd: int, n: int, flags: int,
+                maxfds: int) -> tuple[bytes, bytes, tuple[int, ...], int, int]:
+        """One recvmsg(2) with room for ``maxfds`` SCM_RIGHTS descriptors: (data, sender
+        address, received host fds (close-on-exec), msg_flags, the result: more than
+        ``len(data)`` for a datagram truncated with MSG_TRUNC)."""
+        buf = ctypes.create_string_buffer(max(n, 1))
+        addr = ctypes.create_string_buffer(128)
+        space = (16 + 4 * maxfds + 7) & ~7 if maxfds else 0
+        control = ctypes.create_string_buffer(max(space, 1))
+        iov = _IOVec(ctypes.cast(buf, ctypes.c_void_p), n)
+        msg = _MsgHdr(ctypes.cast(addr, ctypes.c_void_p), 128, ctypes.pointer(iov), 1,
+                      ctypes.cast(control, ctypes.c_void_p) if space else None, space, 0)
+        with blocking_call():
+            r = _check(_lib().recvmsg(fd, ctypes.byref(msg), flags | _MSG_CMSG_CLOEXEC))
+        fds: list[int] = []
+        raw = control.raw[:msg.controllen]
+        pos = 0
+        while pos + 16 <= len(raw):
+            length, level, kind = struct.unpack_from("<QiI", raw, pos)
+            if length < 16:
+                break
+            if (level, kind) == (1, 1):  # SOL_SOCKET, SCM_RIGHTS
+                body = raw[pos + 16:pos + length]
+                fds += [struct.unpack_from("<i", body, i)[0]
+                        for i in range(0, len(body) // 4 * 4, 4)]
+            pos += (length + 7) & ~7
+        return buf.raw[:min(r, n)], addr.raw[:msg.namelen], tuple(fds), msg.flags, r
+
     def setsockopt(self, fd: int, level: int, name: int, value: bytes) -> None:
         _check(_lib().setsockopt(fd, level, name, ctypes.c_char_p(value), len(value)))
 
@@ -421,6 +464,18 @@ class HostIO:
 
 _UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 _MSG_NOSIGNAL = 0x4000  # EPIPE is turned into the guest's SIGPIPE by the kernel
+_MSG_CMSG_CLOEXEC = 0x40000000
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _MsgHdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(_IOVec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
 
 
 def _lib() -> ctypes.CDLL:
@@ -672,6 +727,18 @@ class RecordingHostIO(HostIO):
     def shutdown(self, fd: int, how: int) -> None:
         self._call("shutdown", (fd, how), lambda: self.inner.shutdown(fd, how))
 
+    def sendmsg(self, fd: int, data: bytes, flags: int, addr: bytes | None,
+                fds: tuple[int, ...]) -> int:
+        r, _ = self._call("sendmsg", (fd, data, flags, addr, fds),
+                          lambda: self.inner.sendmsg(fd, data, flags, addr, fds))
+        return int(r)
+
+    def recvmsg(self, fd: int, n: int, flags: int,
+                maxfds: int) -> tuple[bytes, bytes, tuple[int, ...], int, int]:
+        r, _ = self._call("recvmsg", (fd, n, flags, maxfds),
+                          lambda: self.inner.recvmsg(fd, n, flags, maxfds))
+        return bytes(r[0]), bytes(r[1]), tuple(int(x) for x in r[2]), int(r[3]), int(r[4])
+
     def setsockopt(self, fd: int, level: int, name: int, value: bytes) -> None:
         self._call("setsockopt", (fd, level, name, value),
                    lambda: self.inner.setsockopt(fd, level, name, value))
@@ -888,6 +955,14 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def shutdown(self, fd: int, how: int) -> None:
+        raise _refused()
+
+    def sendmsg(self, fd: int, data: bytes, flags: int, addr: bytes | None,
+                fds: tuple[int, ...]) -> int:
+        raise _refused()
+
+    def recvmsg(self, fd: int, n: int, flags: int,
+                maxfds: int) -> tuple[bytes, bytes, tuple[int, ...], int, int]:
         raise _refused()
 
     def setsockopt(self, fd: int, level: int, name: int, value: bytes) -> None:

@@ -7,9 +7,12 @@ aarch64) under the real ``syxdbg run``, ``record`` and ``replay --check``.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import progs
@@ -61,3 +64,81 @@ def test_eventfd_timerfd_signalfd_as_native(build_probe: Callable[[str, str], Pa
     assert b"eventfd from thread 8 42" in out
     assert b"timerfd poll wait 1 revents 0x1" in out
     assert b"signalfd read 256: 12 code -6 pid-ok 1, 10 code 0" in out
+
+
+# -- sockets: edge triggering, SCM_RIGHTS, connect, UDP, a host server ----------------------------
+@contextmanager
+def _host_servers() -> Iterator[tuple[int, int]]:
+    """A TCP server (reads a request to its end, answers ``reply: <request>``) and a UDP
+    echo server on 127.0.0.1, in threads of the test: their ports."""
+    tcp = socket.create_server(("127.0.0.1", 0))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve_tcp() -> None:
+        tcp.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = tcp.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(60)
+                request = b""
+                while data := conn.recv(4096):
+                    request += data
+                conn.sendall(b"reply: " + request)
+
+    def serve_udp() -> None:
+        udp.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data, peer = udp.recvfrom(4096)
+            except TimeoutError:
+                continue
+            udp.sendto(data.upper(), peer)
+
+    threads = [threading.Thread(target=serve_tcp), threading.Thread(target=serve_udp)]
+    for t in threads:
+        t.start()
+    try:
+        yield tcp.getsockname()[1], udp.getsockname()[1]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        tcp.close()
+        udp.close()
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_sockets_as_native_and_replayed_without_network(
+        build_probe: Callable[[str, str], Path], tmp_path: Path, toolchain: str) -> None:
+    """netprobe.c: epoll EPOLLET (a report per edge: new data, same-size data after a
+    drain by recv or read, not again after a partial read), level-triggered, EPOLLONESHOT
+    re-armed by EPOLL_CTL_MOD, EPOLLOUT edge; SCM_RIGHTS (a pipe and a file passed over an
+    AF_UNIX socketpair, MSG_CMSG_CLOEXEC, MSG_CTRUNC without room); non-blocking connect
+    (EINPROGRESS, poll for POLLOUT, SO_ERROR 0; refused: ECONNREFUSED); UDP between two
+    guest sockets (MSG_TRUNC, a poll that times out, EAGAIN); a guest client of a host TCP
+    server and a host UDP server. As natively under run and record; the recording replays
+    with --check after the host servers are gone."""
+    exe = build_probe("netprobe", toolchain)
+    rec = tmp_path / "net.syxrec"
+    with _host_servers() as (tcp, udp):
+        args = [str(tcp), str(udp)]
+        native = _run([*_native(exe), *args])
+        assert native.returncode == 0, native.stderr
+        run = _run([*SYXDBG, "run", str(exe), *args])
+        assert (run.stdout, run.returncode) == (native.stdout, 0), run.stderr
+        recorded = _run([*SYXDBG, "record", "-q", "-o", str(rec), str(exe), *args])
+        assert (recorded.stdout, recorded.returncode) == (native.stdout, 0), recorded.stderr
+    out = native.stdout
+    assert b"et partial read 5 then 0\n" in out and b"et same size again 1\n" in out
+    assert b"received pipe 16 through the pipe cloexec 1\n" in out
+    assert b"connect poll 1 revents 0x4 so_error 0\n" in out
+    assert b"host tcp reply 29 reply: request from the guest\n" in out
+    assert b"host udp poll 1 reply 8 UDP PING from-server 1\n" in out
+    with socket.socket() as probe:  # the server's port is closed now
+        assert probe.connect_ex(("127.0.0.1", tcp)) != 0
+    _replay_check(rec)

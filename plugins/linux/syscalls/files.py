@@ -13,7 +13,7 @@ import struct
 from .. import abi, procfs
 from ..kernel import OpenFile, Process
 from ..registry import I32, I64, U32, U64, Fd, Ptr, SyscallError, i64, syscall
-from . import fdevents
+from . import fdevents, net
 
 MAX_RW_COUNT = 0x7FFFF000
 
@@ -118,6 +118,8 @@ def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
     hfd = p.host_fd(fd)
     if f.kind == "dir":
         return -errno.EISDIR
+    if f.kind == "socket":  # recv's bookkeeping (edge-triggered epoll): syscalls/net.py
+        return net.sock_read(p, f, fd, buf, count)
     n = p.writable_extent(buf, min(count, MAX_RW_COUNT))
     how = p.pipe_read(f, fd)
     if how != "read":

@@ -14,8 +14,10 @@ do not run meanwhile unless the program polls first.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import stat
 import struct
 
 from .. import abi
@@ -98,6 +100,7 @@ def _accept(p: Process, fd: int, addr: int, size_ptr: int, flags: int) -> int:
     if flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC):
         return -errno.EINVAL
     hfd = _sock(p, fd)
+    _consumed(p, fd, -1)  # an edge-triggered listener is armed again by any accept
     new, peer = p.host.accept(hfd, 0)
     _addr_out(p, peer, addr, size_ptr)
     return _new_socket(p, new, flags)
@@ -136,7 +139,17 @@ def sys_sendto(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
     return _send(p, fd, data, flags, _addr_in(p, addr, size) if addr else None)
 
 
-def _msghdr(p: Process, msg: int) -> tuple[bytes, list[tuple[int, int]], int]:
+SOL_SOCKET, SCM_RIGHTS, SO_TYPE = 1, 1, 3
+MSG_PEEK, MSG_TRUNC = 0x2, 0x20
+_MAX_DATAGRAM = 65536
+_CMSG_HDR = struct.Struct("<QiI")  # cmsg_len (size_t), cmsg_level, cmsg_type
+MSG_CTRUNC = 0x8
+MSG_CMSG_CLOEXEC = 0x40000000
+_MAX_RIGHTS = 253  # SCM_MAX_FD
+
+
+def _msghdr(p: Process, msg: int) -> tuple[bytes, list[tuple[int, int]], int, int]:
+    """(address, iovecs, control buffer, its length) of a guest ``struct msghdr``."""
     name, namelen, iov, iovlen, control, controllen, _flags = struct.unpack(
         "<QI4xQQQQi4x", p.mem.read(msg, 56))
     if iovlen > 1024:
@@ -144,38 +157,142 @@ def _msghdr(p: Process, msg: int) -> tuple[bytes, list[tuple[int, int]], int]:
     raw = p.mem.read(iov, 16 * iovlen) if iovlen else b""
     vecs = [struct.unpack_from("<QQ", raw, 16 * i) for i in range(iovlen)]
     addr = _addr_in(p, name, namelen) if name and namelen else b""
-    if control and controllen:
-        raise SyscallError(errno.EOPNOTSUPP)  # ancillary data (SCM_RIGHTS): not yet
-    return addr, vecs, msg
+    return addr, vecs, control if controllen else 0, controllen if control else 0
+
+
+def _rights_out(p: Process, control: int, size: int) -> list[int]:
+    """The guest fds of the SCM_RIGHTS messages in a sendmsg's control buffer (EINVAL for
+    malformed or other ancillary data, EBADF for a closed fd)."""
+    raw = p.mem.read(control, min(size, 4096))
+    fds: list[int] = []
+    pos = 0
+    while pos + _CMSG_HDR.size <= len(raw):
+        length, level, kind = _CMSG_HDR.unpack_from(raw, pos)
+        if length < _CMSG_HDR.size or pos + length > len(raw):
+            raise SyscallError(errno.EINVAL)
+        if (level, kind) != (SOL_SOCKET, SCM_RIGHTS):
+            raise SyscallError(errno.EINVAL)  # SCM_CREDENTIALS...: not supported
+        body = raw[pos + _CMSG_HDR.size:pos + length]
+        fds += [struct.unpack_from("<i", body, i)[0] for i in range(0, len(body) // 4 * 4, 4)]
+        pos += (length + 7) & ~7
+    if len(fds) > _MAX_RIGHTS:
+        raise SyscallError(errno.EINVAL)
+    return fds
 
 
 @syscall("sendmsg")
 def sys_sendmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
-    addr, vecs, _ = _msghdr(p, msg)
-    data = b"".join(p.mem.read(base, length) for base, length in vecs)
-    return _send(p, fd, data[:_MAX_IO], flags, addr or None)
+    addr, vecs, control, controllen = _msghdr(p, msg)
+    data = b"".join(p.mem.read(base, length) for base, length in vecs)[:_MAX_IO]
+    rights = _rights_out(p, control, controllen) if control else []
+    if not rights:
+        return _send(p, fd, data, flags, addr or None)
+    hosts = tuple(p.host_fd(r) for r in rights)  # EBADF for a closed or emulated fd
+    hfd = _sock(p, fd)
+    try:
+        return p.host.sendmsg(hfd, data, flags & ~0x4000, addr or None, hosts)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE and not flags & 0x4000:  # MSG_NOSIGNAL
+            p.deliver(13)  # SIGPIPE
+        raise
+
+
+def _datagram(p: Process, fd: int) -> bool:
+    raw = p.host.sockopt(_sock(p, fd), SOL_SOCKET, SO_TYPE, 4)
+    return struct.unpack("<i", raw[:4].ljust(4, b"\0"))[0] != 1  # not SOCK_STREAM
 
 
 def _recv(p: Process, fd: int, n: int, flags: int) -> tuple[bytes, bytes]:
-    return p.host.recv(_sock(p, fd), min(n, _MAX_IO), flags)
+    try:
+        return p.host.recv(_sock(p, fd), min(n, _MAX_IO), flags)
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            _consumed(p, fd, -1)
+        raise
+
+
+def sock_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int:
+    """read(2) of a socket (from syscalls/files.py): the host read, and what edge-triggered
+    epoll entries of ``fd`` learn from it."""
+    n = p.writable_extent(buf, min(count, _MAX_IO)) if count else 0
+    try:
+        data = p.host.read(f.host_fd, n)
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            _consumed(p, fd, -1)
+        raise
+    p.mem.write(buf, data)
+    _consumed(p, fd, len(data))
+    return len(data)
 
 
 @syscall("recvfrom")
 def sys_recvfrom(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
                  size: Ptr) -> int:
     n = p.writable_extent(buf, min(length, _MAX_IO)) if length else 0
-    data, peer = _recv(p, fd, n, flags)
+    ask = n
+    if flags & MSG_TRUNC and _datagram(p, fd):
+        ask = _MAX_DATAGRAM  # the real length of a longer datagram is the result
+    data, peer = _recv(p, fd, ask, flags & ~MSG_TRUNC if ask != n else flags)
     p.mem.write(buf, data[:n])
+    if not flags & MSG_PEEK:  # MSG_PEEK takes nothing
+        _consumed(p, fd, len(data))
     if addr:
         _addr_out(p, peer, addr, size)
     return len(data)
 
 
+def _install_received(p: Process, hfd: int, cloexec: bool) -> int:
+    """A descriptor received with SCM_RIGHTS as a new guest fd; its kind is asked of the
+    host (a recorded fstat)."""
+    mode = p.host.fstat(hfd).st_mode
+    if stat.S_ISSOCK(mode):
+        kind, path = "socket", None
+    elif stat.S_ISFIFO(mode):
+        kind, path = "pipe", b""  # (a path: not one of the guest's own pipe pairs)
+    elif stat.S_ISDIR(mode):
+        kind, path = "dir", b""
+    else:
+        kind, path = "file", b""
+    flags = abi.open_flags_from_host(p.arch, p.host.get_status_flags(hfd))
+    return p.install_fd(p.new_file(kind, path, flags, hfd), cloexec=cloexec)
+
+
+def _recvmsg(p: Process, fd: int, msg: int, total: int, flags: int, control: int,
+             controllen: int) -> tuple[bytes, bytes, int, int]:
+    """recvmsg on the host with room for SCM_RIGHTS: (data, peer, msg_flags, result); the
+    control buffer and msg_controllen are written here."""
+    room = max((controllen - _CMSG_HDR.size) // 4, 0) if control else 0
+    data, peer, hfds, mflags, result = p.host.recvmsg(
+        _sock(p, fd), min(total, _MAX_IO), flags & ~MSG_CMSG_CLOEXEC, room)
+    cloexec = bool(flags & MSG_CMSG_CLOEXEC)
+    guest = [_install_received(p, h, cloexec) for h in hfds[:room]]
+    for h in hfds[room:]:  # no room: closed, and the message says so
+        with contextlib.suppress(OSError):
+            p.host.close(h)
+        mflags |= MSG_CTRUNC
+    used = 0
+    if guest:
+        used = _CMSG_HDR.size + 4 * len(guest)
+        p.mem.write(control, _CMSG_HDR.pack(used, SOL_SOCKET, SCM_RIGHTS)
+                    + struct.pack(f"<{len(guest)}i", *guest))
+    p.mem.write(msg + 40, struct.pack("<Q", used))
+    # (Linux leaves MSG_CMSG_CLOEXEC of the call in msg_flags.)
+    return data, peer, (mflags & ~MSG_CMSG_CLOEXEC) | (flags & MSG_CMSG_CLOEXEC), result
+
+
 @syscall("recvmsg")
 def sys_recvmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
-    _, vecs, _ = _msghdr(p, msg)
+    _, vecs, control, controllen = _msghdr(p, msg)
     total = sum(length for _, length in vecs)
-    data, peer = _recv(p, fd, total, flags)
+    try:
+        data, peer, mflags, result = _recvmsg(p, fd, msg, total, flags, control, controllen)
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            _consumed(p, fd, -1)
+        raise
+    if not flags & MSG_PEEK:
+        _consumed(p, fd, len(data))
     pos = 0
     for base, length in vecs:
         chunk = data[pos:pos + length]
@@ -187,9 +304,8 @@ def sys_recvmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
     if name:
         p.mem.write(name, peer[:namelen])
         p.mem.write(msg + 8, struct.pack("<I", len(peer)))
-    p.mem.write(msg + 40, bytes(8))  # msg_controllen: no ancillary data
-    p.mem.write(msg + 48, struct.pack("<i", 0))  # msg_flags
-    return len(data)
+    p.mem.write(msg + 48, struct.pack("<i", mflags))  # msg_flags
+    return result
 
 
 @syscall("shutdown")
@@ -233,20 +349,67 @@ def sys_getpeername(p: Process, fd: Fd, addr: Ptr, size: Ptr) -> int:
 
 # -- epoll -------------------------------------------------------------------------------------
 # An epoll instance is an emulated file (kind "epoll", no host fd) whose interest list is
-# its ``data``: (fd, events, user data) packed as "<iIQ", so it is saved and restored with
-# the file table. Readiness is poll's (syscalls/poll.py): the same recorded host questions.
-_ENTRY = struct.Struct("<iIQ")
+# its ``data``, so it is saved and restored with the file table: _MARK, then per entry
+# (fd, events, user data, the events last reported (edge-triggered), the bytes queued when
+# they were (-1: unknown)). States saved before edge triggering have (fd, events, data)
+# entries and no mark. Readiness is poll's (syscalls/poll.py): the same recorded questions.
+_ENTRY = struct.Struct("<iIQIq")
+_OLD_ENTRY = struct.Struct("<iIQ")
+_MARK = b"\xff\xff\xff\xff"  # (an fd of -1: never the first bytes of an old entry)
 EPOLLET, EPOLLONESHOT = 1 << 31, 1 << 30
 _EPOLL_CTL_ADD, _EPOLL_CTL_DEL, _EPOLL_CTL_MOD = 1, 2, 3
+_FIONREAD = 0x541B  # the host's (x86_64, aarch64)
+_POLLIN = 1
+
+Entry = tuple[int, int, int, int, int]
 
 
-def _interest(f: OpenFile) -> list[tuple[int, int, int]]:
+def _interest(f: OpenFile) -> list[Entry]:
     raw = f.data or b""
-    return [_ENTRY.unpack_from(raw, i) for i in range(0, len(raw), _ENTRY.size)]
+    if raw.startswith(_MARK):
+        return [_ENTRY.unpack_from(raw, i) for i in range(len(_MARK), len(raw), _ENTRY.size)]
+    return [(*_OLD_ENTRY.unpack_from(raw, i), 0, -1)
+            for i in range(0, len(raw), _OLD_ENTRY.size)]
 
 
-def _store(f: OpenFile, entries: list[tuple[int, int, int]]) -> None:
-    f.data = b"".join(_ENTRY.pack(*e) for e in entries)
+def _store(f: OpenFile, entries: list[Entry]) -> None:
+    f.data = _MARK + b"".join(_ENTRY.pack(*e) for e in entries)
+
+
+def _consumed(p: Process, fd: int, n: int) -> None:
+    """The guest read ``n`` bytes of ``fd`` (-1: it found nothing, EAGAIN, or accepted):
+    edge-triggered entries of ``fd`` learn that the bytes left are fewer (a new arrival is
+    then an edge), or are armed again when nothing is left or the count is unknown."""
+    for f in p.s.files.values():
+        if f.kind != "epoll" or not f.data:
+            continue
+        entries = _interest(f)
+        if not any(e[0] == fd and e[1] & EPOLLET for e in entries):
+            continue
+        out = []
+        for e in entries:
+            efd, events, data, fired, queued = e
+            if efd == fd and events & EPOLLET:
+                if n < 0 or queued < 0:
+                    fired, queued = 0, (0 if n < 0 else -1)
+                else:
+                    queued = max(queued - n, 0)
+            out.append((efd, events, data, fired, queued))
+        _store(f, out)
+
+
+def _queued(p: Process, fd: int) -> int:
+    """Bytes waiting to be read on ``fd`` (host FIONREAD, a recorded input; an eventfd's
+    counter), -1 when the file cannot say (a listening socket...)."""
+    f = p.file(fd)
+    if f.kind == "eventfd":
+        return int(struct.unpack_from("<Q", f.data or bytes(8))[0])
+    if f.kind not in ("socket", "pipe") or f.host_fd < 0:
+        return -1
+    try:
+        return int(struct.unpack("<i", p.host.ioctl_read(f.host_fd, _FIONREAD, 4))[0])
+    except OSError:
+        return -1
 
 
 def _epoll(p: Process, fd: int) -> OpenFile:
@@ -264,7 +427,7 @@ def _event_size(p: Process) -> int:
 def sys_epoll_create1(p: Process, flags: I32) -> int:
     if flags & ~SOCK_CLOEXEC:
         return -errno.EINVAL
-    f = p.new_file("epoll", None, 2, -1, owned=False, data=b"")
+    f = p.new_file("epoll", None, 2, -1, owned=False, data=_MARK)
     return p.install_fd(f, cloexec=bool(flags & SOCK_CLOEXEC))
 
 
@@ -290,11 +453,11 @@ def sys_epoll_ctl(p: Process, epfd: Fd, op: I32, fd: Fd, event: Ptr) -> int:
         if op == _EPOLL_CTL_ADD:
             if have is not None:
                 return -errno.EEXIST
-            entries.append((fd, events, data))
+            entries.append((fd, events, data, 0, -1))
         else:
             if have is None:
                 return -errno.ENOENT
-            entries[have] = (fd, events, data)
+            entries[have] = (fd, events, data, 0, -1)  # armed again
     elif op == _EPOLL_CTL_DEL:
         if have is None:
             return -errno.ENOENT
@@ -303,6 +466,21 @@ def sys_epoll_ctl(p: Process, epfd: Fd, op: I32, fd: Fd, event: Ptr) -> int:
         return -errno.EINVAL
     _store(ep, entries)
     return 0
+
+
+def _edge(p: Process, e: Entry, r: int) -> tuple[bool, Entry]:
+    """Whether edge-triggered entry ``e`` with readiness ``r`` now reports, and the entry
+    as it is after this wait. It reports when ready and not reported since it was armed
+    (EPOLL_CTL_ADD/MOD, a read that found nothing, readiness seen gone), when an event
+    not reported before appears, or when more bytes are queued than were left after the
+    guest's reads (a new arrival)."""
+    fd, events, data, fired, queued = e
+    if not r:
+        return False, (fd, events, data, 0, 0 if queued >= 0 else -1)
+    now = _queued(p, fd) if r & _POLLIN else queued
+    if not fired or r & ~fired or (now >= 0 and queued >= 0 and now > queued):
+        return True, (fd, events, data, r, now)
+    return False, (fd, events, data, fired & r, queued if now < 0 else min(queued, now))
 
 
 def _epoll_wait(p: Process, epfd: int, events: int, maxevents: int,
@@ -314,16 +492,30 @@ def _epoll_wait(p: Process, epfd: int, events: int, maxevents: int,
         return -errno.EINVAL
     entries = [e for e in _interest(ep) if e[0] in p.s.fds]  # closed fds leave the set
     watched = [e for e in entries if e[1] & ~(EPOLLET | EPOLLONESHOT)]
-    q = _Query(p, [(fd, ev & 0xFFFF) for fd, ev, _ in watched])
+    q = _Query(p, [(e[0], e[1] & 0xFFFF) for e in watched])
     q.ask(0)
+    after = {e[0]: e for e in entries}
 
     def ready() -> list[tuple[int, int, int]]:
-        return [(fd, r, data) for (fd, _, data), r in zip(watched, q.revents, strict=True)
-                if r and not r & POLLNVAL]
+        out = []
+        for e, r in zip(watched, q.revents, strict=True):
+            if r & POLLNVAL:
+                continue
+            if e[1] & EPOLLET:
+                fire, after[e[0]] = _edge(p, e, r)
+                if not fire:
+                    continue
+            if r:
+                out.append((e[0], r, e[2]))
+        return out
 
-    if not ready() and not _wait(p, q, timeout_ms, watched[0][0] if watched else -1):
-        return None
-    out = ready()[:maxevents]
+    found = ready()
+    if not found:
+        if not _wait(p, q, timeout_ms, watched[0][0] if watched else -1):
+            _store(ep, [after[e[0]] for e in entries])
+            return None
+        found = ready()
+    out = found[:maxevents]
     size = _event_size(p)
     for i, (_, r, data) in enumerate(out):
         if size == 12:
@@ -331,9 +523,12 @@ def _epoll_wait(p: Process, epfd: int, events: int, maxevents: int,
         else:
             p.mem.write(events + 16 * i, struct.pack("<I4xQ", r, data))
     shots = {fd for fd, _, _ in out}
-    if any(ev & EPOLLONESHOT and fd in shots for fd, ev, _ in entries):
-        _store(ep, [(fd, 0 if ev & EPOLLONESHOT and fd in shots else ev, data)
-                    for fd, ev, data in _interest(ep)])
+    reported = [after[e[0]] for e in entries]
+    # An edge-triggered entry reported beyond maxevents was not seen: armed as before.
+    reported = [e if e[0] in shots or not e[1] & EPOLLET else
+                next(x for x in entries if x[0] == e[0]) for e in reported]
+    _store(ep, [(fd, 0 if ev & EPOLLONESHOT and fd in shots else ev, data, fired, queued)
+                for fd, ev, data, fired, queued in reported])
     return len(out)
 
 
@@ -346,3 +541,10 @@ def sys_epoll_wait(p: Process, epfd: Fd, events: Ptr, maxevents: I32, timeout: I
 def sys_epoll_pwait(p: Process, epfd: Fd, events: Ptr, maxevents: I32, timeout: I32,
                     sigmask: Ptr, size: U64) -> int | None:
     return _epoll_wait(p, epfd, events, maxevents, timeout if timeout >= 0 else -1)
+
+
+@syscall("epoll_pwait2")
+def sys_epoll_pwait2(p: Process, epfd: Fd, events: Ptr, maxevents: I32, timeout: Ptr,
+                     sigmask: Ptr, size: U64) -> int | None:
+    from .poll import _timespec_ms
+    return _epoll_wait(p, epfd, events, maxevents, _timespec_ms(p, timeout))
