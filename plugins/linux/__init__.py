@@ -133,6 +133,15 @@ class LinuxPlugin:
         if session is self.session and self.kernel is not None and STATE_NAME not in registry:
             registry.register(STATE_NAME, self.kernel)
 
+    def syscall_at_pc(self) -> tuple[str, tuple[int, ...]] | None:
+        """The system call the stopped machine is about to make (name, arguments), None
+        if its pc is not at a system call instruction (for ``last-write``)."""
+        if self.kernel is None:
+            return None
+        from .syscalls.describe import syscall_at
+        m = self.session.machine
+        return syscall_at(m, DISPATCH[m.arch.name], self.kernel.syscall_name)
+
     # -- the session's thread source (syxdbg.session.ThreadSource) -------------------------
     @hookimpl
     def syxdbg_thread_source(self, session: Session) -> LinuxPlugin | None:

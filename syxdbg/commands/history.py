@@ -4,6 +4,7 @@ checkpoints, position. They use the Session's timeline API."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import SyxdbgError
 from .context import Context
@@ -143,8 +144,9 @@ def register(r: CommandRegistry) -> None:
                          "size, else 8)")))
     def _last_write(ctx: Context, args: Args) -> str:
         """Scans history backward with a temporary write watchpoint and lands before the
-        guilty store, pc at the writing instruction. Host writes (a read(2) filling a
-        buffer) are not instructions and are not found."""
+        guilty store, pc at the writing instruction. Bytes written by a system call (a
+        read(2) or recv(2) filling a buffer) land on its system call instruction: the call
+        is named with its arguments."""
         from .breakpoints import _watch_length
 
         s = ctx.session
@@ -163,9 +165,27 @@ def register(r: CommandRegistry) -> None:
         text = f"{insn[0][1]} {insn[0][2]}".strip() if insn else "?"
         threads = s.threads
         by = f" by thread {threads[0].tid}" if len(threads) > 1 else ""
-        return (f"last write to {ctx.where(found.address, line=False)} "
-                f"({length} bytes at {address:#x}): position {found.position}{by}\n"
-                f"  {ctx.where(found.pc)}: {text}\n")
+        out = (f"last write to {ctx.where(found.address, line=False)} "
+               f"({length} bytes at {address:#x}): position {found.position}{by}\n"
+               f"  {ctx.where(found.pc)}: {text}\n")
+        call = _syscall_here(s)
+        if call is not None:
+            name, values = call
+            shown = ", ".join(hex(v) if v > 9 or v < -9 else str(v) for v in values)
+            out += (f"  written by the system call {name}({shown}) at position "
+                    f"{found.position} (the kernel filled the buffer)\n")
+        return out
+
+    def _syscall_here(s: Any) -> tuple[str, tuple[int, ...]] | None:
+        """The system call at the stopped pc, asked of any plugin that can tell
+        (``syscall_at_pc``: the Linux plugin), or None."""
+        for plugin in s.plugins.get_plugins():
+            ask = getattr(plugin, "syscall_at_pc", None)
+            if callable(ask):
+                call = ask()
+                if call is not None:
+                    return (str(call[0]), tuple(int(v) for v in call[1]))
+        return None
 
     snap = r.group("snapshot", "named points in time: snapshot save|restore|list|diff",
                    category="history", aliases=("snap",))

@@ -142,3 +142,34 @@ def test_sockets_as_native_and_replayed_without_network(
     with socket.socket() as probe:  # the server's port is closed now
         assert probe.connect_ex(("127.0.0.1", tcp)) != 0
     _replay_check(rec)
+
+
+# -- last-write on bytes a system call wrote ------------------------------------------------------
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_last_write_names_the_system_call(build_probe: Callable[[str, str], Path],
+                                          toolchain: str) -> None:
+    """``last-write`` on a buffer filled by recv, read of a pipe and recvmsg lands on the
+    system call instruction and names the call with its arguments; a byte the program
+    stored afterwards is the store's."""
+    import syxdbg
+    from syxdbg.commands import make_registry
+
+    exe = build_probe("recvbuf", toolchain)
+    with syxdbg.open(str(exe), env={}) as s:
+        r = make_registry(s)
+        sym = s.symbols
+
+        def last_write(where: str) -> str:
+            assert "exited with status 0" in r.run_text("run")
+            return r.run_text(f"last-write {where}")
+
+        text = last_write("inbox 19")
+        assert "written by the system call recvfrom(" in text, text
+        assert f"{sym['inbox']:#x}, 0x40, 0, 0, 0)" in text
+        position = int(text.split("position ")[1].split()[0])
+        assert s.position == position
+        text = last_write("piped+1 4")
+        assert f", {sym['piped']:#x}, 0x40)" in text and "system call read(" in text
+        assert "system call recvmsg(" in last_write("gathered 8")
+        text = last_write("piped 1")
+        assert "system call" not in text and "recvbuf.c:24" in text
