@@ -52,6 +52,13 @@ class StateRegistry:
         keys = self._items if names is None else names
         return {n: self._items[n].save_state() for n in keys}
 
+    def persistable(self) -> bool:
+        """Whether every state can be written to a recording now. A state object may say
+        it cannot for a while (``persistable`` False: the Linux kernel while other processes
+        live, whose memory a recording's checkpoint would not hold); the recorder then
+        skips its checkpoints, and a replay re-executes from an earlier one."""
+        return all(getattr(obj, "persistable", True) for obj in self._items.values())
+
     def load(self, saved: dict[str, Any]) -> None:
         for name, value in saved.items():
             self._items[name].load_state(value)

@@ -59,6 +59,12 @@ SIG_DFL, SIG_IGN = 0, 1
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 NSIG = 64
 SIGKILL, SIGSTOP = 9, 19
+SIGPIPE, SIGCHLD = 13, 17
+#: wait4 options and waitid's.
+WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
+#: waitid id types and si_code values of SIGCHLD.
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 SS_DISABLE = 2
 SIGACTION_SIZE = 32  # handler, flags, restorer, mask: both arches define SA_RESTORER
 SIGALTSTACK_SIZE = 24

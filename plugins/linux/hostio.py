@@ -30,6 +30,7 @@ import errno
 import fcntl
 import os
 import select
+import stat
 import struct
 import time
 from collections.abc import Callable
@@ -84,6 +85,9 @@ def _open_no_magiclinks(path: bytes, flags: int, mode: int) -> int:
         _openat2_missing = True
     return os.open(path, flags, mode)
 
+
+#: Programs execve read lately, by (path, inode, size, mtime): see HostIO.read_program.
+_PROGRAMS: dict[tuple[bytes, int, int, int], bytes] = {}
 
 class HostIO:
     """Direct host access (the live, non-recording implementation)."""
@@ -428,6 +432,23 @@ class HostIO:
 
     def random(self, n: int) -> bytes:
         return os.urandom(n)
+
+    def read_program(self, path: bytes) -> bytes:
+        """The whole content of the regular file ``path`` (execve reads the program it
+        loads). The same unchanged file gives the same bytes object, so an event log that
+        holds many execs of one program holds its bytes once."""
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EACCES, "not a regular file")
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns)
+        data = _PROGRAMS.get(key)
+        if data is None:
+            with open(path, "rb") as f:
+                data = f.read()
+            if len(_PROGRAMS) >= 16:
+                _PROGRAMS.pop(next(iter(_PROGRAMS)))
+            _PROGRAMS[key] = data
+        return data
 
     def uname(self) -> tuple[str, str, str, str, str]:
         """sysname, nodename, release, version, machine of the host."""
@@ -782,6 +803,10 @@ class RecordingHostIO(HostIO):
         r, _ = self._call("random", (n,), lambda: self.inner.random(n))
         return bytes(r)
 
+    def read_program(self, path: bytes) -> bytes:
+        r, _ = self._call("read_program", (path,), lambda: self.inner.read_program(path))
+        return r if isinstance(r, bytes) else bytes(r)
+
     def uname(self) -> tuple[str, str, str, str, str]:
         r, _ = self._call("uname", (), self.inner.uname)
         return r
@@ -987,6 +1012,9 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def random(self, n: int) -> bytes:
+        raise _refused()
+
+    def read_program(self, path: bytes) -> bytes:
         raise _refused()
 
     def sysinfo(self) -> tuple[int, int, int, int]:

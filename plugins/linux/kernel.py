@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import io
 import os
 import signal
 import struct
@@ -44,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any
 
 from syxdbg.errors import MemoryAccessError, MemoryMapError
-from syxdbg.machine.memory import PAGE, Perm, page_round_up
+from syxdbg.machine.memory import PAGE, Perm, Region, clone_regions, page_round_up
 
 from . import abi, preempt, sigframe
 from .hostio import HostIO, RecordingHostIO
@@ -148,6 +149,32 @@ class Thread:
     seq: int = 0
     #: Written to the system call result register when it runs again (None: nothing).
     result: int | None = None
+    #: Waiting in rt_sigsuspend or pause: the signal mask while it waits (-1: not so);
+    #: kept when a signal wakes it, whose handler then runs with that mask.
+    suspend_mask: int = -1
+
+
+@dataclass(frozen=True)
+class Zombie:
+    """A child process that exited and was not waited for yet (wait4 reaps it)."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    #: Its wait status (``exit << 8``, or the signal that killed it).
+    status: int
+
+
+class ProcEntry:
+    """A live process that is not running now: its state (the fields of
+    :class:`ProcessState` that are its own; the shared ones are the running process's) and
+    its memory map (regions of the host buffers that hold its memory)."""
+
+    __slots__ = ("state", "layout")
+
+    def __init__(self, state: ProcessState, layout: tuple[Region, ...]) -> None:
+        self.state = state
+        self.layout = layout
 
 
 @dataclass(frozen=True)
@@ -214,6 +241,42 @@ def _rlimits_thaw(t: tuple[tuple[int, int, int], ...]) -> dict[int, tuple[int, i
 
 def _codec(freeze: Callable[[Any], Any], thaw: Callable[[Any], Any]) -> dict[str, Any]:
     return {"freeze": freeze, "thaw": thaw}
+
+
+class SavedLayout:
+    """The memory map of a process that is not running, in a saved state: the regions
+    themselves (their host buffers hold its memory; the snapshot journal restores their
+    pages). Two are equal when they map the same ranges the same way with the same bytes,
+    as the reverse-execution tests compare whole states."""
+
+    __slots__ = ("regions",)
+
+    def __init__(self, regions: tuple[Region, ...]) -> None:
+        self.regions = regions
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SavedLayout):
+            return NotImplemented
+        return len(self.regions) == len(other.regions) and all(
+            (a.start, a.size, a.perms, a.name) == (b.start, b.size, b.perms, b.name)
+            and (a.backing is b.backing and a.offset == b.offset or a.view == b.view)
+            for a, b in zip(self.regions, other.regions, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple((r.start, r.size) for r in self.regions))
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the memory of a process that is not running cannot be pickled "
+                        "(a recording skips checkpoints while other processes live)")
+
+
+def _procs_freeze(d: dict[int, ProcEntry]) -> tuple[Any, ...]:
+    return tuple(sorted((pid, (_freeze_own(e.state), SavedLayout(e.layout)))
+                        for pid, e in d.items()))
+
+
+def _procs_thaw(t: tuple[Any, ...]) -> dict[int, ProcEntry]:
+    return {pid: ProcEntry(_thaw_own(values), layout.regions) for pid, (values, layout) in t}
 
 
 @dataclass
@@ -300,13 +363,49 @@ class ProcessState:
     #: Small per-process facts kept by handlers (syscalls/process.py: nice, ioprio, which
     #: rlimits were taken from the host), by name; empty in states saved before.
     misc: dict[str, int] = field(default_factory=dict)
+    # -- processes (docs/linux.md, Processes)
+    #: Process group and session (0: the pid, as for the first process).
+    pgid: int = 0
+    sid: int = 0
+    #: The signal its parent gets when it exits (clone's exit signal; SIGCHLD for fork).
+    exit_signal: int = abi.SIGCHLD
+    #: Which program image it runs (0: the session's; others: :attr:`LinuxKernel.images`).
+    image_key: int = 0
+    #: The parent waiting in vfork until this process execs or exits (0: none).
+    vfork_parent: int = 0
+    #: Every other live process, by pid (shared: the running process holds the table).
+    procs: dict[int, ProcEntry] = field(default_factory=dict,
+                                        metadata=_codec(_procs_freeze, _procs_thaw))
+    #: Children that exited and were not reaped yet, by pid.
+    zombies: dict[int, Zombie] = field(default_factory=dict)
+    #: The first process's pid (0: this one's): its exit ends the run.
+    root_pid: int = 0
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(ProcessState) if not f.metadata.get("files"))
+#: Fields every process shares: the open file descriptions, the scheduler, the process table.
+#: The running process's :class:`ProcessState` holds them; a process switch hands them on.
+SHARED = frozenset({"files", "next_file_id", "next_tid", "seq", "slice_start", "time_slice",
+                    "schedule_seed", "halted", "pipe_checks", "procs", "zombies", "warned",
+                    "memory_limit", "host_proc_dev", "reuse_clean_maps", "root_pid"})
+#: The fields that are each process's own.
+_OWN = tuple(f for f in _FIELDS if f.name not in SHARED)
+
+
+def _freeze_own(st: ProcessState) -> tuple[tuple[str, Any], ...]:
+    return tuple((f.name, _freeze_value(f, getattr(st, f.name))) for f in _OWN)
+
+
+def _thaw_own(values: tuple[tuple[str, Any], ...]) -> ProcessState:
+    saved = dict(values)
+    return ProcessState(**{f.name: _thaw_value(f, saved[f.name]) if f.name in saved
+                           else _field_default(f) for f in _OWN})
 #: System calls whose timespec/timeval are 32-bit on 32-bit arm (their *_time64 twins are not).
 TIME32_CALLS = frozenset({"nanosleep", "clock_gettime", "clock_settime", "clock_getres",
                           "clock_nanosleep", "futex", "ppoll", "pselect6", "utimensat",
                           "gettimeofday", "settimeofday"})
+#: sigaction flag: the children of a process with it on SIGCHLD leave no zombies.
+SA_NOCLDWAIT = 2
 #: Signals no mask can block.
 UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
@@ -396,6 +495,20 @@ def _exec_layout(mem: Memory, sp: int) -> tuple[int, int, int, int, int, int]:
         return (0, 0, 0, 0, 0, 0)
 
 
+def _sigaction_of(st: ProcessState, sig: int) -> sigframe.SigAction:
+    raw = st.sigactions.get(sig)
+    return sigframe.SigAction.unpack(raw) if raw else sigframe.SigAction(abi.SIG_DFL, 0, 0, 0)
+
+
+def _poke(layout: tuple[Region, ...], address: int, data: bytes) -> None:
+    """Write ``data`` into the memory of a process that is not running (its ``layout``)."""
+    for r in layout:
+        if r.start <= address and address + len(data) <= r.end:
+            r.view[address - r.start:address - r.start + len(data)] = data
+            return
+    raise MemoryAccessError(address, len(data))
+
+
 # ----------------------------------------------------------------- the handlers' interface
 def _prot(perms: str) -> int:
     """PROT_* bits of an ``"r-x"`` permission string."""
@@ -428,8 +541,10 @@ class Process:
         #: Ends the running thread's time slice between two instructions (preempt.py).
         self.preempt: Callable[[Machine], None] | None = None
         self.s = ProcessState()
-        #: The loaded program (the session's ``LoadedImage``), None for a bare machine.
-        self.image = image
+        #: Program images by key (0: the session's ``LoadedImage``; execve adds one each).
+        self.images: dict[int, LoadedImage | None] = {0: image}
+        #: The registers a fresh program starts with (execve resets the CPU to them).
+        self._pristine: tuple[tuple[str, int], ...] = ()
         s = self.s
         s.image_path = (self.host.realpath(os.fsencode(image.path))
                         if image is not None else b"")
@@ -455,6 +570,14 @@ class Process:
             except OSError:
                 continue  # not open on the host: not open in the guest either
             s.fds[fd] = FdEntry(self.new_file("std", None, flags, fd, owned=False).id)
+        #: How far before the resume pc a syscall leaves x86's rip (see LinuxKernel).
+        self._gap = 2 if self.arch == "x86_64" else 0
+        self._pristine = self.cpu_values()
+
+    @property
+    def image(self) -> LoadedImage | None:
+        """The program the running process runs (None for a bare machine)."""
+        return self.images.get(self.s.image_key)
 
     @property
     def image_path(self) -> bytes:
@@ -510,8 +633,345 @@ class Process:
         self._machine.regs[name] = value
 
     def exit(self, status: int) -> None:
-        """The process exits with ``status`` (exit_group)."""
-        self._machine.request_exit(status & 0xFF)
+        """The process exits with ``status`` (exit_group). The first process's exit ends the
+        run; another's makes it a zombie for its parent (see :meth:`_end_process`)."""
+        if self.is_root:
+            self._machine.request_exit(status & 0xFF)
+        else:
+            self._end_process((status & 0xFF) << 8)
+
+    def kill_self(self, sig: int) -> None:
+        """The running process dies of ``sig`` (a default action, a bad signal frame)."""
+        if self.is_root:
+            self._machine.request_kill(sig)
+        else:
+            self._end_process(sig & 0x7F)
+
+    # -- processes (docs/linux.md, Processes) --------------------------------------------------
+    @property
+    def is_root(self) -> bool:
+        """Whether the running process is the first one (its end ends the run)."""
+        return not self.s.root_pid or self.s.root_pid == self.pid
+
+    def process_ids(self) -> list[int]:
+        """Every live process, by pid."""
+        return sorted([self.pid, *self.s.procs])
+
+    def _state_of(self, pid: int) -> ProcessState | None:
+        if pid == self.pid:
+            return self.s
+        entry = self.s.procs.get(pid)
+        return None if entry is None else entry.state
+
+    def _all_states(self) -> list[ProcessState]:
+        return [self.s, *(e.state for e in self.s.procs.values())]
+
+    def fork(self, flags: int, stack: int, tls: int | None, parent_tid: int, child_tid: int,
+             exit_signal: int) -> int:
+        """A new process (fork, vfork, clone without CLONE_THREAD): a copy of the caller's
+        own state and memory (CLONE_VM: the same memory, as vfork's child borrows it) whose
+        only thread is the caller's with 0 as the result. CLONE_VFORK: the caller waits
+        until the child execs or exits. Returns the child's pid."""
+        s = self.s
+        for bit, ptr in ((abi.CLONE_PARENT_SETTID, parent_tid),
+                         (abi.CLONE_CHILD_SETTID, child_tid)):
+            if flags & bit:
+                self.mem.read(ptr, 4)  # EFAULT before anything changes
+        if len(s.procs) + 1 >= s.rlimits[abi.RLIMIT_NPROC][0]:
+            raise SyscallError(errno.EAGAIN)
+        if not s.root_pid:
+            s.root_pid = s.ids[0]
+        if not s.next_tid:
+            s.next_tid = s.ids[0] + 1
+        pid = s.next_tid
+        s.next_tid += 1
+        child = _thaw_own(_freeze_own(s))  # an independent copy of its own fields
+        child.ids = (pid, s.ids[0], *s.ids[2:])
+        child.pgid, child.sid = s.pgid or s.ids[0], s.sid or s.ids[0]
+        child.tid, child.threads = 0, {}
+        child.sigpending, child.sigcodes, child.saved_mask = 0, {}, -1
+        child.itimer_real, child.itimer_checked = (0, 0), (0, 0)
+        child.robust_list = (0, 0)
+        child.tid_address = child_tid if flags & abi.CLONE_CHILD_CLEARTID else 0
+        child.exit_signal = exit_signal
+        child.vfork_parent = s.ids[0] if flags & abi.CLONE_VFORK else 0
+        arch = self._machine.arch
+        values = dict(self.cpu_values())
+        values[arch.syscall.ret] = 0
+        if stack:
+            values[arch.sp] = stack
+        if tls is not None:
+            values[TLS_REGISTER[arch.name]] = tls
+        s.seq += 1
+        child.threads[pid] = Thread(pid, tuple(values.items()), sigmask=s.sigmask,
+                                    altstack=s.altstack, tid_address=child.tid_address,
+                                    seq=s.seq)
+        regions = self.mem.regions()
+        layout = tuple(regions) if flags & abi.CLONE_VM else tuple(clone_regions(regions))
+        s.procs[pid] = ProcEntry(child, layout)
+        tid_bytes = struct.pack("<i", pid)
+        if flags & abi.CLONE_CHILD_SETTID:
+            if flags & abi.CLONE_VM:
+                self.mem.write(child_tid, tid_bytes)
+            else:  # into the child's fresh copy (no snapshot keeps older bytes of it)
+                _poke(layout, child_tid, tid_bytes)
+        if flags & abi.CLONE_PARENT_SETTID:
+            self.mem.write(parent_tid, tid_bytes)
+        if flags & abi.CLONE_VFORK:
+            self._want = ("vfork", pid, 0, -1)
+        return pid
+
+    def _release_vfork(self) -> None:
+        """The running process execs or exits: the parent waiting in vfork goes on."""
+        parent = self.s.vfork_parent
+        self.s.vfork_parent = 0
+        st = self._state_of(parent) if parent else None
+        if st is None:
+            return
+        for t in list(st.threads.values()):
+            if t.wait == "vfork" and t.futex == self.pid:
+                self.s.seq += 1
+                st.threads[t.tid] = replace(t, wait="", futex=0, seq=self.s.seq)
+
+    def switch_to(self, pid: int, *, drop: bool = False) -> None:
+        """Make process ``pid`` the running one: its memory map and its state (the caller
+        queued the running thread; ``drop``: the running process ended, forget it)."""
+        s = self.s
+        entry = s.procs.pop(pid)
+        new = entry.state
+        if not drop:
+            s.procs[self.pid] = ProcEntry(s, tuple(self.mem.regions()))
+        for name in SHARED:
+            setattr(new, name, getattr(s, name))
+        self.s = new
+        self.mem.restore_layout(list(entry.layout))
+        self._machine.code_restored(everything=True)
+
+    def _end_process(self, status: int) -> None:
+        """The running process ends with wait status ``status``: its threads stop, its fds
+        close, its parent is told; the scheduler then runs another process."""
+        s = self.s
+        for fd in sorted(s.fds):
+            self.close_fd(fd)
+        if s.tid_address:
+            with contextlib.suppress(MemoryAccessError):
+                self.mem.write(s.tid_address, bytes(4))
+        self._release_vfork()
+        self._bury(s, status)
+        self._want = ("pexit", 0, 0, -1)
+
+    def _end_other(self, pid: int, status: int) -> None:
+        """Process ``pid``, not the running one, ends (killed by a signal)."""
+        entry = self.s.procs.pop(pid)
+        st = entry.state
+        for fd in sorted(st.fds):
+            fid = st.fds.pop(fd).file
+            self._drop_file(fid)
+        if st.vfork_parent:
+            parent = self._state_of(st.vfork_parent)
+            if parent is not None:
+                for t in list(parent.threads.values()):
+                    if t.wait == "vfork" and t.futex == pid:
+                        self.s.seq += 1
+                        parent.threads[t.tid] = replace(t, wait="", futex=0, seq=self.s.seq)
+        self._bury(st, status)
+        self.wake_pipe_readers()
+
+    def _bury(self, st: ProcessState, status: int) -> None:
+        """Process ``st`` has ended: its children become orphans (nobody reaps them), it
+        becomes a zombie of its parent (unless the parent ignores SIGCHLD), whose waits
+        wake and which gets its exit signal."""
+        pid, ppid = st.ids[0], st.ids[1]
+        s = self.s
+        for z in [z for z in s.zombies.values() if z.ppid == pid]:
+            del s.zombies[z.pid]
+        for other in self._all_states():
+            if other.ids[1] == pid and other is not st:
+                other.ids = (other.ids[0], 1, *other.ids[2:])
+        parent = self._state_of(ppid)
+        if parent is None or parent is st:
+            return
+        act = _sigaction_of(parent, abi.SIGCHLD)
+        if not (act.handler == abi.SIG_IGN or act.flags & SA_NOCLDWAIT):
+            s.zombies[pid] = Zombie(pid, ppid, st.pgid or pid, status)
+        for t in list(parent.threads.values()):
+            if t.wait == "child":
+                s.seq += 1
+                parent.threads[t.tid] = replace(t, wait="", seq=s.seq)
+        if st.exit_signal:
+            self.signal_process(ppid, st.exit_signal)
+
+    def signal_process(self, pid: int, sig: int, code: int = sigframe.SI_USER) -> None:
+        """Send ``sig`` to process ``pid`` (kill): the running one acts as :meth:`deliver`
+        does; another is killed by a fatal default action, or the signal pends for it and
+        wakes a thread of it that waits (its system call runs again after the handler)."""
+        if pid == self.pid:
+            self.deliver(sig, code)
+            return
+        st = self._state_of(pid)
+        if st is None or not sig:
+            return
+        act = _sigaction_of(st, sig)
+        if sig not in (abi.SIGKILL, abi.SIGSTOP) and (
+                act.handler == abi.SIG_IGN
+                or (act.handler == abi.SIG_DFL and sig in abi.DEFAULT_IGNORED)):
+            return
+        if act.handler == abi.SIG_DFL or sig in (abi.SIGKILL, abi.SIGSTOP):
+            if pid == (self.s.root_pid or self.pid):
+                self._machine.request_kill(sig)  # the first process dies: the run ends
+                return
+            self._end_other(pid, sig)
+            return
+        bit = 1 << (sig - 1)
+        st.sigpending |= bit
+        st.sigcodes[sig] = code
+        for t in sorted(st.threads.values(), key=lambda t: t.seq):
+            mask = t.suspend_mask if t.wait == "signal" else t.sigmask
+            if mask & bit or t.wait not in ("pipe", "child", "futex", "signal"):
+                continue
+            self.s.seq += 1
+            st.threads[t.tid] = replace(
+                t, wait="", futex=0, timeout=-1, seq=self.s.seq,
+                result=-errno.EINTR if t.wait in ("futex", "signal") else t.result)
+            break
+
+    def wait_child(self, which: int, options: int) -> tuple[int, int] | None:
+        """wait4's search: a zombie child matching ``which`` (-1 any, >0 that pid, 0 the
+        caller's group, < -1 that group) as (pid, status), reaped unless WNOWAIT; (0, 0) with
+        WNOHANG when none has exited yet; None when the caller must wait (it makes the call
+        again when a child ends). ECHILD when no child matches."""
+        me = self.pid
+        mygroup = self.s.pgid or me
+
+        def matches(pid: int, pgid: int) -> bool:
+            if which > 0:
+                return pid == which
+            if which == 0:
+                return pgid == mygroup
+            if which < -1:
+                return pgid == -which
+            return True
+
+        zombies = sorted((z for z in self.s.zombies.values()
+                          if z.ppid == me and matches(z.pid, z.pgid)), key=lambda z: z.pid)
+        if zombies:
+            z = zombies[0]
+            if not options & abi.WNOWAIT:
+                del self.s.zombies[z.pid]
+            return z.pid, z.status
+        live = [e for e in self.s.procs.values()
+                if e.state.ids[1] == me and matches(e.state.ids[0],
+                                                    e.state.pgid or e.state.ids[0])]
+        if not live:
+            raise SyscallError(errno.ECHILD)
+        if options & abi.WNOHANG:
+            return 0, 0
+        self._want = ("child", 0, 0, -1)
+        return None
+
+    def set_pgid(self, pid: int, pgid: int) -> None:
+        """setpgid: ``pid`` (0: the caller; itself or a child) joins or makes group ``pgid``
+        (0: its pid)."""
+        target = pid or self.pid
+        st = self._state_of(target)
+        if st is None or (target != self.pid and st.ids[1] != self.pid):
+            raise SyscallError(errno.ESRCH)
+        if pgid < 0:
+            raise SyscallError(errno.EINVAL)
+        pgid = pgid or target
+        if pgid != target and not any((o.pgid or o.ids[0]) == pgid
+                                      for o in self._all_states()):
+            raise SyscallError(errno.EPERM)
+        st.pgid = pgid
+
+    def group_members(self, pgid: int) -> list[int]:
+        """The live processes of group ``pgid``."""
+        return sorted(o.ids[0] for o in self._all_states() if (o.pgid or o.ids[0]) == pgid)
+
+    def _exec_path(self, path: bytes) -> bytes:
+        """The host file a guest path names for execve: /proc/self/exe (busybox runs its
+        applets so) is the running program, never the host's own."""
+        full = os.path.normpath(self.resolve(abi.AT_FDCWD, path))
+        if full in (b"/proc/self/exe", b"/proc/thread-self/exe",
+                    b"/proc/%d/exe" % self.pid):
+            return self.s.image_path
+        return self.in_sysroot(full)
+
+    def execve(self, path: bytes, argv: list[bytes], envp: list[bytes]) -> None:
+        """Replace the running process's program with the one at guest ``path`` (absolute
+        or relative to the cwd): ``#!`` scripts run their interpreter. The bytes come
+        through the host boundary (an event-log input). Errors leave the process as it was."""
+        from syxdbg.errors import LoadError
+        from syxdbg.loader import load_elf
+
+        host_path = self._exec_path(path)
+        data = self.host.read_program(host_path)
+        for _ in range(4):  # nested interpreters, as Linux allows a few
+            if not data.startswith(b"#!"):
+                break
+            line = data[2:].split(b"\n", 1)[0].strip()
+            if not line:
+                raise SyscallError(errno.ENOEXEC)
+            interp, _, arg = line.replace(b"\t", b" ").partition(b" ")
+            argv = [interp, *([arg.strip()] if arg.strip() else []), path, *argv[1:]]
+            path = interp
+            host_path = self._exec_path(interp)
+            data = self.host.read_program(host_path)
+        if not data.startswith(b"\x7fELF"):
+            raise SyscallError(errno.ENOEXEC)
+        programs = {host_path: data}
+
+        def opener(name: str) -> IO[bytes]:
+            key = os.fsencode(name)
+            if key not in programs:
+                try:
+                    programs[key] = self.host.read_program(key)
+                except OSError:
+                    raise LoadError(f"{name}: no such file") from None
+            return io.BytesIO(programs[key])
+
+        machine = self._machine
+        s = self.s
+        saved_layout = self.mem.regions()
+        saved_cpu = self.cpu_values()
+        self.mem.restore_layout([])
+        regs = machine.regs
+        for info, (_, value) in zip(machine.arch.registers, self._pristine, strict=True):
+            regs.write_info(info, value)
+        image_sysroot = os.fsdecode(s.sysroot) if s.sysroot else None
+        try:
+            image = load_elf(machine, os.fsdecode(host_path), [os.fsdecode(a) for a in argv],
+                             [os.fsdecode(e) for e in envp], random_bytes=self.host.random(16),
+                             sysroot=image_sysroot, opener=opener)
+        except LoadError:
+            self.mem.restore_layout(saved_layout)
+            for info, (_, value) in zip(machine.arch.registers, saved_cpu, strict=True):
+                regs.write_info(info, value)
+            raise SyscallError(errno.ENOEXEC) from None
+        machine.code_restored(everything=True)
+        # The system call returns into the new program: on x86 the CPU steps past the
+        # syscall instruction from rip, so rip goes that far before the entry.
+        regs.pc = (int(regs.pc) - self._gap) & abi.MASK64
+        key = max(self.images) + 1
+        self.images[key] = image
+        s.image_key = key
+        s.image_path = host_path
+        s.threads = {}
+        s.tid = 0
+        s.brk_start = s.brk = image.brk
+        s.exec_layout = _exec_layout(self.mem, image.initial_sp)
+        s.mappings = []
+        self._map_image(image)
+        s.sigtramp = 0
+        s.altstack = b""
+        s.tid_address, s.robust_list = 0, (0, 0)
+        for sig in list(s.sigactions):
+            if self.sigaction(sig).handler != abi.SIG_IGN:
+                del s.sigactions[sig]
+        for fd, entry in sorted(s.fds.items()):
+            if entry.cloexec:
+                self.close_fd(fd)
+        self._release_vfork()
 
     # -- threads (the kernel switches after the system call: see LinuxKernel._schedule) --------
     @property
@@ -592,10 +1052,11 @@ class Process:
         self._want = ("pipe", fd, 0, timeout)
 
     def wake_pipe_readers(self) -> None:
-        for t in sorted(self.s.threads.values(), key=lambda t: t.seq):
-            if t.wait == "pipe":
-                self.s.seq += 1
-                self.s.threads[t.tid] = replace(t, wait="", fd=-1, timeout=-1, seq=self.s.seq)
+        for st in self._all_states():
+            for t in sorted(st.threads.values(), key=lambda t: t.seq):
+                if t.wait == "pipe":
+                    self.s.seq += 1
+                    st.threads[t.tid] = replace(t, wait="", fd=-1, timeout=-1, seq=self.s.seq)
 
     def exit_thread(self, status: int) -> None:
         """The calling thread ends (``exit``); the last one ends the process."""
@@ -731,9 +1192,15 @@ class Process:
         entry = self.s.fds.pop(fd, None)
         if entry is None:
             raise SyscallError(errno.EBADF)
-        if any(e.file == entry.file for e in self.s.fds.values()):
-            return
-        f = self.s.files.pop(entry.file)
+        self._drop_file(entry.file)
+
+    def _drop_file(self, fid: int) -> None:
+        """An fd of description ``fid`` was closed: the description goes when no fd of any
+        process refers to it any more."""
+        for st in self._all_states():
+            if any(e.file == fid for e in st.fds.values()):
+                return
+        f = self.s.files.pop(fid)
         if f.owned and f.host_fd >= 0:
             self._retired[f.id] = f.host_fd
             self._trim_retired()
@@ -953,7 +1420,7 @@ class Process:
             return
         if handler == abi.SIG_DFL or sig in (abi.SIGKILL, abi.SIGSTOP):
             if sig not in abi.DEFAULT_IGNORED:
-                self._machine.request_kill(sig)
+                self.kill_self(sig)
             return
         # A guest handler: it runs when the current system call returns (run_handlers).
         self.s.sigpending |= 1 << (sig - 1)
@@ -988,7 +1455,7 @@ class Process:
                 sigframe.setup(self._machine, sig, act, info, old_mask, s.altstack,
                                self._sigtramp(), in_syscall=in_syscall)
             except sigframe.BadFrame:
-                self._machine.request_kill(signal.SIGSEGV)  # Linux's force_sigsegv
+                self.kill_self(signal.SIGSEGV)  # Linux's force_sigsegv
                 return
             self._handler_mask(sig, act)
 
@@ -1112,9 +1579,10 @@ class Process:
                 return -errno.EINTR
         if s.sigpending & ~mask:
             return -errno.EINTR
-        # Nothing this process does can wake it now (another thread may signal it).
+        # Nothing this thread does can wake it now (another process or thread may signal
+        # it: signal_process wakes it, and its handler runs with ``mask``).
         s.sigmask, s.saved_mask = s.saved_mask, -1
-        self.block(0, 0, -1)
+        self._want = ("signal", 0, mask, -1)
         return -errno.EINTR
 
     def return_from_handler(self, *, rt: bool = True) -> None:
@@ -1124,7 +1592,7 @@ class Process:
         try:
             mask = sigframe.restore(self._machine, rt=rt)
         except sigframe.BadFrame:
-            self._machine.request_kill(signal.SIGSEGV)
+            self.kill_self(signal.SIGSEGV)
             return
         self.s.sigmask = mask & ~UNBLOCKABLE & abi.MASK64
 
@@ -1361,9 +1829,10 @@ class LinuxKernel:
             p.run_handlers()
         if p.s.saved_mask >= 0:  # rt_sigsuspend's mask ends with the call
             p.s.sigmask, p.s.saved_mask = p.s.saved_mask, -1
-        if handler is not None and p.s.threads and handler.name in PIPE_WAKERS:
+        others = p.s.threads or p.s.procs
+        if handler is not None and others and handler.name in PIPE_WAKERS:
             p.wake_pipe_readers()
-        if p._want is not None or (p.s.threads and machine.position - p.s.slice_start
+        if p._want is not None or (others and machine.position - p.s.slice_start
                                    >= slice_length(p.s)):
             self._schedule(machine)
             p.arm_timer()  # the new slice's end (preempt.py)
@@ -1378,15 +1847,19 @@ class LinuxKernel:
         p._want = None
         kind, futex, bitset, timeout = want
         pos = machine.position
-        runnable = [t for t in s.threads.values() if not t.wait]
+        gone = kind in ("exit", "pexit")
+        # Every thread that is not running, of every process: (pid, thread).
+        others = [(p.pid, t) for t in s.threads.values()] + [
+            (pid, t) for pid, e in s.procs.items() for t in e.state.threads.values()]
+        runnable = [(pid, t) for pid, t in others if not t.wait]
         if not runnable and kind == "yield":
             s.slice_start = pos
             return
         if not runnable:
-            timed = [t for t in s.threads.values() if t.timeout >= 0]
-            first = min(timed, key=lambda t: (t.timeout, t.seq)) if timed else None
+            timed = [(pid, t) for pid, t in others if t.timeout >= 0]
+            first = min(timed, key=lambda x: (x[1].timeout, x[1].seq)) if timed else None
             if kind in ("futex", "pipe") and timeout >= 0 and (
-                    first is None or timeout <= first.timeout):
+                    first is None or timeout <= first[1].timeout):
                 # The caller's own timeout is the first to expire: it never sleeps (a timed
                 # I/O wait, poll/select, returns 0).
                 expired = -errno.ETIMEDOUT if kind == "futex" else 0
@@ -1397,34 +1870,44 @@ class LinuxKernel:
                 p._want = want  # kept: threads() reports where the caller waits
                 self._deadlock(machine)
                 return
+            fpid, ft = first
             s.seq += 1
-            if first.wait == "pipe":  # a timed I/O wait (poll): past its call, returning 0
+            if ft.wait == "pipe":  # a timed I/O wait (poll): past its call, returning 0
                 pc, back = machine.arch.pc, self._svc_back(machine)
-                first = replace(first, fd=-1, result=0, regs=tuple(
-                    (n, v + back if n == pc else v) for n, v in first.regs))
-            first = replace(first, wait="", futex=0, timeout=-1, seq=s.seq,
-                            result=first.result if first.wait == "pipe" else -errno.ETIMEDOUT)
-            s.threads[first.tid] = first
-            runnable = [first]
+                ft = replace(ft, fd=-1, result=0, regs=tuple(
+                    (n, v + back if n == pc else v) for n, v in ft.regs))
+            ft = replace(ft, wait="", futex=0, timeout=-1, seq=s.seq,
+                         result=ft.result if ft.wait == "pipe" else -errno.ETIMEDOUT)
+            owner = p._state_of(fpid)
+            assert owner is not None
+            owner.threads[ft.tid] = ft
+            runnable = [(fpid, ft)]
         if s.schedule_seed and len(runnable) > 1:  # a seeded choice among the runnable
-            runnable.sort(key=lambda t: t.seq)
-            nxt = runnable[schedule_mix(s.schedule_seed, pos, 1) % len(runnable)]
+            runnable.sort(key=lambda x: x[1].seq)
+            npid, nxt = runnable[schedule_mix(s.schedule_seed, pos, 1) % len(runnable)]
         else:
-            nxt = min(runnable, key=lambda t: t.seq)
+            npid, nxt = min(runnable, key=lambda x: x[1].seq)
         cpu = p.cpu_values()
-        if kind != "exit":
+        if not gone:
             s.seq += 1
             me = Thread(p.tid, cpu, s.sigmask, s.altstack, s.tid_address,
                         s.robust_list, seq=s.seq)
             if kind == "futex":
                 me = replace(me, wait="futex", futex=futex, bitset=bitset, timeout=timeout)
-            elif kind == "pipe":
+            elif kind in ("pipe", "child"):
                 # Back to the system call instruction: it runs again when woken.
                 pc = machine.arch.pc
                 back = self._svc_back(machine)  # x86: syscall (2); svc: 4, Thumb's 2
-                me = replace(me, wait="pipe", fd=futex, timeout=timeout, regs=tuple(
+                me = replace(me, wait=kind, fd=futex, timeout=timeout, regs=tuple(
                     (n, v - back if n == pc else v) for n, v in me.regs))
+            elif kind == "vfork":
+                me = replace(me, wait="vfork", futex=futex)
+            elif kind == "signal":
+                me = replace(me, wait="signal", suspend_mask=bitset)
             s.threads[me.tid] = me
+        if npid != p.pid:
+            p.switch_to(npid, drop=kind == "pexit")
+            s = p.s
         del s.threads[nxt.tid]
         regs = machine.regs
         for info, (_, value), (_, now) in zip(machine.arch.registers, nxt.regs, cpu,
@@ -1440,6 +1923,14 @@ class LinuxKernel:
         self.switches += 1
         if s.sigpending:
             p.deliver_pending()
+        if nxt.suspend_mask >= 0 and not nxt.wait:
+            # Woken in rt_sigsuspend by a signal: its handler runs now, with the mask of
+            # the wait; the frame keeps the thread's own mask for the handler's return.
+            s.saved_mask, s.sigmask = s.sigmask, nxt.suspend_mask
+            if s.sigpending & ~s.sigmask:
+                p.run_handlers()
+            if s.saved_mask >= 0:
+                s.sigmask, s.saved_mask = s.saved_mask, -1
 
     def _deadlock(self, machine: Machine) -> None:
         """Every thread waits and nothing can wake one: the process is killed (SIGKILL) with
@@ -1473,7 +1964,14 @@ class LinuxKernel:
         elif want is not None and want[0] == "pipe":  # it will make the system call again
             mine = ThreadInfo(p.tid, "blocked", me_pc - self._svc_back(self.machine),
                               f"read of an empty pipe (fd {want[1]})")
-        elif want is not None and want[0] == "exit":
+        elif want is not None and want[0] == "child":
+            mine = ThreadInfo(p.tid, "blocked", me_pc - self._svc_back(self.machine),
+                              "wait for a child")
+        elif want is not None and want[0] == "signal":
+            mine = ThreadInfo(p.tid, "blocked", me_pc, "waiting for a signal")
+        elif want is not None and want[0] == "vfork":
+            mine = ThreadInfo(p.tid, "blocked", me_pc, f"vfork (child {want[1]})")
+        elif want is not None and want[0] in ("exit", "pexit"):
             mine = ThreadInfo(p.tid, "exited", me_pc)
         else:
             mine = ThreadInfo(p.tid, "running", me_pc)
@@ -1485,6 +1983,12 @@ class LinuxKernel:
                 out.append(ThreadInfo(tid, "blocked", pc, f"futex wait on {t.futex:#x}"))
             elif t.wait == "pipe":
                 out.append(ThreadInfo(tid, "blocked", pc, f"read of an empty pipe (fd {t.fd})"))
+            elif t.wait == "child":
+                out.append(ThreadInfo(tid, "blocked", pc, "wait for a child"))
+            elif t.wait == "vfork":
+                out.append(ThreadInfo(tid, "blocked", pc, f"vfork (child {t.futex})"))
+            elif t.wait == "signal":
+                out.append(ThreadInfo(tid, "blocked", pc, "waiting for a signal"))
             else:
                 out.append(ThreadInfo(tid, "runnable", pc))
         return out
@@ -1517,6 +2021,12 @@ class LinuxKernel:
         return self._names.get(nr)
 
     # -- state (syxdbg.state.Snapshottable) --------------------------------------------------
+    @property
+    def persistable(self) -> bool:
+        """Whether a recording can hold the state now: not while other processes live
+        (their memory is not the machine's; see StateRegistry.persistable)."""
+        return not self.s.procs
+
     def save_state(self) -> KernelState:
         return self.process.save_state()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -208,17 +209,20 @@ def _perm(flags: int) -> Perm:
 
 def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
              random_bytes: bytes | None = None, sysroot: str | None = None,
-             interp_file: str | None = None) -> LoadedImage:
+             interp_file: str | None = None,
+             opener: Callable[[str], BinaryIO] | None = None) -> LoadedImage:
     """Map ``path`` into ``machine`` and prepare registers and stack for its entry point.
 
     A dynamically linked program also gets its interpreter, looked up in ``sysroot`` (None:
     :func:`default_sysroot`), or read from ``interp_file`` when given (a replay's copy from
     the recording). ``image.sysroot`` is where the guest's absolute paths resolve: the given
     or default sysroot of a dynamic program, the given one (or ``""``, the host's root) of a
-    static one.
+    static one. ``opener`` opens the program and its interpreter (default: the host file;
+    the Linux kernel's execve passes one that reads through its event log).
     """
     arch = machine.arch
-    with _open(path) as f:
+    open_ = _open if opener is None else opener
+    with open_(path) as f:
         elf = _elffile(path, f)
         info = _validate(path, elf)
         if info.arch is not arch:
@@ -239,7 +243,7 @@ def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
             raise LoadError(f"{path}: dynamically linked {arch.name} program: no {arch.name} "
                             f"libraries found (install them or give --sysroot DIR)")
         image.sysroot = root
-        start = _load_interp(machine, image, info.interp, root, interp_file)
+        start = _load_interp(machine, image, info.interp, root, interp_file, open_)
     if arch.name == "arm":
         map_kuser_page(machine)
     _build_stack(machine, image, argv, envp, path,
@@ -249,14 +253,15 @@ def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
 
 
 def _load_interp(machine: Machine, image: LoadedImage, interp: str, root: str,
-                 interp_file: str | None) -> int:
+                 interp_file: str | None,
+                 open_: Callable[[str], BinaryIO] = open_program) -> int:
     """Map the interpreter ``interp`` (from ``root``, or ``interp_file``) at
     :func:`interp_base`; fill the image's ``interp*`` fields; return its entry point."""
     arch = machine.arch
     host = interp_file if interp_file is not None else find_in_sysroot(root, interp)
     where = "" if interp_file is not None else f" in sysroot {root}" if root != "/" else ""
     try:
-        f = _open(host)
+        f = open_(host)
     except LoadError:
         raise LoadError(f"{image.path}: interpreter {interp} not found{where} "
                         "(give --sysroot DIR)") from None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING
@@ -129,6 +129,56 @@ def page_round_up(n: int) -> int:
 
 def page_round_down(n: int) -> int:
     return n & ~(PAGE - 1)
+
+
+_libc: ctypes.CDLL | None = None
+#: Pages asked of ``mincore`` at once (a 1 GiB window: a 256 KiB vector).
+_MINCORE_WINDOW = 1 << 18
+
+
+def _resident_runs(address: int, size: int) -> Iterator[tuple[int, int]]:
+    """(offset, length) runs of the host pages of ``[address, address+size)`` that are
+    resident (``mincore``). Pages never touched of an anonymous private mapping are not, and
+    read as zeros: a copy may skip them (a sparse 64 TiB mapping costs its touched pages)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    pages = size // PAGE
+    vec = (ctypes.c_ubyte * min(pages, _MINCORE_WINDOW))()
+    run_start = -1
+    for first in range(0, pages, _MINCORE_WINDOW):
+        n = min(_MINCORE_WINDOW, pages - first)
+        if _libc.mincore(ctypes.c_void_p(address + first * PAGE), ctypes.c_size_t(n * PAGE),
+                         vec) != 0:
+            # Cannot ask (not expected for our own buffers): copy the whole window.
+            ok = [1] * n
+        else:
+            ok = bytes(vec)[:n]  # type: ignore[assignment]
+        for i in range(n):
+            if ok[i] & 1:
+                if run_start < 0:
+                    run_start = first + i
+            elif run_start >= 0:
+                yield run_start * PAGE, (first + i - run_start) * PAGE
+                run_start = -1
+    if run_start >= 0:
+        yield run_start * PAGE, (pages - run_start) * PAGE
+
+
+def clone_regions(regions: Iterable[Region]) -> list[Region]:
+    """A private copy of ``regions`` (fork): each backing they use is copied once into a new
+    one (only its resident pages), and each region becomes the same piece of the copy."""
+    copies: dict[int, Backing] = {}
+    out = []
+    for r in regions:
+        copy = copies.get(r.backing.id)
+        if copy is None:
+            old = r.backing
+            copy = copies[old.id] = Backing(old.size)
+            for off, n in _resident_runs(old.address, old.size):
+                ctypes.memmove(copy.address + off, old.address + off, n)
+        out.append(Region(r.start, r.size, r.perms, r.name, copy, r.offset))
+    return out
 
 
 WriteObserver = Callable[[int, int], None]

@@ -258,6 +258,8 @@ class Recorder:
         the previous checkpoint (the cost grows with those pages, not with RAM)."""
         m = self.machine
         assert self._dirty is not None
+        if self.checkpoints and not self.session.states.persistable():
+            return  # the pages changed since stay in the dirty set for the next one
         changed = self._dirty.take()
         if not self.checkpoints:
             # Replay loads the same program with the same loader: the pages of its segments

@@ -447,16 +447,18 @@ def test_clone_flags_and_thread_records(toolchain: str, syscaller: Make,
     sc = syscaller(toolchain)
     pid = sc("getpid")
     assert sc("gettid") == pid
-    # Fork-like clones are not emulated (yet): ENOSYS, one warning.
-    assert sc("clone", 17, 0, 0, 0, 0) == -errno.ENOSYS
-    assert sc("clone", 17, 0, 0, 0, 0) == -errno.ENOSYS
+    # A new process sharing its parent's memory without vfork's wait: EINVAL, one warning
+    # (fork and vfork themselves: test_processes.py).
+    assert sc("clone", labi.CLONE_VM | 17, 0, 0, 0, 0) == -errno.EINVAL
+    assert sc("clone", labi.CLONE_VM | 17, 0, 0, 0, 0) == -errno.EINVAL
     # A thread without CLONE_SIGHAND, or with a namespace flag: EINVAL, one warning.
     bad = labi.CLONE_VM | labi.CLONE_THREAD
     assert sc("clone", bad, sc.at(0x4000), 0, 0, 0) == -errno.EINVAL
     assert sc("clone", THREAD_FLAGS | labi.CLONE_NEWNS, sc.at(0x4000), 0, 0, 0) \
         == -errno.EINVAL
     err = capsys.readouterr().err
-    assert err.count("clone without CLONE_VM") == 1 and err.count("are not supported") == 1
+    assert err.count("a process sharing its parent's memory") == 1
+    assert err.count("are not supported") == 2
     # clone3 with the glibc thread flags: a new runnable thread, tid written for the parent.
     stack, size, tls = sc.at(0x2000), 0x2000, sc.at(0x7000)
     args = struct.pack("<8Q", THREAD_FLAGS, 0, sc.at(0x100), sc.at(0x108), 0, stack, size, tls)

@@ -5,21 +5,54 @@
 from __future__ import annotations
 
 import errno
+import os
 import struct
 
 from .. import abi
 from ..kernel import Process
-from ..registry import I32, U32, U64, Ptr, syscall
+from ..registry import I32, U32, U64, Fd, Ptr, SyscallError, syscall
 
 
-@syscall("getpid", "getpgrp", "getsid")
+@syscall("getpid")
 def sys_getpid(p: Process) -> int:
     return p.s.ids[0]
 
 
+@syscall("getpgrp")
+def sys_getpgrp(p: Process) -> int:
+    return p.s.pgid or p.s.ids[0]
+
+
 @syscall("getpgid")
 def sys_getpgid(p: Process, pid: I32) -> int:
-    return p.s.ids[0] if pid in (0, p.s.ids[0]) else -errno.ESRCH
+    st = p._state_of(pid or p.pid)
+    if st is None:
+        return -errno.ESRCH
+    return st.pgid or st.ids[0]
+
+
+@syscall("getsid")
+def sys_getsid(p: Process, pid: I32) -> int:
+    st = p._state_of(pid or p.pid)
+    if st is None:
+        return -errno.ESRCH
+    return st.sid or st.ids[0]
+
+
+@syscall("setpgid")
+def sys_setpgid(p: Process, pid: I32, pgid: I32) -> int:
+    p.set_pgid(pid, pgid)
+    return 0
+
+
+@syscall("setsid")
+def sys_setsid(p: Process) -> int:
+    me = p.pid
+    if (p.s.pgid or me) == me and len(p.group_members(me)) > 1 or any(
+            (st.pgid or st.ids[0]) == me for st in p._all_states() if st.ids[0] != me):
+        return -errno.EPERM  # already a group leader of others
+    p.s.pgid = p.s.sid = me
+    return me
 
 
 @syscall("getppid")
@@ -259,17 +292,132 @@ def sys_munlockall(p: Process) -> int:
 
 
 # -- children ----------------------------------------------------------------------------------
+#: wait4 options Linux accepts: WNOHANG, WUNTRACED, WCONTINUED, __WNOTHREAD, __WALL, __WCLONE.
+_WAIT4_OPTIONS = 1 | 2 | 8 | 0x20000000 | 0x40000000 | 0x80000000
+
+
 @syscall("wait4")
-def sys_wait4(p: Process, pid: I32, status: Ptr, options: I32, rusage: Ptr) -> int:
-    """The process has no children (fork is not emulated yet): ECHILD, as Linux answers a
-    process without any (tar waits for a decompressor it may have started)."""
-    if options & ~(1 | 2 | 8 | 0x01000000 | 0x40000000 | 0x80000000 | 0x20000000):
+def sys_wait4(p: Process, pid: I32, status: Ptr, options: I32, rusage: Ptr) -> int | None:
+    """A child's end: its pid, its wait status at ``status``; 0 with WNOHANG while none has
+    ended; the caller waits otherwise (the call runs again when a child ends)."""
+    if options & ~_WAIT4_OPTIONS or pid == -2**31:
         return -errno.EINVAL
-    return -errno.ECHILD
+    found = p.wait_child(pid, options & abi.WNOHANG)
+    if found is None:
+        return None
+    child, st = found
+    if child and status:
+        p.mem.write(status, struct.pack("<i", st))
+    if child and rusage:
+        p.mem.write(rusage, bytes(144 if p.arch != "arm" else 72))
+    return child
+
+
+#: siginfo_t for waitid: si_signo, si_errno, si_code, (pad on 64-bit), pid, uid, status.
+_SIGINFO_SIZE = 128
 
 
 @syscall("waitid")
-def sys_waitid(p: Process, idtype: I32, id_: I32, info: Ptr, options: I32, rusage: Ptr) -> int:
-    if idtype not in (0, 1, 2, 3) or not options & (4 | 2 | 8):  # WEXITED|WSTOPPED|WCONTINUED
+def sys_waitid(p: Process, idtype: I32, id_: I32, info: Ptr, options: I32,
+               rusage: Ptr) -> int | None:
+    if idtype not in (abi.P_ALL, abi.P_PID, abi.P_PGID) \
+            or not options & (abi.WEXITED | abi.WUNTRACED | abi.WCONTINUED):
         return -errno.EINVAL
-    return -errno.ECHILD
+    which = -1 if idtype == abi.P_ALL else id_ if idtype == abi.P_PID else -id_
+    if idtype == abi.P_PGID and id_ == 0:
+        which = 0
+    if not options & abi.WEXITED:
+        # Only stops and continues asked for: syxdbg's processes never stop (ECHILD if
+        # there is no such child at all; else nothing to report, as with WNOHANG).
+        p.wait_child(which, abi.WNOHANG | abi.WNOWAIT)
+        if info:
+            p.mem.write(info, bytes(_SIGINFO_SIZE))
+        return 0 if options & abi.WNOHANG else -errno.ECHILD
+    found = p.wait_child(which, options & (abi.WNOHANG | abi.WNOWAIT))
+    if found is None:
+        return None
+    child, st = found
+    if info:
+        if not child:
+            p.mem.write(info, bytes(_SIGINFO_SIZE))
+        else:
+            code, value = ((abi.CLD_EXITED, st >> 8 & 0xFF) if st & 0x7F == 0
+                           else (abi.CLD_KILLED, st & 0x7F))
+            uid = p.s.ids[2]
+            head = struct.pack("<iii", abi.SIGCHLD, 0, code)
+            if p.arch != "arm":
+                head += bytes(4)
+            body = struct.pack("<iIi", child, uid, value)
+            p.mem.write(info, (head + body).ljust(_SIGINFO_SIZE, b"\0"))
+    if rusage:
+        p.mem.write(rusage, bytes(144 if p.arch != "arm" else 72))
+    return 0
+
+
+# -- new processes and programs -----------------------------------------------------------------
+@syscall("fork")
+def sys_fork(p: Process) -> int:
+    return p.fork(0, 0, None, 0, 0, abi.SIGCHLD)
+
+
+@syscall("vfork")
+def sys_vfork(p: Process) -> int:
+    return p.fork(abi.CLONE_VM | abi.CLONE_VFORK, 0, None, 0, 0, abi.SIGCHLD)
+
+
+def _string_array(p: Process, ptr: int) -> list[bytes]:
+    """A NULL-terminated array of C strings (argv, envp) in guest memory."""
+    if not ptr:
+        return []
+    word = 8 if p.arch != "arm" else 4
+    fmt = "<Q" if word == 8 else "<I"
+    out: list[bytes] = []
+    while True:
+        (item,) = struct.unpack(fmt, p.mem.read(ptr + word * len(out), word))
+        if not item:
+            return out
+        if len(out) >= 0x7FFFFFFF // word:
+            raise SyscallError(errno.E2BIG)
+        out.append(p.mem.read_cstring(item, 1 << 17))
+
+
+def _execve(p: Process, dirfd: int, path_ptr: int, argv: int, envp: int, flags: int) -> None:
+    path = p.read_path(path_ptr)
+    if flags & ~(abi.AT_EMPTY_PATH | abi.AT_SYMLINK_NOFOLLOW):
+        raise SyscallError(errno.EINVAL)
+    if not path.startswith(b"/") and dirfd != abi.AT_FDCWD:
+        base = p.file(dirfd)
+        if not path and flags & abi.AT_EMPTY_PATH:
+            if base.path is None:
+                raise SyscallError(errno.ENOENT)
+            path = base.path
+        elif base.kind != "dir" or base.path is None:
+            raise SyscallError(errno.ENOTDIR)
+        else:
+            path = os.path.join(base.path, path)
+    args, env = _string_array(p, argv), _string_array(p, envp)
+    if sum(len(a) + 1 for a in args + env) > 2 * 1024 * 1024:
+        raise SyscallError(errno.E2BIG)
+    host = p._exec_path(path)
+    try:
+        st = p.host.stat(host)
+    except OSError as exc:
+        raise SyscallError(exc.errno or errno.ENOENT) from None
+    if not p.host.access(host, os.X_OK):
+        raise SyscallError(errno.EACCES)
+    if (st.st_mode & 0o170000) != 0o100000:
+        raise SyscallError(errno.EACCES)
+    p.execve(path, args, env)
+
+
+@syscall("execve")
+def sys_execve(p: Process, path: Ptr, argv: Ptr, envp: Ptr) -> int | None:
+    _execve(p, abi.AT_FDCWD, path, argv, envp, 0)
+    return None  # the registers are the new program's
+
+
+@syscall("execveat")
+def sys_execveat(p: Process, dirfd: Fd, path: Ptr, argv: Ptr, envp: Ptr,
+                 flags: I32) -> int | None:
+    _execve(p, dirfd, path, argv, envp, flags)
+    return None

@@ -111,10 +111,27 @@ def _signal_self(p: Process, sig: int, code: int = SI_USER) -> int:
 
 @syscall("kill")
 def sys_kill(p: Process, pid: I32, sig: I32) -> int:
-    me = p.s.ids[0]
-    if pid in (me, 0, -1, -me):
-        return _signal_self(p, sig)
-    return -errno.EPERM  # other processes are out of the guest's reach
+    """kill: a process (pid > 0), the caller's group (0), a group (< -1) or every process
+    but the first of the tree (-1, as every process the caller may signal but init)."""
+    if not 0 <= sig <= abi.NSIG:
+        return -errno.EINVAL
+    me = p.pid
+    if pid > 0:
+        targets = [pid] if pid in p.process_ids() else []
+    elif pid == -1:
+        targets = [q for q in p.process_ids() if q != me] + [me]
+    else:
+        group = -pid if pid < -1 else (p.s.pgid or me)
+        targets = p.group_members(group)
+    if not targets:
+        return -errno.ESRCH
+    # The caller last: a fatal signal to itself ends it after the others got theirs.
+    for target in sorted(targets, key=lambda q: q == me):
+        if target == me:
+            _signal_self(p, sig)
+        else:
+            p.signal_process(target, sig)
+    return 0
 
 
 def _signal_thread(p: Process, tid: int, sig: int) -> int:

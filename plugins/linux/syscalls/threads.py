@@ -18,12 +18,17 @@ from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
 
 
 def _thread_clone(p: Process, flags: int, stack: int, parent_tid: int, child_tid: int,
-                  tls: int) -> int:
-    if flags & abi.CLONE_VM == 0 or flags & abi.CLONE_VFORK:
-        # fork, vfork (posix_spawn) and other new processes: not emulated yet.
-        p.warn_once(-1000, "syxdbg: warning: clone without CLONE_VM (a new process: fork, "
-                           "vfork, posix_spawn) is not supported; it returns -ENOSYS\n")
-        return -errno.ENOSYS
+                  tls: int, exit_signal: int = abi.SIGCHLD) -> int:
+    if not flags & abi.CLONE_THREAD:
+        # fork, vfork (posix_spawn) and other new processes (kernel.Process.fork).
+        if flags & (abi.CLONE_SIGHAND | abi.CLONE_FILES | abi.CLONE_FS) or (
+                flags & abi.CLONE_VM and not flags & abi.CLONE_VFORK):
+            p.warn_once(-1000, f"syxdbg: warning: clone flags {flags:#x} (a process sharing "
+                               "its parent's memory, files or handlers) are not supported; "
+                               "it returns -EINVAL\n")
+            return -errno.EINVAL
+        return p.fork(flags, stack, tls if flags & abi.CLONE_SETTLS else None, parent_tid,
+                      child_tid, exit_signal)
     required = abi.CLONE_THREAD_REQUIRED
     if flags & required != required or flags & ~(required | abi.CLONE_THREAD_OPTIONAL):
         p.warn_once(-1001, f"syxdbg: warning: clone flags {flags:#x} are not supported "
@@ -55,7 +60,7 @@ def sys_clone(p: Process, flags: U64, stack: Ptr, parent_tid: Ptr, a4: U64, a5: 
     # (flags, stack, parent_tid, tls, child_tid).
     child_tid, tls = (a4, a5) if p.arch == "x86_64" else (a5, a4)
     # The low byte is the exit signal (SIGCHLD for fork); Linux ignores it for threads.
-    return _thread_clone(p, flags & ~0xFF, stack, parent_tid, child_tid, tls)
+    return _thread_clone(p, flags & ~0xFF, stack, parent_tid, child_tid, tls, flags & 0xFF)
 
 
 #: struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
@@ -80,7 +85,7 @@ def sys_clone3(p: Process, args: Ptr, size: U64) -> int:
                                                                  bool(stack) != bool(stack_size)):
         return -errno.EINVAL
     top = stack + stack_size if stack else 0
-    return _thread_clone(p, flags, top, parent_tid, child_tid, tls)
+    return _thread_clone(p, flags, top, parent_tid, child_tid, tls, exit_signal & 0xFF)
 
 
 # -- thread names (prctl PR_SET_NAME/PR_GET_NAME, /proc/self/task/TID/comm) ---------------
