@@ -37,6 +37,8 @@ RATIO_LINES: dict[str, list[str]] = {
                 r"(?m)^last-write config +[\d.]+ +[\d.]+ +[\d.]+x",
                 r"ratio full/indexed above",
                 r"code summary \d+ candidates .* keyed by code page \d+"],
+    "net": [r"ratio run/native: \d+\.\d+x, record/native: \d+\.\d+x",
+            r"(?m)^syxdbg record +[\d,]+ +\d+\.\d+x"],
     "timeline_report": [r"ratio timeline/replay: \d+\.\d+x, with --watch: \d+\.\d+x",
                         r"in [\d.]+ s \(meets the 30 s target\)"],
 }
