@@ -1,0 +1,183 @@
+/* Processes: fork, exec, vfork, pipes between processes, wait statuses, signals between
+ * processes, SIGCHLD handlers, process groups. Every line of output is deterministic, so the
+ * test compares it with the native run. argv[1] selects a role when the program runs itself. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t reaped, usr1;
+
+static void on_chld(int sig) {
+    int st;
+    (void)sig;
+    while (waitpid(-1, &st, WNOHANG) > 0)
+        reaped++;
+}
+
+static void on_usr1(int sig) { (void)sig; usr1 = 1; }
+
+static void describe(const char *what, int st) {
+    if (WIFEXITED(st))
+        printf("%s: exited %d\n", what, WEXITSTATUS(st));
+    else if (WIFSIGNALED(st))
+        printf("%s: killed by signal %d\n", what, WTERMSIG(st));
+    else
+        printf("%s: status %#x\n", what, st);
+}
+
+/* Role "count": count the bytes and lines of stdin (a pipeline's reader). */
+static int count_stdin(void) {
+    char buf[512];
+    long bytes = 0, lines = 0;
+    ssize_t n;
+    while ((n = read(0, buf, sizeof buf)) > 0) {
+        bytes += n;
+        for (ssize_t i = 0; i < n; i++)
+            lines += buf[i] == '\n';
+    }
+    printf("count: %ld bytes, %ld lines\n", bytes, lines);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int st, fds[2];
+    pid_t pid, w;
+
+    if (argc > 1 && strcmp(argv[1], "count") == 0)
+        return count_stdin();
+    if (argc > 1 && strcmp(argv[1], "exit") == 0)
+        return atoi(argv[2]);
+    setvbuf(stdout, NULL, _IONBF, 0);
+
+    /* fork: separate memory, exit status. */
+    int shared = 1;
+    pid = fork();
+    if (pid == 0) {
+        shared = 99;
+        _exit(shared == 99 ? 5 : 6);
+    }
+    w = waitpid(pid, &st, 0);
+    printf("fork: waited the child %d, parent still sees %d\n", w == pid, shared);
+    describe("fork child", st);
+
+    /* A pipeline: this process writes 1000 lines into a pipe read by a child that
+     * became "count" through exec, with the pipe as its stdin. */
+    if (pipe(fds) != 0)
+        return 1;
+    pid = fork();
+    if (pid == 0) {
+        dup2(fds[0], 0);
+        close(fds[0]);
+        close(fds[1]);
+        execl(argv[0], argv[0], "count", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[0]);
+    for (int i = 0; i < 1000; i++) {
+        char line[64];
+        int n = snprintf(line, sizeof line, "line %d of the pipeline\n", i);
+        if (write(fds[1], line, n) != n)
+            return 2;
+    }
+    close(fds[1]);
+    waitpid(pid, &st, 0);
+    describe("pipeline reader", st);
+
+    /* exec's status and a failing exec. */
+    pid = fork();
+    if (pid == 0) {
+        execl(argv[0], argv[0], "exit", "42", (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    describe("exec child", st);
+    pid = fork();
+    if (pid == 0) {
+        execl("/nonexistent/program", "x", (char *)NULL);
+        _exit(errno == ENOENT ? 10 : 11);
+    }
+    waitpid(pid, &st, 0);
+    describe("failed exec", st);
+
+    /* vfork + exec (what posix_spawn does). */
+    pid = vfork();
+    if (pid == 0) {
+        execl(argv[0], argv[0], "exit", "3", (char *)NULL);
+        _exit(127);
+    }
+    waitpid(pid, &st, 0);
+    describe("vfork child", st);
+
+    /* Signals between processes: a child waiting in pause() is killed; another catches
+     * SIGUSR1 and exits with a code saying so. */
+    pid = fork();
+    if (pid == 0) {
+        for (;;)
+            pause();
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    describe("paused child", st);
+    signal(SIGUSR1, on_usr1);
+    if (pipe(fds) != 0)
+        return 1;
+    pid = fork();
+    if (pid == 0) {
+        char c;
+        close(fds[1]);
+        while (!usr1)
+            pause();
+        /* The parent closes its end after the signal: read sees EOF. */
+        ssize_t n = read(fds[0], &c, 1);
+        _exit(usr1 && n == 0 ? 20 : 21);
+    }
+    close(fds[0]);
+    kill(pid, SIGUSR1);
+    close(fds[1]);
+    waitpid(pid, &st, 0);
+    describe("SIGUSR1 child", st);
+
+    /* Process groups: children in a new group, waited for by group. */
+    pid_t leader = fork();
+    if (leader == 0) {
+        setpgid(0, 0);
+        _exit(getpgrp() == getpid() ? 30 : 31);
+    }
+    setpgid(leader, leader);
+    printf("group: child's group is its pid: %d\n", getpgid(leader) == leader);
+    w = waitpid(-leader, &st, 0);
+    printf("group: waited by group %d\n", w == leader);
+    describe("group leader", st);
+
+    /* WNOHANG and ECHILD. */
+    printf("wnohang with no children: %s\n", waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD ? "ECHILD" : "?");
+    pid = fork();
+    if (pid == 0) {
+        pause();
+        _exit(0);
+    }
+    printf("wnohang with a live child: %d\n", waitpid(pid, &st, WNOHANG));
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    describe("killed child", st);
+
+    /* SIGCHLD handler reaping three children. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_chld;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
+    for (int i = 0; i < 3; i++) {
+        if (fork() == 0)
+            _exit(i);
+    }
+    while (reaped < 3)
+        usleep(1000);
+    printf("SIGCHLD handler reaped %d\n", (int)reaped);
+    printf("getppid of the first process differs from its pid: %d\n", getppid() != getpid());
+    return 0;
+}

@@ -1,0 +1,194 @@
+"""Processes (issue 14): fork, vfork, execve, wait4, pipes between processes, signals between
+processes, process groups, on every machine; busybox and bash scripts as natively.
+
+``programs/procs.c`` runs itself through execve for its pipeline reader and exit-status
+children, so its output is the same on every architecture: the x86_64 native run is the
+oracle of all of them (qemu-user cannot exec a foreign program without binfmt_misc). The
+scripts run under the real busybox-static and bash-static against the same shells run
+natively. Going backwards across process switches restores the whole state (reverse
+invariant), and recordings of process trees replay.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import progs
+import pytest
+from linux_helpers import GuestState, capture_state, state_diff
+from syxdbg_plugins.linux import get_kernel
+
+import syxdbg
+from syxdbg.timeline import BACKWARD, FORWARD
+
+BUSYBOX = "/bin/busybox"
+BASH = "/bin/bash-static"
+SYX = [sys.executable, "-m", "syxdbg"]
+
+
+@pytest.fixture(scope="module")
+def procs_native(build_probe: Callable[[str, str], Path]) -> progs.Result:
+    exe = build_probe("procs", "gcc")
+    native = progs.native_run(exe, argv0=str(exe))  # it execs itself by argv[0]
+    assert native.status == 0, native.describe()
+    assert native.stdout.count(b"\n") == 17, native.stdout
+    return native
+
+
+@pytest.mark.parametrize("toolchain", ("gcc", "musl", "aarch64", "arm", "thumb", "riscv64"))
+def test_fork_exec_wait_and_signals_as_natively(build_probe: Callable[[str, str], Path],
+                                                 emu_run: Callable[..., progs.Result],
+                                                 procs_native: progs.Result,
+                                                 toolchain: str) -> None:
+    exe = build_probe("procs", toolchain)
+    emu = emu_run(exe, argv0=str(exe))
+    assert (emu.stdout, emu.status) == (procs_native.stdout, 0), emu.stderr.decode()
+    assert emu.stderr == b""
+
+
+#: Shell features that fork, exec, wait and signal: (name, script).
+SCRIPTS = [
+    ("pipelines", "echo a b c | tr a-z A-Z\nprintf '3\\n1\\n2\\n' | sort | head -2\n"
+                  "false | true; echo \"status $?\"\n"
+                  "for i in 1 2 3; do echo \"loop $i\"; done | wc -l\n"),
+    ("substitution", "x=$(echo sub; echo two)\necho \"[$x]\"\necho \"$(echo $(echo nested))\"\n"),
+    ("subshells", "( echo in subshell; exit 3 ); echo \"status $?\"\n"
+                  "(cd /; pwd); pwd >/dev/null\n"),
+    ("background", "sleep 0 & wait $!; echo \"bg $?\"\n"
+                   "( exit 4 ) & p=$!; wait $p; echo \"waited $?\"\n"
+                   "sh -c 'exit 7' & wait; echo \"all waited\"\n"),
+    ("traps", "trap 'echo got USR1' USR1\nkill -USR1 $$\necho after\n"
+              "trap 'echo bye' EXIT\n"),
+    ("heredoc", "v=value\ncat <<END\nhere $v\nEND\ncat <<'RAW' | wc -c\n$v not expanded\nRAW\n"),
+    ("statuses", "sh -c 'exit 7'; echo \"sh -c $?\"\n"
+                 "sh -c 'kill -TERM $$'; echo \"killed $?\"\n"
+                 "/nonexistent/cmd 2>/dev/null; echo \"missing $?\"\n"),
+]
+
+
+def _native_and_emulated(shell: list[str], script: Path, tmp_path: Path,
+                         ) -> tuple[subprocess.CompletedProcess[bytes],
+                                    subprocess.CompletedProcess[bytes]]:
+    env = dict(progs.DEFAULT_ENV, PATH="/usr/bin:/bin")
+    native = subprocess.run([*shell, str(script)], capture_output=True, cwd=tmp_path, env=env,
+                            timeout=60, check=False)
+    cmd = [*SYX, "run", "--clear-env"]
+    for name, value in env.items():
+        cmd += ["-E", f"{name}={value}"]
+    emu = subprocess.run([*cmd, *shell, str(script)], capture_output=True, cwd=tmp_path,
+                         timeout=300, check=False)
+    return native, emu
+
+
+@pytest.mark.parametrize("name,script", SCRIPTS, ids=[n for n, _ in SCRIPTS])
+def test_busybox_sh_scripts_as_natively(tmp_path: Path, name: str, script: str) -> None:
+    path = tmp_path / f"{name}.sh"
+    path.write_text(script)
+    native, emu = _native_and_emulated([BUSYBOX, "sh"], path, tmp_path)
+    assert native.stdout.strip(), native
+    assert (emu.stdout, emu.returncode) == (native.stdout, native.returncode), \
+        emu.stderr.decode()
+    assert b"warning" not in emu.stderr, emu.stderr.decode()
+
+
+def test_bash_static_script_as_natively(tmp_path: Path) -> None:
+    path = tmp_path / "bash.sh"
+    path.write_text("".join(s for _, s in SCRIPTS if "trap 'echo bye'" not in s) + (
+        "false | true; echo \"pipestatus ${PIPESTATUS[*]}\"\n"
+        "set -o pipefail; /bin/busybox false | true; echo \"pipefail $?\"\n"
+        "f() { return 5; }; f; echo \"function $?\"\n"
+        "coproc { read -r line; echo \"coproc got $line\"; }\n"
+        "echo hello >&\"${COPROC[1]}\"; read -r reply <&\"${COPROC[0]}\"; echo \"$reply\"\n"))
+    native, emu = _native_and_emulated([BASH], path, tmp_path)
+    assert b"coproc got hello" in native.stdout, native
+    assert (emu.stdout, emu.returncode) == (native.stdout, native.returncode), \
+        emu.stderr.decode()
+
+
+def _switches(exe: Path) -> list[int]:
+    """Positions right after the system calls at which another process started running."""
+    out: list[int] = []
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
+        kernel = get_kernel(s)
+        assert kernel is not None
+        inner = s.machine.syscall_handler
+        assert inner is not None
+
+        def spy(machine: syxdbg.Machine) -> None:
+            before = kernel.process.pid
+            inner(machine)
+            if kernel.process.pid != before:
+                out.append(machine.position)
+
+        s.machine.set_syscall_handler(spy)
+        s.cont(FORWARD)
+    return out
+
+
+@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+def test_reverse_stepi_across_process_switches_restores_everything(
+        build_probe: Callable[[str, str], Path], toolchain: str) -> None:
+    exe = build_probe("procs", toolchain)
+    switches = _switches(exe)
+    assert len(switches) >= 20, switches
+    picks = switches[:3] + switches[len(switches) // 2:len(switches) // 2 + 2] + switches[-3:]
+    wanted = sorted({q for p in picks for q in (p - 1, p, p + 1)})
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe),
+                     options={"timeline.interval": 20_000}) as s:
+        recorded: dict[int, GuestState] = {}
+        pids = set()
+        for p in wanted:
+            assert s.seek(p).position == p
+            recorded[p] = capture_state(s)
+            kernel = get_kernel(s)
+            assert kernel is not None
+            pids.add(kernel.process.pid)
+        assert len(pids) >= 4, pids  # the states are of several processes
+        s.cont(FORWARD)
+        for n in sorted(recorded, reverse=True):
+            if n - 1 not in recorded:
+                continue
+            s.seek(n)
+            assert s.step(BACKWARD).position == n - 1
+            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
+                f"after reverse-stepi from {n}"
+            s.step(FORWARD)
+            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+
+
+def test_a_recording_of_a_process_tree_replays(build_probe: Callable[[str, str], Path],
+                                               procs_native: progs.Result,
+                                               tmp_path: Path) -> None:
+    exe = build_probe("procs", "gcc")
+    rec = tmp_path / "procs.syxrec"
+    made = subprocess.run([*SYX, "record", "-q", "-o", str(rec), "--argv0", str(exe), str(exe)],
+                          capture_output=True, timeout=300, check=False)
+    assert (made.stdout, made.returncode) == (procs_native.stdout, 0), made.stderr.decode()
+    check = subprocess.run([*SYX, "replay", "--check", str(rec)], capture_output=True,
+                           timeout=300, check=False)
+    assert check.returncode == 0, check.stderr.decode()
+    assert b"the program exited with status 0, as recorded" in check.stdout, check.stdout
+
+
+def test_a_recording_of_a_shell_script_replays_without_the_programs(tmp_path: Path) -> None:
+    """The programs a script execs are event-log inputs: the replay needs no file."""
+    work = tmp_path / "work"
+    work.mkdir()
+    prog = work / "busybox"
+    prog.write_bytes(Path(BUSYBOX).read_bytes())
+    prog.chmod(0o755)
+    script = work / "s.sh"
+    script.write_text(f"echo start\n{prog} echo child | {prog} tr a-z A-Z\necho end\n")
+    rec = tmp_path / "sh.syxrec"
+    made = subprocess.run([*SYX, "record", "-q", "-o", str(rec), str(prog), "sh", str(script)],
+                          capture_output=True, timeout=300, check=False)
+    assert made.stdout == b"start\nCHILD\nend\n", made.stderr.decode()
+    prog.unlink()
+    script.unlink()
+    check = subprocess.run([*SYX, "replay", "--check", str(rec)], capture_output=True,
+                           timeout=300, check=False)
+    assert check.returncode == 0, check.stderr.decode()
+    assert b"as recorded" in check.stdout
