@@ -120,9 +120,9 @@ def test_sockets_as_native_and_replayed_without_network(
     re-armed by EPOLL_CTL_MOD, EPOLLOUT edge; SCM_RIGHTS (a pipe and a file passed over an
     AF_UNIX socketpair, MSG_CMSG_CLOEXEC, MSG_CTRUNC without room); non-blocking connect
     (EINPROGRESS, poll for POLLOUT, SO_ERROR 0; refused: ECONNREFUSED); UDP between two
-    guest sockets (MSG_TRUNC, a poll that times out, EAGAIN); a guest client of a host TCP
-    server and a host UDP server. As natively under run and record; the recording replays
-    with --check after the host servers are gone."""
+    guest sockets (MSG_TRUNC, sendmmsg/recvmmsg, a poll that times out, EAGAIN); a guest
+    client of a host TCP server and a host UDP server. As natively under run and record;
+    the recording replays with --check after the host servers are gone."""
     exe = build_probe("netprobe", toolchain)
     rec = tmp_path / "net.syxrec"
     with _host_servers() as (tcp, udp):

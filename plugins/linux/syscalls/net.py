@@ -308,6 +308,50 @@ def sys_recvmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
     return result
 
 
+_MMSG = 64  # struct mmsghdr: a msghdr (56 bytes) and msg_len, padded
+MSG_DONTWAIT, MSG_WAITFORONE = 0x40, 0x10000
+
+
+@syscall("sendmmsg")
+def sys_sendmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32) -> int:
+    sent = 0
+    for i in range(min(vlen, 1024)):
+        try:
+            n = sys_sendmsg(p, fd, vec + _MMSG * i, flags)
+        except (OSError, SyscallError):
+            if sent:
+                break  # the error is the next call's
+            raise
+        if n < 0:
+            if sent:
+                break
+            return n
+        p.mem.write(vec + _MMSG * i + 56, struct.pack("<I", n))
+        sent += 1
+    return sent
+
+
+@syscall("recvmmsg")
+def sys_recvmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32, timeout: Ptr) -> int:
+    got = 0
+    for i in range(min(vlen, 1024)):
+        try:
+            n = sys_recvmsg(p, fd, vec + _MMSG * i, flags & ~MSG_WAITFORONE)
+        except (OSError, SyscallError):
+            if got:
+                break
+            raise
+        if n < 0:
+            if got:
+                break
+            return n
+        p.mem.write(vec + _MMSG * i + 56, struct.pack("<I", n))
+        got += 1
+        if flags & MSG_WAITFORONE:
+            flags |= MSG_DONTWAIT
+    return got
+
+
 @syscall("shutdown")
 def sys_shutdown(p: Process, fd: Fd, how: I32) -> int:
     if how not in (0, 1, 2):

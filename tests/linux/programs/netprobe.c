@@ -192,6 +192,28 @@ static void udp(void) {
     printf("udp %zd %.12s from-sender %d\n", n, buf, from.sin_port == a.sin_port);
     n = recvfrom(sb, buf, 2, MSG_TRUNC, NULL, NULL);
     printf("udp truncated %zd\n", n);
+    struct mmsghdr out[2], in[4];
+    struct iovec oiov[2] = {{.iov_base = "first", .iov_len = 5}, {.iov_base = "2nd", .iov_len = 3}};
+    char ibuf[4][16];
+    struct iovec iiov[4];
+    memset(out, 0, sizeof out);
+    memset(in, 0, sizeof in);
+    for (int i = 0; i < 2; i++) {
+        out[i].msg_hdr.msg_iov = &oiov[i];
+        out[i].msg_hdr.msg_iovlen = 1;
+        out[i].msg_hdr.msg_name = &b;
+        out[i].msg_hdr.msg_namelen = sizeof b;
+    }
+    for (int i = 0; i < 4; i++) {
+        iiov[i].iov_base = ibuf[i];
+        iiov[i].iov_len = sizeof ibuf[i];
+        in[i].msg_hdr.msg_iov = &iiov[i];
+        in[i].msg_hdr.msg_iovlen = 1;
+    }
+    int sent = sendmmsg(sa, out, 2, 0);
+    int got = recvmmsg(sb, in, 4, MSG_WAITFORONE, NULL);
+    printf("mmsg sent %d (%u %u) got %d (%u %.5s, %u %.3s)\n", sent, out[0].msg_len,
+           out[1].msg_len, got, in[0].msg_len, ibuf[0], in[1].msg_len, ibuf[1]);
     struct pollfd p = {.fd = sb, .events = POLLIN};
     printf("udp poll timeout %d\n", poll(&p, 1, 50));
     n = recv(sb, buf, sizeof buf, MSG_DONTWAIT);
