@@ -572,6 +572,21 @@ cdef class RunCore:
 # instruction covers the address: a block boundary or a stop inside an IT block) and
 # otherwise stops before the block (the run core never counted it): the run loop clears the
 # IT bits and resumes at the same pc, and QEMU translates the block again.
+#
+# That stop is not enough when the stale state comes from a TLB fill: the block being looked
+# up with it was translated as if inside an IT block, and Unicorn ignores stop requests
+# from the hooks of such a block (it treats an IT block as one instruction), so the block
+# ran anyway, uncounted and with its instructions made conditional on a stale condition
+# (issue 17: a seek that pushed a checkpoint, hence flushed the TLB, between two runs went
+# astray in glibc's _dl_aux_init and faulted 700 instructions later). So the guard also
+# has a ``UC_HOOK_TLB_FILL`` callback, installed before the snapshot core's (the fill hooks
+# run in order, until one fills the entry): it runs right after that cpu_restore_state()
+# and clears the IT bits again. Inside a translated block QEMU keeps them zero (a block
+# that starts inside an IT block clears them, the code tracks the IT state statically and
+# stores it only where it leaves the block or raises an exception), so zero is the value
+# the fill overwrote; a fill that fails raises its fault through cpu_loop_exit_restore(),
+# which restores the faulting instruction's IT state again. In the default CPU TLB mode
+# the hook is never called (and there is no restore before a fill).
 
 cdef extern from *:
     """
@@ -599,6 +614,19 @@ cdef int _it_legit(PyObject *fn, uint64_t address) noexcept with gil:
         return 1  # when in doubt, leave the state alone
 
 
+cdef bint _it_tlb_cb(void *uc, uint64_t vaddr, int type, uc_tlb_entry *result,
+                    void *user_data) noexcept nogil:
+    cdef ItState *s = <ItState *>user_data
+    cdef uint64_t cpsr = 0
+    cdef uint32_t value
+    if s.reg_read(s.uc, s.cpsr_id, &cpsr) != UC_ERR_OK:
+        return False
+    if (cpsr & CPSR_T) != 0 and (cpsr & CPSR_IT) != 0:
+        value = <uint32_t>(cpsr & ~(<uint64_t>CPSR_IT))
+        s.reg_write(s.uc, s.cpsr_id, &value)
+    return False  # not filled: the next fill hook (the snapshot core's) fills it
+
+
 cdef void _it_block_cb(uc_engine *uc, uint64_t address, uint32_t size,
                        void *user_data) noexcept nogil:
     cdef ItState *s = <ItState *>user_data
@@ -620,6 +648,7 @@ cdef class ThumbItGuard:
 
     cdef ItState s
     cdef uc_hook hook
+    cdef uc_hook tlb_hook
     cdef object _legit
     cdef object _uc
 
@@ -641,6 +670,10 @@ cdef class ThumbItGuard:
                                               <void *>_it_block_cb, &self.s, 1, 0)
         if err != UC_ERR_OK:
             raise RuntimeError(f"uc_hook_add(UC_HOOK_BLOCK) failed: {err}")
+        err = self.s.api.hook_add(self.s.uc, &self.tlb_hook, UC_HOOK_TLB_FILL,
+                                  <void *>_it_tlb_cb, &self.s, 1, 0)
+        if err != UC_ERR_OK:
+            raise RuntimeError(f"uc_hook_add(UC_HOOK_TLB_FILL) failed: {err}")
 
     @property
     def retry(self):
