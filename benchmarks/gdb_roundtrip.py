@@ -5,8 +5,8 @@ Everything runs on one static x86_64 program built here (gcc -static -O1 -g): ``
 calls ``work(N)``, a loop of about 4 instructions per iteration, on one source line.
 
 * stepi round trips per second
-  * from a raw RSP client: ``vCont;s:1`` and its ``T05`` stop reply, back to back (target
-    >= 5,000/s);
+  * from a raw RSP client: ``vCont;s:TID`` (TID from ``qC``) and its ``T05`` stop reply,
+    back to back (target >= 5,000/s);
   * from gdb: ``stepi N`` through pygdbmi, against syxdbg and against native gdb (ptrace)
     on the same binary in the same run (target >= 0.5x native);
 * ``next`` over the call of ``work`` (10M instructions) against ``continue`` over the same
@@ -90,8 +90,17 @@ def raw_stepi_rate(exe: Path, steps: int) -> float:
     try:
         c = RspClient(srv.port)
         c.ask(b"qSupported:swbreak+;hwbreak+")
-        c.ask(b"vCont;s:1")  # warm up
-        dt = timed(lambda: [c.ask(b"vCont;s:1") for _ in range(steps)])
+        # The main thread's id is the guest's pid: ask for it, as gdb does (``qC``).
+        step = b"vCont;s:" + c.current_thread()
+        stop = c.ask(step)  # warm up
+        assert stop.startswith(b"T05"), stop
+
+        def steps_() -> None:
+            for _ in range(steps):
+                reply = c.ask(step)
+                assert reply[:3] == b"T05", reply
+
+        dt = timed(steps_)
         c.close()
         return steps / dt
     finally:

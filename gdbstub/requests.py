@@ -621,8 +621,26 @@ class Parser:
         for row in self._rows:
             self._by_first.setdefault(row.prefix[0], []).append(row)
         self._range_step = caps.has(Cap.RANGE_STEP)
+        #: Requests are immutable: a packet seen again (gdb's stepi sends the same
+        #: ``vCont;s:TID;c`` and the same stack ``m`` read every time) is parsed once.
+        self._seen: dict[bytes, Request] = {}
+
+    #: Longest packet kept in the parse cache, and how many are kept.
+    _CACHED_SIZE = 64
+    _CACHED_COUNT = 256
 
     def parse(self, packet: bytes) -> Request:
+        request = self._seen.get(packet)
+        if request is not None:
+            return request
+        request = self._parse_new(packet)
+        if len(packet) <= self._CACHED_SIZE:
+            if len(self._seen) >= self._CACHED_COUNT:
+                self._seen.clear()
+            self._seen[bytes(packet)] = request
+        return request
+
+    def _parse_new(self, packet: bytes) -> Request:
         request = self._parse(packet)
         if (
             isinstance(request, VCont)

@@ -700,6 +700,11 @@ def _vcont(s: Session, req: rq.VCont) -> Outcome:
     if action is None:
         return error(E_INVALID)
     thread = None if action.tid is None else _specific(action.tid)
+    if thread is not None and s._threads and thread != s.current_thread() \
+            and thread not in s.thread_ids():
+        # As Hg/Hc: a thread the target does not have is refused, nothing moves (a raw
+        # client that assumes thread 1 learns the ids from qC or qfThreadInfo).
+        return error(E_INVALID)
     if action.op == "t":
         # Only meaningful in non-stop mode, which this stub does not offer: report a stop.
         return s.stop_reply(Signal(0))

@@ -159,6 +159,12 @@ class Session:
         #: The thread :meth:`select_thread` chose (None: the current one); every stop
         #: selects the thread that stopped (the current one), as gdb does.
         self._selected: int | None = None
+        #: The thread list at the machine's state generation it was computed at (the
+        #: machine changes its generation at every run, register write and restore).
+        self._threads_cache: tuple[int, tuple[GuestThread, ...]] | None = None
+        #: The running thread's id at the machine's switch point count it was found at.
+        self._current_cache: tuple[int, int] | None = None
+        self._source: ThreadSource | None = None  # the thread source, once a plugin gave it
         #: The recording this session replays (:func:`syxdbg.replay`), if any: a
         #: ``syxdbg.recording.Recording``, typed loosely so that the Session never imports
         #: the recording layer (which is built on it).
@@ -299,21 +305,34 @@ class Session:
     def _thread_source(self) -> ThreadSource | None:
         if self._machine is None:
             return None
-        source: ThreadSource | None = self.hook.syxdbg_thread_source(session=self)
+        source = self._source
+        if source is None:  # (asked until a plugin answers; then that one, for good)
+            source = self._source = self.hook.syxdbg_thread_source(session=self)
         return source
 
     @property
     def threads(self) -> list[GuestThread]:
         """Every thread of the program, the running one (``current``) first, then by tid.
         A program without a kernel plugin (a raw blob) has one thread, id 1."""
+        machine = self.machine
+        cached = self._threads_cache
+        if cached is not None and cached[0] == machine.generation:
+            return list(cached[1])  # (gdb asks several times per stop: once is computed)
         source = self._thread_source()
         if source is None:
-            return [GuestThread(MAIN_THREAD, self.machine.pc, current=True, leader=True)]
-        return source.guest_threads()
+            threads = [GuestThread(MAIN_THREAD, machine.pc, current=True, leader=True)]
+        else:
+            threads = source.guest_threads()
+        self._threads_cache = (machine.generation, tuple(threads))
+        self._current_cache = (machine.switch_points, threads[0].tid)
+        return threads
 
     @property
     def current_thread(self) -> int:
         """The id of the thread that runs now (whose registers are the machine's)."""
+        cached = self._current_cache
+        if cached is not None and cached[0] == self.machine.switch_points:
+            return cached[1]  # no system call, timer or restore since: the same thread
         return self.threads[0].tid
 
     @property
@@ -414,7 +433,7 @@ class Session:
         return str(getattr(direction, "value", direction)) == "forward"
 
     def _step_thread(self, tid: int, count: int, poll: PollFn | None) -> StopEvent:
-        if all(t.tid != tid for t in self.threads):
+        if tid != self.current_thread and all(t.tid != tid for t in self.threads):
             raise SyxdbgError(f"no thread {tid}")
         with self.motion():
             event: StopEvent = Stopped(self.machine.pc, self.position, "step")
@@ -430,7 +449,7 @@ class Session:
             # switches there): that instruction completes when it gets the CPU back.
             return self._run_to_thread(tid, poll)
         event = self.timeline.step("forward", 1, poll=poll)
-        if isinstance(event, Stopped) and event.why == "step":
+        if isinstance(event, Stopped) and event.why == "step" and self.current_thread != tid:
             threads = self.threads
             if threads[0].tid != tid and any(t.tid == tid for t in threads):
                 pc = self.machine.pc

@@ -170,6 +170,14 @@ class Machine:
         self._hooks: list[int] = []
         self._emulated = False
         self._tlb_owner: object | None = None
+        #: Changes whenever the CPU state may have changed other than through guest memory
+        #: (a run, a register write, a CPU restore): views computed from it at a stop (the
+        #: Session's thread list) are valid while it stays the same.
+        self.generation = 0
+        #: Changes at every point where guest code may give the CPU to another guest thread
+        #: (a system call, the timer, a fault handed to the guest, a CPU restore): between
+        #: two equal values the running thread is the same.
+        self.switch_points = 0
         self._install_hooks()
         # Data watchpoints (created on first use; see WatchCore).
         self._watch: WatchCore | None = None
@@ -217,6 +225,7 @@ class Machine:
         return self._final
 
     def _registers_written(self) -> None:
+        self.generation += 1
         if isinstance(self._final, Fault):
             self._final = None
 
@@ -383,6 +392,7 @@ class Machine:
         skip = (self._host_skip_at is not None and self._host_skip_at
                 == self.insn_position(self.regs.pc - self.syscall_insn_size()))
         self._in_syscall = not skip
+        self.switch_points += 1
         try:
             self._syscall_handler(self)
         finally:
@@ -482,6 +492,7 @@ class Machine:
     def _fire_timer(self) -> None:
         fn = self._timer_fn
         self._timer_at = self._timer_fn = None
+        self.switch_points += 1
         if fn is not None:
             fn(self)
 
@@ -750,6 +761,7 @@ class Machine:
     def _run(self, count: int | None, until: int | None) -> StopEvent:
         core = self._core
         self._emulated = True
+        self.generation += 1
         limit = None if count is None else self.position + count
         core.reset_stop()
         self._host_hit = None
@@ -884,6 +896,7 @@ class Machine:
                         pc in self._breakpoints or pc == until):
                     core.skip_once(pc)  # still stepping off the breakpoint we resumed at
         finally:
+            self.generation += 1
             self._running = False
             self._goal = None
             if step_target is not None:
@@ -990,6 +1003,7 @@ class Machine:
                         addr, detail = located
             self._fault = None
             fault = Fault(pc, pos, sig, addr, detail)
+            self.switch_points += 1
             if self._fault_handler is not None and self._fault_handler(self, fault):
                 # The faulting instruction did not retire; the handler's first one runs
                 # at this same position.
@@ -1028,6 +1042,8 @@ class Machine:
 
         A machine that had exited or faulted can run again from an earlier state.
         """
+        self.generation += 1
+        self.switch_points += 1
         self._uc.context_restore(state.context)
         self._core.total = state.position
         self._core.forget_block()

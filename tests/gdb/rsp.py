@@ -60,6 +60,13 @@ class RspClient:
         self.send(body)
         return self.reply()
 
+    def current_thread(self) -> bytes:
+        """The stopped thread's id as the stub spells it (``qC``): a Linux program's main
+        thread is its pid, not 1."""
+        reply = self.ask(b"qC")
+        assert reply.startswith(b"QC"), reply
+        return reply[2:]
+
     def closed_by_peer(self) -> bool:
         """True once the server has closed the connection (reads to EOF)."""
         try:

@@ -191,12 +191,13 @@ def test_range_step_over_rsp_stops_at_a_breakpoint_inside_the_range(corrupt: Pat
         c.ask(b"qSupported:swbreak+;hwbreak+")
         assert b"r" in c.ask(b"vCont?").split(b";")
         assert c.ask(b"Z0,%x,1" % target) == b"OK"
-        stop = c.ask(b"vCont;r%x,%x:1" % (start, end))
+        tid = c.current_thread()
+        stop = c.ask(b"vCont;r%x,%x:%s" % (start, end, tid))
         assert b"swbreak" in stop, stop
         m = srv.session.machine
         assert (m.position, m.pc) == (want_pos, want_pc) == (want_pos, target)
         assert c.ask(b"z0,%x,1" % target) == b"OK"
-        stop = c.ask(b"vCont;r%x,%x:1" % (start, end))  # on to the end of the range
+        stop = c.ask(b"vCont;r%x,%x:%s" % (start, end, tid))  # on to the end of the range
         assert stop.startswith(b"T05") and b"swbreak" not in stop
         assert not start <= m.pc < end
         c.close()

@@ -100,6 +100,19 @@ def test_a_thread_step_carries_the_thread() -> None:
     assert kinds == [("step", 0x11), ("step", 0x12), ("step", None), ("continue", None)]
 
 
+def test_a_step_of_a_thread_that_does_not_exist_is_refused() -> None:
+    """``vCont;s:TID`` naming no thread of the target is an error, as ``Hg``/``Hc`` are,
+    and nothing moves (it used to pass the id on: the target failed to step it and the
+    stub still sent a stop reply, as if one instruction had run)."""
+    s = stub()
+    target = s.target
+    assert isinstance(target, ThreadedTarget)
+    conv = converse(s, b"vCont;s:1", b"vCont;s:99;c", b"vCont;r1,2:13", b"vCont;s:p1.11;c")
+    assert conv.replies[:3] == [b"E16", b"E16", b"E16"]
+    assert conv.replies[3].startswith(b"T")  # (the empty toy program faults at once)
+    assert [(a.kind.value, a.thread) for a in target.resumes] == [("step", 0x11)]
+
+
 def test_thread_extra_info_and_the_xml_list() -> None:
     conv = converse(stub(), b"qThreadExtraInfo,11", b"qThreadExtraInfo,99",
                     b"qXfer:threads:read::0,1000", b"qXfer:threads:read:x:0,10")
