@@ -1201,6 +1201,9 @@ class Process:
             if any(e.file == fid for e in st.fds.values()):
                 return
         f = self.s.files.pop(fid)
+        if f.kind == "socket" and f.host_fd >= 0:  # the peer sees the end now (net.py)
+            with contextlib.suppress(OSError):
+                self.host.shutdown(f.host_fd, 2)
         if f.owned and f.host_fd >= 0:
             self._retired[f.id] = f.host_fd
             self._trim_retired()

@@ -218,3 +218,39 @@ def test_http_server_in_the_guest(build_probe: Callable[[str, str], Path], tmp_p
     rec = tmp_path / "httpd.syxrec"
     assert _drive_httpd([*SYXDBG, "record", "-q", "-o", str(rec), str(exe), *args]) == native
     _replay_check(rec)
+
+
+# -- a forking server -----------------------------------------------------------------------------
+def _drive_forkserver(cmd: list[str]) -> tuple[list[bytes], bytes]:
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    port = int(p.stdout.readline().split()[1])
+    echoes = []
+    for msg in (b"first client", b"second client " * 50):
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+            c.sendall(msg)
+            c.shutdown(socket.SHUT_WR)
+            got = b""
+            while data := c.recv(4096):
+                got += data
+            echoes.append(got)
+    rest = p.stdout.read()
+    assert p.wait(timeout=120) == 0, p.stderr.read()
+    return echoes, rest
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_forking_server(build_probe: Callable[[str, str], Path], tmp_path: Path,
+                        toolchain: str) -> None:
+    """forkserver.c: a child process per client; the parent's close of its copy of the
+    connection does not end it (the socket is shut down when the last fd of any process
+    goes: the child's exit), so each client gets its whole echo and the end of the
+    stream. As natively under run and record; replay --check with the port closed."""
+    exe = build_probe("forkserver", toolchain)
+    native = _drive_forkserver([*_native(exe), "2"])
+    assert native == ([b"FIRST CLIENT", b"SECOND CLIENT " * 50],
+                      b"child 0 status 0\nchild 1 status 0\n")
+    assert _drive_forkserver([*SYXDBG, "run", str(exe), "2"]) == native
+    rec = tmp_path / "fork.syxrec"
+    assert _drive_forkserver([*SYXDBG, "record", "-q", "-o", str(rec), str(exe), "2"]) == native
+    _replay_check(rec)

@@ -4,7 +4,6 @@ table (dup, fcntl), pipes and ioctl.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat as stat_mod
@@ -300,14 +299,8 @@ def sys_creat(p: Process, path: Ptr, mode: U32) -> int:
 
 @syscall("close")
 def sys_close(p: Process, fd: Fd) -> int:
-    f = p.file(fd)
-    if f.kind == "socket" and f.host_fd >= 0 and \
-            sum(1 for e in p.s.fds.values() if e.file == f.id) == 1:
-        # The host socket stays open for restores (the retired pool): shut it down now so
-        # the peer sees the end of the connection when the guest closes its last fd.
-        # (A socket that is not connected, a listening one: nothing to tell a peer.)
-        with contextlib.suppress(OSError):
-            p.host.shutdown(f.host_fd, 2)  # SHUT_RDWR
+    p.file(fd)
+    # (The last fd of a socket in any process shuts the host socket down: Process.close_fd.)
     p.close_fd(fd)
     return 0
 

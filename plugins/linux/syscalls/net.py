@@ -180,6 +180,18 @@ def _rights_out(p: Process, control: int, size: int) -> list[int]:
     return fds
 
 
+def _share_pipe(p: Process, f: OpenFile) -> None:
+    """An end of a pipe the guest made is sent away: from now on both ends are plain host
+    pipes (a path), since the guest's bookkeeping of its own pairs (end of file, EPIPE when
+    the other end is gone) cannot follow a descriptor that lives on in another fd."""
+    if f.kind != "pipe" or f.path is not None:
+        return
+    other = p.s.files.get(f.id + 1 if f.flags & 3 == 0 else f.id - 1)
+    f.path = b""
+    if other is not None and other.kind == "pipe" and other.path is None:
+        other.path = b""
+
+
 @syscall("sendmsg")
 def sys_sendmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
     addr, vecs, control, controllen = _msghdr(p, msg)
@@ -188,6 +200,8 @@ def sys_sendmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
     if not rights:
         return _send(p, fd, data, flags, addr or None)
     hosts = tuple(p.host_fd(r) for r in rights)  # EBADF for a closed or emulated fd
+    for r in rights:
+        _share_pipe(p, p.file(r))
     hfd = _sock(p, fd)
     try:
         return p.host.sendmsg(hfd, data, flags & ~0x4000, addr or None, hosts)
