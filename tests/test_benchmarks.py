@@ -39,6 +39,9 @@ RATIO_LINES: dict[str, list[str]] = {
                 r"code summary \d+ candidates .* keyed by code page \d+"],
     "net": [r"ratio run/native: \d+\.\d+x, record/native: \d+\.\d+x",
             r"(?m)^syxdbg record +[\d,]+ +\d+\.\d+x"],
+    "threads": [r"(?m)^ +100000 +[\d.]+ +[\d.]+ +\d+ +\d+\.\d+x$",
+                r"(?m)^ +1000000 +[\d.]+ +[\d.]+ +\d+ +\d+\.\d+x$",
+                r"switch cost: \d+\.\d+ ms per switch .*ratio \d+\.\d+x"],
     "timeline_report": [r"ratio timeline/replay: \d+\.\d+x, with --watch: \d+\.\d+x",
                         r"in [\d.]+ s \(meets the 30 s target\)"],
 }

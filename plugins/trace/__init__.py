@@ -15,17 +15,26 @@ as part of the step into that line's state, so an instruction's accesses appear 
 line and those of the last traced instruction (TO-1) on none: trace to TO+1 to see them.
 Registers: Tenet's x86-64 set (rax..r15, rip); for aarch64 x0..x30, sp and pc (Tenet ships no
 AArch64 architecture module; docs/plugins.md shows the one to add).
+
+Threads: FILE is the whole program's instructions in the order they ran. When more than one
+thread ran in the range, ``FILE.TID`` is also written for each: that thread's instructions
+only, a Tenet trace of its own (``threads.py``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+import io
+import shutil
+import tempfile
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from syxdbg import hookimpl
 from syxdbg.commands import Arg, CommandError
 
 from .. import _replay
 from ..coverage.output import output_file
+from .threads import SwitchSpy, split
 
 if TYPE_CHECKING:
     from syxdbg.commands import Args, CommandRegistry, Context
@@ -65,8 +74,41 @@ DESCRIPTION = (
     "coverage. Past the frontier execution is live, as with goto. Line k is the state before "
     "the instruction at FROM+k (changed registers, pc) plus the memory the instruction before "
     "it read (mr) and wrote (mw), Tenet's convention. Refuses more than trace.limit "
-    "instructions (Tenet handles about 10 million)."
+    "instructions (Tenet handles about 10 million). When several threads ran, FILE.TID is also "
+    "written for each: its own instructions only."
 )
+
+
+class _Traced:
+    """The tracer and the switch watcher, attached and detached together."""
+
+    def __init__(self, tracer: InsnTracer, spy: SwitchSpy) -> None:
+        self.tracer = tracer
+        self.spy = spy
+        self.rewound_at: int | None = None
+
+    def detach(self) -> None:
+        self.spy.detach()
+        self.tracer.detach()
+        self.rewound_at = self.tracer.rewound_at
+
+
+def _per_thread(ctx: Context, path: str, raw: BinaryIO, start: int,
+                stretches: list[tuple[int, int, int]]) -> dict[int, int]:
+    """When several threads ran: ``path.TID`` for each, its own lines (threads.py)."""
+    if len({tid for _, _, tid in stretches}) < 2:
+        return {}
+    raw.seek(0)
+    with contextlib.ExitStack() as stack:
+        def open_out(tid: int) -> IO[str]:
+            out = stack.enter_context(output_file(ctx, f"{path}.{tid}"))
+            return io.TextIOWrapper(out, encoding="ascii", newline="\n")
+
+        source = io.TextIOWrapper(raw, encoding="ascii", newline="\n")
+        try:
+            return split(source, start, stretches, open_out)
+        finally:
+            source.detach()
 
 
 def trace_command(ctx: Context, args: Args) -> str:
@@ -86,11 +128,17 @@ def trace_command(ctx: Context, args: Args) -> str:
     registers, pc_name = tenet[arch]
     path = args.file
     # From gdb, only under the server's output directory (see coverage/output.py).
-    with output_file(ctx, path) as f:
-        def attach(machine: Machine) -> InsnTracer:
-            return machine.insn_tracer(f.fileno(), registers, pc_name=pc_name)
+    with output_file(ctx, path) as f, tempfile.TemporaryFile("w+b") as raw:
+        def attach(machine: Machine) -> _Traced:
+            return _Traced(machine.insn_tracer(raw.fileno(), registers, pc_name=pc_name),
+                           SwitchSpy(s))
 
-        tracer, r = _replay.replay(ctx, start, end, attach, "trace")
+        traced, r = _replay.replay(ctx, start, end, attach, "trace")
+        tracer = traced.tracer
+        raw.seek(0)
+        shutil.copyfileobj(raw, f)
+        stretches = traced.spy.stretches(start, r.reached)
+        per_thread = _per_thread(ctx, path, raw, start, stretches)
     error = tracer.error
     if error is not None:
         raise CommandError(f"trace: {path} is incomplete: {error}")
@@ -99,6 +147,9 @@ def trace_command(ctx: Context, args: Args) -> str:
                            f"{r.reached - start} instructions")
     text = (f"trace of positions {start}..{r.reached} written to {path}: {tracer.lines} lines "
             f"(Tenet format)")
+    if per_thread:
+        text += f"; {len(stretches)} stretches of {len(per_thread)} threads, one trace each: " \
+            + ", ".join(f"{path}.{tid} ({n} lines)" for tid, n in sorted(per_thread.items()))
     if r.live_from is not None and r.reached > r.live_from:
         text += f"; executed live past the frontier (was {r.live_from})"
     if not r.complete:

@@ -854,6 +854,11 @@ class Machine:
                     if step_target is not None:  # armed in straight-line code: stale now
                         core.disarm_step()
                         step_target = None
+                    if fired and core.step_hook_count and (
+                            goal is None or goal - self.position > self._STEPPING_RUN):
+                        # The timer's stop hooked an instruction, often in a hot loop: a
+                        # kept hook would cost every pass of a long run (as at its start).
+                        core.drop_step_hooks()
                     if until_stop is not None:
                         self._drop_translation(until_stop)
                         until_stop = None
