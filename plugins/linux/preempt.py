@@ -45,9 +45,9 @@ def enabled(p: Process) -> bool:
 
 def slice_end(p: Process) -> int | None:
     """The position where the running thread's slice ends (None: nothing to preempt: one
-    thread, or a process that does not preempt)."""
+    thread in one process, or a process that does not preempt)."""
     s = p.s
-    if not s.threads or p.preempt is None or not s.misc.get(MISC_KEY):
+    if not (s.threads or s.procs) or p.preempt is None or not s.misc.get(MISC_KEY):
         return None
     from .kernel import slice_length
 

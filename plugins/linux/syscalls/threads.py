@@ -27,8 +27,10 @@ def _thread_clone(p: Process, flags: int, stack: int, parent_tid: int, child_tid
                                "its parent's memory, files or handlers) are not supported; "
                                "it returns -EINVAL\n")
             return -errno.EINVAL
-        return p.fork(flags, stack, tls if flags & abi.CLONE_SETTLS else None, parent_tid,
-                      child_tid, exit_signal)
+        pid = p.fork(flags, stack, tls if flags & abi.CLONE_SETTLS else None, parent_tid,
+                     child_tid, exit_signal)
+        p.arm_timer()  # the running process's slice can end now (preempt.py)
+        return pid
     required = abi.CLONE_THREAD_REQUIRED
     if flags & required != required or flags & ~(required | abi.CLONE_THREAD_OPTIONAL):
         p.warn_once(-1001, f"syxdbg: warning: clone flags {flags:#x} are not supported "
