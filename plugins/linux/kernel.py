@@ -70,6 +70,11 @@ TLS_REGISTER = {"x86_64": "fs_base", "aarch64": "tpidr", "arm": "tpidruro", "ris
 PIPE_WAKERS = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "close",
                          "close_range", "dup2", "dup3", "copy_file_range", "sendfile",
                          "splice", "exit", "exit_group"})
+#: Wakes threads waiting on host descriptors (sockets) when the scheduler runs:
+#: (process, the threads not running as (pid, Thread), whether one is runnable, the
+#: caller's wish) -> whether it woke any. Set by syscalls/poll.py.
+HOST_WAITS: Callable[[Process, list[tuple[int, Thread]], bool, tuple[str, int, int, int]],
+                     bool] | None = None
 
 
 # ----------------------------------------------------------------- saved values (pickled)
@@ -1855,6 +1860,10 @@ class LinuxKernel:
         others = [(p.pid, t) for t in s.threads.values()] + [
             (pid, t) for pid, e in s.procs.items() for t in e.state.threads.values()]
         runnable = [(pid, t) for pid, t in others if not t.wait]
+        if HOST_WAITS is not None and HOST_WAITS(p, others, bool(runnable), want):
+            others = [(p.pid, t) for t in s.threads.values()] + [
+                (pid, t) for pid, e in s.procs.items() for t in e.state.threads.values()]
+            runnable = [(pid, t) for pid, t in others if not t.wait]
         if not runnable and kind == "yield":
             s.slice_start = pos
             return

@@ -254,3 +254,44 @@ def test_forking_server(build_probe: Callable[[str, str], Path], tmp_path: Path,
     rec = tmp_path / "fork.syxrec"
     assert _drive_forkserver([*SYXDBG, "record", "-q", "-o", str(rec), str(exe), "2"]) == native
     _replay_check(rec)
+
+
+# -- blocking socket calls and threads -------------------------------------------------------------
+def _drive_threadnet(cmd: list[str]) -> tuple[bytes, bytes]:
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    head = b""
+    while not head.endswith(b"\n") or not head.splitlines()[-1].startswith(b"port"):
+        line = p.stdout.readline()
+        assert line, p.stderr.read()
+        head += line
+    port = int(head.splitlines()[-1].split()[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as c:
+        c.sendall(b"hello from the host")
+        answer = b""
+        while not answer.endswith(b"host"):
+            data = c.recv(200)
+            assert data
+            answer += data
+    rest = p.stdout.read()
+    assert p.wait(timeout=120) == 0, p.stderr.read()
+    return answer, b"\n".join(head.splitlines()[:-1]) + b"\n" + rest
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_blocking_socket_calls_let_threads_run(build_probe: Callable[[str, str], Path],
+                                               tmp_path: Path, toolchain: str) -> None:
+    """threadnet.c: the main thread blocks in accept and recv while a client thread of the
+    same process connects and sends (without cooperation the client would never run: a
+    hang); then it blocks in accept and read of a host client while a worker waits on a
+    condition variable (the scheduler waits on the host instead of reporting a deadlock).
+    As natively under run and record; replay --check with the port closed."""
+    exe = build_probe("threadnet", toolchain)
+    native = _drive_threadnet([*_native(exe)])
+    assert native == (b"worker saw: hello from the host",
+                      b"main thread got 18: ping from a thread\nclient thread got 4: pong\n"
+                      b"client thread returned 0\nhost client said 19 bytes\n")
+    assert _drive_threadnet([*SYXDBG, "run", str(exe)]) == native
+    rec = tmp_path / "threadnet.syxrec"
+    assert _drive_threadnet([*SYXDBG, "record", "-q", "-o", str(rec), str(exe)]) == native
+    _replay_check(rec)

@@ -96,10 +96,12 @@ def sys_listen(p: Process, fd: Fd, backlog: I32) -> int:
     return 0
 
 
-def _accept(p: Process, fd: int, addr: int, size_ptr: int, flags: int) -> int:
+def _accept(p: Process, fd: int, addr: int, size_ptr: int, flags: int) -> int | None:
     if flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC):
         return -errno.EINVAL
     hfd = _sock(p, fd)
+    if _park(p, fd, 0):
+        return None
     _consumed(p, fd, -1)  # an edge-triggered listener is armed again by any accept
     new, peer = p.host.accept(hfd, 0)
     _addr_out(p, peer, addr, size_ptr)
@@ -107,12 +109,12 @@ def _accept(p: Process, fd: int, addr: int, size_ptr: int, flags: int) -> int:
 
 
 @syscall("accept4")
-def sys_accept4(p: Process, fd: Fd, addr: Ptr, size: Ptr, flags: I32) -> int:
+def sys_accept4(p: Process, fd: Fd, addr: Ptr, size: Ptr, flags: I32) -> int | None:
     return _accept(p, fd, addr, size, flags)
 
 
 @syscall("accept")
-def sys_accept(p: Process, fd: Fd, addr: Ptr, size: Ptr) -> int:
+def sys_accept(p: Process, fd: Fd, addr: Ptr, size: Ptr) -> int | None:
     return _accept(p, fd, addr, size, 0)
 
 
@@ -211,6 +213,43 @@ def sys_sendmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
         raise
 
 
+def _park(p: Process, fd: int, flags: int) -> bool:
+    """Before a blocking read or accept of socket ``fd``: True when the caller waits in
+    the scheduler instead (the handler returns None; it makes the call again when woken).
+
+    Nothing to read and another thread can run: it waits; poll.py's wake_host_waiters
+    wakes it when the host says the socket is readable (the scheduler asks whenever it
+    chooses), and so does any write or close. No thread can run but others wait on sockets
+    too: one host poll (recorded) over all of them decides: the caller's ready, it reads;
+    else the ready ones are woken and the caller waits. Otherwise the host call blocks, as
+    natively."""
+    from .poll import POLLERR, POLLHUP, POLLIN, host_waiters, others_runnable
+
+    f = p.file(fd)
+    if f.kind != "socket" or f.host_fd < 0 or flags & MSG_DONTWAIT \
+            or f.flags & abi.guest_flag(p.arch, "O_NONBLOCK"):
+        return False
+    others = others_runnable(p)
+    waiting = [] if others else host_waiters(p)
+    if not others and not waiting:
+        return False  # alone, or the others wait on the guest: the host call blocks
+    events = POLLIN | POLLERR | POLLHUP
+    if p.host.poll(((f.host_fd, events),), 0)[0]:
+        return False
+    if not others:
+        timed = any(t.timeout >= 0 for t in p.s.threads.values()) or any(
+            t.timeout >= 0 for e in p.s.procs.values() for t in e.state.threads.values())
+        fds = tuple(sorted({f.host_fd, *(h for _, _, h in waiting)}))
+        answers = p.host.poll(tuple((h, events) for h in fds), 0 if timed else -1)
+        ready = {h for h, r in zip(fds, answers, strict=True) if r}
+        if f.host_fd in ready:
+            return False
+        from .poll import wake
+        wake(p, [(pid, t) for pid, t, h in waiting if h in ready])
+    p.wait_io(fd)
+    return True
+
+
 def _datagram(p: Process, fd: int) -> bool:
     raw = p.host.sockopt(_sock(p, fd), SOL_SOCKET, SO_TYPE, 4)
     return struct.unpack("<i", raw[:4].ljust(4, b"\0"))[0] != 1  # not SOCK_STREAM
@@ -225,10 +264,12 @@ def _recv(p: Process, fd: int, n: int, flags: int) -> tuple[bytes, bytes]:
         raise
 
 
-def sock_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int:
+def sock_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int | None:
     """read(2) of a socket (from syscalls/files.py): the host read, and what edge-triggered
     epoll entries of ``fd`` learn from it."""
     n = p.writable_extent(buf, min(count, _MAX_IO)) if count else 0
+    if _park(p, fd, 0):
+        return None
     try:
         data = p.host.read(f.host_fd, n)
     except OSError as exc:
@@ -242,8 +283,10 @@ def sock_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int:
 
 @syscall("recvfrom")
 def sys_recvfrom(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
-                 size: Ptr) -> int:
+                 size: Ptr) -> int | None:
     n = p.writable_extent(buf, min(length, _MAX_IO)) if length else 0
+    if _park(p, fd, flags):
+        return None
     ask = n
     if flags & MSG_TRUNC and _datagram(p, fd):
         ask = _MAX_DATAGRAM  # the real length of a longer datagram is the result
@@ -296,8 +339,14 @@ def _recvmsg(p: Process, fd: int, msg: int, total: int, flags: int, control: int
 
 
 @syscall("recvmsg")
-def sys_recvmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
+def sys_recvmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int | None:
+    return _recvmsg_call(p, fd, msg, flags, park=True)
+
+
+def _recvmsg_call(p: Process, fd: int, msg: int, flags: int, *, park: bool) -> int | None:
     _, vecs, control, controllen = _msghdr(p, msg)
+    if park and _park(p, fd, flags):
+        return None
     total = sum(length for _, length in vecs)
     try:
         data, peer, mflags, result = _recvmsg(p, fd, msg, total, flags, control, controllen)
@@ -346,11 +395,14 @@ def sys_sendmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32) -> int:
 
 
 @syscall("recvmmsg")
-def sys_recvmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32, timeout: Ptr) -> int:
+def sys_recvmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32,
+                 timeout: Ptr) -> int | None:
     got = 0
     for i in range(min(vlen, 1024)):
         try:
-            n = sys_recvmsg(p, fd, vec + _MMSG * i, flags & ~MSG_WAITFORONE)
+            n = _recvmsg_call(p, fd, vec + _MMSG * i, flags & ~MSG_WAITFORONE, park=not got)
+            if n is None:
+                return None  # (the first message: waits in the scheduler)
         except (OSError, SyscallError):
             if got:
                 break

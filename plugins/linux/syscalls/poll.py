@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import errno
 import struct
+from dataclasses import replace
 
-from .. import abi
-from ..kernel import UNBLOCKABLE, OpenFile, Process
+from .. import abi, kernel
+from ..kernel import UNBLOCKABLE, OpenFile, Process, Thread
 from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
 from . import fdevents
 
@@ -111,6 +112,64 @@ class _Query:
 
 def _others_can_run(p: Process) -> bool:
     return any(not t.wait for t in p.s.threads.values())
+
+
+def others_runnable(p: Process) -> bool:
+    """Whether a thread of any process other than the caller can run now."""
+    return any(not t.wait for t in p.s.threads.values()) or any(
+        not t.wait for e in p.s.procs.values() for t in e.state.threads.values())
+
+
+def _host_waiter(p: Process, pid: int, t: Thread) -> int:
+    """The host fd a thread parked on a guest socket waits to read (-1: not such a wait)."""
+    if t.wait != "pipe" or t.fd < 0:
+        return -1
+    st = p.s if pid == p.pid else p.s.procs[pid].state
+    entry = st.fds.get(t.fd)
+    f = p.s.files.get(entry.file) if entry is not None else None
+    return f.host_fd if f is not None and f.kind == "socket" else -1
+
+
+def host_waiters(p: Process) -> list[tuple[int, Thread, int]]:
+    """(pid, thread, host fd) of every thread (of any process) parked on a socket read."""
+    threads = [(p.pid, t) for t in p.s.threads.values()] + [
+        (pid, t) for pid, e in p.s.procs.items() for t in e.state.threads.values()]
+    return [(pid, t, hfd) for pid, t in threads if (hfd := _host_waiter(p, pid, t)) >= 0]
+
+
+def wake(p: Process, threads: list[tuple[int, Thread]]) -> None:
+    """Make parked threads runnable (oldest first): they make their call again."""
+    for pid, t in sorted(threads, key=lambda x: x[1].seq):
+        st = p.s if pid == p.pid else p.s.procs[pid].state
+        p.s.seq += 1
+        st.threads[t.tid] = replace(t, wait="", fd=-1, timeout=-1, seq=p.s.seq)
+
+
+def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bool,
+                      want: tuple[str, int, int, int]) -> bool:
+    """The scheduler is about to choose (kernel.HOST_WAITS): threads parked on a blocking
+    socket read (``Process.wait_io`` from syscalls/net.py) are asked of the host, a
+    recorded poll, and the ready ones are woken (they make their call again). The poll
+    waits on the host only when nothing else could run and no timed wait would expire
+    (the only way out is the outside world); else it does not wait."""
+    waiting = [(pid, t, hfd) for pid, t in others
+               if (hfd := _host_waiter(p, pid, t)) >= 0]
+    if not waiting:
+        return False
+    kind, _, _, timeout = want
+    timed = any(t.timeout >= 0 for _, t in others) or (
+        kind in ("futex", "pipe") and timeout >= 0)
+    block = not runnable and kind != "yield" and not timed
+    fds = tuple(sorted({hfd for _, _, hfd in waiting}))
+    answers = p.host.poll(tuple((h, POLLIN | POLLERR | POLLHUP) for h in fds),
+                          -1 if block else 0)
+    ready = {h for h, r in zip(fds, answers, strict=True) if r}
+    woken = [(pid, t) for pid, t, hfd in waiting if hfd in ready]
+    wake(p, woken)
+    return bool(woken)
+
+
+kernel.HOST_WAITS = wake_host_waiters
 
 
 def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
