@@ -158,7 +158,11 @@ class HostIO:
         poller = select.poll()
         for fd, events in fds:
             poller.register(fd, events)
-        ready = dict(poller.poll(timeout_ms))
+        if timeout_ms:
+            with blocking_call():  # a wait: Ctrl-C gives EINTR
+                ready = dict(poller.poll(timeout_ms))
+        else:
+            ready = dict(poller.poll(0))
         return tuple(ready.get(fd, 0) for fd, _ in fds)
 
     def set_status_flags(self, fd: int, flags: int) -> None:

@@ -295,3 +295,22 @@ def test_blocking_socket_calls_let_threads_run(build_probe: Callable[[str, str],
     rec = tmp_path / "threadnet.syxrec"
     assert _drive_threadnet([*SYXDBG, "record", "-q", "-o", str(rec), str(exe)]) == native
     _replay_check(rec)
+
+
+@pytest.mark.parametrize(("program", "args"), [("threadnet", []), ("echoserver", ["1"])])
+def test_ctrl_c_while_a_server_waits(build_probe: Callable[[str, str], Path], program: str,
+                                     args: list[str]) -> None:
+    """Ctrl-C once the server printed its port (it is then waiting for a client: in the
+    scheduler's host wait with a worker thread on a condition variable, or in a lone
+    poll) stops syxdbg run with status 130 and the one-line report."""
+    import signal
+
+    exe = build_probe(program, "gcc")
+    p = subprocess.Popen([*SYXDBG, "run", str(exe), *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert p.stdout is not None and p.stderr is not None
+    while not p.stdout.readline().startswith(b"port"):
+        pass
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 130
+    assert b"syxdbg: interrupted at pc" in p.stderr.read()

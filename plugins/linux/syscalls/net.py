@@ -240,7 +240,10 @@ def _park(p: Process, fd: int, flags: int) -> bool:
         timed = any(t.timeout >= 0 for t in p.s.threads.values()) or any(
             t.timeout >= 0 for e in p.s.procs.values() for t in e.state.threads.values())
         fds = tuple(sorted({f.host_fd, *(h for _, _, h in waiting)}))
-        answers = p.host.poll(tuple((h, events) for h in fds), 0 if timed else -1)
+        try:
+            answers = p.host.poll(tuple((h, events) for h in fds), 0 if timed else -1)
+        except OSError:  # Ctrl-C (EINTR): the read tries (the session stops first)
+            return False
         ready = {h for h, r in zip(fds, answers, strict=True) if r}
         if f.host_fd in ready:
             return False

@@ -161,8 +161,11 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
         kind in ("futex", "pipe") and timeout >= 0)
     block = not runnable and kind != "yield" and not timed
     fds = tuple(sorted({hfd for _, _, hfd in waiting}))
-    answers = p.host.poll(tuple((h, POLLIN | POLLERR | POLLHUP) for h in fds),
-                          -1 if block else 0)
+    try:
+        answers = p.host.poll(tuple((h, POLLIN | POLLERR | POLLHUP) for h in fds),
+                              -1 if block else 0)
+    except OSError:  # Ctrl-C (EINTR): every one tries again; the session stops first
+        answers = tuple(POLLIN for _ in fds)
     ready = {h for h, r in zip(fds, answers, strict=True) if r}
     woken = [(pid, t) for pid, t, hfd in waiting if hfd in ready]
     wake(p, woken)
