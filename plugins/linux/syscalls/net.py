@@ -223,6 +223,8 @@ def _park(p: Process, fd: int, flags: int) -> bool:
     too: one host poll (recorded) over all of them decides: the caller's ready, it reads;
     else the ready ones are woken and the caller waits. Otherwise the host call blocks, as
     natively."""
+    if not p.s.threads and not p.s.procs:
+        return False  # one thread: the host call blocks, as natively (the usual case)
     from .poll import POLLERR, POLLHUP, POLLIN, host_waiters, others_runnable
 
     f = p.file(fd)
