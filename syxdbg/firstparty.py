@@ -11,4 +11,5 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("trace", "syxdbg_plugins.trace"),
     ("coverage", "syxdbg_plugins.coverage"),
     ("timeline", "syxdbg_plugins.timeline"),
+    ("firmware", "syxdbg_plugins.firmware"),
 )

@@ -173,6 +173,8 @@ class Session:
         self.temporary: list[str] = []
         #: Where the guest's absolute library paths resolve (dynamic programs; None: default).
         self.sysroot: str | None = None
+        #: A raw blob's (base, entry) while it loads (None: an ELF).
+        self.raw_load: tuple[int | None, int | None] | None = None
         self.hook = plugins.hook
         self.hook.syxdbg_configure(session=self)
 
@@ -208,14 +210,18 @@ class Session:
             if base is None:
                 raise LoadError("--raw needs --base ADDRESS")
             machine = Machine(get_arch(arch))
+            self.raw_load = (base, entry)  # (for a syxdbg_load_image plugin: firmware)
             image = self.hook.syxdbg_load_image(session=self, machine=machine, path=path)
             if image is None:
                 image = load_raw(machine, path, base, entry)
         else:
             info = inspect_elf(path)
-            if arch is not None and get_arch(arch) is not info.arch:
+            if arch is None and self.options.get("board"):
+                arch = "cortex-m"  # firmware for a board (the firmware plugin loads it)
+            chosen = info.arch if arch is None else get_arch(arch)
+            if chosen.elf_machine != info.arch.elf_machine:
                 raise LoadError(f"{path}: is a {info.arch.name} program, not {arch}")
-            machine = Machine(info.arch)
+            machine = Machine(chosen)
             image = self.hook.syxdbg_load_image(session=self, machine=machine, path=path)
             if image is None:
                 environ = dict(os.environ if env is None else env)

@@ -133,7 +133,7 @@ class Machine:
         # 32-bit ARM: repairs the IT state Unicorn leaves stale (see ThumbItGuard); its block
         # hook must come before the run core's.
         self._it_guard = (ThumbItGuard(self._uc, self._it_legit, arm_const.UC_ARM_REG_CPSR)
-                          if arch.name == "arm" else None)
+                          if arch.name in ("arm", "cortex-m") else None)
         self._core = RunCore(self._uc, self._resolve_block, self._retired_before,
                              pc_info.uc_id)
         self.regs = Registers(self._uc, arch, self._registers_written,
@@ -142,7 +142,7 @@ class Machine:
         self._cs_detail = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail.detail = True
         #: 32-bit ARM: the Thumb decoders (the CPSR's T bit chooses; see _engine).
-        self._arm = arch.name == "arm"
+        self._arm = arch.name in ("arm", "cortex-m")
         thumb_mode = capstone.CS_MODE_THUMB if self._arm else arch.cs_mode
         self._cs_thumb = capstone.Cs(arch.cs_arch, thumb_mode)
         self._cs_thumb_detail = capstone.Cs(arch.cs_arch, thumb_mode)
@@ -153,6 +153,12 @@ class Machine:
         self._offsets: dict[tuple[int, int], list[int]] = {}
         self._syscall_handler: SyscallHandler | None = None
         self._fault_handler: FaultHandler | None = None
+        #: Cortex-M: the firmware layer's exception and wfi handlers (set_exception_handler)
+        #: and the exception handler's work left for after emu_start.
+        self._exception_handler: Callable[[Machine, int], Callable[[], None] | None] | None \
+            = None
+        self._idle_handler: Callable[[Machine], bool] | None = None
+        self._deferred: Callable[[], None] | None = None
         #: The position timer (set_timer): where, and what to call there.
         self._timer_at: int | None = None
         self._timer_fn: TimerHandler | None = None
@@ -183,7 +189,7 @@ class Machine:
         self._watch: WatchCore | None = None
         #: Stop *before* the accessing instruction at a watch hit (aarch64's semantics)
         #: instead of after it (x86's).
-        self.watch_before = arch.name in ("aarch64", "arm", "riscv64")
+        self.watch_before = arch.name in ("aarch64", "arm", "riscv64", "cortex-m")
         self._watch_stop_at: tuple[int, int] | None = None  # (position, pc) of a before-stop
         #: Attached recorders (coverage, traces); told about every stop. Detached ones stay
         #: referenced: Unicorn frees deleted hooks only when an emulation returns, and the
@@ -305,6 +311,20 @@ class Machine:
         if self.arch.name == "riscv64":
             self._on_riscv_exception(uc, intno)
             return
+        if self._exception_handler is not None:
+            try:
+                action = self._exception_handler(self, intno)
+            except BaseException as exc:  # re-raised by run()
+                self._pending = exc
+                uc.emu_stop()
+                return
+            if action is not None:
+                # Taken by the firmware layer (Cortex-M exception entry/return), done once
+                # emu_start returned: a pc written inside a hook leaves Unicorn 2.1.4's
+                # pc stale in later memory hooks of that emulation (measured).
+                self._deferred = action
+                uc.emu_stop()
+                return
         if intno == _ARM_EXCP_SWI:
             self._guard(self._do_syscall)
             return
@@ -468,8 +488,10 @@ class Machine:
         stop at ``position`` (a count, a breakpoint at the new pc) shows the state after the
         handler, which may change registers and memory (preempt a thread, push a signal
         frame) and set the next timer. One timer at a time; ``position`` must lie ahead.
-        May be called from a system call handler while the guest runs."""
-        if position is not None and (handler is None or position <= self.position):
+        May be called from a system call handler while the guest runs (then ``position``
+        may be the current one: it fires before the next block)."""
+        if position is not None and (handler is None or position < self.position or (
+                position == self.position and not self._running)):
             raise ValueError(f"a timer needs a handler and a position after "
                              f"{self.position} (got {position})")
         self._timer_at, self._timer_fn = position, handler
@@ -495,6 +517,17 @@ class Machine:
         self.switch_points += 1
         if fn is not None:
             fn(self)
+
+    def set_exception_handler(
+            self, handler: Callable[[Machine, int], Callable[[], None] | None] | None,
+            idle: Callable[[Machine], bool] | None = None) -> None:
+        """Cortex-M: ``handler(machine, intno)`` gets every CPU exception Unicorn reports
+        and returns None (not taken: the machine's own fault) or the work that takes it,
+        which the machine runs once Unicorn stopped (the run goes on from the pc it set);
+        ``idle(machine)`` is called when a block ending in ``wfi`` ended the emulation
+        (True: it moved the guest on, e.g. into a handler)."""
+        self._exception_handler = handler
+        self._idle_handler = idle
 
     def set_fault_handler(self, handler: FaultHandler | None) -> None:
         """Install the function that may give a guest fault to the guest's own signal
@@ -821,7 +854,25 @@ class Machine:
                     raise uc._hook_exception
                 self._retired_probes.clear()  # emu_start freed their deleted hooks
                 limit_hit, bp_addr, interrupted, _ = core.stop_flags
+                blk = core.current_block
                 pc = self._settle_position()
+                deferred, self._deferred = self._deferred, None
+                moved = False
+                if err is None and self._pending is None and core.pending is None:
+                    # Cortex-M: an exception the firmware layer takes, or a block that
+                    # ended with a wfi (it halts the emulation): the layer slept to the
+                    # next interrupt and entered it. Before any stop at this position (a
+                    # breakpoint where it leaves pc stops).
+                    if deferred is not None:
+                        deferred()
+                        moved = True
+                    elif self._idle_handler is not None and blk is not None \
+                            and blk[0] + blk[1] == pc:
+                        moved = self._idle_handler(self)
+                if moved:
+                    self._redirected = True
+                    bp_addr = None
+                    pc = self.pc
                 if self._it_guard is not None and self._it_guard.retry and err is None \
                         and self._pending is None and core.pending is None:
                     # A stale Thumb IT state before a block: clear it and run on.
@@ -1117,5 +1168,3 @@ class Machine:
         for h in self._hooks:
             self._uc.hook_del(h)
         self._hooks.clear()
-
-

@@ -81,7 +81,9 @@ class Registers:
                 if reg.encoding == "x87":
                     self._uc.reg_write(reg.uc_id, (value & ((1 << 64) - 1), value >> 64))
                 else:
-                    if reg.name == "pc" and self._arch.name == "arm" and not value & 1:
+                    if reg.name == "pc" and self._arch.name == "cortex-m":
+                        value |= 1  # always Thumb (an even pc would fault: INVSTATE)
+                    elif reg.name == "pc" and self._arch.name == "arm" and not value & 1:
                         # Unicorn's pc write sets the Thumb state from bit 0: keep the
                         # current state (the CPSR's T bit) unless bit 0 asks for Thumb.
                         value |= (self._uc.reg_read(self._arch_cpsr()) >> 5) & 1

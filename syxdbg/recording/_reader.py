@@ -344,7 +344,7 @@ class Recording:
             if not all(isinstance(x, str) and "\0" not in x for x in meta[key]):
                 raise RecordingError(f"corrupted recording: malformed description (META "
                                      f"{key!r})")
-        if meta["kind"] not in ("elf", "raw") or "\0" in meta["path"] or (
+        if meta["kind"] not in ("elf", "raw", "firmware") or "\0" in meta["path"] or (
                 meta["kind"] == "raw" and not (isinstance(meta.get("base"), int)
                                                and isinstance(meta.get("entry"), int))):
             raise RecordingError("corrupted recording: malformed description (META "

@@ -6,13 +6,15 @@ from ...errors import ArchError
 from .aarch64 import AARCH64
 from .arm import ARM
 from .base import ArchSpec, RegisterInfo, SyscallABI
+from .cortex_m import CORTEX_M
 from .riscv64 import RISCV64
 from .x86_64 import X86_64
 
-ARCHES: dict[str, ArchSpec] = {a.name: a for a in (X86_64, AARCH64, ARM, RISCV64)}
+ARCHES: dict[str, ArchSpec] = {a.name: a for a in (X86_64, AARCH64, ARM, RISCV64, CORTEX_M)}
 _ALIASES = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "arm64": "aarch64",
             "armhf": "arm", "armv7": "arm", "thumb": "arm", "riscv": "riscv64",
-            "rv64": "riscv64"}
+            "rv64": "riscv64", "cortexm": "cortex-m", "cortex-m4": "cortex-m",
+            "armv7m": "cortex-m", "armv7-m": "cortex-m"}
 
 
 def get_arch(name: str) -> ArchSpec:

@@ -1,0 +1,10 @@
+"""tests/firmware: this directory on sys.path (fwbuild), as tests/conftest.py does for tests/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
