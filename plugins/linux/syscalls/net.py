@@ -225,14 +225,15 @@ def _park(p: Process, fd: int, flags: int) -> bool:
     natively."""
     if not p.s.threads and not p.s.procs:
         return False  # one thread: the host call blocks, as natively (the usual case)
-    from .poll import POLLERR, POLLHUP, POLLIN, host_waiters, others_runnable
+    from . import poll
+    from .poll import POLLERR, POLLHUP, POLLIN
 
     f = p.file(fd)
     if f.kind != "socket" or f.host_fd < 0 or flags & MSG_DONTWAIT \
             or f.flags & abi.guest_flag(p.arch, "O_NONBLOCK"):
         return False
-    others = others_runnable(p)
-    waiting = [] if others else host_waiters(p)
+    others = poll.others_runnable(p)
+    waiting = [] if others else poll.host_waiters(p)
     if not others and not waiting:
         return False  # alone, or the others wait on the guest: the host call blocks
     events = POLLIN | POLLERR | POLLHUP
@@ -249,8 +250,8 @@ def _park(p: Process, fd: int, flags: int) -> bool:
         ready = {h for h, r in zip(fds, answers, strict=True) if r}
         if f.host_fd in ready:
             return False
-        from .poll import wake
-        wake(p, [(pid, t) for pid, t, h in waiting if h in ready])
+        poll.wake(p, [(pid, t) for pid, t, h in waiting if h in ready])
+    poll.clear_host_set(p)
     p.wait_io(fd)
     return True
 

@@ -34,8 +34,6 @@ POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
 DEFAULT_POLLMASK = POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM
 #: Most pollfds (RLIMIT_NOFILE's hard maximum here).
 MAX_POLLFDS = 4096
-#: The virtual timeout of a wait with none on host fds while other threads run (ns).
-HOST_WAIT_SLICE_NS = 10_000_000
 #: select's FD_SETSIZE.
 FD_SETSIZE = 1024
 
@@ -57,6 +55,7 @@ class _Query:
 
     def __init__(self, p: Process, entries: list[tuple[int, int]]) -> None:
         self.p = p
+        clear_host_set(p)  # (what a parked call of this thread registered is over)
         self.revents = [0] * len(entries)
         #: (index, file, events) of eventfd/timerfd/signalfd entries (syscalls/fdevents.py).
         self.events: list[tuple[int, OpenFile, int]] = []
@@ -120,21 +119,47 @@ def others_runnable(p: Process) -> bool:
         not t.wait for e in p.s.procs.values() for t in e.state.threads.values())
 
 
-def _host_waiter(p: Process, pid: int, t: Thread) -> int:
-    """The host fd a thread parked on a guest socket waits to read (-1: not such a wait)."""
+#: ``ProcessState.misc`` keys of the host descriptors a parked poll/select/epoll waits for:
+#: "hostpoll.TID.key" = the fd it parked on, "hostpoll.TID.HOSTFD" = poll events.
+_SET = "hostpoll."
+
+
+def clear_host_set(p: Process) -> None:
+    if p.s.misc:
+        prefix = f"{_SET}{p.tid}."
+        for k in [k for k in p.s.misc if k.startswith(prefix)]:
+            del p.s.misc[k]
+
+
+def _register_host_set(p: Process, q: _Query, key_fd: int) -> None:
+    prefix = f"{_SET}{p.tid}."
+    p.s.misc[prefix + "key"] = key_fd
+    for _, hfd, ev in q.host:
+        p.s.misc[f"{prefix}{hfd}"] = p.s.misc.get(f"{prefix}{hfd}", 0) | ev
+
+
+def _host_waits(p: Process, pid: int, t: Thread) -> list[tuple[int, int]]:
+    """(host fd, poll events) a parked thread waits for: a blocking socket read
+    (syscalls/net.py) or a poll/select/epoll wait with host fds; [] for other waits."""
     if t.wait != "pipe" or t.fd < 0:
-        return -1
+        return []
     st = p.s if pid == p.pid else p.s.procs[pid].state
+    prefix = f"{_SET}{t.tid}."
+    if st.misc.get(prefix + "key") == t.fd:
+        return [(int(k[len(prefix):]), v) for k, v in st.misc.items()
+                if k.startswith(prefix) and k != prefix + "key"]
     entry = st.fds.get(t.fd)
     f = p.s.files.get(entry.file) if entry is not None else None
-    return f.host_fd if f is not None and f.kind == "socket" else -1
+    if f is not None and f.kind == "socket" and f.host_fd >= 0:
+        return [(f.host_fd, POLLIN | POLLERR | POLLHUP)]
+    return []
 
 
 def host_waiters(p: Process) -> list[tuple[int, Thread, int]]:
     """(pid, thread, host fd) of every thread (of any process) parked on a socket read."""
     threads = [(p.pid, t) for t in p.s.threads.values()] + [
         (pid, t) for pid, e in p.s.procs.items() for t in e.state.threads.values()]
-    return [(pid, t, hfd) for pid, t in threads if (hfd := _host_waiter(p, pid, t)) >= 0]
+    return [(pid, t, hfd) for pid, t in threads for hfd, _ in _host_waits(p, pid, t)]
 
 
 def wake(p: Process, threads: list[tuple[int, Thread]]) -> None:
@@ -147,27 +172,36 @@ def wake(p: Process, threads: list[tuple[int, Thread]]) -> None:
 
 def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bool,
                       want: tuple[str, int, int, int]) -> bool:
-    """The scheduler is about to choose (kernel.HOST_WAITS): threads parked on a blocking
-    socket read (``Process.wait_io`` from syscalls/net.py) are asked of the host, a
-    recorded poll, and the ready ones are woken (they make their call again). The poll
-    waits on the host only when nothing else could run and no timed wait would expire
-    (the only way out is the outside world); else it does not wait."""
-    waiting = [(pid, t, hfd) for pid, t in others
-               if (hfd := _host_waiter(p, pid, t)) >= 0]
+    """The scheduler is about to choose (kernel.HOST_WAITS): threads parked on host
+    descriptors (a blocking socket read, a poll/select/epoll with host fds) are asked of
+    the host, one recorded poll, and the ready ones are woken (they make their call
+    again). The poll waits on the host only when nothing else could run: with no timed
+    wait, until something is ready; when the first timed wait to expire is such a poll,
+    for its timeout (then it expires, as on Linux after that time); else not at all."""
+    waiting = [(pid, t, w) for pid, t in others if (w := _host_waits(p, pid, t))]
     if not waiting:
         return False
     kind, _, _, timeout = want
-    timed = any(t.timeout >= 0 for _, t in others) or (
-        kind in ("futex", "pipe") and timeout >= 0)
-    block = not runnable and kind != "yield" and not timed
-    fds = tuple(sorted({hfd for _, _, hfd in waiting}))
+    timed = [(pid, t) for pid, t in others if t.timeout >= 0]
+    wait_ms = 0
+    if not runnable and kind != "yield" and not (kind in ("futex", "pipe") and timeout >= 0):
+        if not timed:
+            wait_ms = -1
+        else:
+            first = min(timed, key=lambda x: (x[1].timeout, x[1].seq))[1]
+            if any(t.tid == first.tid for _, t, _ in waiting):
+                wait_ms = min((first.timeout + 999_999) // 1_000_000, 0x7FFFFFFF)
+    events: dict[int, int] = {}
+    for _, _, w in waiting:
+        for hfd, ev in w:
+            events[hfd] = events.get(hfd, 0) | ev | POLLERR | POLLHUP
+    fds = tuple(sorted(events))
     try:
-        answers = p.host.poll(tuple((h, POLLIN | POLLERR | POLLHUP) for h in fds),
-                              -1 if block else 0)
+        answers = p.host.poll(tuple((h, events[h]) for h in fds), wait_ms)
     except OSError:  # Ctrl-C (EINTR): every one tries again; the session stops first
         answers = tuple(POLLIN for _ in fds)
     ready = {h for h, r in zip(fds, answers, strict=True) if r}
-    woken = [(pid, t) for pid, t, hfd in waiting if hfd in ready]
+    woken = [(pid, t) for pid, t, w in waiting if any(h in ready for h, _ in w)]
     wake(p, woken)
     return bool(woken)
 
@@ -184,13 +218,9 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
     if q.timer_ms >= 0:
         return _wait_timer(p, q, timeout_ms)
     if p.s.threads and _others_can_run(p):
-        if timeout_ms < 0 and q.host:
-            # Only the outside world may make a host fd ready, and a wait with no timeout
-            # would be a deadlock once the other threads block: it ends (returning 0, a
-            # spurious wake-up) when no thread can run; the next call waits on the host.
-            p.wait_io(key_fd, HOST_WAIT_SLICE_NS)
-        else:
-            p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
+        if q.host:  # the scheduler asks the host about them (wake_host_waiters)
+            _register_host_set(p, q, key_fd)
+        p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
         return False
     if q.host:
         q.ask(timeout_ms)

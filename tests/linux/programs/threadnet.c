@@ -1,12 +1,14 @@
 /* Blocking socket calls with threads: they must let the other threads run.
  * 1. One process, two threads: the main thread blocks in accept() and then recv() while a
  *    client thread connects to it, sends a request and blocks in recv() for the answer.
- * 2. A host client: the main thread prints the port, blocks in accept() and read() while a
- *    worker thread waits on a condition variable for what arrives; the worker answers.
+ * 2. A host client: the main thread prints the port, blocks in poll() with no timeout, then
+ *    accept() and read(), while a worker thread waits on a condition variable for what
+ *    arrives; the worker answers.
  * usage: threadnet */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,6 +75,9 @@ int main(void) {
 
     pthread_create(&t, NULL, worker, NULL);
     printf("port %d\n", ntohs(addr.sin_port));
+    /* poll with no timeout while the worker waits: only the host client ends it */
+    struct pollfd pfd = {.fd = s, .events = POLLIN};
+    int polled = poll(&pfd, 1, -1);
     int h = accept(s, NULL, NULL);
     n = read(h, request, sizeof request - 1);
     pthread_mutex_lock(&lock);
@@ -80,7 +85,7 @@ int main(void) {
     pthread_cond_signal(&ready);
     pthread_mutex_unlock(&lock);
     pthread_join(t, NULL);
-    printf("host client said %zd bytes\n", n);
+    printf("poll %d, host client said %zd bytes\n", polled, n);
     close(h);
     close(s);
     return 0;
