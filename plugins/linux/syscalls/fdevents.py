@@ -10,8 +10,9 @@ restored with the file table and a replay needs nothing but the recorded clock:
 * ``timerfd``: the clock id, the deadline on that clock (ns, 0: disarmed) and the interval.
   The clock is the host's (a recorded input, as ITIMER_REAL's): expirations are counted
   from it at each read or readiness question, so a replay gives the same counts at the same
-  positions without waiting. A blocking read before the deadline sleeps on the host until
-  it, as nanosleep does (a replay does not sleep).
+  positions without waiting. A blocking read before the deadline, alone, sleeps on the
+  host until it, as nanosleep does (a replay does not sleep); while other threads can run
+  it parks and the scheduler reads the clock for it (syscalls/poll.py, register_timers).
 * ``signalfd``: the signal mask. Signals the program blocked stay pending in the process
   (``ProcessState.sigpending``); a read takes them from there, lowest first, as
   ``struct signalfd_siginfo``. Nothing pending: with ITIMER_REAL armed for a watched
@@ -200,6 +201,9 @@ def sys_timerfd_gettime(p: Process, fd: Fd, cur: Ptr) -> int:
 def _timerfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int | None:
     if count < 8:
         return -errno.EINVAL
+    from . import poll
+
+    poll.clear_host_set(p)
     while True:
         ticks, left = _expirations(p, f, take=True)
         if ticks:
@@ -209,6 +213,10 @@ def _timerfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int
         if _nonblocking(p, f):
             return -errno.EAGAIN
         if left < 0:  # disarmed: only another thread's timerfd_settime could change that
+            _wait(p, fd)
+            return None
+        if p.s.threads and poll.others_runnable(p):
+            poll.register_timers(p, fd, [fd])  # the scheduler reads the clock for it
             _wait(p, fd)
             return None
         p.host.sleep(left)  # as nanosleep: a replay does not wait

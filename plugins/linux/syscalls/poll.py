@@ -57,6 +57,8 @@ class _Query:
         self.p = p
         clear_host_set(p)  # (what a parked call of this thread registered is over)
         self.revents = [0] * len(entries)
+        #: The guest fd of each entry.
+        self.fds = [fd for fd, _ in entries]
         #: (index, file, events) of eventfd/timerfd/signalfd entries (syscalls/fdevents.py).
         self.events: list[tuple[int, OpenFile, int]] = []
         #: ms until the first armed timerfd of the query expires (-1: none).
@@ -124,11 +126,62 @@ def others_runnable(p: Process) -> bool:
 _SET = "hostpoll."
 
 
+#: ... and of the timerfds it waits for: "timerpoll.TID.key", "timerpoll.TID.FD" = 1.
+_TIMERS = "timerpoll."
+
+
 def clear_host_set(p: Process) -> None:
+    """Forget what the calling thread registered when it last parked."""
     if p.s.misc:
-        prefix = f"{_SET}{p.tid}."
-        for k in [k for k in p.s.misc if k.startswith(prefix)]:
+        prefixes = (f"{_SET}{p.tid}.", f"{_TIMERS}{p.tid}.")
+        for k in [k for k in p.s.misc if k.startswith(prefixes)]:
             del p.s.misc[k]
+
+
+def register_timers(p: Process, key_fd: int, fds: list[int]) -> None:
+    """The calling thread parks (on ``key_fd``) until one of timerfds ``fds`` expires: the
+    scheduler's hook reads their clocks (wake_host_waiters)."""
+    prefix = f"{_TIMERS}{p.tid}."
+    p.s.misc[prefix + "key"] = key_fd
+    for fd in fds:
+        p.s.misc[f"{prefix}{fd}"] = 1
+
+
+def _timer_waits(p: Process, pid: int, t: Thread) -> list[OpenFile]:
+    """The timerfds a parked thread waits for (registered with register_timers)."""
+    if t.wait != "pipe":
+        return []
+    st = p.s if pid == p.pid else p.s.procs[pid].state
+    prefix = f"{_TIMERS}{t.tid}."
+    if st.misc.get(prefix + "key") != t.fd:
+        return []
+    out = []
+    for k in st.misc:
+        if k.startswith(prefix) and k != prefix + "key":
+            entry = st.fds.get(int(k[len(prefix):]))
+            f = p.s.files.get(entry.file) if entry is not None else None
+            if f is not None and f.kind == "timerfd":
+                out.append(f)
+    return out
+
+
+def _timers_due(p: Process, timers: list[tuple[int, Thread, list[OpenFile]]]
+                ) -> tuple[list[tuple[int, Thread]], int]:
+    """(threads whose timer expired, ms until the next expiry or -1), reading the clocks."""
+    due = []
+    first = -1
+    for pid, t, files in timers:
+        hit = False
+        for f in files:
+            ticks, left = fdevents.timer_peek(p, f)
+            if ticks:
+                hit = True
+            elif left >= 0:
+                ms = (left + 999_999) // 1_000_000
+                first = ms if first < 0 else min(first, ms)
+        if hit:
+            due.append((pid, t))
+    return due, first
 
 
 def _register_host_set(p: Process, q: _Query, key_fd: int) -> None:
@@ -179,8 +232,13 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
     wait, until something is ready; when the first timed wait to expire is such a poll,
     for its timeout (then it expires, as on Linux after that time); else not at all."""
     waiting = [(pid, t, w) for pid, t in others if (w := _host_waits(p, pid, t))]
-    if not waiting:
+    timers = [(pid, t, fs) for pid, t in others if (fs := _timer_waits(p, pid, t))]
+    if not waiting and not timers:
         return False
+    due, timer_ms = _timers_due(p, timers) if timers else ([], -1)
+    if due:
+        wake(p, due)
+        return True
     kind, _, _, timeout = want
     timed = [(pid, t) for pid, t in others if t.timeout >= 0]
     wait_ms = 0
@@ -191,6 +249,14 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
             first = min(timed, key=lambda x: (x[1].timeout, x[1].seq))[1]
             if any(t.tid == first.tid for _, t, _ in waiting):
                 wait_ms = min((first.timeout + 999_999) // 1_000_000, 0x7FFFFFFF)
+        if timer_ms >= 0:  # a parked timerfd wait expires first
+            wait_ms = timer_ms if wait_ms < 0 else min(wait_ms, timer_ms)
+    if not waiting:
+        if wait_ms > 0:
+            p.host.sleep(wait_ms * 1_000_000)  # as nanosleep: a replay does not wait
+        due, _ = _timers_due(p, timers)
+        wake(p, due)
+        return bool(due)
     events: dict[int, int] = {}
     for _, _, w in waiting:
         for hfd, ev in w:
@@ -202,6 +268,9 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
         answers = tuple(POLLIN for _ in fds)
     ready = {h for h, r in zip(fds, answers, strict=True) if r}
     woken = [(pid, t) for pid, t, w in waiting if any(h in ready for h, _ in w)]
+    if timers and wait_ms:
+        due, _ = _timers_due(p, timers)
+        woken += [x for x in due if all(x[1].tid != t.tid for _, t in woken)]
     wake(p, woken)
     return bool(woken)
 
@@ -216,7 +285,7 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
     if timeout_ms == 0:
         return True
     if q.timer_ms >= 0:
-        return _wait_timer(p, q, timeout_ms)
+        return _wait_timer(p, q, timeout_ms, key_fd)
     if p.s.threads and _others_can_run(p):
         if q.host:  # the scheduler asks the host about them (wake_host_waiters)
             _register_host_set(p, q, key_fd)
@@ -235,10 +304,19 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
     return True
 
 
-def _wait_timer(p: Process, q: _Query, timeout_ms: int) -> bool:
-    """Nothing ready but a timerfd will expire: wait on the host (its fds, or a sleep as
-    nanosleep's) until the timer or the timeout, whichever is first, and ask again; other
-    threads do not run meanwhile. A replay does not wait (the clock reads are recorded)."""
+def _wait_timer(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
+    """Nothing ready but a timerfd will expire. Other threads can run: the caller parks,
+    its host fds and timers registered, and the scheduler's hook wakes it (it asks the
+    host and reads the clocks whenever it chooses; with nothing else to run it waits for
+    the first of them). Else: wait on the host (its fds, or a sleep as nanosleep's) until
+    the timer or the timeout, whichever is first, and ask again. A replay does not wait
+    (the clock reads are recorded)."""
+    if p.s.threads and _others_can_run(p):
+        if q.host:
+            _register_host_set(p, q, key_fd)
+        register_timers(p, key_fd, [q.fds[i] for i, f, _ in q.events if f.kind == "timerfd"])
+        p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
+        return False
     left = timeout_ms
     while q.timer_ms >= 0 and not q.ready:
         step = q.timer_ms if left < 0 else min(left, q.timer_ms)

@@ -26,6 +26,41 @@ static void *writer(void *arg) {
     return NULL;
 }
 
+static int efd_progress;
+
+static void *progress(void *arg) {
+    (void)arg;
+    uint64_t one = 1;
+    for (int i = 0; i < 5; i++)
+        write(efd_progress, &one, 8);
+    return NULL;
+}
+
+/* A thread blocked on a timer (a read, or epoll_wait) lets another thread run. */
+static void timer_with_threads(int use_epoll) {
+    efd_progress = eventfd(0, EFD_NONBLOCK);
+    int tt = timerfd_create(CLOCK_MONOTONIC, 0);
+    struct itimerspec w = {.it_value = {.tv_nsec = 100 * 1000000}};
+    timerfd_settime(tt, 0, &w, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, progress, NULL);
+    uint64_t ticks = 0, count = 0;
+    if (use_epoll) {
+        int ep = epoll_create1(0);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 9}, got;
+        epoll_ctl(ep, EPOLL_CTL_ADD, tt, &ev);
+        printf("epoll on the timer %d", epoll_wait(ep, &got, 1, -1));
+        close(ep);
+    } else {
+        printf("timer read %zd", read(tt, &ticks, 8));
+    }
+    read(efd_progress, &count, 8);
+    printf(", worker progress meanwhile %llu\n", (unsigned long long)count);
+    pthread_join(t, NULL);
+    close(tt);
+    close(efd_progress);
+}
+
 static void eventfds(void) {
     uint64_t v = 0;
     int e = eventfd(3, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -162,6 +197,8 @@ int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     eventfds();
     timerfds();
+    timer_with_threads(0);
+    timer_with_threads(1);
     signalfds();
     return 0;
 }
