@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import capstone
 import unicorn
@@ -39,8 +39,18 @@ from unicorn import arm_const as A
 from .arm import ARM
 from .base import ArchSpec, SyscallABI
 
-if TYPE_CHECKING:
-    from ..core import Machine
+
+class Machine(Protocol):
+    """What this module uses of :class:`syxdbg.machine.Machine` (no import: the machine
+    imports the architectures)."""
+
+    @property
+    def uc(self) -> unicorn.Uc: ...
+
+    @property
+    def mem(self) -> Any: ...
+
+    def insn_position(self, address: int) -> int: ...
 
 #: XPSR bits.
 XPSR_T = 1 << 24
