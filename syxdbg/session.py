@@ -439,8 +439,18 @@ class Session:
         return str(getattr(direction, "value", direction)) == "forward"
 
     def _step_thread(self, tid: int, count: int, poll: PollFn | None) -> StopEvent:
-        if tid != self.current_thread and all(t.tid != tid for t in self.threads):
-            raise SyxdbgError(f"no thread {tid}")
+        if tid != self.current_thread:
+            if all(t.tid != tid for t in self.threads):
+                raise SyxdbgError(f"no thread {tid}")
+        elif count == 1 and not self._depth:
+            # gdb's stepi of the running thread: one timeline step (its own motion), and
+            # the others only if its system call gave the CPU away.
+            event = self.timeline.step("forward", 1, poll=poll)
+            if isinstance(event, Stopped) and event.why == "step" \
+                    and self.current_thread != tid:
+                with self.motion():
+                    event = self._switched_away(tid, poll)
+            return self._stopped(event)
         with self.motion():
             event: StopEvent = Stopped(self.machine.pc, self.position, "step")
             for _ in range(count):
@@ -456,15 +466,21 @@ class Session:
             return self._run_to_thread(tid, poll)
         event = self.timeline.step("forward", 1, poll=poll)
         if isinstance(event, Stopped) and event.why == "step" and self.current_thread != tid:
-            threads = self.threads
-            if threads[0].tid != tid and any(t.tid == tid for t in threads):
-                pc = self.machine.pc
-                if pc in self.timeline.breakpoints:
-                    # The thread switched to stands at a breakpoint: it is hit (a run from
-                    # here would step off it).
-                    return Stopped(pc, self.position, "breakpoint")
-                return self._run_to_thread(tid, poll)  # its system call completes there
+            return self._switched_away(tid, poll)
         return event
+
+    def _switched_away(self, tid: int, poll: PollFn | None) -> StopEvent:
+        """Thread ``tid``'s step ended in another thread (its system call gave the CPU
+        away): run on until it gets the CPU back, unless it exited."""
+        threads = self.threads
+        if any(t.tid == tid for t in threads):
+            pc = self.machine.pc
+            if pc in self.timeline.breakpoints:
+                # The thread switched to stands at a breakpoint: it is hit (a run from
+                # here would step off it).
+                return Stopped(pc, self.position, "breakpoint")
+            return self._run_to_thread(tid, poll)  # its system call completes there
+        return Stopped(self.machine.pc, self.position, "step")
 
     def _run_to_thread(self, tid: int, poll: PollFn | None) -> StopEvent:
         """Run the other threads until the scheduler gives ``tid`` the CPU (a ``"step"``
