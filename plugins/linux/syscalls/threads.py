@@ -8,6 +8,7 @@ A handler never switches threads itself: it asks the process (``p.block``,
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import struct
@@ -88,6 +89,48 @@ def sys_clone3(p: Process, args: Ptr, size: U64) -> int:
         return -errno.EINVAL
     top = stack + stack_size if stack else 0
     return _thread_clone(p, flags, top, parent_tid, child_tid, tls, exit_signal & 0xFF)
+
+
+# -- time passing for timed waits ------------------------------------------------------------
+def sleep_passes(p: Process, ns: int) -> None:
+    """The calling thread slept ``ns`` (nanosleep, clock_nanosleep): the other threads' timed
+    futex waits run down by as much, and those it used up expire (-ETIMEDOUT), as they would
+    have natively meanwhile. Without it a timed wait expires only when no thread can run,
+    which never comes while another thread keeps sleeping and waking (Go's sysmon sleeps
+    20 us at a time while a goroutine's timer waits on a futex with a timeout). Virtual
+    time: the guest's own sleep lengths decide, not the host clock, so a replay and reverse
+    execution expire the same waits at the same positions. States saved before (no
+    ``misc["preempt"]``, preempt.py) keep timeouts for when nothing can run."""
+    from .. import preempt
+
+    s = p.s
+    if ns <= 0 or not s.threads or not s.misc.get(preempt.MISC_KEY):
+        return
+    for t in sorted(s.threads.values(), key=lambda t: t.seq):
+        if t.wait not in ("futex", "pipe") or t.timeout < 0:
+            continue
+        if t.timeout > ns:
+            s.threads[t.tid] = dataclasses.replace(t, timeout=t.timeout - ns)
+            continue
+        s.seq += 1
+        if t.wait == "futex":
+            s.threads[t.tid] = dataclasses.replace(t, wait="", futex=0, timeout=-1,
+                                                   seq=s.seq, result=-errno.ETIMEDOUT)
+            continue
+        # An I/O wait (poll, select, epoll_wait: Go's netpoll waits for its timers there)
+        # parked at its system call instruction to make the call again: past it now,
+        # returning 0 (nothing ready), as LinuxKernel._schedule expires one.
+        pc = _PC[p.arch]
+        regs = dict(t.regs)
+        back = 2 if p.arch == "x86_64" or (p.arch == "arm" and regs.get("cpsr", 0) & 0x20) \
+            else 4  # syscall, a Thumb svc: 2 bytes; svc, ecall: 4
+        regs[pc] = regs[pc] + back
+        s.threads[t.tid] = dataclasses.replace(t, wait="", fd=-1, timeout=-1, seq=s.seq,
+                                               result=0, regs=tuple(regs.items()))
+
+
+#: The program counter's name in the register table, per architecture.
+_PC = {"x86_64": "rip", "aarch64": "pc", "arm": "pc", "riscv64": "pc"}
 
 
 # -- thread names (prctl PR_SET_NAME/PR_GET_NAME, /proc/self/task/TID/comm) ---------------

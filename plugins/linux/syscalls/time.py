@@ -12,6 +12,7 @@ import struct
 from .. import abi
 from ..kernel import Process
 from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
+from .threads import sleep_passes
 
 
 @syscall("clock_gettime")
@@ -62,8 +63,10 @@ def _read_timespec(p: Process, ptr: int) -> int:
 
 @syscall("nanosleep")
 def sys_nanosleep(p: Process, req: Ptr, rem: Ptr) -> int:
-    p.host.sleep(min(_read_timespec(p, req), MAX_SLEEP_NS))
+    ns = _read_timespec(p, req)
+    p.host.sleep(min(ns, MAX_SLEEP_NS))
     p.yield_cpu()
+    sleep_passes(p, ns)  # (other threads' timed waits run down: syscalls/threads.py)
     return 0
 
 
@@ -76,6 +79,7 @@ def sys_clock_nanosleep(p: Process, clockid: I32, flags: I32, req: Ptr, rem: Ptr
         ns -= p.host.clock(clockid)
     p.host.sleep(min(ns, MAX_SLEEP_NS))
     p.yield_cpu()
+    sleep_passes(p, ns)
     return 0
 
 
