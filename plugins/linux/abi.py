@@ -60,6 +60,8 @@ SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 NSIG = 64
 SIGKILL, SIGSTOP = 9, 19
 SIGPIPE, SIGCHLD = 13, 17
+#: Writes to a pipe of at most this many bytes are atomic.
+PIPE_BUF = 4096
 #: wait4 options and waitid's.
 WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
 #: waitid id types and si_code values of SIGCHLD.

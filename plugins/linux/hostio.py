@@ -153,6 +153,20 @@ class HostIO:
         """Whether a read of ``fd`` would not block now (data, end of file or an error)."""
         return bool(select.select([fd], [], [], 0)[0])
 
+    def write_nowait(self, fd: int, data: bytes) -> int:
+        """Write to pipe ``fd`` without blocking: the bytes written (all or nothing for
+        at most PIPE_BUF bytes, as Linux's O_NONBLOCK pipe writes), -1 if there is no room."""
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        if not flags & os.O_NONBLOCK:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return -1
+        finally:
+            if not flags & os.O_NONBLOCK:
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+
     def poll(self, fds: tuple[tuple[int, int], ...], timeout_ms: int) -> tuple[int, ...]:
         """poll(2) of host fds with (host) poll events: their revents, in order."""
         poller = select.poll()
@@ -589,6 +603,10 @@ class RecordingHostIO(HostIO):
     def readable(self, fd: int) -> bool:
         return bool(self._call("readable", (fd,), lambda: self.inner.readable(fd))[0])
 
+    def write_nowait(self, fd: int, data: bytes) -> int:
+        return int(self._call("write_nowait", (fd, data),
+                              lambda: self.inner.write_nowait(fd, data))[0])
+
     def poll(self, fds: tuple[tuple[int, int], ...], timeout_ms: int) -> tuple[int, ...]:
         result = self._call("poll", (fds, timeout_ms), lambda: self.inner.poll(fds, timeout_ms))
         return tuple(int(r) for r in result[0])
@@ -884,6 +902,9 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def readable(self, fd: int) -> bool:
+        raise _refused()
+
+    def write_nowait(self, fd: int, data: bytes) -> int:
         raise _refused()
 
     def poll(self, fds: tuple[tuple[int, int], ...], timeout_ms: int) -> tuple[int, ...]:

@@ -42,7 +42,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from syxdbg.errors import MemoryAccessError, MemoryMapError
 from syxdbg.machine.memory import PAGE, Perm, Region, clone_regions, page_round_up
@@ -69,7 +69,9 @@ TLS_REGISTER = {"x86_64": "fs_base", "aarch64": "tpidr", "arm": "tpidruro", "ris
 #: System calls after which threads waiting to read an empty pipe try again.
 PIPE_WAKERS = frozenset({"write", "writev", "pwrite64", "pwritev", "pwritev2", "close",
                          "close_range", "dup2", "dup3", "copy_file_range", "sendfile",
-                         "splice", "exit", "exit_group"})
+                         "splice", "exit", "exit_group",
+                         # ...and writers waiting for room in a full pipe.
+                         "read", "readv", "pread64", "preadv", "preadv2"})
 #: Wakes threads waiting on host descriptors (sockets) when the scheduler runs:
 #: (process, the threads not running as (pid, Thread), whether one is runnable, the
 #: caller's wish) -> whether it woke any. Set by syscalls/poll.py.
@@ -157,6 +159,9 @@ class Thread:
     #: Waiting in rt_sigsuspend or pause: the signal mask while it waits (-1: not so);
     #: kept when a signal wakes it, whose handler then runs with that mask.
     suspend_mask: int = -1
+    #: Woken from a wait whose system call runs again ("pipe", "child"): a signal that comes
+    #: before it runs interrupts that call as it would the wait (EINTR without SA_RESTART).
+    again: str = ""
 
 
 @dataclass(frozen=True)
@@ -802,7 +807,7 @@ class Process:
         for t in list(parent.threads.values()):
             if t.wait == "child":
                 s.seq += 1
-                parent.threads[t.tid] = replace(t, wait="", seq=s.seq)
+                parent.threads[t.tid] = replace(t, wait="", seq=s.seq, again="child")
         if st.exit_signal:
             self.signal_process(ppid, st.exit_signal)
 
@@ -832,12 +837,22 @@ class Process:
         st.sigcodes[sig] = code
         for t in sorted(st.threads.values(), key=lambda t: t.seq):
             mask = t.suspend_mask if t.wait == "signal" else t.sigmask
-            if mask & bit or t.wait not in ("pipe", "child", "futex", "signal"):
+            if mask & bit or not (t.wait in ("pipe", "child", "futex", "signal") or t.again):
                 continue
             self.s.seq += 1
-            st.threads[t.tid] = replace(
-                t, wait="", futex=0, timeout=-1, seq=self.s.seq,
-                result=-errno.EINTR if t.wait in ("futex", "signal") else t.result)
+            woken = replace(t, wait="", futex=0, timeout=-1, seq=self.s.seq, again="",
+                            result=-errno.EINTR if t.wait in ("futex", "signal") else t.result)
+            if (t.wait in ("pipe", "child") or t.again) \
+                    and not act.flags & sigframe.SA_RESTART:
+                # Interrupted, not restarted: past its system call, which returns EINTR
+                # (the handler runs first; see LinuxKernel._schedule).
+                regs = dict(t.regs)
+                pc = self._machine.arch.pc
+                back = 2 if self.arch == "arm" and regs.get("cpsr", 0) & 0x20 else \
+                    4 - self._gap if self.arch != "arm" else 4
+                woken = replace(woken, result=-errno.EINTR, regs=tuple(
+                    (n, v + back if n == pc else v) for n, v in t.regs))
+            st.threads[t.tid] = woken
             break
 
     def wait_child(self, which: int, options: int) -> tuple[int, int] | None:
@@ -926,7 +941,7 @@ class Process:
             raise SyscallError(errno.ENOEXEC)
         programs = {host_path: data}
 
-        def opener(name: str) -> IO[bytes]:
+        def opener(name: str) -> BinaryIO:
             key = os.fsencode(name)
             if key not in programs:
                 try:
@@ -1050,6 +1065,31 @@ class Process:
         return writer is None or writer.kind != "pipe" or writer.path is not None \
             or writer.flags & 3 != 1
 
+    def is_guest_pipe_writer(self, f: OpenFile) -> bool:
+        """Whether ``f`` is the write end of a pipe the guest made (see :meth:`pipe_write`)."""
+        return f.kind == "pipe" and f.path is None and f.host_fd >= 0 \
+            and self.s.pipe_checks and f.flags & 3 == 1
+
+    def pipe_write(self, f: OpenFile, fd: int, data: bytes) -> int | None:
+        """Write ``data`` to ``f``, the write end of a guest pipe (as guest ``fd``): the
+        bytes written. No process has the read end any more: EPIPE and SIGPIPE (the host's
+        read end stays open in the retired pool, so the host would take the bytes). No room:
+        None, the calling thread waits and makes the call again after a read (EAGAIN with
+        O_NONBLOCK); a write of at most PIPE_BUF bytes is whole or waits, a longer one
+        writes what fits (stdio writes the rest). The host never blocks."""
+        reader = self.s.files.get(f.id - 1)  # _pipe makes the read end right before
+        if reader is None or reader.kind != "pipe" or reader.path is not None \
+                or reader.flags & 3 != 0:
+            self.deliver(abi.SIGPIPE)
+            raise SyscallError(errno.EPIPE)
+        n = self.host.write_nowait(f.host_fd, data)
+        if n >= 0:
+            return n
+        if f.flags & abi.O_NONBLOCK:
+            raise SyscallError(errno.EAGAIN)
+        self._want = ("pipe", fd, 0, -1)
+        return None
+
     def wait_io(self, fd: int, timeout: int = -1) -> None:
         """The calling thread waits as for an empty pipe (poll with nothing ready): it makes
         the system call again after a thread writes or closes a file; ``timeout`` (ns, -1:
@@ -1061,7 +1101,8 @@ class Process:
             for t in sorted(st.threads.values(), key=lambda t: t.seq):
                 if t.wait == "pipe":
                     self.s.seq += 1
-                    st.threads[t.tid] = replace(t, wait="", fd=-1, timeout=-1, seq=self.s.seq)
+                    st.threads[t.tid] = replace(t, wait="", fd=-1, timeout=-1, seq=self.s.seq,
+                                                again="pipe")
 
     def exit_thread(self, status: int) -> None:
         """The calling thread ends (``exit``); the last one ends the process."""
@@ -1943,6 +1984,10 @@ class LinuxKernel:
                 p.run_handlers()
             if s.saved_mask >= 0:
                 s.sigmask, s.saved_mask = s.saved_mask, -1
+        elif s.sigpending & ~s.sigmask:
+            # A signal another process sent while this one waited: its handler runs before
+            # the thread goes on (its system call returns EINTR or runs again).
+            p.run_handlers()
 
     def _deadlock(self, machine: Machine) -> None:
         """Every thread waits and nothing can wake one: the process is killed (SIGKILL) with

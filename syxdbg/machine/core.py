@@ -932,6 +932,12 @@ class Machine:
                 # flushes every translation when switched off.
                 bstart, bsize = core.refused_block
                 offsets = self._block_offsets(bstart, bsize)
+                if stop - self.position >= len(offsets):
+                    # The limit that refused it is stale: a system call in the block before
+                    # cleared or moved the timer (a process switch ended the time slices).
+                    limit = stop
+                    core.reset_stop()
+                    continue
                 if step_target is not None:
                     core.disarm_step()
                     step_target = None

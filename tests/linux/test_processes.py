@@ -34,7 +34,7 @@ def procs_native(build_probe: Callable[[str, str], Path]) -> progs.Result:
     exe = build_probe("procs", "gcc")
     native = progs.native_run(exe, argv0=str(exe))  # it execs itself by argv[0]
     assert native.status == 0, native.describe()
-    assert native.stdout.count(b"\n") == 17, native.stdout
+    assert native.stdout.count(b"\n") == 21, native.stdout
     return native
 
 
@@ -62,6 +62,8 @@ SCRIPTS = [
                    "sh -c 'exit 7' & wait; echo \"all waited\"\n"),
     ("traps", "trap 'echo got USR1' USR1\nkill -USR1 $$\necho after\n"
               "trap 'echo bye' EXIT\n"),
+    ("full pipes", "yes | head -2\nseq 1 200000 | tail -1\n"
+                   "dd if=/dev/zero bs=100000 count=3 2>/dev/null | wc -c\n"),
     ("heredoc", "v=value\ncat <<END\nhere $v\nEND\ncat <<'RAW' | wc -c\n$v not expanded\nRAW\n"),
     ("statuses", "sh -c 'exit 7'; echo \"sh -c $?\"\n"
                  "sh -c 'kill -TERM $$'; echo \"killed $?\"\n"
@@ -100,6 +102,8 @@ def test_bash_static_script_as_natively(tmp_path: Path) -> None:
         "false | true; echo \"pipestatus ${PIPESTATUS[*]}\"\n"
         "set -o pipefail; /bin/busybox false | true; echo \"pipefail $?\"\n"
         "f() { return 5; }; f; echo \"function $?\"\n"
+        "/bin/busybox yes | /bin/busybox head -1; echo \"sigpipe ${PIPESTATUS[*]}\"\n"
+        "read -r x < <(echo process substitution); echo \"$x\"\n"
         "coproc { read -r line; echo \"coproc got $line\"; }\n"
         "echo hello >&\"${COPROC[1]}\"; read -r reply <&\"${COPROC[0]}\"; echo \"$reply\"\n"))
     native, emu = _native_and_emulated([BASH], path, tmp_path)

@@ -77,12 +77,17 @@ def sys_readv(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int | None:
 
 
 @syscall(PREFIX + "writev")
-def sys_writev(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int:
+def sys_writev(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int | None:
     total = 0
     for base, length in _iovecs32(p, iov, iovcnt):
         if not length:
             continue
         put = files.sys_write(p, fd, base, length)
+        if put is None:  # a full pipe: wait and write again, unless some went already
+            if total:
+                p._want = None
+                return total
+            return None
         if put < 0:
             return put if total == 0 else total
         total += put

@@ -129,7 +129,7 @@ def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
 
 
 @syscall("write")
-def sys_write(p: Process, fd: Fd, buf: Ptr, count: U64) -> int:
+def sys_write(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
     f = p.file(fd)
     if f.kind in fdevents.KINDS:
         return fdevents.WRITERS[f.kind](p, f, fd, buf, count)
@@ -139,6 +139,8 @@ def sys_write(p: Process, fd: Fd, buf: Ptr, count: U64) -> int:
         return n
     hfd = p.host_fd(fd)
     data = p.mem.read(buf, min(count, MAX_RW_COUNT))
+    if p.is_guest_pipe_writer(f):
+        return p.pipe_write(f, fd, data)  # None: a full pipe; write again later
     try:
         return p.host.write(hfd, data)
     except OSError as exc:
@@ -210,7 +212,7 @@ def sys_readv(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int | None:
 
 
 @syscall("writev")
-def sys_writev(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int:
+def sys_writev(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int | None:
     f = p.file(fd)
     hfd = -1 if _emulated(f) else p.host_fd(fd)
     vecs = _iovecs(p, iov, iovcnt)
@@ -231,6 +233,8 @@ def sys_writev(p: Process, fd: Fd, iov: Ptr, iovcnt: I32) -> int:
         n = _emu_write(p, f, data[:MAX_RW_COUNT], f.dir_pos)
         f.dir_pos += n
         return n
+    if p.is_guest_pipe_writer(f):
+        return p.pipe_write(f, fd, data[:MAX_RW_COUNT])  # None: full; write again later
     try:
         return p.host.write(hfd, data[:MAX_RW_COUNT])
     except OSError as exc:

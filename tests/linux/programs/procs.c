@@ -43,6 +43,38 @@ static int count_stdin(void) {
     return 0;
 }
 
+/* A read of an empty pipe interrupted by a signal from another process: EINTR, or read
+ * again with SA_RESTART (then it gets the byte written after the signal). */
+static void interrupted_read(int restart) {
+    int fds[2];
+    struct sigaction sa;
+    if (pipe(fds) != 0)
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigaction(SIGUSR1, &sa, NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        usleep(100000); /* the parent blocks in read meanwhile */
+        kill(parent, SIGUSR1);
+        usleep(100000);
+        if (write(fds[1], "x", 1) != 1)
+            _exit(1);
+        _exit(0);
+    }
+    close(fds[1]);
+    char c;
+    usr1 = 0;
+    ssize_t n = read(fds[0], &c, 1);
+    printf("%s: read=%d %s handler=%d\n", restart ? "SA_RESTART" : "no SA_RESTART", (int)n,
+           n < 0 && errno == EINTR ? "EINTR" : "-", (int)usr1);
+    waitpid(pid, NULL, 0);
+    close(fds[0]);
+}
+
 int main(int argc, char **argv) {
     int st, fds[2];
     pid_t pid, w;
@@ -140,6 +172,36 @@ int main(int argc, char **argv) {
     close(fds[1]);
     waitpid(pid, &st, 0);
     describe("SIGUSR1 child", st);
+
+    interrupted_read(1);
+    interrupted_read(0);
+
+    /* A full pipe blocks its writer until the reader reads; once the reader closes it, the
+     * writer gets SIGPIPE. */
+    if (pipe(fds) != 0)
+        return 1;
+    pid = fork();
+    if (pid == 0) {
+        char out[1000];
+        close(fds[0]);
+        memset(out, 'y', sizeof out);
+        for (;;)
+            if (write(fds[1], out, sizeof out) < 0)
+                _exit(50);
+    }
+    close(fds[1]);
+    long total = 0;
+    char in[4096];
+    while (total < 300000) {
+        ssize_t n = read(fds[0], in, sizeof in);
+        if (n <= 0)
+            break;
+        total += n;
+    }
+    close(fds[0]);
+    waitpid(pid, &st, 0);
+    printf("full pipe: read at least 300000: %d\n", total >= 300000);
+    describe("writer of a closed pipe", st);
 
     /* Process groups: children in a new group, waited for by group. */
     pid_t leader = fork();
