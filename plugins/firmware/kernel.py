@@ -166,7 +166,6 @@ class FirmwareKernel:
                 raise SyxdbgError("a replayed firmware reached a peripheral access the "
                                   "recording does not have")
             return live()
-        self._next_logged = None
         return self.log.call(position, SOURCE, call, key, live)[0]
 
     # -- time ---------------------------------------------------------------------------
@@ -238,7 +237,6 @@ class FirmwareKernel:
                 if ev is None or ev.position != pos:
                     return
                 assert self.log is not None
-                self._next_logged = None
                 _, irqs = self.log.replay(pos, SOURCE, "event", ev.key).outcome()
                 for irq in irqs:
                     self.pending.add(16 + int(irq))
@@ -258,19 +256,25 @@ class FirmwareKernel:
                 self.pending.add(16 + int(irq))
 
     def _peek_event(self) -> Event | None:
-        """The next model event in the log (replaying), cached until the cursor moves."""
+        """The next model event in the log (replaying). The scan is kept: the events
+        between the cursor and the one found are accesses, so it stays the answer until
+        the cursor passes it (no rescans per access)."""
         log = self.log
         if log is None:
             return None
+        cursor = log.cursor
         cached = self._next_logged
-        if cached is not None and cached[0] == log.cursor:
+        if cached is not None and cached[0] <= cursor and (
+                cached[1] is None or cursor <= cached[1].seq):
             return cached[1]
         found = None
-        for ev in log.events(log.cursor):
+        seq = cursor
+        while (ev := log.at(seq)) is not None:
             if ev.source == SOURCE and ev.call == "event":
                 found = ev
                 break
-        self._next_logged = (log.cursor, found)
+            seq += 1
+        self._next_logged = (cursor, found)
         return found
 
     def _next_model_time(self) -> int | None:

@@ -29,9 +29,10 @@ void PendSV_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void TIM0_IRQHandler(void) __attribute__((weak, alias("Default_Handler")));
 void UART0_IRQHandler(void) __attribute__((weak, alias("Default_Handler")));
+void COUNTER_IRQHandler(void) __attribute__((weak, alias("Default_Handler")));
 
 __attribute__((section(".isr_vector"), used))
-void (*const vectors[16 + 2])(void) = {
+void (*const vectors[16 + 3])(void) = {
     (void (*)(void))&_estack,
     Reset_Handler,
     NMI_Handler,
@@ -43,4 +44,5 @@ void (*const vectors[16 + 2])(void) = {
     SysTick_Handler,
     TIM0_IRQHandler,     /* IRQ 0: the timer peripheral */
     UART0_IRQHandler,    /* IRQ 1: the UART */
+    COUNTER_IRQHandler,  /* IRQ 2: the counter model of tests/firmware/fwmodels.py */
 };
