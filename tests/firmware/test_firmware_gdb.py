@@ -5,6 +5,7 @@ of the handler into the interrupted ``wfi`` loop of main)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_info_registers_has_the_m_profile_registers(gdb_multiarch: str) -> None:
     for name in ("r12", "sp", "lr", "pc", "xpsr", "msp", "psp", "primask", "basepri",
                  "faultmask", "control"):
         assert f"\n{name} " in "\n" + regs, name
-    assert "pc             0x48                0x48 <Reset_Handler>" in regs
+    assert re.search(r"\npc +0x[0-9a-f]+ +0x[0-9a-f]+ <Reset_Handler>\n", regs)
     assert "sp             0x20010000" in regs
     assert "Breakpoint 1, SysTick_Handler () at hello.c:52" in out[3]
     # gdb unwinds the exception frame (EXC_RETURN in lr) back into main.
@@ -72,10 +73,10 @@ def test_reverse_debugging_the_interrupt_bug(gdb_multiarch: str) -> None:
     # Backwards to the same store, undone.
     assert "Old value = 8 '\\b'\nNew value = 104 'h'" in out[8]
     assert "in SysTick_Handler () at hello.c:53" in out[8]
-    assert "#0  0x0000013c in SysTick_Handler () at hello.c:53" in out[9]
+    assert re.search(r"#0  0x[0-9a-f]+ in SysTick_Handler \(\) at hello.c:53", out[9])
     # reverse-step leaves the handler for the interrupted code: main's wfi loop.
     assert "main () at hello.c:89" in out[11]
-    assert "<main+54>" in out[12]
+    assert "<main+" in out[12]
     assert "$1 = 7" in out[13]  # the tick before the one that corrupted the message
     # Forward one instruction: the interrupt is taken again at the same point.
     assert "SysTick_Handler () at hello.c:52" in out[14]
