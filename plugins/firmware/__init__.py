@@ -21,20 +21,21 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from syxdbg import hookimpl
-from syxdbg.errors import LoadError
 
-from .board import Board, load_board, parse_board
-from .kernel import FirmwareKernel, FirmwareState
-from .loader import fill_aliases, load_firmware_elf, load_firmware_raw, map_board
-from .models import MODELS, Peripheral, Timer, Uart
+from .state import FirmwareState
 
 if TYPE_CHECKING:
     from syxdbg.machine import Machine
     from syxdbg.session import Session
     from syxdbg.state import StateRegistry
 
-__all__ = ["MODELS", "Board", "FirmwareKernel", "FirmwarePlugin", "FirmwareState",
-           "Peripheral", "Timer", "Uart", "get_kernel", "load_board", "parse_board"]
+    from .board import Board
+    from .kernel import FirmwareKernel
+
+# The board, loader, kernel and models modules are imported when a cortex-m session
+# loads (they pull in the emulator and the ELF reader): building the command line's parser
+# stays light (tests/test_startup.py).
+__all__ = ["FirmwarePlugin", "FirmwareState", "get_kernel"]
 
 STATE_NAME = "firmware"
 #: ``session.options`` key of ``--board``.
@@ -53,6 +54,11 @@ class FirmwarePlugin:
     def syxdbg_load_image(self, session: Session, machine: Machine, path: str) -> Any:
         if session is not self.session or machine.arch.name != "cortex-m":
             return None
+        from syxdbg.errors import LoadError
+
+        from .board import load_board
+        from .loader import fill_aliases, load_firmware_elf, load_firmware_raw, map_board
+
         replay = bool(session.options.get("replay"))
         board = load_board(session.options.get(BOARD_OPTION))
         self.board = board
@@ -80,6 +86,8 @@ class FirmwarePlugin:
             return
         if self.kernel is not None:
             self.kernel.close()
+        from .kernel import FirmwareKernel
+
         replay = bool(session.options.get("replay"))
         self.kernel = FirmwareKernel(machine, self.board, live=not replay)
         if not replay:  # (a replay's kernel installs itself with the recorded board)

@@ -37,7 +37,6 @@ import os
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from syxdbg.errors import SyxdbgError
@@ -45,6 +44,7 @@ from syxdbg.machine.arch import cortex_m as cm
 
 from .board import Board
 from .models import Peripheral, model_class
+from .state import FirmwareState
 
 if TYPE_CHECKING:
     from syxdbg.eventlog import Event, EventLog
@@ -62,22 +62,6 @@ _WFI = (b"\x30\xbf", b"\xaf\xf3\x03\x80")
 _SEMIHOST_BKPT = b"\xab\xbe"
 _BRANCHES = frozenset({"bx", "blx", "tbb", "tbh", "svc", "wfi", "wfe", "isb", "bkpt",
                        "udf", "b", "bl", "cbz", "cbnz"})
-
-
-@dataclass(frozen=True)
-class FirmwareState:
-    """The snapshottable part of :class:`FirmwareKernel` (plain data)."""
-
-    board_text: str
-    idle: int
-    vtor: int
-    enabled: tuple[int, ...]
-    pending: tuple[int, ...]
-    active: tuple[int, ...]
-    priority: tuple[tuple[int, int], ...]
-    systick: tuple[int, int, int, int, int]  # csr, rvr, next (time), cur (stopped), flag
-    regs: tuple[tuple[int, int], ...]  # other SCS registers by offset
-    check_at: int
 
 
 class FirmwareKernel:
