@@ -6,7 +6,7 @@ calls ``work(N)``, a loop of about 4 instructions per iteration, on one source l
 
 * stepi round trips per second
   * from a raw RSP client: ``vCont;s:TID`` (TID from ``qC``) and its ``T05`` stop reply,
-    back to back (target >= 5,000/s);
+    back to back, against ``syxdbg serve`` in its own process (target >= 5,000/s);
   * from gdb: ``stepi N`` through pygdbmi, against syxdbg and against native gdb (ptrace)
     on the same binary in the same run (target >= 0.5x native);
 * ``next`` over the call of ``work`` (10M instructions) against ``continue`` over the same
@@ -19,6 +19,7 @@ Usage: python benchmarks/gdb_roundtrip.py [--quick] [--steps N] [--insns N] [--r
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -86,9 +87,20 @@ def timed_cli(gdb: Gdb, command: str) -> float:
 
 
 def raw_stepi_rate(exe: Path, steps: int) -> float:
-    srv = Served(syxdbg.open(str(exe), ["10"]))
+    """The stub in its own process (``syxdbg serve``), as gdb sees it: a client in the
+    server's process would share its GIL and measure the thread handoffs."""
+    proc = subprocess.Popen([sys.executable, "-m", "syxdbg", "serve", "--port", "0", str(exe),
+                             "10"], stderr=subprocess.PIPE, text=True)
     try:
-        c = RspClient(srv.port)
+        assert proc.stderr is not None
+        port = 0
+        for line in proc.stderr:
+            found = re.search(r"listening on \S+:(\d+)", line)
+            if found:
+                port = int(found.group(1))
+                break
+        assert port, "syxdbg serve did not say where it listens"
+        c = RspClient(port)
         c.ask(b"qSupported:swbreak+;hwbreak+")
         # The main thread's id is the guest's pid: ask for it, as gdb does (``qC``).
         step = b"vCont;s:" + c.current_thread()
@@ -101,10 +113,14 @@ def raw_stepi_rate(exe: Path, steps: int) -> float:
                 assert reply[:3] == b"T05", reply
 
         dt = timed(steps_)
+        c.send(b"k")
         c.close()
+        proc.wait(timeout=30)
         return steps / dt
     finally:
-        srv.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _gdb(exe: Path, served: Served | None) -> Gdb:
