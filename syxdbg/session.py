@@ -68,6 +68,27 @@ class GuestThread:
     leader: bool = False
 
 
+@dataclass(frozen=True)
+class GuestProcess:
+    """One process of the program's tree, as :attr:`Session.processes` lists it.
+
+    ``state`` is ``"running"`` (its thread runs now: the machine's memory and registers
+    are its), ``"runnable"``, ``"blocked"`` (every thread of it waits) or ``"zombie"``
+    (exited, not reaped yet: ``status`` is its wait status). ``program`` is the program it
+    runs (its last execve's), ``threads`` how many it has; ``current`` marks the running
+    one (the first of the list).
+    """
+
+    pid: int
+    ppid: int
+    pgid: int
+    state: str
+    program: str
+    threads: int
+    current: bool = False
+    status: int | None = None
+
+
 class ThreadSource(Protocol):
     """What a plugin that runs several guest threads on the machine tells the Session
     (returned by the ``syxdbg_thread_source`` hook; the Linux plugin's kernel)."""
@@ -351,6 +372,19 @@ class Session:
                 if t.tid == self._selected:
                     return t
         return threads[0]
+
+    @property
+    def processes(self) -> list[GuestProcess]:
+        """Every process of the program (fork, vfork, posix_spawn make more), the running
+        one first, then by pid, zombies last. A program without a kernel plugin, or whose
+        kernel keeps no process table, is one process."""
+        source = self._thread_source()
+        listing = getattr(source, "guest_processes", None)
+        if listing is not None:
+            return list(listing())
+        threads = self.threads
+        return [GuestProcess(threads[0].tid, 0, threads[0].tid, "running",
+                             self.image.path, len(threads), current=True)]
 
     def select_thread(self, tid: int) -> GuestThread:
         """Select thread ``tid``: :attr:`regs` reads its registers (read-only unless it is

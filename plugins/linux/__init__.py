@@ -64,7 +64,7 @@ from .syscalls import DISPATCH
 
 if TYPE_CHECKING:
     from syxdbg.machine import Machine
-    from syxdbg.session import GuestThread, Session
+    from syxdbg.session import GuestProcess, GuestThread, Session
     from syxdbg.state import StateRegistry
 
 __all__ = ["HostIO", "KernelState", "LinuxKernel", "LinuxPlugin", "Process", "get_kernel",
@@ -162,6 +162,14 @@ class LinuxPlugin:
     def thread_registers(self, tid: int) -> dict[str, int]:
         assert self.kernel is not None
         return self.kernel.thread_registers(tid)
+
+    def guest_processes(self) -> list[GuestProcess]:
+        from syxdbg.session import GuestProcess
+
+        assert self.kernel is not None
+        return [GuestProcess(p.pid, p.ppid, p.pgid, p.state, p.program, p.threads,
+                             current=i == 0, status=p.status)
+                for i, p in enumerate(self.kernel.processes())]
 
     @hookimpl
     def syxdbg_unconfigure(self, session: Session) -> None:

@@ -188,6 +188,22 @@ class ProcEntry:
 
 
 @dataclass(frozen=True)
+class ProcessInfo:
+    """One process as :meth:`LinuxKernel.processes` reports it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    #: "running" (its thread runs now), "runnable", "blocked" (every thread waits) or
+    #: "zombie" (exited, not reaped yet: ``status`` is its wait status).
+    state: str
+    #: The program it runs (the host path of its last execve), "" if unknown.
+    program: str
+    threads: int
+    status: int | None = None
+
+
+@dataclass(frozen=True)
 class ThreadInfo:
     """One thread as :meth:`LinuxKernel.threads` reports it."""
 
@@ -1007,8 +1023,7 @@ class Process:
 
     def cpu_values(self) -> tuple[tuple[str, int], ...]:
         """The calling thread's registers, by name (see :attr:`Thread.regs`)."""
-        regs = self._machine.regs
-        return tuple((r.name, regs.read_info(r)) for r in self._machine.arch.registers)
+        return self._machine.regs.read_all()
 
     def spawn_thread(self, stack: int, tls: int | None, clear_tid: int) -> int:
         """A new thread (clone with CLONE_THREAD): the caller's registers with 0 as the
@@ -2048,6 +2063,27 @@ class LinuxKernel:
                 out.append(ThreadInfo(tid, "blocked", pc, "waiting for a signal"))
             else:
                 out.append(ThreadInfo(tid, "runnable", pc))
+        return out
+
+    def processes(self) -> list[ProcessInfo]:
+        """Every process of the tree: the running one first, then the others and the
+        zombies by pid."""
+        p = self.process
+        s = p.s
+
+        def info(st: ProcessState, state: str) -> ProcessInfo:
+            return ProcessInfo(st.ids[0], st.ids[1], st.pgid or st.ids[0], state,
+                               os.fsdecode(st.image_path), len(st.threads) + (
+                                   state == "running"))
+
+        out = [info(s, "running")]
+        for pid in sorted(s.procs):
+            st = s.procs[pid].state
+            blocked = all(t.wait for t in st.threads.values())
+            out.append(info(st, "blocked" if blocked else "runnable"))
+        for pid in sorted(s.zombies):
+            z = s.zombies[pid]
+            out.append(ProcessInfo(z.pid, z.ppid, z.pgid, "zombie", "", 0, z.status))
         return out
 
     def thread_registers(self, tid: int) -> dict[str, int]:

@@ -53,6 +53,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "syxdbg.commands.history",
     "syxdbg.commands.libraries",
     "syxdbg.commands.threads",
+    "syxdbg.commands.processes",
 )
 
 

@@ -196,3 +196,38 @@ def test_a_recording_of_a_shell_script_replays_without_the_programs(tmp_path: Pa
                            timeout=300, check=False)
     assert check.returncode == 0, check.stderr.decode()
     assert b"as recorded" in check.stdout
+
+
+def test_the_process_tree_in_the_api_and_the_commands(build_probe: Callable[[str, str], Path]
+                                                      ) -> None:
+    """Session.processes and the ``processes``/``process N`` commands at the first fork
+    (the child runs) and right after the child's exit (a zombie until the parent waits)."""
+    from syxdbg.commands import run_command
+    from syxdbg.commands.base import CommandError
+
+    exe = build_probe("procs", "gcc")
+    first, second = _switches(exe)[:2]
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
+        root = s.processes[0]
+        assert (root.state, root.current, len(s.processes)) == ("running", True, 1)
+        s.seek(first)  # the child runs; the parent waits in wait4
+        child, parent = s.processes
+        assert (child.current, child.state, child.ppid) == (True, "running", root.pid)
+        assert (parent.pid, parent.state, parent.threads) == (root.pid, "blocked", 1)
+        assert child.program == parent.program == str(exe)
+        listing = run_command(s, "processes", frontend="shell").splitlines()
+        assert listing[1].split()[:6] == ["*", str(child.pid), str(root.pid), str(root.pid),
+                                          "1", "running"]
+        assert listing[2].split()[:5] == [str(root.pid), str(parent.ppid), str(root.pid), "1",
+                                          "blocked"]
+        assert run_command(s, "info processes", frontend="shell").splitlines() == listing
+        assert f"process {child.pid}: {exe}" in run_command(s, "process", frontend="shell")
+        assert "not running now" in run_command(s, f"process {root.pid}", frontend="shell")
+        with pytest.raises(CommandError, match="no process 1 "):
+            run_command(s, "process 1", frontend="shell")
+        s.seek(second)  # the child exited with 5; its parent has not reaped it yet
+        states = {p.pid: (p.state, p.status) for p in s.processes}
+        assert states == {root.pid: ("running", None), child.pid: ("zombie", 5 << 8)}
+        assert "zombie (exited 5)" in run_command(s, "processes", frontend="shell")
+        s.cont(FORWARD)
+        assert [p.pid for p in s.processes] == [root.pid]

@@ -100,6 +100,11 @@ SAMPLES: dict[str, list[tuple[str, str]]] = {
                             r"^No shared libraries loaded at this time\.\n$")],
     "info threads": [("info threads", r"(?m)^\* 1 +\d+ +running +main +0x40165c <record_history")],
     "threads": [("threads", r"^ +Id +Tid +State +Started in +Where\n\* 1 +\d+ +running +main ")],
+    "processes": [("processes", r"^ +pid +ppid +pgid +threads +state +program\n\* (\d+) +\d+ "
+                                r"+\1 +1 +running +\S+\n$")],
+    "info processes": [("info processes", r"^ +pid +ppid.*\n\* \d+ .* running ")],
+    "process": [("process", r"^process \d+: \S+\n  parent \d+, group \d+, running\n"
+                            r"  threads: \d+\n$")],
     "thread": [("thread", r"^\[Current thread is \d+ \(main, running\) at 0x40165c " + AT_65),
                ("thread 1", r"^\[Current thread is \d+ \(main, running\)")],
     "info symbols": [("info symbols ^record", r"^0x0000000000401655 +67  record_history\n$"),
