@@ -90,6 +90,7 @@ class FirmwarePlugin:
 
         replay = bool(session.options.get("replay"))
         self.kernel = FirmwareKernel(machine, self.board, live=not replay)
+        self.kernel.symbolize = session.image.symbolize
         if not replay:  # (a replay's kernel installs itself with the recorded board)
             self.kernel.install()
             self.kernel.reset()

@@ -34,6 +34,7 @@ PRIMASK/BASEPRI/FAULTMASK is looked at again every :data:`MASK_POLL` instruction
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import sys
 from collections.abc import Callable
@@ -440,7 +441,8 @@ class FirmwareKernel:
                                  self.st_next if self._systick_running() else None)
                      if t is not None]
             if not times:
-                return False  # nothing can wake it: the run stops here
+                self._sleep_forever()
+                return False
             wake = min(times)
             now = self.now()
             if wake > now:
@@ -450,6 +452,31 @@ class FirmwareKernel:
         self._dispatch()
         self._arm()
         return True
+
+    def _sleep_forever(self) -> None:
+        """A wfi with no interrupt pending and none to come (no SysTick, no model event):
+        the firmware would sleep forever. As the Linux layer does with a deadlock, it is
+        killed (SIGKILL) with one line saying so."""
+        m = self.machine
+        name = self._symbolize(m.pc - 2)
+        text = (f"syxdbg: the firmware waits for an interrupt (wfi at {m.pc - 2:#x}{name}) "
+                "that nothing can raise; it is killed (SIGKILL)\n")
+
+        def live() -> int:
+            if self.live:
+                sys.stderr.write(text)
+                sys.stderr.flush()
+            return 0
+
+        self._io(m.position, "warn", (text,), live)
+        m.request_kill(signal.SIGKILL)
+
+    #: Turns an address into " (function+off)" for messages (the session's symbols).
+    symbolize: Callable[[int], str | None] | None = None
+
+    def _symbolize(self, address: int) -> str:
+        name = self.symbolize(address) if self.symbolize is not None else None
+        return f" ({name})" if name else ""
 
     # -- the system control space ---------------------------------------------------------
     def _scs_read(self, offset: int, size: int, position: int, pc: int) -> int:

@@ -143,3 +143,11 @@ def test_record_and_replay_check(hello: Path, tmp_path: Path) -> None:
         hit = s.last_write("message", 4)
         assert hit is not None
         assert str(s.image.symbolize(s.regs.pc)).startswith("SysTick_Handler")
+
+
+def test_sleeping_forever_is_reported(tmp_path: Path) -> None:
+    p = syxdbg_cli("run", "--board", str(BOARD), str(build_firmware("idle")))
+    err = p.stderr.decode()
+    assert p.returncode == 128 + 9, err
+    assert "waits for an interrupt (wfi at 0x" in err and "(Reset_Handler+" in err
+    assert "that nothing can raise; it is killed (SIGKILL)" in err
