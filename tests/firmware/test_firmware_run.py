@@ -41,12 +41,17 @@ def test_uart_output_and_exit_status(hello: Path) -> None:
     assert p.returncode == 0, p.stderr
 
 
-def test_raw_image_on_the_default_board(hello: Path) -> None:
+def test_raw_image_on_the_default_board(hello: Path, tmp_path: Path) -> None:
     # The default board has the same UART and timer addresses and SRAM at 0x20000000.
-    p = syxdbg_cli("run", "--raw", str(firmware_binary(hello)), "--arch", "cortex-m",
-                   "--base", "0")
+    raw = ("--raw", str(firmware_binary(hello)), "--arch", "cortex-m", "--base", "0")
+    p = syxdbg_cli("run", *raw)
     assert p.stdout == HELLO_OUT, p.stderr
     assert p.returncode == 0
+    rec = tmp_path / "raw.syxrec"
+    p = syxdbg_cli("record", "-o", str(rec), *raw)
+    assert p.returncode == 0 and p.stdout == HELLO_OUT, p.stderr
+    p = syxdbg_cli("replay", "--check", str(rec))
+    assert p.returncode == 0 and b"as recorded" in p.stdout, p.stdout + p.stderr
 
 
 def test_uart_output_to_a_file(hello: Path, tmp_path: Path) -> None:
