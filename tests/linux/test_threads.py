@@ -386,6 +386,24 @@ def test_a_spinning_thread_is_preempted_and_goes_backwards_exactly(
         assert ev.position > picks[1] and ev.pc == resume and s.current_thread == gone, ev
 
 
+def test_stepping_a_preempted_thread(threads_exe: Callable[[str], Path]) -> None:
+    """``thread N`` of a thread preempted between two instructions, then a step: the others
+    run until its next slice, where it stands at the instruction it had not executed (the
+    thread list's pc); the next step executes that one instruction, in that thread."""
+    exe = threads_exe("gcc")
+    with open_session(exe, ["spin", "200000"]) as s:
+        s.seek(500_010)  # slices end every 100 000 instructions
+        waiting = next(t for t in s.threads if not t.current)
+        assert waiting.state == "runnable"
+        s.select_thread(waiting.tid)
+        ev = s.step()
+        assert ev.position == 600_000 and s.current_thread == waiting.tid
+        assert s.machine.pc == waiting.pc
+        ev = s.step()
+        assert ev.position == 600_001 and s.current_thread == waiting.tid
+        assert s.machine.pc != waiting.pc  # (a spin loop's compare and branch)
+
+
 def test_a_seed_gives_the_same_preemptions(threads_exe: Callable[[str], Path]) -> None:
     """With --schedule seed:N the slice lengths are drawn from N and the position: the
     same seed preempts at the same positions, another seed elsewhere."""
