@@ -452,14 +452,16 @@ class Session:
         """Step ``count`` instructions forward or backward (reverse-stepi).
 
         Backward, and forward with no thread given or selected, the steps are the whole
-        program's: instructions of whichever thread runs (a system call may switch).
+        program's: instructions of whichever thread runs (a system call or the end of a
+        time slice may switch).
         Forward with ``thread`` (or a thread chosen with :meth:`select_thread`), it steps
         that thread's instructions: the others stay still, except while it cannot run (it
         is not the running thread, or its system call gave the CPU away: a block, a yield,
         the end of its time slice), when they run until the scheduler gives it the CPU,
         stopping at breakpoints and watchpoints as a continue does. A thread that is not
-        running waits inside a system call (the scheduler switches only there): its step
-        is that system call completing, where it resumes. The schedule is never changed.
+        running waits inside a system call (its step is that system call completing, where
+        it resumes) or was preempted between two instructions (its step ends where it
+        resumes, before that instruction). The schedule is never changed.
         """
         if thread is None:
             thread = self._selected
