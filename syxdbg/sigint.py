@@ -41,21 +41,31 @@ _reported = False  # the one "interrupted" line has been written
 _hook_armed = False
 
 _blocking = 0  # depth of blocking_call() in the main thread
+#: Ctrl-C came while the main thread ran Python outside a blocking call (a system call's
+#: handler on its way to a host wait): the next blocking_call fails at once instead of
+#: waiting past it. Cleared when a run starts (sigint_calls).
+_pending = False
 
 
 def _on_sigint(signum: int, frame: object) -> None:
-    if _blocking and threading.current_thread() is threading.main_thread():
-        raise InterruptedError(errno.EINTR, "interrupted by Ctrl-C")
+    global _pending
+    if threading.current_thread() is threading.main_thread():
+        if _blocking:
+            raise InterruptedError(errno.EINTR, "interrupted by Ctrl-C")
+        _pending = True
 
 
 @contextmanager
 def blocking_call() -> Iterator[None]:
     """Around a host call that may wait indefinitely: Ctrl-C (under :func:`sigint_calls`)
     makes it fail with ``InterruptedError`` instead of being retried."""
-    global _blocking
+    global _blocking, _pending
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if _pending:
+        _pending = False
+        raise InterruptedError(errno.EINTR, "interrupted by Ctrl-C")
     _blocking += 1
     try:
         yield
@@ -79,6 +89,8 @@ def sigint_calls(interrupt: Callable[[], None]) -> Iterator[None]:
         wsock.close()
         yield
         return
+    global _pending
+    _pending = False
     old_handler = signal.signal(signal.SIGINT, _on_sigint)
 
     def watch() -> None:

@@ -245,9 +245,10 @@ def _park(p: Process, fd: int, flags: int) -> bool:
         fds = tuple(sorted({f.host_fd, *(h for _, _, h in waiting)}))
         try:
             answers = p.host.poll(tuple((h, events) for h in fds), 0 if timed else -1)
-        except OSError:  # Ctrl-C (EINTR): the read tries (the session stops first)
-            return False
-        ready = {h for h, r in zip(fds, answers, strict=True) if r}
+        except OSError:  # Ctrl-C (EINTR): stop the session now; the call runs again later
+            p._machine.interrupt()
+            answers = ()
+        ready = {h for h, r in zip(fds, answers, strict=True) if r} if answers else set()
         if f.host_fd in ready:
             return False
         poll.wake(p, [(pid, t) for pid, t, h in waiting if h in ready])

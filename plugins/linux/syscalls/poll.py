@@ -264,7 +264,8 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
     fds = tuple(sorted(events))
     try:
         answers = p.host.poll(tuple((h, events[h]) for h in fds), wait_ms)
-    except OSError:  # Ctrl-C (EINTR): every one tries again; the session stops first
+    except OSError:  # Ctrl-C (EINTR): stop the session now; every one tries again later
+        p._machine.interrupt()  # (else the next wait on the host would outlast Ctrl-C)
         answers = tuple(POLLIN for _ in fds)
     ready = {h for h, r in zip(fds, answers, strict=True) if r}
     woken = [(pid, t) for pid, t, w in waiting if any(h in ready for h, _ in w)]
