@@ -141,7 +141,7 @@ def sys_sendto(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
     return _send(p, fd, data, flags, _addr_in(p, addr, size) if addr else None)
 
 
-SOL_SOCKET, SCM_RIGHTS, SO_TYPE = 1, 1, 3
+SOL_SOCKET, SCM_RIGHTS, SO_TYPE, SO_RCVTIMEO = 1, 1, 3, 20
 MSG_PEEK, MSG_TRUNC = 0x2, 0x20
 _MAX_DATAGRAM = 65536
 _CMSG_HDR = struct.Struct("<QiI")  # cmsg_len (size_t), cmsg_level, cmsg_type
@@ -239,6 +239,8 @@ def _park(p: Process, fd: int, flags: int) -> bool:
     events = POLLIN | POLLERR | POLLHUP
     if p.host.poll(((f.host_fd, events),), 0)[0]:
         return False
+    if any(p.host.sockopt(f.host_fd, SOL_SOCKET, SO_RCVTIMEO, 16)):
+        return False  # SO_RCVTIMEO: the host call's own timeout ends the wait
     if not others:
         timed = any(t.timeout >= 0 for t in p.s.threads.values()) or any(
             t.timeout >= 0 for e in p.s.procs.values() for t in e.state.threads.values())
