@@ -900,6 +900,11 @@ class Machine:
                         event = self._classify(None, None, False, self.pc, until)
                         if event is not None:
                             return event
+                if (not fired and until_stop is not None and pc == until_stop
+                        and bp_addr is None and not limit_hit and not interrupted):
+                    # The exit address of a stop the timer no longer wants (a hook moved
+                    # the timer later): run on from here.
+                    self._redirected = True
                 if self._redirected or fired:  # the guest goes on elsewhere
                     self._redirected = False  # (a fault went to its signal handler)
                     if step_target is not None:  # armed in straight-line code: stale now
@@ -1174,3 +1179,5 @@ class Machine:
         for h in self._hooks:
             self._uc.hook_del(h)
         self._hooks.clear()
+
+
