@@ -1179,5 +1179,3 @@ class Machine:
         for h in self._hooks:
             self._uc.hook_del(h)
         self._hooks.clear()
-
-
