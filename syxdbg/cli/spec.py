@@ -130,8 +130,9 @@ def add_program_options(p: argparse.ArgumentParser, *, history: bool = True) -> 
     g = p.add_argument_group("program")
     g.add_argument("--raw", metavar="FILE",
                    help="load FILE as a raw blob instead of an ELF (needs --arch and --base)")
-    g.add_argument("--arch", help="architecture of a raw blob: x86_64, aarch64, arm or "
-                   "riscv64 (ELF programs: inferred from the file)")
+    g.add_argument("--arch", help="architecture of a raw blob: x86_64, aarch64, arm, "
+                   "riscv64 or cortex-m (firmware: docs/firmware.md; ELF programs: inferred "
+                   "from the file, cortex-m with --board)")
     g.add_argument("--base", type=types.number, metavar="ADDR",
                    help="load address of a raw blob")
     g.add_argument("--entry", type=types.number, metavar="ADDR",
