@@ -481,12 +481,11 @@ class Session:
         elif count == 1 and not self._depth:
             # gdb's stepi of the running thread: one timeline step (its own motion), and
             # the others only if its system call gave the CPU away.
-            event = self.timeline.step("forward", 1, poll=poll)
-            if isinstance(event, Stopped) and event.why == "step" \
-                    and self.current_thread != tid:
+            stop = self.timeline.step("forward", 1, poll=poll)
+            if isinstance(stop, Stopped) and stop.why == "step" and self.current_thread != tid:
                 with self.motion():
-                    event = self._switched_away(tid, poll)
-            return self._stopped(event)
+                    stop = self._switched_away(tid, poll)
+            return self._stopped(stop)
         with self.motion():
             event: StopEvent = Stopped(self.machine.pc, self.position, "step")
             for _ in range(count):
