@@ -1533,7 +1533,7 @@ class Process:
         act = self.sigaction(sig)
         if act.handler in (abi.SIG_DFL, abi.SIG_IGN) or s.sigmask & bit:
             return False
-        if self.arch == "arm":
+        if self.arch == "arm" and not self._machine.thumb:
             # Not yet: on 32-bit ARM a run bounded by a count re-executes a handler entered
             # from an ARM-state fault one instruction off (docs/linux.md). Fatal, as before.
             self.warn_once(-2000 - sig, f"syxdbg: warning: signal {sig} from a fault has a "

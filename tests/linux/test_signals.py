@@ -87,7 +87,7 @@ def test_handlers_see_and_leave_what_linux_gives(build_probe: Callable[[str, str
     assert "warning" not in emu.stderr.decode()
 
 
-@pytest.mark.parametrize("toolchain", (*TOOLCHAINS, "riscv64"))
+@pytest.mark.parametrize("toolchain", (*TOOLCHAINS, "thumb", "riscv64"))
 def test_faults_go_to_the_guests_handlers(build_probe: Callable[[str, str], Path],
                                           emu_run: Callable[..., progs.Result],
                                           toolchain: str) -> None:
