@@ -143,7 +143,10 @@ class Machine:
         self._cs_detail.detail = True
         #: 32-bit ARM: the Thumb decoders (the CPSR's T bit chooses; see _engine).
         self._arm = arch.name in ("arm", "cortex-m")
-        thumb_mode = capstone.CS_MODE_THUMB if self._arm else arch.cs_mode
+        # (Cortex-M: THUMB | MCLASS, without which capstone decodes no mrs/msr of PRIMASK,
+        # BASEPRI, PSP...: a block holding one would be miscounted.)
+        thumb_mode = (arch.cs_mode if arch.name == "cortex-m" else capstone.CS_MODE_THUMB) \
+            if self._arm else arch.cs_mode
         self._cs_thumb = capstone.Cs(arch.cs_arch, thumb_mode)
         self._cs_thumb_detail = capstone.Cs(arch.cs_arch, thumb_mode)
         self._cs_thumb_detail.detail = True

@@ -152,3 +152,15 @@ def test_exc_return_reaches_the_hook_as_exception_exit(tmp_path: Path, source: s
     m.regs.lr = 0xFFFF_FFF9
     m.run(count=2)
     assert seen and seen[0] == (cm.EXCP_EXCEPTION_EXIT, 0xFFFF_FFF8)
+
+
+def test_special_register_moves_count_as_instructions(tmp_path: Path) -> None:
+    # capstone decodes mrs/msr of the M profile's registers only in MCLASS mode: a block
+    # holding them must still count every instruction (exact positions, stepping).
+    code = assemble(tmp_path, "mrs r0, psp\nmovs r1, #0x40\nmsr basepri, r1\nmovs r2, #2\n"
+                    "mrs r3, primask\nb .")
+    m = machine(code)
+    ev = m.run(count=4)
+    assert ev.position == 4 and m.pc == CODE + 12 and m.regs.r2 == 2
+    assert cm.special(m, "BASEPRI") == 0x40
+    assert [i[1] for i in m.disassemble(CODE, 3)] == ["mrs", "movs", "msr"]
