@@ -614,12 +614,20 @@ cdef int _it_legit(PyObject *fn, uint64_t address) noexcept with gil:
         return 1  # when in doubt, leave the state alone
 
 
+cdef enum:
+    UC_MEM_FETCH_TYPE = 18  # uc_mem_type's UC_MEM_FETCH
+
+
 cdef bint _it_tlb_cb(void *uc, uint64_t vaddr, int type, uc_tlb_entry *result,
                     void *user_data) noexcept nogil:
     cdef ItState *s = <ItState *>user_data
     cdef uint64_t cpsr = 0
     cdef uint32_t value
-    if s.reg_read(s.uc, s.cpsr_id, &cpsr) != UC_ERR_OK:
+    # Only after a data access's restore: a fill for an instruction fetch (translating the
+    # next block) comes with no restore, and the IT bits then are the live state the next
+    # block starts from (a fork's child, whose translations were all dropped, lost the IT
+    # state of glibc's "it cc; bxcc lr" after execve and took the branch: issue 14).
+    if type == UC_MEM_FETCH_TYPE or s.reg_read(s.uc, s.cpsr_id, &cpsr) != UC_ERR_OK:
         return False
     if (cpsr & CPSR_T) != 0 and (cpsr & CPSR_IT) != 0:
         value = <uint32_t>(cpsr & ~(<uint64_t>CPSR_IT))
