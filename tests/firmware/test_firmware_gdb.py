@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -81,3 +82,16 @@ def test_reverse_debugging_the_interrupt_bug(gdb_multiarch: str) -> None:
     # Forward one instruction: the interrupt is taken again at the same point.
     assert "SysTick_Handler () at hello.c:52" in out[14]
     assert "<signal handler called>" in out[15]
+
+
+def test_syxdbg_gdb_command_with_a_board(gdb_multiarch: str) -> None:
+    """``syxdbg gdb --board``: the stub and gdb-multiarch, connected, symbols loaded."""
+    elf = build_firmware("hello")
+    p = subprocess.run([sys.executable, "-m", "syxdbg", "gdb", "--batch", "--gdb-arg=-nx",
+                        "--ex", "break SysTick_Handler", "--ex", "continue", "--ex", "bt",
+                        "--ex", "info registers xpsr", "--board", str(BOARD), str(elf)],
+                       capture_output=True, text=True, timeout=300, check=False)
+    out = p.stdout + p.stderr
+    assert "Breakpoint 1, SysTick_Handler () at hello.c:52" in out, out
+    assert "#1  <signal handler called>" in out and "#2  main () at hello.c:88" in out
+    assert re.search(r"xpsr +0x8100000f", out), out
