@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .sigframe import SI_TKILL
+
 if TYPE_CHECKING:
     from syxdbg.machine import Machine
 
@@ -84,6 +86,30 @@ def on_timer(p: Process, machine: Machine) -> None:
     arm(p, machine)
 
 
+def deliver_pending(p: Process, *, in_syscall: bool) -> None:
+    """After a switch: the signals sent to the thread that now runs while it was not
+    running (syscalls/threads.py, signal_thread) that its mask lets through run their
+    handlers now, in it (``in_syscall``: from the system call hook, whose return moves an
+    x86_64 pc past the system call instruction; else between two instructions)."""
+    from .syscalls.threads import PENDING_KEY
+
+    s = p.s
+    key = f"{PENDING_KEY}{p.tid}"
+    mine = s.misc.get(key, 0)
+    ready = mine & ~s.sigmask
+    if not ready:
+        return
+    if mine & ~ready:
+        s.misc[key] = mine & ~ready
+    else:
+        del s.misc[key]
+    s.sigpending |= ready
+    for sig in range(1, 65):
+        if ready >> (sig - 1) & 1:  # sent by tkill/tgkill (glibc's SIGCANCEL checks it)
+            s.sigcodes[sig] = SI_TKILL
+    p.run_handlers(in_syscall=in_syscall)
+
+
 def switch(kernel: LinuxKernel, machine: Machine) -> None:
     """End the running thread's slice between two instructions: the scheduler switches
     to the next runnable thread (or restarts the slice when there is none)."""
@@ -95,3 +121,4 @@ def switch(kernel: LinuxKernel, machine: Machine) -> None:
     kernel._schedule(machine)
     if gap:
         regs[pc] = (regs[pc] + gap) & 0xFFFF_FFFF_FFFF_FFFF
+    deliver_pending(kernel.process, in_syscall=False)

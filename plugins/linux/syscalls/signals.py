@@ -139,10 +139,10 @@ def _signal_thread(p: Process, tid: int, sig: int) -> int:
         return -errno.EINVAL
     if sig and tid != p.tid and p.sigaction(sig).handler not in (abi.SIG_DFL, abi.SIG_IGN):
         # Its handler must run in that thread (glibc's SIGCANCEL acts on the thread it
-        # runs in), and threads other than the caller get no signal frames yet.
-        p.warn_once(-sig, f"syxdbg: warning: signal {sig} has a handler; delivery to "
-                          "a thread other than the caller is not emulated, the signal "
-                          "is discarded\n")
+        # runs in): pending on it until it runs (syscalls/threads.py).
+        from .threads import signal_thread
+
+        signal_thread(p, tid, sig)
         return 0
     return _signal_self(p, sig, SI_TKILL)
 

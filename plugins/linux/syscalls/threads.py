@@ -133,6 +133,34 @@ def sleep_passes(p: Process, ns: int) -> None:
 _PC = {"x86_64": "rip", "aarch64": "pc", "arm": "pc", "riscv64": "pc"}
 
 
+# -- signals to another thread ----------------------------------------------------------------
+#: A thread's own pending signals (a tgkill/tkill aimed at it while it was not running) live
+#: in ``ProcessState.misc`` under this prefix and its tid, as a signal bit set.
+PENDING_KEY = "sigpend:"
+
+
+def signal_thread(p: Process, tid: int, sig: int) -> None:
+    """``sig`` (which has a guest handler) sent to ``tid``, a thread that is not running:
+    pending on that thread, its handler runs in it when the scheduler gives it the CPU
+    (preempt.deliver_pending). A thread waiting in a futex wait, or parked in a read or
+    poll, that does not block ``sig`` is woken: the futex wait returns -EINTR; a parked
+    call runs again after the handler (the restart Linux makes for SA_RESTART and for
+    calls that the guest retries on EINTR anyway)."""
+    s = p.s
+    bit = 1 << (sig - 1)
+    key = f"{PENDING_KEY}{tid}"
+    s.misc[key] = s.misc.get(key, 0) | bit
+    t = s.threads.get(tid)
+    if t is None or t.sigmask & bit or t.wait not in ("futex", "pipe"):
+        return
+    s.seq += 1
+    if t.wait == "futex":
+        s.threads[tid] = dataclasses.replace(t, wait="", futex=0, timeout=-1, seq=s.seq,
+                                             result=-errno.EINTR)
+    else:  # parked at its system call instruction: it makes the call again
+        s.threads[tid] = dataclasses.replace(t, wait="", fd=-1, timeout=-1, seq=s.seq)
+
+
 # -- thread names (prctl PR_SET_NAME/PR_GET_NAME, /proc/self/task/TID/comm) ---------------
 #: A thread's name lives in ``ProcessState.misc`` under this prefix and its tid, as an
 #: integer (the name's bytes, little-endian: names hold no NUL), only once it was given
@@ -190,6 +218,7 @@ def write_comm(p: Process, path: bytes, data: bytes) -> int:
 def sys_exit(p: Process, status: I32) -> None:
     if p.s.threads:  # (the last thread's exit is the process's: its name stays)
         forget_thread_name(p, p.tid)
+        p.s.misc.pop(f"{PENDING_KEY}{p.tid}", None)
     p.exit_thread(status)
 
 

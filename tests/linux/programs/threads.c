@@ -12,6 +12,8 @@
  *   threads proc      /proc/self/task and /proc/thread-self with two threads
  *   threads pipe      main reads a pipe (blocking while empty) that a thread writes
  *   threads pipestall main reads a pipe nobody writes, the other thread waits forever
+ *   threads cancelwait pthread_cancel of threads blocked in read (an empty pipe) and in
+ *                     pthread_cond_wait: SIGCANCEL's handler runs in them
  *   threads names     thread names: prctl PR_SET_NAME/PR_GET_NAME, pthread_setname_np and
  *                     pthread_getname_np of itself and of another thread (/proc comm)
  *   threads spin N    main spins (no system call) on a flag a thread sets after N steps
@@ -336,6 +338,54 @@ static int run_spin(void) {
     return 0;
 }
 
+static int cancel_pipe[2];
+static volatile int blocked_started;
+static pthread_mutex_t never_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t never_cond = PTHREAD_COND_INITIALIZER;
+
+static void *blocked_reader(void *arg) {
+    char c;
+    (void)arg;
+    blocked_started++;
+    read(cancel_pipe[0], &c, 1); /* nobody writes: blocks until cancelled */
+    return NULL;
+}
+
+static void unlock_never(void *arg) {
+    (void)arg;
+    pthread_mutex_unlock(&never_lock);
+}
+
+static void *blocked_waiter(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&never_lock);
+    pthread_cleanup_push(unlock_never, NULL);
+    blocked_started++;
+    for (;;)
+        pthread_cond_wait(&never_cond, &never_lock); /* never signalled */
+    pthread_cleanup_pop(1);
+    return NULL;
+}
+
+static int run_cancelwait(void) {
+    pthread_t r, w;
+    void *rr, *rw;
+    pipe(cancel_pipe);
+    pthread_create(&r, NULL, blocked_reader, NULL);
+    pthread_create(&w, NULL, blocked_waiter, NULL);
+    while (blocked_started < 2)
+        sched_yield();
+    for (int i = 0; i < 5; i++)
+        sched_yield(); /* both blocked by now */
+    pthread_cancel(r);
+    pthread_cancel(w);
+    pthread_join(r, &rr);
+    pthread_join(w, &rw);
+    printf("cancelled in read: %d, in pthread_cond_wait: %d\n", rr == PTHREAD_CANCELED,
+           rw == PTHREAD_CANCELED);
+    return 0;
+}
+
 static pthread_barrier_t name_barrier;
 
 static void *named_self(void *arg) {
@@ -505,6 +555,8 @@ int main(int argc, char **argv) {
         return run_work();
     if (!strcmp(mode, "sleep"))
         return run_sleep();
+    if (!strcmp(mode, "cancelwait"))
+        return run_cancelwait();
     if (!strcmp(mode, "names"))
         return run_names();
     if (!strcmp(mode, "spin"))
