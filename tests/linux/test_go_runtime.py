@@ -6,8 +6,9 @@ select that times out and a sleeping goroutine.
 The runtime is the real test: it starts its own threads (clone with its flag set), parks
 them on futexes with timeouts, runs sysmon (nanosleep loops), waits for its timers in
 epoll_pwait (netpoll), installs handlers on an alternate signal stack for every signal and
-preempts goroutines with tgkill(SIGURG), whose handler runs in the thread it names. Output equal to the native run's (qemu-user for
-arm64), with a schedule seed too, and a recording that replays.
+preempts goroutines with tgkill(SIGURG), whose handler runs in the thread it names. Output
+equal to the native run's (qemu-user for arm64), with a schedule seed too, and a recording
+that replays.
 """
 
 from __future__ import annotations
