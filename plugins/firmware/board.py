@@ -55,6 +55,9 @@ class Board:
     irqs: int = 64
     #: Implemented priority bits (the upper bits of each 8-bit priority field).
     priority_bits: int = 4
+    #: What a bus fault or an undefined instruction does: "stop" (the run stops with the
+    #: fault, as for a program) or "handler" (the firmware's HardFault handler runs).
+    faults: str = "stop"
     text: str = field(default="", compare=False)
 
     def region(self, name: str) -> MemoryRegion:
@@ -177,7 +180,10 @@ def parse_board(text: str, source: str = "board") -> Board:
     board = Board(name=name, memory=tuple(regions), peripherals=tuple(peripherals),
                   vtor=None if "vtor" not in data else _int(data, "vtor", source),
                   irqs=_int(data, "irqs", source, 64),
-                  priority_bits=_int(data, "priority_bits", source, 4), text=text)
+                  priority_bits=_int(data, "priority_bits", source, 4),
+                  faults=str(data.get("faults", "stop")), text=text)
+    if board.faults not in ("stop", "handler"):
+        raise LoadError(f"{source}: faults is \"stop\" or \"handler\"")
     if not 1 <= board.irqs <= 240 or not 2 <= board.priority_bits <= 8:
         raise LoadError(f"{source}: irqs is 1-240 and priority_bits 2-8")
     for p in peripherals:

@@ -50,6 +50,7 @@ from .state import FirmwareState
 if TYPE_CHECKING:
     from syxdbg.eventlog import Event, EventLog
     from syxdbg.machine import Machine
+    from syxdbg.machine.events import Fault
 
 SOURCE = "firmware"
 #: Instructions between two looks at a pending interrupt that a mask holds back.
@@ -115,6 +116,7 @@ class FirmwareKernel:
                 m, spec.base, spec.size, self._model_reader(spec.name, model),
                 self._model_writer(spec.name, model)))
         m.set_exception_handler(self._on_exception, self._on_idle)
+        m.set_fault_handler(self._on_fault)
 
     def reset(self) -> None:
         """The CPU's reset: SP and pc from the vector table."""
@@ -128,6 +130,7 @@ class FirmwareKernel:
             return
         self._closed = True
         self.machine.set_exception_handler(None, None)
+        self.machine.set_fault_handler(None)
         self.machine.set_timer(None)
         for model in self.models:
             model.close()
@@ -430,6 +433,27 @@ class FirmwareKernel:
         else:  # an svc that cannot run now escalates
             self._enter(cm.HARDFAULT, pc)
         self._arm()
+
+    def _on_fault(self, machine: Machine, fault: Fault) -> bool:
+        """A bad access or an undefined instruction: with ``faults = "handler"`` the
+        firmware's HardFault handler runs (the fault escalated: BusFault and UsageFault are
+        not enabled), with CFSR, HFSR and BFAR set; a fault in HardFault itself (lockup)
+        and a breakpoint instruction stop the run."""
+        if self.board.faults != "handler" or cm.HARDFAULT in self.active or \
+                fault.signal not in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL):
+            return False
+        if fault.signal == signal.SIGILL:
+            cfsr = 1 << 16  # UNDEFINSTR
+        elif "execute" in fault.detail:
+            cfsr = 1 << 8  # IBUSERR
+        else:
+            cfsr = (1 << 9) | (1 << 15)  # PRECISERR, BFARVALID
+            self.regs[0xD38] = fault.address & 0xFFFFFFFF  # BFAR
+        self.regs[0xD28] = self.regs.get(0xD28, 0) | cfsr
+        self.regs[0xD2C] = self.regs.get(0xD2C, 0) | (1 << 30)  # HFSR.FORCED
+        self._enter(cm.HARDFAULT, fault.pc)
+        self._arm()
+        return True
 
     def _on_idle(self, machine: Machine) -> bool:
         """The emulation ended after a ``wfi``: sleep until the next event and take it."""

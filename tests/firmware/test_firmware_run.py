@@ -156,3 +156,35 @@ def test_sleeping_forever_is_reported(tmp_path: Path) -> None:
     assert p.returncode == 128 + 9, err
     assert "waits for an interrupt (wfi at 0x" in err and "(Reset_Handler+" in err
     assert "that nothing can raise; it is killed (SIGKILL)" in err
+
+
+def test_faults_stop_or_go_to_the_hardfault_handler(tmp_path: Path) -> None:
+    fault = str(build_firmware("fault"))
+    p = syxdbg_cli("run", "--board", str(BOARD), fault)
+    assert p.returncode == 128 + 11 and p.stdout == b"before\n"
+    assert b"SIGSEGV at pc 0x" in p.stderr and b"(main+" in p.stderr
+    assert b"read from unmapped memory at 0x30000010" in p.stderr
+    board = tmp_path / "board.toml"
+    board.write_text(BOARD.read_text().replace('cpu = "cortex-m4"\n',
+                                               'cpu = "cortex-m4"\nfaults = "handler"\n'))
+    p = syxdbg_cli("run", "--board", str(board), fault)
+    # CFSR: PRECISERR | BFARVALID; HFSR: FORCED; BFAR: the address; SYS_EXIT_EXTENDED 3.
+    assert p.stdout == b"before\nhardfault cfsr 00008200 hfsr 40000000 bfar 30000010\n"
+    assert p.returncode == 3, p.stderr
+    with syxdbg.open(fault, options={"board": str(board)}) as s:
+        s.run()
+        # The handler is entered at the faulting load, which did not retire: it returns
+        # to the load, and one step back is the instruction before it, in Thread mode.
+        entry = s.symbols["HardFault_Handler"]
+        s.seek(0)
+        s.run(until=entry)
+        frame_pc = int.from_bytes(s.mem.read(s.regs.sp + 24, 4), "little")
+        assert s.machine.disassemble(frame_pc, 1)[0][1] == "ldr"
+        assert str(s.image.symbolize(frame_pc)).startswith("main")
+        s.step("backward")
+        assert s.regs.pc < frame_pc and cm.current_exception(s.machine) == 0
+        s.step()
+        assert s.regs.pc == frame_pc  # about to fault
+        s.step()
+        assert str(s.image.symbolize(s.regs.pc)).startswith("HardFault_Handler")
+        assert cm.current_exception(s.machine) == cm.HARDFAULT
