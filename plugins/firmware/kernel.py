@@ -219,15 +219,15 @@ class FirmwareKernel:
     def _fire_models(self) -> None:
         """Model events due now: live (recorded) or from the log."""
         pos = self.machine.position
-        if self._replaying():
-            while True:
-                ev = self._peek_event()
-                if ev is None or ev.position != pos:
-                    return
-                assert self.log is not None
-                _, irqs = self.log.replay(pos, SOURCE, "event", ev.key).outcome()
-                for irq in irqs:
-                    self.pending.add(16 + int(irq))
+        while self._replaying():
+            ev = self._peek_event()
+            if ev is None or ev.position != pos:
+                return
+            assert self.log is not None
+            _, irqs = self.log.replay(pos, SOURCE, "event", ev.key).outcome()
+            for irq in irqs:
+                self.pending.add(16 + int(irq))
+        # (At the frontier, the live models: the log may have just run out here.)
         now = self.now()
         for model in self.models:
             due = model.next_event()
