@@ -188,3 +188,23 @@ def test_faults_stop_or_go_to_the_hardfault_handler(tmp_path: Path) -> None:
         s.step()
         assert str(s.image.symbolize(s.regs.pc)).startswith("HardFault_Handler")
         assert cm.current_exception(s.machine) == cm.HARDFAULT
+
+
+def test_every_model_value_is_an_event_log_input(hello: Path) -> None:
+    with open_hello(hello) as s:
+        s.run()
+        events = [e for e in s.timeline.eventlog.events() if e.source == "firmware"]
+        calls = {(e.call, e.key[0]) for e in events if e.call != "semihost_write"}
+        assert calls == {("read", "uart0"), ("write", "uart0"), ("write", "timer0"),
+                         ("event", "timer0")}
+        # A read's event holds the value the firmware got (STATUS: ready to send) and
+        # the interrupts the model raised (none); a timer event its time and its IRQ.
+        status = [e for e in events if e.call == "read" and e.key[1] == 4]
+        assert status and all(e.result == (2, ()) for e in status)
+        ticks = [e for e in events if e.call == "event"]
+        assert len(ticks) == 4 and all(e.result[1] == (0,) for e in ticks)
+        assert [e.result[0] for e in ticks] == [2500 * (i + 1) + ticks[0].result[0] - 2500
+                                                for i in range(4)]
+        # No SysTick or NVIC access is logged: the system control space is deterministic
+        # state, re-executed.
+        assert not any(e.key[0] == "scs" for e in events)
