@@ -329,6 +329,9 @@ class ProcessState:
     sigtramp: int = 0
     #: si_code of each pending signal that has a guest handler (SI_USER, SI_TKILL).
     sigcodes: dict[int, int] = field(default_factory=dict)
+    #: Who sent each pending signal that came from another process: (pid, uid, status; the
+    #: status is SIGCHLD's si_status). Absent: the process itself (kill, raise).
+    sigsenders: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     #: ITIMER_REAL (alarm, setitimer): (deadline on the host's CLOCK_MONOTONIC in ns, 0:
     #: disarmed; reload interval in ns). See Process.poll_itimer.
     itimer_real: tuple[int, int] = (0, 0)
@@ -716,6 +719,7 @@ class Process:
         child.pgid, child.sid = s.pgid or s.ids[0], s.sid or s.ids[0]
         child.tid, child.threads = 0, {}
         child.sigpending, child.sigcodes, child.saved_mask = 0, {}, -1
+        child.sigsenders = {}
         child.itimer_real, child.itimer_checked = (0, 0), (0, 0)
         child.robust_list = (0, 0)
         child.tid_address = child_tid if flags & abi.CLONE_CHILD_CLEARTID else 0
@@ -825,9 +829,12 @@ class Process:
                 s.seq += 1
                 parent.threads[t.tid] = replace(t, wait="", seq=s.seq, again="child")
         if st.exit_signal:
-            self.signal_process(ppid, st.exit_signal)
+            code, value = ((abi.CLD_EXITED, status >> 8 & 0xFF) if not status & 0x7F
+                           else (abi.CLD_KILLED, status & 0x7F))
+            self.signal_process(ppid, st.exit_signal, code, sender=(pid, st.ids[2], value))
 
-    def signal_process(self, pid: int, sig: int, code: int = sigframe.SI_USER) -> None:
+    def signal_process(self, pid: int, sig: int, code: int = sigframe.SI_USER, *,
+                       sender: tuple[int, int, int] | None = None) -> None:
         """Send ``sig`` to process ``pid`` (kill): the running one acts as :meth:`deliver`
         does; another is killed by a fatal default action, or the signal pends for it and
         wakes a thread of it that waits (its system call runs again after the handler)."""
@@ -851,6 +858,7 @@ class Process:
         bit = 1 << (sig - 1)
         st.sigpending |= bit
         st.sigcodes[sig] = code
+        st.sigsenders[sig] = sender or (self.pid, self.s.ids[2], 0)
         for t in sorted(st.threads.values(), key=lambda t: t.seq):
             mask = t.suspend_mask if t.wait == "signal" else t.sigmask
             if mask & bit or not (t.wait in ("pipe", "child", "futex", "signal") or t.again):
@@ -1511,7 +1519,8 @@ class Process:
                 self._act(sig)  # the disposition changed while it was pending
                 continue
             code = s.sigcodes.pop(sig, sigframe.SI_USER)
-            info = sigframe.pack_siginfo(sig, code, self.pid, s.ids[1], self.arch)
+            pid, uid, status = s.sigsenders.pop(sig, (self.pid, s.ids[2], 0))
+            info = sigframe.pack_siginfo(sig, code, pid, uid, self.arch, status)
             # The first frame after rt_sigsuspend restores the mask it replaced.
             old_mask = s.saved_mask if s.saved_mask >= 0 else s.sigmask
             s.saved_mask = -1

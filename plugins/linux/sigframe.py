@@ -163,11 +163,14 @@ class SigAction:
 _SIGINFO_HEAD = {"arm": "<iii"}
 
 
-def pack_siginfo(sig: int, code: int, pid: int, uid: int, arch: str = "x86_64") -> bytes:
+def pack_siginfo(sig: int, code: int, pid: int, uid: int, arch: str = "x86_64",
+                 status: int = 0) -> bytes:
     """A ``siginfo_t`` for a signal sent by a process (kill, tgkill): signo, errno 0, code,
-    then the sender's pid and uid."""
+    then the sender's pid and uid (and for SIGCHLD, ``si_status``: the exit code or the
+    signal that killed the child)."""
     head = _SIGINFO_HEAD.get(arch, "<iii4x")
-    return struct.pack(head + "iI", sig, 0, code, pid, uid).ljust(SIGINFO_SIZE, b"\0")
+    return struct.pack(head + "iIi", sig, 0, code, pid, uid, status).ljust(SIGINFO_SIZE,
+                                                                            b"\0")
 
 
 def pack_fault_siginfo(sig: int, code: int, address: int, arch: str = "x86_64") -> bytes:

@@ -20,6 +20,18 @@ static void on_chld(int sig) {
 
 static void on_usr1(int sig) { (void)sig; usr1 = 1; }
 
+/* What the last SA_SIGINFO handler of SIGCHLD ([0]) and SIGUSR1 ([1]) was told. */
+static volatile sig_atomic_t info_pid[2], info_code[2], info_status[2], info_uid_ok[2];
+
+static void on_info(int sig, siginfo_t *si, void *ctx) {
+    int i = sig == SIGUSR1;
+    (void)ctx;
+    info_pid[i] = si->si_pid;
+    info_code[i] = si->si_code;
+    info_status[i] = si->si_status;
+    info_uid_ok[i] = si->si_uid == getuid();
+}
+
 static void describe(const char *what, int st) {
     if (WIFEXITED(st))
         printf("%s: exited %d\n", what, WEXITSTATUS(st));
@@ -226,6 +238,30 @@ int main(int argc, char **argv) {
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
     describe("killed child", st);
+
+    /* SA_SIGINFO: SIGCHLD says which child ended and how; a signal from a child names it. */
+    struct sigaction si;
+    memset(&si, 0, sizeof si);
+    si.sa_sigaction = on_info;
+    si.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigaction(SIGCHLD, &si, NULL);
+    pid = fork();
+    if (pid == 0)
+        _exit(33);
+    waitpid(pid, &st, 0);
+    printf("SIGCHLD info: pid=%d code=%s status=%d uid=%d\n", info_pid[0] == pid,
+           info_code[0] == CLD_EXITED ? "CLD_EXITED" : "?", (int)info_status[0],
+           (int)info_uid_ok[0]);
+    sigaction(SIGUSR1, &si, NULL);
+    pid = fork();
+    if (pid == 0) {
+        kill(getppid(), SIGUSR1);
+        _exit(0);
+    }
+    waitpid(pid, &st, 0);
+    printf("SIGUSR1 info from the child: pid=%d code=%s uid=%d\n", info_pid[1] == pid,
+           info_code[1] == SI_USER ? "SI_USER" : "?", (int)info_uid_ok[1]);
+    signal(SIGCHLD, SIG_DFL);
 
     /* SIGCHLD handler reaping three children. */
     struct sigaction sa;
