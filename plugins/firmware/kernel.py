@@ -367,10 +367,18 @@ class FirmwareKernel:
             return -1
         return self.priority.get(number, 0)
 
+    def _group(self, priority: int) -> int:
+        """The group (preemption) priority of ``priority`` under AIRCR.PRIGROUP: the bits
+        above bit PRIGROUP; the rest is the subpriority, which only orders pending ones."""
+        if priority < 0:
+            return priority
+        prigroup = (self.regs.get(0xD0C, 0) >> 8) & 7
+        return priority & (0xFF << (prigroup + 1)) & 0xFF
+
     def _execution_priority(self, masks: bool = True) -> int:
         level = 256
         for n in self.active:
-            level = min(level, self._prio(n))
+            level = min(level, self._group(self._prio(n)))
         if masks:
             m = self.machine
             if cm.special(m, "FAULTMASK") & 1:
@@ -379,7 +387,7 @@ class FirmwareKernel:
                 level = min(level, 0)
             basepri = cm.special(m, "BASEPRI") & 0xFF
             if basepri:
-                level = min(level, basepri)
+                level = min(level, self._group(basepri))
         return level
 
     def _takeable(self) -> list[int]:
@@ -391,9 +399,10 @@ class FirmwareKernel:
         if not ready:
             return
         best = min(ready, key=lambda n: (self._prio(n), n))
-        if self._prio(best) < self._execution_priority():
+        group = self._group(self._prio(best))
+        if group < self._execution_priority():
             self._enter(best, self.machine.pc)
-        elif self._prio(best) < self._execution_priority(masks=False):
+        elif group < self._execution_priority(masks=False):
             # Held back by PRIMASK/BASEPRI/FAULTMASK only: look again soon.
             self.check_at = self.machine.position + MASK_POLL
 
@@ -428,7 +437,7 @@ class FirmwareKernel:
 
     def _svc(self) -> None:
         pc = self.machine.pc  # after the svc
-        if self._prio(cm.SVCALL) < self._execution_priority():
+        if self._group(self._prio(cm.SVCALL)) < self._execution_priority():
             self._enter(cm.SVCALL, pc)
         else:  # an svc that cannot run now escalates
             self._enter(cm.HARDFAULT, pc)

@@ -164,3 +164,22 @@ def test_special_register_moves_count_as_instructions(tmp_path: Path) -> None:
     assert ev.position == 4 and m.pc == CODE + 12 and m.regs.r2 == 2
     assert cm.special(m, "BASEPRI") == 0x40
     assert [i[1] for i in m.disassemble(CODE, 3)] == ["mrs", "movs", "msr"]
+
+
+def test_prigroup_splits_preemption_from_subpriority() -> None:
+    from syxdbg_plugins.firmware.board import load_board
+    from syxdbg_plugins.firmware.kernel import FirmwareKernel
+
+    m = Machine(get_arch("cortex-m"))
+    k = FirmwareKernel(m, load_board(None), live=False)
+    k.priority.update({16: 0x40, 17: 0x60, 18: 0x50})
+    k.active = [17]  # in the handler of priority 0x60
+    assert k._execution_priority() == 0x60
+    assert k._group(0x40) < k._execution_priority()  # PRIGROUP 0: 0x40 preempts
+    k.regs[0xD0C] = 5 << 8  # PRIGROUP 5: group = bits 7:6
+    assert k._group(0x40) == k._group(0x60) == 0x40 and k._execution_priority() == 0x40
+    assert not k._group(0x40) < k._execution_priority()  # same group: no preemption
+    k.active = []
+    k.pending = {16, 18}
+    k.enabled = {16, 17, 18}
+    assert min(k._takeable(), key=lambda n: (k._prio(n), n)) == 16  # subpriority orders
