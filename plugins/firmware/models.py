@@ -90,9 +90,10 @@ class Uart(Peripheral):
     Registers: ``0x0 DATA`` (write: send a byte; read: the next received byte, 0 if none),
     ``0x4 STATUS`` (bit 0: a received byte is waiting; bit 1: ready to send, always 1),
     ``0x8 CTRL`` (bit 0: raise the IRQ when a received byte is waiting, checked at every
-    STATUS read and every ``poll`` cycles). Board keys: ``output`` ("-": standard output,
-    the default; "none"; or a file path, created), ``input`` ("stdin", the default, or
-    "none"), ``poll`` (cycles between input checks while the RX interrupt is enabled,
+    STATUS read and every ``poll`` cycles until the input ends). Board keys: ``output``
+    ("-": standard output, the default; "none"; or a file path, created), ``input``
+    ("stdin", the default, or "none"), ``poll`` (cycles between input checks while the RX
+    interrupt is enabled,
     default 100000).
     """
 
@@ -164,7 +165,9 @@ class Uart(Peripheral):
         self._fill()
         if self._rx and self._ctrl & 1:
             self.raise_irq()
-        self._next_poll = self.now + self._poll if self._ctrl & 1 else None
+        # No more polls once the input ended and was read: nothing can arrive any more.
+        done = self._in_fd is None or (self._eof and not self._rx)
+        self._next_poll = self.now + self._poll if self._ctrl & 1 and not done else None
 
     def close(self) -> None:
         if self._own_out and self._out_fd is not None:

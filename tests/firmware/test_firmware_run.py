@@ -208,3 +208,22 @@ def test_every_model_value_is_an_event_log_input(hello: Path) -> None:
         # No SysTick or NVIC access is logged: the system control space is deterministic
         # state, re-executed.
         assert not any(e.key[0] == "scs" for e in events)
+
+
+def test_uart_input_by_interrupt(tmp_path: Path) -> None:
+    fw = str(build_firmware("rxirq"))
+    p = subprocess.run([sys.executable, "-m", "syxdbg", "run", "--board", str(BOARD), fw],
+                       input=b"stressed\n", capture_output=True, timeout=300, check=False)
+    assert p.stdout == b"desserts\n" and p.returncode == 0, p.stderr
+    # Input that ends without a newline: the UART stops polling, nothing can wake the
+    # firmware any more.
+    p = subprocess.run([sys.executable, "-m", "syxdbg", "run", "--board", str(BOARD), fw],
+                       input=b"abc", capture_output=True, timeout=300, check=False)
+    assert p.returncode == 128 + 9 and b"waits for an interrupt" in p.stderr
+    rec = tmp_path / "rx.syxrec"
+    p = subprocess.run([sys.executable, "-m", "syxdbg", "record", "-o", str(rec), "--board",
+                        str(BOARD), fw], input=b"stressed\n", capture_output=True,
+                       timeout=300, check=False)
+    assert p.returncode == 0 and p.stdout == b"desserts\n"
+    p = syxdbg_cli("replay", "--check", str(rec))
+    assert p.returncode == 0, p.stdout + p.stderr
