@@ -16,6 +16,7 @@ import struct
 from .. import abi
 from ..kernel import Process
 from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
+from ..sigframe import SA_RESTART
 
 
 def _thread_clone(p: Process, flags: int, stack: int, parent_tid: int, child_tid: int,
@@ -142,23 +143,36 @@ PENDING_KEY = "sigpend:"
 def signal_thread(p: Process, tid: int, sig: int) -> None:
     """``sig`` (which has a guest handler) sent to ``tid``, a thread that is not running:
     pending on that thread, its handler runs in it when the scheduler gives it the CPU
-    (preempt.deliver_pending). A thread waiting in a futex wait, or parked in a read or
-    poll, that does not block ``sig`` is woken: the futex wait returns -EINTR; a parked
-    call runs again after the handler (the restart Linux makes for SA_RESTART and for
-    calls that the guest retries on EINTR anyway)."""
+    (preempt.deliver_pending). A thread waiting for it (a futex wait, sigsuspend, a
+    parked read, poll or wait4) that does not block ``sig`` is woken as
+    Process.signal_process wakes one: a futex wait or sigsuspend returns -EINTR; a parked
+    call returns -EINTR, or with SA_RESTART is made again after the handler."""
     s = p.s
     bit = 1 << (sig - 1)
     key = f"{PENDING_KEY}{tid}"
     s.misc[key] = s.misc.get(key, 0) | bit
     t = s.threads.get(tid)
-    if t is None or t.sigmask & bit or t.wait not in ("futex", "pipe"):
+    if t is None:
+        return
+    # As Process.signal_process wakes a thread of another process for its signal.
+    mask = t.suspend_mask if t.wait == "signal" else t.sigmask
+    if mask & bit or not (t.wait in ("pipe", "child", "futex", "signal") or t.again):
         return
     s.seq += 1
-    if t.wait == "futex":
-        s.threads[tid] = dataclasses.replace(t, wait="", futex=0, timeout=-1, seq=s.seq,
-                                             result=-errno.EINTR)
-    else:  # parked at its system call instruction: it makes the call again
-        s.threads[tid] = dataclasses.replace(t, wait="", fd=-1, timeout=-1, seq=s.seq)
+    woken = dataclasses.replace(t, wait="", futex=0, fd=-1, timeout=-1, seq=s.seq, again="",
+                                result=-errno.EINTR if t.wait in ("futex", "signal")
+                                else t.result)
+    if (t.wait in ("pipe", "child") or t.again) \
+            and not p.sigaction(sig).flags & SA_RESTART:
+        # Interrupted, not restarted: past its system call, which returns EINTR (the
+        # handler runs first). With SA_RESTART it is parked at the call: made again.
+        regs = dict(t.regs)
+        pc = _PC[p.arch]
+        back = 2 if p.arch == "x86_64" or (p.arch == "arm" and regs.get("cpsr", 0) & 0x20) \
+            else 4
+        regs[pc] = regs[pc] + back
+        woken = dataclasses.replace(woken, result=-errno.EINTR, regs=tuple(regs.items()))
+    s.threads[tid] = woken
 
 
 # -- thread names (prctl PR_SET_NAME/PR_GET_NAME, /proc/self/task/TID/comm) ---------------
