@@ -93,8 +93,7 @@ class Uart(Peripheral):
     STATUS read and every ``poll`` cycles until the input ends). Board keys: ``output``
     ("-": standard output, the default; "none"; or a file path, created), ``input``
     ("stdin", the default, or "none"), ``poll`` (cycles between input checks while the RX
-    interrupt is enabled,
-    default 100000).
+    interrupt is enabled, default 100000).
     """
 
     def __init__(self, spec: PeripheralSpec, clock: Callable[[], int],
