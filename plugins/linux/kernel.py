@@ -432,7 +432,7 @@ def _thaw_own(values: tuple[tuple[str, Any], ...]) -> ProcessState:
 #: System calls whose timespec/timeval are 32-bit on 32-bit arm (their *_time64 twins are not).
 TIME32_CALLS = frozenset({"nanosleep", "clock_gettime", "clock_settime", "clock_getres",
                           "clock_nanosleep", "futex", "ppoll", "pselect6", "utimensat",
-                          "gettimeofday", "settimeofday"})
+                          "gettimeofday", "settimeofday", "rt_sigtimedwait"})
 #: sigaction flag: the children of a process with it on SIGCHLD leave no zombies.
 SA_NOCLDWAIT = 2
 #: Signals no mask can block.
@@ -833,6 +833,17 @@ class Process:
                            else (abi.CLD_KILLED, status & 0x7F))
             self.signal_process(ppid, st.exit_signal, code, sender=(pid, st.ids[2], value))
 
+    def _wake_sigwaiters(self, st: ProcessState, sig: int) -> None:
+        """Threads of ``st`` waiting in sigtimedwait for ``sig`` run again (their call
+        takes it)."""
+        bit = 1 << (sig - 1)
+        for t in sorted(st.threads.values(), key=lambda t: t.seq):
+            if t.wait == "sigwait" and t.bitset & bit:
+                self.s.seq += 1
+                st.threads[t.tid] = replace(t, wait="", timeout=-1, seq=self.s.seq,
+                                            again="sigwait")
+                return
+
     def signal_process(self, pid: int, sig: int, code: int = sigframe.SI_USER, *,
                        sender: tuple[int, int, int] | None = None) -> None:
         """Send ``sig`` to process ``pid`` (kill): the running one acts as :meth:`deliver`
@@ -845,6 +856,15 @@ class Process:
         if st is None or not sig:
             return
         act = _sigaction_of(st, sig)
+        bit = 1 << (sig - 1)
+        waiter = next((t for t in st.threads.values()
+                       if t.wait == "sigwait" and t.bitset & bit), None)
+        if waiter is not None:  # sigtimedwait takes it (it blocks what it waits for)
+            st.sigpending |= bit
+            st.sigcodes[sig] = code
+            st.sigsenders[sig] = sender or (self.pid, self.s.ids[2], 0)
+            self._wake_sigwaiters(st, sig)
+            return
         if sig not in (abi.SIGKILL, abi.SIGSTOP) and (
                 act.handler == abi.SIG_IGN
                 or (act.handler == abi.SIG_DFL and sig in abi.DEFAULT_IGNORED)):
@@ -1473,8 +1493,9 @@ class Process:
     # -- signals ------------------------------------------------------------------------------
     def deliver(self, sig: int, code: int = sigframe.SI_USER) -> None:
         """A signal is raised at the process (``code``: how, for the handler's siginfo):
-        pend it if blocked, else act on it."""
+        pend it if blocked, else act on it. A thread waiting for it in sigtimedwait wakes."""
         self.s.sigcodes[sig] = code
+        self._wake_sigwaiters(self.s, sig)
         if self.s.sigmask & (1 << (sig - 1)) and sig not in (abi.SIGKILL, abi.SIGSTOP):
             self.s.sigpending |= 1 << (sig - 1)
             return
@@ -1657,6 +1678,44 @@ class Process:
         s.sigmask, s.saved_mask = s.saved_mask, -1
         self._want = ("signal", 0, mask, -1)
         return -errno.EINTR
+
+    def take_signal(self, wanted: int) -> tuple[int, bytes] | None:
+        """sigtimedwait's dequeue: the lowest pending signal of ``wanted`` and its siginfo
+        (None if none is pending)."""
+        s = self.s
+        ready = s.sigpending & wanted
+        if not ready:
+            return None
+        sig = (ready & -ready).bit_length()
+        s.sigpending &= ~(1 << (sig - 1))
+        code = s.sigcodes.pop(sig, sigframe.SI_USER)
+        pid, uid, status = s.sigsenders.pop(sig, (self.pid, s.ids[2], 0))
+        return sig, sigframe.pack_siginfo(sig, code, pid, uid, self.arch, status)
+
+    def wait_for_signal_in(self, wanted: int, timeout: int) -> tuple[int, bytes] | None:
+        """rt_sigtimedwait: a pending signal of ``wanted`` (see :meth:`take_signal`), or
+        wait for one (None: the call runs again when one comes; ``timeout`` ns of virtual
+        time, -1 for none, then EAGAIN). ITIMER_REAL's SIGALRM is slept for on the host."""
+        got = self.take_signal(wanted)
+        if got is not None:
+            return got
+        if timeout == 0:
+            raise SyscallError(errno.EAGAIN)
+        s = self.s
+        alarm = 1 << (signal.SIGALRM - 1)
+        if wanted & alarm and s.itimer_real[0] and not (s.threads or s.procs):
+            left = s.itimer_real[0] - self.monotonic()
+            if timeout >= 0 and 0 < timeout < left:
+                self.host.sleep(timeout)
+                raise SyscallError(errno.EAGAIN)
+            if left > 0:
+                self.host.sleep(left)
+            self.poll_itimer(self._machine.position, force=True)
+            got = self.take_signal(wanted)
+            if got is not None:
+                return got
+        self._want = ("sigwait", 0, wanted, timeout)
+        return None
 
     def return_from_handler(self, *, rt: bool = True) -> None:
         """rt_sigreturn (sigreturn: ``rt`` False, arm): the registers and the mask saved in
@@ -1936,11 +1995,12 @@ class LinuxKernel:
         if not runnable:
             timed = [(pid, t) for pid, t in others if t.timeout >= 0]
             first = min(timed, key=lambda x: (x[1].timeout, x[1].seq)) if timed else None
-            if kind in ("futex", "pipe") and timeout >= 0 and (
+            if kind in ("futex", "pipe", "sigwait") and timeout >= 0 and (
                     first is None or timeout <= first[1].timeout):
                 # The caller's own timeout is the first to expire: it never sleeps (a timed
-                # I/O wait, poll/select, returns 0).
-                expired = -errno.ETIMEDOUT if kind == "futex" else 0
+                # I/O wait, poll/select, returns 0; sigtimedwait EAGAIN).
+                expired = {"futex": -errno.ETIMEDOUT, "pipe": 0,
+                           "sigwait": -errno.EAGAIN}[kind]
                 machine.regs.write_info(self._ret_reg, expired & abi.MASK64)
                 s.slice_start = pos
                 return
@@ -1950,12 +2010,14 @@ class LinuxKernel:
                 return
             fpid, ft = first
             s.seq += 1
-            if ft.wait == "pipe":  # a timed I/O wait (poll): past its call, returning 0
-                pc, back = machine.arch.pc, self._svc_back(machine)
-                ft = replace(ft, fd=-1, result=0, regs=tuple(
-                    (n, v + back if n == pc else v) for n, v in ft.regs))
+            if ft.wait in ("pipe", "sigwait"):  # a timed wait that runs its call again:
+                pc, back = machine.arch.pc, self._svc_back(machine)  # past it, returning
+                ft = replace(ft, fd=-1, regs=tuple(  # 0 (poll) or EAGAIN (sigtimedwait)
+                    (n, v + back if n == pc else v) for n, v in ft.regs),
+                    result=0 if ft.wait == "pipe" else -errno.EAGAIN)
             ft = replace(ft, wait="", futex=0, timeout=-1, seq=s.seq,
-                         result=ft.result if ft.wait == "pipe" else -errno.ETIMEDOUT)
+                         result=ft.result if ft.wait in ("pipe", "sigwait")
+                         else -errno.ETIMEDOUT)
             owner = p._state_of(fpid)
             assert owner is not None
             owner.threads[ft.tid] = ft
@@ -1972,12 +2034,13 @@ class LinuxKernel:
                         s.robust_list, seq=s.seq)
             if kind == "futex":
                 me = replace(me, wait="futex", futex=futex, bitset=bitset, timeout=timeout)
-            elif kind in ("pipe", "child"):
+            elif kind in ("pipe", "child", "sigwait"):
                 # Back to the system call instruction: it runs again when woken.
                 pc = machine.arch.pc
                 back = self._svc_back(machine)  # x86: syscall (2); svc: 4, Thumb's 2
                 me = replace(me, wait=kind, fd=futex, timeout=timeout, regs=tuple(
-                    (n, v - back if n == pc else v) for n, v in me.regs))
+                    (n, v - back if n == pc else v) for n, v in me.regs),
+                             bitset=bitset if kind == "sigwait" else me.bitset)
             elif kind == "vfork":
                 me = replace(me, wait="vfork", futex=futex)
             elif kind == "signal":
@@ -2051,6 +2114,9 @@ class LinuxKernel:
                               "wait for a child")
         elif want is not None and want[0] == "signal":
             mine = ThreadInfo(p.tid, "blocked", me_pc, "waiting for a signal")
+        elif want is not None and want[0] == "sigwait":
+            mine = ThreadInfo(p.tid, "blocked", me_pc - self._svc_back(self.machine),
+                              "sigtimedwait")
         elif want is not None and want[0] == "vfork":
             mine = ThreadInfo(p.tid, "blocked", me_pc, f"vfork (child {want[1]})")
         elif want is not None and want[0] in ("exit", "pexit"):
@@ -2071,6 +2137,8 @@ class LinuxKernel:
                 out.append(ThreadInfo(tid, "blocked", pc, f"vfork (child {t.futex})"))
             elif t.wait == "signal":
                 out.append(ThreadInfo(tid, "blocked", pc, "waiting for a signal"))
+            elif t.wait == "sigwait":
+                out.append(ThreadInfo(tid, "blocked", pc, "sigtimedwait"))
             else:
                 out.append(ThreadInfo(tid, "runnable", pc))
         return out

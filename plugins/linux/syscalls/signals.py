@@ -257,6 +257,30 @@ def sys_pause(p: Process) -> int:
     return p.wait_for_signal(p.s.sigmask)
 
 
+@syscall("rt_sigtimedwait", "rt_sigtimedwait_time64")
+def sys_rt_sigtimedwait(p: Process, mask: Ptr, info: Ptr, timeout: Ptr,
+                        sigsetsize: U64) -> int | None:
+    """Wait for a signal of the set (they are normally blocked) and take it without its
+    handler: its number, its siginfo at ``info``; EAGAIN when ``timeout`` passes (virtual
+    time, as futex timeouts) or at once with a zero timeout."""
+    if sigsetsize != 8:
+        return -errno.EINVAL
+    wanted = struct.unpack("<Q", p.mem.read(mask, 8))[0] & ~UNBLOCKABLE & abi.MASK64
+    ns = -1
+    if timeout:
+        sec, nsec = p.read_timespec(timeout)
+        if sec < 0 or not 0 <= nsec < _NS:
+            return -errno.EINVAL
+        ns = sec * _NS + nsec
+    got = p.wait_for_signal_in(wanted, ns)
+    if got is None:
+        return None
+    sig, raw = got
+    if info:
+        p.mem.write(info, raw)
+    return sig
+
+
 @syscall("rt_sigsuspend")
 def sys_rt_sigsuspend(p: Process, mask: Ptr, sigsetsize: U64) -> int:
     if sigsetsize != 8:

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t reaped, usr1;
@@ -262,6 +263,34 @@ int main(int argc, char **argv) {
     printf("SIGUSR1 info from the child: pid=%d code=%s uid=%d\n", info_pid[1] == pid,
            info_code[1] == SI_USER ? "SI_USER" : "?", (int)info_uid_ok[1]);
     signal(SIGCHLD, SIG_DFL);
+
+    /* sigtimedwait: signals a child sends, taken without their handlers; timeouts. */
+    sigset_t waitset, oldset;
+    sigemptyset(&waitset);
+    sigaddset(&waitset, SIGUSR1);
+    sigaddset(&waitset, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &waitset, &oldset);
+    struct timespec zero = {0, 0}, short_wait = {0, 20000000};
+    printf("sigtimedwait, nothing pending: %s\n",
+           sigtimedwait(&waitset, NULL, &zero) < 0 && errno == EAGAIN ? "EAGAIN" : "?");
+    printf("sigtimedwait for 20 ms: %s\n",
+           sigtimedwait(&waitset, NULL, &short_wait) < 0 && errno == EAGAIN ? "EAGAIN" : "?");
+    pid = fork();
+    if (pid == 0) {
+        kill(getppid(), SIGUSR2);
+        kill(getppid(), SIGUSR1);
+        _exit(0);
+    }
+    siginfo_t got;
+    int first = sigwaitinfo(&waitset, &got);
+    int first_from_child = got.si_pid == pid;
+    int second = sigwaitinfo(&waitset, &got);
+    /* (Which comes first depends on when the parent wakes: natively, on another CPU.) */
+    printf("sigwaitinfo: both: %d, from the child: %d %d\n",
+           first + second == SIGUSR1 + SIGUSR2 && first != second, first_from_child,
+           got.si_pid == pid);
+    waitpid(pid, &st, 0);
+    sigprocmask(SIG_SETMASK, &oldset, NULL);
 
     /* SIGCHLD handler reaping three children. */
     struct sigaction sa;
