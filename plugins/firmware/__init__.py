@@ -25,6 +25,7 @@ from syxdbg import hookimpl
 from .state import FirmwareState
 
 if TYPE_CHECKING:
+    from syxdbg.commands import CommandRegistry
     from syxdbg.machine import Machine
     from syxdbg.session import Session
     from syxdbg.state import StateRegistry
@@ -112,6 +113,16 @@ class FirmwarePlugin:
         session.states.unregister(STATE_NAME)
         if session.plugins.is_registered(self):
             session.plugins.unregister(self)
+
+
+@hookimpl
+def syxdbg_register_commands(registry: CommandRegistry) -> None:
+    session = registry.session
+    if session is None or get_kernel(session) is None:
+        return
+    from .commands import register
+
+    register(registry, lambda: get_kernel(session))
 
 
 def _plugin_name(session: Session) -> str:

@@ -227,3 +227,21 @@ def test_uart_input_by_interrupt(tmp_path: Path) -> None:
     assert p.returncode == 0 and p.stdout == b"desserts\n"
     p = syxdbg_cli("replay", "--check", str(rec))
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_nvic_and_board_commands(hello: Path) -> None:
+    from syxdbg.commands import make_registry
+
+    with open_hello(hello) as s:
+        s.run(until="SysTick_Handler")
+        s.run(count=1)
+        for frontend in ("shell", "gdb"):  # the shell and gdb's monitor
+            r = make_registry(s, frontend=frontend)
+            text = r.run_text("nvic")
+            assert "mode: Handler, SysTick; PRIMASK 0" in text
+            assert "active: 15 SysTick (priority 0x00)" in text
+            assert "SysTick: running, reload 999, next wrap at cycle" in text
+            assert "enabled IRQs: 16 IRQ0 (priority 0x00)" in text
+            board = r.run_text("board")
+            assert "0x40004000-0x40005000  uart0        model uart, IRQ 1" in board
+            assert "0x08000000-0x08040000  flash-alias  alias of flash" in board
