@@ -96,6 +96,23 @@ def test_threaded_program_behaves_as_natively(threads_exe: Callable[[str], Path]
         emu.stderr.decode(errors="replace")
 
 
+@pytest.mark.parametrize("toolchain", ["arm", "thumb", "riscv64"])
+@pytest.mark.parametrize("args", [("pc",), ("spin", "200000"), ("cancelwait",), ("names",)],
+                         ids=lambda a: a[0])
+def test_threads_on_arm_and_riscv64_as_under_qemu(threads_exe: Callable[[str], Path],
+                                                  emu_run: Callable[..., progs.Result],
+                                                  toolchain: str,
+                                                  args: tuple[str, ...]) -> None:
+    """Preemption (spin), signals to other threads (cancelwait) and names on 32-bit ARM
+    (ARM and Thumb-2 code) and riscv64, against qemu-user."""
+    exe = threads_exe(toolchain)
+    native = progs.native_run(exe, args, argv0="threads", timeout=120)
+    assert native.status == 0, native.describe()
+    emu = emu_run(exe, args, argv0="threads", timeout=300)
+    assert (emu.stdout, emu.stderr, emu.status) == (native.stdout, native.stderr, 0), \
+        emu.stderr.decode(errors="replace")
+
+
 @pytest.mark.parametrize("toolchain", TOOLCHAINS)
 def test_pthread_cancel_at_a_cancellation_point(threads_exe: Callable[[str], Path],
                                                 emu_run: Callable[..., progs.Result],
