@@ -19,9 +19,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import progs
 import pytest
+from linux_helpers import capture_state, state_diff
+from syxdbg_plugins.linux import preempt
+
+import syxdbg
+from syxdbg.machine import Exited
+from syxdbg.timeline import BACKWARD, FORWARD
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "programs" / "goroutines.go"
@@ -79,3 +86,37 @@ def test_goroutines_with_a_seed_and_a_recording(go_exe: Callable[[str], Path],
     rep = subprocess.run([*SYXDBG, "replay", "--check", str(rec)], capture_output=True,
                          text=True, check=False, timeout=300, cwd=tmp_path)
     assert rep.returncode == 0 and "as recorded" in rep.stdout, rep.stdout + rep.stderr
+
+
+def test_go_preemption_signals_go_backwards_exactly(go_exe: Callable[[str], Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runtime's SIGURG to another thread runs its handler when that thread next gets
+    the CPU, after a system call or between two instructions (a preemption): reverse-stepi
+    across both kinds gives back the whole state, and stepping forward again the same."""
+    exe = go_exe("amd64")
+    hits: list[tuple[int, bool]] = []
+    deliver = preempt.deliver_pending
+
+    def spy(p: Any, *, in_syscall: bool) -> None:
+        key = f"sigpend:{p.tid}"
+        had = p.s.misc.get(key, 0)
+        deliver(p, in_syscall=in_syscall)
+        if had and p.s.misc.get(key, 0) != had:
+            hits.append((p._machine.position, in_syscall))
+
+    monkeypatch.setattr(preempt, "deliver_pending", spy)
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV)) as s:
+        assert isinstance(s.cont(FORWARD), Exited)
+    monkeypatch.setattr(preempt, "deliver_pending", deliver)
+    picks = [next(h for h in hits if h[1]), next(h for h in hits if not h[1])]
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV),
+                     options={"timeline.interval": 20_000}) as s:
+        for n, _ in picks:
+            s.seek(n - 1)
+            before, tid = capture_state(s), s.current_thread
+            s.seek(n)
+            after = capture_state(s)
+            s.step(BACKWARD)
+            assert state_diff(capture_state(s), before) == [] and s.current_thread == tid
+            s.step(FORWARD)
+            assert state_diff(capture_state(s), after) == []
