@@ -13,6 +13,7 @@ positions).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import shutil
 import subprocess
@@ -317,3 +318,51 @@ def test_thread_names_in_info_threads(tmp_path: Path, toolchain: str) -> None:
         text = run_command(srv.session, "threads", frontend="shell")
         for name in want:
             assert name in text, text
+
+
+GO_SOURCE = Path(__file__).resolve().parent.parent / "linux" / "programs" / "goroutines.go"
+
+
+def test_a_go_program_in_gdb(tmp_path: Path, require_tool: Callable[[str], str]) -> None:
+    """The Go runtime's threads in gdb: a breakpoint on a Go function, ``info threads``
+    (the runtime's Ms: sysmon in usleep, idle Ms in futex), ``thread N`` + ``bt`` through
+    the runtime's frames (built with -N -l, as delve or gdb users do), and continue to the
+    end."""
+    go = require_tool("go")
+    exe = tmp_path / "goroutines"
+    env = {**os.environ, "CGO_ENABLED": "0"}
+    if "HOME" not in env and "GOCACHE" not in env:
+        env["GOCACHE"] = str(tmp_path / "cache")
+    subprocess.run([go, "build", "-gcflags=all=-N -l", "-o", str(exe), str(GO_SOURCE)],
+                   env=env, check=True, capture_output=True, timeout=600)
+    with served(str(exe)) as srv:
+        g = Gdb(_gdb("gcc"), str(exe))
+        try:
+            g.cli(f"target remote 127.0.0.1:{srv.port}")
+            g.cli("break main.counter")
+            out = g.cli("continue")
+            assert re.search(r"hit Breakpoint 1, main\.counter \(", out), out
+            s = srv.session
+            tids = sorted(t.tid for t in s.threads)
+            assert len(tids) >= 3, s.threads
+            rows = thread_rows(g.cli("info threads"))
+            assert sorted(rows) == tids, rows
+            running = s.current_thread
+            assert rows[running].startswith("*") and "main.counter" in rows[running], rows
+            assert re.search(r"#1 .* in main\.main \(\) at .*goroutines\.go:\d+", g.cli("bt"))
+            others = [tid for tid in tids if tid != running]
+            runtime_frames = 0
+            for tid in others:
+                number = re.match(r"[* ]\s+(\d+)", rows[tid])
+                assert number is not None
+                g.cli(f"thread {number.group(1)}")  # (gdb numbers threads as it meets them)
+                bt = g.cli("bt")
+                assert re.match(r"#0 .*runtime\.", bt), bt
+                runtime_frames += len(re.findall(r"^#\d+ .*runtime\.\w+", bt, re.M))
+            assert runtime_frames >= 2 * len(others)  # unwound past the system call stub
+            g.cli("delete")
+            out = g.cli("continue")  # the end of history: at exit_group, gdb may go back
+            assert "No more reverse-execution history." in out and "runtime.exit" in out, out
+            assert "exited normally" in g.cli("continue")
+        finally:
+            g.close()
