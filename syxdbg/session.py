@@ -186,6 +186,9 @@ class Session:
         #: The running thread's id at the machine's switch point count it was found at.
         self._current_cache: tuple[int, int] | None = None
         self._source: ThreadSource | None = None  # the thread source, once a plugin gave it
+        #: The process whose hits stop motions (:meth:`follow`); 0: the first process (found
+        #: when first needed), None: any process.
+        self._followed: int | None = 0
         #: The recording this session replays (:func:`syxdbg.replay`), if any: a
         #: ``syxdbg.recording.Recording``, typed loosely so that the Session never imports
         #: the recording layer (which is built on it).
@@ -386,6 +389,70 @@ class Session:
         return [GuestProcess(threads[0].tid, 0, threads[0].tid, "running",
                              self.image.path, len(threads), current=True)]
 
+    @property
+    def current_process(self) -> int:
+        """The pid of the process that runs now (whose memory and registers are the
+        machine's); the one process of a program without a process table."""
+        source = self._thread_source()
+        running = getattr(source, "current_process", None)
+        if running is not None:
+            return int(running())
+        return self.threads[0].tid if source is not None else MAIN_THREAD
+
+    @property
+    def followed(self) -> int | None:
+        """The process whose breakpoint, watchpoint and until hits stop motions (and
+        whose writes ``last_write`` finds); None: every process's."""
+        if self._followed == 0:
+            self._followed = self._root_process()
+        return self._followed
+
+    def follow(self, pid: int | None) -> None:
+        """Follow process ``pid`` (None: every process). By default a session follows the
+        program's first process, as gdb follows the parent of a fork: a breakpoint in code
+        a forked child runs too does not stop in the child. A pid that does not exist
+        (yet) is accepted: hits stop once it runs."""
+        if pid is not None and pid <= 0:
+            raise SyxdbgError(f"not a process id: {pid}")
+        self._followed = pid
+
+    def run_to_exec(self, name: str, *, poll: PollFn | None = None) -> StopEvent:
+        """Run forward until a process execs a program whose file name is ``name``, stop
+        right after that execve (the new program's first instruction has not run) and
+        follow that process. Raises :class:`SyxdbgError` if the program ends first."""
+        import os
+
+        source = self._thread_source()
+        watch = getattr(source, "watch_exec", None)
+        if watch is None:
+            raise SyxdbgError("this program has no processes to follow (no kernel plugin)")
+        found: list[int] = []
+
+        def seen(pid: int, program: bytes) -> None:
+            if not found and os.path.basename(os.fsdecode(program)) == name:
+                found.append(pid)
+                self.interrupt()
+
+        watch(seen)
+        try:
+            event = self.cont("forward", poll=poll)
+        finally:
+            watch(None)
+        if not found:
+            raise SyxdbgError(f"no process execs a program named {name!r} before the end "
+                              f"({event})")
+        self.follow(found[0])
+        return event
+
+    def _root_process(self) -> int | None:
+        source = self._thread_source()
+        root = getattr(source, "root_process", None)
+        return int(root()) if root is not None else None
+
+    def _in_followed_process(self, event: StopEvent) -> bool:
+        followed = self.followed
+        return followed is None or self.current_process == followed
+
     def select_thread(self, tid: int) -> GuestThread:
         """Select thread ``tid``: :attr:`regs` reads its registers (read-only unless it is
         the running thread) and a forward :meth:`step` steps it. The next stop selects the
@@ -424,12 +491,14 @@ class Session:
     def _new_timeline(self, **history: Any) -> Timeline:
         from .timeline import DEFAULT_BUDGET, DEFAULT_INTERVAL, Timeline
 
-        return Timeline(
+        timeline = Timeline(
             self.machine, self.states,
             interval=int(self.options.get("timeline.interval", DEFAULT_INTERVAL)),
             budget=int(self.options.get("timeline.budget", DEFAULT_BUDGET)),
             **history,
         )
+        timeline.hit_filter = self._in_followed_process
+        return timeline
 
     @property
     def has_timeline(self) -> bool:

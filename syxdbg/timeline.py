@@ -458,6 +458,10 @@ class Timeline:
         #: Debugger writes, by position: part of history, re-applied by re-execution.
         self._patches: dict[int, list[tuple[str, Any, Any]]] = {}
         self._interrupt = threading.Event()
+        #: Asked at every breakpoint, watchpoint and until hit of every motion, before the
+        #: motion's own ``accept``: a refused hit is passed over (the Session sets it to
+        #: keep to the followed process of a program that forks).
+        self.hit_filter: AcceptFn | None = None
         #: The breakpoint and watchpoint table: references by address / (address, size,
         #: kind), each tagged with its client. The machine holds one hook per key.
         self._bps: dict[int, list[Breakpoint]] = {}
@@ -1078,7 +1082,7 @@ class Timeline:
                     why = ("until" if pc == until or self._internal_only(pc)
                            else "breakpoint")
                     bev = Stopped(pc, pos, why)
-                    if accept is None or accept(bev):
+                    if self._accepts(bev, accept):
                         if mode != "scan":
                             return bev, hits
                         hits.append(bev)
@@ -1156,7 +1160,7 @@ class Timeline:
                 resumed = isinstance(ev, WatchHit) and not ev.before
                 if ev.why == "breakpoint" and self._internal_only(ev.pc):
                     ev = Stopped(ev.pc, ev.position, "until")
-                if accept is not None and not accept(ev):
+                if not self._accepts(ev, accept):
                     continue
                 if mode == "scan":
                     hits.append(ev)
@@ -1296,6 +1300,12 @@ class Timeline:
         return WatchStop(m.pc, m.position, "watchpoint", ev.kind, ev.access, ev.address, True,
                          hit.at, m.pc, "backward")
 
+    def _accepts(self, ev: StopEvent, accept: AcceptFn | None) -> bool:
+        """Whether a hit stops the motion: :attr:`hit_filter` (the Session's followed
+        process) and the motion's own ``accept`` both take it."""
+        return (self.hit_filter is None or self.hit_filter(ev)) and (
+            accept is None or accept(ev))
+
     def _scan_back(self, floor: int, accept: AcceptFn | None, poll: PollFn | None,
                    query: _Query | None = None) -> _Hit | StopEvent | None:
         """Find the last hit in ``[floor, now)``, scanning checkpoint intervals newest to
@@ -1334,7 +1344,7 @@ class Timeline:
             if m.pc in m.breakpoints and start >= floor:
                 why = "until" if self._internal_only(m.pc) else "breakpoint"
                 bp = Stopped(m.pc, start, why)
-                if accept is None or accept(bp):
+                if self._accepts(bp, accept):
                     found.append(_Hit(start, bp))
             ev, hits = self._advance(end, "scan", poll=poll, accept=accept)
             stats.instructions += m.position - start

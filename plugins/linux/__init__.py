@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from syxdbg import hookimpl
@@ -77,6 +78,9 @@ MEMORY_LIMIT_OPTION = "memory_limit"
 THREAD_SLICE_OPTION = "thread_slice"
 #: ``session.options`` key of ``--schedule seed:N`` (the seed; 0: the plain round robin).
 SCHEDULE_OPTION = "schedule"
+#: ``session.options`` key of ``--follow``: ("pid", N), ("exec", NAME), ("any", None) or
+#: ("first", None) (see :func:`parse_follow`).
+FOLLOW_OPTION = "follow"
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -126,6 +130,11 @@ class LinuxPlugin:
         seed = session.options.get(SCHEDULE_OPTION)
         if seed is not None:
             self.kernel.s.schedule_seed = int(seed)
+        follow = session.options.get(FOLLOW_OPTION)
+        if follow is not None and follow[0] == "pid":
+            session.follow(int(follow[1]))
+        elif follow is not None and follow[0] == "any":
+            session.follow(None)
         self.kernel.install()
 
     @hookimpl
@@ -162,6 +171,20 @@ class LinuxPlugin:
     def thread_registers(self, tid: int) -> dict[str, int]:
         assert self.kernel is not None
         return self.kernel.thread_registers(tid)
+
+    def watch_exec(self, observer: Callable[[int, bytes], None] | None) -> None:
+        """Call ``observer(pid, program)`` after each successful execve (None: stop)."""
+        assert self.kernel is not None
+        self.kernel.process.exec_observers[:] = [] if observer is None else [observer]
+
+    def current_process(self) -> int:
+        assert self.kernel is not None
+        return self.kernel.process.pid
+
+    def root_process(self) -> int:
+        assert self.kernel is not None
+        s = self.kernel.s
+        return s.root_pid or s.ids[0]
 
     def guest_processes(self) -> list[GuestProcess]:
         from syxdbg.session import GuestProcess
@@ -201,12 +224,35 @@ def syxdbg_addoption(parser: argparse.ArgumentParser) -> None:
         "runnable thread (default 100000). Part of the recorded state: a replay keeps the "
         "recorded slice")
     parser.add_argument(
+        "--follow", metavar="WHICH", dest=FOLLOW_OPTION, type=parse_follow,
+        help="the process of a forking program whose breakpoint and watchpoint hits stop "
+        "gdb, the shell and last-write: first (default, the program's first process, as gdb "
+        "follows a fork's parent), pid:N, exec:NAME (run forward to the first exec of a "
+        "program named NAME and follow that process; gdb, serve, shell and replay start "
+        "there) or any")
+    parser.add_argument(
         "--schedule", metavar="seed:N", dest=SCHEDULE_OPTION, type=parse_schedule,
         help="perturb the thread schedule reproducibly from seed N: each time slice lasts "
         "1 to 2x --thread-slice instructions and the next thread is any runnable one, both "
         "drawn from N and the position (race hunting: another N, another interleaving; the "
         "same N, the same run). Part of the recorded state: a replay keeps it. 'fifo' (the "
         "default): full slices, oldest runnable thread first")
+
+
+def parse_follow(text: str) -> tuple[str, int | str | None]:
+    """``--follow``: ``pid:N`` (process N: a replay's pids are the recording's), ``exec:NAME``
+    (the first process that execs a program named NAME: the session runs forward to that
+    exec first), ``any`` (every process's hits stop) or ``first`` (the default: the first
+    process, as gdb follows a fork's parent)."""
+    kind, _, value = text.partition(":")
+    if kind == "pid" and value.isdigit() and int(value) > 0:
+        return ("pid", int(value))
+    if kind == "exec" and value and "/" not in value:
+        return ("exec", value)
+    if kind in ("any", "first") and not value:
+        return (kind, None)
+    raise argparse.ArgumentTypeError(f"invalid --follow {text!r} (pid:N, exec:NAME, any or "
+                                     "first)")
 
 
 def parse_schedule(text: str) -> int:

@@ -574,6 +574,9 @@ class Process:
         self.images: dict[int, LoadedImage | None] = {0: image}
         #: The registers a fresh program starts with (execve resets the CPU to them).
         self._pristine: tuple[tuple[str, int], ...] = ()
+        #: Called after every successful execve with (pid, host path of the program); not
+        #: state (the Session's ``run_to_exec`` watches with it).
+        self.exec_observers: list[Callable[[int, bytes], None]] = []
         s = self.s
         s.image_path = (self.host.realpath(os.fsencode(image.path))
                         if image is not None else b"")
@@ -1036,6 +1039,8 @@ class Process:
             if entry.cloexec:
                 self.close_fd(fd)
         self._release_vfork()
+        for observer in list(self.exec_observers):
+            observer(self.pid, host_path)
 
     # -- threads (the kernel switches after the system call: see LinuxKernel._schedule) --------
     @property

@@ -23,6 +23,7 @@ from .spec import (
     ProgramSpec,
     add_output_options,
     add_program_options,
+    apply_follow,
     open_session,
     output_options,
 )
@@ -55,6 +56,7 @@ def register(subparsers: Any) -> None:
 
 def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
     with open_session(ProgramSpec.from_args(ns), pm, **output_options(ns)) as session:
+        apply_follow(session)
         return debug(session, gdb=ns.gdb, batch=ns.batch, commands=ns.ex, extra=ns.gdb_arg)
 
 

@@ -18,6 +18,7 @@ from .spec import (
     ProgramSpec,
     add_output_options,
     add_plugin_switch,
+    apply_follow,
     open_session,
     output_options,
 )
@@ -82,12 +83,15 @@ def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
     if mode == "serve":
         endpoint = serve_command.Endpoint.resolve(ns.host, ns.port)
         with open_session(spec, pm, **output_options(ns)) as session:
+            apply_follow(session)
             return serve_command.serve(session, endpoint)
     if mode == "shell":
         with open_session(spec, pm) as session:
+            apply_follow(session)
             script = list(ns.ex) if (ns.ex or ns.batch) else None
             return shell_command.shell(session, script=script)
     with open_session(spec, pm, **output_options(ns)) as session:
+        apply_follow(session)
         return gdb_command.debug(session, gdb=ns.debugger, batch=ns.batch, commands=ns.ex,
                                  extra=ns.gdb_arg)
 

@@ -23,6 +23,7 @@ from .spec import (
     ProgramSpec,
     add_output_options,
     add_program_options,
+    apply_follow,
     open_session,
     output_options,
 )
@@ -133,6 +134,7 @@ def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
     endpoint = Endpoint.resolve(ns.host, ns.port)
     endpoint.warn_if_exposed()
     with open_session(ProgramSpec.from_args(ns), pm, **output_options(ns)) as session:
+        apply_follow(session)
         return serve(session, endpoint)
 
 

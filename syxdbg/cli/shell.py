@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .. import sigint
 from ..errors import SyxdbgError
 from ..shell.history import DEFAULT_HISTORY
-from .spec import ProgramSpec, add_program_options, open_session
+from .spec import ProgramSpec, add_program_options, apply_follow, open_session
 
 if TYPE_CHECKING:
     import pluggy
@@ -57,6 +57,7 @@ def script_lines(script: Sequence[tuple[str, str]]) -> list[str]:
 def _handle(ns: argparse.Namespace, pm: pluggy.PluginManager) -> int:
     script = script_lines(ns.shell_script) if ns.shell_script else None
     with open_session(ProgramSpec.from_args(ns), pm) as session:
+        apply_follow(session)
         return shell(session, script=script, history=ns.history)
 
 

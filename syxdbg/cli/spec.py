@@ -121,6 +121,14 @@ def open_session(spec: ProgramSpec, plugins: pluggy.PluginManager | None = None,
                     plugins=plugins, options=merged)
 
 
+def apply_follow(session: Session) -> None:
+    """``--follow exec:NAME`` (the Linux plugin's option): run forward to that exec before
+    the front end starts (gdb, serve, shell, replay), so it starts in that process."""
+    follow = session.options.get("follow")
+    if follow is not None and follow[0] == "exec":
+        session.run_to_exec(str(follow[1]))
+
+
 def add_program_options(p: argparse.ArgumentParser, *, history: bool = True) -> None:
     """The options and positionals of every command that loads a program.
 

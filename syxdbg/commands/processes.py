@@ -56,6 +56,33 @@ def register(r: CommandRegistry) -> None:
     def _info_processes(ctx: Context, args: Args) -> str:
         return _listing(ctx)
 
+    @r.command("follow", "the process whose hits stop: PID, any or first",
+               category="running", args=(Arg("which", "text", optional=True,
+                                             help="a pid, any or first"),))
+    def _follow(ctx: Context, args: Args) -> str:
+        """Say or set which process of a forking program stops ``continue``, ``finish``,
+        reverse motions and ``last-write`` at its breakpoint, watchpoint and until hits:
+        ``first`` (the default: the program's first process, as gdb follows a fork's
+        parent), a pid, or ``any``. Hits in the other processes are passed over. (``syxdbg
+        gdb --follow exec:NAME`` starts in the first process that execs NAME.)"""
+        s = ctx.session
+        which = (args.which or "").strip()
+        if which == "any":
+            s.follow(None)
+        elif which == "first":
+            s.follow(s._root_process())
+        elif which:
+            try:
+                pid = int(which, 0)
+            except ValueError:
+                raise CommandError(f"follow: not a pid, any or first: {which!r}") from None
+            if pid <= 0:
+                raise CommandError(f"follow: not a process id: {pid}")
+            s.follow(pid)
+        followed = s.followed
+        return ("Following every process.\n" if followed is None
+                else f"Following process {followed}.\n")
+
     @r.command("process", "describe process N (default: the running one)", category="info",
                args=(Arg("pid", "int", optional=True, help="process id"),))
     def _process(ctx: Context, args: Args) -> str:

@@ -11,6 +11,7 @@ invariant), and recordings of process trees replay.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from linux_helpers import GuestState, capture_state, state_diff
 from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
+from syxdbg.machine import Exited, Stopped
 from syxdbg.timeline import BACKWARD, FORWARD
 
 BUSYBOX = "/bin/busybox"
@@ -231,3 +233,65 @@ def test_the_process_tree_in_the_api_and_the_commands(build_probe: Callable[[str
         assert "zombie (exited 5)" in run_command(s, "processes", frontend="shell")
         s.cont(FORWARD)
         assert [p.pid for p in s.processes] == [root.pid]
+
+
+def _count_stdin(exe: Path) -> int:
+    """The address gdb breaks at in count_stdin (after its prologue): only the pipeline's
+    reader, a child that exec'd the program again, runs it."""
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
+        return s.resolve("count_stdin")
+
+
+def test_hits_stop_in_the_followed_process_only(build_probe: Callable[[str, str], Path]
+                                                ) -> None:
+    exe = build_probe("procs", "gcc")
+    where = _count_stdin(exe)
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
+        root = s.current_process
+        assert s.followed == root  # by default, the first process (gdb's fork parent)
+        s.add_breakpoint(where, client="shell")
+        end = s.cont(FORWARD)
+        assert isinstance(end, Exited), end  # only a child runs count_stdin: no stop
+        s.follow(None)  # every process
+        hit = s.cont(BACKWARD)
+        child = s.current_process
+        assert isinstance(hit, Stopped) and (hit.why, hit.pc, child != root) == (
+            "breakpoint", where, True), hit
+        s.follow(child)
+        assert isinstance(s.cont(FORWARD), Exited)
+        assert s.cont(BACKWARD).position == hit.position  # the child's, found again
+        s.follow(root)
+        back = s.cont(BACKWARD)  # back to the start: no hit of its own
+        assert back.position == 0 and not isinstance(back, Stopped), back
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
+        start = s.run_to_exec(exe.name)  # the first exec: the pipeline's reader
+        assert start.position < hit.position and s.followed == s.current_process == child
+        assert s.processes[0].pid == child and s.regs.pc == s.image.entry
+        s.add_breakpoint(where, client="shell")
+        assert s.cont(FORWARD).position == hit.position
+        with pytest.raises(syxdbg.SyxdbgError, match="no process execs a program named "):
+            s.run_to_exec("no-such-program")
+
+
+def test_gdb_follows_the_process_that_execs(build_probe: Callable[[str, str], Path]) -> None:
+    """syxdbg gdb --follow exec:NAME: a real gdb starts in the child that exec'd, breaks in
+    it, goes back to its start, and (monitor follow any) breaks in the parent's code."""
+    exe = build_probe("procs", "gcc")
+    cmds = ["break count_stdin", "continue", "info threads", "monitor processes",
+            "reverse-continue", "monitor follow any", "break describe", "continue"]
+    args = [x for c in cmds for x in ("--ex", c)]
+    res = subprocess.run([*SYX, "gdb", "--follow", f"exec:{exe.name}", "--batch", *args,
+                          "--argv0", str(exe), str(exe)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    out = res.stdout + res.stderr  # (monitor output comes on stderr in batch mode)
+    assert "Breakpoint 1, " in out and "count_stdin () at " in out, out
+    threads = re.search(r"\* 1 +Thread (\d+) ", out)
+    listing = re.search(r"\* (\d+) +(\d+) +\d+ +1 +running +(\S+)\n +(\d+) ", out)
+    assert threads and listing, out
+    child, parent = int(listing.group(1)), int(listing.group(2))
+    assert int(threads.group(1)) == child and int(listing.group(4)) == parent
+    # Nothing of the child's before: back to the start of history, in the first process.
+    assert re.search(rf"No more reverse-execution history\.\n\[Switching to Thread {parent}\]",
+                     out), out
+    assert "Following every process." in out
+    assert re.search(r"Breakpoint 2, describe \(what=\S+ \"fork child\"", out), out

@@ -103,6 +103,9 @@ SAMPLES: dict[str, list[tuple[str, str]]] = {
     "processes": [("processes", r"^ +pid +ppid +pgid +threads +state +program\n\* (\d+) +\d+ "
                                 r"+\1 +1 +running +\S+\n$")],
     "info processes": [("info processes", r"^ +pid +ppid.*\n\* \d+ .* running ")],
+    "follow": [("follow", r"^Following process \d+\.\n$"),
+               ("follow any", r"^Following every process\.\n$"),
+               ("follow first", r"^Following process \d+\.\n$")],
     "process": [("process", r"^process \d+: \S+\n  parent \d+, group \d+, running\n"
                             r"  threads: \d+\n$")],
     "thread": [("thread", r"^\[Current thread is \d+ \(main, running\) at 0x40165c " + AT_65),

@@ -117,7 +117,11 @@ def sys_kill(p: Process, pid: I32, sig: I32) -> int:
         return -errno.EINVAL
     me = p.pid
     if pid > 0:
-        targets = [pid] if pid in p.process_ids() else []
+        if pid not in p.process_ids():
+            # Outside the emulated tree: init exists and may not be signalled; any other
+            # process does not exist for the guest.
+            return -errno.EPERM if pid == 1 else -errno.ESRCH
+        targets = [pid]
     elif pid == -1:
         targets = [q for q in p.process_ids() if q != me] + [me]
     else:
