@@ -28,6 +28,7 @@ import errno
 import signal
 import struct
 from collections.abc import Callable
+from typing import Protocol
 
 from .. import abi
 from ..kernel import UNBLOCKABLE, OpenFile, Process
@@ -201,8 +202,8 @@ def sys_timerfd_gettime(p: Process, fd: Fd, cur: Ptr) -> int:
 def _timerfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int | None:
     if count < 8:
         return -errno.EINVAL
-    from . import poll
-
+    poll = PARKING  # (syscalls/poll.py: it imports this module, never the other way)
+    assert poll is not None, "syscalls.poll sets PARKING when it is imported"
     poll.clear_host_set(p)
     while True:
         ticks, left = _expirations(p, f, take=True)
@@ -294,6 +295,21 @@ def _signalfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> in
 
 def _signalfd_write(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int:
     return -errno.EINVAL
+
+
+class Parking(Protocol):
+    """What a blocking timerfd read needs of the scheduler's host waits (syscalls/poll.py,
+    which installs itself as :data:`PARKING` when imported)."""
+
+    def clear_host_set(self, p: Process) -> None: ...
+
+    def others_runnable(self, p: Process) -> bool: ...
+
+    def register_timers(self, p: Process, key_fd: int, fds: list[int]) -> None: ...
+
+
+#: syscalls/poll.py (set by it; the dispatch package imports both).
+PARKING: Parking | None = None
 
 
 # -- read/write/readiness, for files.py and poll.py ------------------------------------------------

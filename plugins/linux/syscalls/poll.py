@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import struct
+import sys
 from dataclasses import replace
 
 from .. import abi, kernel
@@ -446,3 +447,7 @@ def sys_pselect6(p: Process, nfds: I32, rd: Ptr, wr: Ptr, ex: Ptr, tmo: Ptr,
     if n == 0 and tmo:
         p.mem.write(tmo, bytes(16))
     return n
+
+
+# fdevents' blocking timerfd read parks through this module (no import back: no cycle).
+fdevents.PARKING = sys.modules[__name__]
