@@ -37,6 +37,8 @@ RATIO_LINES: dict[str, list[str]] = {
                 r"(?m)^last-write config +[\d.]+ +[\d.]+ +[\d.]+x",
                 r"ratio full/indexed above",
                 r"code summary \d+ candidates .* keyed by code page \d+"],
+    "processes": [r"(?m)^fork\+exit\+wait x\d+ .* \d+\.\dx +(\d+\.\dx|-)$",
+                  r"(?m)^fork\+exec\+wait x\d+ .* ms +\d+\.\dx"],
     "net": [r"ratio run/native: \d+\.\d+x, record/native: \d+\.\d+x",
             r"(?m)^syxdbg record +[\d,]+ +\d+\.\d+x"],
     "threads": [r"(?m)^ +100000 +[\d.]+ +[\d.]+ +\d+ +\d+\.\d+x$",

@@ -154,6 +154,9 @@ class Machine:
         self._block_thumb: dict[tuple[int, int], bool] = {}
         self._flow_cache: dict[int, tuple[int, bool]] = {}
         self._offsets: dict[tuple[int, int], list[int]] = {}
+        #: _resolve_block's answers (with the offsets) by (start, the block's bytes, Thumb).
+        self._by_code: dict[tuple[int, bytes, bool | None], tuple[list[int],
+                                                                  tuple[int, int]]] = {}
         self._syscall_handler: SyscallHandler | None = None
         self._fault_handler: FaultHandler | None = None
         #: Cortex-M: the firmware layer's exception and wfi handlers (set_exception_handler)
@@ -727,7 +730,26 @@ class Machine:
         return offs
 
     def _resolve_block(self, start: int, size: int) -> tuple[int, int]:
-        """(instruction count, direct branch target of the last instruction or 0)."""
+        """(instruction count, direct branch target of the last instruction or 0).
+
+        Also kept by the block's bytes (:attr:`_by_code`), which no code change or layout
+        swap invalidates: after a process switch (every translation dropped) the blocks of a
+        forked child or of its parent again are the same bytes at the same addresses, and
+        are not disassembled again."""
+        code = self.mem.read_partial(start, size)
+        ckey = (start, code,
+                self._block_thumb.get((start, size), self.thumb) if self._arm else None)
+        known = self._by_code.get(ckey)
+        if known is not None:
+            self._offsets[(start, size)] = known[0]
+            return known[1]
+        answer = self._resolve_uncached(start, size)
+        if len(self._by_code) > 65536:
+            self._by_code.clear()
+        self._by_code[ckey] = (self._offsets[(start, size)], answer)
+        return answer
+
+    def _resolve_uncached(self, start: int, size: int) -> tuple[int, int]:
         offs = self._block_offsets(start, size)
         target = 0
         last = self.disassemble(start + offs[-1], 1) if offs else []
