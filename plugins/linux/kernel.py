@@ -402,6 +402,8 @@ class ProcessState:
     image_key: int = 0
     #: The parent waiting in vfork until this process execs or exits (0: none).
     vfork_parent: int = 0
+    #: prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent ends (0: none).
+    pdeathsig: int = 0
     #: Every other live process, by pid (shared: the running process holds the table).
     procs: dict[int, ProcEntry] = field(default_factory=dict,
                                         metadata=_codec(_procs_freeze, _procs_thaw))
@@ -728,6 +730,8 @@ class Process:
         child.tid_address = child_tid if flags & abi.CLONE_CHILD_CLEARTID else 0
         child.exit_signal = exit_signal
         child.vfork_parent = s.ids[0] if flags & abi.CLONE_VFORK else 0
+        child.pdeathsig = 0  # (not inherited, as on Linux)
+        child.misc.pop("subreaper", None)
         arch = self._machine.arch
         values = dict(self.cpu_values())
         values[arch.syscall.ret] = 0
@@ -816,11 +820,28 @@ class Process:
         wake and which gets its exit signal."""
         pid, ppid = st.ids[0], st.ids[1]
         s = self.s
+        # Orphans go to the nearest ancestor that is a child subreaper, else to init (pid
+        # 1, outside the tree: nobody reaps them); their zombies are moved along.
+        reaper = 1
+        up = self._state_of(ppid)
+        while up is not None and up is not st:
+            if up.misc.get("subreaper"):
+                reaper = up.ids[0]
+                break
+            up = self._state_of(up.ids[1])
         for z in [z for z in s.zombies.values() if z.ppid == pid]:
-            del s.zombies[z.pid]
+            if reaper == 1:
+                del s.zombies[z.pid]
+            else:
+                s.zombies[z.pid] = replace(z, ppid=reaper)
+        orphans = []
         for other in self._all_states():
             if other.ids[1] == pid and other is not st:
-                other.ids = (other.ids[0], 1, *other.ids[2:])
+                other.ids = (other.ids[0], reaper, *other.ids[2:])
+                if other.pdeathsig:
+                    orphans.append((other.ids[0], other.pdeathsig))
+        for orphan, sig in orphans:  # PR_SET_PDEATHSIG: told that the parent ended
+            self.signal_process(orphan, sig, sender=(pid, st.ids[2], 0))
         parent = self._state_of(ppid)
         if parent is None or parent is st:
             return

@@ -36,7 +36,7 @@ def procs_native(build_probe: Callable[[str, str], Path]) -> progs.Result:
     exe = build_probe("procs", "gcc")
     native = progs.native_run(exe, argv0=str(exe))  # it execs itself by argv[0]
     assert native.status == 0, native.describe()
-    assert native.stdout.count(b"\n") == 26, native.stdout
+    assert native.stdout.count(b"\n") == 29, native.stdout
     return native
 
 

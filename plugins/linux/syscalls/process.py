@@ -111,6 +111,34 @@ def sys_prctl(p: Process, option: I32, arg2: U64) -> int:
     if option == 16:  # PR_GET_NAME
         p.mem.write(arg2, thread_name(p, p.tid).ljust(16, b"\0"))
         return 0
+    if option == 1:  # PR_SET_PDEATHSIG: this signal when the parent ends
+        if not 0 <= arg2 <= abi.NSIG:
+            return -errno.EINVAL
+        p.s.pdeathsig = arg2
+        return 0
+    if option == 2:  # PR_GET_PDEATHSIG
+        p.mem.write(arg2, struct.pack("<i", p.s.pdeathsig))
+        return 0
+    if option in (36, 37):  # PR_SET/GET_CHILD_SUBREAPER: orphans below come here
+        if option == 36:
+            p.s.misc["subreaper"] = int(bool(arg2))
+            return 0
+        p.mem.write(arg2, struct.pack("<i", p.s.misc.get("subreaper", 0)))
+        return 0
+    if option in (3, 4):  # PR_GET/SET_DUMPABLE (core dumps are not written anyway)
+        if option == 3:
+            return p.s.misc.get("dumpable", 1)
+        if arg2 not in (0, 1):
+            return -errno.EINVAL
+        p.s.misc["dumpable"] = arg2
+        return 0
+    if option in (38, 39):  # PR_SET/GET_NO_NEW_PRIVS (sticky; nothing gains privileges)
+        if option == 38:
+            if arg2 != 1:
+                return -errno.EINVAL
+            p.s.misc["no_new_privs"] = 1
+            return 0
+        return p.s.misc.get("no_new_privs", 0)
     return -errno.EINVAL
 
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -293,6 +294,44 @@ int main(int argc, char **argv) {
            got.si_pid == pid);
     waitpid(pid, &st, 0);
     sigprocmask(SIG_SETMASK, &oldset, NULL);
+
+    /* A child subreaper adopts its orphaned grandchild, which PR_SET_PDEATHSIG kills when
+     * its parent ends. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    int up[2], ready[2];
+    if (pipe(up) != 0 || pipe(ready) != 0)
+        return 1;
+    pid_t middle = fork();
+    if (middle == 0) {
+        close(up[0]);
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            char c = 'r';
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (write(ready[1], &c, 1) != 1)
+                _exit(1);
+            for (;;)
+                pause();
+        }
+        char c;
+        if (read(ready[0], &c, 1) != 1)  /* the grandchild's death signal is set */
+            _exit(1);
+        if (write(up[1], &grandchild, sizeof grandchild) != sizeof grandchild)
+            _exit(1);
+        _exit(8);
+    }
+    close(up[1]);
+    close(ready[0]);
+    close(ready[1]);
+    pid_t grandchild;
+    if (read(up[0], &grandchild, sizeof grandchild) != sizeof grandchild)
+        return 1;
+    close(up[0]);
+    waitpid(middle, &st, 0);
+    describe("middle child", st);
+    w = waitpid(grandchild, &st, 0);
+    printf("subreaper adopted the grandchild: %d\n", w == grandchild);
+    describe("grandchild (parent-death signal)", st);
 
     /* SIGCHLD handler reaping three children. */
     struct sigaction sa;
