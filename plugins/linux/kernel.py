@@ -49,6 +49,7 @@ from syxdbg.machine.memory import PAGE, Perm, Region, clone_regions, page_round_
 
 from . import abi, preempt, sigframe
 from .hostio import HostIO, RecordingHostIO
+from .preempt import schedule_mix, slice_length
 from .registry import Handler, SyscallError
 from .tables import SYSCALL_TABLES
 
@@ -1832,24 +1833,6 @@ class Process:
             with contextlib.suppress(OSError):
                 self.host.lseek(hfd, fs.offset, os.SEEK_SET)
         return hfd
-
-
-def schedule_mix(seed: int, position: int, salt: int = 0) -> int:
-    """A 64-bit value that depends only on its arguments (splitmix64 of them): the seeded
-    scheduler's choices are functions of the seed and instruction positions, so a run, its
-    reverse execution and its recording's replay make the same ones."""
-    x = (seed * 0x9E3779B97F4A7C15 + position * 0xBF58476D1CE4E5B9 + salt) & abi.MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & abi.MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & abi.MASK64
-    return x ^ (x >> 31)
-
-
-def slice_length(s: ProcessState) -> int:
-    """Instructions the running thread's slice lasts: ``time_slice``, or with a schedule
-    seed anything from 1 to twice that, drawn when the slice began."""
-    if not s.schedule_seed:
-        return s.time_slice
-    return 1 + schedule_mix(s.schedule_seed, s.slice_start) % (2 * s.time_slice)
 
 
 # ----------------------------------------------------------------- the session's object

@@ -28,17 +28,85 @@ their slices end only at system calls, as when they were made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
+from . import abi
 from .sigframe import SI_TKILL
 
 if TYPE_CHECKING:
     from syxdbg.machine import Machine
 
-    from .kernel import LinuxKernel, Process
+
+# What this module needs of the kernel (kernel.py imports this module: typing it with the
+# kernel's own classes would be an import circle, tests/test_quality.py).
+class ProcessState(Protocol):
+    """The fields of kernel.ProcessState read and written here."""
+
+    misc: dict[str, int]
+    procs: dict[int, Any]
+    threads: dict[int, Any]
+    schedule_seed: int
+    sigcodes: dict[int, int]
+    sigmask: int
+    sigpending: int
+    slice_start: int
+    time_slice: int
+    itimer_real: tuple[int, int]
+    itimer_checked: tuple[int, int]
+
+
+class Process(Protocol):
+    """The part of kernel.Process used here."""
+
+    ITIMER_CHECK_INSNS: int
+    preempt: Callable[[Machine], None] | None
+
+    @property
+    def s(self) -> ProcessState: ...
+
+    @property
+    def tid(self) -> int: ...
+
+    def _on_timer(self, machine: Machine) -> None: ...
+
+    def run_handlers(self, *, in_syscall: bool = True) -> None: ...
+
+
+class LinuxKernel(Protocol):
+    """The part of kernel.LinuxKernel used here."""
+
+    _resume_gap: int
+
+    @property
+    def process(self) -> Process: ...
+
+    def _schedule(self, machine: Machine) -> None: ...
 
 #: ``ProcessState.misc`` key: set (1) in processes that preempt threads at slice ends.
 MISC_KEY = "preempt"
+#: ``ProcessState.misc`` key prefix (+ tid): signals sent to a thread that was not running
+#: (syscalls/threads.py, signal_thread), delivered when it next runs.
+PENDING_KEY = "sigpend:"
+
+
+def schedule_mix(seed: int, position: int, salt: int = 0) -> int:
+    """A 64-bit value that depends only on its arguments (splitmix64 of them): the seeded
+    scheduler's choices are functions of the seed and instruction positions, so a run, its
+    reverse execution and its recording's replay make the same ones."""
+    x = (seed * 0x9E3779B97F4A7C15 + position * 0xBF58476D1CE4E5B9 + salt) & abi.MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & abi.MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & abi.MASK64
+    return x ^ (x >> 31)
+
+
+def slice_length(s: ProcessState) -> int:
+    """Instructions the running thread's slice lasts: ``time_slice``, or with a schedule
+    seed anything from 1 to twice that, drawn when the slice began."""
+    if not s.schedule_seed:
+        return s.time_slice
+    return 1 + schedule_mix(s.schedule_seed, s.slice_start) % (2 * s.time_slice)
+
 
 
 def enabled(p: Process) -> bool:
@@ -51,8 +119,6 @@ def slice_end(p: Process) -> int | None:
     s = p.s
     if not (s.threads or s.procs) or p.preempt is None or not s.misc.get(MISC_KEY):
         return None
-    from .kernel import slice_length
-
     return s.slice_start + slice_length(s)
 
 
@@ -91,8 +157,6 @@ def deliver_pending(p: Process, *, in_syscall: bool) -> None:
     running (syscalls/threads.py, signal_thread) that its mask lets through run their
     handlers now, in it (``in_syscall``: from the system call hook, whose return moves an
     x86_64 pc past the system call instruction; else between two instructions)."""
-    from .syscalls.threads import PENDING_KEY
-
     s = p.s
     key = f"{PENDING_KEY}{p.tid}"
     mine = s.misc.get(key, 0)

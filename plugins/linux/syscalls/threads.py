@@ -15,6 +15,7 @@ import struct
 
 from .. import abi
 from ..kernel import Process
+from ..preempt import PENDING_KEY
 from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
 from ..sigframe import SA_RESTART
 
@@ -137,7 +138,6 @@ _PC = {"x86_64": "rip", "aarch64": "pc", "arm": "pc", "riscv64": "pc"}
 # -- signals to another thread ----------------------------------------------------------------
 #: A thread's own pending signals (a tgkill/tkill aimed at it while it was not running) live
 #: in ``ProcessState.misc`` under this prefix and its tid, as a signal bit set.
-PENDING_KEY = "sigpend:"
 
 
 def signal_thread(p: Process, tid: int, sig: int) -> None:
