@@ -338,6 +338,10 @@ class ProcessState:
     itimer_real: tuple[int, int] = (0, 0)
     #: When the timer was last compared with the clock: (position, system calls since).
     itimer_checked: tuple[int, int] = (0, 0)
+    #: POSIX timers (timer_create), by id: (clock id, signal, sigval, deadline on the host's
+    #: CLOCK_MONOTONIC in ns (0: disarmed), interval in ns, overruns of the last expiry).
+    #: Compared with the clock where ITIMER_REAL is (Process.poll_itimer).
+    timers: dict[int, tuple[int, int, int, int, int, int]] = field(default_factory=dict)
     #: The mask rt_sigsuspend replaced, restored by the handler's return (-1: none).
     saved_mask: int = -1
     rlimits: dict[int, tuple[int, int]] = field(
@@ -435,9 +439,12 @@ def _thaw_own(values: tuple[tuple[str, Any], ...]) -> ProcessState:
 #: System calls whose timespec/timeval are 32-bit on 32-bit arm (their *_time64 twins are not).
 TIME32_CALLS = frozenset({"nanosleep", "clock_gettime", "clock_settime", "clock_getres",
                           "clock_nanosleep", "futex", "ppoll", "pselect6", "utimensat",
-                          "gettimeofday", "settimeofday", "rt_sigtimedwait"})
+                          "gettimeofday", "settimeofday", "rt_sigtimedwait",
+                          "timer_settime", "timer_gettime"})
 #: sigaction flag: the children of a process with it on SIGCHLD leave no zombies.
 SA_NOCLDWAIT = 2
+#: siginfo si_code of a POSIX timer's signal.
+SI_TIMER = -2
 #: Signals no mask can block.
 UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
 
@@ -727,6 +734,7 @@ class Process:
         child.sigpending, child.sigcodes, child.saved_mask = 0, {}, -1
         child.sigsenders = {}
         child.itimer_real, child.itimer_checked = (0, 0), (0, 0)
+        child.timers = {}
         child.robust_list = (0, 0)
         child.tid_address = child_tid if flags & abi.CLONE_CHILD_CLEARTID else 0
         child.exit_signal = exit_signal
@@ -1663,7 +1671,7 @@ class Process:
         reads it at the same points and gets the recorded values."""
         s = self.s
         deadline, interval = s.itimer_real
-        if not deadline:
+        if not self.timers_armed():
             return
         at, calls = s.itimer_checked
         if not force and position - at < self.ITIMER_CHECK_INSNS and \
@@ -1672,7 +1680,8 @@ class Process:
             return
         now = self.monotonic()
         s.itimer_checked = (position, 0)
-        if now >= deadline:
+        self._expire_timers(now)
+        if deadline and now >= deadline:
             if interval:
                 missed = (now - deadline) // interval + 1  # Linux folds overruns into one
                 s.itimer_real = (deadline + missed * interval, interval)
@@ -1680,6 +1689,58 @@ class Process:
                 s.itimer_real = (0, 0)
             self.deliver(signal.SIGALRM, sigframe.SI_KERNEL)
         self.arm_timer()
+
+    def timers_armed(self) -> bool:
+        """Whether ITIMER_REAL or a POSIX timer is armed (the clock is then compared at
+        system call returns and by the position timer)."""
+        s = self.s
+        return bool(s.itimer_real[0]) or any(t[3] for t in s.timers.values())
+
+    def next_expiry(self, signals: int) -> tuple[int, int]:
+        """The first (deadline in host CLOCK_MONOTONIC ns, signal) of a timer whose signal
+        is one of ``signals`` (a set); (0, 0) if none is armed."""
+        s = self.s
+        out = [(t[3], t[1]) for t in s.timers.values()
+               if t[3] and t[1] and signals >> (t[1] - 1) & 1]
+        if s.itimer_real[0] and signals >> (signal.SIGALRM - 1) & 1:
+            out.append((s.itimer_real[0], signal.SIGALRM))
+        return min(out) if out else (0, 0)
+
+    def _expire_timers(self, now: int) -> None:
+        """POSIX timers whose deadline passed raise their signal (si_code SI_TIMER, the
+        timer id and its overruns in the siginfo); periodic ones re-arm, counting missed
+        periods as overruns as Linux does."""
+        s = self.s
+        for tid, (clock, sig, value, deadline, interval, _) in sorted(s.timers.items()):
+            if not deadline or now < deadline:
+                continue
+            missed = (now - deadline) // interval if interval else 0
+            next_deadline = deadline + (missed + 1) * interval if interval else 0
+            s.timers[tid] = (clock, sig, value, next_deadline, interval, missed)
+            if sig:
+                self.deliver(sig, SI_TIMER)
+                # siginfo of a timer: si_tid, si_overrun, si_value (the sender fields).
+                s.sigsenders[sig] = (tid, missed, value & 0xFFFFFFFF)
+
+    def set_posix_timer(self, tid: int, value: int, interval: int, *,
+                        absolute: bool) -> tuple[int, int]:
+        """timer_settime: arm timer ``tid`` to expire in ``value`` ns (at it on its clock,
+        ``absolute``), then every ``interval`` ns; 0 disarms. Returns the old (remaining,
+        interval)."""
+        s = self.s
+        clock, sig, sival, deadline, old_interval, _ = s.timers[tid]
+        now = self.monotonic()
+        old = (max(deadline - now, 1) if deadline else 0, old_interval)
+        armed = value != 0
+        if armed and absolute:
+            value = max(value - self.host.clock(clock), 0)
+        new_deadline = now + max(value, 1) if armed else 0
+        s.timers[tid] = (clock, sig, sival, new_deadline, interval if armed else 0, 0)
+        s.itimer_checked = (self._machine.position, 0)
+        if armed and new_deadline <= now + 1:
+            self._expire_timers(now + 1)  # already passed: it fires at this call's return
+        self.arm_timer()
+        return old
 
     def wait_for_signal(self, mask: int) -> int:
         """pause / rt_sigsuspend: wait with ``mask`` until a signal's handler runs; -EINTR.
@@ -1689,14 +1750,15 @@ class Process:
         nothing can ever send the signal: the process is reported as deadlocked."""
         s = self.s
         s.saved_mask, s.sigmask = s.sigmask, mask
-        alarm = 1 << (signal.SIGALRM - 1)
-        if not s.sigpending & ~mask and s.itimer_real[0] and not mask & alarm:
-            left = s.itimer_real[0] - self.monotonic()
+        expiry, sig = self.next_expiry(~mask & abi.MASK64)
+        if not s.sigpending & ~mask and expiry:
+            left = expiry - self.monotonic()
             if left > 0:
                 self.host.sleep(left)
-            fatal = self.sigaction(signal.SIGALRM).handler == abi.SIG_DFL
+            fatal = self.sigaction(sig).handler == abi.SIG_DFL and \
+                sig not in abi.DEFAULT_IGNORED
             self.poll_itimer(self._machine.position, force=True)
-            if fatal:  # SIGALRM's default action: the process dies now
+            if fatal:  # the signal's default action: the process dies now
                 return -errno.EINTR
         if s.sigpending & ~mask:
             return -errno.EINTR
@@ -1729,9 +1791,9 @@ class Process:
         if timeout == 0:
             raise SyscallError(errno.EAGAIN)
         s = self.s
-        alarm = 1 << (signal.SIGALRM - 1)
-        if wanted & alarm and s.itimer_real[0] and not (s.threads or s.procs):
-            left = s.itimer_real[0] - self.monotonic()
+        expiry, _ = self.next_expiry(wanted)
+        if expiry and not (s.threads or s.procs):
+            left = expiry - self.monotonic()
             if timeout >= 0 and 0 < timeout < left:
                 self.host.sleep(timeout)
                 raise SyscallError(errno.EAGAIN)
@@ -1964,7 +2026,7 @@ class LinuxKernel:
         if ret is not None:
             regs.write_info(self._ret_reg, ret & abi.MASK64)
         p = self.process
-        if p.s.itimer_real[0]:
+        if p.timers_armed():
             p.poll_itimer(machine.position)
         if p.s.sigpending & ~p.s.sigmask:
             p.run_handlers()

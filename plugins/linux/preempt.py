@@ -70,6 +70,8 @@ class Process(Protocol):
 
     def _on_timer(self, machine: Machine) -> None: ...
 
+    def timers_armed(self) -> bool: ...
+
     def run_handlers(self, *, in_syscall: bool = True) -> None: ...
 
 
@@ -123,8 +125,9 @@ def slice_end(p: Process) -> int | None:
 
 
 def itimer_due(p: Process) -> int | None:
-    """Where ITIMER_REAL's next clock comparison is (None: disarmed)."""
-    if not p.s.itimer_real[0]:
+    """Where the next clock comparison of ITIMER_REAL or a POSIX timer is (None: none is
+    armed)."""
+    if not p.timers_armed():
         return None
     return p.s.itimer_checked[0] + p.ITIMER_CHECK_INSNS
 

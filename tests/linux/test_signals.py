@@ -224,3 +224,25 @@ def _record_and_check(exe: Path, name: str, tmp_path: Path
     check = subprocess.run([*syx, "replay", "--check", str(rec)], capture_output=True,
                            timeout=300, check=False)
     return made, check
+
+
+@pytest.mark.parametrize("toolchain", ("gcc", "musl", "aarch64", "arm", "riscv64"))
+def test_posix_timers_as_natively(build_probe: Callable[[str, str], Path],
+                                  emu_run: Callable[..., progs.Result], toolchain: str) -> None:
+    """timer_create/settime/gettime/getoverrun/delete: expiries compared with the recorded
+    host clock, as ITIMER_REAL's (the output has no timing-dependent line)."""
+    exe = build_probe("ptimer", toolchain)
+    # The host runs the x86_64 builds; the other machines' output is glibc's (musl's
+    # timer_delete of a deleted timer returns -EINVAL without setting errno).
+    oracle = exe if toolchain in ("gcc", "musl") else build_probe("ptimer", "gcc")
+    native = progs.native_run(oracle, argv0="ptimer")
+    assert native.status == 0 and native.stdout.count(b"\n") == 6, native.describe()
+    emu = emu_run(exe, argv0="ptimer")
+    assert (emu.stdout, emu.status) == (native.stdout, 0), emu.stderr.decode()
+
+
+def test_a_recording_of_posix_timers_replays(build_probe: Callable[[str, str], Path],
+                                             tmp_path: Path) -> None:
+    made, check = _record_and_check(build_probe("ptimer", "gcc"), "ptimer", tmp_path)
+    assert made.returncode == 0 and b"absolute in the past: fired" in made.stdout, made.stderr
+    assert check.returncode == 0, check.stderr.decode()

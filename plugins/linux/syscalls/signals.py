@@ -7,6 +7,7 @@ unblocked it returns (plugins/linux/sigframe.py builds Linux's signal frames).
 from __future__ import annotations
 
 import errno
+import signal
 import struct
 
 from .. import abi, sigframe
@@ -245,6 +246,100 @@ def sys_getitimer(p: Process, which: I32, cur: Ptr) -> int:
         return -errno.EINVAL
     interval, left = _itimer_left(p) if which == ITIMER_REAL else (0, 0)
     p.mem.write(cur, _pack_timeval(p, interval) + _pack_timeval(p, left))
+    return 0
+
+
+# -- POSIX timers ------------------------------------------------------------------------------
+SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD, SIGEV_THREAD_ID = 0, 1, 2, 4
+#: Clocks a timer may use: REALTIME, MONOTONIC, BOOTTIME (and their _ALARM forms); the
+#: CPU-time clocks are accepted and never fire (the guest's CPU time is not modelled).
+_TIMER_CLOCKS = frozenset({0, 1, 7, 8, 9})
+_CPU_CLOCKS = frozenset({2, 3})
+#: Most timers a process may have (Linux: RLIMIT_SIGPENDING; plenty for programs).
+_MAX_TIMERS = 4096
+
+
+@syscall("timer_create")
+def sys_timer_create(p: Process, clock: I32, sevp: Ptr, timerid: Ptr) -> int:
+    """A POSIX timer on ``clock`` that raises its signal (SIGEV_SIGNAL, SIGEV_THREAD_ID:
+    to the process), nothing (SIGEV_NONE); default SIGALRM with the id as value. Expiries
+    are compared with the recorded host clock where ITIMER_REAL's are."""
+    if clock not in _TIMER_CLOCKS | _CPU_CLOCKS and clock >= 0:
+        return -errno.EINVAL
+    if clock < 0:  # a process or thread CPU clock id (clock_getcpuclockid)
+        clock = 2
+    ids = p.s.timers
+    tid = next(i for i in range(len(ids) + 1) if i not in ids)
+    if tid >= _MAX_TIMERS:
+        return -errno.EAGAIN
+    sig, value = int(signal.SIGALRM), tid
+    if sevp:
+        if p.arch == "arm":
+            value, signo, notify = struct.unpack("<iii", p.mem.read(sevp, 12))
+        else:
+            value, signo, notify = struct.unpack("<qii", p.mem.read(sevp, 16))
+        if notify == SIGEV_NONE:
+            sig = 0
+        elif notify in (SIGEV_SIGNAL, SIGEV_THREAD_ID, SIGEV_SIGNAL | SIGEV_THREAD_ID):
+            if not 1 <= signo <= abi.NSIG:
+                return -errno.EINVAL
+            sig = signo
+        else:  # SIGEV_THREAD is the C library's business (it uses SIGEV_THREAD_ID)
+            return -errno.EINVAL
+    if clock in _CPU_CLOCKS:
+        p.warn_once(-1100 - clock, "syxdbg: warning: a timer on a CPU-time clock is accepted "
+                                   "but never fires\n")
+        sig = 0
+    p.mem.write(timerid, struct.pack("<i", tid))
+    ids[tid] = (clock, sig, value, 0, 0, 0)
+    return 0
+
+
+def _timer(p: Process, tid: int) -> tuple[int, int, int, int, int, int]:
+    t = p.s.timers.get(tid)
+    if t is None:
+        raise SyscallError(errno.EINVAL)
+    return t
+
+
+def _itimerspec(p: Process, interval: int, left: int) -> bytes:
+    return p.pack_timespec(interval) + p.pack_timespec(left)
+
+
+@syscall("timer_settime", "timer_settime64")
+def sys_timer_settime(p: Process, tid: I32, flags: I32, new: Ptr, old: Ptr) -> int:
+    _timer(p, tid)
+    if flags & ~1:  # TIMER_ABSTIME
+        return -errno.EINVAL
+    size = 2 * p.timespec_size
+    isec, insec = p.read_timespec(new)
+    vsec, vnsec = p.read_timespec(new + size // 2)
+    if min(isec, vsec) < 0 or not (0 <= insec < _NS and 0 <= vnsec < _NS):
+        return -errno.EINVAL
+    left, interval = p.set_posix_timer(tid, vsec * _NS + vnsec, isec * _NS + insec,
+                                       absolute=bool(flags & 1))
+    if old:
+        p.mem.write(old, _itimerspec(p, interval, left))
+    return 0
+
+
+@syscall("timer_gettime", "timer_gettime64")
+def sys_timer_gettime(p: Process, tid: I32, cur: Ptr) -> int:
+    _, _, _, deadline, interval, _ = _timer(p, tid)
+    left = max(deadline - p.monotonic(), 1) if deadline else 0
+    p.mem.write(cur, _itimerspec(p, interval, left))
+    return 0
+
+
+@syscall("timer_getoverrun")
+def sys_timer_getoverrun(p: Process, tid: I32) -> int:
+    return min(_timer(p, tid)[5], 0x7FFFFFFF)
+
+
+@syscall("timer_delete")
+def sys_timer_delete(p: Process, tid: I32) -> int:
+    _timer(p, tid)
+    del p.s.timers[tid]
     return 0
 
 
