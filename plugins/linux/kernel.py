@@ -273,8 +273,9 @@ def _codec(freeze: Callable[[Any], Any], thaw: Callable[[Any], Any]) -> dict[str
 class SavedLayout:
     """The memory map of a process that is not running, in a saved state: the regions
     themselves (their host buffers hold its memory; the snapshot journal restores their
-    pages). Two are equal when they map the same ranges the same way with the same bytes,
-    as the reverse-execution tests compare whole states."""
+    pages). Two are equal when they map the same ranges the same way (the bytes are the
+    memory's business, compared apart as the running process's are: a saved layout holds
+    live buffers, not the bytes they had when it was saved)."""
 
     __slots__ = ("regions",)
 
@@ -284,10 +285,8 @@ class SavedLayout:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SavedLayout):
             return NotImplemented
-        return len(self.regions) == len(other.regions) and all(
-            (a.start, a.size, a.perms, a.name) == (b.start, b.size, b.perms, b.name)
-            and (a.backing is b.backing and a.offset == b.offset or a.view == b.view)
-            for a, b in zip(self.regions, other.regions, strict=True))
+        return [(r.start, r.size, r.perms, r.name) for r in self.regions] == \
+            [(r.start, r.size, r.perms, r.name) for r in other.regions]
 
     def __hash__(self) -> int:
         return hash(tuple((r.start, r.size) for r in self.regions))
@@ -403,7 +402,8 @@ class ProcessState:
     sid: int = 0
     #: The signal its parent gets when it exits (clone's exit signal; SIGCHLD for fork).
     exit_signal: int = abi.SIGCHLD
-    #: Which program image it runs (0: the session's; others: :attr:`LinuxKernel.images`).
+    #: Which program image it runs (0: the session's; others: the position of the execve
+    #: that loaded it, in :attr:`Process.images`).
     image_key: int = 0
     #: The parent waiting in vfork until this process execs or exits (0: none).
     vfork_parent: int = 0
@@ -699,13 +699,15 @@ class Process:
         """Every live process, by pid."""
         return sorted([self.pid, *self.s.procs])
 
-    def _state_of(self, pid: int) -> ProcessState | None:
+    def state_of(self, pid: int) -> ProcessState | None:
+        """The state of live process ``pid`` (the running one's is :attr:`s`); None."""
         if pid == self.pid:
             return self.s
         entry = self.s.procs.get(pid)
         return None if entry is None else entry.state
 
-    def _all_states(self) -> list[ProcessState]:
+    def all_states(self) -> list[ProcessState]:
+        """Every live process's state, the running one's first."""
         return [self.s, *(e.state for e in self.s.procs.values())]
 
     def fork(self, flags: int, stack: int, tls: int | None, parent_tid: int, child_tid: int,
@@ -741,17 +743,10 @@ class Process:
         child.vfork_parent = s.ids[0] if flags & abi.CLONE_VFORK else 0
         child.pdeathsig = 0  # (not inherited, as on Linux)
         child.misc.pop("subreaper", None)
-        arch = self._machine.arch
-        values = dict(self.cpu_values())
-        values[arch.syscall.ret] = 0
-        if stack:
-            values[arch.sp] = stack
-        if tls is not None:
-            values[TLS_REGISTER[arch.name]] = tls
         s.seq += 1
-        child.threads[pid] = Thread(pid, tuple(values.items()), sigmask=s.sigmask,
-                                    altstack=s.altstack, tid_address=child.tid_address,
-                                    seq=s.seq)
+        child.threads[pid] = Thread(pid, self._child_registers(stack, tls),
+                                    sigmask=s.sigmask, altstack=s.altstack,
+                                    tid_address=child.tid_address, seq=s.seq)
         regions = self.mem.regions()
         layout = tuple(regions) if flags & abi.CLONE_VM else tuple(clone_regions(regions))
         s.procs[pid] = ProcEntry(child, layout)
@@ -771,7 +766,7 @@ class Process:
         """The running process execs or exits: the parent waiting in vfork goes on."""
         parent = self.s.vfork_parent
         self.s.vfork_parent = 0
-        st = self._state_of(parent) if parent else None
+        st = self.state_of(parent) if parent else None
         if st is None:
             return
         for t in list(st.threads.values()):
@@ -814,7 +809,7 @@ class Process:
             fid = st.fds.pop(fd).file
             self._drop_file(fid)
         if st.vfork_parent:
-            parent = self._state_of(st.vfork_parent)
+            parent = self.state_of(st.vfork_parent)
             if parent is not None:
                 for t in list(parent.threads.values()):
                     if t.wait == "vfork" and t.futex == pid:
@@ -832,26 +827,26 @@ class Process:
         # Orphans go to the nearest ancestor that is a child subreaper, else to init (pid
         # 1, outside the tree: nobody reaps them); their zombies are moved along.
         reaper = 1
-        up = self._state_of(ppid)
+        up = self.state_of(ppid)
         while up is not None and up is not st:
             if up.misc.get("subreaper"):
                 reaper = up.ids[0]
                 break
-            up = self._state_of(up.ids[1])
+            up = self.state_of(up.ids[1])
         for z in [z for z in s.zombies.values() if z.ppid == pid]:
             if reaper == 1:
                 del s.zombies[z.pid]
             else:
                 s.zombies[z.pid] = replace(z, ppid=reaper)
         orphans = []
-        for other in self._all_states():
+        for other in self.all_states():
             if other.ids[1] == pid and other is not st:
                 other.ids = (other.ids[0], reaper, *other.ids[2:])
                 if other.pdeathsig:
                     orphans.append((other.ids[0], other.pdeathsig))
         for orphan, sig in orphans:  # PR_SET_PDEATHSIG: told that the parent ended
             self.signal_process(orphan, sig, sender=(pid, st.ids[2], 0))
-        parent = self._state_of(ppid)
+        parent = self.state_of(ppid)
         if parent is None or parent is st:
             return
         act = _sigaction_of(parent, abi.SIGCHLD)
@@ -885,7 +880,7 @@ class Process:
         if pid == self.pid:
             self.deliver(sig, code)
             return
-        st = self._state_of(pid)
+        st = self.state_of(pid)
         if st is None or not sig:
             return
         act = _sigaction_of(st, sig)
@@ -913,24 +908,33 @@ class Process:
         st.sigcodes[sig] = code
         st.sigsenders[sig] = sender or (self.pid, self.s.ids[2], 0)
         for t in sorted(st.threads.values(), key=lambda t: t.seq):
-            mask = t.suspend_mask if t.wait == "signal" else t.sigmask
-            if mask & bit or not (t.wait in ("pipe", "child", "futex", "signal") or t.again):
-                continue
-            self.s.seq += 1
-            woken = replace(t, wait="", futex=0, timeout=-1, seq=self.s.seq, again="",
-                            result=-errno.EINTR if t.wait in ("futex", "signal") else t.result)
-            if (t.wait in ("pipe", "child") or t.again) \
-                    and not act.flags & sigframe.SA_RESTART:
-                # Interrupted, not restarted: past its system call, which returns EINTR
-                # (the handler runs first; see LinuxKernel._schedule).
-                regs = dict(t.regs)
-                pc = self._machine.arch.pc
-                back = 2 if self.arch == "arm" and regs.get("cpsr", 0) & 0x20 else \
-                    4 - self._gap if self.arch != "arm" else 4
-                woken = replace(woken, result=-errno.EINTR, regs=tuple(
-                    (n, v + back if n == pc else v) for n, v in t.regs))
-            st.threads[t.tid] = woken
-            break
+            woken = self.woken_by(t, sig, act)
+            if woken is not None:
+                st.threads[t.tid] = woken
+                break
+
+    def woken_by(self, t: Thread, sig: int, act: sigframe.SigAction) -> Thread | None:
+        """Thread ``t`` (not running) as a signal ``sig`` with action ``act`` leaves it, or
+        None if the signal does not wake it (it blocks it, or does not wait). A futex wait,
+        pause or sigsuspend returns EINTR; a call that runs again when woken (a read, wait4,
+        poll: "pipe", "child", or such a call already woken but not yet run) returns EINTR
+        past its system call instruction, or with SA_RESTART runs again; the handler runs
+        first (LinuxKernel._schedule)."""
+        bit = 1 << (sig - 1)
+        mask = t.suspend_mask if t.wait == "signal" else t.sigmask
+        if mask & bit or not (t.wait in ("pipe", "child", "futex", "signal") or t.again):
+            return None
+        self.s.seq += 1
+        woken = replace(t, wait="", futex=0, fd=-1, timeout=-1, seq=self.s.seq, again="",
+                        result=-errno.EINTR if t.wait in ("futex", "signal") else t.result)
+        if (t.wait in ("pipe", "child") or t.again) and not act.flags & sigframe.SA_RESTART:
+            regs = dict(t.regs)
+            pc = self._machine.arch.pc
+            back = 2 if self.arch == "arm" and regs.get("cpsr", 0) & 0x20 else \
+                4 - self._gap if self.arch != "arm" else 4
+            woken = replace(woken, result=-errno.EINTR, regs=tuple(
+                (n, v + back if n == pc else v) for n, v in t.regs))
+        return woken
 
     def wait_child(self, which: int, options: int) -> tuple[int, int] | None:
         """wait4's search: a zombie child matching ``which`` (-1 any, >0 that pid, 0 the
@@ -970,20 +974,20 @@ class Process:
         """setpgid: ``pid`` (0: the caller; itself or a child) joins or makes group ``pgid``
         (0: its pid)."""
         target = pid or self.pid
-        st = self._state_of(target)
+        st = self.state_of(target)
         if st is None or (target != self.pid and st.ids[1] != self.pid):
             raise SyscallError(errno.ESRCH)
         if pgid < 0:
             raise SyscallError(errno.EINVAL)
         pgid = pgid or target
         if pgid != target and not any((o.pgid or o.ids[0]) == pgid
-                                      for o in self._all_states()):
+                                      for o in self.all_states()):
             raise SyscallError(errno.EPERM)
         st.pgid = pgid
 
     def group_members(self, pgid: int) -> list[int]:
         """The live processes of group ``pgid``."""
-        return sorted(o.ids[0] for o in self._all_states() if (o.pgid or o.ids[0]) == pgid)
+        return sorted(o.ids[0] for o in self.all_states() if (o.pgid or o.ids[0]) == pgid)
 
     def _exec_path(self, path: bytes) -> bytes:
         """The host file a guest path names for execve: /proc/self/exe (busybox runs its
@@ -1049,7 +1053,9 @@ class Process:
         # The system call returns into the new program: on x86 the CPU steps past the
         # syscall instruction from rip, so rip goes that far before the entry.
         regs.pc = (int(regs.pc) - self._gap) & abi.MASK64
-        key = max(self.images) + 1
+        # Keyed by the position of the exec: a re-execution of it (going back and forward
+        # again) gives the same key, so states compare equal.
+        key = self._machine.position
         self.images[key] = image
         s.image_key = key
         s.image_path = host_path
@@ -1088,6 +1094,19 @@ class Process:
         """The calling thread's registers, by name (see :attr:`Thread.regs`)."""
         return self._machine.regs.read_all()
 
+    def _child_registers(self, stack: int, tls: int | None) -> tuple[tuple[str, int], ...]:
+        """A new thread's or process's registers (clone, fork): the caller's, with 0 as the
+        system call's result, ``stack`` as the stack pointer (0: the caller's) and ``tls``
+        as the thread pointer (None: the caller's)."""
+        arch = self._machine.arch
+        values = dict(self.cpu_values())
+        values[arch.syscall.ret] = 0
+        if stack:
+            values[arch.sp] = stack
+        if tls is not None:
+            values[TLS_REGISTER[arch.name]] = tls
+        return tuple(values.items())
+
     def spawn_thread(self, stack: int, tls: int | None, clear_tid: int) -> int:
         """A new thread (clone with CLONE_THREAD): the caller's registers with 0 as the
         system call's result, ``stack`` as its stack pointer (0: the caller's) and ``tls``
@@ -1097,15 +1116,8 @@ class Process:
             s.next_tid = s.ids[0] + 1
         tid = s.next_tid
         s.next_tid += 1
-        arch = self._machine.arch
-        values = dict(self.cpu_values())
-        values[arch.syscall.ret] = 0
-        if stack:
-            values[arch.sp] = stack
-        if tls is not None:
-            values[TLS_REGISTER[arch.name]] = tls
         s.seq += 1
-        s.threads[tid] = Thread(tid, tuple(values.items()), sigmask=s.sigmask,
+        s.threads[tid] = Thread(tid, self._child_registers(stack, tls), sigmask=s.sigmask,
                                 tid_address=clear_tid, seq=s.seq)
         return tid
 
@@ -1175,7 +1187,7 @@ class Process:
         self._want = ("pipe", fd, 0, timeout)
 
     def wake_pipe_readers(self) -> None:
-        for st in self._all_states():
+        for st in self.all_states():
             for t in sorted(st.threads.values(), key=lambda t: t.seq):
                 if t.wait == "pipe":
                     self.s.seq += 1
@@ -1321,7 +1333,7 @@ class Process:
     def _drop_file(self, fid: int) -> None:
         """An fd of description ``fid`` was closed: the description goes when no fd of any
         process refers to it any more."""
-        for st in self._all_states():
+        for st in self.all_states():
             if any(e.file == fid for e in st.fds.values()):
                 return
         f = self.s.files.pop(fid)
@@ -2089,7 +2101,7 @@ class LinuxKernel:
             ft = replace(ft, wait="", futex=0, timeout=-1, seq=s.seq,
                          result=ft.result if ft.wait in ("pipe", "sigwait")
                          else -errno.ETIMEDOUT)
-            owner = p._state_of(fpid)
+            owner = p.state_of(fpid)
             assert owner is not None
             owner.threads[ft.tid] = ft
             runnable = [(fpid, ft)]

@@ -53,12 +53,14 @@ class SysCaller:
 
 #: Everything that decides a guest's future, comparable with ==: see :func:`capture_state`.
 GuestState = tuple[object, ...]
-STATE_PARTS = ("position", "registers", "RAM", "kernel state", "event log cursor")
+STATE_PARTS = ("position", "registers", "RAM", "kernel state", "event log cursor",
+               "other processes' RAM")
 
 
 def capture_state(s: syxdbg.Session) -> GuestState:
     """Position, registers, RAM (hashed per region), the kernel state (every thread, signal
-    state) and the event log cursor: equal states mean the same future."""
+    state, every process), the event log cursor and the memory of the processes that are
+    not running: equal states mean the same future."""
     import hashlib
 
     m = s.machine
@@ -66,10 +68,40 @@ def capture_state(s: syxdbg.Session) -> GuestState:
                 for r in m.mem.regions())
     kernel = s.states.get("linux")
     assert kernel is not None
+    # Processes that are not running: their memory, hashed now (their saved layouts in the
+    # kernel state hold live buffers).
+    others = tuple((pid, tuple((r.start, r.size, hashlib.blake2b(r.view).hexdigest())
+                               for r in entry.layout))
+                   for pid, entry in sorted(kernel.s.procs.items()))
     return (m.position, tuple(sorted(m.regs.snapshot().items())), ram, kernel.save_state(),
-            s.eventlog.cursor)
+            s.eventlog.cursor, others)
 
 
 def state_diff(a: GuestState, b: GuestState) -> list[str]:
     """Names of the parts in which two captured states differ."""
     return [n for n, x, y in zip(STATE_PARTS, a, b, strict=True) if x != y]
+
+
+def recorded_states(s: syxdbg.Session, wanted: list[int]) -> dict[int, GuestState]:
+    """The whole guest state at each position of ``wanted``, reached going forward."""
+    recorded = {}
+    for p in wanted:
+        assert s.seek(p).position == p
+        recorded[p] = capture_state(s)
+    return recorded
+
+
+def assert_reverse_invariant(s: syxdbg.Session, recorded: dict[int, GuestState]) -> None:
+    """From each recorded N (newest first), reverse-stepi gives the state recorded at N-1
+    and stepi the one at N."""
+    from syxdbg.timeline import BACKWARD, FORWARD
+
+    for n in sorted(recorded, reverse=True):
+        if n - 1 not in recorded:
+            continue
+        s.seek(n)
+        assert s.step(BACKWARD).position == n - 1
+        assert state_diff(capture_state(s), recorded[n - 1]) == [], \
+            f"after reverse-stepi from {n}"
+        s.step(FORWARD)
+        assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import progs
 import pytest
-from linux_helpers import GuestState, capture_state, state_diff
+from linux_helpers import assert_reverse_invariant, recorded_states
 from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
@@ -144,25 +144,16 @@ def test_reverse_stepi_across_process_switches_restores_everything(
     wanted = sorted({q for p in picks for q in (p - 1, p, p + 1)})
     with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe),
                      options={"timeline.interval": 20_000}) as s:
-        recorded: dict[int, GuestState] = {}
+        recorded = recorded_states(s, wanted)
+        kernel = get_kernel(s)
+        assert kernel is not None
         pids = set()
-        for p in wanted:
-            assert s.seek(p).position == p
-            recorded[p] = capture_state(s)
-            kernel = get_kernel(s)
-            assert kernel is not None
+        for p in wanted:  # whose states they are
+            s.seek(p)
             pids.add(kernel.process.pid)
         assert len(pids) >= 4, pids  # the states are of several processes
         s.cont(FORWARD)
-        for n in sorted(recorded, reverse=True):
-            if n - 1 not in recorded:
-                continue
-            s.seek(n)
-            assert s.step(BACKWARD).position == n - 1
-            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
-                f"after reverse-stepi from {n}"
-            s.step(FORWARD)
-            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+        assert_reverse_invariant(s, recorded)
 
 
 def test_a_recording_of_a_process_tree_replays(build_probe: Callable[[str, str], Path],

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import progs
 import pytest
-from linux_helpers import GuestState, capture_state, state_diff
+from linux_helpers import assert_reverse_invariant, recorded_states
 from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
 from syxdbg.machine import Fault, Killed
-from syxdbg.timeline import BACKWARD, FORWARD
+from syxdbg.timeline import FORWARD
 
 TOOLCHAINS = ("gcc", "musl", "aarch64")
 #: The program ends by raising SIGUSR2 with its default action: killed, 128 + 12.
@@ -39,29 +39,6 @@ HANDLERS = ("on_usr1", "on_usr2", "on_info", "outer", "masked_check", "jumper", 
 #: for handlers without SA_SIGINFO, 32-bit sigaction/stack_t/itimerval, riscv's sigaction
 #: without a restorer and its vDSO-style return).
 ALL_MACHINES = (*TOOLCHAINS, "arm", "thumb", "riscv64")
-
-
-def _recorded(s: syxdbg.Session, wanted: list[int]) -> dict[int, GuestState]:
-    """The whole guest state at each position of ``wanted``, reached going forward."""
-    recorded = {}
-    for p in wanted:
-        assert s.seek(p).position == p
-        recorded[p] = capture_state(s)
-    return recorded
-
-
-def _assert_reverse_invariant(s: syxdbg.Session, recorded: dict[int, GuestState]) -> None:
-    """From each recorded N (newest first), reverse-stepi gives the state recorded at N-1
-    and stepi the one at N."""
-    for n in sorted(recorded, reverse=True):
-        if n - 1 not in recorded:
-            continue
-        s.seek(n)
-        assert s.step(BACKWARD).position == n - 1
-        assert state_diff(capture_state(s), recorded[n - 1]) == [], \
-            f"after reverse-stepi from {n}"
-        s.step(FORWARD)
-        assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
 
 
 @pytest.mark.parametrize("toolchain", ALL_MACHINES)
@@ -124,14 +101,14 @@ def test_reverse_stepi_across_a_fault_given_to_a_handler(
     wanted = sorted({q for p in delivered[:4] for q in (p - 1, p, p + 1, p + 2)})
     with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0="faults",
                      options={"timeline.interval": 5_000}) as s:
-        recorded = _recorded(s, wanted)
+        recorded = recorded_states(s, wanted)
         entered = set()
         for p in delivered[:4]:  # the handler's first instruction retires at p + 1
             s.seek(p + 1)
             entered.add((s.image.symbolize(s.machine.regs.pc) or "?").split("+")[0])
         assert "jumper" in entered and entered <= {"jumper", "repair"}, entered
         assert isinstance(s.cont(FORWARD), Fault)
-        _assert_reverse_invariant(s, recorded)
+        assert_reverse_invariant(s, recorded)
 
 
 @pytest.mark.parametrize("toolchain", ALL_MACHINES)
@@ -199,9 +176,9 @@ def test_reverse_stepi_into_and_out_of_handlers_restores_everything(
                      options=options) as s:
         kernel = get_kernel(s)
         assert kernel is not None
-        recorded = _recorded(s, wanted)
+        recorded = recorded_states(s, wanted)
         assert s.cont(FORWARD).position == end
-        _assert_reverse_invariant(s, recorded)
+        assert_reverse_invariant(s, recorded)
 
 
 def test_a_recording_with_handlers_replays(build_probe: Callable[[str, str], Path],

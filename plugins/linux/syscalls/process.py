@@ -25,7 +25,7 @@ def sys_getpgrp(p: Process) -> int:
 
 @syscall("getpgid")
 def sys_getpgid(p: Process, pid: I32) -> int:
-    st = p._state_of(pid or p.pid)
+    st = p.state_of(pid or p.pid)
     if st is None:
         return -errno.ESRCH
     return st.pgid or st.ids[0]
@@ -33,7 +33,7 @@ def sys_getpgid(p: Process, pid: I32) -> int:
 
 @syscall("getsid")
 def sys_getsid(p: Process, pid: I32) -> int:
-    st = p._state_of(pid or p.pid)
+    st = p.state_of(pid or p.pid)
     if st is None:
         return -errno.ESRCH
     return st.sid or st.ids[0]
@@ -49,7 +49,7 @@ def sys_setpgid(p: Process, pid: I32, pgid: I32) -> int:
 def sys_setsid(p: Process) -> int:
     me = p.pid
     if (p.s.pgid or me) == me and len(p.group_members(me)) > 1 or any(
-            (st.pgid or st.ids[0]) == me for st in p._all_states() if st.ids[0] != me):
+            (st.pgid or st.ids[0]) == me for st in p.all_states() if st.ids[0] != me):
         return -errno.EPERM  # already a group leader of others
     p.s.pgid = p.s.sid = me
     return me

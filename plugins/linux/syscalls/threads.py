@@ -17,7 +17,6 @@ from .. import abi
 from ..kernel import Process
 from ..preempt import PENDING_KEY
 from ..registry import I32, U32, U64, Ptr, SyscallError, syscall
-from ..sigframe import SA_RESTART
 
 
 def _thread_clone(p: Process, flags: int, stack: int, parent_tid: int, child_tid: int,
@@ -154,25 +153,9 @@ def signal_thread(p: Process, tid: int, sig: int) -> None:
     t = s.threads.get(tid)
     if t is None:
         return
-    # As Process.signal_process wakes a thread of another process for its signal.
-    mask = t.suspend_mask if t.wait == "signal" else t.sigmask
-    if mask & bit or not (t.wait in ("pipe", "child", "futex", "signal") or t.again):
-        return
-    s.seq += 1
-    woken = dataclasses.replace(t, wait="", futex=0, fd=-1, timeout=-1, seq=s.seq, again="",
-                                result=-errno.EINTR if t.wait in ("futex", "signal")
-                                else t.result)
-    if (t.wait in ("pipe", "child") or t.again) \
-            and not p.sigaction(sig).flags & SA_RESTART:
-        # Interrupted, not restarted: past its system call, which returns EINTR (the
-        # handler runs first). With SA_RESTART it is parked at the call: made again.
-        regs = dict(t.regs)
-        pc = _PC[p.arch]
-        back = 2 if p.arch == "x86_64" or (p.arch == "arm" and regs.get("cpsr", 0) & 0x20) \
-            else 4
-        regs[pc] = regs[pc] + back
-        woken = dataclasses.replace(woken, result=-errno.EINTR, regs=tuple(regs.items()))
-    s.threads[tid] = woken
+    woken = p.woken_by(t, sig, p.sigaction(sig))  # as a thread of another process is
+    if woken is not None:
+        s.threads[tid] = woken
 
 
 # -- thread names (prctl PR_SET_NAME/PR_GET_NAME, /proc/self/task/TID/comm) ---------------
