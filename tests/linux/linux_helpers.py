@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from syxdbg_plugins.linux import LinuxKernel, get_kernel
 from syxdbg_plugins.linux.tables import SYSCALL_TABLES
@@ -91,9 +92,10 @@ def recorded_states(s: syxdbg.Session, wanted: list[int]) -> dict[int, GuestStat
     return recorded
 
 
-def assert_reverse_invariant(s: syxdbg.Session, recorded: dict[int, GuestState]) -> None:
+def assert_reverse_invariant(s: syxdbg.Session, recorded: dict[int, GuestState],
+                             also: Callable[[int], None] | None = None) -> None:
     """From each recorded N (newest first), reverse-stepi gives the state recorded at N-1
-    and stepi the one at N."""
+    and stepi the one at N; ``also(N - 1)`` checks more after each reverse-stepi."""
     from syxdbg.timeline import BACKWARD, FORWARD
 
     for n in sorted(recorded, reverse=True):
@@ -103,5 +105,7 @@ def assert_reverse_invariant(s: syxdbg.Session, recorded: dict[int, GuestState])
         assert s.step(BACKWARD).position == n - 1
         assert state_diff(capture_state(s), recorded[n - 1]) == [], \
             f"after reverse-stepi from {n}"
+        if also is not None:
+            also(n - 1)
         s.step(FORWARD)
         assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"

@@ -21,7 +21,13 @@ from typing import Any
 
 import progs
 import pytest
-from linux_helpers import GuestState, SysCaller, capture_state, state_diff
+from linux_helpers import (
+    GuestState,
+    SysCaller,
+    assert_reverse_invariant,
+    capture_state,
+    state_diff,
+)
 from syxdbg_plugins.linux import abi as labi
 from syxdbg_plugins.linux import get_kernel
 
@@ -216,17 +222,11 @@ def test_reverse_stepi_across_thread_switches_restores_every_thread(
             tids[p] = kernel.threads()[0].tid
         assert any(tids[p - 1] != tids[p] for p in picks)  # really across switches
         assert s.cont(FORWARD).position == end
-        for n in sorted(wanted, reverse=True):
-            if n - 1 not in recorded:
-                continue
-            s.seek(n)
-            ev = s.step(BACKWARD)
-            assert ev.position == n - 1
-            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
-                f"after reverse-stepi from {n}"
-            assert kernel.threads()[0].tid == tids[n - 1]
-            ev = s.step(FORWARD)
-            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+
+        def same_thread(at: int) -> None:
+            assert kernel.threads()[0].tid == tids[at]
+
+        assert_reverse_invariant(s, recorded, same_thread)
 
 
 def test_a_recording_of_threads_replays(threads_exe: Callable[[str], Path],
@@ -379,16 +379,10 @@ def test_a_spinning_thread_is_preempted_and_goes_backwards_exactly(
             recorded[p] = capture_state(s)
             tids[p] = kernel.threads()[0].tid
         assert all(tids[p - 1] != tids[p] for p in picks)
-        for n in sorted(wanted, reverse=True):
-            if n - 1 not in recorded:
-                continue
-            s.seek(n)
-            assert s.step(BACKWARD).position == n - 1
-            assert state_diff(capture_state(s), recorded[n - 1]) == [], \
-                f"after reverse-stepi from {n}"
-            assert kernel.threads()[0].tid == tids[n - 1]
-            s.step(FORWARD)
-            assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+        def same_thread(at: int) -> None:
+            assert kernel.threads()[0].tid == tids[at]
+
+        assert_reverse_invariant(s, recorded, same_thread)
         # The preempted thread's next instruction, as the thread list reports it.
         s.seek(picks[1])
         gone = tids[picks[1] - 1]
