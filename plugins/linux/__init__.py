@@ -186,6 +186,73 @@ class LinuxPlugin:
         s = self.kernel.s
         return s.root_pid or s.ids[0]
 
+    def process_threads(self, pid: int) -> list[GuestThread]:
+        """The threads of live process ``pid``: the running process's as
+        :meth:`guest_threads`; another's all queued (pc where each resumes); [] if none."""
+        from syxdbg.session import GuestThread
+
+        from .syscalls.threads import NAME_KEY
+
+        assert self.kernel is not None
+        p = self.kernel.process
+        if pid == p.pid:
+            return self.guest_threads()
+        st = p.state_of(pid)
+        if st is None:
+            return []
+        pc = self.kernel.machine.arch.pc
+        out = []
+        for tid in sorted(st.threads):
+            t = st.threads[tid]
+            named = st.misc.get(f"{NAME_KEY}{tid}")
+            name = named.to_bytes((named.bit_length() + 7) // 8, "little").decode(
+                errors="replace") if named else ""
+            out.append(GuestThread(tid, (dict(t.regs)[pc] + self.kernel._resume_gap)
+                                   & (1 << 64) - 1, "blocked" if t.wait else "runnable",
+                                   t.wait, name=name, leader=tid == pid))
+        return out
+
+    # -- gdb's view of the processes that do not run (helper A, issue 14) -----------------
+    def watch_processes(self, observer: Callable[[str, int, int, int], None] | None
+                        ) -> None:
+        """Call ``observer(kind, pid, tid, value)`` at fork, vfork, vforkdone, exec and
+        exit events (``Process.event_observers``; None: stop)."""
+        assert self.kernel is not None
+        self.kernel.process.event_observers[:] = [] if observer is None else [observer]
+
+    def queued_registers(self, pid: int) -> dict[int, dict[str, int]]:
+        """The threads of process ``pid`` that do not run, by tid: their registers as
+        each resumes (as ``LinuxKernel.thread_registers``); {} for no such process."""
+        assert self.kernel is not None
+        k = self.kernel
+        st = k.process.state_of(pid)
+        if st is None:
+            return {}
+        pc, ret = k.machine.arch.pc, k.machine.arch.syscall.ret
+        out = {}
+        for tid, t in st.threads.items():
+            regs = dict(t.regs)
+            regs[pc] = (regs[pc] + k._resume_gap) & (1 << 64) - 1
+            if t.result is not None:
+                regs[ret] = t.result & (1 << 64) - 1
+            out[tid] = regs
+        return out
+
+    def read_process_memory(self, pid: int, address: int, size: int) -> bytes:
+        """Up to ``size`` mapped bytes at ``address`` in process ``pid``, which does not
+        run (its memory map's host buffers); b"" if unmapped or no such process."""
+        assert self.kernel is not None
+        entry = self.kernel.s.procs.get(pid)
+        out = bytearray()
+        for r in sorted(entry.layout if entry is not None else (), key=lambda r: r.start):
+            if len(out) == size or r.start > address + len(out):
+                break
+            at = address + len(out)
+            if r.start <= at < r.start + r.size:
+                n = min(size - len(out), r.start + r.size - at)
+                out += r.view[at - r.start:at - r.start + n]
+        return bytes(out)
+
     def guest_processes(self) -> list[GuestProcess]:
         from syxdbg.session import GuestProcess
 

@@ -43,7 +43,7 @@ from ..commands.variables import (
 )
 from ..errors import SyxdbgError
 from ..machine import events as ev
-from ..session import Session
+from ..session import GuestProcess, GuestThread, Session
 from ..timeline import (
     BACKWARD,
     FORWARD,
@@ -142,6 +142,9 @@ class LaunchConfig:
     #: ``"schedule": "seed:N"`` (or N): the seeded thread schedule of ``--schedule`` (race
     #: hunting, docs/timetravel.md); 0: the plain round robin; None: the default.
     schedule: int | None = None
+    #: ``"follow"``: which process of a forking program stops motions, as ``--follow``:
+    #: ("first", None) (the default), ("any", None), ("pid", N) or ("exec", NAME).
+    follow: tuple[str, int | str | None] | None = None
 
     @classmethod
     def parse(cls, a: Mapping[str, Any]) -> LaunchConfig:
@@ -173,11 +176,28 @@ class LaunchConfig:
                   text("sysroot"), text("recording"),
                   bool(a.get("stopOnEntry", False)) and not no_debug,
                   bool(a.get("stopAtExit", True)) and not no_debug, no_debug,
-                  _schedule(a.get("schedule")))
+                  _schedule(a.get("schedule")), _follow(a.get("follow")))
         if cfg.program is None and cfg.recording is None:
             raise RequestError("launch: give 'program' (an ELF file) or 'recording' "
                                "(a .syxrec file)")
         return cfg
+
+
+def _follow(value: Any) -> tuple[str, int | str | None] | None:
+    """The launch configuration's ``follow`` (``--follow``'s values): "first", "any",
+    "pid:N" or "exec:NAME"; None if absent."""
+    if value is None or value == "":
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    kind, _, arg = text.partition(":")
+    if kind == "pid" and arg.isdigit() and int(arg) > 0:
+        return ("pid", int(arg))
+    if kind == "exec" and arg and "/" not in arg:
+        return ("exec", arg)
+    if kind in ("first", "any") and not arg:
+        return (kind, None)
+    raise RequestError(f"launch: follow {value!r}: give \"first\", \"any\", \"pid:N\" or "
+                       "\"exec:NAME\" (a program's file name)")
 
 
 def _schedule(value: Any) -> int | None:
@@ -254,6 +274,19 @@ class DapServer:
         self._dap_ids: dict[int, int] = {}
         self._tids: dict[int, int] = {}
         self._stopped_id = THREAD_ID
+        self._from = 0  # the position the last motion started from
+        #: Processes (docs/ide.md): the pid of every listed thread, the threads of the
+        #: processes that are not running (their pc and process), whether the program has
+        #: had two processes (names then say ``pid P / tid T``), and what the last stop
+        #: listed (for ``thread`` events and the console's process lines).
+        self._pid_of: dict[int, int] = {}
+        self._others: dict[int, tuple[GuestThread, GuestProcess]] = {}
+        self._multi = False
+        self._seen_threads: set[int] | None = None
+        self._seen_procs: dict[int, tuple[str, str]] = {}
+        #: Frames of a thread whose process is not running, or of a process running
+        #: another program than the launched one: registers only, or nothing.
+        self._bare: dict[int, Frame | None] = {}
         self._done = threading.Event()
         if stdio is not None:
             stdio.sink = lambda category, text: self.conn.event(
@@ -388,12 +421,17 @@ class DapServer:
             except OSError as exc:
                 raise RequestError(f"launch: stdin {cfg.stdin}: {exc.strerror}") from None
         options = dict(self.options)
+        if cfg.follow is not None:  # the Linux plugin's --follow option (FOLLOW_OPTION)
+            options["follow"] = cfg.follow
         if cfg.schedule is not None:
             # The linux plugin's --schedule option (SCHEDULE_OPTION): a recording keeps the
             # seed it was made with, so a replay ignores it.
             options["schedule"] = cfg.schedule
         if cfg.recording is not None:
-            session = api.replay(cfg.recording, options=self.options)
+            replay_options = dict(self.options)
+            if cfg.follow is not None:
+                replay_options["follow"] = cfg.follow
+            session = api.replay(cfg.recording, options=replay_options)
         else:
             assert cfg.program is not None
             session = api.open(cfg.program, cfg.args, env=cfg.env, arch=cfg.arch,
@@ -410,6 +448,17 @@ class DapServer:
         session.timeline  # noqa: B018 - history starts here
         self._started = False
         self._ended = False
+        self._multi = False
+        self._seen_threads = None
+        self._seen_procs = {}
+        if cfg.follow is not None and cfg.follow[0] == "exec":
+            # As the other front ends (--follow exec:NAME): start in the process that execs
+            # NAME, right after its execve.
+            try:
+                session.run_to_exec(str(cfg.follow[1]))
+            except SyxdbgError as exc:
+                self._close()
+                raise RequestError(f"launch: follow exec:{cfg.follow[1]}: {exc}") from None
 
     def _after_launch(self) -> None:
         assert self.config is not None
@@ -443,14 +492,14 @@ class DapServer:
 
     def _req_restart(self, req: dict[str, Any]) -> None:
         args = (req.get("arguments") or {}).get("arguments")
-        s = self.s
+        self.s  # noqa: B018 - launched first
         if isinstance(args, dict):
             cfg = LaunchConfig.parse(args)
             old = self.config
             if old is None or (cfg.program, cfg.args, cfg.env, cfg.recording, cfg.arch,
-                               cfg.sysroot, cfg.stdin, cfg.cwd, cfg.schedule) != \
+                               cfg.sysroot, cfg.stdin, cfg.cwd, cfg.schedule, cfg.follow) != \
                     (old.program, old.args, old.env, old.recording, old.arch, old.sysroot,
-                     old.stdin, old.cwd, old.schedule):
+                     old.stdin, old.cwd, old.schedule, old.follow):
                 self._close()
                 self._open(cfg)
                 self.conn.respond(req)
@@ -459,7 +508,18 @@ class DapServer:
             self.config = cfg
         self.conn.respond(req)
         self._forget()
-        self._run(lambda: s.seek(s.when().origin), "entry", after=self._restart_run)
+        self._run(self._to_start, "entry", after=self._restart_run)
+
+    def _to_start(self) -> ev.StopEvent:
+        """Back to the beginning of history, and with ``follow: exec:NAME`` forward again
+        to that exec (where the launch started)."""
+        s = self.s
+        event = s.seek(s.when().origin)
+        cfg = self.config
+        if cfg is not None and cfg.follow is not None and cfg.follow[0] == "exec":
+            s.run_to_exec(str(cfg.follow[1]))
+            return ev.Stopped(s.regs.pc, s.position, "entry")
+        return event
 
     def _restart_run(self, event: ev.StopEvent | None) -> bool:
         """After a restart's seek to the origin: stop there, or run on."""
@@ -480,28 +540,99 @@ class DapServer:
         self.conn.respond(req, {"threads": listed})
 
     def _note_threads(self) -> None:
-        """At a stop (session thread): the guest's threads for ``threads`` requests (the
-        main thread named by the program, the others ``TID function``: the function each
-        started in), and the id of the one that stopped (the running one)."""
+        """At a stop (session thread): the threads of every live process for ``threads``
+        requests, and the id of the one that stopped (the running one); ``thread`` events
+        for threads that appeared or went since the last stop and a console line for each
+        process that forked, exec'd or ended (going backwards: undone).
+
+        A single-process program's main thread is named by its program, the others ``TID
+        function`` (the function each started in); once the program has had two processes,
+        every name starts with ``pid P / tid T``. DAP ids are stable: by first sight, the
+        main thread 1."""
         from ..commands.threads import start_function
 
         s = self.s
-        listed = []
+        direction = BACKWARD if s.position < self._from else FORWARD
+        listed: list[dict[str, Any]] = []
         stopped = THREAD_ID
         program = os.path.basename(s.image.path) if s.image.kind == "elf" else "program"
-        for t in sorted(s.threads, key=lambda t: t.tid):
-            dap_id = self._dap_ids.setdefault(t.tid, len(self._dap_ids) + 1)
-            self._tids[dap_id] = t.tid
-            if t.leader:  # the process: named by its program, as before threads
-                name = t.name or program
-            else:
-                name = f"{t.tid} {t.name or start_function(s, t) or t.state}"
-            listed.append({"id": dap_id, "name": name})
-            if t.current:
-                stopped = dap_id
+        running = s.current_process
+        procs = [p for p in s.processes if p.state != "zombie"]
+        if len(procs) > 1:
+            self._multi = True
+        pid_of: dict[int, int] = {}
+        others: dict[int, tuple[GuestThread, GuestProcess]] = {}
+        for proc in sorted(procs, key=lambda p: p.pid):
+            mine = proc.pid == running
+            threads = s.threads if mine else s.process_threads(proc.pid)
+            for t in sorted(threads, key=lambda t: t.tid):
+                dap_id = self._dap_ids.setdefault(t.tid, len(self._dap_ids) + 1)
+                self._tids[dap_id] = t.tid
+                pid_of[t.tid] = proc.pid
+                own = os.path.basename(proc.program) if proc.program else program
+                if t.leader:  # the process: named by its program, as before threads
+                    name = t.name or own
+                elif mine:
+                    name = f"{t.tid} {t.name or start_function(s, t) or t.state}"
+                else:
+                    name = t.name or t.state
+                if self._multi:
+                    name = f"pid {proc.pid} / tid {t.tid} {name}"
+                    if not mine:
+                        name += f" ({t.waiting})" if t.waiting else " (not running)"
+                listed.append({"id": dap_id, "name": name})
+                if not mine:
+                    others[t.tid] = (t, proc)
+                if t.current and mine:
+                    stopped = dap_id
+        self._process_notes(s.processes, direction)
+        now = {int(x["id"]) for x in listed}
+        before = self._seen_threads
+        self._seen_threads = now
         with self._lock:
             self._thread_list = listed
             self._stopped_id = stopped
+            self._pid_of = pid_of
+            self._others = others
+        if before is not None:
+            for dap_id in sorted(now - before):
+                self.conn.event("thread", {"reason": "started", "threadId": dap_id})
+            for dap_id in sorted(before - now):
+                self.conn.event("thread", {"reason": "exited", "threadId": dap_id})
+
+    def _process_notes(self, procs: list[GuestProcess], direction: Direction) -> None:
+        """Console lines for the processes that appeared, exec'd or ended since the last
+        stop (the DAP has no event for a debuggee's child processes: their threads come
+        and go with ``thread`` events)."""
+        now = {p.pid: p for p in procs}
+        seen = self._seen_procs
+        self._seen_procs = {p.pid: (p.state, p.program) for p in procs}
+        if not seen:
+            return
+        back = direction is BACKWARD
+        position = self.s.position
+        lines = []
+        for pid, p in sorted(now.items()):
+            prog = os.path.basename(p.program) if p.program else "?"
+            old = seen.get(pid)
+            alive = p.state != "zombie"
+            if old is None or (old[0] == "zombie" and alive):
+                if alive:
+                    lines.append(f"process {pid} ({prog}): " + (
+                        "alive again (before its end)" if back and old is not None else
+                        f"forked by {p.ppid}"))
+                else:
+                    lines.append(f"process {pid}: ended ({_wait_status(p.status)})")
+            elif old[0] != "zombie" and not alive:
+                lines.append(f"process {pid}: ended ({_wait_status(p.status)})")
+            elif alive and p.program and old[1] and p.program != old[1]:
+                lines.append(f"process {pid}: " + (f"back before its exec: runs {prog}"
+                                                   if back else f"execs {p.program}"))
+        for pid in sorted(set(seen) - set(now)):
+            if seen[pid][0] != "zombie":
+                lines.append(f"process {pid}: " + ("not forked yet" if back else "gone"))
+        for line in lines:
+            self._console(f"[{line} at position {position}]\n")
 
     def _select(self, req: dict[str, Any]) -> None:
         """``threadId`` of a stackTrace: that thread's frames (until the next motion)."""
@@ -565,6 +696,7 @@ class DapServer:
         self._refs.clear()
         self._indexed.clear()
         self._frames.clear()
+        self._bare.clear()
 
     def _at_end(self) -> ev.StopEvent | None:
         """The final event when the machine can run no further forward from here."""
@@ -611,6 +743,7 @@ class DapServer:
         program runs)."""
         ctx = self.reg.ctx
         self._forget()
+        self._from = self.s.position
         event: ev.StopEvent | None = None
         error = None
         progress = self._progress()
@@ -724,7 +857,18 @@ class DapServer:
             stale = isinstance(event, ev.Stopped) and event.why == "breakpoint" and not any(
                 h.address == event.pc for h in self.s.timeline.breakpoint_table())
             return not stale
+        dbp = self._by_number.get(bp.number)
+        if dbp is not None and dbp.kind in ("source", "function") and self._foreign():
+            return False  # its address is the launched program's, not this program's
         return ctx.condition_holds(bp)
+
+    def _foreign(self) -> bool:
+        """The running process runs another program than the launched one (it exec'd)."""
+        s = self.s
+        if s.image.kind != "elf":
+            return False
+        program = s.processes[0].program
+        return bool(program) and not _same_program(program, s.image.path)
 
     def _holds(self, bp: Any, shell_condition: Callable[[Any], bool]) -> bool:
         """The command context's ``condition_holds`` while this server runs it: an editor
@@ -771,7 +915,54 @@ class DapServer:
         s = self.s
         return s.image.kind != "elf" or self.reg.ctx.debuginfo.line_at(s.regs.pc) is None
 
+    def _follow_thread(self, req: dict[str, Any]) -> tuple[int, GuestThread] | None:
+        """A motion asked for ``threadId``: a thread of another process than the followed
+        one makes the Session follow that process (its breakpoints stop motions from now
+        on). Returns (pid, thread) when that process is not running now."""
+        dap_id = (req.get("arguments") or {}).get("threadId")
+        tid = self._tids.get(dap_id) if isinstance(dap_id, int) else None
+        pid = self._pid_of.get(tid) if tid is not None else None
+        if pid is None:
+            return None
+        s = self.s
+        followed = s.followed
+        if followed is not None and followed != pid:
+            s.follow(pid)
+            self._console(f"[following process {pid}: its breakpoints and data breakpoints "
+                          "stop the program now]\n")
+        other = self._others.get(tid) if tid is not None else None
+        return (pid, other[0]) if other is not None else None
+
+    def _enter(self, pid: int, thread: GuestThread, direction: Direction) -> ev.StopEvent:
+        """A step of a thread of process ``pid``, which is not running: forward, run until
+        it runs (where the thread resumes: a ``step`` stop); backward, back to where the
+        process last ran (before the system call that gave the CPU away: at that pc for a
+        call it makes again, 2 or 4 bytes before it otherwise). Hits of the followed
+        processes on the way stop first."""
+        s = self.s
+        pcs = [thread.pc] if direction is FORWARD else [
+            thread.pc - n for n in (0, 2, 4) if thread.pc >= n]
+        handles = [s.add_breakpoint(pc, client="internal") for pc in pcs]
+
+        def accept(event: ev.StopEvent) -> bool:
+            if isinstance(event, ev.Stopped) and event.why == "breakpoint" and \
+                    event.pc in pcs and self.reg.ctx.breakpoint_for(event) is None:
+                return s.current_process == pid
+            return self._accept(event)
+
+        try:
+            event = s.cont(direction, poll=self.reg.ctx.poll("step"), accept=accept)
+        finally:
+            for h in handles:
+                s.remove_breakpoint(h)
+        if isinstance(event, ev.Stopped) and event.why == "breakpoint" and \
+                event.pc in pcs and s.current_process == pid and \
+                self.reg.ctx.breakpoint_for(event) is None:
+            return ev.Stopped(event.pc, event.position, "step")
+        return event
+
     def _req_continue(self, req: dict[str, Any]) -> None:
+        self._follow_thread(req)
         final = self._at_end()
         self.conn.respond(req, {"allThreadsContinued": True})
         if final is not None:
@@ -780,31 +971,45 @@ class DapServer:
         self._run(lambda: self._cont(FORWARD), "step", restartable=True)
 
     def _req_reverseContinue(self, req: dict[str, Any]) -> None:  # noqa: N802
+        self._follow_thread(req)
         self.conn.respond(req)
         self._run(lambda: self._cont(BACKWARD), "step")
 
     def _req_next(self, req: dict[str, Any]) -> None:
         ctx = self.reg.ctx
-        if self._granular(req):
+        other = self._follow_thread(req)
+        if other is not None:
+            self._forward(req, lambda: self._enter(*other, FORWARD), "step")
+        elif self._granular(req):
             self._forward(req, lambda: motion.nexti(ctx, 1), "step")
         else:
             self._forward(req, lambda: motion.line_step(ctx, over=True), "step")
 
     def _req_stepIn(self, req: dict[str, Any]) -> None:  # noqa: N802
         ctx = self.reg.ctx
-        if self._granular(req):
+        other = self._follow_thread(req)
+        if other is not None:
+            self._forward(req, lambda: self._enter(*other, FORWARD), "step")
+        elif self._granular(req):
             self._forward(req, lambda: motion.step(ctx, FORWARD), "step")
         else:
             self._forward(req, lambda: motion.line_step(ctx, over=False), "step")
 
     def _req_stepOut(self, req: dict[str, Any]) -> None:  # noqa: N802
         ctx = self.reg.ctx
+        other = self._follow_thread(req)
+        if other is not None:
+            self._forward(req, lambda: self._enter(*other, FORWARD), "step")
+            return
         self._forward(req, lambda: motion.finish(ctx, FORWARD), "step")
 
     def _req_stepBack(self, req: dict[str, Any]) -> None:  # noqa: N802
         ctx = self.reg.ctx
+        other = self._follow_thread(req)
         self.conn.respond(req)
-        if self._granular(req):
+        if other is not None:
+            self._run(lambda: self._enter(*other, BACKWARD), "step")
+        elif self._granular(req):
             self._run(lambda: motion.step(ctx, BACKWARD), "step")
         else:
             self._run(lambda: motion.line_step(ctx, over=True, direction=BACKWARD), "step")
@@ -1054,6 +1259,12 @@ class DapServer:
         a = req.get("arguments") or {}
         start = int(a.get("startFrame") or 0)
         levels = int(a.get("levels") or 0)
+        dap_id = a.get("threadId")
+        tid = self._tids.get(dap_id) if isinstance(dap_id, int) else None
+        other = self._others.get(tid) if tid is not None else None
+        if other is not None or not self._runs_launched():
+            self.conn.respond(req, self._bare_stack(other, start, levels))
+            return
         self._select(req)
         frames = self._frames_now(64)
         di = self.reg.ctx.debuginfo
@@ -1098,9 +1309,63 @@ class DapServer:
             out.append(item)
         self.conn.respond(req, {"stackFrames": out, "totalFrames": len(expanded)})
 
+    def _runs_launched(self) -> bool:
+        """Does the running process run the launched program (whose DWARF and symbols the
+        adapter has)? False after an exec of another program."""
+        return not self._multi or not self._foreign()
+
+    def _bare_stack(self, other: tuple[GuestThread, GuestProcess] | None, start: int,
+                    levels: int) -> dict[str, Any]:
+        """The frames the adapter can show without the launched program's debug
+        information or without the process's memory: a thread of a process that is not
+        running (its pc, a label saying so; no scopes), or the running process when it
+        runs another program (its pc and registers)."""
+        s = self.s
+        di = self.reg.ctx.debuginfo
+        out: list[dict[str, Any]] = []
+        if other is not None:
+            thread, proc = other
+            pc = thread.pc
+            same = not proc.program or _same_program(proc.program, s.image.path)
+            fid = self._new_id()
+            self._bare[fid] = None
+            found = (self.vars.function_name(pc) if same and self.vars is not None
+                     else None) or (di.symbolize(pc) if same else None)
+            item: dict[str, Any] = {
+                "id": fid, "name": found or f"{pc:#x} in {os.path.basename(proc.program)}",
+                "line": 0, "column": 0, "instructionPointerReference": f"{pc:#x}",
+                "presentationHint": "subtle"}
+            row = di.line_at(pc) if same else None
+            if row is not None and os.path.exists(row.file):
+                item.update(line=self._line_out(row.line), column=1,
+                            source={"name": os.path.basename(row.file), "path": row.file})
+            label = self._new_id()
+            self._bare[label] = None
+            out = [item, {"id": label, "line": 0, "column": 0, "presentationHint": "label",
+                          "name": f"process {proc.pid} is not running at position "
+                                  f"{s.position}: continue, step or step back this thread "
+                                  "to go where it runs"}]
+        else:
+            frame = self._frames_now(1)[0]
+            fid = self._new_id()
+            self._bare[fid] = frame
+            program = os.path.basename(s.processes[0].program)
+            out = [{"id": fid, "name": f"{frame.pc:#x} in {program}", "line": 0,
+                    "column": 0, "instructionPointerReference": f"{frame.pc:#x}",
+                    "presentationHint": "subtle"}]
+        chosen = out[start:start + levels] if levels else out[start:]
+        return {"stackFrames": chosen, "totalFrames": len(out)}
+
     def _req_scopes(self, req: dict[str, Any]) -> None:
         a = req.get("arguments") or {}
         fid = int(a.get("frameId", -1))
+        if fid in self._bare:
+            bare = self._bare[fid]
+            scopes = [] if bare is None else [
+                {"name": "Registers", "presentationHint": "registers",
+                 "variablesReference": self._ref(self._registers(bare)), "expensive": False}]
+            self.conn.respond(req, {"scopes": scopes})
+            return
         if fid not in self._frames:
             raise RequestError("unknown frame (the program moved since)")
         frame, state = self._frames[fid]
@@ -1368,6 +1633,7 @@ class DapServer:
             return ctx.last_event or ev.Stopped(s.regs.pc, s.position, "goto")
 
         self._forget()
+        self._from = self.s.position
         with self._lock:
             self._moving = True
         error = None
@@ -1643,6 +1909,25 @@ class _Progress:
     def end(self) -> None:
         if self.conn is not None and self.started:
             self.conn.event("progressEnd", {"progressId": self.id})
+
+
+def _wait_status(status: int | None) -> str:
+    """A wait status as words: ``exited 5``, ``killed by SIGTERM``."""
+    if status is None:
+        return "status unknown"
+    if status & 0x7F == 0:
+        return f"exited {status >> 8 & 0xFF}"
+    import signal as signals
+
+    try:
+        name = signals.Signals(status & 0x7F).name
+    except ValueError:
+        name = f"signal {status & 0x7F}"
+    return f"killed by {name}"
+
+
+def _same_program(a: str, b: str) -> bool:
+    return a == b or os.path.realpath(a) == os.path.realpath(b)
 
 
 def _hit_ok(condition: str, hits: int) -> bool:

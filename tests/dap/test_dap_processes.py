@@ -1,0 +1,215 @@
+"""Processes as DAP threads (issue 18): ``tests/linux/programs/procs.c`` forks a child that
+execs the program again as a pipeline's reader (``count_stdin``). Every live process's
+threads are listed (``pid P / tid T ...``), ``thread`` events say when a child appears or
+goes (forward and backward), a motion asked for a thread of another process follows that
+process through the Session, source breakpoints stop in the child after its exec (the same
+program), and the launch configuration's ``follow`` is ``--follow``. The Session is the
+oracle of pids and positions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import progs
+import pytest
+from conftest import start
+from dapclient import Client
+
+import syxdbg
+
+PROCS = Path(__file__).resolve().parents[1] / "linux" / "programs" / "procs.c"
+LAUNCH_ENV = {"env": dict(progs.DEFAULT_ENV), "clearEnv": True}
+
+
+def procs_line(text: str, after: int = 0) -> int:
+    """The first line of procs.c after line ``after`` that holds ``text``."""
+    for n, line in enumerate(PROCS.read_text().splitlines(), 1):
+        if n > after and text in line:
+            return n
+    raise AssertionError(text)
+
+
+#: The pipeline's fork in main: the line before it, and the parent's first line after it.
+PIPELINE = procs_line("A pipeline: this process writes")
+BEFORE_FORK = procs_line("if (pipe(fds) != 0)", PIPELINE)
+AFTER_FORK = procs_line("close(fds[0]);", procs_line("_exit(127);", PIPELINE))
+COUNT_LOOP = procs_line("while ((n = read(0, buf, sizeof buf)) > 0)")
+
+
+@pytest.fixture(scope="module")
+def procs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """procs.c built as the Linux tests build it (gcc -static -O1 -g)."""
+    import subprocess
+
+    tc = progs.toolchain_for("gcc")
+    exe = tmp_path_factory.mktemp("dap-procs") / "procs-gcc"
+    subprocess.run(tc.command(PROCS, exe), check=True, capture_output=True)
+    return exe
+
+
+def _pipeline_child(exe: Path) -> tuple[int, int, int]:
+    """(parent pid, the pipeline reader's pid, the position of the stop at the line after
+    its fork) from a plain session."""
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV)) as s:
+        from syxdbg.commands import make_registry
+
+        di = make_registry(s).ctx.debuginfo
+        where = di.addresses_of(str(PROCS), AFTER_FORK)[0]
+        stop = s.run(until=where)
+        parent = s.current_process
+        child = next(p.pid for p in s.processes if p.pid != parent and p.state != "zombie")
+        return parent, child, stop.position
+
+
+def stop_position(stop: dict) -> str:
+    found = re.search(r"position (\d+)", stop["description"])
+    assert found, stop
+    return found.group(1)
+
+
+def _threads(c: Client) -> dict[int, str]:
+    return {t["id"]: t["name"] for t in c.body("threads")["threads"]}
+
+
+def _id_of(threads: dict[int, str], pid: int) -> int:
+    found = [i for i, name in threads.items() if name.startswith(f"pid {pid} / tid {pid} ")]
+    assert len(found) == 1, threads
+    return found[0]
+
+
+def _thread_events(c: Client, reason: str) -> list[int]:
+    return [int(e["body"]["threadId"]) for e in c.events("thread")
+            if e["body"]["reason"] == reason]
+
+
+def test_child_processes_are_threads_and_a_step_follows_one(
+        adapter: Callable[[], Client], procs: Path) -> None:
+    parent, child, position = _pipeline_child(procs)
+    c = adapter()
+    start(c, {"program": str(procs), **LAUNCH_ENV},
+          breakpoints={str(PROCS): [{"line": BEFORE_FORK}, {"line": AFTER_FORK},
+                                    {"line": COUNT_LOOP}]})
+    stop = c.stopped()
+    assert stop["reason"] == "breakpoint", stop
+    assert c.frames()[0]["line"] == BEFORE_FORK
+    # The default follows the first process: the first fork's child (which does not reach
+    # these lines) came and went; one process now.
+    assert len(c.body("threads")["threads"]) == 1
+    c.request("continue", {"threadId": stop["threadId"]})
+    stop = c.stopped()
+    assert (stop["reason"], c.frames()[0]["line"]) == ("breakpoint", AFTER_FORK), stop
+    threads = _threads(c)
+    assert len(threads) == 2, threads
+    pid_parent, pid_child = _id_of(threads, parent), _id_of(threads, child)
+    assert stop["threadId"] == pid_parent and pid_parent == 1
+    assert threads[pid_parent] == f"pid {parent} / tid {parent} {procs.name}"
+    assert threads[pid_child].startswith(f"pid {child} / tid {child} {procs.name} ("), threads
+    assert pid_child in _thread_events(c, "started")
+    console = c.output("console")
+    assert re.search(rf"\[process {child} \({procs.name}\): forked by {parent} at position "
+                     rf"{position}\]", console), console
+
+    # The child's thread: where it resumes (fork's return) and a label saying it waits.
+    frames = c.body("stackTrace", {"threadId": pid_child})["stackFrames"]
+    assert len(frames) == 2 and frames[1]["presentationHint"] == "label", frames
+    assert f"process {child} is not running at position {position}" in frames[1]["name"]
+    assert "fork" in frames[0]["name"].lower(), frames
+    assert c.body("scopes", {"frameId": frames[0]["id"]})["scopes"] == []
+
+    # A step asked for the child's thread follows the child: it runs until the child does.
+    c.request("next", {"threadId": pid_child})
+    stop = c.stopped()
+    assert (stop["reason"], stop["threadId"]) == ("step", pid_child), stop
+    assert f"[following process {child}" in c.output("console")
+    names = [f["name"] for f in c.body("stackTrace", {"threadId": pid_child})["stackFrames"]]
+    assert "main" in names, names
+    entered = int(stop_position(stop))
+    parent_frames = c.body("stackTrace", {"threadId": pid_parent})["stackFrames"]
+    assert parent_frames[1]["presentationHint"] == "label", parent_frames
+
+    # A step back asked for the parent's thread: back to where the parent last ran.
+    c.request("stepBack", {"threadId": pid_parent})
+    stop = c.stopped()
+    assert (stop["reason"], stop["threadId"]) == ("step", pid_parent), stop
+    assert position < int(stop_position(stop)) < entered
+    assert f"[following process {parent}" in c.output("console")
+
+    # After its exec (the same program) the source breakpoint in count_stdin stops it.
+    c.request("continue", {"threadId": pid_child})
+    stop = c.stopped()
+    assert (stop["reason"], stop["threadId"]) == ("breakpoint", pid_child), stop
+    top = c.body("stackTrace", {"threadId": pid_child})["stackFrames"][0]
+    assert (top["name"], top["line"]) == ("count_stdin", COUNT_LOOP), top
+    scopes = {s["name"]: s["variablesReference"]
+              for s in c.body("scopes", {"frameId": top["id"]})["scopes"]}
+    assert "bytes" in c.variables(scopes["Locals"])
+
+    # Backwards in the child: no hit of its own before, so back to the start of history,
+    # before the fork: the child's thread exits.
+    c.request("reverseContinue", {"threadId": pid_child})
+    stop = c.stopped()
+    assert stop["reason"] == "entry", stop
+    assert list(_threads(c)) == [pid_parent]
+    assert pid_child in _thread_events(c, "exited")
+    assert f"[process {child}: not forked yet at position 0]" in c.output("console")
+    c.request("disconnect", {})
+
+
+def test_reverse_across_a_fork_in_the_parent(adapter: Callable[[], Client],
+                                             procs: Path) -> None:
+    parent, child, position = _pipeline_child(procs)
+    c = adapter()
+    start(c, {"program": str(procs), **LAUNCH_ENV},
+          breakpoints={str(PROCS): [{"line": BEFORE_FORK}, {"line": AFTER_FORK}]})
+    first = c.stopped()
+    c.request("continue", {"threadId": first["threadId"]})
+    assert c.stopped()["reason"] == "breakpoint"
+    assert len(_threads(c)) == 2
+    # stepBack over the fork line: the child is gone again.
+    c.request("reverseContinue", {"threadId": 1})
+    back = c.stopped()
+    assert (back["reason"], c.frames()[0]["line"]) == ("breakpoint", BEFORE_FORK), back
+    threads = _threads(c)
+    assert list(threads) == [1] and threads[1].startswith(f"pid {parent} / tid {parent} ")
+    child_id = _thread_events(c, "started")[-1]
+    assert _thread_events(c, "exited")[-1] == child_id
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "breakpoint"
+    assert _id_of(_threads(c), child) == child_id  # the same DAP id: tids are deterministic
+    # Line by line backwards from after the fork to before it.
+    for _ in range(4):
+        c.request("stepBack", {"threadId": 1})
+        assert c.stopped()["reason"] == "step"
+        if c.frames()[0]["line"] < AFTER_FORK - 7:
+            break
+    assert c.frames()[0]["line"] == BEFORE_FORK + 2, c.frames()[0]  # the fork's line
+    assert _thread_events(c, "exited").count(child_id) == 2
+    c.request("disconnect", {})
+
+
+def test_launch_follow_exec(adapter: Callable[[], Client], procs: Path) -> None:
+    parent, child, _ = _pipeline_child(procs)
+    c = adapter()
+    start(c, {"program": str(procs), "follow": f"exec:{procs.name}", "stopOnEntry": True,
+              **LAUNCH_ENV}, breakpoints={str(PROCS): [{"line": COUNT_LOOP}]})
+    entry = c.stopped()
+    assert entry["reason"] == "entry"
+    threads = _threads(c)
+    assert entry["threadId"] == _id_of(threads, child), (entry, threads)
+    assert _id_of(threads, parent) in threads
+    c.request("continue", {"threadId": entry["threadId"]})
+    stop = c.stopped()
+    assert (stop["reason"], stop["threadId"]) == ("breakpoint", entry["threadId"])
+    assert c.body("stackTrace", {"threadId": stop["threadId"]})["stackFrames"][0]["name"] \
+        == "count_stdin"
+    c.request("disconnect", {})
+
+
+@pytest.mark.parametrize("value", ["pid:0", "exec:a/b", "every", "exec:"])
+def test_launch_follow_errors(adapter: Callable[[], Client], procs: Path, value: str) -> None:
+    c = adapter()
+    c.body("initialize", {"adapterID": "syxdbg"})
+    resp = c.request("launch", {"program": str(procs), "follow": value}, ok=False)
+    assert not resp["success"] and "follow" in resp["message"], resp
