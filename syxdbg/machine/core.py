@@ -35,6 +35,7 @@ from ..errors import SyxdbgError
 from ._native import CounterHooks, RunCore, ThumbItGuard, WatchCore
 from .arch import ArchSpec
 from .arch.arm import CPSR_IT_MASK, CPSR_T
+from .arch.counters import install as install_counter_traps
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .memory import Memory, Perm, check_address_range
 from .probes import BlockRecorder, InsnTracer, Probe
@@ -264,13 +265,13 @@ class Machine:
         else:
             self._hooks.append(uc.hook_add(unicorn.UC_HOOK_INTR, self._on_interrupt))
         # Cycle counters read the position, not the host clock (deterministic re-execution).
-        # (32-bit ARM and RISC-V: Unicorn 2.1 has no instruction hook for their counter
-        # reads; see docs/architectures.md.)
         self._counters: CounterHooks | None = None
         if self.arch.name in ("x86_64", "aarch64"):
             counters = ([x86_const.UC_X86_INS_RDTSC, x86_const.UC_X86_INS_RDTSCP]
                         if self.arch.name == "x86_64" else [arm64_const.UC_ARM64_INS_MRS])
             self._counters = CounterHooks(uc, self._on_counter, self.arch.name, counters)
+        # (arm and riscv64: answered from the exceptions Unicorn raises; arch/counters.py.)
+        self._counter_traps = install_counter_traps(self)
         # No permanent UC_HOOK_MEM_INVALID: any memory hook pushes every guest store onto
         # Unicorn's slow path (measured: 950 -> 265 MIPS with the virtual TLB). Faults are
         # precise, so the faulting instruction is re-run once with such a hook to learn the
@@ -314,6 +315,12 @@ class Machine:
         self._guard(self._do_syscall)
 
     def _on_interrupt(self, uc: unicorn.Uc, intno: int, user_data: object) -> None:
+        if self._counter_traps is not None:
+            answer = self._counter_traps.exception(intno)
+            if answer is not None:  # a counter read, answered once emu_start returned
+                self._deferred = answer
+                uc.emu_stop()
+                return
         if self.arch.name == "riscv64":
             self._on_riscv_exception(uc, intno)
             return
