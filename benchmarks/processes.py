@@ -11,7 +11,9 @@ script that starts many programs, against native and qemu-user, measured in one 
 
 Each runs as ``syxdbg run`` (a new process, as a user types it), natively, and under
 ``qemu-x86_64`` when installed. Printed: wall-clock seconds (median of ``--reps``) and the
-per-process cost, with the ratios syxdbg/native and syxdbg/qemu.
+per-process cost, with the ratios syxdbg/native and syxdbg/qemu; then the per-process cost
+in CPU time (user + system of the child, the best of ``--reps``: on a machine loaded by
+other work the wall clock varies by tens of percent, the best CPU time much less).
 
 Usage: python benchmarks/processes.py [--reps R] [--quick]
 (``--quick``: small counts, one repetition: a smoke test that the benchmark still runs)
@@ -20,6 +22,7 @@ Usage: python benchmarks/processes.py [--reps R] [--quick]
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -50,13 +53,25 @@ int main(int argc, char **argv) {
 """
 
 
-def _median_wall(cmd: list[str], reps: int) -> float:
-    times = []
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _measure(cmd: list[str], reps: int) -> tuple[float, float]:
+    """(median wall-clock seconds, best CPU seconds) of ``reps`` runs of ``cmd``."""
+    times, cpus = [], []
     for _ in range(reps):
+        c0 = _child_cpu()
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        cpus.append(_child_cpu() - c0)
+    return statistics.median(times), min(cpus)
+
+
+def _median_wall(cmd: list[str], reps: int) -> float:
+    return _measure(cmd, reps)[0]
 
 
 def main() -> int:
@@ -88,13 +103,16 @@ def main() -> int:
             cases.append((f"busybox sh: {spawns} x busybox true", [busybox, "sh", str(script)],
                           spawns))
         # The fixed cost of one run (start-up, load, exit), to take out of the per-process one.
-        base_syx = _median_wall([*syx, exe, "0"], reps)
+        base_syx, base_cpu = _measure([*syx, exe, "0"], reps)
         base_native = _median_wall([exe, "0"], reps)
         print(f"{'case':38} {'native s':>9} {'qemu s':>8} {'syxdbg s':>9} "
               f"{'per process (syxdbg)':>22} {'syxdbg/native':>14} {'syxdbg/qemu':>12}")
+        cpu_lines = []
         for name, cmd, count in cases:
             native = _median_wall(cmd, reps)
-            emulated = _median_wall([*syx, *cmd], reps)
+            emulated, cpu = _measure([*syx, *cmd], reps)
+            cpu_lines.append(f"{name:38} {cpu:7.3f} s CPU {(cpu - base_cpu) / count * 1e3:8.2f} "
+                             "ms per process")
             q = _median_wall([qemu, *cmd], reps) if qemu is not None else None
             per = (emulated - base_syx) / count * 1e3
             qtext = f"{q:8.3f}" if q is not None else f"{'-':>8}"
@@ -103,6 +121,9 @@ def main() -> int:
                   f"{emulated / native:13.1f}x {qratio}")
         print(f"(syxdbg run of the same program forking nothing: {base_syx:.3f} s; native "
               f"{base_native:.4f} s; per-process figures take the syxdbg one out)")
+        print(f"CPU time of syxdbg run (best of {reps}; forking nothing: {base_cpu:.3f} s):")
+        for line in cpu_lines:
+            print(line)
     return 0
 
 

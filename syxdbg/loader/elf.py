@@ -11,6 +11,7 @@ provided (no ``AT_SYSINFO_EHDR``): glibc and musl then make real system calls.
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import struct
@@ -18,13 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
 from ..errors import LoadError
 from ..machine.arch import ArchSpec, arch_for_elf_machine
 from ..machine.memory import PAGE, Perm, page_round_down, page_round_up
-from .image import LoadedImage, Segment
+from .image import LoadedImage, Segment, SymbolTables
 from .kuser import map_kuser_page
 
 if TYPE_CHECKING:
@@ -37,7 +35,10 @@ AT_UID, AT_EUID, AT_GID, AT_EGID, AT_PLATFORM, AT_HWCAP, AT_CLKTCK = 11, 12, 13,
 AT_SECURE, AT_RANDOM, AT_HWCAP2, AT_EXECFN, AT_MINSIGSTKSZ = 23, 25, 26, 31, 51
 
 PT_LOAD, PT_INTERP, PT_PHDR, PT_GNU_STACK = 1, 3, 6, 0x6474E551
+ET_EXEC, ET_DYN = 2, 3
+_ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
 _ELF_MAGIC = b"\x7fELF"
+_EM_NAMES = {62: "x86-64", 183: "AArch64", 40: "ARM", 243: "RISC-V"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,112 @@ class ElfInfo:
     entry: int
     #: The program interpreter named by ``PT_INTERP`` (a guest path), None for a static one.
     interp: str | None = None
+
+
+class _Malformed(ValueError):
+    """A header that points outside the file or cannot be decoded."""
+
+
+class _ElfFile:
+    """The parts of an ELF file that loading needs, unpacked with :mod:`struct`.
+
+    Only the file header and the program headers are read here (what Linux's
+    ``load_elf_binary`` reads); sections are read only for the symbol tables
+    (:meth:`symbol_tables`). pyelftools' ``ELFFile`` built its header and segment objects
+    through ``construct``: about a millisecond per exec, and its import 25 ms of start-up.
+    """
+
+    def __init__(self, path: str, f: BinaryIO) -> None:
+        self.path = path
+        self.stream = f
+        ident = f.read(64)
+        if ident[:4] != _ELF_MAGIC:
+            raise LoadError(f"{path}: not an ELF file (use --raw for firmware blobs)")
+        if len(ident) < 16 or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+            raise LoadError(f"{path}: malformed or truncated ELF file (bad ELF identification)")
+        self.elfclass = 64 if ident[4] == 2 else 32
+        self.little_endian = ident[5] == 1
+        self.order = "<" if self.little_endian else ">"
+        # type machine version entry phoff shoff flags ehsize phentsize phnum shentsize
+        # shnum shstrndx
+        fmt = self.order + ("HHIQQQIHHHHHH" if self.elfclass == 64 else "HHIIIIIHHHHHH")
+        if len(ident) < 16 + struct.calcsize(fmt):
+            raise LoadError(f"{path}: malformed or truncated ELF file (the file header is cut "
+                            "short)")
+        (self.e_type, self.e_machine, _, self.e_entry, self.e_phoff, self.e_shoff, _,
+         _, self.e_phentsize, self.e_phnum, self.e_shentsize, self.e_shnum,
+         self.e_shstrndx) = struct.unpack_from(fmt, ident, 16)
+        f.seek(0, os.SEEK_END)
+        self.size = f.tell()
+        self._phdrs: list[dict[str, int]] | None = None
+
+    def read(self, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` (fewer at the end of the file)."""
+        self.stream.seek(offset)
+        return self.stream.read(size)
+
+    def segments(self) -> list[dict[str, int]]:
+        """The program headers, as dicts keyed by the ELF field names (``p_type``...)."""
+        if self._phdrs is not None:
+            return self._phdrs
+        if self.elfclass == 64:
+            fmt, names = self.order + "IIQQQQQQ", ("p_type", "p_flags", "p_offset", "p_vaddr",
+                                                   "p_paddr", "p_filesz", "p_memsz", "p_align")
+        else:
+            fmt, names = self.order + "IIIIIIII", ("p_type", "p_offset", "p_vaddr", "p_paddr",
+                                                   "p_filesz", "p_memsz", "p_flags", "p_align")
+        entry = struct.calcsize(fmt)
+        if self.e_phnum and self.e_phentsize < entry:
+            raise _Malformed(f"program header entries of {self.e_phentsize} bytes")
+        table = self.read(self.e_phoff, self.e_phnum * self.e_phentsize)
+        if len(table) < self.e_phnum * self.e_phentsize:
+            raise _Malformed("the program headers are past the end of the file")
+        self._phdrs = [dict(zip(names, struct.unpack_from(fmt, table, i * self.e_phentsize),
+                                strict=True))
+                       for i in range(self.e_phnum)]
+        return self._phdrs
+
+    def segment_data(self, seg: dict[str, int]) -> bytes:
+        return self.read(seg["p_offset"], seg["p_filesz"])
+
+    def symbol_tables(self) -> list[tuple[bytes, bytes]]:
+        """``(symbol table, its string table)`` bytes of every ``SHT_SYMTAB`` and
+        ``SHT_DYNSYM`` section, in section order. A section table that cannot be read
+        gives none: Linux runs a program without looking at its sections."""
+        try:
+            return self._symbol_tables()
+        except (_Malformed, struct.error, ValueError, OverflowError):
+            return []
+
+    def _symbol_tables(self) -> list[tuple[bytes, bytes]]:
+        # name type flags addr offset size link info addralign entsize
+        fmt = self.order + ("IIQQQQIIQQ" if self.elfclass == 64 else "IIIIIIIIII")
+        entry = struct.calcsize(fmt)
+        if not self.e_shoff or self.e_shentsize < entry:
+            return []
+        count = self.e_shnum
+        if count == 0:  # extended numbering: section 0's sh_size holds the count
+            first = self.read(self.e_shoff, entry)
+            if len(first) < entry:
+                return []
+            count = struct.unpack_from(fmt, first)[5]
+        if count > 1 << 20:
+            raise _Malformed(f"{count} sections")
+        table = self.read(self.e_shoff, count * self.e_shentsize)
+        if len(table) < count * self.e_shentsize:
+            raise _Malformed("the section headers are past the end of the file")
+        headers = [struct.unpack_from(fmt, table, i * self.e_shentsize) for i in range(count)]
+        sym = _symbol_layout(self.elfclass, self.order)[2]
+        out = []
+        for _, sh_type, _, _, offset, size, link, _, _, entsize in headers:
+            if sh_type not in (_SHT_SYMTAB, _SHT_DYNSYM):
+                continue
+            if entsize not in (0, sym) or link >= count:
+                continue
+            strtab = headers[link]
+            out.append((self.read(offset, size // sym * sym),
+                        self.read(strtab[4], strtab[5])))
+        return out
 
 
 #: The sysroot of a guest of another architecture than the host's, when none is given:
@@ -138,51 +245,50 @@ def open_program(path: str) -> BinaryIO:
 _open = open_program
 
 
-def _elffile(path: str, f: BinaryIO) -> ELFFile:
-    head = f.read(4)
-    if head != _ELF_MAGIC:
-        raise LoadError(f"{path}: not an ELF file (use --raw for firmware blobs)")
-    f.seek(0)
+def _elffile(path: str, f: BinaryIO) -> _ElfFile:
     try:
-        return ELFFile(f)
-    except (ELFError, struct.error, ValueError, EOFError) as exc:
+        return _ElfFile(path, f)
+    except (struct.error, ValueError, EOFError) as exc:
         raise LoadError(f"{path}: malformed or truncated ELF file ({exc})") from None
 
 
-def _validate(path: str, elf: ELFFile) -> ElfInfo:
-    try:
-        header = elf.header
-        e_machine = elf["e_machine"]
-        arch = None
-        from elftools.elf.descriptions import describe_e_machine
+def _machine_name(e_machine: int) -> str:
+    """pyelftools' description of an ELF machine number (only for the error message)."""
+    from elftools.elf.descriptions import describe_e_machine
+    from elftools.elf.enums import ENUM_E_MACHINE
 
-        code = {"EM_X86_64": 62, "EM_AARCH64": 183, "EM_ARM": 40, "EM_RISCV": 243}.get(
-            e_machine, -1)
-        arch = arch_for_elf_machine(code)
+    names: dict[int, Any] = {v: k for k, v in ENUM_E_MACHINE.items() if isinstance(v, int)}
+    return str(describe_e_machine(names.get(e_machine, e_machine)))
+
+
+def _validate(path: str, elf: _ElfFile) -> ElfInfo:
+    try:
+        arch = arch_for_elf_machine(elf.e_machine)
         if arch is None:
             raise LoadError(
-                f"{path}: unsupported machine {describe_e_machine(e_machine)} "
+                f"{path}: unsupported machine {_machine_name(elf.e_machine)} "
                 "(syxdbg runs x86_64, aarch64, arm and riscv64 programs)"
             )
         if elf.elfclass != arch.bits or not elf.little_endian:
             raise LoadError(f"{path}: only {arch.bits}-bit little-endian {arch.name} ELF files "
                             "are supported")
-        e_type = header["e_type"]
-        segments = list(elf.iter_segments())
-        interp_segs = [s for s in segments if s["p_type"] == "PT_INTERP"]
+        segments = elf.segments()
+        interp_segs = [s for s in segments if s["p_type"] == PT_INTERP]
         interp: str | None = None
         if interp_segs:
             seg = interp_segs[0]
-            interp = seg.data().split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            interp = elf.segment_data(seg).split(b"\0", 1)[0].decode("utf-8",
+                                                                      "surrogateescape")
             if not interp or not interp.startswith("/"):
                 raise LoadError(f"{path}: malformed ELF file (interpreter {interp!r} is not "
                                 "an absolute path)")
-        if e_type not in ("ET_EXEC", "ET_DYN"):
-            raise LoadError(f"{path}: not an executable (ELF type {e_type})")
-        if not any(s["p_type"] == "PT_LOAD" for s in segments):
+        if elf.e_type not in (ET_EXEC, ET_DYN):
+            name = _ET_NAMES.get(elf.e_type, f"{elf.e_type:#x}")
+            raise LoadError(f"{path}: not an executable (ELF type {name})")
+        if not any(s["p_type"] == PT_LOAD for s in segments):
             raise LoadError(f"{path}: no loadable segments")
-        return ElfInfo(arch, e_type == "ET_DYN", header["e_entry"], interp)
-    except (ELFError, struct.error, ValueError, EOFError, KeyError) as exc:
+        return ElfInfo(arch, elf.e_type == ET_DYN, elf.e_entry, interp)
+    except (struct.error, ValueError, EOFError, KeyError) as exc:
         raise LoadError(f"{path}: malformed or truncated ELF file ({exc})") from None
 
 
@@ -230,9 +336,9 @@ def load_elf(machine: Machine, path: str, argv: list[str], envp: list[str], *,
         bias = arch.pie_base if info.is_pie else 0
         try:
             image = _map_segments(machine, path, elf, bias, os.path.basename(path))
-            _collect_symbols(elf, bias, image)
-        except (ELFError, struct.error, ValueError, EOFError) as exc:
+        except (struct.error, ValueError, EOFError) as exc:
             raise LoadError(f"{path}: malformed or truncated ELF file ({exc})") from None
+        image.symbol_tables = _symbol_tables(elf, bias)
     image.is_pie = info.is_pie
     image.entry = info.entry + bias
     image.sysroot = sysroot if sysroot is not None else ""
@@ -274,11 +380,11 @@ def _load_interp(machine: Machine, image: LoadedImage, interp: str, root: str,
         if info.interp is not None:
             raise LoadError(f"{host}: an interpreter cannot have an interpreter")
         try:
-            loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"]
+            loads = [s for s in elf.segments() if s["p_type"] == PT_LOAD]
             low = page_round_down(min(s["p_vaddr"] for s in loads))
             bias = interp_base(arch) - low if info.is_pie else 0
             loaded = _map_segments(machine, host, elf, bias, interp)
-        except (ELFError, struct.error, ValueError, EOFError) as exc:
+        except (struct.error, ValueError, EOFError) as exc:
             raise LoadError(f"{host}: malformed or truncated ELF file ({exc})") from None
     image.interp = interp
     image.interp_path = os.path.abspath(host)
@@ -287,7 +393,7 @@ def _load_interp(machine: Machine, image: LoadedImage, interp: str, root: str,
     return info.entry + bias
 
 
-def _check_segments(path: str, loads: list[Any], bias: int, arch: ArchSpec,
+def _check_segments(path: str, loads: list[dict[str, int]], bias: int, arch: ArchSpec,
                     file_size: int) -> None:
     """Refuse, in one line, segments that Linux could not map: beyond the address space,
     more file bytes than memory bytes, or file bytes past the end of the file."""
@@ -344,12 +450,11 @@ def _page_runs(loads: list[Any], bias: int) -> list[tuple[int, int, Perm]]:
     return runs
 
 
-def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int,
+def _map_segments(machine: Machine, path: str, elf: _ElfFile, bias: int,
                   name: str) -> LoadedImage:
-    loads = [s for s in elf.iter_segments() if s["p_type"] == "PT_LOAD" and s["p_memsz"] > 0]
-    stream = elf.stream
-    stream.seek(0, os.SEEK_END)
-    _check_segments(path, loads, bias, machine.arch, stream.tell())
+    segments = elf.segments()
+    loads = [s for s in segments if s["p_type"] == PT_LOAD and s["p_memsz"] > 0]
+    _check_segments(path, loads, bias, machine.arch, elf.size)
     for start, end, perm in _page_runs(loads, bias):
         try:
             machine.mem.map(start, end - start, perm, name)
@@ -363,7 +468,7 @@ def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int,
     top = 0
     for seg in loads:
         vaddr = seg["p_vaddr"] + bias
-        data = seg.data()
+        data = elf.segment_data(seg)
         if len(data) < seg["p_filesz"]:
             raise LoadError(f"{path}: truncated ELF file (segment at {vaddr:#x} is cut short)")
         if data:
@@ -372,10 +477,10 @@ def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int,
                                       seg["p_offset"]))
         top = max(top, vaddr + seg["p_memsz"])
     image.brk = page_round_up(top)
-    phoff = elf["e_phoff"]
+    phoff = elf.e_phoff
     phdr = 0
-    for seg in elf.iter_segments():
-        if seg["p_type"] == "PT_PHDR":
+    for seg in segments:
+        if seg["p_type"] == PT_PHDR:
             phdr = seg["p_vaddr"] + bias
             break
     else:
@@ -384,8 +489,8 @@ def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int,
                 phdr = seg["p_vaddr"] + bias + (phoff - seg["p_offset"])
                 break
     image.phdr = phdr
-    image.phent = elf["e_phentsize"]
-    image.phnum = elf["e_phnum"]
+    image.phent = elf.e_phentsize
+    image.phnum = elf.e_phnum
     return image
 
 
@@ -394,33 +499,42 @@ def _map_segments(machine: Machine, path: str, elf: ELFFile, bias: int,
 #: at start-up, so ``break memcpy`` there would never stop in the memcpy that runs.
 _SYMBOL_TYPES = frozenset({0, 1, 2})
 _SHT_SYMTAB, _SHT_DYNSYM = 2, 11
+_EM_ARM = 40
 
 
-def _collect_symbols(elf: ELFFile, bias: int, image: LoadedImage) -> None:
-    """Every defined function and object symbol of ``.symtab`` and ``.dynsym``, relocated.
+def _symbol_layout(elfclass: int, order: str) -> tuple[str, tuple[int, ...], int]:
+    """The struct format of one symbol, the order of (name, info, shndx, value, size) in
+    it, and its size."""
+    if elfclass == 64:
+        fmt = order + "IBBHQQ"  # name, info, other, shndx, value, size
+        return fmt, (0, 1, 3, 4, 5), struct.calcsize(fmt)
+    fmt = order + "IIIBBH"  # name, value, size, info, other, shndx
+    return fmt, (0, 3, 5, 1, 2), struct.calcsize(fmt)
 
-    The tables are unpacked with :mod:`struct` straight from the file: pyelftools' per-symbol
-    parsing took ~0.2 s for a static glibc program's 2,000 symbols, a fifth of start-up."""
-    layout = "<" if elf.little_endian else ">"
-    if elf.elfclass == 64:
-        fmt = layout + "IBBHQQ"  # name, info, other, shndx, value, size
-        order = (0, 1, 3, 4, 5)
-    else:
-        fmt = layout + "IIIBBH"  # name, value, size, info, other, shndx
-        order = (0, 3, 5, 1, 2)
-    entry = struct.calcsize(fmt)
+
+def _symbol_tables(elf: _ElfFile, bias: int) -> SymbolTables:
+    """The raw symbol tables of ``elf`` (read now, while the file is open: what is parsed
+    later is what was loaded), to be parsed when something first asks for a symbol."""
+    return SymbolTables(tuple(elf.symbol_tables()), bias, elf.elfclass, elf.order,
+                        elf.e_machine == _EM_ARM)
+
+
+@functools.lru_cache(maxsize=16)
+def parse_symbol_tables(tables: SymbolTables) -> tuple[dict[str, int], dict[str, int]]:
+    """Every defined function and object symbol of the tables, relocated: ``(addresses,
+    sizes)`` by name. A global definition wins over a local one of the same name.
+
+    Cached by the tables' contents (equal bytes, bias and layout: equal answer), so a
+    program exec'd again in the session is parsed once. The dicts are shared: copy
+    them before changing them (:class:`LoadedImage` does)."""
+    fmt, order, _ = _symbol_layout(tables.elfclass, tables.order)
     # ARM: bit 0 of a function symbol's value marks Thumb code (ELF for the Arm
     # architecture, 5.5.3); the instruction is at the even address.
-    thumb_bit = ~1 if elf["e_machine"] == "EM_ARM" else ~0
-    for section in elf.iter_sections():
-        header = section.header
-        if header["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM", _SHT_SYMTAB, _SHT_DYNSYM):
-            continue
-        if header["sh_entsize"] not in (0, entry) or header["sh_link"] >= elf.num_sections():
-            continue
-        table = section.data()[:header["sh_size"] // entry * entry]
-        strtab = elf.get_section(header["sh_link"]).data()
-        symbols, sizes = image.symbols, image.symbol_sizes
+    thumb_bit = ~1 if tables.arm else ~0
+    bias = tables.bias
+    symbols: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    for table, strtab in tables.tables:
         for fields in struct.iter_unpack(fmt, table):
             name_off, info, shndx, value, size = (fields[i] for i in order)
             kind, local = info & 0xF, info >> 4 == 0
@@ -438,6 +552,27 @@ def _collect_symbols(elf: ELFFile, bias: int, image: LoadedImage) -> None:
                 continue
             symbols[name] = (value & thumb_bit if kind == 2 else value) + bias
             sizes[name] = size
+    return symbols, sizes
+
+
+def _collect_symbols(elf: Any, bias: int, image: LoadedImage) -> None:
+    """Add the symbols of a pyelftools ``ELFFile`` to ``image`` (the firmware loader's
+    way; programs loaded by :func:`load_elf` parse theirs on first use)."""
+    order = "<" if elf.little_endian else ">"
+    entry = _symbol_layout(elf.elfclass, order)[2]
+    raw: list[tuple[bytes, bytes]] = []
+    for section in elf.iter_sections():
+        header = section.header
+        if header["sh_type"] not in ("SHT_SYMTAB", "SHT_DYNSYM", _SHT_SYMTAB, _SHT_DYNSYM):
+            continue
+        if header["sh_entsize"] not in (0, entry) or header["sh_link"] >= elf.num_sections():
+            continue
+        raw.append((section.data()[:header["sh_size"] // entry * entry],
+                    elf.get_section(header["sh_link"]).data()))
+    symbols, sizes = parse_symbol_tables(SymbolTables(tuple(raw), bias, elf.elfclass, order,
+                                                      elf["e_machine"] == "EM_ARM"))
+    image.symbols.update(symbols)
+    image.symbol_sizes.update(sizes)
 
 
 def _build_stack(machine: Machine, image: LoadedImage, argv: list[str], envp: list[str],
