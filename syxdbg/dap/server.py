@@ -287,6 +287,8 @@ class DapServer:
         #: Frames of a thread whose process is not running, or of a process running
         #: another program than the launched one: registers only, or nothing.
         self._bare: dict[int, Frame | None] = {}
+        #: Frames of threads of processes that are not running (their own registers).
+        self._other_fids: set[int] = set()
         self._done = threading.Event()
         if stdio is not None:
             stdio.sink = lambda category, text: self.conn.event(
@@ -697,6 +699,7 @@ class DapServer:
         self._indexed.clear()
         self._frames.clear()
         self._bare.clear()
+        self._other_fids.clear()
 
     def _at_end(self) -> ev.StopEvent | None:
         """The final event when the machine can run no further forward from here."""
@@ -1262,15 +1265,21 @@ class DapServer:
         dap_id = a.get("threadId")
         tid = self._tids.get(dap_id) if isinstance(dap_id, int) else None
         other = self._others.get(tid) if tid is not None else None
-        if other is not None or not self._runs_launched():
+        unwound = self._other_frames(*other) if other is not None else None
+        if (other is not None and unwound is None) or \
+                (other is None and not self._runs_launched()):
             self.conn.respond(req, self._bare_stack(other, start, levels))
             return
-        self._select(req)
-        frames = self._frames_now(64)
+        if unwound is not None:
+            frames, states = unwound
+        else:
+            self._select(req)
+            frames = self._frames_now(64)
+            states = self._states(frames)
         di = self.reg.ctx.debuginfo
         assert self.vars is not None
         expanded: list[tuple[Frame, FrameState, str | None, int | None, str | None]] = []
-        for f, state in zip(frames, self._states(frames), strict=True):
+        for f, state in zip(frames, states, strict=True):
             inlined = self.vars.inline_frames(state)
             if len(inlined) <= 1:
                 expanded.append((f, state, None, None, None))
@@ -1283,6 +1292,8 @@ class DapServer:
         for f, state, inline_name, call_line, call_file in chosen:
             fid = self._new_id()
             self._frames[fid] = (f, state)
+            if unwound is not None:
+                self._other_fids.add(fid)
             pc = state.lookup_pc
             found = inline_name or self.vars.function_name(pc) or (
                 di.symbolize(pc) if f.level == 0 else None)
@@ -1307,7 +1318,50 @@ class DapServer:
             else:
                 item["presentationHint"] = "subtle"
             out.append(item)
-        self.conn.respond(req, {"stackFrames": out, "totalFrames": len(expanded)})
+        total = len(expanded)
+        if other is not None:  # a last frame that says why it cannot be stepped in place
+            total += 1
+            if not levels or start + levels > len(expanded):
+                out.append(self._waiting_label(other[1]))
+        self.conn.respond(req, {"stackFrames": out, "totalFrames": total})
+
+    def _waiting_label(self, proc: GuestProcess) -> dict[str, Any]:
+        label = self._new_id()
+        self._bare[label] = None
+        return {"id": label, "line": 0, "column": 0, "presentationHint": "label",
+                "name": f"process {proc.pid} is not running at position {self.s.position}: "
+                        "continue, step or step back this thread to go where it runs"}
+
+    def _other_frames(self, thread: GuestThread, proc: GuestProcess
+                      ) -> tuple[list[Frame], list[FrameState]] | None:
+        """The frames of a thread of a process that is not running, unwound in its own
+        registers and memory (the Session's ``process_registers`` and
+        ``read_process_memory``); None when it runs another program than the launched one
+        (no debug information for it) or the Session cannot tell."""
+        s = self.s
+        if proc.program and not _same_program(proc.program, s.image.path):
+            return None
+        registers = getattr(s, "process_registers", None)
+        memory = getattr(s, "read_process_memory", None)
+        if registers is None or memory is None:
+            return None
+        try:
+            live = registers(proc.pid, thread.tid)
+        except SyxdbgError:
+            return None
+        from ..commands.debuginfo import DWARF_REGS
+
+        arch = s.machine.arch
+        names = set(DWARF_REGS.get(arch.name, {}).values()) | {arch.pc, arch.sp, "pc", "sp"}
+        regs = {n: int(live[n]) for n in names if arch.register(n) is not None}
+        read = _ProcessMemory(proc.pid, memory)
+        frames = self.reg.ctx.debuginfo.unwind(
+            regs, lambda address: int.from_bytes(read(address, 8), "little"), max_frames=64)
+        states = [FrameState(f.pc, frame_registers(arch.name, f.regs, f.level), f.cfa, read,
+                             f.level) for f in frames]
+        for inner, outer in zip(states, states[1:], strict=False):
+            inner.caller = outer
+        return frames, states
 
     def _runs_launched(self) -> bool:
         """Does the running process run the launched program (whose DWARF and symbols the
@@ -1339,12 +1393,7 @@ class DapServer:
             if row is not None and os.path.exists(row.file):
                 item.update(line=self._line_out(row.line), column=1,
                             source={"name": os.path.basename(row.file), "path": row.file})
-            label = self._new_id()
-            self._bare[label] = None
-            out = [item, {"id": label, "line": 0, "column": 0, "presentationHint": "label",
-                          "name": f"process {proc.pid} is not running at position "
-                                  f"{s.position}: continue, step or step back this thread "
-                                  "to go where it runs"}]
+            out = [item, self._waiting_label(proc)]
         else:
             frame = self._frames_now(1)[0]
             fid = self._new_id()
@@ -1385,16 +1434,20 @@ class DapServer:
                      start, count)),
              "expensive": False},
             {"name": "Registers", "presentationHint": "registers",
-             "variablesReference": self._ref(self._registers(frame)), "expensive": False},
+             "variablesReference": self._ref(self._registers(
+                 frame, live=fid not in self._other_fids)), "expensive": False},
         ]
         self.conn.respond(req, {"scopes": scopes})
 
-    def _registers(self, frame: Frame) -> Callable[[int, int | None], list[dict[str, Any]]]:
+    def _registers(self, frame: Frame, *, live: bool = True
+                   ) -> Callable[[int, int | None], list[dict[str, Any]]]:
+        """The Registers scope: the selected thread's at level 0 (``live``), else the
+        frame's unwound ones."""
         def items(start: int, count: int | None) -> list[dict[str, Any]]:
             from ..commands.context import general_registers
 
             ctx = self.reg.ctx
-            values = ctx.register_values() if frame.level == 0 else \
+            values = ctx.register_values() if frame.level == 0 and live else \
                 frame_registers(self.s.machine.arch.name, frame.regs, frame.level)
             out = []
             for name in general_registers(ctx):
@@ -1404,7 +1457,8 @@ class DapServer:
                 item: dict[str, Any] = {"name": name, "value": f"{v:#x}",
                                         "variablesReference": 0,
                                         "type": "register", "evaluateName": f"${name}",
-                                        "_meta": {"register": name, "level": frame.level}}
+                                        "_meta": {"register": name,
+                                                  "level": frame.level if live else -1}}
                 sym = ctx.symbolize(v) if v > 0x1000 else None
                 if sym:
                     item["value"] += f" <{sym}>"
@@ -1495,6 +1549,9 @@ class DapServer:
             return
         var: Variable = meta["var"]
         state: FrameState | None = meta["state"]
+        if state is not None and isinstance(state.read, _ProcessMemory):
+            raise RequestError(f"process {state.read.pid} is not running: its variables "
+                               "can be set once it runs (continue or step this thread)")
         ty = strip(var.type)
         size = type_size(var.type)
         if ty is None or ty.tag not in ("DW_TAG_base_type", "DW_TAG_pointer_type",
@@ -1909,6 +1966,22 @@ class _Progress:
     def end(self) -> None:
         if self.conn is not None and self.started:
             self.conn.event("progressEnd", {"progressId": self.id})
+
+
+class _ProcessMemory:
+    """Reads the memory of a process that is not running (the Session's
+    ``read_process_memory``): whole or :class:`SyxdbgError`."""
+
+    def __init__(self, pid: int, memory: Callable[[int, int, int], bytes]) -> None:
+        self.pid = pid
+        self.memory = memory
+
+    def __call__(self, address: int, size: int) -> bytes:
+        data = bytes(self.memory(self.pid, address, size))
+        if len(data) < size:
+            raise SyxdbgError(f"cannot read {size} bytes at {address:#x} in process "
+                              f"{self.pid}")
+        return data
 
 
 def _wait_status(status: int | None) -> str:

@@ -111,12 +111,25 @@ def test_child_processes_are_threads_and_a_step_follows_one(
     assert re.search(rf"\[process {child} \({procs.name}\): forked by {parent} at position "
                      rf"{position}\]", console), console
 
-    # The child's thread: where it resumes (fork's return) and a label saying it waits.
+    # The child's thread, unwound in its own registers and memory: in fork, called from
+    # main's fork line, where its pid is not assigned yet (the parent's holds the child's
+    # pid); a last label frame says it is not running.
     frames = c.body("stackTrace", {"threadId": pid_child})["stackFrames"]
-    assert len(frames) == 2 and frames[1]["presentationHint"] == "label", frames
-    assert f"process {child} is not running at position {position}" in frames[1]["name"]
     assert "fork" in frames[0]["name"].lower(), frames
-    assert c.body("scopes", {"frameId": frames[0]["id"]})["scopes"] == []
+    assert frames[-1]["presentationHint"] == "label", frames
+    assert f"process {child} is not running at position {position}" in frames[-1]["name"]
+    assert c.body("scopes", {"frameId": frames[-1]["id"]})["scopes"] == []
+    in_main = next(f for f in frames if f["name"] == "main")
+    assert in_main["line"] == BEFORE_FORK + 2, in_main  # pid = fork();
+    child_locals = c.variables(c.scopes(in_main["id"])["Locals"])
+    parent_top = c.body("stackTrace", {"threadId": pid_parent})["stackFrames"][0]
+    parent_locals = c.variables(c.scopes(parent_top["id"])["Locals"])
+    assert parent_locals["pid"]["value"] == str(child), parent_locals["pid"]
+    assert child_locals["pid"]["value"] == "<optimized out>", child_locals["pid"]
+    assert child_locals["st"]["value"] == parent_locals["st"]["value"] == str(5 << 8)
+    refused = c.request("setVariable", {"variablesReference": c.scopes(in_main["id"])["Locals"],
+                                        "name": "st", "value": "1"}, ok=False)
+    assert not refused["success"] and "not running" in refused["message"], refused
 
     # A step asked for the child's thread follows the child: it runs until the child does.
     c.request("next", {"threadId": pid_child})
@@ -127,7 +140,8 @@ def test_child_processes_are_threads_and_a_step_follows_one(
     assert "main" in names, names
     entered = int(stop_position(stop))
     parent_frames = c.body("stackTrace", {"threadId": pid_parent})["stackFrames"]
-    assert parent_frames[1]["presentationHint"] == "label", parent_frames
+    assert parent_frames[-1]["presentationHint"] == "label", parent_frames
+    assert any(f["name"] == "main" for f in parent_frames), parent_frames
 
     # A step back asked for the parent's thread: back to where the parent last ran.
     c.request("stepBack", {"threadId": pid_parent})
