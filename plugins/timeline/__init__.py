@@ -133,6 +133,11 @@ def timeline_command(ctx: Context, args: Args) -> str:
         except OSError as exc:
             raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
     writes = "".join(f", {len(x.writes)} writes to {x.text}" for x in report.watches)
+    if report.process_events:
+        kinds = [e.kind for e in report.process_events]
+        writes += (f", {len({lane['process'] for lane in report.lanes})} processes ("
+                   f"{kinds.count('fork')} forks, {kinds.count('exec')} execs, "
+                   f"{kinds.count('exit')} ends)")
     text = (f"timeline of positions {start}..{end}: {len(report.syscalls)} system calls, "
             f"{len(report.functions)} functions in {len(report.buckets)} buckets{writes}; "
             f"{report.end_text}; written to {path} ({len(page):,} bytes, "

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from syxdbg.machine import Machine, StopEvent
     from syxdbg.session import Session
 
-__all__ = ["MAX_SYSCALLS", "MAX_WRITES", "Report", "Syscall", "Watch", "Write", "collect"]
+__all__ = ["MAX_SYSCALLS", "MAX_WRITES", "ProcessEvent", "Report", "Syscall", "Watch",
+           "Write", "collect"]
 
 #: System calls kept one by one (beyond: counted per bucket only).
 MAX_SYSCALLS = 200_000
@@ -68,6 +69,19 @@ class Syscall:
     args: tuple[str, ...]
     result: int | None  # None: the call did not return (exit)
     lane: int = 0  # the thread lane (Report.lanes)
+
+
+@dataclass(frozen=True)
+class ProcessEvent:
+    """A process forked, exec'd or ended, at the system call that did it (the parent's
+    clone/fork/vfork, the execve, the exit or the kill)."""
+
+    position: int
+    pc: int
+    kind: str  # "fork", "exec", "exit"
+    pid: int
+    text: str
+    lane: int  # the lane of the process's main thread
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,11 @@ class Report:
     watches: list[Watch]
     recording: str | None  # the recording's file, when replaying one
     lanes: list[dict[str, Any]]
+    #: Forks, execs and ends of processes, in position order.
+    process_events: list[ProcessEvent] = field(default_factory=list)
+    #: With several lanes: each lane's system calls per bucket, sparse (lane -> (bucket
+    #: indexes, counts)).
+    lane_syscall_counts: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
     disasm: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -153,24 +172,91 @@ class _SyscallLog:
         self.handlers = _handlers(m)
         self.calls: list[Syscall] = []
         self.dropped = 0
-        #: The position of every system call, listed or not (for the per-bucket counts).
+        #: The position of every system call, listed or not (for the per-bucket counts),
+        #: and its lane.
         self.positions: list[int] = []
+        self.position_lanes: list[int] = []
         self.inner = m.syscall_handler
         self.installed = False
         self.kernel = kernel
-        #: Thread id -> lane number, in order of first appearance (the first: the thread
+        #: (pid, tid) -> lane number, in order of first appearance (the first: the thread
         #: running when the pass began).
-        self.lanes: dict[int, int] = {}
+        self.lanes: dict[tuple[int, int], int] = {}
+        #: Processes: the live ones (pid -> the key of the program image it runs), each
+        #: one's program (as last seen), and their forks, execs and ends.
+        self.live: dict[int, int] = {}
+        self.programs: dict[int, str] = {}
+        self.events: list[ProcessEvent] = []
 
-    def tid(self) -> int:
-        """The running thread's id (0 without a kernel: one lane)."""
+    def key(self) -> tuple[int, int]:
+        """The running (pid, tid) ((0, 0) without a kernel: one lane)."""
         process = getattr(self.kernel, "process", None)
-        return int(getattr(process, "tid", 0) or 0)
+        if process is None:
+            return (0, 0)
+        return (int(getattr(process, "pid", 0) or 0), int(getattr(process, "tid", 0) or 0))
 
-    def lane(self, tid: int) -> int:
-        return self.lanes.setdefault(tid, len(self.lanes))
+    def lane(self, key: tuple[int, int]) -> int:
+        return self.lanes.setdefault(key, len(self.lanes))
+
+    def _processes(self) -> dict[int, int]:
+        """Every live process: pid -> its program image's key (an exec changes it)."""
+        p = getattr(self.kernel, "process", None)
+        s = getattr(p, "s", None)
+        if p is None or s is None or not hasattr(s, "procs"):
+            return {}
+        live = {int(p.pid): int(s.image_key)}
+        for pid, entry in s.procs.items():
+            live[int(pid)] = int(entry.state.image_key)
+        return live
+
+    def _program(self, pid: int) -> str:
+        p = self.kernel.process
+        st = p.state_of(pid)
+        path = os.fsdecode(st.image_path) if st is not None else ""
+        if path:
+            self.programs[pid] = os.path.basename(path)
+        return self.programs.get(pid, "?")
+
+    def _status(self, pid: int) -> str:
+        zombie = self.kernel.process.s.zombies.get(pid)
+        status = getattr(zombie, "status", None)
+        if status is None:
+            return "ended"
+        if status & 0x7F == 0:
+            return f"exited {status >> 8 & 0xFF}"
+        import signal
+
+        try:
+            return f"killed by {signal.Signals(status & 0x7F).name}"
+        except ValueError:
+            return f"killed by signal {status & 0x7F}"
+
+    def _note_processes(self, position: int, pc: int, caller: int) -> None:
+        """After a system call of ``caller``: the processes that appeared, exec'd or went."""
+        live = self._processes()
+        if live == self.live:
+            return
+        before = self.live
+        self.live = live
+        for pid in sorted(set(live) - set(before)):
+            self.programs.setdefault(pid, self.programs.get(caller, "?"))
+            self.events.append(ProcessEvent(position, pc, "fork", pid,
+                                            f"process {pid} ({self._program(pid)}) forked "
+                                            f"by {caller}", self.lane((pid, pid))))
+        for pid in sorted(set(before) - set(live)):
+            self.events.append(ProcessEvent(position, pc, "exit", pid,
+                                            f"process {pid} ({self.programs.get(pid, '?')}) "
+                                            f"{self._status(pid)}", self.lane((pid, pid))))
+        for pid in sorted(set(live) & set(before)):
+            if live[pid] != before[pid]:
+                self.events.append(ProcessEvent(position, pc, "exec", pid,
+                                                f"process {pid} execs {self._program(pid)}",
+                                                self.lane((pid, pid))))
 
     def install(self) -> None:
+        self.live = self._processes()
+        for pid in self.live:
+            self._program(pid)
         if self.inner is not None:
             self.machine.set_syscall_handler(self.handle)
             self.installed = True
@@ -218,6 +304,8 @@ class _SyscallLog:
         shown = [hex(a) if a > 9 or a < -9 else str(a) for a in args]
         keep = len(self.calls) < MAX_SYSCALLS
         self.positions.append(position)
+        key = self.key()
+        self.position_lanes.append(self.lane(key))
         if keep:
             where = PATH_ARGS.get(name)
             if where is not None and where < len(shown):
@@ -229,11 +317,12 @@ class _SyscallLog:
                 if data is not None:
                     shown[1] = _text(data) + ("..." if raw[2] > PREVIEW else "")
         finished = m.finished
-        tid = self.tid()
         self.inner(m)
+        if self.live:
+            self._note_processes(position, pc, key[0])
         result: int | None
         if name in NO_RETURN or (m.finished is not finished and m.finished is not None) or \
-                self.tid() != tid:  # it blocked: another thread runs, its result comes later
+                self.key() != key:  # it blocked: another thread runs, its result comes later
             result = None
         else:
             value = int(regs[self.ret_reg])
@@ -246,7 +335,7 @@ class _SyscallLog:
             if data is not None:
                 shown[1] = _text(data) + ("..." if result > PREVIEW else "")
         self.calls.append(Syscall(position, pc, nr, name, tuple(shown), result,
-                                  self.lane(tid)))
+                                  self.lane(key)))
 
 
 def _end_of(session: Session, end: int, reached: int, final: StopEvent | None
@@ -356,16 +445,7 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
     for w in watches:
         if w.truncated:
             notes.append(f"only the first {MAX_WRITES} writes to {w.text} are shown")
-    kernel = _kernel(s)
-    pid = getattr(getattr(kernel, "process", None), "pid", None) if kernel else None
-    if pid is None:
-        lanes = [{"id": 0, "process": None, "thread": None, "label": "the machine"}]
-    else:
-        log.lane(log.tid())  # at least the thread that ran first
-        lanes = [{"id": lane, "process": pid, "thread": tid,
-                  "label": (f"process {pid}" if len(log.lanes) == 1 else
-                            f"thread {tid}" + (" (main)" if tid == pid else ""))}
-                 for tid, lane in log.lanes.items()]
+    lanes = _lanes(log)
     report = Report(
         program=s.image.path, arch=m.arch.name, start=start, end=end, buckets=buckets,
         edge_pcs=edge_pcs, functions=functions, syscalls=log.calls,
@@ -373,8 +453,9 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
         syscall_counts=bin_positions(sorted(log.positions), buckets),
         checkpoints=_checkpoints(s, start, end),
         end_text=text, end_kind=kind, end_pc=end_pc, watches=watches,
-        recording=_recording_path(s), lanes=lanes, notes=notes)
-    pcs = set(edge_pcs) | {c.pc for c in log.calls}
+        recording=_recording_path(s), lanes=lanes, process_events=log.events, notes=notes,
+        lane_syscall_counts=_lane_counts(log, buckets) if len(lanes) > 1 else {})
+    pcs = set(edge_pcs) | {c.pc for c in log.calls} | {e.pc for e in log.events}
     for w in watches:
         pcs.update(wr.pc for wr in w.writes)
     if end_pc is not None:
@@ -382,6 +463,43 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
     report.disasm = _disassemble(m, pcs, ctx)
     report.seconds = time.monotonic() - began
     return report
+
+
+def _lane_counts(log: _SyscallLog, buckets: Buckets
+                 ) -> dict[int, tuple[list[int], list[int]]]:
+    """Each lane's system calls per bucket (only the buckets it has calls in)."""
+    per: dict[int, dict[int, int]] = {}
+    for position, lane in zip(log.positions, log.position_lanes, strict=True):
+        if buckets.start <= position < buckets.end:
+            counts = per.setdefault(lane, {})
+            b = buckets.index(position)
+            counts[b] = counts.get(b, 0) + 1
+    return {lane: (sorted(c), [c[b] for b in sorted(c)]) for lane, c in per.items()}
+
+
+def _lanes(log: _SyscallLog) -> list[dict[str, Any]]:
+    """The lanes, a process's threads together (processes and their threads in the order
+    they first appeared): ``process P`` alone, ``thread T`` in a threaded program, ``process
+    P (program)`` and ``process P thread T`` in a tree of processes."""
+    if log.kernel is None or getattr(log.kernel, "process", None) is None:
+        return [{"id": 0, "process": None, "thread": None, "label": "the machine"}]
+    log.lane(log.key())  # at least the thread that ran first
+    pids = list(dict.fromkeys(pid for pid, _ in log.lanes))
+    many = len(pids) > 1 or bool(log.events)
+    out = []
+    for pid in pids:
+        for (p, tid), lane in log.lanes.items():
+            if p != pid:
+                continue
+            if many:
+                label = (f"process {pid} ({log.programs.get(pid, '?')})" if tid == pid
+                         else f"process {pid} thread {tid}")
+            elif len(log.lanes) == 1:
+                label = f"process {pid}"
+            else:
+                label = f"thread {tid}" + (" (main)" if tid == pid else "")
+            out.append({"id": lane, "process": pid, "thread": tid, "label": label})
+    return out
 
 
 def _recording_path(s: Session) -> str | None:
@@ -446,7 +564,7 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
                     w.truncated = True
                     break
                 insn = ev.insn_position
-                lane = log.lane(log.tid())  # the writer runs at its stop
+                lane = log.lane(log.key())  # the writer runs at its stop
                 lo = ev.address - w.address
                 size = min(VALUE_MAX, w.length - lo)
                 if ev.before:  # aarch64: stopped before the store

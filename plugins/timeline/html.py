@@ -87,7 +87,15 @@ def report_data(report: Report) -> dict[str, Any]:
                      "lane": [c.lane for c in calls]},
         "syscallsDropped": report.syscalls_dropped,
         "syscallCounts": report.syscall_counts,
+        "laneSyscallCounts": {str(lane): {"b": b, "n": n}
+                              for lane, (b, n) in report.lane_syscall_counts.items()},
         "checkpoints": [[p, k] for p, k in report.checkpoints],
+        "procEvents": {"pos": [e.position for e in report.process_events],
+                       "pc": [e.pc for e in report.process_events],
+                       "kind": [e.kind for e in report.process_events],
+                       "pid": [e.pid for e in report.process_events],
+                       "text": [e.text for e in report.process_events],
+                       "lane": [e.lane for e in report.process_events]},
         "finish": {"text": report.end_text, "kind": report.end_kind, "pc": report.end_pc,
                 "position": report.end},
         "watches": [_watch_data(w) for w in report.watches],
@@ -142,6 +150,8 @@ click an element to keep it here. Drag to pan, wheel to zoom.</div></section>
 <table id="syscalls"><thead><tr><th>position</th><th>call</th><th>result</th>
 <th>instruction</th><th>go there</th></tr></thead><tbody></tbody></table></section>
 <section id="watches"></section>
+<section id="process-section" hidden><h2>Processes and threads</h2>
+<ul id="lanes"></ul><ul id="processes"></ul></section>
 <section><h2>Checkpoints and end</h2><ul id="marks"></ul></section>
 <script type="application/json" id="timeline-data">@DATA@</script>
 <script>@SCRIPT@</script>
@@ -151,7 +161,8 @@ click an element to keep it here. Drag to pan, wheel to zoom.</div></section>
 
 CSS = """
 :root { --bg:#fbfbfd; --fg:#1d2430; --mute:#6b7280; --line:#d9dde5; --sys:#2563eb;
-  --ck:#9333ea; --w:#dc2626; --end:#111827; --fn:#059669; --lane:#eef1f6; }
+  --ck:#9333ea; --w:#dc2626; --end:#111827; --fn:#059669; --lane:#eef1f6;
+  --fork:#0891b2; --exec:#d97706; --exit:#4b5563; }
 * { box-sizing: border-box; }
 body { margin:0; font:13px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif; color:var(--fg);
   background:var(--bg); }
@@ -214,11 +225,15 @@ function inLane(lanes, n, id) {
   return idx;
 }
 function eventRow(row, idx, pos) { row.idx = idx; row.pos = idx.map((k) => pos[k]); return row; }
+const P = D.procEvents;
+const procColor = {fork: color("--fork"), exec: color("--exec"), exit: color("--exit")};
 for (const lane of D.lanes) {
   rows.push({kind: "lane", label: lane.label});
+  const pe = inLane(P.lane, P.pos.length, lane.id);
+  if (pe.length) rows.push(eventRow({kind: "proc", label: "fork, exec, exit"}, pe, P.pos));
   const s = D.syscalls;
-  rows.push(eventRow({kind: "sys", label: "system calls", color: color("--sys")},
-                     inLane(s.lane, s.pos.length, lane.id), s.pos));
+  rows.push(eventRow({kind: "sys", label: "system calls", color: color("--sys"),
+                      lane: lane.id}, inLane(s.lane, s.pos.length, lane.id), s.pos));
   D.watches.forEach((w, i) => rows.push(eventRow(
     {kind: "w", label: "writes: " + w.text, watch: i, color: color("--w")},
     inLane(w.lane, w.pos.length, lane.id), w.pos)));
@@ -331,21 +346,40 @@ function drawRow(r, y) {
     g.globalAlpha = 1;
     return;
   }
-  if (r.kind === "sys") drawDensity(y);
+  if (r.kind === "sys") drawDensity(y, r.lane);
+  if (r.kind === "proc") { drawProcessEvents(r, y); return; }
   drawEvents(r.pos, y, r.color);
 }
 
+// Forks, execs and ends: a diamond per event, coloured by kind (few: drawn one by one).
+function drawProcessEvents(r, y) {
+  const lo = lowerBound(r.pos, v0), hi = lowerBound(r.pos, v1 + 1);
+  for (let k = lo; k < hi; k++) {
+    const x = xOf(r.pos[k]), m = y + ROW / 2;
+    g.fillStyle = procColor[P.kind[r.idx[k]]] || "#888";
+    g.beginPath(); g.moveTo(x, m - 6); g.lineTo(x + 5, m); g.lineTo(x, m + 6);
+    g.lineTo(x - 5, m); g.closePath(); g.fill();
+  }
+}
+
 // System calls per bucket, as a light band under the individual marks (all of them, also
-// those beyond the ones listed one by one).
-function drawDensity(y) {
-  const c = D.syscallCounts;
-  let max = 1; for (const n of c) if (n > max) max = n;
+// those beyond the ones listed one by one): the lane's own when there are several lanes.
+function laneCounts(lane) {
+  if (!Object.keys(D.laneSyscallCounts).length) return {b: null, n: D.syscallCounts};
+  return D.laneSyscallCounts[String(lane)] || {b: [], n: []};
+}
+function drawDensity(y, lane) {
+  const c = laneCounts(lane);
+  let max = 1; for (const n of c.n) if (n > max) max = n;
   g.fillStyle = "#93c5fd";
   const first = Math.max(0, Math.floor((v0 - D.start) / D.bucketSize));
-  for (let b = first; b < c.length && bucketStart(b) <= v1; b++) {
-    if (!c[b]) continue;
+  const lo = c.b ? lowerBound(c.b, first) : first;
+  for (let k = lo; k < c.n.length; k++) {
+    const b = c.b ? c.b[k] : k;
+    if (bucketStart(b) > v1) break;
+    if (!c.n[k]) continue;
     const x0 = xOf(bucketStart(b)), x1 = xOf(bucketEnd(b));
-    g.globalAlpha = 0.25 + 0.5 * Math.log(1 + c[b]) / Math.log(1 + max);
+    g.globalAlpha = 0.25 + 0.5 * Math.log(1 + c.n[k]) / Math.log(1 + max);
     g.fillRect(x0, y + 1, Math.max(1, x1 - x0), ROW - 2);
   }
   g.globalAlpha = 1;
@@ -375,13 +409,21 @@ function describe(x, y) {
   if (r.kind === "sys") {
     const k = nearest(r.pos, x);
     if (k < 0) {
-      const n = D.syscallCounts[b] || 0;
+      const c = laneCounts(r.lane);
+      const at = c.b ? lowerBound(c.b, b) : b;
+      const n = (c.b ? (c.b[at] === b ? c.n[at] : 0) : c.n[b]) || 0;
       return n ? {pos: bucketStart(b), title: n + " system call(s) in positions " +
                   fmt(bucketStart(b)) + "\u2013" + fmt(bucketEnd(b)), insn: near} : null;
     }
     const s = D.syscalls, j = r.idx[k];
     return {pos: s.pos[j], title: s.name[j] + "(" + s.args[j] + ") = " + s.ret[j],
             insn: insn(s.pc[j])};
+  }
+  if (r.kind === "proc") {
+    const k = nearest(r.pos, x);
+    if (k < 0) return null;
+    const j = r.idx[k];
+    return {pos: P.pos[j], title: P.kind[j] + ": " + P.text[j], insn: insn(P.pc[j])};
   }
   if (r.kind === "ck") {
     const k = nearest(r.pos, x);
@@ -572,7 +614,9 @@ function header() {
   document.getElementById("summary").textContent = prog + " (" + D.arch + "), positions " +
     fmt(D.start) + "\u2013" + fmt(D.end) + ": " + (D.syscalls.pos.length + D.syscallsDropped) +
     " system calls, " + D.functions.length + " functions shown, " + D.checkpoints.length +
-    " checkpoints; " + D.finish.text + ". Buckets of " + fmt(D.bucketSize) +
+    " checkpoints, " + new Set(D.lanes.map((l) => l.process)).size + " process(es) in " +
+    D.lanes.length + " lane(s)" + (P.pos.length ? ", " + P.pos.length +
+    " fork/exec/exit events" : "") + "; " + D.finish.text + ". Buckets of " + fmt(D.bucketSize) +
     " instructions; report made in " + D.seconds + " s" +
     (D.recording ? "; recording " + D.recording : "") + ".";
   document.getElementById("notes").textContent = D.notes.join("; ");
@@ -584,6 +628,21 @@ function header() {
     esc(D.finish.kind) + "\">" + esc(D.finish.text) + (D.finish.pc !== null ? ": " +
     esc(insn(D.finish.pc)) : "") + ": <code>" + esc(goto(D.finish.position)) + "</code></li>");
   marks.innerHTML = items.join("");
+  // Lanes and process events (a tree of processes or threads).
+  if (D.lanes.length > 1 || P.pos.length) {
+    document.getElementById("process-section").hidden = false;
+    document.getElementById("lanes").innerHTML = D.lanes.map((l) =>
+      "<li class=\"lane\" data-lane=\"" + l.id + "\" data-pid=\"" + (l.process ?? "") +
+      "\" data-tid=\"" + (l.thread ?? "") + "\">lane: " + esc(l.label) + "</li>").join("");
+    const ev = [];
+    for (let k = 0; k < P.pos.length; k++) {
+      ev.push("<li class=\"process-event\" data-kind=\"" + esc(P.kind[k]) + "\" data-pid=\"" +
+        P.pid[k] + "\" data-lane=\"" + P.lane[k] + "\" data-position=\"" + P.pos[k] + "\">" +
+        esc(P.kind[k]) + ": " + esc(P.text[k]) + " at position " + fmt(P.pos[k]) + " (" +
+        esc(insn(P.pc[k])) + "): <code>" + esc(goto(P.pos[k])) + "</code></li>");
+    }
+    document.getElementById("processes").innerHTML = ev.join("");
+  }
 }
 
 header();
