@@ -10,6 +10,15 @@ A guest system call can also block in the host (``read`` from a terminal or a pi
 :func:`blocking_call`; while one does, the SIGINT handler raises ``InterruptedError``
 (``EINTR``) out of it, and the syscall layer hands the guest ``-EINTR``, as a kernel does.
 
+A debugger's own interrupt (gdb's Ctrl-C, an RSP ``\x03``, the shell's or the DAP client's
+pause) comes from another thread while the guest's system call waits on the host, where no
+signal reaches it. Host waits therefore poll their descriptors together with a wake pipe:
+:func:`wake_host_waits` (called by ``Timeline.interrupt`` and the SIGINT watcher) makes every
+:func:`wait_host` fail with ``InterruptedError`` from then until :func:`reset_host_waits`
+(a new motion, a new ``sigint_calls`` scope), so a wait entered a moment after the interrupt
+does not outlast it either. The syscall layer then makes the guest's call again when it
+resumes (Linux's restart of a call interrupted by a stop), having consumed nothing.
+
 The command line's start-up (imports, parsing, loading the program) runs under
 :func:`install_startup_handler`: the first Ctrl-C raises one ``KeyboardInterrupt`` that
 unwinds cleanly (temporary files removed) to a one-line report and status 130; a second
@@ -20,11 +29,12 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import Any, NoReturn
@@ -73,6 +83,63 @@ def blocking_call() -> Iterator[None]:
         _blocking -= 1
 
 
+# -- host waits -----------------------------------------------------------------------------------
+_wake_lock = threading.Lock()
+_wake_pipe: tuple[int, int] | None = None
+_wake_requested = False
+
+
+def _pipe() -> tuple[int, int]:
+    global _wake_pipe
+    if _wake_pipe is None:
+        with _wake_lock:
+            if _wake_pipe is None:
+                _wake_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    return _wake_pipe
+
+
+def wake_host_waits() -> None:
+    """End every :func:`wait_host` now and until :func:`reset_host_waits`. Safe from any
+    thread (and from a signal handler)."""
+    global _wake_requested
+    _wake_requested = True
+    with suppress(OSError):  # (full: a wake is already pending)
+        os.write(_pipe()[1], b"!")
+
+
+def reset_host_waits() -> None:
+    """A new motion starts: interrupts before it no longer end host waits."""
+    global _wake_requested
+    _wake_requested = False
+    if _wake_pipe is not None:
+        with suppress(OSError):
+            while os.read(_wake_pipe[0], 4096):
+                pass
+
+
+def host_waits_interrupted() -> bool:
+    """Whether a wait on the host would fail now (an interrupt is pending)."""
+    return _wake_requested
+
+
+def wait_host(fds: Sequence[tuple[int, int]], timeout_ms: int) -> dict[int, int]:
+    """poll(2) of ``(fd, events)`` for up to ``timeout_ms`` (-1: no limit): the revents of
+    the ready ones. Raises ``InterruptedError`` when an interrupt comes first (Ctrl-C, or
+    :func:`wake_host_waits` from any thread), or is pending."""
+    if _wake_requested:
+        raise InterruptedError(errno.EINTR, "interrupted")
+    rfd = _pipe()[0]
+    poller = select.poll()
+    for fd, events in fds:
+        poller.register(fd, events)
+    poller.register(rfd, select.POLLIN)
+    with blocking_call():
+        ready = dict(poller.poll(timeout_ms))
+    if _wake_requested or rfd in ready:
+        raise InterruptedError(errno.EINTR, "interrupted")
+    return ready
+
+
 @contextmanager
 def sigint_calls(interrupt: Callable[[], None]) -> Iterator[None]:
     """While inside, SIGINT calls ``interrupt()`` (from a watcher thread) instead of raising
@@ -91,6 +158,7 @@ def sigint_calls(interrupt: Callable[[], None]) -> Iterator[None]:
         return
     global _pending
     _pending = False
+    reset_host_waits()
     old_handler = signal.signal(signal.SIGINT, _on_sigint)
 
     def watch() -> None:
@@ -99,6 +167,7 @@ def sigint_calls(interrupt: Callable[[], None]) -> Iterator[None]:
             if not data or b"\xff" in data:
                 return
             if signal.SIGINT.value.to_bytes(1, "little") in data:
+                wake_host_waits()  # (a wait in another thread: gdb's, the DAP server's)
                 interrupt()
 
     t = threading.Thread(target=watch, name="syxdbg-sigint", daemon=True)

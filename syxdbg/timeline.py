@@ -40,6 +40,7 @@ from .eventlog import STATE_NAME as EVENTLOG_STATE
 from .eventlog import Divergence, EventLog, Recordable
 from .machine.events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .machine.probes import CodeIndex, ranges_overlap, ranges_pack, ranges_union
+from .sigint import reset_host_waits, wake_host_waits
 from .snapshot import JournalFull
 from .state import StateRegistry
 
@@ -399,6 +400,7 @@ class _Motion:
         tl = self._tl
         if tl._depth == 0:
             tl._interrupt.clear()
+            reset_host_waits()  # (syxdbg.sigint: a guest's host wait ends at interrupts)
         tl._depth += 1
 
     def __exit__(self, *exc: object) -> None:
@@ -623,6 +625,7 @@ class Timeline:
         """Stop a running step/cont/seek as soon as possible. Safe from any thread."""
         self._interrupt.set()
         self.machine.interrupt()
+        wake_host_waits()  # a system call waiting on the host (syxdbg.sigint)
 
     def _interrupted(self, poll: PollFn | None) -> bool:
         if self._interrupt.is_set():

@@ -32,11 +32,12 @@ import os
 import select
 import stat
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
-from syxdbg.sigint import blocking_call
+from syxdbg.sigint import blocking_call, wait_host
 
 if TYPE_CHECKING:
     from syxdbg.eventlog import EventLog
@@ -122,6 +123,13 @@ class HostIO:
         os.close(fd)
 
     def read(self, fd: int, n: int) -> bytes:
+        if n and threading.current_thread() is not threading.main_thread() \
+                and not _ready_now(fd, select.POLLIN):
+            # A terminal or a pipe with nothing to read, in gdb's or the DAP server's
+            # worker thread, which no SIGINT reaches: wait where their interrupt ends the
+            # wait, with EINTR, before anything is read. (In the main thread Ctrl-C
+            # interrupts the read itself.)
+            wait_host(((fd, select.POLLIN),), -1)
         with blocking_call():  # a terminal or a pipe may wait: Ctrl-C gives EINTR
             return os.read(fd, n)
 
@@ -169,13 +177,12 @@ class HostIO:
 
     def poll(self, fds: tuple[tuple[int, int], ...], timeout_ms: int) -> tuple[int, ...]:
         """poll(2) of host fds with (host) poll events: their revents, in order."""
-        poller = select.poll()
-        for fd, events in fds:
-            poller.register(fd, events)
-        if timeout_ms:
-            with blocking_call():  # a wait: Ctrl-C gives EINTR
-                ready = dict(poller.poll(timeout_ms))
+        if timeout_ms:  # a wait: an interrupt (Ctrl-C, gdb's) ends it with EINTR
+            ready = wait_host(fds, timeout_ms)
         else:
+            poller = select.poll()
+            for fd, events in fds:
+                poller.register(fd, events)
             ready = dict(poller.poll(0))
         return tuple(ready.get(fd, 0) for fd, _ in fds)
 
@@ -444,9 +451,10 @@ class HostIO:
         return round(time.clock_getres(clockid) * 1e9)
 
     def sleep(self, ns: int) -> None:
-        if ns > 0:
-            with blocking_call():
-                time.sleep(ns / 1e9)
+        """Sleep ``ns`` nanoseconds; an interrupt (Ctrl-C, gdb's) ends it with EINTR."""
+        end = time.monotonic_ns() + ns
+        while (left := end - time.monotonic_ns()) > 0:
+            wait_host((), max(1, (left + 999_999) // 1_000_000))
 
     def random(self, n: int) -> bytes:
         return os.urandom(n)
@@ -515,6 +523,13 @@ class _MsgHdr(ctypes.Structure):
                 ("iov", ctypes.POINTER(_IOVec)), ("iovlen", ctypes.c_size_t),
                 ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
                 ("flags", ctypes.c_int)]
+
+
+def _ready_now(fd: int, events: int) -> bool:
+    """Whether host ``fd`` is ready for ``events`` (or in error) now, without waiting."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(0))
 
 
 def _lib() -> ctypes.CDLL:

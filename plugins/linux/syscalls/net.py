@@ -141,8 +141,9 @@ def sys_sendto(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
     return _send(p, fd, data, flags, _addr_in(p, addr, size) if addr else None)
 
 
-SOL_SOCKET, SCM_RIGHTS, SO_TYPE, SO_RCVTIMEO = 1, 1, 3, 20
-MSG_PEEK, MSG_TRUNC = 0x2, 0x20
+SOL_SOCKET, SCM_RIGHTS, SO_TYPE, SO_RCVTIMEO, SO_SNDTIMEO = 1, 1, 3, 20, 21
+_CONNECTING = 1 << 40  # (a _park flag: the wait finishes a connect)
+MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT, MSG_WAITALL = 0x2, 0x20, 0x40, 0x100
 _MAX_DATAGRAM = 65536
 _CMSG_HDR = struct.Struct("<QiI")  # cmsg_len (size_t), cmsg_level, cmsg_type
 MSG_CTRUNC = 0x8
@@ -213,50 +214,79 @@ def sys_sendmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
         raise
 
 
-def _park(p: Process, fd: int, flags: int) -> bool:
-    """Before a blocking read or accept of socket ``fd``: True when the caller waits in
-    the scheduler instead (the handler returns None; it makes the call again when woken).
+def _blocking(p: Process, f: OpenFile, flags: int) -> bool:
+    """Whether a call on open file ``f`` with ``flags`` may wait (a blocking socket)."""
+    return f.kind == "socket" and f.host_fd >= 0 and not flags & MSG_DONTWAIT \
+        and not f.flags & abi.guest_flag(p.arch, "O_NONBLOCK")
 
-    Nothing to read and another thread can run: it waits; poll.py's wake_host_waiters
-    wakes it when the host says the socket is readable (the scheduler asks whenever it
-    chooses), and so does any write or close. No thread can run but others wait on sockets
-    too: one host poll (recorded) over all of them decides: the caller's ready, it reads;
-    else the ready ones are woken and the caller waits. Otherwise the host call blocks, as
-    natively."""
-    if not p.s.threads and not p.s.procs:
-        return False  # one thread: the host call blocks, as natively (the usual case)
+
+def _park(p: Process, fd: int, flags: int, events: int = 1, *, empty: bool = False) -> bool:
+    """Before a blocking accept, recv, read, connect or send of socket ``fd`` (``events``:
+    POLLIN to read or accept, POLLOUT to send or finish a connect): True when the handler
+    returns None instead of making the host call; ``empty``: the host said just now that
+    it is not ready.
+
+    Ready (one recorded host poll), or non-blocking: False, the host call goes on.
+    Not ready and another thread can run: the caller waits in the scheduler; poll.py's
+    wake_host_waiters wakes it when the host says the socket is ready (the scheduler asks
+    whenever it chooses), and so does any write or close. No thread can run but others
+    wait on the host too: one host poll (recorded) over all of them decides: the caller's
+    ready, it goes on; else the ready ones are woken and the caller waits. Alone, it
+    waits on the host, for SO_RCVTIMEO/SO_SNDTIMEO if set (then EAGAIN, EINPROGRESS for a
+    connect). Every wait on the host ends at Ctrl-C or a debugger's interrupt (EINTR,
+    recorded): the call is then made again when the guest resumes (poll.restart), having
+    taken nothing."""
     from . import poll
-    from .poll import POLLERR, POLLHUP, POLLIN
+    from .poll import POLLERR, POLLHUP
 
     f = p.file(fd)
-    if f.kind != "socket" or f.host_fd < 0 or flags & MSG_DONTWAIT \
-            or f.flags & abi.guest_flag(p.arch, "O_NONBLOCK"):
+    if not _blocking(p, f, flags):
         return False
-    others = poll.others_runnable(p)
-    waiting = [] if others else poll.host_waiters(p)
-    if not others and not waiting:
-        return False  # alone, or the others wait on the guest: the host call blocks
-    events = POLLIN | POLLERR | POLLHUP
-    if p.host.poll(((f.host_fd, events),), 0)[0]:
+    hfd = f.host_fd
+    ev = events | POLLERR | POLLHUP
+    if not empty and p.host.poll(((hfd, ev),), 0)[0]:
         return False
-    if any(p.host.sockopt(f.host_fd, SOL_SOCKET, SO_RCVTIMEO, 16)):
-        return False  # SO_RCVTIMEO: the host call's own timeout ends the wait
-    if not others:
-        timed = any(t.timeout >= 0 for t in p.s.threads.values()) or any(
-            t.timeout >= 0 for e in p.s.procs.values() for t in e.state.threads.values())
-        fds = tuple(sorted({f.host_fd, *(h for _, _, h in waiting)}))
-        try:
-            answers = p.host.poll(tuple((h, events) for h in fds), 0 if timed else -1)
-        except OSError:  # Ctrl-C (EINTR): stop the session now; the call runs again later
-            p._machine.interrupt()
-            answers = ()
-        ready = {h for h, r in zip(fds, answers, strict=True) if r} if answers else set()
-        if f.host_fd in ready:
-            return False
-        poll.wake(p, [(pid, t) for pid, t, h in waiting if h in ready])
-    poll.clear_host_set(p)
-    p.wait_io(fd)
-    return True
+    timeo = p.host.sockopt(hfd, SOL_SOCKET, SO_SNDTIMEO if events & 4 else SO_RCVTIMEO, 16)
+    sec, usec = struct.unpack("<qq", timeo.ljust(16, b"\0"))
+    limit = sec * 1000 + (usec + 999) // 1000 if sec or usec else -1
+    if (p.s.threads or p.s.procs) and limit < 0:
+        others = poll.others_runnable(p)
+        waiting = [] if others else poll.host_waiters(p)
+        if others or waiting:
+            if not others:
+                timed = any(t.timeout >= 0 for t in p.s.threads.values()) or any(
+                    t.timeout >= 0 for e in p.s.procs.values() for t in e.state.threads.values())
+                want = {hfd: ev}
+                for _, _, h, e in waiting:
+                    want[h] = want.get(h, 0) | e | POLLERR | POLLHUP
+                fds = tuple(sorted(want))
+                try:
+                    answers = p.host.poll(tuple((h, want[h]) for h in fds), 0 if timed else -1)
+                except OSError as exc:
+                    if not poll.interrupted(exc):
+                        raise
+                    poll.restart(p)  # Ctrl-C: the session stops; made again when resumed
+                    return True
+                ready = {h for h, r in zip(fds, answers, strict=True) if r}
+                if hfd in ready:
+                    return False
+                poll.wake(p, [(pid, t) for pid, t, h, _ in waiting if h in ready])
+            poll.clear_host_set(p)
+            if events & ~1:
+                poll.register_host_wait(p, fd, hfd, ev)
+            p.wait_io(fd)
+            return True
+    try:
+        ready_now = p.host.poll(((hfd, ev),), limit)[0]
+    except OSError as exc:
+        if not poll.interrupted(exc):
+            raise
+        poll.restart(p)
+        return True
+    if not ready_now:  # the socket's own timeout
+        raise SyscallError(errno.EINPROGRESS if events & 4 and flags & _CONNECTING
+                           else errno.EAGAIN)
+    return False
 
 
 def _datagram(p: Process, fd: int) -> bool:
@@ -264,9 +294,25 @@ def _datagram(p: Process, fd: int) -> bool:
     return struct.unpack("<i", raw[:4].ljust(4, b"\0"))[0] != 1  # not SOCK_STREAM
 
 
-def _recv(p: Process, fd: int, n: int, flags: int) -> tuple[bytes, bytes]:
+def _recv(p: Process, fd: int, n: int, flags: int) -> tuple[bytes, bytes] | None:
+    """One host recvfrom: (data, sender); None: the caller waits (see _park).
+
+    A blocking socket is first read with MSG_DONTWAIT (no extra host call when data is
+    there); only if that finds nothing does the call wait (_park), then read again."""
+    hfd = _sock(p, fd)
+    n = min(n, _MAX_IO)
+    if _blocking(p, p.file(fd), flags) and not flags & MSG_WAITALL:
+        try:
+            return p.host.recv(hfd, n, flags | MSG_DONTWAIT)
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                raise
+        if _park(p, fd, flags, empty=True):
+            return None
+    elif _park(p, fd, flags):
+        return None
     try:
-        return p.host.recv(_sock(p, fd), min(n, _MAX_IO), flags)
+        return p.host.recv(hfd, n, flags)
     except OSError as exc:
         if exc.errno == errno.EAGAIN:
             _consumed(p, fd, -1)
@@ -277,14 +323,10 @@ def sock_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int | N
     """read(2) of a socket (from syscalls/files.py): the host read, and what edge-triggered
     epoll entries of ``fd`` learn from it."""
     n = p.writable_extent(buf, min(count, _MAX_IO)) if count else 0
-    if _park(p, fd, 0):
+    got = _recv(p, fd, n, 0)  # (read of a socket is recv with no flags)
+    if got is None:
         return None
-    try:
-        data = p.host.read(f.host_fd, n)
-    except OSError as exc:
-        if exc.errno == errno.EAGAIN:
-            _consumed(p, fd, -1)
-        raise
+    data = got[0]
     p.mem.write(buf, data)
     _consumed(p, fd, len(data))
     return len(data)
@@ -294,12 +336,13 @@ def sock_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int | N
 def sys_recvfrom(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
                  size: Ptr) -> int | None:
     n = p.writable_extent(buf, min(length, _MAX_IO)) if length else 0
-    if _park(p, fd, flags):
-        return None
     ask = n
     if flags & MSG_TRUNC and _datagram(p, fd):
         ask = _MAX_DATAGRAM  # the real length of a longer datagram is the result
-    data, peer = _recv(p, fd, ask, flags & ~MSG_TRUNC if ask != n else flags)
+    got = _recv(p, fd, ask, flags & ~MSG_TRUNC if ask != n else flags)
+    if got is None:
+        return None
+    data, peer = got
     p.mem.write(buf, data[:n])
     if not flags & MSG_PEEK:  # MSG_PEEK takes nothing
         _consumed(p, fd, len(data))
@@ -354,11 +397,25 @@ def sys_recvmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int | None:
 
 def _recvmsg_call(p: Process, fd: int, msg: int, flags: int, *, park: bool) -> int | None:
     _, vecs, control, controllen = _msghdr(p, msg)
-    if park and _park(p, fd, flags):
-        return None
     total = sum(length for _, length in vecs)
+    first = park and _blocking(p, p.file(fd), flags) and not flags & MSG_WAITALL
     try:
-        data, peer, mflags, result = _recvmsg(p, fd, msg, total, flags, control, controllen)
+        if first:  # as _recv: MSG_DONTWAIT first, the wait only if nothing is there
+            try:
+                got = _recvmsg(p, fd, msg, total, flags | MSG_DONTWAIT, control, controllen)
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:
+                    raise
+                if _park(p, fd, flags, empty=True):
+                    return None
+                got = _recvmsg(p, fd, msg, total, flags, control, controllen)
+            data, peer, mflags, result = got
+            mflags &= ~MSG_DONTWAIT
+        else:
+            if park and _park(p, fd, flags):
+                return None
+            data, peer, mflags, result = _recvmsg(p, fd, msg, total, flags, control,
+                                                  controllen)
     except OSError as exc:
         if exc.errno == errno.EAGAIN:
             _consumed(p, fd, -1)
@@ -381,7 +438,7 @@ def _recvmsg_call(p: Process, fd: int, msg: int, flags: int, *, park: bool) -> i
 
 
 _MMSG = 64  # struct mmsghdr: a msghdr (56 bytes) and msg_len, padded
-MSG_DONTWAIT, MSG_WAITFORONE = 0x40, 0x10000
+MSG_WAITFORONE = 0x10000
 
 
 @syscall("sendmmsg")

@@ -112,6 +112,23 @@ class _Query:
         return sum(1 for r in self.revents if r)
 
 
+def restart(p: Process) -> None:
+    """The calling system call was interrupted while it waited on the host (Ctrl-C, a
+    debugger's interrupt: the host wait raised EINTR, a recorded result) before it took
+    anything: it is made again when the guest resumes, as Linux restarts a call that a stop
+    interrupted. The pc goes back to the system call instruction; the handler then returns
+    None (no result is written). A replay meets the same recorded EINTR and does the same."""
+    m = p._machine
+    back = 2 if p.arch == "x86_64" else m.syscall_insn_size()  # (x86: the hook's pc + 2)
+    pc = m.arch.pc
+    m.regs[pc] = (m.regs[pc] - back) & abi.MASK64
+
+
+def interrupted(exc: OSError) -> bool:
+    """Whether a host call's error is an interrupt of its wait (see :func:`restart`)."""
+    return exc.errno == errno.EINTR
+
+
 def _others_can_run(p: Process) -> bool:
     return any(not t.wait for t in p.s.threads.values())
 
@@ -209,11 +226,20 @@ def _host_waits(p: Process, pid: int, t: Thread) -> list[tuple[int, int]]:
     return []
 
 
-def host_waiters(p: Process) -> list[tuple[int, Thread, int]]:
-    """(pid, thread, host fd) of every thread (of any process) parked on a socket read."""
+def host_waiters(p: Process) -> list[tuple[int, Thread, int, int]]:
+    """(pid, thread, host fd, poll events) of every thread (of any process) parked on a
+    host descriptor (a socket read, write or connect; a poll/select/epoll wait)."""
     threads = [(p.pid, t) for t in p.s.threads.values()] + [
         (pid, t) for pid, e in p.s.procs.items() for t in e.state.threads.values()]
-    return [(pid, t, hfd) for pid, t in threads for hfd, _ in _host_waits(p, pid, t)]
+    return [(pid, t, hfd, ev) for pid, t in threads for hfd, ev in _host_waits(p, pid, t)]
+
+
+def register_host_wait(p: Process, key_fd: int, hfd: int, events: int) -> None:
+    """The calling thread parks on guest fd ``key_fd`` until host fd ``hfd`` is ready for
+    ``events`` (a blocking send or connect waits for POLLOUT): the scheduler asks."""
+    prefix = f"{_SET}{p.tid}."
+    p.s.misc[prefix + "key"] = key_fd
+    p.s.misc[f"{prefix}{hfd}"] = events
 
 
 def wake(p: Process, threads: list[tuple[int, Thread]]) -> None:
@@ -254,7 +280,13 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
             wait_ms = timer_ms if wait_ms < 0 else min(wait_ms, timer_ms)
     if not waiting:
         if wait_ms > 0:
-            p.host.sleep(wait_ms * 1_000_000)  # as nanosleep: a replay does not wait
+            try:
+                p.host.sleep(wait_ms * 1_000_000)  # as nanosleep: a replay does not wait
+            except OSError as exc:  # Ctrl-C: the session stops; they try again later
+                if not interrupted(exc):
+                    raise
+                wake(p, [(pid, t) for pid, t, _ in timers])
+                return True
         due, _ = _timers_due(p, timers)
         wake(p, due)
         return bool(due)
@@ -265,8 +297,9 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
     fds = tuple(sorted(events))
     try:
         answers = p.host.poll(tuple((h, events[h]) for h in fds), wait_ms)
-    except OSError:  # Ctrl-C (EINTR): stop the session now; every one tries again later
-        p._machine.interrupt()  # (else the next wait on the host would outlast Ctrl-C)
+    except OSError as exc:  # Ctrl-C: the session stops; every one tries again later
+        if not interrupted(exc):
+            raise
         answers = tuple(POLLIN for _ in fds)
     ready = {h for h, r in zip(fds, answers, strict=True) if r}
     woken = [(pid, t) for pid, t, w in waiting if any(h in ready for h, _ in w)]
@@ -294,7 +327,13 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
         p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
         return False
     if q.host:
-        q.ask(timeout_ms)
+        try:
+            q.ask(timeout_ms)
+        except OSError as exc:
+            if not interrupted(exc):
+                raise
+            restart(p)  # Ctrl-C: made again when the guest resumes
+            return False
         return True
     if p.s.threads:  # only guest files; every other thread blocked: nothing can change them
         if timeout_ms < 0:
@@ -302,7 +341,13 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
             return False
         return True
     if timeout_ms > 0:
-        p.host.sleep(timeout_ms * 1_000_000)
+        try:
+            p.host.sleep(timeout_ms * 1_000_000)
+        except OSError as exc:
+            if not interrupted(exc):
+                raise
+            restart(p)
+            return False
     return True
 
 
@@ -322,10 +367,16 @@ def _wait_timer(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
     left = timeout_ms
     while q.timer_ms >= 0 and not q.ready:
         step = q.timer_ms if left < 0 else min(left, q.timer_ms)
-        if q.host:
-            q.ask(step)
-        else:
-            p.host.sleep(step * 1_000_000)
+        try:
+            if q.host:
+                q.ask(step)
+            else:
+                p.host.sleep(step * 1_000_000)
+        except OSError as exc:
+            if not interrupted(exc):
+                raise
+            restart(p)  # Ctrl-C: made again (with its whole timeout) when resumed
+            return False
         q.refresh()
         if left >= 0:
             left -= step

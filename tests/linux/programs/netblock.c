@@ -1,0 +1,118 @@
+/* Blocking socket calls that wait for the host side (issue 16), driven by tests/linux/test_net_blocking.py.
+ *
+ * serve [read]   print "port N", accept (blocking), then recv (or read) and echo until the
+ *                client closes; print what came. The test interrupts the waits (SIGINT to
+ *                syxdbg run, gdb's Ctrl-C to syxdbg serve).
+ * connect L C    connect to control port C, then a blocking connect to port L, whose
+ *                listener's queue is full until the host reads "go" from the control
+ *                connection: a worker thread sends it once the main thread is connecting
+ *                (without cooperation the worker never runs: a hang).
+ * send D C       the same with a blocking send of 32 MiB to port D, which the host drains
+ *                only after "go"; the host then says how much it got.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static atomic_int busy;
+static int control = -1;
+
+static int dial(int port) {
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("connect");
+        return -1;
+    }
+    return s;
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    while (!atomic_load(&busy))
+        sched_yield();
+    if (send(control, "go\n", 3, 0) != 3)
+        return (void *)1;
+    return NULL;
+}
+
+static int serve(int use_read) {
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (bind(s, (struct sockaddr *)&a, sizeof a) || listen(s, 4))
+        return 2;
+    getsockname(s, (struct sockaddr *)&a, &len);
+    printf("port %d\n", ntohs(a.sin_port));
+    fflush(stdout);
+    int c = accept(s, NULL, NULL);
+    if (c < 0)
+        return 3;
+    printf("accepted\n");
+    fflush(stdout);
+    char buf[256], all[4096];
+    size_t total = 0;
+    for (;;) {
+        ssize_t n = use_read ? read(c, buf, sizeof buf) : recv(c, buf, sizeof buf, 0);
+        if (n <= 0)
+            break;
+        if (send(c, buf, n, 0) != n)
+            return 4;
+        if (total + n < sizeof all) {
+            memcpy(all + total, buf, n);
+            total += n;
+        }
+    }
+    printf("server got %zu bytes: %.*s\n", total, (int)total, all);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "serve"))
+        return serve(argc > 2 && !strcmp(argv[2], "read"));
+    if (argc < 4)
+        return 1;
+    int connecting = !strcmp(argv[1], "connect");
+    control = dial(atoi(argv[3]));
+    if (control < 0)
+        return 5;
+    int data = -1;
+    if (!connecting && (data = dial(atoi(argv[2]))) < 0)
+        return 6;
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    if (connecting) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2])),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        atomic_store(&busy, 1);
+        int r = connect(s, (struct sockaddr *)&a, sizeof a);
+        printf("blocking connect: %d\n", r);
+        close(s);
+    } else {
+        size_t size = 32u << 20;
+        char *buf = malloc(size);
+        for (size_t i = 0; i < size; i++)
+            buf[i] = (char)(i * 7 + (i >> 12));
+        atomic_store(&busy, 1);
+        ssize_t n = send(data, buf, size, 0);
+        printf("blocking send: %zd\n", n);
+        close(data);
+    }
+    void *ret;
+    pthread_join(t, &ret);
+    printf("worker: %s\n", ret ? "failed" : "sent go");
+    char reply[64];
+    ssize_t n = recv(control, reply, sizeof reply - 1, MSG_WAITALL);
+    printf("host: %.*s", (int)(n > 0 ? n : 0), reply);
+    return 0;
+}
