@@ -227,3 +227,74 @@ def test_launch_follow_errors(adapter: Callable[[], Client], procs: Path, value:
     c.body("initialize", {"adapterID": "syxdbg"})
     resp = c.request("launch", {"program": str(procs), "follow": value}, ok=False)
     assert not resp["success"] and "follow" in resp["message"], resp
+
+
+SPAWN = r"""
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int status_seen;
+
+int main(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/busybox", "busybox", "true", (char *)0);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    status_seen = WEXITSTATUS(st);
+    printf("child status %d\n", status_seen);
+    return 0;
+}
+"""
+
+
+def test_a_process_that_execs_another_program(
+        adapter: Callable[[], Client], tmp_path: Path,
+        require_tool: Callable[[str], str]) -> None:
+    """A child execs busybox: the console says so, its stack is its pc in busybox and its
+    registers (no source: the adapter has the launched program's debug information only),
+    and going back before the exec says that too."""
+    import subprocess
+
+    busybox = require_tool("busybox")
+    source = tmp_path / "spawn.c"
+    source.write_text(SPAWN.replace("/bin/busybox", busybox))
+    exe = tmp_path / "spawn"
+    subprocess.run(progs.toolchain_for("gcc").command(source, exe), check=True,
+                   capture_output=True)
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV)) as s:
+        parent = s.current_process
+        execed = s.run_to_exec("busybox").position
+        child = s.current_process
+    c = adapter()
+    start(c, {"program": str(exe), "follow": "any", "stopOnEntry": True, **LAUNCH_ENV})
+    assert c.stopped()["reason"] == "entry"
+    c.request("gotoPosition", {"position": execed - 1})
+    assert c.stopped()["reason"] == "goto"
+    threads = _threads(c)
+    assert len(threads) == 2 and threads[_id_of(threads, child)].endswith(exe.name), threads
+    c.request("gotoPosition", {"position": execed})
+    stop = c.stopped()
+    threads = _threads(c)
+    child_id = _id_of(threads, child)
+    assert stop["threadId"] == child_id and threads[child_id].endswith(" busybox"), threads
+    assert f"[process {child}: execs {busybox} at position {execed}]" in c.output("console")
+    frames = c.body("stackTrace", {"threadId": child_id})["stackFrames"]
+    assert len(frames) == 1 and frames[0]["name"].endswith(" in busybox"), frames
+    assert "source" not in frames[0]
+    scopes = c.scopes(frames[0]["id"])
+    assert list(scopes) == ["Registers"]
+    regs = c.variables(scopes["Registers"])
+    assert regs["rip"]["value"].startswith(frames[0]["instructionPointerReference"]), regs
+    # The parent (not running, the launched program): its whole stack, in waitpid.
+    parent_frames = c.body("stackTrace", {"threadId": _id_of(threads, parent)})
+    assert any(f["name"] == "main" for f in parent_frames["stackFrames"]), parent_frames
+    c.request("stepBack", {"threadId": child_id, "granularity": "instruction"})
+    assert c.stopped()["reason"] == "step"
+    assert f"[process {child}: back before its exec: runs {exe.name}" in c.output("console")
+    top = c.body("stackTrace", {"threadId": child_id})["stackFrames"][0]
+    assert "execve" in top["name"], top
+    c.request("disconnect", {})
