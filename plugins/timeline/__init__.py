@@ -138,6 +138,8 @@ def timeline_command(ctx: Context, args: Args) -> str:
         writes += (f", {len({lane['process'] for lane in report.lanes})} processes ("
                    f"{kinds.count('fork')} forks, {kinds.count('exec')} execs, "
                    f"{kinds.count('exit')} ends)")
+    if report.faults:
+        writes += f", {len(report.faults)} faults that did not end the run"
     text = (f"timeline of positions {start}..{end}: {len(report.syscalls)} system calls, "
             f"{len(report.functions)} functions in {len(report.buckets)} buckets{writes}; "
             f"{report.end_text}; written to {path} ({len(page):,} bytes, "

@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     from syxdbg.machine import Machine, StopEvent
     from syxdbg.session import Session
 
-__all__ = ["MAX_SYSCALLS", "MAX_WRITES", "ProcessEvent", "Report", "Syscall", "Watch",
-           "Write", "collect"]
+__all__ = ["MAX_SYSCALLS", "MAX_WRITES", "FaultMark", "ProcessEvent", "Report", "Syscall",
+           "Watch", "Write", "collect"]
 
 #: System calls kept one by one (beyond: counted per bucket only).
 MAX_SYSCALLS = 200_000
@@ -85,6 +85,20 @@ class ProcessEvent:
 
 
 @dataclass(frozen=True)
+class FaultMark:
+    """A fault in the middle of the run: given to the guest's signal handler (``handled``)
+    or ending a process that is not the first (the run's own end is the end mark)."""
+
+    position: int  # of the faulting instruction (it did not retire)
+    pc: int
+    signal: int
+    address: int
+    detail: str
+    handled: bool
+    lane: int
+
+
+@dataclass(frozen=True)
 class Write:
     position: int  # of the writing instruction (instructions retired before it)
     pc: int
@@ -129,6 +143,8 @@ class Report:
     lanes: list[dict[str, Any]]
     #: Forks, execs and ends of processes, in position order.
     process_events: list[ProcessEvent] = field(default_factory=list)
+    #: Faults that did not end the run (a handler took them, or a child process ended).
+    faults: list[FaultMark] = field(default_factory=list)
     #: With several lanes: each lane's system calls per bucket, sparse (lane -> (bucket
     #: indexes, counts)).
     lane_syscall_counts: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
@@ -187,6 +203,10 @@ class _SyscallLog:
         self.live: dict[int, int] = {}
         self.programs: dict[int, str] = {}
         self.events: list[ProcessEvent] = []
+        #: The kernel's fault handler (faults to the guest's signal handlers), wrapped too.
+        self.fault_inner: Callable[[Machine, Any], bool] | None = getattr(
+            kernel, "handle_fault", None)
+        self.faults: list[FaultMark] = []
 
     def key(self) -> tuple[int, int]:
         """The running (pid, tid) ((0, 0) without a kernel: one lane)."""
@@ -259,12 +279,29 @@ class _SyscallLog:
             self._program(pid)
         if self.inner is not None:
             self.machine.set_syscall_handler(self.handle)
+            if self.fault_inner is not None:
+                self.machine.set_fault_handler(self.fault)
             self.installed = True
 
     def remove(self) -> None:
         if self.installed:
             self.machine.set_syscall_handler(self.inner)
+            if self.fault_inner is not None:
+                self.machine.set_fault_handler(self.fault_inner)
             self.installed = False
+
+    def fault(self, m: Machine, fault: Any) -> bool:
+        """The kernel's fault handler, noting each fault that does not end the run."""
+        assert self.fault_inner is not None
+        key = self.key()
+        taken = self.fault_inner(m, fault)
+        if taken:
+            self.faults.append(FaultMark(fault.position, fault.pc, fault.signal,
+                                         fault.address, fault.detail,
+                                         self.key() == key, self.lane(key)))
+            if self.live:
+                self._note_processes(fault.position, fault.pc, key[0])
+        return bool(taken)
 
     def _read(self, address: int, size: int) -> bytes | None:
         try:
@@ -454,8 +491,10 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
         checkpoints=_checkpoints(s, start, end),
         end_text=text, end_kind=kind, end_pc=end_pc, watches=watches,
         recording=_recording_path(s), lanes=lanes, process_events=log.events, notes=notes,
+        faults=log.faults,
         lane_syscall_counts=_lane_counts(log, buckets) if len(lanes) > 1 else {})
-    pcs = set(edge_pcs) | {c.pc for c in log.calls} | {e.pc for e in log.events}
+    pcs = set(edge_pcs) | {c.pc for c in log.calls} | {e.pc for e in log.events} | {
+        f.pc for f in log.faults}
     for w in watches:
         pcs.update(wr.pc for wr in w.writes)
     if end_pc is not None:

@@ -16,7 +16,7 @@ import json
 import shlex
 from typing import Any
 
-from .collect import Report, Watch
+from .collect import FaultMark, Report, Watch
 
 __all__ = ["goto_commands", "render", "report_data"]
 
@@ -90,6 +90,12 @@ def report_data(report: Report) -> dict[str, Any]:
         "laneSyscallCounts": {str(lane): {"b": b, "n": n}
                               for lane, (b, n) in report.lane_syscall_counts.items()},
         "checkpoints": [[p, k] for p, k in report.checkpoints],
+        "faults": {"pos": [f.position for f in report.faults],
+                   "pc": [f.pc for f in report.faults],
+                   "text": [_fault_text(f) for f in report.faults],
+                   "signal": [_signal_name(f.signal) for f in report.faults],
+                   "handled": [f.handled for f in report.faults],
+                   "lane": [f.lane for f in report.faults]},
         "procEvents": {"pos": [e.position for e in report.process_events],
                        "pc": [e.pc for e in report.process_events],
                        "kind": [e.kind for e in report.process_events],
@@ -104,6 +110,21 @@ def report_data(report: Report) -> dict[str, Any]:
         "notes": report.notes,
         "seconds": round(report.seconds, 3),
     }
+
+
+def _signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _fault_text(f: FaultMark) -> str:
+    what = f" ({f.detail})" if f.detail else ""
+    then = "to its handler" if f.handled else "the process ended"
+    return f"{_signal_name(f.signal)} at address {f.address:#x}{what}: {then}"
 
 
 def _json(data: dict[str, Any]) -> str:
@@ -152,7 +173,7 @@ click an element to keep it here. Drag to pan, wheel to zoom.</div></section>
 <section id="watches"></section>
 <section id="process-section" hidden><h2>Processes and threads</h2>
 <ul id="lanes"></ul><ul id="processes"></ul></section>
-<section><h2>Checkpoints and end</h2><ul id="marks"></ul></section>
+<section><h2>Checkpoints, faults and end</h2><ul id="marks"></ul></section>
 <script type="application/json" id="timeline-data">@DATA@</script>
 <script>@SCRIPT@</script>
 </body>
@@ -162,7 +183,7 @@ click an element to keep it here. Drag to pan, wheel to zoom.</div></section>
 CSS = """
 :root { --bg:#fbfbfd; --fg:#1d2430; --mute:#6b7280; --line:#d9dde5; --sys:#2563eb;
   --ck:#9333ea; --w:#dc2626; --end:#111827; --fn:#059669; --lane:#eef1f6;
-  --fork:#0891b2; --exec:#d97706; --exit:#4b5563; }
+  --fork:#0891b2; --exec:#d97706; --exit:#4b5563; --fault:#c026d3; }
 * { box-sizing: border-box; }
 body { margin:0; font:13px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif; color:var(--fg);
   background:var(--bg); }
@@ -225,12 +246,15 @@ function inLane(lanes, n, id) {
   return idx;
 }
 function eventRow(row, idx, pos) { row.idx = idx; row.pos = idx.map((k) => pos[k]); return row; }
-const P = D.procEvents;
+const P = D.procEvents, F = D.faults;
 const procColor = {fork: color("--fork"), exec: color("--exec"), exit: color("--exit")};
 for (const lane of D.lanes) {
   rows.push({kind: "lane", label: lane.label});
   const pe = inLane(P.lane, P.pos.length, lane.id);
   if (pe.length) rows.push(eventRow({kind: "proc", label: "fork, exec, exit"}, pe, P.pos));
+  const fe = inLane(F.lane, F.pos.length, lane.id);
+  if (fe.length) rows.push(eventRow({kind: "fault", label: "faults", color: color("--fault")},
+                                    fe, F.pos));
   const s = D.syscalls;
   rows.push(eventRow({kind: "sys", label: "system calls", color: color("--sys"),
                       lane: lane.id}, inLane(s.lane, s.pos.length, lane.id), s.pos));
@@ -425,6 +449,12 @@ function describe(x, y) {
     const j = r.idx[k];
     return {pos: P.pos[j], title: P.kind[j] + ": " + P.text[j], insn: insn(P.pc[j])};
   }
+  if (r.kind === "fault") {
+    const k = nearest(r.pos, x);
+    if (k < 0) return null;
+    const j = r.idx[k];
+    return {pos: F.pos[j], title: "fault: " + F.text[j], insn: insn(F.pc[j])};
+  }
   if (r.kind === "ck") {
     const k = nearest(r.pos, x);
     if (k < 0) return null;
@@ -616,7 +646,8 @@ function header() {
     " system calls, " + D.functions.length + " functions shown, " + D.checkpoints.length +
     " checkpoints, " + new Set(D.lanes.map((l) => l.process)).size + " process(es) in " +
     D.lanes.length + " lane(s)" + (P.pos.length ? ", " + P.pos.length +
-    " fork/exec/exit events" : "") + "; " + D.finish.text + ". Buckets of " + fmt(D.bucketSize) +
+    " fork/exec/exit events" : "") + (F.pos.length ? ", " + F.pos.length + " faults" : "") +
+    "; " + D.finish.text + ". Buckets of " + fmt(D.bucketSize) +
     " instructions; report made in " + D.seconds + " s" +
     (D.recording ? "; recording " + D.recording : "") + ".";
   document.getElementById("notes").textContent = D.notes.join("; ");
@@ -624,6 +655,13 @@ function header() {
   const items = D.checkpoints.map((c) => "<li class=\"checkpoint\" data-position=\"" + c[0] +
     "\">" + esc(c[1]) + " at position " + fmt(c[0]) + ": <code>" + esc(goto(c[0])) +
     "</code></li>");
+  for (let k = 0; k < F.pos.length; k++) {
+    items.push("<li class=\"fault\" data-position=\"" + F.pos[k] + "\" data-signal=\"" +
+      esc(F.signal[k]) + "\" data-lane=\"" + F.lane[k] + "\" data-handled=\"" +
+      (F.handled[k] ? 1 : 0) + "\">fault at position " + fmt(F.pos[k]) + ": " +
+      esc(F.text[k]) + ": " + esc(insn(F.pc[k])) + ": <code>" + esc(goto(F.pos[k])) +
+      "</code></li>");
+  }
   items.push("<li class=\"end\" data-position=\"" + D.finish.position + "\" data-kind=\"" +
     esc(D.finish.kind) + "\">" + esc(D.finish.text) + (D.finish.pc !== null ? ": " +
     esc(insn(D.finish.pc)) : "") + ": <code>" + esc(goto(D.finish.position)) + "</code></li>");

@@ -5,12 +5,15 @@ execs a program that does not exist, one vforks) and waits for them. Its recordi
 has a lane per process, with the process's forks, execs and ends marked at the system
 calls that made them. The oracle is the Session replaying the recording: the processes it
 lists before and after each system call (forks, ends), the execve calls that succeeded
-(execs), and, at each mark's position, which process runs and the instruction there.
+(execs), and, at each mark's position, which process runs and the instruction there. With
+``SYXDBG_UPDATE_DOCS=1`` the screenshot becomes docs/images/timeline-processes.png.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +26,7 @@ import syxdbg
 from syxdbg.machine import Machine
 
 PROCS = Path(__file__).resolve().parents[1] / "linux" / "programs" / "procs.c"
+DOCS_IMAGE = Path(__file__).resolve().parents[2] / "docs" / "images" / "timeline-processes.png"
 EXECVE_X86_64 = 59
 
 
@@ -148,3 +152,5 @@ def test_screenshot_shows_fork_and_exec_marks(procs_report: tuple[Path, Path, st
     assert near((0x08, 0x91, 0xB2)) > 5, "no fork marks"
     assert near((0xD9, 0x77, 0x06)) > 5, "no exec marks"
     assert near((0x25, 0x63, 0xEB)) > 0, "no system call marks"
+    if os.environ.get("SYXDBG_UPDATE_DOCS") == "1":  # docs/timeline.md's picture
+        shutil.copyfile(shot, DOCS_IMAGE)
