@@ -36,6 +36,7 @@ from ._native import CounterHooks, RunCore, ThumbItGuard, WatchCore
 from .arch import ArchSpec
 from .arch.arm import CPSR_IT_MASK, CPSR_T
 from .arch.counters import install as install_counter_traps
+from .arch.thumb_it import ItBreakpoints
 from .events import Exited, Fault, Killed, StopEvent, Stopped, WatchHit
 from .memory import Memory, Perm, check_address_range
 from .probes import BlockRecorder, InsnTracer, Probe
@@ -151,6 +152,8 @@ class Machine:
         self._cs_thumb = capstone.Cs(arch.cs_arch, thumb_mode)
         self._cs_thumb_detail = capstone.Cs(arch.cs_arch, thumb_mode)
         self._cs_thumb_detail.detail = True
+        #: 32-bit ARM: breakpoints inside Thumb IT blocks (arch/thumb_it.py).
+        self._it_bps = ItBreakpoints(self, self._cs_thumb) if self._arm else None
         #: Thumb or not, per translated block (start, size), as seen when it first ran.
         self._block_thumb: dict[tuple[int, int], bool] = {}
         self._flow_cache: dict[int, tuple[int, bool]] = {}
@@ -581,6 +584,8 @@ class Machine:
         check_address_range(address, 1, "break on")
         self._breakpoints.add(address)
         self._hook_breakpoint(address)
+        if self._it_bps is not None:
+            self._it_bps.added(address)
 
     def _hook_breakpoint(self, address: int) -> None:
         self._core.add_breakpoint(address)
@@ -601,6 +606,8 @@ class Machine:
         self._breakpoints.discard(address)
         self._core.remove_breakpoint(address)
         self._drop_translation(address)
+        if self._it_bps is not None:
+            self._it_bps.removed(address)
 
     @property
     def breakpoints(self) -> frozenset[int]:
@@ -815,6 +822,8 @@ class Machine:
         if until is not None and temp_bp:
             self._hook_breakpoint(until)
         try:
+            if self._it_bps is not None:
+                return self._it_bps.run(self._run, count, until)
             return self._run(count, until)
         finally:
             if until is not None and temp_bp:
@@ -822,6 +831,8 @@ class Machine:
                 # could call a freed hook, or a new hook that reuses its memory).
                 self._core.remove_breakpoint(until)
                 self._drop_translation(until)
+                if self._it_bps is not None:
+                    self._it_bps.removed(until)
 
     def _run(self, count: int | None, until: int | None) -> StopEvent:
         core = self._core

@@ -124,3 +124,103 @@ def test_z0_kinds_plant_breakpoints_in_each_state(build_program: Callable[..., P
                 insns = [i for i in insns if i[0] > addr]
         finally:
             rsp.close()
+
+
+#: Thumb code with an IT block: ``ite gt`` then a 16-bit and a 32-bit conditional
+#: instruction, called with 1 (the first condition fails) and 11 (the second fails).
+IT_C = r"""
+#include <stdio.h>
+__attribute__((noinline)) int itfunc(int x) {
+    int r;
+    __asm__ volatile(
+        ".syntax unified\n"
+        "mov r0, %1\n"
+        "cmp r0, #5\n"
+        ".globl it_start\n"
+        "it_start: ite gt\n"
+        ".globl it_then\n"
+        "it_then: addgt r0, r0, #100\n"
+        ".globl it_else\n"
+        "it_else: movle.w r0, #7\n"
+        "mov %0, r0\n"
+        : "=r"(r) : "r"(x) : "r0", "cc");
+    return r;
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    int a = itfunc(argc);
+    int b = itfunc(argc + 10);
+    printf("%d %d\n", a, b);
+    return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def it_program(tmp_path_factory: pytest.TempPathFactory,
+               require_tool: Callable[[str], str]) -> Path:
+    import subprocess
+
+    out = tmp_path_factory.mktemp("itblock")
+    (out / "itblock.c").write_text(IT_C)
+    exe = out / "itblock"
+    subprocess.run([require_tool("arm-linux-gnueabihf-gcc"), "-static", "-O1", "-g", "-mthumb",
+                    "-o", str(exe), "itblock.c"], cwd=out, check=True)
+    return exe
+
+
+def test_gdb_breakpoints_and_steps_in_an_it_block_match_qemu(
+        it_program: Path, require_tool: Callable[[str], str]) -> None:
+    """gdb on a GNU/Linux program moves a breakpoint inside an IT block to its IT
+    instruction ("Breakpoint address adjusted"): it stops there; stepi then visits every
+    instruction of the block, taken or not, as under qemu-arm."""
+    qemu = require_tool("qemu-arm")
+    commands = ["break *it_then", "break *it_else", START, "info registers pc", "stepi",
+                "x/i $pc", "stepi", "x/i $pc", "stepi", "x/i $pc", "info registers r0",
+                "continue", "info registers pc", "stepi", "stepi", "stepi",
+                "info registers r0", "delete", "continue"]
+    want = qemu_outputs(it_program, (), commands, qemu)
+    got = syxdbg_outputs(it_program, (), commands)
+    for (cmd, w), (_, g) in zip(want, got, strict=True):
+        assert norm(g) == norm(w), f"{cmd!r}:\n--- qemu\n{w}\n--- syxdbg\n{g}"
+    # Stopped before the IT instruction; the steps: addgt, movle.w, then past the block.
+    assert "addgt" in got[5][1] and "movle.w" in got[7][1]
+
+
+def test_rsp_breakpoints_inside_an_it_block_stop_at_their_instruction(it_program: Path) -> None:
+    """Raw RSP (no gdb adjustment): ``Z0`` kind 2 on the 16-bit and kind 3 on the 32-bit
+    instruction inside the IT block stop before each, also where its condition fails (a
+    BKPT is unconditional inside an IT block), forwards and backwards, at the exact
+    position; ``z0`` removes them."""
+    with served(str(it_program)) as srv:
+        rsp = RspClient(srv.port)
+        try:
+            sym = srv.session.symbols
+            then, other = sym["it_then"], sym["it_else"]
+            assert rsp.ask(b"Z0,%x,2" % then) == b"OK"
+            assert rsp.ask(b"Z0,%x,3" % other) == b"OK"
+            seen = []
+            for _ in range(4):
+                sig, _ = parse_stop(rsp.ask(b"c"))
+                assert sig == 5
+                seen.append((le(rsp.ask(b"pf").decode()), le(rsp.ask(b"p0").decode()),
+                             srv.session.position))
+            # r0: argc (1) at both of the first call (addgt fails), 11 then 111 (movle fails).
+            assert [(pc, r0) for pc, r0, _ in seen] == [(then, 1), (other, 1), (then, 11),
+                                                        (other, 111)]
+            assert seen[1][2] == seen[0][2] + 1 and seen[3][2] == seen[2][2] + 1
+            back = []
+            for _ in range(3):
+                sig, _ = parse_stop(rsp.ask(b"bc"))
+                assert sig == 5
+                back.append((le(rsp.ask(b"pf").decode()), le(rsp.ask(b"p0").decode()),
+                             srv.session.position))
+            assert back == seen[2::-1]
+            assert rsp.ask(b"z0,%x,2" % then) == b"OK"
+            assert rsp.ask(b"z0,%x,3" % other) == b"OK"
+            rsp.ask(b"c")  # on to the end of history: the block is passed again
+            assert le(rsp.ask(b"pf").decode()) not in (then, other)
+            assert srv.session.position > seen[3][2]
+            assert srv.session.machine.breakpoints == frozenset()
+        finally:
+            rsp.close()
