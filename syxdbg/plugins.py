@@ -7,8 +7,12 @@ Each :class:`~syxdbg.session.Session` owns its own manager (made by
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
-from importlib import metadata
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -56,7 +60,7 @@ def make_plugin_manager(disabled: Iterable[str] = (), *, entry_points: bool = Tr
         pm.register(module, name)
         pm.origins[name] = (__version__, f"builtin ({modname})")
     if entry_points:
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in find_entry_points(ENTRY_POINT_GROUP):
             if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
                 continue
             try:
@@ -66,12 +70,133 @@ def make_plugin_manager(disabled: Iterable[str] = (), *, entry_points: bool = Tr
                     f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {exc}"
                 ) from exc
             pm.register(plugin, ep.name)
-            dist = ep.dist
+            dist = ep.distribution()
             if dist is not None:
-                pm.origins[ep.name] = (dist.version, f"entry point of {dist.metadata['name']}")
+                pm.origins[ep.name] = (dist[1], f"entry point of {dist[0]}")
             else:
                 pm.origins[ep.name] = ("", f"entry point {ep.value}")
     return pm
+
+
+# -- entry points -------------------------------------------------------------------------------
+# importlib.metadata costs ~20 ms of every start-up (its import pulls in email, zipfile,
+# csv...; then it reads every installed distribution's metadata) to find the one or two
+# plugins of the "syxdbg" group. The common case is read here directly: the
+# ``*.dist-info``/``*.egg-info`` directories of the directories on sys.path, their
+# ``entry_points.txt``, with importlib.metadata's rules (sys.path order, the first
+# distribution of a name wins). Anything else (a zip file on sys.path, an import hook that
+# provides distributions) goes through importlib.metadata.
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """One entry point: ``name = value`` (``module`` or ``module:attr``) of a group."""
+
+    name: str
+    value: str
+    #: The distribution's metadata directory (None: from importlib.metadata, see ``dist``).
+    path: str | None = None
+    dist: Any = None
+
+    def load(self) -> Any:
+        """Import the module and return the object the value names (as importlib.metadata's
+        ``EntryPoint.load``: extras in brackets are ignored)."""
+        module, _, attr = self.value.split("[", 1)[0].partition(":")
+        obj = importlib.import_module(module.strip())
+        for part in attr.strip().split("."):
+            if part:
+                obj = getattr(obj, part)
+        return obj
+
+    def distribution(self) -> tuple[str, str] | None:
+        """(name, version) of the distribution that declares it, if known."""
+        if self.dist is not None:
+            return str(self.dist.metadata["name"]), str(self.dist.version)
+        if self.path is None:
+            return None
+        headers: dict[str, str] = {}
+        for filename in ("METADATA", "PKG-INFO"):
+            try:
+                with open(os.path.join(self.path, filename), encoding="utf-8") as f:
+                    for line in f:
+                        if not line.strip():
+                            break
+                        key, sep, value = line.partition(":")
+                        if sep and key in ("Name", "Version"):
+                            headers.setdefault(key, value.strip())
+            except OSError:
+                continue
+            break
+        if "Name" not in headers:
+            return None
+        return headers["Name"], headers.get("Version", "")
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _parse_entry_points(text: str, group: str) -> Iterator[tuple[str, str]]:
+    """``(name, value)`` of ``group`` in an ``entry_points.txt`` (an INI file)."""
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line.strip("[]")
+            continue
+        if current == group:
+            name, sep, value = line.partition("=")
+            if sep:
+                yield name.strip(), value.strip()
+
+
+def _simple_path() -> bool:
+    """Whether importlib.metadata would find distributions only in the directories of
+    sys.path (no zip files on it, no import hook that provides distributions)."""
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if finder is not PathFinder and hasattr(finder, "find_distributions"):
+            return False
+    return not any(entry and (os.path.isfile(entry) or entry.lower().endswith(".egg"))
+                   for entry in sys.path)
+
+
+def find_entry_points(group: str) -> list[EntryPoint]:
+    """The entry points of ``group`` of the installed distributions, in the order
+    ``importlib.metadata.entry_points(group=...)`` gives them."""
+    if not _simple_path():
+        from importlib import metadata
+
+        return [EntryPoint(ep.name, ep.value, dist=ep.dist)
+                for ep in metadata.entry_points(group=group)]
+    seen: set[str] = set()
+    found: list[EntryPoint] = []
+    for entry in sys.path:
+        directory = entry or "."
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            low = name.lower()
+            if not low.endswith((".dist-info", ".egg-info")):
+                continue
+            key = _normalized(low.rpartition(".")[0].partition("-")[0])
+            if key in seen:
+                continue
+            seen.add(key)
+            path = os.path.join(directory, name)
+            try:
+                with open(os.path.join(path, "entry_points.txt"), encoding="utf-8") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if f"[{group}]" not in text:
+                continue
+            found += [EntryPoint(n, v, path) for n, v in _parse_entry_points(text, group)]
+    return found
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[tuple[str, str, str]]:

@@ -16,19 +16,23 @@ from pathlib import Path
 
 #: Top-level packages that cost start-up time and that a command only loads when it needs.
 HEAVY = ("unicorn", "capstone", "elftools", "prompt_toolkit", "gdbstub")
+#: Modules that no command loads before the guest runs (issue 19): importlib.metadata (the
+#: plugin entry points are read directly, syxdbg.plugins.find_entry_points).
+LAZY = ("importlib.metadata",)
 
 _PROBE = """
 import json, sys
 from syxdbg.cli.entry import {what}
 {call}
 mods = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r}
-              or m in ("syxdbg.session", "syxdbg.timeline", "syxdbg.machine.core"))
+              or m in ("syxdbg.session", "syxdbg.timeline", "syxdbg.machine.core")
+              or m in {lazy!r})
 sys.stderr.write("\\nMODULES " + json.dumps(mods) + "\\n")
 """
 
 
 def _loaded(what: str, call: str) -> list[str]:
-    code = _PROBE.format(what=what, call=call, heavy=HEAVY)
+    code = _PROBE.format(what=what, call=call, heavy=HEAVY, lazy=LAZY)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES ")]
@@ -53,5 +57,6 @@ def test_run_loads_no_terminal_ui_or_gdb_stub(build_program) -> None:
     loaded = _loaded("main", f"status = main(['run', {str(hello)!r}, '--exit=7'])\n"
                      "assert status == 7, status")
     assert "unicorn" in loaded and "syxdbg.session" in loaded  # it did run the guest
-    for package in ("prompt_toolkit", "gdbstub"):
-        assert not [m for m in loaded if m.split(".")[0] == package], (package, loaded)
+    for package in ("prompt_toolkit", "gdbstub", "elftools", *LAZY):
+        assert not [m for m in loaded if m.split(".")[0] == package or m == package], (
+            package, loaded)
