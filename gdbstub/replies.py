@@ -9,7 +9,7 @@ https://sourceware.org/gdb/current/onlinedocs/gdb/Stop-Reply-Packets.html
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from xml.sax.saxutils import escape as xml_escape
 
 from .packet import hex_encode
@@ -17,7 +17,9 @@ from .target import (
     SIGTRAP,
     Cap,
     Capabilities,
+    Execd,
     Exited,
+    Forked,
     HwBreak,
     LinkMap,
     ReplayLogBegin,
@@ -27,6 +29,7 @@ from .target import (
     SwBreak,
     Terminated,
     ThreadInfo,
+    VforkDone,
     Watch,
     WatchKind,
 )
@@ -42,6 +45,9 @@ E_MALFORMED = 0x01
 E_IO = 0x05
 E_FAULT = 0x14  # memory access failed (QEMU's and gdbserver's customary "E14")
 E_INVALID = 0x16
+
+#: Features a :class:`~gdbstub.target.Processes` target offers only when gdb does.
+PROCESS_FEATURES = ("multiprocess+", "fork-events+", "vfork-events+", "exec-events+")
 
 _WATCH_NAMES = {WatchKind.WRITE: "watch", WatchKind.READ: "rwatch", WatchKind.ACCESS: "awatch"}
 
@@ -68,8 +74,14 @@ def supported_features(caps: Capabilities, packet_size: int,
         (Cap.EXEC_FILE, "qXfer:exec-file:read+"),
         (Cap.LIBRARIES_SVR4, "qXfer:libraries-svr4:read+"),
         (Cap.THREADS, "qXfer:threads:read+"),
+        (Cap.PROCESSES, "multiprocess+"),
+        (Cap.PROCESSES, "fork-events+"),
+        (Cap.PROCESSES, "vfork-events+"),
+        (Cap.PROCESSES, "exec-events+"),
     )
-    negotiated = {"swbreak+", "hwbreak+"}
+    negotiated = {"swbreak+", "hwbreak+", *PROCESS_FEATURES}
+    if "multiprocess+" not in gdb_features:  # (process events name pPID.TID threads)
+        gdb_features = set(gdb_features) - set(PROCESS_FEATURES)
     features += [name for cap, name in optional
                  if caps.has(cap) and (name not in negotiated or name in gdb_features)]
     return ";".join(features).encode()
@@ -112,12 +124,20 @@ def library_list_svr4(link_map: LinkMap) -> bytes:
 _XML_ATTR = {'"': "&quot;", "'": "&apos;"}
 
 
-def thread_list(threads: Iterable[ThreadInfo]) -> bytes:
-    """The ``qXfer:threads:read`` document (gdb.texinfo, "Thread List Format")."""
+def thread_id(tid: int, pid: int | None = None) -> str:
+    """A thread id as gdb reads it: ``TID`` in hex, or ``pPID.TID`` (multiprocess)."""
+    return f"{tid:x}" if pid is None else f"p{pid:x}.{tid:x}"
+
+
+def thread_list(threads: Iterable[ThreadInfo],
+                pid_of: Callable[[int], int | None] = lambda tid: None) -> bytes:
+    """The ``qXfer:threads:read`` document (gdb.texinfo, "Thread List Format");
+    ``pid_of(tid)``: the process of a thread for multiprocess ids (None: plain ids)."""
     rows = []
     for t in threads:
         name = f' name="{xml_escape(t.name, _XML_ATTR)}"' if t.name else ""
-        rows.append(f'<thread id="{t.tid:x}" core="0"{name}>{xml_escape(t.extra)}</thread>')
+        rows.append(f'<thread id="{thread_id(t.tid, pid_of(t.tid))}" core="0"{name}>'
+                    f'{xml_escape(t.extra)}</thread>')
     return ('<?xml version="1.0"?>\n<threads>' + "".join(rows) + "</threads>").encode()
 
 
@@ -138,6 +158,16 @@ def stop_reason_field(reason: StopReason, caps: Capabilities, gdb_features: set[
         field, legal = "replaylog:begin;", caps.reverse
     elif isinstance(reason, ReplayLogEnd):
         field, legal = "replaylog:end;", caps.reverse
+    elif isinstance(reason, Forked):
+        kind = "vfork" if reason.vfork else "fork"
+        field = f"{kind}:{thread_id(reason.thread, reason.child)};"
+        legal = caps.has(Cap.PROCESSES) and {"multiprocess+", f"{kind}-events+"} <= gdb_features
+    elif isinstance(reason, VforkDone):
+        field = "vforkdone:;"
+        legal = caps.has(Cap.PROCESSES) and "vfork-events+" in gdb_features
+    elif isinstance(reason, Execd):
+        field = f"exec:{hex_encode(reason.path.encode()).decode()};"
+        legal = caps.has(Cap.PROCESSES) and "exec-events+" in gdb_features
     else:
         return ""
     if not legal:
@@ -152,19 +182,23 @@ def stop_reply(
     gdb_features: set[str],
     expedited: Iterable[tuple[int, bytes]] = (),
     thread: int = THREAD_ID,
+    pid: int | None = None,
 ) -> bytes:
     """Translate a stop reason into ``T``/``W``/``X`` stop-reply payload bytes.
 
     ``expedited`` holds ``(regnum, value)`` pairs (target byte order) to include in ``T``
     replies, saving GDB a ``g`` round trip at every stop; ``thread`` is the thread that
-    stopped (gdb switches to it).
+    stopped (gdb switches to it), ``pid`` its process when gdb uses multiprocess ids
+    (``thread:pPID.TID``, ``W..;process:PID``).
     """
-    if isinstance(reason, Exited):
-        return b"W%02x" % (reason.status & 0xFF)
-    if isinstance(reason, Terminated):
-        return b"X%02x" % (reason.signal & 0xFF)
+    if isinstance(reason, Exited | Terminated):
+        code = reason.status if isinstance(reason, Exited) else reason.signal
+        head = b"W%02x" % (code & 0xFF) if isinstance(reason, Exited) else b"X%02x" % (
+            code & 0xFF)
+        which = reason.pid if reason.pid is not None else pid
+        return head if pid is None or which is None else head + b";process:%x" % which
     signal = reason.signal if isinstance(reason, Signal) else SIGTRAP
     parts = [f"T{signal & 0xFF:02x}", stop_reason_field(reason, caps, gdb_features)]
     parts += [f"{regnum:x}:{hex_encode(value).decode()};" for regnum, value in expedited]
-    parts.append(f"thread:{thread:x};")
+    parts.append(f"thread:{thread_id(thread, pid)};")
     return "".join(parts).encode()

@@ -103,17 +103,20 @@ class WriteMemory:
 
 @dataclass(frozen=True, slots=True)
 class SetThread:
-    """``H<op><tid>`` (``op`` is ``g`` or ``c``)."""
+    """``H<op><tid>`` (``op`` is ``g`` or ``c``); ``pid`` from a multiprocess id
+    ``pPID.TID`` (None: none given, ``ALL_THREADS``: ``p-1``)."""
 
     op: str
     tid: int
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ThreadAlive:
-    """``T<tid>``."""
+    """``T<tid>`` (``pid`` as in :class:`SetThread`)."""
 
     tid: int
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,13 @@ class Detach:
     """``D[;pid]``."""
 
     pid: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class KillProcess:
+    """``vKill;pid`` (multiprocess)."""
+
+    pid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +220,8 @@ class VContAction:
     tid: int | None = None
     start: int = 0
     end: int = 0
+    #: The process of a multiprocess id ``pPID.TID`` (None: none given).
+    pid: int | None = None
 
     def applies_to(self, tid: int) -> bool:
         return self.tid in (None, ALL_THREADS, tid)
@@ -299,6 +311,7 @@ Request = (
     | QueryAttached
     | Kill
     | Detach
+    | KillProcess
     | MustReplyEmpty
     | TraceStatus
     | SectionOffsets
@@ -330,13 +343,22 @@ def _split(args: bytes, sep: bytes, count: int) -> list[bytes]:
 
 def parse_thread_id(text: bytes) -> int:
     """``-1`` (all), ``0`` (any), a hex id, or multiprocess ``p<pid>.<tid>`` (tid kept)."""
+    return parse_ptid(text)[1]
+
+
+def parse_ptid(text: bytes) -> tuple[int | None, int]:
+    """``(pid, tid)`` of a thread id: ``pid`` None without the multiprocess ``p<pid>.``
+    prefix, ``ALL_THREADS`` for ``p-1``; ``tid`` ``ALL_THREADS`` for ``-1`` (and a bare
+    ``p<pid>``: every thread of it), ``ANY_THREAD`` for ``0``."""
+    pid: int | None = None
     if text.startswith(b"p"):
-        _, _, text = text.partition(b".")
-        if not text:
-            return ALL_THREADS
+        ptext, dot, text = text[1:].partition(b".")
+        pid = ALL_THREADS if ptext == b"-1" else hex_int(ptext)
+        if not dot:
+            return pid, ALL_THREADS
     if text == b"-1":
-        return ALL_THREADS
-    return hex_int(text)
+        return pid, ALL_THREADS
+    return pid, hex_int(text)
 
 
 #: Addresses (and lengths) are at most 64 bits: a larger value is a malformed field, not
@@ -398,11 +420,17 @@ def _parse_G(args: bytes) -> Request:
 def _parse_H(args: bytes) -> Request:
     if len(args) < 2 or args[:1] not in (b"g", b"c"):
         raise ValueError("H needs g or c and a thread id")
-    return SetThread(args[:1].decode(), parse_thread_id(args[1:]))
+    pid, tid = parse_ptid(args[1:])
+    return SetThread(args[:1].decode(), tid, pid)
 
 
 def _parse_T(args: bytes) -> Request:
-    return ThreadAlive(parse_thread_id(args))
+    pid, tid = parse_ptid(args)
+    return ThreadAlive(tid, pid)
+
+
+def _parse_vKill(args: bytes) -> Request:
+    return KillProcess(hex_int(args))
 
 
 def _parse_qThreadExtraInfo(args: bytes) -> Request:
@@ -498,15 +526,15 @@ def _parse_S(args: bytes) -> Request:
 
 def _parse_vcont_action(text: bytes) -> VContAction:
     body, colon, tid_text = text.partition(b":")
-    tid = parse_thread_id(tid_text) if colon else None
+    pid, tid = parse_ptid(tid_text) if colon else (None, None)
     op, arg = body[:1], body[1:]
     if op in (b"c", b"s", b"t") and not arg:
-        return VContAction(op.decode(), tid=tid)
+        return VContAction(op.decode(), tid=tid, pid=pid)
     if op in (b"C", b"S"):
-        return VContAction(op.lower().decode(), signal=_signal(arg), tid=tid)
+        return VContAction(op.lower().decode(), signal=_signal(arg), tid=tid, pid=pid)
     if op == b"r":
         start, end = _split(arg, b",", 2)
-        return VContAction("r", tid=tid, start=hex_addr(start), end=hex_addr(end))
+        return VContAction("r", tid=tid, start=hex_addr(start), end=hex_addr(end), pid=pid)
     raise ValueError(f"bad vCont action {text[:32]!r}")
 
 
@@ -602,6 +630,7 @@ PREFIX_TABLE: dict[Cap | None, tuple[PrefixEntry, ...]] = {
         PrefixEntry(b"qXfer:threads:read:", _xfer_parser("threads")),
         PrefixEntry(b"qThreadExtraInfo,", _parse_qThreadExtraInfo),
     ),
+    Cap.PROCESSES: (PrefixEntry(b"vKill;", _parse_vKill),),
 }
 
 

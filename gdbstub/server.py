@@ -48,6 +48,7 @@ from .replies import (
     library_list_svr4,
     stop_reply,
     supported_features,
+    thread_id,
     thread_list,
     vcont_actions,
     xfer_chunk,
@@ -67,6 +68,7 @@ from .target import (
     Killable,
     LibrariesSvr4,
     MonitorCmd,
+    Processes,
     RangeStepping,
     ResumeAction,
     ResumeKind,
@@ -194,6 +196,8 @@ class Session:
         #: The thread ``Hc`` chose (``None``: any): ``s``/``c`` without vCont are for it.
         self.continue_thread: int | None = None
         self._threads = self.caps.has(Cap.THREADS)
+        #: gdb and the target agreed on multiprocess ids (``pPID.TID``; qSupported).
+        self.multiprocess = False
         self._last_frame: bytes | None = None
         timeout = stub.idle_timeout
         # Until the first valid packet, the connection must speak by this time.
@@ -429,7 +433,34 @@ class Session:
                     continue
                 if value:
                     expedited.append((regnum, value))
-        return stop_reply(reason, self.caps, self.gdb_features, expedited, self.current_thread())
+        thread = self.current_thread()
+        return stop_reply(reason, self.caps, self.gdb_features, expedited, thread,
+                          self.pid_of(thread))
+
+    def pid_of(self, tid: int) -> int | None:
+        """The process of thread ``tid`` when gdb uses multiprocess ids, else None."""
+        if not self.multiprocess:
+            return None
+        try:
+            return cast(Processes, self.target).process_of(tid)
+        except Exception as exc:
+            target_failed(f"process_of({tid})", exc)
+            return tid
+
+    def ptid(self, tid: int) -> bytes:
+        """Thread ``tid`` as gdb names it (``pPID.TID`` with multiprocess ids)."""
+        return thread_id(tid, self.pid_of(tid)).encode()
+
+    def thread_of(self, pid: int | None, tid: int) -> int:
+        """A specific thread for a request's ``(pid, tid)``: ``tid`` itself, or for "any
+        thread" of a process (``pPID.0``, ``pPID.-1``) the current thread if it is that
+        process's, else its first. ``ANY_THREAD`` when nothing specific is named."""
+        if tid not in (rq.ALL_THREADS, rq.ANY_THREAD) or pid in (None, rq.ALL_THREADS):
+            return tid if tid != rq.ALL_THREADS else rq.ANY_THREAD
+        current = self.current_thread()
+        if self.pid_of(current) == pid:
+            return current
+        return next((t for t in self.thread_ids() if self.pid_of(t) == pid), rq.ANY_THREAD)
 
     def current_thread(self) -> int:
         """The thread a stop is reported for (1 for a single-threaded target)."""
@@ -454,10 +485,11 @@ class Session:
         )
 
     def resume(self, kind: ResumeKind, signal: int | None, addr: int | None,
-               thread: int | None = None) -> Running:
+               thread: int | None = None, processes: frozenset[int] | None = None
+               ) -> Running:
         if addr is not None:
             self.write_pc(addr)
-        cast(ResumeTarget, self.target).resume(ResumeAction(kind, signal, thread))
+        cast(ResumeTarget, self.target).resume(ResumeAction(kind, signal, thread, processes))
         return Running()
 
 
@@ -501,6 +533,13 @@ def handles(request_type: type) -> Callable[[_H], _H]:
 @handles(rq.QuerySupported)
 def _query_supported(s: Session, req: rq.QuerySupported) -> Outcome:
     s.gdb_features = set(req.features)
+    if s.caps.has(Cap.PROCESSES):
+        offered = s.gdb_features
+        s.multiprocess = "multiprocess+" in offered
+        cast(Processes, s.target).set_process_events(
+            s.multiprocess and "fork-events+" in offered,
+            s.multiprocess and "vfork-events+" in offered,
+            s.multiprocess and "exec-events+" in offered)
     return supported_features(s.caps, s.stub.packet_size, s.gdb_features)
 
 
@@ -541,7 +580,7 @@ def _read_object(s: Session, req: rq.ReadObject) -> Outcome:
             params.get("start"), params.get("prev")))
     elif req.object == "threads":
         target = cast(Threads, s.target)
-        data = thread_list(target.thread_info(t) for t in target.thread_ids())
+        data = thread_list((target.thread_info(t) for t in target.thread_ids()), s.pid_of)
     else:
         data = None
     if data is None:
@@ -598,7 +637,7 @@ def _specific(tid: int) -> int | None:
 def _set_thread(s: Session, req: rq.SetThread) -> Outcome:
     if not s._threads:
         return OK  # single thread: every selection means thread 1
-    tid = _specific(req.tid)
+    tid = _specific(s.thread_of(req.pid, req.tid))
     if tid is not None and tid not in s.thread_ids():
         return error(E_INVALID)
     if req.op == "g":
@@ -617,12 +656,12 @@ def _thread_alive(s: Session, req: rq.ThreadAlive) -> Outcome:
 
 @handles(rq.CurrentThread)
 def _current_thread(s: Session, req: rq.CurrentThread) -> Outcome:
-    return b"QC%x" % s.current_thread()
+    return b"QC" + s.ptid(s.current_thread())
 
 
 @handles(rq.ThreadInfoFirst)
 def _thread_info_first(s: Session, req: rq.ThreadInfoFirst) -> Outcome:
-    return b"m" + b",".join(b"%x" % t for t in s.thread_ids())
+    return b"m" + b",".join(s.ptid(t) for t in s.thread_ids())
 
 
 @handles(rq.ThreadExtraInfo)
@@ -650,7 +689,23 @@ def _kill(s: Session, req: rq.Kill) -> Outcome:
 
 @handles(rq.Detach)
 def _detach(s: Session, req: rq.Detach) -> Outcome:
+    # One process of several (gdb detaches a fork child or parent): the session goes on
+    # while the target still has attached processes.
+    if req.pid is not None and s.caps.has(Cap.PROCESSES) \
+            and cast(Processes, s.target).detach_process(req.pid):
+        return OK
     return EndSession(SessionEnd.DETACHED, OK)
+
+
+@handles(rq.KillProcess)
+def _kill_process(s: Session, req: rq.KillProcess) -> Outcome:
+    # (Only parsed for a Processes target.) gdb mourns the process after OK; killing the
+    # last attached one ends the session as ``k`` does (gdb then closes the connection).
+    if cast(Processes, s.target).kill_process(req.pid):
+        return OK
+    if s.caps.has(Cap.KILL):
+        cast(Killable, s.target).kill()
+    return EndSession(SessionEnd.KILLED, OK)
 
 
 @handles(rq.MustReplyEmpty)
@@ -709,11 +764,30 @@ def _vcont(s: Session, req: rq.VCont) -> Outcome:
         # Only meaningful in non-stop mode, which this stub does not offer: report a stop.
         return s.stop_reply(Signal(0))
     if action.op == "c":
-        return s.resume(ResumeKind.CONTINUE, action.signal, None)
+        return s.resume(ResumeKind.CONTINUE, action.signal, None,
+                        processes=_resumed_processes(s, req))
     if action.op == "r":  # only parsed when the target has RangeStepping
         cast(RangeStepping, s.target).range_step(action.start, action.end)
         return Running()
     return s.resume(ResumeKind.STEP, action.signal, None, thread)
+
+
+def _resumed_processes(s: Session, req: rq.VCont) -> frozenset[int] | None:
+    """The processes a multiprocess ``vCont`` resumes (``c:pPID.-1`` for each), None for
+    every process (an action without a thread, or for every process)."""
+    if not s.multiprocess:
+        return None
+    pids: set[int] = set()
+    for a in req.actions:
+        if a.op not in ("c", "s", "r"):
+            continue
+        if a.tid is None or a.pid in (None, rq.ALL_THREADS):
+            return None
+        pid = a.pid if a.tid in (rq.ALL_THREADS, rq.ANY_THREAD) else s.pid_of(a.tid)
+        if pid is None:
+            return None
+        pids.add(pid)
+    return frozenset(pids)
 
 
 @handles(rq.ReverseStepRequest)

@@ -91,16 +91,43 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class Exited:
-    """The program exited with ``status``."""
+    """The program exited with ``status`` (``pid``: which process, for a
+    :class:`Processes` target; None: the current one)."""
 
     status: int
+    pid: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Terminated:
-    """The program was killed by ``signal``."""
+    """The program was killed by ``signal`` (``pid`` as for :class:`Exited`)."""
 
     signal: int
+    pid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Forked:
+    """The current thread called fork (``vfork``: vfork) and made process ``child`` whose
+    one thread is ``thread`` (``fork:``/``vfork:`` stop reasons; only sent when gdb accepts
+    fork or vfork events, see :class:`Processes`)."""
+
+    child: int
+    thread: int
+    vfork: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VforkDone:
+    """The child of the current thread's vfork exec'd or exited: the parent goes on and
+    the two no longer share memory (``vforkdone:``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Execd:
+    """The current process exec'd the program at absolute path ``path`` (``exec:``)."""
+
+    path: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +150,9 @@ StopReason = (
     | Terminated
     | ReplayLogBegin
     | ReplayLogEnd
+    | Forked
+    | VforkDone
+    | Execd
 )
 
 
@@ -146,6 +176,8 @@ class ResumeAction:
     kind: ResumeKind
     signal: int | None = None
     thread: int | None = None
+    #: The processes gdb resumed (``vCont;c:pPID.-1``), None: every one (multiprocess).
+    processes: frozenset[int] | None = None
 
 
 # --- capability protocols ----------------------------------------------------------------
@@ -398,6 +430,30 @@ class Threads(Protocol):
         ...
 
 
+@runtime_checkable
+class Processes(Protocol):
+    """Several processes (gdb's multiprocess extensions: ``pPID.TID`` thread ids,
+    ``D;PID``, ``vKill;PID``, ``W..;process:PID``, several inferiors) and their fork, vfork
+    and exec events. Needs :class:`Threads`: thread ids stay unique across processes; the
+    stub asks :meth:`process_of` for the pid of each.
+
+    The stub calls :meth:`set_process_events` when gdb connects (``qSupported``) with the
+    events gdb accepts; the target reports only those (:class:`Forked`,
+    :class:`VforkDone`, :class:`Execd`) and treats the processes gdb debugs as attached:
+    :meth:`Threads.thread_ids` lists their threads. :meth:`detach_process` (``D;PID``)
+    returns whether any process stays attached (False ends the session, as ``D`` does);
+    :meth:`kill_process` (``vKill;PID``) likewise (False ends the session as ``k`` does).
+    """
+
+    def process_of(self, tid: int) -> int: ...
+
+    def set_process_events(self, fork: bool, vfork: bool, exec_: bool) -> None: ...
+
+    def detach_process(self, pid: int) -> bool: ...
+
+    def kill_process(self, pid: int) -> bool: ...
+
+
 # --- the one source of truth -------------------------------------------------------------
 
 
@@ -420,6 +476,7 @@ class Cap(enum.Flag):
     EXEC_FILE = enum.auto()
     LIBRARIES_SVR4 = enum.auto()
     THREADS = enum.auto()
+    PROCESSES = enum.auto()
 
 
 _PROBES: tuple[tuple[type, Cap], ...] = (
@@ -438,6 +495,7 @@ _PROBES: tuple[tuple[type, Cap], ...] = (
     (ExecFile, Cap.EXEC_FILE),
     (LibrariesSvr4, Cap.LIBRARIES_SVR4),
     (Threads, Cap.THREADS),
+    (Processes, Cap.PROCESSES),
 )
 
 
@@ -456,6 +514,8 @@ class Capabilities:
         for protocol, bits in _PROBES:
             if isinstance(target, protocol):
                 caps |= bits
+        if Cap.THREADS not in caps:
+            caps &= ~Cap.PROCESSES  # (thread ids name the processes' threads)
         if Cap.RESUME not in caps:
             # Reverse and range moves are driven by run_chunk, which ResumeTarget provides.
             caps &= ~(Cap.REVERSE_STEP | Cap.REVERSE_CONTINUE | Cap.RANGE_STEP)

@@ -72,7 +72,9 @@ from typing import TYPE_CHECKING
 from gdbstub import (
     ArchInfo,
     DoneStep,
+    Execd,
     Exited,
+    Forked,
     HwBreak,
     LinkMap,
     ReplayLogBegin,
@@ -86,6 +88,7 @@ from gdbstub import (
     TargetError,
     Terminated,
     ThreadInfo,
+    VforkDone,
     Watch,
     WatchKind,
 )
@@ -162,6 +165,8 @@ class _Move:
     range_: tuple[int, int] | None = None
     #: The thread a forward step is for (None: the current one).
     thread: int | None = None
+    #: The processes gdb resumed (None: every process it debugs).
+    processes: frozenset[int] | None = None
 
 
 _ADDRESS_LIMIT = 1 << 64
@@ -211,6 +216,11 @@ class SessionTarget:
     ``Killable`` and ``ConsoleOutput``.
     """
 
+    def __new__(cls, session: Session) -> SessionTarget:
+        if cls is SessionTarget and session.has_processes:
+            cls = ProcessSessionTarget
+        return super().__new__(cls)
+
     def __init__(self, session: Session) -> None:
         self.session = session
         self.machine = session.machine
@@ -238,6 +248,10 @@ class SessionTarget:
         # What gdb asked for, and gdb's handles in the timeline's table (applied lazily).
         self._sw: set[int] = set()
         self._hw: set[int] = set()
+        #: gdb's breakpoints by (Z type, the process it inserted them in: None without
+        #: multiprocess ids); _sw and _hw are those of the processes it debugs. (gdb removes
+        #: a fork child's copies before it detaches it: the parent's must stay.)
+        self._bps: dict[tuple[int, int | None], set[int]] = {}
         self._watches: set[tuple[int, int, WatchKind]] = set()
         self._bp_handles: dict[int, Breakpoint] = {}
         self._watch_handles: dict[tuple[int, int, WatchKind], Watchpoint] = {}
@@ -250,6 +264,33 @@ class SessionTarget:
         self.last_error: str | None = None
         #: Futures discarded by gdb's writes in the past (reported once each).
         self.discarded: list[FutureDiscarded] = []
+        # -- processes (gdbstub's Processes; docs/gdb.md, Processes) --
+        #: Whether gdb uses multiprocess ids and which process events it accepts
+        #: (set_process_events, at every connection).
+        self._multiprocess = False
+        self._accepts: dict[str, bool] = {"fork": False, "vfork": False, "exec": False}
+        #: The processes gdb debugs (its inferiors): their threads are gdb's thread list.
+        self._attached: set[int] = set()
+        #: What the adapter last made the session follow (a change means the user said
+        #: ``monitor follow``: gdb's processes follow it).
+        self._follow_set: int | None | bool = False
+        #: Process events seen during the running forward move (kind, pid, tid, value).
+        self._events: list[tuple[str, int, int, int]] = []
+        #: Stops not reported yet (two events at one position): reported at the next resume.
+        self._queued: list[tuple[StopReason, int | None]] = []
+        #: The processes whose hits and events stop the running move (gdb resumed them).
+        self._observing: frozenset[int] = frozenset()
+        #: Events of processes gdb debugs but did not resume (``detach-on-fork off`` holds
+        #: the other one): reported when gdb resumes that process, by pid.
+        self._held: dict[int, list[tuple[StopReason, int | None]]] = {}
+        #: The thread a stop is reported for when it is not the running one (a vfork
+        #: parent, a process gdb debugs while another runs); None: the running thread.
+        self._event_thread: int | None = None
+        #: Where each fork child gdb was told of came to be (right after its parent's fork):
+        #: the start of its history when gdb follows it alone.
+        self._born: dict[int, int] = {}
+        #: tid -> pid of the threads of the processes gdb debugs, at a machine generation.
+        self._pids: tuple[int, dict[int, int]] | None = None
 
     def close(self) -> None:
         self._stop_job()
@@ -261,14 +302,37 @@ class SessionTarget:
     def _thread_regs(self) -> Registers:
         """The registers of the thread gdb selected (``Hg``): the machine's when that is
         the running thread."""
-        if self._general is None:
+        tid = self._selected()
+        if tid is None:
             return self.machine.regs
         try:
-            return self.session.thread_registers(self._general)
+            pid = self.process_of(tid) if self._multiprocess else self.session.current_process
+            if pid != self.session.current_process:
+                return self.session.process_registers(pid, tid)
+            return self.session.thread_registers(tid)
         except SyxdbgError as exc:  # it exited meanwhile
             raise TargetError(E_INVALID, str(exc)) from None
 
+    def _selected(self) -> int | None:
+        """The thread whose registers and memory gdb reads: ``Hg``'s, else the thread the
+        last stop was reported for; None: the running thread."""
+        if self._general is not None:
+            return self._general
+        return self.current_thread() if self._multiprocess else None
+
+    def _selected_process(self) -> int | None:
+        """The process of :meth:`_selected` when it is not the running one (its memory is
+        not the machine's), else None."""
+        tid = self._selected()
+        if tid is None or not self._multiprocess:
+            return None
+        pid = self.process_of(tid)
+        return None if pid == self.session.current_process else pid
+
     def _writable(self) -> None:
+        if self._selected_process() is not None:
+            raise TargetError(E_INVALID, "that process is not running: its memory and "
+                                         "registers are read-only")
         if self._general is not None and self._general != self.session.current_thread:
             raise TargetError(E_INVALID, f"thread {self._general} is not running: its "
                                          "registers are read-only")
@@ -321,11 +385,17 @@ class SessionTarget:
     def read_memory(self, addr: int, length: int) -> bytes:
         if addr < 0 or addr >= 1 << 64:
             return b""
-        return self.machine.mem.read_partial(addr, min(length, (1 << 64) - addr))
+        length = min(length, (1 << 64) - addr)
+        pid = self._selected_process()
+        if pid is not None:  # a process gdb debugs that does not run now
+            return self.session.read_process_memory(pid, addr, length)
+        return self.machine.mem.read_partial(addr, length)
 
     def write_memory(self, addr: int, data: bytes) -> None:
         if not data:
             return
+        if self._selected_process() is not None:
+            raise TargetError(E_FAULT, "that process is not running: its memory is read-only")
         try:
             self._wrote(self.session.write_memory(addr, data))
         except MemoryAccessError as exc:
@@ -385,14 +455,27 @@ class SessionTarget:
 
     # -- Threads ----------------------------------------------------------------------------
     def thread_ids(self) -> Sequence[int]:
-        """Every live thread by id (the guest's tids; the main thread's is the pid)."""
-        return sorted(t.tid for t in self.session.threads)
+        """Every live thread by id (the guest's tids; the main thread's is the pid); with
+        multiprocess ids, the threads of every process gdb debugs."""
+        if not self._multiprocess:
+            return sorted(t.tid for t in self.session.threads)
+        return sorted(self._thread_pids())
 
     def current_thread(self) -> int:
-        return self.session.current_thread
+        if self._event_thread is not None:
+            return self._event_thread
+        s = self.session
+        if self._multiprocess:
+            threads = self._thread_pids()
+            if threads and s.current_process not in threads.values():
+                # The machine stopped in a process gdb does not debug (an interrupt, the
+                # start of history, --pid): a thread of one it does (they wait meanwhile).
+                first = min(threads.values())
+                return first if first in threads else min(threads)
+        return s.current_thread
 
     def select_thread(self, tid: int | None) -> None:
-        if tid is not None and all(t.tid != tid for t in self.session.threads):
+        if tid is not None and tid not in self.thread_ids():
             raise TargetError(E_INVALID, f"no thread {tid}")
         self._general = tid
 
@@ -400,28 +483,147 @@ class SessionTarget:
         for t in self.session.threads:
             if t.tid == tid:
                 return ThreadInfo(tid, t.name, thread_names.describe(self.session, t))
+        if self._multiprocess and tid in self._thread_pids():
+            return ThreadInfo(tid, "", f"process {self._thread_pids()[tid]}, not running")
         raise TargetError(E_INVALID, f"no thread {tid}")
+
+    # -- Processes (gdb's multiprocess extensions, fork/vfork/exec events) -------------------
+    def _followed_processes(self) -> set[int]:
+        s = self.session
+        try:
+            followed = s.followed
+        except SyxdbgError:
+            followed = None
+        if followed is not None:
+            return {followed}
+        return {p.pid for p in s.processes if p.state != "zombie"}
+
+    def _live(self) -> set[int]:
+        return {p.pid for p in self.session.processes if p.state != "zombie"}
+
+    def _thread_pids(self) -> dict[int, int]:
+        """tid -> pid for every thread of the live processes gdb debugs (the running
+        process's threads when none of them is alive: a stop there names its thread)."""
+        gen = self.machine.generation
+        if self._pids is not None and self._pids[0] == gen:
+            return self._pids[1]
+        s = self.session
+        live = self._live()
+        pids = sorted(self._attached & live) or [s.current_process]
+        out = {tid: pid for pid in pids for tid in s.process_thread_ids(pid)}
+        self._pids = (gen, out)
+        return out
+
+    def process_of(self, tid: int) -> int:
+        pid = self._thread_pids().get(tid)
+        if pid is not None:
+            return pid
+        s = self.session
+        if any(t.tid == tid for t in s.threads):
+            return s.current_process
+        for p in s.processes:  # (a thread of a process gdb does not debug)
+            if tid in s.process_thread_ids(p.pid):
+                return p.pid
+        return tid  # (thread ids of a process start at its pid)
+
+    def _observed(self, move: _Move) -> frozenset[int]:
+        """The processes whose hits stop this move (None: every process): the ones gdb
+        resumed among those it debugs. Follows ``monitor follow`` if the user changed it."""
+        s = self.session
+        if self._follow_set is not False and s.followed != self._follow_set:
+            self._attached = self._followed_processes()  # (monitor follow: gdb's too)
+            self._breakpoints_changed()
+            self._pids = None
+        pids = set(self._attached)
+        if move.processes is not None and move.processes & pids:
+            pids &= move.processes
+        return frozenset(pids)
+
+    def _on_process_event(self, kind: str, pid: int, tid: int, value: int) -> None:
+        """A process event during a forward move (on the move's thread): stop there if gdb
+        wants to hear of it (the session's interrupt lands right after the system call)."""
+        self._events.append((kind, pid, tid, value))
+        if pid in self._observing and self._reportable(kind, pid):
+            self.session.interrupt()
+
+    def _reportable(self, kind: str, pid: int) -> bool:
+        if pid not in self._attached:
+            return False
+        if kind == "vforkdone":
+            return self._accepts["vfork"]
+        if kind == "exit":
+            return True
+        return self._accepts.get(kind, False)
+
+    def _process_stops(self) -> list[tuple[StopReason, int | None]]:
+        """The stops the move's process events make, in order: (reason, thread)."""
+        out: list[tuple[StopReason, int | None]] = []
+        for kind, pid, tid, value in self._events:
+            if not self._reportable(kind, pid):
+                continue
+            if kind in ("fork", "vfork"):
+                # As gdbserver: gdb debugs the child until it detaches it.
+                self._born[value] = self.machine.position
+                self._attached.add(value)
+                self._breakpoints_changed()
+                self._pids = None
+                out.append((Forked(value, value, kind == "vfork"), tid))
+            elif kind == "vforkdone":
+                out.append((VforkDone(), tid))
+            elif kind == "exec":
+                program = next((p.program for p in self.session.processes if p.pid == pid),
+                               "")
+                out.append((Execd(os.path.abspath(program)), tid))
+            else:  # an exit of a process gdb debugs (not the first: its end ends the run)
+                self._attached.discard(pid)
+                self._breakpoints_changed()
+                self._pids = None
+                stop: StopReason = (Exited(value >> 8 & 0xFF, pid) if not value & 0x7F
+                                    else Terminated(gdb_signal(value & 0x7F), pid))
+                out.append((stop, None))
+            if pid not in self._observing:  # (held: reported when gdb resumes it)
+                self._held.setdefault(pid, []).append(out.pop())
+        self._events.clear()
+        return out
 
     # -- breakpoints and watchpoints --------------------------------------------------------
     def add_sw_breakpoint(self, addr: int, kind: int) -> bool:
-        self._sw.add(_checked(addr))
-        self._table_dirty = True
+        self._bps.setdefault((0, self._bp_process()), set()).add(_checked(addr))
+        self._breakpoints_changed()
         return True
 
     def remove_sw_breakpoint(self, addr: int, kind: int) -> bool:
-        self._sw.discard(addr)
-        self._table_dirty = True
+        self._bps.get((0, self._bp_process()), set()).discard(addr)
+        self._breakpoints_changed()
         return True
 
     def add_hw_breakpoint(self, addr: int, kind: int) -> bool:
-        self._hw.add(_checked(addr))
-        self._table_dirty = True
+        self._bps.setdefault((1, self._bp_process()), set()).add(_checked(addr))
+        self._breakpoints_changed()
         return True
 
     def remove_hw_breakpoint(self, addr: int, kind: int) -> bool:
-        self._hw.discard(addr)
-        self._table_dirty = True
+        self._bps.get((1, self._bp_process()), set()).discard(addr)
+        self._breakpoints_changed()
         return True
+
+    def _bp_process(self) -> int | None:
+        """The process a Z0/Z1 is for: the one gdb selected (``Hg``), with multiprocess."""
+        if not self._multiprocess:
+            return None
+        tid = self._selected()
+        return self.session.current_process if tid is None else self.process_of(tid)
+
+
+    def _breakpoints_changed(self) -> None:
+        """Recompute gdb's effective breakpoints: those of the processes it debugs."""
+        keep = None if not self._multiprocess else self._attached
+        sets: list[set[int]] = [set(), set()]
+        for (kind, pid), addrs in self._bps.items():
+            if keep is None or pid is None or pid in keep:
+                sets[kind] |= addrs
+        self._sw, self._hw = sets
+        self._table_dirty = True
 
     def add_watchpoint(self, addr: int, length: int, kind: WatchKind) -> bool:
         if length <= 0 or _checked(addr) + length > _ADDRESS_LIMIT:
@@ -459,9 +661,10 @@ class SessionTarget:
     def resume(self, action: ResumeAction) -> None:
         self._action = action
         if action.kind is ResumeKind.STEP:
-            self._move = _Move("step", FORWARD, thread=action.thread)
+            self._move = _Move("step", FORWARD, thread=action.thread,
+                               processes=action.processes)
         else:
-            self._move = _Move("continue", FORWARD)
+            self._move = _Move("continue", FORWARD, processes=action.processes)
 
     def range_step(self, start: int, end: int) -> None:
         self._action = ResumeAction(ResumeKind.STEP)
@@ -483,25 +686,99 @@ class SessionTarget:
         on a worker thread (returns None; the stub polls for Ctrl-C meanwhile)."""
         s = self.session
         self._cancel.clear()
+        accept = self._follow(move)
         if move.kind == "step":
             if move.direction is BACKWARD:  # the whole program's previous instruction
                 return s.step(move.direction, 1, poll=self._poll)
             # The thread gdb steps (the current one unless it said another): one of its
             # instructions; the others run only while it cannot (see docs/gdb.md).
-            thread = move.thread if move.thread is not None else s.current_thread
+            thread = move.thread if move.thread is not None else self.current_thread()
+            pid = self.process_of(thread) if self._multiprocess else s.current_process
+            if pid != s.current_process:
+                return self._run_to_process_thread(pid, thread)
             return s.step(move.direction, 1, poll=self._poll, thread=thread)
         if move.kind == "range":
             assert move.range_ is not None
             start, end = move.range_
             self._job = _Job(lambda: s.range_step(start, end, move.direction, poll=self._poll))
         else:
-            self._job = _Job(lambda: s.cont(move.direction, poll=self._poll))
+            self._job = _Job(lambda: s.cont(move.direction, poll=self._poll, accept=accept))
         return None
 
+    def _follow(self, move: _Move) -> Callable[[ev.StopEvent], bool] | None:
+        """Make the session follow the processes whose hits stop ``move`` (one: the
+        session follows it; several: every process, and ``accept`` keeps theirs), and
+        watch process events during a forward move (gdb's fork, vfork and exec events)."""
+        if not self._multiprocess:
+            return None
+        s = self.session
+        pids = self._observing = self._observed(move)
+        single = next(iter(pids)) if len(pids) == 1 else None
+        if s.followed != single:
+            s.follow(single)
+        self._follow_set = single
+        if move.direction is FORWARD:
+            self._events.clear()
+            s.watch_processes(self._on_process_event)
+        if single is not None or not pids:
+            return None
+        return lambda event: s.current_process in pids
+
+    def _run_to_process_thread(self, pid: int, tid: int) -> ev.StopEvent:
+        """A step of a thread of a process that does not run (a fork child gdb follows):
+        the others run until the scheduler gives it the CPU, as a thread's step does."""
+        s = self.session
+        pc = s.process_registers(pid, tid).pc
+
+        def arrived(event: ev.StopEvent) -> bool:
+            if isinstance(event, ev.Stopped) and event.why == "until":
+                return s.current_thread == tid
+            return True
+
+        event = s.cont(FORWARD, until=pc, accept=arrived, poll=self._poll)
+        if isinstance(event, ev.Stopped) and event.why in ("until", "breakpoint") \
+                and event.pc == pc and s.current_thread == tid:
+            return ev.Stopped(event.pc, event.position, "step")
+        return event
+
     def run_chunk(self, deadline: float) -> StopReason | None:
+        move = self._move
+        if self._held and move is not None and move.direction is FORWARD and \
+                self._multiprocess and self._job is None:
+            # A process gdb held (did not resume) had an event meanwhile: it is reported
+            # when gdb resumes that process, before anything runs.
+            for pid in sorted(self._observed(move)):
+                if self._held.get(pid):
+                    self._queued.append(self._held[pid].pop(0))
+                    break
+        if self._queued and move is not None and move.direction is FORWARD:
+            # A second event of the last stop's position (gdbserver's pending events).
+            self._move = self._action = None
+            queued, self._event_thread = self._queued.pop(0)
+            self._general = None
+            return queued
         reason = self._run_chunk(deadline)
         if reason is not None:
             self._general = None  # gdb takes the stopped thread as its general thread
+            self._event_thread = None
+            if self._multiprocess:
+                reason = self._process_reason(reason)
+        return reason
+
+    def _process_reason(self, reason: StopReason) -> StopReason:
+        """With multiprocess ids: a process event of the move comes first (the move was
+        interrupted there), and a stop names a thread of a process gdb debugs."""
+        s = self.session
+        s.watch_processes(None)
+        stops = self._process_stops()
+        if stops and (isinstance(reason, Signal) and reason.signal == GDB_SIGINT
+                      or isinstance(reason, DoneStep)) and not self._cancel.is_set():
+            (reason, self._event_thread), self._queued = stops[0], stops[1:]
+        if self._event_thread is None and not isinstance(reason, Exited | Terminated) \
+                and not self._attached & self._live():
+            self._attached.add(s.current_process)  # (gdb learns of it: a new inferior)
+            self._breakpoints_changed()
+            self._pids = None
         return reason
 
     def _run_chunk(self, deadline: float) -> StopReason | None:
@@ -538,7 +815,21 @@ class SessionTarget:
             return Signal(GDB_SIGTRAP)
         self._move = self._action = None
         assert event is not None
+        if move.direction is BACKWARD and self._multiprocess:
+            event = self._before_birth(event)
         return self._report(event, action)
+
+    def _before_birth(self, event: ev.StopEvent) -> ev.StopEvent:
+        """A backward move that went past the fork that made the one process gdb follows
+        (a fork child it followed) stops there instead: the start of that process's
+        history, as the start of the program's is (``replaylog:begin``)."""
+        born = [self._born[p] for p in self._observing if p in self._born]
+        if len(self._observing) != 1 or not born or event.position >= born[0]:
+            return event
+        landed = self.session.seek(born[0], poll=self._poll)
+        if landed.position != born[0]:
+            return landed  # (interrupted)
+        return HistoryBoundary(self.machine.pc, landed.position, "begin")
 
     def _report(self, event: ev.StopEvent, action: ResumeAction) -> StopReason:
         self.last_event = event
@@ -596,6 +887,7 @@ class SessionTarget:
         SIGINT and gdb reads the state)."""
         self._move = self._action = None
         self._general = None  # the stub reports the stop (T02) for the current thread
+        self._event_thread = None
         if self._monitor_running and self._commands is not None:
             self._commands.ctx.interrupt()  # the command's motions poll this
         self._stop_job()
@@ -634,3 +926,40 @@ class SessionTarget:
         if text and not text.endswith("\n"):
             text += "\n"
         output(text)
+
+
+class ProcessSessionTarget(SessionTarget):
+    """A :class:`SessionTarget` of a program that can have several processes (the Linux
+    kernel plugin runs it): it also implements gdbstub's ``Processes`` (multiprocess
+    thread ids ``pPID.TID``, ``D;PID``, ``vKill;PID``, fork, vfork and exec events).
+    ``SessionTarget(session)`` makes one when the session has processes; raw blobs and
+    firmware keep plain thread ids."""
+
+    def set_process_events(self, fork: bool, vfork: bool, exec_: bool) -> None:
+        """gdb connected: multiprocess ids (every event needs them) and the events it
+        accepts. It debugs the followed process (every live one with ``follow any``)."""
+        self._accepts = {"fork": fork, "vfork": vfork, "exec": exec_}
+        self._multiprocess = True
+        self._queued.clear()
+        self._held.clear()
+        self._event_thread = None
+        self._attached = self._followed_processes()
+        self._breakpoints_changed()
+        self._follow_set = False
+        self._pids = None
+
+    def detach_process(self, pid: int) -> bool:
+        """``D;PID``: gdb stops debugging process PID. It runs on in the emulation,
+        unobserved: its breakpoint and watchpoint hits no longer stop (history is not
+        changed by a detach). True while gdb still debugs a live process."""
+        self._attached.discard(pid)
+        self._breakpoints_changed()
+        self._pids = None
+        if self._event_thread is not None and self.process_of(self._event_thread) == pid:
+            self._event_thread = None
+        return bool(self._attached & self._live())
+
+    def kill_process(self, pid: int) -> bool:
+        """``vKill;PID``: killing the last process gdb debugs ends the session as ``k``
+        does (False); another is detached: history cannot change, it runs on."""
+        return self.detach_process(pid)

@@ -528,6 +528,74 @@ class Session:
         read = getattr(self._thread_source(), "read_process_memory", None)
         return bytes(read(pid, address, size)) if read is not None else b""
 
+    # -- the processes gdb sees (multiprocess, fork and exec events) -------------------------
+    @property
+    def has_processes(self) -> bool:
+        """Whether the program can have several processes (a kernel plugin runs it)."""
+        return getattr(self._thread_source(), "watch_processes", None) is not None
+
+    def watch_processes(self, observer: Callable[[str, int, int, int], None] | None) -> None:
+        """Call ``observer(kind, pid, tid, value)`` at the program's process events: "fork"
+        and "vfork" (the parent's pid and thread; value: the child's pid), "vforkdone" (the
+        vfork parent, once the child exec'd or exited), "exec" and "exit" (a process other
+        than the first; value: its wait status). None: stop. Raises :class:`SyxdbgError`
+        for a program without processes."""
+        watch = getattr(self._thread_source(), "watch_processes", None)
+        if watch is None:
+            if observer is None:
+                return
+            raise SyxdbgError("this program has no processes (no kernel plugin)")
+        watch(observer)
+
+    def run_to_process(self, pid: int, *, poll: PollFn | None = None) -> StopEvent | None:
+        """Run forward until process ``pid`` exists (its parent's fork returned; as ``rr
+        replay -p``) and follow it; None if it exists already (nothing runs). Raises
+        :class:`SyxdbgError` if the program ends first."""
+        self.follow(pid)
+        if any(p.pid == pid and p.state != "zombie" for p in self.processes):
+            return None
+        found: list[int] = []
+
+        def seen(kind: str, parent: int, tid: int, child: int) -> None:
+            if kind in ("fork", "vfork") and child == pid and not found:
+                found.append(child)
+                self.interrupt()
+
+        self.watch_processes(seen)
+        try:
+            event = self.cont("forward", poll=poll)
+        finally:
+            self.watch_processes(None)
+        if not found:
+            raise SyxdbgError(f"no process {pid} is created before the end ({event})")
+        return event
+
+    def process_thread_ids(self, pid: int) -> list[int]:
+        """The threads of live process ``pid`` by tid ([] for none)."""
+        if pid == self.current_process:
+            return sorted(t.tid for t in self.threads)
+        queued = getattr(self._thread_source(), "queued_registers", None)
+        return sorted(queued(pid)) if queued is not None else []
+
+    def process_registers(self, pid: int, tid: int) -> Registers:
+        """The registers of thread ``tid`` of process ``pid`` (read-only unless it is the
+        running thread; pc where it resumes)."""
+        if pid == self.current_process:
+            return self.thread_registers(tid)
+        queued = getattr(self._thread_source(), "queued_registers", None)
+        values = queued(pid).get(tid) if queued is not None else None
+        if values is None:
+            raise SyxdbgError(f"no thread {tid} in process {pid}")
+        return ThreadRegisters(self.machine.arch, values, tid)
+
+    def read_process_memory(self, pid: int, address: int, size: int) -> bytes:
+        """Up to ``size`` mapped bytes at ``address`` in process ``pid`` (the machine's
+        memory for the running one); b"" when unmapped."""
+        if pid == self.current_process:
+            return self.mem.read_partial(address, size)
+        read = getattr(self._thread_source(), "read_process_memory", None)
+        return bytes(read(pid, address, size)) if read is not None else b""
+
     # -- time travel --------------------------------------------------------------------------
     @property
     def timeline(self) -> Timeline:

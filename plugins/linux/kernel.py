@@ -587,6 +587,12 @@ class Process:
         #: Called after every successful execve with (pid, host path of the program); not
         #: state (the Session's ``run_to_exec`` watches with it).
         self.exec_observers: list[Callable[[int, bytes], None]] = []
+        #: Process events for gdb (helper A, issue 14; not state): called with (kind, pid,
+        #: tid, value): "fork"/"vfork" in the parent's system call (value: the child's
+        #: pid), "vforkdone" when that child execs or exits (the parent's pid and thread),
+        #: "exec" after a successful execve, "exit" when a process other than the first
+        #: ends (value: its wait status).
+        self.event_observers: list[Callable[[str, int, int, int], None]] = []
         s = self.s
         s.image_path = (self.host.realpath(os.fsencode(image.path))
                         if image is not None else b"")
@@ -760,6 +766,8 @@ class Process:
             self.mem.write(parent_tid, tid_bytes)
         if flags & abi.CLONE_VFORK:
             self._want = ("vfork", pid, 0, -1)
+        for observer in self.event_observers:  # (gdb's fork events)
+            observer("vfork" if flags & abi.CLONE_VFORK else "fork", s.ids[0], self.tid, pid)
         return pid
 
     def _release_vfork(self) -> None:
@@ -773,6 +781,8 @@ class Process:
             if t.wait == "vfork" and t.futex == self.pid:
                 self.s.seq += 1
                 st.threads[t.tid] = replace(t, wait="", futex=0, seq=self.s.seq)
+                for observer in self.event_observers:  # (gdb's vforkdone)
+                    observer("vforkdone", parent, t.tid, self.pid)
 
     def switch_to(self, pid: int, *, drop: bool = False) -> None:
         """Make process ``pid`` the running one: its memory map and its state (the caller
@@ -823,6 +833,8 @@ class Process:
         becomes a zombie of its parent (unless the parent ignores SIGCHLD), whose waits
         wake and which gets its exit signal."""
         pid, ppid = st.ids[0], st.ids[1]
+        for observer in self.event_observers:  # (gdb: an attached process's exit)
+            observer("exit", pid, 0, status)
         s = self.s
         # Orphans go to the nearest ancestor that is a child subreaper, else to init (pid
         # 1, outside the tree: nobody reaps them); their zombies are moved along.
@@ -1077,6 +1089,8 @@ class Process:
         self._release_vfork()
         for observer in list(self.exec_observers):
             observer(self.pid, host_path)
+        for event in self.event_observers:  # (gdb's exec events)
+            event("exec", self.pid, self.tid, 0)
 
     # -- threads (the kernel switches after the system call: see LinuxKernel._schedule) --------
     @property

@@ -22,6 +22,7 @@ from ..errors import SyxdbgError
 from .spec import (
     ProgramSpec,
     add_output_options,
+    add_pid_option,
     add_program_options,
     apply_follow,
     open_session,
@@ -49,6 +50,7 @@ def register(subparsers: Any) -> None:
                    help="run gdb in batch mode (exit after the --ex commands)")
     p.add_argument("--gdb-arg", action="append", default=[], metavar="ARG",
                    help="pass ARG to gdb (may be repeated; e.g. --gdb-arg=-nx)")
+    add_pid_option(p)
     add_output_options(p)
     add_program_options(p)
     p.set_defaults(handler=_handle)

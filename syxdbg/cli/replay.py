@@ -17,6 +17,7 @@ from . import shell as shell_command
 from .spec import (
     ProgramSpec,
     add_output_options,
+    add_pid_option,
     add_plugin_switch,
     apply_follow,
     open_session,
@@ -63,6 +64,7 @@ def register(subparsers: Any) -> None:
     add_plugin_switch(p)
     p.add_argument("--snapshot-budget", type=types.size, metavar="SIZE",
                    help="memory for in-memory checkpoints (default 1G)")
+    add_pid_option(p)
     add_output_options(p)
     p.add_argument("recording", metavar="FILE", help="a recording made by syxdbg record")
     p.set_defaults(_takes_program=True, mode=None, handler=_handle)

@@ -22,6 +22,7 @@ from . import args as types
 from .spec import (
     ProgramSpec,
     add_output_options,
+    add_pid_option,
     add_program_options,
     apply_follow,
     open_session,
@@ -53,6 +54,7 @@ def register(subparsers: Any) -> None:
                    help=f"address or name to bind, IPv4 or IPv6 (default {DEFAULT_HOST}; "
                    "a non-loopback address exposes the debugger, and through it this "
                    "user's files, to the network)")
+    add_pid_option(p)
     add_output_options(p)
     add_program_options(p)
     p.set_defaults(handler=_handle)

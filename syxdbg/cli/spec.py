@@ -123,10 +123,28 @@ def open_session(spec: ProgramSpec, plugins: pluggy.PluginManager | None = None,
 
 def apply_follow(session: Session) -> None:
     """``--follow exec:NAME`` (the Linux plugin's option): run forward to that exec before
-    the front end starts (gdb, serve, shell, replay), so it starts in that process."""
+    the front end starts (gdb, serve, shell, replay), so it starts in that process.
+    ``--pid N`` (:func:`add_pid_option`): run forward until process N exists."""
     follow = session.options.get("follow")
     if follow is not None and follow[0] == "exec":
         session.run_to_exec(str(follow[1]))
+    elif follow is not None and follow[0] == "pid!" and session.has_processes:
+        session.run_to_process(int(follow[1]))
+
+
+def _pid(text: str) -> tuple[str, int]:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"invalid pid {text!r} (a positive number)")
+    return ("pid!", int(text))
+
+
+def add_pid_option(p: argparse.ArgumentParser) -> None:
+    """``--pid N``: debug process N of the program's tree (as ``rr replay -p``): the
+    session runs forward until N exists and follows it (``--follow pid:N`` follows it
+    without moving; a replay's pids are the recording's)."""
+    p.add_argument("--pid", metavar="N", dest="follow", type=_pid,
+                   help="debug process N of the program's tree: run forward until it exists "
+                   "and follow it (as rr replay -p; a replay's pids are the recording's)")
 
 
 def add_program_options(p: argparse.ArgumentParser, *, history: bool = True) -> None:

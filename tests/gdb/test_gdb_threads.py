@@ -76,7 +76,8 @@ def syxdbg_gdb(exe: Path, toolchain: str) -> Iterator[tuple[Gdb, Served]]:
             g.close()
 
 
-_CURRENT = re.compile(r"\[Current thread is (\d+) \(Thread (\d+)")
+#: gdb names a thread PID.TID (the multiprocess ids syxdbg serves, as gdbserver does).
+_CURRENT = re.compile(r"\[Current thread is (\d+) \(Thread \d+\.(\d+)")
 
 
 def current(g: Gdb) -> tuple[int, int]:
@@ -90,7 +91,7 @@ def thread_rows(text: str) -> dict[int, str]:
     """``info threads``: the row of each thread id."""
     rows = {}
     for line in text.splitlines():
-        m = re.match(r"[* ]\s+\d+\s+Thread (\d+)", line)
+        m = re.match(r"[* ]\s+\d+\s+Thread \d+\.(\d+)", line)
         if m:
             rows[int(m.group(1))] = line
     return rows
@@ -122,7 +123,7 @@ def test_info_threads_thread_bt_and_apply_all(racecount: Callable[[str], Path],
         out = g.cli("continue")
         running = s.current_thread
         assert running != main
-        assert f"[Switching to Thread {running}]" in out, out
+        assert f"[Switching to Thread {main}.{running}]" in out, out
         assert re.search(r"Thread \d+ hit Breakpoint 2, bump \(", out), out
         rows = thread_rows(g.cli("info threads"))
         assert sorted(rows) == sorted(t.tid for t in s.threads)
@@ -132,7 +133,7 @@ def test_info_threads_thread_bt_and_apply_all(racecount: Callable[[str], Path],
 
         # thread 1 is the main thread, blocked in pthread_join: its own registers and stack.
         out = g.cli("thread 1")
-        assert f"[Switching to thread 1 (Thread {main}" in out, out
+        assert f"[Switching to thread 1 (Thread {main}.{main}" in out, out
         bt = g.cli("bt")
         assert re.search(r"in main \(\) at racecount\.c:\d+", bt), bt
         assert "pthread" in bt and "bump" not in bt, bt
@@ -143,14 +144,14 @@ def test_info_threads_thread_bt_and_apply_all(racecount: Callable[[str], Path],
 
         every = g.cli("thread apply all bt")
         for i, tid in enumerate(tids, 1):
-            assert f"Thread {i} (Thread {tid} (" in every, every
+            assert f"Thread {i} (Thread {main}.{tid} (" in every, every
         assert every.count("in main () at racecount.c") == 1, every
         assert re.search(r"bump \(id=.*\n.*in worker \(arg=", every), every
 
         # The second worker's hit reports that worker.
         out = g.cli("continue")
         assert s.current_thread != running
-        assert f"[Switching to Thread {s.current_thread}]" in out, out
+        assert f"[Switching to Thread {main}.{s.current_thread}]" in out, out
         assert current(g)[1] == s.current_thread
 
 
@@ -174,7 +175,7 @@ def test_watch_reverse_continue_lands_in_the_writing_thread(
         out = g.cli("reverse-continue")
         writer = s.current_thread
         assert writer != stopped, out
-        assert f"[Switching to Thread {writer}]" in out, out
+        assert f"[Switching to Thread {s.current_process}.{writer}]" in out, out
         assert "atchpoint 2: counter" in out, out
         assert f"racecount.c:{WRITE_LINE}" in out or f"{WRITE_LINE}\t" in out, out
         assert current(g)[1] == writer
@@ -211,7 +212,7 @@ def test_reverse_stepi_across_a_thread_switch(racecount: Callable[[str], Path],
         previous = s.current_thread
         assert previous != resumed, out
         assert s.position == n - 1
-        assert f"[Switching to Thread {previous}]" in out, out
+        assert f"[Switching to Thread {s.current_process}.{previous}]" in out, out
         assert f"{svc:#018x} in sched_yield" in out, out  # at its system call
         assert current(g)[1] == previous
         names = ["rip", "rsp", "rax", "rbx", "rdi", "r12"] if toolchain != "aarch64" else \
@@ -229,7 +230,8 @@ def test_reverse_stepi_across_a_thread_switch(racecount: Callable[[str], Path],
         # breakpoint: a hit, reported in that thread as natively).
         g.cli(f"thread {tids.index(previous) + 1}")
         out = g.cli("stepi")
-        assert f"[Switching to Thread {resumed}]" in out and "hit Breakpoint 1" in out, out
+        assert f"[Switching to Thread {s.current_process}.{resumed}]" in out \
+            and "hit Breakpoint 1" in out, out
         assert s.current_thread == resumed and s.position == n
         g.cli("delete")
         g.cli(f"thread {tids.index(previous) + 1}")
@@ -296,7 +298,7 @@ def test_thread_names_in_info_threads(tmp_path: Path, toolchain: str) -> None:
             rows = thread_rows(g.cli("info threads"))
             assert sorted(rows) == tids, rows
             for tid, name in zip(tids, want, strict=True):
-                assert f'Thread {tid} "{name}"' in rows[tid], rows
+                assert f'Thread {tids[0]}.{tid} "{name}"' in rows[tid], rows
             assert rows[tids[0]].startswith("*") and "names_ready" in rows[tids[0]], rows
             bt = g.cli("bt")
             assert re.search(r"#0 +names_ready \(\) at .*threads\.c:\d+", bt), bt
@@ -304,7 +306,8 @@ def test_thread_names_in_info_threads(tmp_path: Path, toolchain: str) -> None:
             assert re.search(r"#2 .*main \(.*threads\.c:\d+", bt), bt
             for number, function in ((2, "named_self"), (3, "named_by_main")):
                 out = g.cli(f"thread {number}")
-                assert f"[Switching to thread {number} (Thread {tids[number - 1]})]" in out
+                tid = tids[number - 1]
+                assert f"[Switching to thread {number} (Thread {tids[0]}.{tid})]" in out
                 bt = g.cli("bt")
                 if toolchain == "musl":
                     # musl's barrier and futex code has no unwind information: natively

@@ -69,7 +69,7 @@ PARSED = [
     (b"vCont;c", rq.VCont((rq.VContAction("c"),))),
     (b"vCont;s:1;c", rq.VCont((rq.VContAction("s", tid=1), rq.VContAction("c")))),
     (b"vCont;C05:-1", rq.VCont((rq.VContAction("c", signal=5, tid=-1),))),
-    (b"vCont;S0b:p1.1", rq.VCont((rq.VContAction("s", signal=0xB, tid=1),))),
+    (b"vCont;S0b:p1.1", rq.VCont((rq.VContAction("s", signal=0xB, tid=1, pid=1),))),
     (
         b"vCont;r40100a,401015:1;c",
         rq.VCont((rq.VContAction("r", tid=1, start=0x40100A, end=0x401015), rq.VContAction("c"))),
@@ -79,7 +79,7 @@ PARSED = [
     (b"bc", rq.ReverseContinueRequest()),
     (b"Hg0", rq.SetThread("g", 0)),
     (b"Hc-1", rq.SetThread("c", -1)),
-    (b"Hgp1.-1", rq.SetThread("g", -1)),
+    (b"Hgp1.-1", rq.SetThread("g", -1, 1)),
     (b"T1", rq.ThreadAlive(1)),
     (b"qC", rq.CurrentThread()),
     (b"qfThreadInfo", rq.ThreadInfoFirst()),
@@ -215,4 +215,5 @@ def test_every_capability_group_is_in_the_table() -> None:
         Cap.EXEC_FILE,
         Cap.LIBRARIES_SVR4,
         Cap.THREADS,
+        Cap.PROCESSES,
     }

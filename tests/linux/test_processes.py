@@ -276,13 +276,13 @@ def test_gdb_follows_the_process_that_execs(build_probe: Callable[[str, str], Pa
                          capture_output=True, text=True, timeout=300, check=False)
     out = res.stdout + res.stderr  # (monitor output comes on stderr in batch mode)
     assert "Breakpoint 1, " in out and "count_stdin () at " in out, out
-    threads = re.search(r"\* 1 +Thread (\d+) ", out)
+    threads = re.search(r"\* 1 +Thread \d+\.(\d+) ", out)  # (gdb: Thread PID.TID)
     listing = re.search(r"\* (\d+) +(\d+) +\d+ +1 +running +(\S+)\n +(\d+) ", out)
     assert threads and listing, out
     child, parent = int(listing.group(1)), int(listing.group(2))
     assert int(threads.group(1)) == child and int(listing.group(4)) == parent
     # Nothing of the child's before: back to the start of history, in the first process.
-    assert re.search(rf"No more reverse-execution history\.\n\[Switching to Thread {parent}\]",
-                     out), out
+    assert re.search(rf"No more reverse-execution history\.\n\[Switching to Thread "
+                     rf"{parent}\.{parent}\]", out), out
     assert "Following every process." in out
-    assert re.search(r"Breakpoint 2, describe \(what=\S+ \"fork child\"", out), out
+    assert re.search(r"Breakpoint 2(\.\d+)?, describe \(what=\S+ \"fork child\"", out), out

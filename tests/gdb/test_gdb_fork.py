@@ -1,0 +1,232 @@
+"""gdb's own fork, vfork and exec support over syxdbg (issue 14): multiprocess thread ids
+(``pPID.TID``), ``fork``/``vfork``/``vforkdone``/``exec`` stop reasons, ``D;PID``, so that
+``catch fork``, ``catch vfork``, ``catch exec``, ``set follow-fork-mode child``, ``set
+detach-on-fork off`` and ``info inferiors`` work with a real gdb.
+
+``programs/forks.c`` (built by the suite) forks a child that runs ``in_child`` and exits
+41, then vforks a child that execs the program again (``exec_main`` prints and exits 7);
+it prints every pid, so gdb's view is checked against what the program saw. The program
+writes to the test's stdout (``capfd``); gdb's text is what a user sees.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import progs
+import pytest
+from gdbmi import Gdb, Served, served
+from support import in_ci
+
+SOURCE = Path(__file__).resolve().parent / "programs" / "forks.c"
+GDB = shutil.which("gdb")
+SYX = [sys.executable, "-m", "syxdbg"]
+
+
+def _line(marker: str) -> int:
+    for n, text in enumerate(SOURCE.read_text().splitlines(), 1):
+        if marker in text:
+            return n
+    raise AssertionError(marker)
+
+
+#: The parent's line right after its fork (the child's pid is known there).
+AFTER_FORK = _line('printf("forked')
+
+
+@pytest.fixture(scope="module")
+def forks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tc = progs.toolchain_for("gcc")
+    if not tc.available():
+        if in_ci():
+            raise AssertionError("gcc is missing")
+        pytest.skip("gcc is missing")
+    exe = tmp_path_factory.mktemp("forks") / "forks"
+    subprocess.run(tc.command(SOURCE, exe), check=True, capture_output=True)
+    return exe
+
+
+@contextmanager
+def debugged(exe: Path) -> Iterator[tuple[Gdb, Served]]:
+    if GDB is None:
+        if in_ci():
+            raise AssertionError("gdb is missing")
+        pytest.skip("gdb is missing")
+    with served(str(exe), argv0=str(exe)) as srv:  # (it execs itself by argv[0])
+        g = Gdb(GDB, str(exe))
+        try:
+            g.cli("set sysroot /")
+            g.cli(f"target remote 127.0.0.1:{srv.port}")
+            yield g, srv
+        finally:
+            g.close()
+
+
+def printed(capfd: pytest.CaptureFixture[str], what: str) -> int:
+    """The pid the program printed after ``what`` ("forked", "vforked")."""
+    m = re.search(rf"^{what} (\d+)$", capfd.readouterr().out, re.M)
+    assert m is not None, what
+    return int(m.group(1))
+
+
+def test_catch_fork_stops_in_the_parent_with_the_childs_pid(
+        forks: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with debugged(forks) as (g, srv):
+        s = srv.session
+        parent = s.current_process
+        g.cli("catch fork")
+        out = g.cli("continue")
+        m = re.search(r"Catchpoint 1 \(forked process (\d+)\), .* in _Fork \(\)", out)
+        assert m is not None, out
+        child = int(m.group(1))
+        assert s.current_process == parent  # stopped in the parent's fork system call
+        assert re.search(rf"\* 1 +process {parent} ", g.cli("info inferiors"))
+        assert f"Thread {parent}.{parent}" in g.cli("info threads")
+        out = g.cli(f"break {AFTER_FORK}")
+        out = g.cli("continue")  # gdb detaches the child (D;PID): it runs on, unobserved
+        assert f"[Detaching after fork from child process {child}]" in out, out
+        assert "Breakpoint 2, main (" in out, out
+        assert child in [p.pid for p in s.processes]  # (alive: it runs unobserved)
+        out = g.cli("continue")  # the vfork is not caught (catch fork only)
+        assert "No more reverse-execution history." in out, out
+        assert re.search(r"\[Detaching after vfork from child process \d+\]", out), out
+    assert printed(capfd, "forked") == child
+
+
+def test_follow_fork_mode_child_breaks_in_the_child(
+        forks: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with debugged(forks) as (g, srv):
+        s = srv.session
+        parent = s.current_process
+        g.cli("set follow-fork-mode child")
+        g.cli("break in_child")
+        out = g.cli("continue")
+        m = re.search(r"\[Attaching after Thread \d+\.\d+ fork to child Thread (\d+)\.\d+\]",
+                      out)
+        assert m is not None, out
+        child = int(m.group(1))
+        assert f"[Detaching after fork from parent process {parent}]" in out, out
+        assert re.search(r"Thread 2\.1 hit Breakpoint 1, in_child \(n=(n@entry=)?20\)", out), out
+        assert s.current_process == child and s.followed == child
+        assert g.cli("print n").strip() == "$1 = 20"
+        assert re.search(rf"\* 2 +process {child} ", g.cli("info inferiors"))
+        hit = s.position
+        # Backwards, the child's history starts where its parent's fork returned.
+        out = g.cli("reverse-continue")
+        assert "No more reverse-execution history." in out and "in _Fork ()" in out, out
+        assert s.current_process == parent and s.position < hit
+        assert "1    <null>" in g.cli("info inferiors")  # (gdb saw no other process)
+        out = g.cli("continue")
+        assert "hit Breakpoint 1, in_child (" in out and s.position == hit, out
+        out = g.cli("continue")
+        assert f"[Inferior 2 (process {child}) exited with code 051]" in out, out
+    assert printed(capfd, "forked") == child
+
+
+def test_catch_exec_shows_the_new_program(forks: Path) -> None:
+    """After the first fork (followed in the parent), ``follow-fork-mode child`` follows
+    the vfork child, whose exec stops gdb with the new program; a breakpoint in it hits."""
+    with debugged(forks) as (g, srv):
+        s = srv.session
+        g.cli(f"break {AFTER_FORK}")
+        g.cli("continue")
+        g.cli("set follow-fork-mode child")
+        g.cli("catch vfork")
+        g.cli("catch exec")
+        out = g.cli("continue")
+        m = re.search(r"Catchpoint 2 \(vforked process (\d+)\)", out)
+        assert m is not None, out
+        child = int(m.group(1))
+        out = g.cli("continue")
+        assert "[Attaching after Thread" in out and f"vfork to child Thread {child}." in out
+        assert f"process {child} is executing new program: {forks}" in out, out
+        assert re.search(rf"Catchpoint 3 \(exec'd {re.escape(str(forks))}\)", out), out
+        assert s.current_process == child and s.machine.pc == s.image.entry  # (its start)
+        out = g.cli("break exec_main")
+        out = g.cli("continue")
+        assert re.search(r"hit Breakpoint \d+(\.\d+)?, exec_main \(n=(n@entry=)?7\)", out), out
+        assert s.current_process == child
+
+
+def test_detach_on_fork_off_keeps_two_inferiors(
+        forks: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with debugged(forks) as (g, srv):
+        s = srv.session
+        parent = s.current_process
+        g.cli("set detach-on-fork off")
+        g.cli(f"break {AFTER_FORK}")
+        out = g.cli("continue")
+        m = re.search(r"\[New inferior 2 \(process (\d+)\)\]", out)
+        assert m is not None, out
+        child = int(m.group(1))
+        rows = g.cli("info inferiors")
+        assert re.search(rf"\* 1 +process {parent} ", rows), rows
+        assert re.search(rf"  2 +process {child} ", rows), rows
+        # The child's registers and memory, though it does not run: its frames.
+        g.cli("inferior 2")
+        bt = g.cli("bt")
+        assert re.search(r"in fork \(\)\n#\d+ +0x[0-9a-f]+ in main \(", bt), bt
+        g.cli("break in_child")
+        out = g.cli("continue")  # inferior 2 only (schedule-multiple off)
+        assert re.search(r"Thread 2\.1 hit Breakpoint 2\.\d, in_child \(", out), out
+        assert s.current_process == child
+        out = g.cli("continue")
+        assert f"[Inferior 2 (process {child}) exited with code 051]" in out, out
+        out = g.cli("inferior 1")
+        assert "in wait4 ()" in out, out  # (it was not held: it ran on to its waitpid)
+    assert printed(capfd, "forked") == child
+
+
+def test_reverse_execution_across_a_fork(forks: Path) -> None:
+    """In the parent: back over its fork (reverse-stepi, reverse-continue to a breakpoint
+    before it and to the start of history), forward again: the same child, caught again."""
+    with debugged(forks) as (g, srv):
+        s = srv.session
+        g.cli("catch fork")
+        g.cli(f"break {AFTER_FORK}")
+        out = g.cli("continue")
+        child = int(re.search(r"forked process (\d+)", out).group(1))  # type: ignore[union-attr]
+        fork_at = s.position
+        g.cli("continue")
+        after = s.position
+        g.cli("reverse-stepi")
+        assert s.position == after - 1
+        g.cli("break fork")
+        out = g.cli("reverse-continue")
+        assert re.search(r"Breakpoint 3, .*fork \(\)", out), out
+        assert s.position < fork_at and [p.pid for p in s.processes] == [s.current_process]
+        out = g.cli("reverse-continue")
+        assert "No more reverse-execution history." in out and s.position == 0, out
+        g.cli("delete 3")
+        out = g.cli("continue")
+        assert f"Catchpoint 1 (forked process {child})" in out, out
+        assert s.position == fork_at
+        out = g.cli("continue")
+        assert "Breakpoint 2, main (" in out and s.position == after, out
+
+
+def test_replay_pid_starts_gdb_in_that_process(forks: Path, tmp_path: Path) -> None:
+    """``syxdbg replay --pid N`` (as ``rr replay -p``): gdb starts where process N of the
+    recording came to be, debugging it; its breakpoint hits, the parent's do not."""
+    rec = tmp_path / "forks.syxrec"
+    made = subprocess.run([*SYX, "record", "-o", str(rec), "--argv0", str(forks), str(forks)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    child = int(re.search(r"^forked (\d+)$", made.stdout, re.M).group(1))  # type: ignore[union-attr]
+    if GDB is None:
+        pytest.skip("gdb is missing")
+    cmds = ["info inferiors", "break in_child", "break exec_main", "continue", "print n",
+            "continue"]
+    res = subprocess.run([*SYX, "replay", "--pid", str(child), "--batch",
+                          *[x for c in cmds for x in ("--ex", c)], str(rec)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    out = res.stdout + res.stderr
+    assert re.search(rf"\* 1 +process {child} ", out), out
+    assert re.search(r"Breakpoint 1, in_child \(n=(n@entry=)?20\)", out), out
+    assert "$1 = 20" in out and "exec_main (" not in out, out
+    assert f"[Inferior 1 (process {child}) exited with code 051]" in out, out
