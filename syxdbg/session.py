@@ -489,46 +489,6 @@ class Session:
         return ThreadRegisters(self.machine.arch, source.thread_registers(tid), tid)
 
     # -- the processes gdb sees (multiprocess, fork and exec events) -------------------------
-    def watch_processes(self, observer: Callable[[str, int, int, int], None] | None) -> None:
-        """Call ``observer(kind, pid, tid, value)`` at the program's process events: "fork"
-        and "vfork" (the parent's pid and thread; value: the child's pid), "vforkdone" (the
-        vfork parent, once the child exec'd or exited), "exec" and "exit" (a process other
-        than the first; value: its wait status). None: stop. Raises :class:`SyxdbgError`
-        for a program without processes."""
-        watch = getattr(self._thread_source(), "watch_processes", None)
-        if watch is None:
-            if observer is None:
-                return
-            raise SyxdbgError("this program has no processes (no kernel plugin)")
-        watch(observer)
-
-    def process_thread_ids(self, pid: int) -> list[int]:
-        """The threads of live process ``pid`` by tid ([] for none)."""
-        if pid == self.current_process:
-            return sorted(t.tid for t in self.threads)
-        queued = getattr(self._thread_source(), "queued_registers", None)
-        return sorted(queued(pid)) if queued is not None else []
-
-    def process_registers(self, pid: int, tid: int) -> Registers:
-        """The registers of thread ``tid`` of process ``pid`` (read-only unless it is the
-        running thread; pc where it resumes)."""
-        if pid == self.current_process:
-            return self.thread_registers(tid)
-        queued = getattr(self._thread_source(), "queued_registers", None)
-        values = queued(pid).get(tid) if queued is not None else None
-        if values is None:
-            raise SyxdbgError(f"no thread {tid} in process {pid}")
-        return ThreadRegisters(self.machine.arch, values, tid)
-
-    def read_process_memory(self, pid: int, address: int, size: int) -> bytes:
-        """Up to ``size`` mapped bytes at ``address`` in process ``pid`` (the machine's
-        memory for the running one); b"" when unmapped."""
-        if pid == self.current_process:
-            return self.mem.read_partial(address, size)
-        read = getattr(self._thread_source(), "read_process_memory", None)
-        return bytes(read(pid, address, size)) if read is not None else b""
-
-    # -- the processes gdb sees (multiprocess, fork and exec events) -------------------------
     @property
     def has_processes(self) -> bool:
         """Whether the program can have several processes (a kernel plugin runs it)."""
