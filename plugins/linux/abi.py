@@ -60,18 +60,26 @@ SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 NSIG = 64
 SIGKILL, SIGSTOP = 9, 19
 SIGPIPE, SIGCHLD = 13, 17
+SIGHUP, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU = 1, 18, 20, 21, 22
+#: Signals whose default action stops the process (all but SIGSTOP only outside an
+#: orphaned process group) and their bits.
+STOP_SIGNALS = frozenset({SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU})
+STOP_MASK = sum(1 << (sig - 1) for sig in STOP_SIGNALS)
 #: Writes to a pipe of at most this many bytes are atomic.
 PIPE_BUF = 4096
 #: wait4 options and waitid's.
 WNOHANG, WUNTRACED, WEXITED, WCONTINUED, WNOWAIT = 1, 2, 4, 8, 0x01000000
 #: waitid id types and si_code values of SIGCHLD.
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
-CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
+CLD_EXITED, CLD_KILLED, CLD_DUMPED, CLD_STOPPED, CLD_CONTINUED = 1, 2, 3, 5, 6
+#: A wait status of a continued child (WIFCONTINUED), and of one stopped by ``sig``:
+#: ``sig << 8 | WSTOPPED_LOW`` (WIFSTOPPED).
+WAIT_CONTINUED, WSTOPPED_LOW = 0xFFFF, 0x7F
 SS_DISABLE = 2
 SIGACTION_SIZE = 32  # handler, flags, restorer, mask: both arches define SA_RESTORER
 SIGALTSTACK_SIZE = 24
-#: Signals whose default action is to be ignored (or stop/continue, which we ignore):
-#: CHLD CONT STOP TSTP TTIN TTOU URG WINCH.
+#: Signals whose default action is to be ignored, or to stop or continue the process (which
+#: the kernel does before it looks at this set): CHLD CONT STOP TSTP TTIN TTOU URG WINCH.
 DEFAULT_IGNORED = frozenset({17, 18, 19, 20, 21, 22, 23, 28})
 
 # -- futex ---------------------------------------------------------------------------------

@@ -409,6 +409,12 @@ class ProcessState:
     vfork_parent: int = 0
     #: prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent ends (0: none).
     pdeathsig: int = 0
+    #: The signal that stopped it (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU; 0: it runs). None of
+    #: its threads runs until SIGCONT (or a fatal signal) comes.
+    stopped: int = 0
+    #: A change its parent's wait has not reported yet: the stop signal (WUNTRACED), -1 for
+    #: a continue (WCONTINUED), 0: none.
+    job_event: int = 0
     #: Every other live process, by pid (shared: the running process holds the table).
     procs: dict[int, ProcEntry] = field(default_factory=dict,
                                         metadata=_codec(_procs_freeze, _procs_thaw))
@@ -442,7 +448,7 @@ TIME32_CALLS = frozenset({"nanosleep", "clock_gettime", "clock_settime", "clock_
                           "gettimeofday", "settimeofday", "rt_sigtimedwait",
                           "timer_settime", "timer_gettime"})
 #: sigaction flag: the children of a process with it on SIGCHLD leave no zombies.
-SA_NOCLDWAIT = 2
+SA_NOCLDSTOP, SA_NOCLDWAIT = 1, 2
 #: siginfo si_code of a POSIX timer's signal.
 SI_TIMER = -2
 #: Signals no mask can block.
@@ -851,23 +857,23 @@ class Process:
             else:
                 s.zombies[z.pid] = replace(z, ppid=reaper)
         orphans = []
+        children = []
         for other in self.all_states():
             if other.ids[1] == pid and other is not st:
                 other.ids = (other.ids[0], reaper, *other.ids[2:])
+                children.append(other)
                 if other.pdeathsig:
                     orphans.append((other.ids[0], other.pdeathsig))
         for orphan, sig in orphans:  # PR_SET_PDEATHSIG: told that the parent ended
             self.signal_process(orphan, sig, sender=(pid, st.ids[2], 0))
+        self._hang_up_orphaned(st, children)
         parent = self.state_of(ppid)
         if parent is None or parent is st:
             return
         act = _sigaction_of(parent, abi.SIGCHLD)
         if not (act.handler == abi.SIG_IGN or act.flags & SA_NOCLDWAIT):
             s.zombies[pid] = Zombie(pid, ppid, st.pgid or pid, status)
-        for t in list(parent.threads.values()):
-            if t.wait == "child":
-                s.seq += 1
-                parent.threads[t.tid] = replace(t, wait="", seq=s.seq, again="child")
+        self._wake_child_waiters(parent)
         if st.exit_signal:
             code, value = ((abi.CLD_EXITED, status >> 8 & 0xFF) if not status & 0x7F
                            else (abi.CLD_KILLED, status & 0x7F))
@@ -890,11 +896,17 @@ class Process:
         does; another is killed by a fatal default action, or the signal pends for it and
         wakes a thread of it that waits (its system call runs again after the handler)."""
         if pid == self.pid:
+            if sender is not None and sig:
+                self.s.sigsenders[sig] = sender
             self.deliver(sig, code)
             return
         st = self.state_of(pid)
         if st is None or not sig:
             return
+        if sig == abi.SIGCONT:
+            self._continue(st)
+        elif sig in abi.STOP_SIGNALS:
+            st.sigpending &= ~(1 << (abi.SIGCONT - 1))
         act = _sigaction_of(st, sig)
         bit = 1 << (sig - 1)
         waiter = next((t for t in st.threads.values()
@@ -905,17 +917,31 @@ class Process:
             st.sigsenders[sig] = sender or (self.pid, self.s.ids[2], 0)
             self._wake_sigwaiters(st, sig)
             return
-        if sig not in (abi.SIGKILL, abi.SIGSTOP) and (
+        # Blocked by every thread: pending (never ignored: the action may change before a
+        # thread unblocks it, as Linux's sig_ignored says).
+        blocked = sig not in (abi.SIGKILL, abi.SIGSTOP) and bool(st.threads) and all(
+            t.sigmask & bit for t in st.threads.values())
+        if sig not in (abi.SIGKILL, abi.SIGSTOP) and not blocked and (
                 act.handler == abi.SIG_IGN
                 or (act.handler == abi.SIG_DFL and sig in abi.DEFAULT_IGNORED)):
             return
         if act.handler == abi.SIG_DFL or sig in (abi.SIGKILL, abi.SIGSTOP):
+            if blocked or sig != abi.SIGKILL and st.stopped:
+                # Acted on when a thread lets it through; after SIGCONT if the process is
+                # stopped (only SIGKILL acts on a stopped process).
+                st.sigpending |= bit
+                st.sigcodes[sig] = code
+                st.sigsenders[sig] = sender or (self.pid, self.s.ids[2], 0)
+                return
+            if sig in abi.STOP_SIGNALS:
+                if self._stops(st, sig):
+                    self._stop(st, sig)
+                return
             if pid == (self.s.root_pid or self.pid):
                 self._machine.request_kill(sig)  # the first process dies: the run ends
                 return
             self._end_other(pid, sig)
             return
-        bit = 1 << (sig - 1)
         st.sigpending |= bit
         st.sigcodes[sig] = code
         st.sigsenders[sig] = sender or (self.pid, self.s.ids[2], 0)
@@ -924,6 +950,92 @@ class Process:
             if woken is not None:
                 st.threads[t.tid] = woken
                 break
+
+    # -- stopped processes (docs/linux.md, Stopped processes) ----------------------------------
+    def _stops(self, st: ProcessState, sig: int) -> bool:
+        """Whether the default action of stop signal ``sig`` stops process ``st``: SIGSTOP
+        always; SIGTSTP, SIGTTIN and SIGTTOU not in an orphaned process group, where Linux
+        discards them (nobody in the session could continue the job)."""
+        return sig == abi.SIGSTOP or not self.orphaned_group(st.pgid or st.ids[0])
+
+    def orphaned_group(self, pgid: int, gone: ProcessState | None = None) -> bool:
+        """Whether process group ``pgid`` is orphaned (POSIX): no member but ``gone`` has
+        its parent in another group of the same session. The first process's parent is the
+        program that started syxdbg (a shell's job: another group of the session); a
+        process given to init (pid 1, outside the tree) has no such parent."""
+        root = self.s.root_pid or self.pid
+        for st in self.all_states():
+            if st is gone or (st.pgid or st.ids[0]) != pgid:
+                continue
+            if st.ids[0] == root:
+                return False
+            parent = self.state_of(st.ids[1])
+            if parent is not None and (parent.pgid or parent.ids[0]) != pgid \
+                    and (parent.sid or parent.ids[0]) == (st.sid or st.ids[0]):
+                return False
+        return True
+
+    def _stop(self, st: ProcessState, sig: int) -> None:
+        """Process ``st`` stops (a stop signal's default action): none of its threads runs
+        until SIGCONT or a fatal signal; its parent's wait (WUNTRACED) and SIGCHLD
+        (CLD_STOPPED) learn it. The running process gives the CPU up at the end of the
+        system call (LinuxKernel._schedule)."""
+        st.sigpending &= ~(1 << (abi.SIGCONT - 1))
+        if st.stopped:
+            return
+        st.stopped = st.job_event = sig
+        self._tell_parent(st, abi.CLD_STOPPED, sig)
+
+    def _continue(self, st: ProcessState) -> None:
+        """SIGCONT reaches ``st`` (whatever its disposition or mask): its pending stop
+        signals are dropped and, if it was stopped, its threads run again; its parent's
+        wait (WCONTINUED) and SIGCHLD (CLD_CONTINUED) learn it."""
+        st.sigpending &= ~abi.STOP_MASK
+        if not st.stopped:
+            return
+        st.stopped, st.job_event = 0, -1
+        self._tell_parent(st, abi.CLD_CONTINUED, abi.SIGCONT)
+
+    def _tell_parent(self, st: ProcessState, code: int, sig: int) -> None:
+        """A child stopped or continued: its parent's waits run again and it gets SIGCHLD,
+        unless its SIGCHLD action has SA_NOCLDSTOP."""
+        parent = self.state_of(st.ids[1])
+        if parent is None or parent is st:
+            return
+        self._wake_child_waiters(parent)
+        if not _sigaction_of(parent, abi.SIGCHLD).flags & SA_NOCLDSTOP:
+            self.signal_process(parent.ids[0], abi.SIGCHLD, code,
+                                sender=(st.ids[0], st.ids[2], sig))
+
+    def _wake_child_waiters(self, parent: ProcessState) -> None:
+        """The threads of ``parent`` waiting in wait4/waitid make their call again."""
+        for t in list(parent.threads.values()):
+            if t.wait == "child":
+                self.s.seq += 1
+                parent.threads[t.tid] = replace(t, wait="", seq=self.s.seq, again="child")
+
+    def _hang_up_orphaned(self, st: ProcessState, children: list[ProcessState]) -> None:
+        """Process ``st`` ends (its ``children`` given to a reaper already): a process group
+        its end orphans that has a stopped member gets SIGHUP, then SIGCONT (POSIX; Linux's
+        exit does it for the group of ``st`` and those of its children)."""
+        gid, sid = st.pgid or st.ids[0], st.sid or st.ids[0]
+        groups = set()
+        parent = self.state_of(st.ids[1])
+        if parent is not None and (parent.pgid or parent.ids[0]) != gid \
+                and (parent.sid or parent.ids[0]) == sid:
+            groups.add(gid)  # it was its group's link to the session
+        for child in children:
+            group = child.pgid or child.ids[0]
+            if group != gid and (child.sid or child.ids[0]) == sid:
+                groups.add(group)
+        for group in sorted(groups):
+            members = [o for o in self.all_states()
+                       if o is not st and (o.pgid or o.ids[0]) == group]
+            if any(o.stopped for o in members) and self.orphaned_group(group, gone=st):
+                pids = [o.ids[0] for o in members]
+                for sig in (abi.SIGHUP, abi.SIGCONT):
+                    for member in pids:
+                        self.signal_process(member, sig, sigframe.SI_KERNEL)
 
     def woken_by(self, t: Thread, sig: int, act: sigframe.SigAction) -> Thread | None:
         """Thread ``t`` (not running) as a signal ``sig`` with action ``act`` leaves it, or
@@ -949,10 +1061,13 @@ class Process:
         return woken
 
     def wait_child(self, which: int, options: int) -> tuple[int, int] | None:
-        """wait4's search: a zombie child matching ``which`` (-1 any, >0 that pid, 0 the
-        caller's group, < -1 that group) as (pid, status), reaped unless WNOWAIT; (0, 0) with
-        WNOHANG when none has exited yet; None when the caller must wait (it makes the call
-        again when a child ends). ECHILD when no child matches."""
+        """wait4's and waitid's search among the children matching ``which`` (-1 any, >0
+        that pid, 0 the caller's group, < -1 that group): the lowest pid with something
+        ``options`` asks for, as (pid, wait status): an exit (WEXITED: the zombie, reaped
+        unless WNOWAIT), a stop (WUNTRACED) or a continue (WCONTINUED) not reported yet
+        (reported once, unless WNOWAIT); (0, 0) with WNOHANG when none has; None when the
+        caller must wait (it makes the call again when a child ends, stops or continues).
+        ECHILD when no child matches."""
         me = self.pid
         mygroup = self.s.pgid or me
 
@@ -965,18 +1080,28 @@ class Process:
                 return pgid == -which
             return True
 
-        zombies = sorted((z for z in self.s.zombies.values()
-                          if z.ppid == me and matches(z.pid, z.pgid)), key=lambda z: z.pid)
-        if zombies:
-            z = zombies[0]
-            if not options & abi.WNOWAIT:
-                del self.s.zombies[z.pid]
-            return z.pid, z.status
-        live = [e for e in self.s.procs.values()
+        zombies = [z for z in self.s.zombies.values() if z.ppid == me and matches(z.pid, z.pgid)]
+        live = [e.state for e in self.s.procs.values()
                 if e.state.ids[1] == me and matches(e.state.ids[0],
                                                     e.state.pgid or e.state.ids[0])]
-        if not live:
+        if not zombies and not live:
             raise SyscallError(errno.ECHILD)
+        found = [(z.pid, z.status) for z in zombies] if options & abi.WEXITED else []
+        for st in live:
+            if st.job_event > 0 and st.stopped and options & abi.WUNTRACED:
+                found.append((st.ids[0], st.job_event << 8 | abi.WSTOPPED_LOW))
+            elif st.job_event < 0 and not st.stopped and options & abi.WCONTINUED:
+                found.append((st.ids[0], abi.WAIT_CONTINUED))
+        if found:
+            pid, status = min(found)
+            if not options & abi.WNOWAIT:
+                if pid in self.s.zombies:
+                    del self.s.zombies[pid]
+                else:
+                    child = self.state_of(pid)
+                    assert child is not None
+                    child.job_event = 0
+            return pid, status
         if options & abi.WNOHANG:
             return 0, 0
         self._want = ("child", 0, 0, -1)
@@ -1556,6 +1681,10 @@ class Process:
         """A signal is raised at the process (``code``: how, for the handler's siginfo):
         pend it if blocked, else act on it. A thread waiting for it in sigtimedwait wakes."""
         self.s.sigcodes[sig] = code
+        if sig == abi.SIGCONT:
+            self._continue(self.s)
+        elif sig in abi.STOP_SIGNALS:
+            self.s.sigpending &= ~(1 << (abi.SIGCONT - 1))
         self._wake_sigwaiters(self.s, sig)
         if self.s.sigmask & (1 << (sig - 1)) and sig not in (abi.SIGKILL, abi.SIGSTOP):
             self.s.sigpending |= 1 << (sig - 1)
@@ -1573,7 +1702,10 @@ class Process:
         if handler == abi.SIG_IGN and sig not in (abi.SIGKILL, abi.SIGSTOP):
             return
         if handler == abi.SIG_DFL or sig in (abi.SIGKILL, abi.SIGSTOP):
-            if sig not in abi.DEFAULT_IGNORED:
+            if sig in abi.STOP_SIGNALS:
+                if self._stops(self.s, sig):
+                    self._stop(self.s, sig)  # (it stops at the end of the system call)
+            elif sig not in abi.DEFAULT_IGNORED:
                 self.kill_self(sig)
             return
         # A guest handler: it runs when the current system call returns (run_handlers).
@@ -2054,15 +2186,15 @@ class LinuxKernel:
         p = self.process
         if p.timers_armed():
             p.poll_itimer(machine.position)
-        if p.s.sigpending & ~p.s.sigmask:
-            p.run_handlers()
+        if p.s.sigpending & ~p.s.sigmask and not p.s.stopped:
+            p.run_handlers()  # (a stopped process runs them when it is continued)
         if p.s.saved_mask >= 0:  # rt_sigsuspend's mask ends with the call
             p.s.sigmask, p.s.saved_mask = p.s.saved_mask, -1
         others = p.s.threads or p.s.procs
         if handler is not None and others and handler.name in PIPE_WAKERS:
             p.wake_pipe_readers()
-        if p._want is not None or (others and machine.position - p.s.slice_start
-                                   >= slice_length(p.s)):
+        if p._want is not None or p.s.stopped or (
+                others and machine.position - p.s.slice_start >= slice_length(p.s)):
             self._schedule(machine)
             preempt.deliver_pending(self.process, in_syscall=True)  # (its tgkill'ed signals)
             p.arm_timer()  # the new slice's end (preempt.py)
@@ -2078,21 +2210,28 @@ class LinuxKernel:
         kind, futex, bitset, timeout = want
         pos = machine.position
         gone = kind in ("exit", "pexit")
-        # Every thread that is not running, of every process: (pid, thread).
-        others = [(p.pid, t) for t in s.threads.values()] + [
-            (pid, t) for pid, e in s.procs.items() for t in e.state.threads.values()]
-        runnable = [(pid, t) for pid, t in others if not t.wait]
-        if HOST_WAITS is not None and HOST_WAITS(p, others, bool(runnable), want):
+        # Processes stopped by a signal: none of their threads runs (the running one's too).
+        halted = {pid for pid, e in s.procs.items() if e.state.stopped}
+        if s.stopped:
+            halted.add(p.pid)
+
+        def waiting() -> tuple[list[tuple[int, Thread]], list[tuple[int, Thread]]]:
+            # Every thread that is not running, of every process, as (pid, thread), and
+            # those of them that can run.
             others = [(p.pid, t) for t in s.threads.values()] + [
                 (pid, t) for pid, e in s.procs.items() for t in e.state.threads.values()]
-            runnable = [(pid, t) for pid, t in others if not t.wait]
-        if not runnable and kind == "yield":
+            return others, [(pid, t) for pid, t in others if not t.wait and pid not in halted]
+
+        others, runnable = waiting()
+        if HOST_WAITS is not None and HOST_WAITS(p, others, bool(runnable), want):
+            others, runnable = waiting()
+        if not runnable and kind == "yield" and not s.stopped:
             s.slice_start = pos
             return
-        if not runnable:
+        while not runnable:
             timed = [(pid, t) for pid, t in others if t.timeout >= 0]
             first = min(timed, key=lambda x: (x[1].timeout, x[1].seq)) if timed else None
-            if kind in ("futex", "pipe", "sigwait") and timeout >= 0 and (
+            if kind in ("futex", "pipe", "sigwait") and timeout >= 0 and not s.stopped and (
                     first is None or timeout <= first[1].timeout):
                 # The caller's own timeout is the first to expire: it never sleeps (a timed
                 # I/O wait, poll/select, returns 0; sigtimedwait EAGAIN).
@@ -2118,7 +2257,8 @@ class LinuxKernel:
             owner = p.state_of(fpid)
             assert owner is not None
             owner.threads[ft.tid] = ft
-            runnable = [(fpid, ft)]
+            # (a thread of a stopped process has its wait end, but runs when continued)
+            others, runnable = waiting()
         if s.schedule_seed and len(runnable) > 1:  # a seeded choice among the runnable
             runnable.sort(key=lambda x: x[1].seq)
             npid, nxt = runnable[schedule_mix(s.schedule_seed, pos, 1) % len(runnable)]
@@ -2173,6 +2313,8 @@ class LinuxKernel:
             # A signal another process sent while this one waited: its handler runs before
             # the thread goes on (its system call returns EINTR or runs again).
             p.run_handlers()
+        if s.stopped:  # a stop signal it had blocked, let through by this thread's mask
+            self._schedule(machine)
 
     def _deadlock(self, machine: Machine) -> None:
         """Every thread waits and nothing can wake one: the process is killed (SIGKILL) with
@@ -2188,6 +2330,11 @@ class LinuxKernel:
             where = f"{t.pc:#x} ({name})" if name else f"{t.pc:#x}"
             lines.append(f"  thread {t.tid} at {where}: {t.waiting or t.state}")
         what = "every thread is blocked" if len(lines) > 1 else "the only thread is blocked"
+        stopped = sorted((st.ids[0], st.stopped) for st in p.all_states() if st.stopped)
+        if stopped:  # a native run waits for a SIGCONT from outside (a shell's fg)
+            what = "every process is stopped or blocked"
+            lines += [f"  process {pid} stopped by {signal.Signals(sig).name}"
+                      for pid, sig in stopped]
         s.halted = (f"syxdbg: deadlock: {what} and nothing can wake one; the process is "
                     "killed (SIGKILL)\n" + "\n".join(lines) + "\n")
         p.warn(s.halted)
@@ -2255,7 +2402,8 @@ class LinuxKernel:
         for pid in sorted(s.procs):
             st = s.procs[pid].state
             blocked = all(t.wait for t in st.threads.values())
-            out.append(info(st, "blocked" if blocked else "runnable"))
+            out.append(info(st, "stopped" if st.stopped else
+                            "blocked" if blocked else "runnable"))
         for pid in sorted(s.zombies):
             z = s.zombies[pid]
             out.append(ProcessInfo(z.pid, z.ppid, z.pgid, "zombie", "", 0, z.status))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
+import progs
 from syxdbg_plugins.linux import LinuxKernel, get_kernel
 from syxdbg_plugins.linux.tables import SYSCALL_TABLES
 
 import syxdbg
+from syxdbg.timeline import FORWARD
 
 MASK64 = (1 << 64) - 1
 
@@ -109,3 +112,26 @@ def assert_reverse_invariant(s: syxdbg.Session, recorded: dict[int, GuestState],
             also(n - 1)
         s.step(FORWARD)
         assert state_diff(capture_state(s), recorded[n]) == [], f"after stepi to {n}"
+
+
+def process_switches(exe: Path, fact: Callable[[LinuxKernel], object] | None = None
+                     ) -> list[int]:
+    """Positions right after the system calls of a run of ``exe`` that changed ``fact`` of
+    the kernel (by default which process runs: the calls at which another one started)."""
+    fact = fact or (lambda kernel: kernel.process.pid)
+    out: list[int] = []
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
+        kernel = get_kernel(s)
+        assert kernel is not None
+        inner = s.machine.syscall_handler
+        assert inner is not None
+
+        def spy(machine: syxdbg.Machine) -> None:
+            before = fact(kernel)
+            inner(machine)
+            if fact(kernel) != before:
+                out.append(machine.position)
+
+        s.machine.set_syscall_handler(spy)
+        s.cont(FORWARD)
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import progs
 import pytest
-from linux_helpers import assert_reverse_invariant, recorded_states
+from linux_helpers import assert_reverse_invariant, process_switches, recorded_states
 from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
@@ -114,31 +114,11 @@ def test_bash_static_script_as_natively(tmp_path: Path) -> None:
         emu.stderr.decode()
 
 
-def _switches(exe: Path) -> list[int]:
-    """Positions right after the system calls at which another process started running."""
-    out: list[int] = []
-    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
-        kernel = get_kernel(s)
-        assert kernel is not None
-        inner = s.machine.syscall_handler
-        assert inner is not None
-
-        def spy(machine: syxdbg.Machine) -> None:
-            before = kernel.process.pid
-            inner(machine)
-            if kernel.process.pid != before:
-                out.append(machine.position)
-
-        s.machine.set_syscall_handler(spy)
-        s.cont(FORWARD)
-    return out
-
-
 @pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
 def test_reverse_stepi_across_process_switches_restores_everything(
         build_probe: Callable[[str, str], Path], toolchain: str) -> None:
     exe = build_probe("procs", toolchain)
-    switches = _switches(exe)
+    switches = process_switches(exe)
     assert len(switches) >= 20, switches
     picks = switches[:3] + switches[len(switches) // 2:len(switches) // 2 + 2] + switches[-3:]
     wanted = sorted({q for p in picks for q in (p - 1, p, p + 1)})
@@ -199,7 +179,7 @@ def test_the_process_tree_in_the_api_and_the_commands(build_probe: Callable[[str
     from syxdbg.commands.base import CommandError
 
     exe = build_probe("procs", "gcc")
-    first, second = _switches(exe)[:2]
+    first, second = process_switches(exe)[:2]
     with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV), argv0=str(exe)) as s:
         root = s.processes[0]
         assert (root.state, root.current, len(s.processes)) == ("running", True, 1)

@@ -330,7 +330,8 @@ def sys_wait4(p: Process, pid: I32, status: Ptr, options: I32, rusage: Ptr) -> i
     ended; the caller waits otherwise (the call runs again when a child ends)."""
     if options & ~_WAIT4_OPTIONS or pid == -2**31:
         return -errno.EINVAL
-    found = p.wait_child(pid, options & abi.WNOHANG)
+    found = p.wait_child(pid, options & (abi.WNOHANG | abi.WUNTRACED | abi.WCONTINUED)
+                         | abi.WEXITED)
     if found is None:
         return None
     child, st = found
@@ -354,14 +355,8 @@ def sys_waitid(p: Process, idtype: I32, id_: I32, info: Ptr, options: I32,
     which = -1 if idtype == abi.P_ALL else id_ if idtype == abi.P_PID else -id_
     if idtype == abi.P_PGID and id_ == 0:
         which = 0
-    if not options & abi.WEXITED:
-        # Only stops and continues asked for: syxdbg's processes never stop (ECHILD if
-        # there is no such child at all; else nothing to report, as with WNOHANG).
-        p.wait_child(which, abi.WNOHANG | abi.WNOWAIT)
-        if info:
-            p.mem.write(info, bytes(_SIGINFO_SIZE))
-        return 0 if options & abi.WNOHANG else -errno.ECHILD
-    found = p.wait_child(which, options & (abi.WNOHANG | abi.WNOWAIT))
+    found = p.wait_child(which, options & (abi.WNOHANG | abi.WNOWAIT | abi.WEXITED
+                                           | abi.WUNTRACED | abi.WCONTINUED))
     if found is None:
         return None
     child, st = found
@@ -369,8 +364,13 @@ def sys_waitid(p: Process, idtype: I32, id_: I32, info: Ptr, options: I32,
         if not child:
             p.mem.write(info, bytes(_SIGINFO_SIZE))
         else:
-            code, value = ((abi.CLD_EXITED, st >> 8 & 0xFF) if st & 0x7F == 0
-                           else (abi.CLD_KILLED, st & 0x7F))
+            if st == abi.WAIT_CONTINUED:
+                code, value = abi.CLD_CONTINUED, abi.SIGCONT
+            elif st & 0xFF == abi.WSTOPPED_LOW:
+                code, value = abi.CLD_STOPPED, st >> 8 & 0xFF
+            else:
+                code, value = ((abi.CLD_EXITED, st >> 8 & 0xFF) if st & 0x7F == 0
+                               else (abi.CLD_KILLED, st & 0x7F))
             uid = p.s.ids[2]
             head = struct.pack("<iii", abi.SIGCHLD, 0, code)
             if p.arch != "arm":
