@@ -26,13 +26,15 @@ from syxdbg.cli.entry import {what}
 {call}
 mods = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r}
               or m in ("syxdbg.session", "syxdbg.timeline", "syxdbg.machine.core")
-              or m in {lazy!r})
+              or m in {lazy!r} or m.startswith("syxdbg.cli.") and {commands!r})
 sys.stderr.write("\\nMODULES " + json.dumps(mods) + "\\n")
 """
 
 
-def _loaded(what: str, call: str) -> list[str]:
-    code = _PROBE.format(what=what, call=call, heavy=HEAVY, lazy=LAZY)
+def _loaded(what: str, call: str, *, commands: bool = False) -> list[str]:
+    """The heavy or lazy modules loaded by ``call`` (and the syxdbg.cli modules with
+    ``commands``)."""
+    code = _PROBE.format(what=what, call=call, heavy=HEAVY, lazy=LAZY, commands=commands)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES ")]
@@ -55,8 +57,13 @@ def test_version_and_usage_errors_load_nothing_heavy() -> None:
 def test_run_loads_no_terminal_ui_or_gdb_stub(build_program) -> None:
     hello: Path = build_program("hello", "gcc")
     loaded = _loaded("main", f"status = main(['run', {str(hello)!r}, '--exit=7'])\n"
-                     "assert status == 7, status")
+                     "assert status == 7, status", commands=True)
     assert "unicorn" in loaded and "syxdbg.session" in loaded  # it did run the guest
     for package in ("prompt_toolkit", "gdbstub", "elftools", *LAZY):
         assert not [m for m in loaded if m.split(".")[0] == package or m == package], (
             package, loaded)
+    # Only the subcommand that runs is built: the other commands' modules are not imported.
+    from syxdbg.cli.entry import COMMANDS
+
+    others = [f"syxdbg.cli.{name}" for name in COMMANDS if name != "run"]
+    assert "syxdbg.cli.run" in loaded and not set(others) & set(loaded), loaded

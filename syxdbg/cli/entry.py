@@ -40,10 +40,17 @@ def _parser_class() -> type[argparse.ArgumentParser]:
     return Parser
 
 
-def build_parser(pm: pluggy.PluginManager | None = None) -> argparse.ArgumentParser:
+#: The subcommands, in ``--help`` order; each is the module of this package of that name.
+COMMANDS = ("run", "record", "replay", "demo", "plugins", "serve", "gdb", "shell", "dap",
+            "timeline")
+
+
+def build_parser(pm: pluggy.PluginManager | None = None, *, only: str | None = None
+                 ) -> argparse.ArgumentParser:
     """The whole command line; with ``pm``, plugins add their options to every command that
-    loads a program."""
-    from . import dap, demo, gdb, plugins, record, replay, run, serve, shell, timeline
+    loads a program. ``only`` names the one subcommand to build (what the command line
+    runs: the others' modules are not imported and their options not built)."""
+    import importlib
 
     parser = _parser_class()(
         prog="syxdbg",
@@ -52,8 +59,8 @@ def build_parser(pm: pluggy.PluginManager | None = None) -> argparse.ArgumentPar
     )
     parser.add_argument("--version", action="version", version=f"syxdbg {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, record, replay, demo, plugins, serve, gdb, shell, dap, timeline):
-        module.register(sub)
+    for name in COMMANDS if only is None else (only,):
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     if pm is not None:
         for command in sub.choices.values():
             if command.get_default("_takes_program"):
@@ -104,7 +111,9 @@ def _main(args: list[str]) -> int:
     except SyxdbgError as exc:
         print(f"syxdbg: error: {exc}", file=sys.stderr)
         return STATUS_USAGE
-    parser = build_parser(pm)
+    # The subcommand named first is the only one built (``syxdbg --help``, a misspelt or
+    # missing command: all of them).
+    parser = build_parser(pm, only=args[0] if args and args[0] in COMMANDS else None)
     ns = parser.parse_args(args)
     if ns.command is None:
         parser.print_help(sys.stderr)
