@@ -207,9 +207,14 @@ class LinuxPlugin:
             named = st.misc.get(f"{NAME_KEY}{tid}")
             name = named.to_bytes((named.bit_length() + 7) // 8, "little").decode(
                 errors="replace") if named else ""
+            waiting = {"futex": f"futex wait on {t.futex:#x}",  # as LinuxKernel.threads
+                       "pipe": f"read of an empty pipe (fd {t.fd})",
+                       "child": "wait for a child", "vfork": f"vfork (child {t.futex})",
+                       "signal": "waiting for a signal", "sigwait": "sigtimedwait"
+                       }.get(t.wait, t.wait)
             out.append(GuestThread(tid, (dict(t.regs)[pc] + self.kernel._resume_gap)
                                    & (1 << 64) - 1, "blocked" if t.wait else "runnable",
-                                   t.wait, name=name, leader=tid == pid))
+                                   waiting, name=name, leader=tid == pid))
         return out
 
     # -- gdb's view of the processes that do not run (helper A, issue 14) -----------------

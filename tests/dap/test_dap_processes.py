@@ -314,3 +314,75 @@ def test_a_process_that_execs_another_program(
     top = c.body("stackTrace", {"threadId": child_id})["stackFrames"][0]
     assert "execve" in top["name"], top
     c.request("disconnect", {})
+
+
+THREADED = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int pipefd[2];
+
+static void *worker(void *arg) {
+    char c;
+    (void)arg;
+    if (read(pipefd[0], &c, 1) != 1)
+        return NULL;
+    return NULL;
+}
+
+int main(void) {
+    pthread_t t;
+    int st;
+    if (pipe(pipefd) != 0 || pthread_create(&t, NULL, worker, NULL) != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(3); /* the child */
+    waitpid(pid, &st, 0);
+    if (write(pipefd[1], "x", 1) != 1)
+        return 2;
+    pthread_join(t, NULL);
+    printf("child status %d\n", WEXITSTATUS(st));
+    return 0;
+}
+"""
+
+
+def test_threads_of_a_process_that_is_not_running(
+        adapter: Callable[[], Client], tmp_path: Path) -> None:
+    """A threaded parent forks: stopped in the child (follow any), the parent's two threads
+    are listed with what they wait for, and its worker's stack (unwound in the parent's
+    memory) is in ``worker``."""
+    import subprocess
+
+    source = tmp_path / "forkthreads.c"
+    source.write_text(THREADED)
+    exe = tmp_path / "forkthreads"
+    subprocess.run(progs.toolchain_for("gcc").command(source, exe), check=True,
+                   capture_output=True)
+    line = next(n for n, text in enumerate(THREADED.splitlines(), 1)
+                if "/* the child */" in text)
+    c = adapter()
+    start(c, {"program": str(exe), "follow": "any", **LAUNCH_ENV},
+          breakpoints={str(source): [{"line": line}]})
+    stop = c.stopped()
+    assert stop["reason"] == "breakpoint", stop
+    threads = _threads(c)
+    assert len(threads) == 3, threads
+    child = next(name for i, name in threads.items() if i == stop["threadId"])
+    parent_names = [name for i, name in threads.items() if i != stop["threadId"]]
+    pid = int(child.split()[1])
+    parent = int(parent_names[0].split()[1])
+    assert child == f"pid {pid} / tid {pid} {exe.name}", threads
+    assert all(n.startswith(f"pid {parent} / tid ") for n in parent_names), threads
+    worker_id = next(i for i, name in threads.items()
+                     if name.startswith(f"pid {parent} / ") and f"tid {parent} " not in name)
+    assert "read of an empty pipe" in threads[worker_id], threads
+    frames = c.body("stackTrace", {"threadId": worker_id})["stackFrames"]
+    assert any(f["name"] == "worker" for f in frames), frames
+    assert frames[-1]["presentationHint"] == "label"
+    c.request("continue", {"threadId": stop["threadId"]})
+    assert c.stopped()["reason"] == "exited"
+    c.request("disconnect", {})
