@@ -632,7 +632,8 @@ class DapServer:
                                                    if back else f"execs {p.program}"))
         for pid in sorted(set(seen) - set(now)):
             if seen[pid][0] != "zombie":
-                lines.append(f"process {pid}: " + ("not forked yet" if back else "gone"))
+                lines.append(f"process {pid}: " + ("not forked yet" if back
+                                                   else "ended and reaped"))
         for line in lines:
             self._console(f"[{line} at position {position}]\n")
 
