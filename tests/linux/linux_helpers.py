@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +137,18 @@ def process_switches(exe: Path, fact: Callable[[LinuxKernel], object] | None = N
         s.machine.set_syscall_handler(spy)
         s.cont(FORWARD)
     return out
+
+
+def assert_recording_replays(exe: Path, expected: bytes, recording: Path, *,
+                             argv0: str | None = None) -> None:
+    """``syxdbg record`` of ``exe`` (a real command line) prints ``expected`` and exits 0,
+    and ``syxdbg replay --check`` of its recording agrees."""
+    syx = [sys.executable, "-m", "syxdbg"]
+    made = subprocess.run([*syx, "record", "-q", "-o", str(recording),
+                           *(["--argv0", argv0] if argv0 else []), str(exe)],
+                          capture_output=True, timeout=300, check=False)
+    assert (made.stdout, made.returncode) == (expected, 0), made.stderr.decode()
+    check = subprocess.run([*syx, "replay", "--check", str(recording)], capture_output=True,
+                           timeout=300, check=False)
+    assert check.returncode == 0, check.stderr.decode()
+    assert b"the program exited with status 0, as recorded" in check.stdout, check.stdout

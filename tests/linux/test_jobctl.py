@@ -14,7 +14,12 @@ from pathlib import Path
 
 import progs
 import pytest
-from linux_helpers import assert_reverse_invariant, process_switches, recorded_states
+from linux_helpers import (
+    assert_recording_replays,
+    assert_reverse_invariant,
+    process_switches,
+    recorded_states,
+)
 from syxdbg_plugins.linux import LinuxKernel
 
 import syxdbg
@@ -76,15 +81,8 @@ def test_backwards_across_stops_and_in_the_process_list(
 def test_a_recording_of_stops_and_continues_replays(build_probe: Callable[[str, str], Path],
                                                    jobctl_native: progs.Result,
                                                    tmp_path: Path) -> None:
-    exe = build_probe("jobctl", "gcc")
-    rec = tmp_path / "jobctl.syxrec"
-    made = subprocess.run([*SYX, "record", "-q", "-o", str(rec), str(exe)],
-                          capture_output=True, timeout=300, check=False)
-    assert (made.stdout, made.returncode) == (jobctl_native.stdout, 0), made.stderr.decode()
-    check = subprocess.run([*SYX, "replay", "--check", str(rec)], capture_output=True,
-                           timeout=300, check=False)
-    assert check.returncode == 0, check.stderr.decode()
-    assert b"the program exited with status 0, as recorded" in check.stdout, check.stdout
+    assert_recording_replays(build_probe("jobctl", "gcc"), jobctl_native.stdout,
+                             tmp_path / "jobctl.syxrec")
 
 
 def test_busybox_sh_stops_continues_and_kills_a_job(tmp_path: Path) -> None:

@@ -19,7 +19,12 @@ from pathlib import Path
 
 import progs
 import pytest
-from linux_helpers import assert_reverse_invariant, process_switches, recorded_states
+from linux_helpers import (
+    assert_recording_replays,
+    assert_reverse_invariant,
+    process_switches,
+    recorded_states,
+)
 from syxdbg_plugins.linux import get_kernel
 
 import syxdbg
@@ -140,14 +145,8 @@ def test_a_recording_of_a_process_tree_replays(build_probe: Callable[[str, str],
                                                procs_native: progs.Result,
                                                tmp_path: Path) -> None:
     exe = build_probe("procs", "gcc")
-    rec = tmp_path / "procs.syxrec"
-    made = subprocess.run([*SYX, "record", "-q", "-o", str(rec), "--argv0", str(exe), str(exe)],
-                          capture_output=True, timeout=300, check=False)
-    assert (made.stdout, made.returncode) == (procs_native.stdout, 0), made.stderr.decode()
-    check = subprocess.run([*SYX, "replay", "--check", str(rec)], capture_output=True,
-                           timeout=300, check=False)
-    assert check.returncode == 0, check.stderr.decode()
-    assert b"the program exited with status 0, as recorded" in check.stdout, check.stdout
+    assert_recording_replays(exe, procs_native.stdout, tmp_path / "procs.syxrec",
+                             argv0=str(exe))
 
 
 def test_a_recording_of_a_shell_script_replays_without_the_programs(tmp_path: Path) -> None:
