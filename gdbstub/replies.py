@@ -78,6 +78,7 @@ def supported_features(caps: Capabilities, packet_size: int,
         (Cap.PROCESSES, "fork-events+"),
         (Cap.PROCESSES, "vfork-events+"),
         (Cap.PROCESSES, "exec-events+"),
+        (Cap.PASS_SIGNALS, "QPassSignals+"),
     )
     negotiated = {"swbreak+", "hwbreak+", *PROCESS_FEATURES}
     if "multiprocess+" not in gdb_features:  # (process events name pPID.TID threads)

@@ -161,6 +161,13 @@ class Detach:
 
 
 @dataclass(frozen=True, slots=True)
+class PassSignals:
+    """``QPassSignals:sig;sig...`` (hex gdb signal numbers)."""
+
+    signals: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
 class KillProcess:
     """``vKill;pid`` (multiprocess)."""
 
@@ -312,6 +319,7 @@ Request = (
     | Kill
     | Detach
     | KillProcess
+    | PassSignals
     | MustReplyEmpty
     | TraceStatus
     | SectionOffsets
@@ -427,6 +435,10 @@ def _parse_H(args: bytes) -> Request:
 def _parse_T(args: bytes) -> Request:
     pid, tid = parse_ptid(args)
     return ThreadAlive(tid, pid)
+
+
+def _parse_QPassSignals(args: bytes) -> Request:
+    return PassSignals(frozenset(_signal(s) for s in args.split(b";") if s))
 
 
 def _parse_vKill(args: bytes) -> Request:
@@ -631,6 +643,7 @@ PREFIX_TABLE: dict[Cap | None, tuple[PrefixEntry, ...]] = {
         PrefixEntry(b"qThreadExtraInfo,", _parse_qThreadExtraInfo),
     ),
     Cap.PROCESSES: (PrefixEntry(b"vKill;", _parse_vKill),),
+    Cap.PASS_SIGNALS: (PrefixEntry(b"QPassSignals:", _parse_QPassSignals),),
 }
 
 

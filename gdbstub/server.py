@@ -76,6 +76,7 @@ from .target import (
     ReverseContinue,
     ReverseStep,
     Signal,
+    SignalPassing,
     StopReason,
     SwBreakpoints,
     TargetError,
@@ -695,6 +696,12 @@ def _detach(s: Session, req: rq.Detach) -> Outcome:
             and cast(Processes, s.target).detach_process(req.pid):
         return OK
     return EndSession(SessionEnd.DETACHED, OK)
+
+
+@handles(rq.PassSignals)
+def _pass_signals(s: Session, req: rq.PassSignals) -> Outcome:
+    cast(SignalPassing, s.target).pass_signals(req.signals)  # (parsed only for such targets)
+    return OK
 
 
 @handles(rq.KillProcess)

@@ -454,6 +454,15 @@ class Processes(Protocol):
     def kill_process(self, pid: int) -> bool: ...
 
 
+@runtime_checkable
+class SignalPassing(Protocol):
+    """``QPassSignals``: the signals (gdb numbers) gdb lets through without a stop
+    (``handle SIG nostop noprint pass``); the target delivers them without reporting a
+    ``T`` stop. Each packet replaces the whole set."""
+
+    def pass_signals(self, signals: frozenset[int]) -> None: ...
+
+
 # --- the one source of truth -------------------------------------------------------------
 
 
@@ -477,6 +486,7 @@ class Cap(enum.Flag):
     LIBRARIES_SVR4 = enum.auto()
     THREADS = enum.auto()
     PROCESSES = enum.auto()
+    PASS_SIGNALS = enum.auto()
 
 
 _PROBES: tuple[tuple[type, Cap], ...] = (
@@ -496,6 +506,7 @@ _PROBES: tuple[tuple[type, Cap], ...] = (
     (LibrariesSvr4, Cap.LIBRARIES_SVR4),
     (Threads, Cap.THREADS),
     (Processes, Cap.PROCESSES),
+    (SignalPassing, Cap.PASS_SIGNALS),
 )
 
 

@@ -286,6 +286,21 @@ class SessionTarget:
         #: The thread a stop is reported for when it is not the running one (a vfork
         #: parent, a process gdb debugs while another runs); None: the running thread.
         self._event_thread: int | None = None
+        # -- signals (gdbstub's SignalPassing; docs/gdb.md, Signals) --
+        #: gdb's QPassSignals: signals (gdb numbers) delivered without a stop.
+        self._pass_signals: frozenset[int] = frozenset()
+        #: gdb's decisions at the signal stops it was given, by (position of the delivery,
+        #: pid, Linux signal): deliver it (True) or discard it (``signal 0``). The kernel's
+        #: signal gate asks them at every delivery, re-executions included: history keeps
+        #: them.
+        self._sig_decisions: dict[tuple[int, int, int], bool] = {}
+        #: A delivery the running forward move stopped for: (position, pid, tid, signal).
+        self._sig_seen: tuple[int, int, int, int] | None = None
+        #: The signal stop gdb was given and has not decided on yet (and where it is).
+        self._sig_reported: tuple[tuple[int, int, int, int], int] | None = None
+        self._watching_signals = False
+        #: The delivery gdb just decided on: the move it resumes does not stop there again.
+        self._sig_resumed: tuple[int, int, int] | None = None
         #: Where each fork child gdb was told of came to be (right after its parent's fork):
         #: the start of its history when gdb follows it alone.
         self._born: dict[int, int] = {}
@@ -659,6 +674,15 @@ class SessionTarget:
 
     # -- run control (ResumeTarget, RangeStepping, ReverseStep, ReverseContinue) ------------
     def resume(self, action: ResumeAction) -> None:
+        if action.signal and self._sig_reported is None and self.machine.finished is None \
+                and self._multiprocess:
+            # Not yet: a signal gdb did not get from the program (``signal SIGUSR1`` at a
+            # breakpoint) would be a new input at this position, which history cannot
+            # replay yet. Say so instead of dropping it silently.
+            self._console.append(f"syxdbg: cannot inject signal {action.signal} here (only "
+                                 "a signal the program received can be passed or "
+                                 "discarded); continuing without it\n")
+        self._decide_signal(action.signal)
         self._action = action
         if action.kind is ResumeKind.STEP:
             self._move = _Move("step", FORWARD, thread=action.thread,
@@ -667,14 +691,17 @@ class SessionTarget:
             self._move = _Move("continue", FORWARD, processes=action.processes)
 
     def range_step(self, start: int, end: int) -> None:
+        self._decide_signal(None, keep=True)  # (gdb passes a signal with S, not r)
         self._action = ResumeAction(ResumeKind.STEP)
         self._move = _Move("range", FORWARD, (start, end))
 
     def reverse_step(self) -> None:
+        self._sig_reported = None
         self._action = None
         self._move = _Move("step", BACKWARD)
 
     def reverse_continue(self) -> None:
+        self._sig_reported = None
         self._action = None
         self._move = _Move("continue", BACKWARD)
 
@@ -720,6 +747,8 @@ class SessionTarget:
         if move.direction is FORWARD:
             self._events.clear()
             s.watch_processes(self._on_process_event)
+            self._sig_seen = None
+            self._watching_signals = True
         if single is not None or not pids:
             return None
         return lambda event: s.current_process in pids
@@ -770,7 +799,12 @@ class SessionTarget:
         interrupted there), and a stop names a thread of a process gdb debugs."""
         s = self.session
         s.watch_processes(None)
+        self._watching_signals = False
         stops = self._process_stops()
+        seen, self._sig_seen = self._sig_seen, None
+        if seen is not None and not stops and not self._cancel.is_set() \
+                and not isinstance(reason, Exited | Terminated):
+            return self._signal_stop(seen)
         if stops and (isinstance(reason, Signal) and reason.signal == GDB_SIGINT
                       or isinstance(reason, DoneStep)) and not self._cancel.is_set():
             (reason, self._event_thread), self._queued = stops[0], stops[1:]
@@ -818,6 +852,62 @@ class SessionTarget:
         if move.direction is BACKWARD and self._multiprocess:
             event = self._before_birth(event)
         return self._report(event, action)
+
+    # -- signals shown to gdb ----------------------------------------------------------------
+    def pass_signals(self, signals: frozenset[int]) -> None:
+        """``QPassSignals``: these signals (gdb numbers) are delivered without a stop."""
+        self._pass_signals = signals
+
+    def _signal_gate(self, pid: int, tid: int, sig: int) -> bool:
+        """The kernel asks before it gives ``sig`` to a handler of thread ``tid``: gdb's
+        decision if it made one at this position; else, in a forward move of gdb's for a
+        process it resumed and a signal it did not pass, stop there (the move is
+        interrupted; :meth:`_signal_stop` goes back to before the delivery)."""
+        pos = self.machine.position
+        key = (pos, pid, sig)
+        decided = self._sig_decisions.get(key, True)
+        if self._watching_signals and self._sig_seen is None and pid in self._observing \
+                and gdb_signal(sig) not in self._pass_signals and key != self._sig_resumed:
+            # (forward again through history: the same stop, gdb decides again)
+            self._sig_seen = (pos, pid, tid, sig)
+            self.session.interrupt()
+        return decided
+
+    def _signal_stop(self, seen: tuple[int, int, int, int]) -> StopReason:
+        """Report a signal about to be delivered: the machine goes back to the position
+        before the delivery (the system call or instruction that delivers it has not run,
+        no frame is pushed) and gdb is told the signal, in the thread that gets it."""
+        pos, pid, tid, sig = seen
+        before = max(pos - 1, self.session.when().origin)
+        landed = self.session.seek(before, poll=self._poll)
+        if landed.position != before:
+            return Signal(GDB_SIGINT)  # (interrupted on the way)
+        self._sig_reported = (seen, before)
+        self._event_thread = tid if tid != self.session.current_thread else None
+        return Signal(gdb_signal(sig))
+
+    def _decide_signal(self, signal_: int | None, *, keep: bool = False) -> None:
+        """gdb resumes forward from a signal stop: with the signal (``C``: pass it) or
+        without (``c`` after ``signal 0``: discard it). The decision becomes part of
+        history (kept per position, asked again by every re-execution); a discard in the
+        past drops the recorded future, as a write does."""
+        reported, self._sig_reported = self._sig_reported, None
+        self._sig_resumed = None
+        if reported is None:
+            return
+        (pos, pid, tid, sig), at = reported
+        if self.machine.position != at:
+            return
+        deliver = keep or bool(signal_)
+        if signal_ and signal_ != gdb_signal(sig):
+            self._console.append(f"syxdbg: signal {signal_} cannot replace the pending "
+                                 f"{signal.Signals(sig).name}: that one is delivered\n")
+        key = (pos, pid, sig)
+        before = self._sig_decisions.get(key, True)
+        self._sig_decisions[key] = deliver
+        self._sig_resumed = key
+        if deliver != before:  # (the recorded future followed the other decision)
+            self.session.timeline.truncate_future()
 
     def _before_birth(self, event: ev.StopEvent) -> ev.StopEvent:
         """A backward move that went past the fork that made the one process gdb follows
@@ -947,6 +1037,9 @@ class ProcessSessionTarget(SessionTarget):
         self._breakpoints_changed()
         self._follow_set = False
         self._pids = None
+        self._pass_signals = frozenset()
+        self._sig_reported = None
+        self.session.gate_signals(self._signal_gate)
 
     def detach_process(self, pid: int) -> bool:
         """``D;PID``: gdb stops debugging process PID. It runs on in the emulation,

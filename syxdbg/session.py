@@ -507,6 +507,17 @@ class Session:
             raise SyxdbgError("this program has no processes (no kernel plugin)")
         watch(observer)
 
+    def gate_signals(self, gate: Callable[[int, int, int], bool] | None) -> None:
+        """Ask ``gate(pid, tid, signal)`` when a signal is about to be given to a guest
+        handler (inside the system call, or between two instructions, that delivers it);
+        False discards it. The gate must decide the same way whenever execution passes the
+        same position (re-execution behind reverse moves), so that history stays one."""
+        gates = getattr(self._thread_source(), "gate_signals", None)
+        if gates is not None:
+            gates(gate)
+        elif gate is not None:
+            raise SyxdbgError("this program has no signals (no kernel plugin)")
+
     def run_to_process(self, pid: int, *, poll: PollFn | None = None) -> StopEvent | None:
         """Run forward until process ``pid`` exists (its parent's fork returned; as ``rr
         replay -p``) and follow it; None if it exists already (nothing runs). Raises

@@ -225,6 +225,12 @@ class LinuxPlugin:
         assert self.kernel is not None
         self.kernel.process.event_observers[:] = [] if observer is None else [observer]
 
+    def gate_signals(self, gate: Callable[[int, int, int], bool] | None) -> None:
+        """Ask ``gate(pid, tid, signal)`` before each handler's frame is pushed; False
+        discards the signal (``Process.signal_gate``; None: deliver every signal)."""
+        assert self.kernel is not None
+        self.kernel.process.signal_gate = gate
+
     def queued_registers(self, pid: int) -> dict[int, dict[str, int]]:
         """The threads of process ``pid`` that do not run, by tid: their registers as
         each resumes (as ``LinuxKernel.thread_registers``); {} for no such process."""

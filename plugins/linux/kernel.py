@@ -599,6 +599,10 @@ class Process:
         #: "exec" after a successful execve, "exit" when a process other than the first
         #: ends (value: its wait status).
         self.event_observers: list[Callable[[str, int, int, int], None]] = []
+        #: gdb's signal stops (helper A, issue 14; not state): asked (pid, tid, signal)
+        #: before a handler's frame is pushed; False discards the signal (gdb's decision at
+        #: that position, which the debugger keeps so that re-execution repeats it).
+        self.signal_gate: Callable[[int, int, int], bool] | None = None
         s = self.s
         s.image_path = (self.host.realpath(os.fsencode(image.path))
                         if image is not None else b"")
@@ -1734,6 +1738,8 @@ class Process:
                 continue
             code = s.sigcodes.pop(sig, sigframe.SI_USER)
             pid, uid, status = s.sigsenders.pop(sig, (self.pid, s.ids[2], 0))
+            if self.signal_gate is not None and not self.signal_gate(self.pid, self.tid, sig):
+                continue  # (discarded by gdb: its signal stops)
             info = sigframe.pack_siginfo(sig, code, pid, uid, self.arch, status)
             # The first frame after rt_sigsuspend restores the mask it replaced.
             old_mask = s.saved_mask if s.saved_mask >= 0 else s.sigmask

@@ -156,3 +156,19 @@ def test_detach_and_vkill_of_one_process_keep_the_session() -> None:
     target = ProcessTarget()
     conv = converse(stub(target), OFFER, b"D;20", b"D;10", b"qC")
     assert conv.replies[1:] == [b"OK", b"OK"] and conv.end is SessionEnd.DETACHED
+
+
+def test_qpasssignals_is_offered_and_passed_on() -> None:
+    class Passing(ProcessTarget):
+        passed: list[frozenset[int]] = []
+
+        def pass_signals(self, signals: frozenset[int]) -> None:
+            self.passed.append(signals)
+
+    target = Passing()
+    assert Capabilities.probe(target).has(Cap.PASS_SIGNALS)
+    conv = converse(stub(target), OFFER, b"QPassSignals:e;14;1e", b"QPassSignals:",
+                    b"QPassSignals:zz")
+    assert b"QPassSignals+" in conv.replies[0].split(b";")
+    assert conv.replies[1:] == [b"OK", b"OK", b"E01"]
+    assert target.passed == [frozenset({0xE, 0x14, 0x1E}), frozenset()]

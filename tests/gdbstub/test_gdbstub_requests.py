@@ -216,4 +216,5 @@ def test_every_capability_group_is_in_the_table() -> None:
         Cap.LIBRARIES_SVR4,
         Cap.THREADS,
         Cap.PROCESSES,
+        Cap.PASS_SIGNALS,
     }

@@ -1,0 +1,140 @@
+"""Signals shown to gdb (issue 14): a signal about to be given to a handler of the followed
+process stops gdb ("Program received signal SIGUSR1") before the handler runs; ``continue``
+passes it, ``signal 0`` discards it, ``handle SIG nostop noprint pass`` (``QPassSignals``)
+runs through; the decision is part of history (back and forward again it holds); and
+``reverse-stepi`` out of the handler lands on the instruction it interrupted.
+
+``programs/sigstop.c`` (built by the suite) raises SIGUSR1 (``raise``, then ``kill``) at a
+counting handler and prints the count after each, on the test's stdout (``capfd``).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import progs
+import pytest
+from gdbmi import Gdb, Served, served
+from support import in_ci
+
+SOURCE = Path(__file__).resolve().parent / "programs" / "sigstop.c"
+GDB = shutil.which("gdb")
+RECEIVED = "Program received signal SIGUSR1, User defined signal 1."
+
+
+def _line(marker: str) -> int:
+    for n, text in enumerate(SOURCE.read_text().splitlines(), 1):
+        if marker in text:
+            return n
+    raise AssertionError(marker)
+
+
+AFTER_KILL = _line('printf("after kill')
+
+
+@pytest.fixture(scope="module")
+def sigstop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tc = progs.toolchain_for("gcc")
+    if not tc.available():
+        if in_ci():
+            raise AssertionError("gcc is missing")
+        pytest.skip("gcc is missing")
+    exe = tmp_path_factory.mktemp("sigstop") / "sigstop"
+    subprocess.run(tc.command(SOURCE, exe), check=True, capture_output=True)
+    return exe
+
+
+@contextmanager
+def debugged(exe: Path) -> Iterator[tuple[Gdb, Served]]:
+    if GDB is None:
+        if in_ci():
+            raise AssertionError("gdb is missing")
+        pytest.skip("gdb is missing")
+    with served(str(exe)) as srv:
+        g = Gdb(GDB, str(exe))
+        try:
+            g.cli("set sysroot /")
+            g.cli(f"target remote 127.0.0.1:{srv.port}")
+            yield g, srv
+        finally:
+            g.close()
+
+
+def hits(g: Gdb) -> int:
+    m = re.search(r"= (\d+)", g.cli("print hits"))
+    assert m is not None
+    return int(m.group(1))
+
+
+def test_a_handled_signal_stops_gdb_before_its_handler(
+        sigstop: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with debugged(sigstop) as (g, srv):
+        s = srv.session
+        out = g.cli("continue")
+        assert RECEIVED in out and "in __pthread_kill_implementation" in out, out
+        assert hits(g) == 0  # the handler has not run
+        assert "syscall" in g.cli("x/i $pc")  # (the system call that delivers it)
+        out = g.cli("continue")  # gdb passes it (C1e): the handler runs
+        assert RECEIVED in out and "in kill ()" in out, out
+        assert hits(g) == 1
+        out = g.cli("signal 0")  # discarded: the handler does not run
+        assert "Continuing with no signal." in out, out
+        assert "No more reverse-execution history." in out and s.machine.finished
+    assert capfd.readouterr().out == "after raise: hits=1\nafter kill: hits=1\n"
+
+
+def test_handle_nostop_noprint_pass_runs_through(
+        sigstop: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    with debugged(sigstop) as (g, srv):
+        g.cli("handle SIGUSR1 nostop noprint pass")
+        out = g.cli("continue")
+        assert "SIGUSR1" not in out and "No more reverse-execution history." in out, out
+    assert capfd.readouterr().out == "after raise: hits=1\nafter kill: hits=2\n"
+
+
+def test_a_discarded_signal_stays_discarded_back_and_forward(sigstop: Path) -> None:
+    """``signal 0`` is an input of history: going back before it and forward again (a
+    re-execution that does not stop) repeats it; deciding otherwise changes the future."""
+    with debugged(sigstop) as (g, srv):
+        g.cli(f"break {AFTER_KILL}")
+        g.cli("continue")
+        g.cli("continue")
+        out = g.cli("signal 0")
+        assert "Breakpoint 1, main ()" in out and hits(g) == 1, out
+        out = g.cli("reverse-continue")
+        assert "No more reverse-execution history." in out and srv.session.position == 0
+        g.cli("handle SIGUSR1 nostop noprint pass")  # re-executed without stops
+        out = g.cli("continue")
+        assert "Breakpoint 1, main ()" in out, out
+        assert hits(g) == 1  # the kill's signal is still discarded
+        g.cli("handle SIGUSR1 stop print pass")
+        g.cli("reverse-continue")
+        g.cli("continue")  # raise: pass it again
+        out = g.cli("continue")  # kill: pass it this time
+        assert RECEIVED in out and "in kill ()" in out, out
+        out = g.cli("continue")
+        assert "Breakpoint 1, main ()" in out and hits(g) == 2, out
+
+
+def test_reverse_stepi_out_of_the_handler_lands_on_the_interrupted_code(
+        sigstop: Path) -> None:
+    with debugged(sigstop) as (g, srv):
+        s = srv.session
+        g.cli("break on_usr1")
+        g.cli("continue")
+        out = g.cli("continue")
+        assert "Breakpoint 1, on_usr1 (sig=10)" in out, out
+        assert "<signal handler called>" in g.cli("bt")
+        entry = s.position
+        out = g.cli("reverse-stepi")
+        assert "in __pthread_kill_implementation" in out and s.position == entry - 1, out
+        assert "syscall" in g.cli("x/i $pc") and hits(g) == 0
+        out = g.cli("continue")  # forward again: the same signal stop, then the handler
+        assert RECEIVED in out, out
+        out = g.cli("continue")
+        assert "Breakpoint 1, on_usr1 (sig=10)" in out and s.position == entry, out
