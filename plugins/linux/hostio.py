@@ -49,7 +49,7 @@ INPUTS = frozenset({
     "get_status_flags", "sysinfo", "pipe", "write", "pwrite", "statfs", "xattr", "readable",
     "poll", "groups", "cpu_count", "rlimit",
     "socket", "socketpair", "accept", "recv", "send", "sockopt", "sockname", "connect",
-    "sendmsg", "recvmsg",
+    "sendmsg", "recvmsg", "connect_nowait",
 })
 #: Methods with host side effects (suppress while re-executing behind the frontier).
 EFFECTS = frozenset({
@@ -57,7 +57,7 @@ EFFECTS = frozenset({
     "fsync", "set_status_flags", "sleep", "pipe", "warn", "symlink", "link", "chmod", "utime",
     "chown", "mknod", "fallocate", "sync",
     "socket", "socketpair", "bind", "listen", "accept", "connect", "send", "shutdown",
-    "setsockopt", "sendmsg", "recvmsg",
+    "setsockopt", "sendmsg", "recvmsg", "connect_nowait",
 })
 
 
@@ -348,6 +348,18 @@ class HostIO:
     def connect(self, fd: int, addr: bytes) -> None:
         with blocking_call():
             _check(_lib().connect(fd, ctypes.c_char_p(addr), len(addr)))
+
+    def connect_nowait(self, fd: int, addr: bytes) -> None:
+        """connect(2) of a blocking socket as if it were non-blocking: done (or the
+        connection's error), or EINPROGRESS/EALREADY while it goes on (a blocking connect
+        waits for POLLOUT and asks again: then done, or its error, as Linux's restarted
+        connect). AF_UNIX gives EAGAIN when the listener's queue is full."""
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            _check(_lib().connect(fd, ctypes.c_char_p(addr), len(addr)))
+        finally:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
     def send(self, fd: int, data: bytes, flags: int, addr: bytes | None) -> int:
         return _check(_lib().sendto(fd, ctypes.c_char_p(data), ctypes.c_size_t(len(data)),
@@ -773,6 +785,9 @@ class RecordingHostIO(HostIO):
     def connect(self, fd: int, addr: bytes) -> None:
         self._call("connect", (fd, addr), lambda: self.inner.connect(fd, addr))
 
+    def connect_nowait(self, fd: int, addr: bytes) -> None:
+        self._call("connect_nowait", (fd, addr), lambda: self.inner.connect_nowait(fd, addr))
+
     def send(self, fd: int, data: bytes, flags: int, addr: bytes | None) -> int:
         r, _ = self._call("send", (fd, data, flags, addr),
                           lambda: self.inner.send(fd, data, flags, addr))
@@ -1011,6 +1026,9 @@ class DetachedHostIO(HostIO):
         raise _refused()
 
     def connect(self, fd: int, addr: bytes) -> None:
+        raise _refused()
+
+    def connect_nowait(self, fd: int, addr: bytes) -> None:
         raise _refused()
 
     def send(self, fd: int, data: bytes, flags: int, addr: bytes | None) -> int:

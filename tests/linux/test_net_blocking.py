@@ -11,11 +11,16 @@ sleep.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,3 +153,177 @@ def test_gdb_interrupt_while_the_guest_waits_in_recv(build_probe: Callable[[str,
         rsp.send(b"k")
         assert p.wait(timeout=60) == 0
         assert b"server got" not in p.stdout.read()  # (a replay writes nothing)
+
+
+# -- a blocking connect, a full send buffer --------------------------------------------------
+@contextmanager
+def _late_host(mode: str) -> Iterator[tuple[int, int, list[bytes]]]:
+    """The host side of ``netblock connect|send``: (target port, control port, what the
+    host saw). ``connect``: a listener whose queue is full (one connection of the test's
+    own waits in it) until "go" comes on the control connection. ``send``: a listener whose
+    connection is read only after "go", then to its end; the reply on the control
+    connection says how much came (and its crc32)."""
+    target = socket.create_server(("127.0.0.1", 0), backlog=0)
+    ctl = socket.create_server(("127.0.0.1", 0))
+    filler = socket.create_connection(target.getsockname()) if mode == "connect" else None
+    seen: list[bytes] = []
+
+    def host() -> None:
+        c, _ = ctl.accept()
+        with c:
+            if mode == "send":
+                d, _ = target.accept()
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = c.recv(16)
+                assert chunk, "control connection closed early"
+                buf += chunk
+            seen.append(buf)
+            if mode == "connect":
+                first, _ = target.accept()  # the filler: now the guest's connect gets in
+                late, _ = target.accept()
+                seen.append(b"accepted late")
+                first.close()
+                late.close()
+                c.sendall(b"connected\n")
+            else:
+                total, crc = 0, 0
+                with d:
+                    while chunk := d.recv(1 << 20):
+                        total += len(chunk)
+                        crc = zlib.crc32(chunk, crc)
+                c.sendall(b"got %d crc %08x\n" % (total, crc))
+
+    t = threading.Thread(target=host, daemon=True)
+    t.start()
+    try:
+        yield target.getsockname()[1], ctl.getsockname()[1], seen
+        t.join(timeout=120)
+        assert not t.is_alive()
+    finally:
+        target.close()
+        ctl.close()
+        if filler is not None:
+            filler.close()
+
+
+def _expected_crc() -> int:
+    """crc32 of netblock.c's 32 MiB: byte i is (7 i + i / 4096) mod 256."""
+    pattern = bytes((j * 7) & 0xFF for j in range(1 << 12))
+    crc = 0
+    for base in range(0, 32 << 20, 1 << 12):
+        c = (base * 7 + (base >> 12)) & 0xFF
+        crc = zlib.crc32(pattern.translate(bytes((k + c) & 0xFF for k in range(256))), crc)
+    return crc
+
+
+def _run_late(cmd: list[str], mode: str) -> bytes:
+    with _late_host(mode) as (target, control, seen):
+        p = subprocess.run([*cmd, mode, str(target), str(control)], capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=300, check=False)
+    assert p.returncode == 0, p.stderr
+    assert seen[0] == b"go\n"
+    return p.stdout
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+@pytest.mark.parametrize("mode", ["connect", "send"])
+def test_blocking_connect_and_full_send_buffer(build_probe: Callable[[str, str], Path],
+                                               tmp_path: Path, toolchain: str,
+                                               mode: str) -> None:
+    """A blocking connect whose listener accepts late, and a 32 MiB blocking send that the
+    host reads only later: the main thread waits while a worker thread runs (it tells the
+    host to go on: without cooperation, a hang), and the call completes as natively; the
+    same under record, and the recording replays with --check once the host is gone."""
+    exe = build_probe("netblock", toolchain)
+    native = _run_late(_native(exe), mode)
+    if mode == "connect":
+        assert native == b"blocking connect: 0\nworker: sent go\nhost: connected\n"
+    else:
+        want = b"blocking send: %d\nworker: sent go\nhost: got %d crc %08x\n" % (
+            32 << 20, 32 << 20, _expected_crc())
+        assert native == want
+    assert _run_late([*SYXDBG, "run", str(exe)], mode) == native
+    rec = tmp_path / f"netblock-{mode}.syxrec"
+    assert _run_late([*SYXDBG, "record", "-q", "-o", str(rec), str(exe)], mode) == native
+    check = subprocess.run([*SYXDBG, "replay", "--check", str(rec)], capture_output=True,
+                           timeout=300, check=False)
+    assert check.returncode == 0, check.stderr
+    assert b"as recorded" in check.stdout + check.stderr
+
+
+@pytest.mark.parametrize("mode", ["lone-connect", "lone-send"])
+def test_sigint_in_a_blocking_connect_or_send(build_probe: Callable[[str, str], Path],
+                                              mode: str) -> None:
+    """SIGINT to ``syxdbg run`` of a lone thread waiting in a blocking connect (the
+    listener's queue is full) or a 64 MiB send (the host never reads): status 130 and the
+    one-line report."""
+    exe = build_probe("netblock", "gcc")
+    target = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(target.getsockname()) if mode == "lone-connect" \
+        else None
+    p = subprocess.Popen([*SYXDBG, "run", str(exe), mode, str(target.getsockname()[1])],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    try:
+        assert p.stdout is not None and p.stderr is not None
+        assert p.stdout.readline() == b"waiting\n"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=60) == 130
+        assert b"syxdbg: interrupted at pc" in p.stderr.read()
+    finally:
+        p.kill()
+        p.wait()
+        target.close()
+        if filler is not None:
+            filler.close()
+
+
+def _waiting_on_the_host(pid: int) -> bool:
+    """Whether a thread of process ``pid`` is inside poll(2) or ppoll(2) now (the host
+    wait of a guest system call)."""
+    numbers = {"aarch64": ("73",)}.get(os.uname().machine, ("7", "271"))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "syscall").read_text().split()[0] in numbers:
+                return True
+    return False
+
+
+def test_shell_ctrl_c_while_the_guest_waits_in_recv(build_probe: Callable[[str, str], Path]
+                                                    ) -> None:
+    """The shell (``-ex continue``, twice): once the guest waits in recv (the shell's main
+    thread is in its host wait, seen in /proc), Ctrl-C gives ``interrupted at position N:
+    ... <recv...>``; the next continue makes the call again and the exchange completes
+    once."""
+    exe = build_probe("netblock", "gcc")
+    p = subprocess.Popen([*SYXDBG, "shell", "-ex", "continue", "-ex", "continue", str(exe),
+                          "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL)
+    try:
+        assert p.stdout is not None
+        port = _port_line(p.stdout)
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as client:
+            assert p.stdout.readline() == b"accepted\n"
+            deadline = time.monotonic() + 60
+            while not _waiting_on_the_host(p.pid):  # (microseconds: no sleep)
+                assert time.monotonic() < deadline, "the guest never waited in recv"
+            p.send_signal(signal.SIGINT)
+            line = p.stdout.readline()
+            while b"interrupted at position" not in line:
+                assert line, "the shell ended"
+                line = p.stdout.readline()
+            assert b"<recv+" in line, line
+            client.sendall(b"hello, world")
+            got = b""
+            while len(got) < 12:
+                got += client.recv(64)
+            assert got == b"hello, world"
+            client.shutdown(socket.SHUT_WR)
+            out, err = p.communicate(timeout=120)
+        assert out.count(b"server got 12 bytes: hello, world\n") == 1, out + err
+        assert b"[program exited with status 0" in out
+        assert p.returncode == 0, err
+    finally:
+        p.kill()
+        p.wait()

@@ -66,6 +66,20 @@ def test_eventfd_timerfd_signalfd_as_native(build_probe: Callable[[str, str], Pa
     assert b"signalfd read 256: 12 code -6 pid-ok 1, 10 code 0" in out
 
 
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_signalfd_and_threads_as_native(build_probe: Callable[[str, str], Path],
+                                        tmp_path: Path, toolchain: str) -> None:
+    """sigfdthreads.c: a signal sent to one thread (tgkill; with a handler it never runs,
+    blocked) wakes that thread's blocking signalfd read and poll, and another thread's
+    signalfd does not see it; a kill wakes the other thread's poll; a read takes the
+    caller's own signals before the process's. As natively, recorded, replayed."""
+    out = _same_everywhere(build_probe("sigfdthreads", toolchain), [], tmp_path)
+    assert out == (b"worker read 128: sig 10 code -6\n"
+                   b"worker poll 1 read 128: sig 10 code -6\n"
+                   b"main polls after the worker's signals: 0 0\n"
+                   b"main read 256: 12 code -6, 10 code 0\n")
+
+
 # -- sockets: edge triggering, SCM_RIGHTS, connect, UDP, a host server ----------------------------
 @contextmanager
 def _host_servers() -> Iterator[tuple[int, int]]:

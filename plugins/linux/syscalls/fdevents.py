@@ -28,10 +28,11 @@ import errno
 import signal
 import struct
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from .. import abi
 from ..kernel import UNBLOCKABLE, OpenFile, Process
+from ..preempt import PENDING_KEY
 from ..registry import I32, U32, U64, Fd, Ptr, SyscallError, syscall
 
 POLLIN, POLLOUT = 0x1, 0x4
@@ -220,7 +221,13 @@ def _timerfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int
             poll.register_timers(p, fd, [fd])  # the scheduler reads the clock for it
             _wait(p, fd)
             return None
-        p.host.sleep(left)  # as nanosleep: a replay does not wait
+        try:
+            p.host.sleep(left)  # as nanosleep: a replay does not wait
+        except OSError as exc:
+            if exc.errno != errno.EINTR:
+                raise
+            poll.restart(p)  # Ctrl-C, a debugger's interrupt: read again when resumed
+            return None
 
 
 def _timerfd_write(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int:
@@ -270,7 +277,7 @@ def _signalfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> in
     mask = _watched(f)
     s = p.s
     alarm = 1 << (signal.SIGALRM - 1)
-    if not s.sigpending & mask and not _nonblocking(p, f) and mask & alarm \
+    if not (s.sigpending | _own(p)) & mask and not _nonblocking(p, f) and mask & alarm \
             and s.itimer_real[0]:
         left = s.itimer_real[0] - p.monotonic()
         if left > 0:
@@ -279,10 +286,24 @@ def _signalfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> in
     out = b""
     # Linux takes the thread's own pending signals (tgkill, raise) before the process's,
     # each set lowest first.
-    ready = [sig for sig in range(1, abi.NSIG + 1) if s.sigpending & mask & 1 << (sig - 1)]
-    ready.sort(key=lambda sig: (s.sigcodes.get(sig, 0) != _SI_TKILL, sig))
+    own = _own(p) & mask
+    ready = [sig for sig in range(1, abi.NSIG + 1) if (s.sigpending | own) & mask
+             & 1 << (sig - 1)]
+    ready.sort(key=lambda sig: (not own >> (sig - 1) & 1
+                                and s.sigcodes.get(sig, 0) != _SI_TKILL, sig))
+    key = f"{PENDING_KEY}{p.tid}"
     for sig in ready[:count // _SIGINFO_SIZE]:
-        s.sigpending &= ~(1 << (sig - 1))
+        bit = 1 << (sig - 1)
+        if own & bit:  # sent to this thread alone (tgkill): taken from its own set
+            own &= ~bit
+            left = s.misc.get(key, 0) & ~bit
+            if left:
+                s.misc[key] = left
+            else:
+                s.misc.pop(key, None)
+            out += _siginfo(p, sig, _SI_TKILL)
+            continue
+        s.sigpending &= ~bit
         out += _siginfo(p, sig, s.sigcodes.pop(sig, 0))
     if not out:
         if _nonblocking(p, f):
@@ -302,6 +323,8 @@ class Parking(Protocol):
     which installs itself as :data:`PARKING` when imported)."""
 
     def clear_host_set(self, p: Process) -> None: ...
+
+    def restart(self, p: Process) -> None: ...
 
     def others_runnable(self, p: Process) -> bool: ...
 
@@ -323,6 +346,23 @@ WRITERS: dict[str, Writer] = {"eventfd": _eventfd_write, "timerfd": _timerfd_wri
                           "signalfd": _signalfd_write}
 
 
+def _own(p: Process) -> int:
+    """Signals sent to the calling thread alone (tgkill of a signal it handles, while it
+    was not running: preempt.PENDING_KEY), still pending on it."""
+    return p.s.misc.get(f"{PENDING_KEY}{p.tid}", 0) if p.s.misc else 0
+
+
+def pending_for(st: Any, tid: int) -> int:
+    """The signals a signalfd read of thread ``tid`` of process state ``st`` could take:
+    the process's and those sent to that thread alone."""
+    return int(st.sigpending) | st.misc.get(f"{PENDING_KEY}{tid}", 0)
+
+
+def watched(f: OpenFile) -> int:
+    """The signal mask of signalfd ``f``."""
+    return _watched(f)
+
+
 def readiness(p: Process, f: OpenFile) -> int:
     """poll events of an event file now (timerfd: reads the clock if armed)."""
     if f.kind == "eventfd":
@@ -332,7 +372,7 @@ def readiness(p: Process, f: OpenFile) -> int:
     if f.kind == "timerfd":
         return POLLIN | _RDNORM if _expirations(p, f, take=False)[0] else 0
     if f.kind == "signalfd":
-        return POLLIN | _RDNORM if p.s.sigpending & _watched(f) else 0
+        return POLLIN | _RDNORM if (p.s.sigpending | _own(p)) & _watched(f) else 0
     return 0
 
 

@@ -141,6 +141,8 @@ def sys_write(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
     data = p.mem.read(buf, min(count, MAX_RW_COUNT))
     if p.is_guest_pipe_writer(f):
         return p.pipe_write(f, fd, data)  # None: a full pipe; write again later
+    if f.kind == "socket":  # a full send buffer waits as send does: syscalls/net.py
+        return net.sock_write(p, f, fd, buf, data)
     try:
         return p.host.write(hfd, data)
     except OSError as exc:

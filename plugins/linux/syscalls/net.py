@@ -19,6 +19,7 @@ import errno
 import os
 import stat
 import struct
+from collections.abc import Callable
 
 from .. import abi
 from ..kernel import OpenFile, Process
@@ -29,6 +30,7 @@ SOCK_NONBLOCK = 0o4000  # O_NONBLOCK on x86_64, aarch64, arm and riscv64
 SOCK_CLOEXEC = 0o2000000
 _MAX_ADDR = 128
 _MAX_IO = 1 << 20
+_MAX_RW = 0x7FFFF000  # MAX_RW_COUNT: the most one send moves
 
 
 def _sock(p: Process, fd: int) -> int:
@@ -119,13 +121,32 @@ def sys_accept(p: Process, fd: Fd, addr: Ptr, size: Ptr) -> int | None:
 
 
 @syscall("connect")
-def sys_connect(p: Process, fd: Fd, addr: Ptr, size: I32) -> int:
-    p.host.connect(_sock(p, fd), _addr_in(p, addr, size))
+def sys_connect(p: Process, fd: Fd, addr: Ptr, size: I32) -> int | None:
+    """A non-blocking socket's connect is the host's (EINPROGRESS...). A blocking one
+    starts the connection without blocking the host, then waits for POLLOUT as _park does
+    (other threads run; Ctrl-C makes it again later) and asks the host again: connected,
+    or the connection's error (ECONNREFUSED...), as Linux's restarted connect answers."""
+    hfd = _sock(p, fd)
+    where = _addr_in(p, addr, size)
+    if not _blocking(p, p.file(fd), 0):
+        p.host.connect(hfd, where)
+        return 0
+    try:
+        p.host.connect_nowait(hfd, where)
+        return 0
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:  # AF_UNIX, the listener's queue full: waits
+            p.host.connect(hfd, where)
+            return 0
+        if exc.errno not in (errno.EINPROGRESS, errno.EALREADY):
+            raise
+    if _park(p, fd, _CONNECTING, POLLOUT, empty=True):
+        return None
+    p.host.connect_nowait(hfd, where)
     return 0
 
 
-def _send(p: Process, fd: int, data: bytes, flags: int, addr: bytes | None) -> int:
-    hfd = _sock(p, fd)
+def _host_send(p: Process, hfd: int, data: bytes, flags: int, addr: bytes | None) -> int:
     try:
         return p.host.send(hfd, data, flags & ~0x4000, addr)
     except OSError as exc:
@@ -134,14 +155,73 @@ def _send(p: Process, fd: int, data: bytes, flags: int, addr: bytes | None) -> i
         raise
 
 
+#: ``ProcessState.misc`` key prefix of a blocking send under way: "sendprog.TID.FD.BUF.LEN.
+#: FLAGS" = the bytes sent so far (the call is made again when the thread is woken).
+_PROGRESS = "sendprog."
+
+
+def _send(p: Process, fd: int, data: bytes, flags: int, addr: bytes | None,
+          where: tuple[int, int] | None = None,
+          source: Callable[[int, int], bytes] | None = None) -> int | None:
+    """send/sendto/sendmsg/write of ``data`` on socket ``fd``: the count sent; None: the
+    caller waits (see _park). ``where`` (an address and a length) names the call, for going
+    on after a wait; ``source(offset, n)`` gives more of the bytes than ``data`` holds
+    (sendto's buffer beyond the first MiB).
+
+    A blocking socket never blocks the host: what fits is sent (MSG_DONTWAIT), then the call
+    waits for room (POLLOUT: other threads run meanwhile; alone, on the host) and goes on,
+    until all is sent, as Linux's blocking send. Parked, it is made again when woken and
+    continues from what it had sent (kept in ``ProcessState.misc``, part of the state); an
+    error after a part was sent returns that part (the error is the next call's)."""
+    hfd = _sock(p, fd)
+    if where is None or not _blocking(p, p.file(fd), flags):
+        return _host_send(p, hfd, data, flags, addr)
+    total = where[1] if source is not None else len(data)
+    key = f"{_PROGRESS}{p.tid}.{fd}.{where[0]}.{where[1]}.{flags}"
+    mine = f"{_PROGRESS}{p.tid}."
+    sent = p.s.misc.pop(key, 0)
+    for k in [k for k in p.s.misc if k.startswith(mine)]:
+        del p.s.misc[k]  # another call's, which did not go on: over
+    while True:
+        chunk = data[sent:sent + _MAX_IO] if source is None or sent + _MAX_IO <= len(data) \
+            else source(sent, min(total - sent, _MAX_IO))
+        try:
+            sent += _host_send(p, hfd, chunk, flags | MSG_DONTWAIT, addr)
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                if sent:
+                    return sent
+                raise
+        if sent >= total:
+            return sent
+        p.s.misc[key] = sent
+        try:
+            if _park(p, fd, flags, POLLOUT, empty=True):
+                return None  # made again when woken (or resumed after Ctrl-C)
+        except SyscallError:  # SO_SNDTIMEO expired: what was sent, or EAGAIN
+            del p.s.misc[key]
+            if sent:
+                return sent
+            raise
+        del p.s.misc[key]
+
+
 @syscall("sendto")
 def sys_sendto(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
-               size: I32) -> int:
+               size: I32) -> int | None:
     data = p.mem.read(buf, min(length, _MAX_IO))
-    return _send(p, fd, data, flags, _addr_in(p, addr, size) if addr else None)
+    total = min(length, _MAX_RW)
+    return _send(p, fd, data, flags, _addr_in(p, addr, size) if addr else None,
+                 (buf, total), lambda off, n: p.mem.read(buf + off, n))
+
+
+def sock_write(p: Process, f: OpenFile, fd: int, buf: int, data: bytes) -> int | None:
+    """write(2) of a socket (from syscalls/files.py): a send with no flags."""
+    return _send(p, fd, data, 0, None, (buf, len(data)))
 
 
 SOL_SOCKET, SCM_RIGHTS, SO_TYPE, SO_RCVTIMEO, SO_SNDTIMEO = 1, 1, 3, 20, 21
+POLLOUT = 4
 _CONNECTING = 1 << 40  # (a _park flag: the wait finishes a connect)
 MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT, MSG_WAITALL = 0x2, 0x20, 0x40, 0x100
 _MAX_DATAGRAM = 65536
@@ -196,12 +276,16 @@ def _share_pipe(p: Process, f: OpenFile) -> None:
 
 
 @syscall("sendmsg")
-def sys_sendmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int:
+def sys_sendmsg(p: Process, fd: Fd, msg: Ptr, flags: I32) -> int | None:
+    return _sendmsg(p, fd, msg, flags, park=True)
+
+
+def _sendmsg(p: Process, fd: int, msg: int, flags: int, *, park: bool) -> int | None:
     addr, vecs, control, controllen = _msghdr(p, msg)
     data = b"".join(p.mem.read(base, length) for base, length in vecs)[:_MAX_IO]
     rights = _rights_out(p, control, controllen) if control else []
     if not rights:
-        return _send(p, fd, data, flags, addr or None)
+        return _send(p, fd, data, flags, addr or None, (msg, len(data)) if park else None)
     hosts = tuple(p.host_fd(r) for r in rights)  # EBADF for a closed or emulated fd
     for r in rights:
         _share_pipe(p, p.file(r))
@@ -442,11 +526,13 @@ MSG_WAITFORONE = 0x10000
 
 
 @syscall("sendmmsg")
-def sys_sendmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32) -> int:
+def sys_sendmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32) -> int | None:
     sent = 0
     for i in range(min(vlen, 1024)):
         try:
-            n = sys_sendmsg(p, fd, vec + _MMSG * i, flags)
+            n = _sendmsg(p, fd, vec + _MMSG * i, flags, park=not sent)
+            if n is None:
+                return None  # (the first message: waits for room, made again)
         except (OSError, SyscallError):
             if sent:
                 break  # the error is the next call's

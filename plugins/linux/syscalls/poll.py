@@ -148,10 +148,14 @@ _SET = "hostpoll."
 _TIMERS = "timerpoll."
 
 
+#: ... and of the signals its signalfds watch: "sigwatch.TID.key", "sigwatch.TID.mask".
+_SIGNALS = "sigwatch."
+
+
 def clear_host_set(p: Process) -> None:
     """Forget what the calling thread registered when it last parked."""
     if p.s.misc:
-        prefixes = (f"{_SET}{p.tid}.", f"{_TIMERS}{p.tid}.")
+        prefixes = (f"{_SET}{p.tid}.", f"{_TIMERS}{p.tid}.", f"{_SIGNALS}{p.tid}.")
         for k in [k for k in p.s.misc if k.startswith(prefixes)]:
             del p.s.misc[k]
 
@@ -200,6 +204,40 @@ def _timers_due(p: Process, timers: list[tuple[int, Thread, list[OpenFile]]]
         if hit:
             due.append((pid, t))
     return due, first
+
+
+def _register_signals(p: Process, q: _Query, key_fd: int) -> None:
+    """A parked poll/select/epoll with signalfds: the signals they watch, so that a signal
+    sent meanwhile (by another thread or process) wakes it (signal_waiters)."""
+    mask = 0
+    for _, f, _ in q.events:
+        if f.kind == "signalfd":
+            mask |= fdevents.watched(f)
+    if mask:
+        p.s.misc[f"{_SIGNALS}{p.tid}.key"] = key_fd
+        p.s.misc[f"{_SIGNALS}{p.tid}.mask"] = mask
+
+
+def signal_waiters(p: Process, others: list[tuple[int, Thread]]) -> list[tuple[int, Thread]]:
+    """Parked threads that a pending signal wakes: a blocking read of a signalfd, or a
+    poll/select/epoll on signalfds, whose mask takes a signal now pending for that thread
+    (its process's, or sent to it alone)."""
+    out = []
+    for pid, t in others:
+        if t.wait != "pipe" or t.fd < 0:
+            continue
+        st = p.s if pid == p.pid else p.s.procs[pid].state
+        if st.misc.get(f"{_SIGNALS}{t.tid}.key") == t.fd:
+            mask = st.misc.get(f"{_SIGNALS}{t.tid}.mask", 0)
+        else:
+            entry = st.fds.get(t.fd)
+            f = p.s.files.get(entry.file) if entry is not None else None
+            if f is None or f.kind != "signalfd":
+                continue
+            mask = fdevents.watched(f)
+        if fdevents.pending_for(st, t.tid) & mask:
+            out.append((pid, t))
+    return out
 
 
 def _register_host_set(p: Process, q: _Query, key_fd: int) -> None:
@@ -258,6 +296,10 @@ def wake_host_waiters(p: Process, others: list[tuple[int, Thread]], runnable: bo
     again). The poll waits on the host only when nothing else could run: with no timed
     wait, until something is ready; when the first timed wait to expire is such a poll,
     for its timeout (then it expires, as on Linux after that time); else not at all."""
+    signalled = signal_waiters(p, others)
+    if signalled:  # (the host is asked at the next choice)
+        wake(p, signalled)
+        return True
     waiting = [(pid, t, w) for pid, t in others if (w := _host_waits(p, pid, t))]
     timers = [(pid, t, fs) for pid, t in others if (fs := _timer_waits(p, pid, t))]
     if not waiting and not timers:
@@ -324,6 +366,7 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
     if p.s.threads and _others_can_run(p):
         if q.host:  # the scheduler asks the host about them (wake_host_waiters)
             _register_host_set(p, q, key_fd)
+        _register_signals(p, q, key_fd)
         p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
         return False
     if q.host:
@@ -337,6 +380,7 @@ def _wait(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
         return True
     if p.s.threads:  # only guest files; every other thread blocked: nothing can change them
         if timeout_ms < 0:
+            _register_signals(p, q, key_fd)  # (unless a timed wait ends and signals)
             p.wait_io(key_fd)  # a deadlock unless a timed wait elsewhere expires first
             return False
         return True
@@ -362,6 +406,7 @@ def _wait_timer(p: Process, q: _Query, timeout_ms: int, key_fd: int) -> bool:
         if q.host:
             _register_host_set(p, q, key_fd)
         register_timers(p, key_fd, [q.fds[i] for i, f, _ in q.events if f.kind == "timerfd"])
+        _register_signals(p, q, key_fd)
         p.wait_io(key_fd, timeout_ms * 1_000_000 if timeout_ms > 0 else -1)
         return False
     left = timeout_ms

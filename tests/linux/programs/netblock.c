@@ -9,6 +9,9 @@
  *                (without cooperation the worker never runs: a hang).
  * send D C       the same with a blocking send of 32 MiB to port D, which the host drains
  *                only after "go"; the host then says how much it got.
+ * lone-connect L, lone-send D
+ *                one thread: print "waiting", then the blocking connect or send that the
+ *                host never lets finish (the test interrupts it).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -79,6 +82,24 @@ static int serve(int use_read) {
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "serve"))
         return serve(argc > 2 && !strcmp(argv[2], "read"));
+    if (argc == 3 && !strncmp(argv[1], "lone-", 5)) {
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2])),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int sending = !strcmp(argv[1], "lone-send");
+        if (sending && connect(s, (struct sockaddr *)&a, sizeof a) != 0)
+            return 7;
+        printf("waiting\n");
+        fflush(stdout);
+        if (sending) {
+            size_t size = 64u << 20;
+            char *buf = calloc(size, 1);
+            printf("sent %zd\n", send(s, buf, size, 0));
+        } else {
+            printf("connect %d\n", connect(s, (struct sockaddr *)&a, sizeof a));
+        }
+        return 0;
+    }
     if (argc < 4)
         return 1;
     int connecting = !strcmp(argv[1], "connect");
