@@ -18,7 +18,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import SyxdbgError
-from .firstparty import DEFAULT_PLUGINS
+from .firstparty import DEFAULT_PLUGINS, LAZY_PLUGINS
 from .version import __version__
 
 __all__ = ["DEFAULT_PLUGINS", "PluginLoadError", "PluginManager", "describe_plugins",
@@ -52,6 +52,10 @@ def make_plugin_manager(disabled: Iterable[str] = (), *, entry_points: bool = Tr
         pm.set_blocked(name)
     for name, modname in DEFAULT_PLUGINS:
         if pm.is_blocked(name):
+            continue
+        if name in LAZY_PLUGINS:
+            pm.register(LazyPlugin(name, modname, LAZY_PLUGINS[name]), name)
+            pm.origins[name] = (__version__, f"builtin ({modname})")
             continue
         try:
             module = importlib.import_module(modname)
@@ -197,6 +201,47 @@ def find_entry_points(group: str) -> list[EntryPoint]:
                 continue
             found += [EntryPoint(n, v, path) for n, v in _parse_entry_points(text, group)]
     return found
+
+
+class LazyPlugin:
+    """A first-party plugin registered by the hooks it implements; its module is imported
+    when one of them is first called, and the call goes to the module's function (with the
+    arguments that function takes, as pluggy would pass them)."""
+
+    def __init__(self, name: str, modname: str, hooks: Iterable[str]) -> None:
+        self.name = name
+        self.modname = modname
+        self._module: Any = None
+        for hook in hooks:
+            setattr(self, hook, self._forwarder(hook))
+
+    def module(self) -> Any:
+        """The plugin's module (imported on first use)."""
+        if self._module is None:
+            try:
+                self._module = importlib.import_module(self.modname)
+            except Exception as exc:
+                raise PluginLoadError(f"plugin {self.name!r} ({self.modname}) failed to "
+                                      f"load: {exc}") from exc
+        return self._module
+
+    def _forwarder(self, hook: str) -> Any:
+        import inspect
+
+        spec = getattr(hookspecs, hook)
+        names = tuple(inspect.signature(spec).parameters)
+
+        def forward(*args: Any) -> Any:
+            real = getattr(self.module(), hook)
+            given = dict(zip(names, args, strict=True))
+            return real(*(given[n] for n in inspect.signature(real).parameters))
+
+        forward.__name__ = forward.__qualname__ = hook
+        forward.__signature__ = inspect.signature(spec)  # type: ignore[attr-defined]
+        return hookspecs.hookimpl(forward)
+
+    def __repr__(self) -> str:
+        return f"<LazyPlugin {self.name} ({self.modname})>"
 
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[tuple[str, str, str]]:

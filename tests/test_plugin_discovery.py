@@ -115,3 +115,41 @@ def test_an_entry_point_plugin_loads_with_its_attribute_path(tmp_path: Path) -> 
     proc = subprocess.run([sys.executable, "-m", "syxdbg", "run", "--help"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert "--delta-flag" in proc.stdout, proc.stdout
+
+
+def test_lazy_first_party_plugins_declare_exactly_their_hooks() -> None:
+    """``LAZY_PLUGINS`` names every hook the module implements, each with pluggy's default
+    options (a lazy plugin registers forwarders with the defaults)."""
+    import importlib
+
+    from syxdbg.firstparty import DEFAULT_PLUGINS, LAZY_PLUGINS
+
+    modules = dict(DEFAULT_PLUGINS)
+    for name, hooks in LAZY_PLUGINS.items():
+        module = importlib.import_module(modules[name])
+        found = {attr: getattr(getattr(module, attr), "syxdbg_impl", None)
+                 for attr in dir(module) if attr.startswith("syxdbg_")}
+        implemented = {attr: opts for attr, opts in found.items() if opts is not None}
+        assert set(implemented) == set(hooks), (name, implemented)
+        for opts in implemented.values():
+            assert not any(opts.get(k) for k in ("wrapper", "hookwrapper", "optionalhook",
+                                                 "tryfirst", "trylast", "specname")), opts
+
+
+def test_a_lazy_plugin_is_imported_by_its_first_hook_call() -> None:
+    code = textwrap.dedent("""
+        import sys
+        from syxdbg.plugins import make_plugin_manager, LazyPlugin
+        pm = make_plugin_manager()
+        assert isinstance(pm.get_plugin("timeline"), LazyPlugin)
+        assert "syxdbg_plugins.timeline" not in sys.modules
+        from syxdbg.commands import CommandRegistry
+        registry = CommandRegistry(None)  # (no session needed to register commands)
+        pm.hook.syxdbg_register_commands(registry=registry)
+        assert "syxdbg_plugins.timeline" in sys.modules
+        print(sorted(registry.names()))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "timeline" in proc.stdout and "trace" in proc.stdout, proc.stdout

@@ -17,8 +17,9 @@ from pathlib import Path
 #: Top-level packages that cost start-up time and that a command only loads when it needs.
 HEAVY = ("unicorn", "capstone", "elftools", "prompt_toolkit", "gdbstub")
 #: Modules that no command loads before the guest runs (issue 19): importlib.metadata (the
-#: plugin entry points are read directly, syxdbg.plugins.find_entry_points).
-LAZY = ("importlib.metadata",)
+#: plugin entry points are read directly, syxdbg.plugins.find_entry_points) and the plugins
+#: that only add commands (syxdbg.firstparty.LAZY_PLUGINS).
+LAZY = ("importlib.metadata", "syxdbg_plugins.timeline", "syxdbg_plugins.trace")
 
 _PROBE = """
 import json, sys
