@@ -80,8 +80,19 @@ CAPABILITIES: dict[str, Any] = {
     "supportsSetVariable": True,
     "supportsCompletionsRequest": True,
     "supportsInstructionBreakpoints": True,
-    "exceptionBreakpointFilters": [],
+    "exceptionBreakpointFilters": [
+        {"filter": "signals", "label": "Signals given to handlers", "default": True,
+         "description": "Stop before a signal is given to the program's handler (in the "
+                        "followed process), in forward motions; continuing delivers it. Not "
+                        "SIGALRM, SIGURG, SIGCHLD, SIGWINCH, SIGIO, SIGPROF, SIGVTALRM (gdb's "
+                        "nostop defaults)."},
+    ],
 }
+
+#: Signals that never stop (gdb's "handle ... nostop" defaults; Linux numbers, the same on
+#: every architecture syxdbg runs): SIGALRM, SIGCHLD, SIGURG, SIGVTALRM, SIGPROF, SIGWINCH,
+#: SIGIO.
+NOSTOP_SIGNALS = frozenset({14, 17, 23, 26, 27, 28, 29})
 
 _BREAKPOINT_REQUESTS = frozenset({"setBreakpoints", "setFunctionBreakpoints",
                                   "setInstructionBreakpoints", "setDataBreakpoints"})
@@ -275,6 +286,15 @@ class DapServer:
         self._tids: dict[int, int] = {}
         self._stopped_id = THREAD_ID
         self._from = 0  # the position the last motion started from
+        #: Signal stops (the "signals" exception filter): whether they are on, whether the
+        #: motion running now watches for them, the delivery seen (position, pid, tid,
+        #: signal), the delivery stopped at and where (passed once when resumed from there)
+        #: and the signal of the last such stop (signal, pid, tid).
+        self._signal_filter = False
+        self._watching = False
+        self._sig_seen: tuple[int, int, int, int] | None = None
+        self._sig_resumed: tuple[tuple[int, int, int], int] | None = None
+        self._sig_shown: tuple[int, int, int] | None = None
         #: Processes (docs/ide.md): the pid of every listed thread, the threads of the
         #: processes that are not running (their pc and process), whether the program has
         #: had two processes (names then say ``pid P / tid T``), and what the last stop
@@ -448,6 +468,11 @@ class DapServer:
                 lambda bp: self._holds(bp, shell_condition))
         self.vars = Variables(ctx.debuginfo)
         session.timeline  # noqa: B018 - history starts here
+        gate = getattr(session, "gate_signals", None)
+        if gate is not None:
+            with contextlib.suppress(SyxdbgError):  # (no kernel: no signals)
+                gate(self._signal_gate)
+        self._sig_resumed = self._sig_seen = None
         self._started = False
         self._ended = False
         self._multi = False
@@ -487,7 +512,7 @@ class DapServer:
             s = self.s
             self._report(ev.Stopped(s.regs.pc, s.position, "entry"), "entry")
         else:
-            self._run(lambda: self._cont(FORWARD), "step", restartable=True)
+            self._run(lambda: self._cont(FORWARD), "step", restartable=True, watch=True)
 
     def _req_attach(self, req: dict[str, Any]) -> None:
         raise RequestError("attach is not supported: launch a program or a recording")
@@ -528,7 +553,7 @@ class DapServer:
         assert self.config is not None
         if self.config.stop_on_entry or event is None:
             return False
-        self._run(lambda: self._cont(FORWARD), "step")
+        self._run(lambda: self._cont(FORWARD), "step", watch=True)
         return True
 
     def _req_threads(self, req: dict[str, Any]) -> None:
@@ -719,7 +744,7 @@ class DapServer:
         if final is not None:
             self._end(final)
             return
-        self._run(fn, reason)
+        self._run(fn, reason, watch=True)
 
     def _end(self, final: ev.StopEvent) -> None:
         """The program is over: ``exited`` and ``terminated``."""
@@ -739,7 +764,7 @@ class DapServer:
 
     def _run(self, fn: Callable[[], ev.StopEvent], reason: str, *,
              after: Callable[[ev.StopEvent | None], bool] | None = None,
-             restartable: bool = False) -> None:
+             restartable: bool = False, watch: bool = False) -> None:
         """Run one motion on this (the session) thread, then report where it stopped.
 
         ``restartable`` (a forward continue): breakpoint requests arriving meanwhile
@@ -751,12 +776,17 @@ class DapServer:
         event: ev.StopEvent | None = None
         error = None
         progress = self._progress()
+        resumed = self._sig_resumed
+        if resumed is not None and resumed[1] != self._from:
+            self._sig_resumed = None  # (not resuming from that signal stop: it stops again)
+        self._sig_seen = None
         while True:
             with self._lock:
                 ctx.interrupted.clear()
                 self._moving = True
                 self._restartable = restartable
                 self._bp_interrupt = self._paused = False
+                self._watching = watch and self._signal_filter
             try:
                 event = fn()
             except TimelineInterrupted as exc:
@@ -766,12 +796,19 @@ class DapServer:
             finally:
                 with self._lock:
                     self._moving = False
-                    again = self._bp_interrupt and not self._paused
+                    self._watching = False
+                    again = self._bp_interrupt and not self._paused and self._sig_seen is None
             if again and error is None and isinstance(event, ev.Stopped) and \
                     event.why == "interrupt":
                 self._apply_queued_breakpoints()
                 continue
             break
+        seen, self._sig_seen = self._sig_seen, None
+        if seen is not None and error is None:
+            try:
+                event = self._signal_stop(seen)
+            except SyxdbgError as exc:
+                error = str(exc)
         progress.end()
         ctx.progress = None
         if after is not None and after(event):
@@ -783,6 +820,37 @@ class DapServer:
             return
         assert event is not None
         self._report(event, reason)
+
+    def _signal_gate(self, pid: int, tid: int, sig: int) -> bool:
+        """The kernel asks before it gives ``sig`` to a handler of thread ``tid`` (inside
+        the system call or between the instructions that deliver it): in a watched forward
+        motion, a signal of the followed process stops it (the motion is interrupted, then
+        goes back one position: :meth:`_signal_stop`). Always delivered: history is one."""
+        s = self.session
+        if not self._watching or self._sig_seen is not None or sig in NOSTOP_SIGNALS or \
+                s is None:
+            return True
+        followed = s.followed
+        position = s.position
+        resumed = self._sig_resumed
+        if (followed is None or followed == pid) and (
+                resumed is None or resumed[0] != (position, pid, sig)):
+            self._sig_seen = (position, pid, tid, sig)
+            s.interrupt()
+        return True
+
+    def _signal_stop(self, seen: tuple[int, int, int, int]) -> ev.StopEvent:
+        """A signal was about to be given to a handler at ``seen``'s position: back one
+        position, to the system call or instruction that delivers it (no frame pushed)."""
+        position, pid, tid, sig = seen
+        s = self.s
+        before = max(position - 1, s.when().origin)
+        landed = s.seek(before)
+        if landed.position != before:
+            return landed
+        self._sig_resumed = ((position, pid, sig), before)
+        self._sig_shown = (sig, pid, tid)
+        return ev.Stopped(s.regs.pc, s.position, "signal")
 
     def _report(self, event: ev.StopEvent, reason: str, *, error: str | None = None) -> None:
         """The stopped event (or the end of the program) for ``event``."""
@@ -819,6 +887,18 @@ class DapServer:
             body["reason"] = "exception"
             body["text"] = name
             body["description"] = f"{name}: {event.describe()} ({position})"
+        elif isinstance(event, ev.Stopped) and event.why == "signal" and \
+                self._sig_shown is not None:
+            import signal as signals
+
+            sig, pid, tid = self._sig_shown
+            name = _signal_name(sig)
+            body["reason"] = "exception"
+            body["text"] = name
+            body["description"] = (f"{name} about to be given to its handler (thread {tid}, "
+                                   f"{position}): continue delivers it")
+            self._console(f"Program received signal {name} (process {pid}, thread {tid}, "
+                          f"{position}): continue gives it to the program's handler\n")
         elif isinstance(event, ev.Stopped) and event.why == "breakpoint":
             kind = dbp.kind if dbp is not None else "source"
             body["reason"] = {"function": "function breakpoint",
@@ -836,7 +916,7 @@ class DapServer:
                                    f"{reason.capitalize()} ({position})")
         if dbp is not None:
             body["hitBreakpointIds"] = [dbp.id]
-        if not isinstance(event, ev.Stopped) or event.why not in ("entry", "error"):
+        if not isinstance(event, ev.Stopped) or event.why not in ("entry", "error", "signal"):
             with contextlib.suppress(SyxdbgError):
                 self._console(ctx.describe(event).rstrip("\n") + "\n")
         self.conn.event("stopped", body)
@@ -972,7 +1052,7 @@ class DapServer:
         if final is not None:
             self._end(final)
             return
-        self._run(lambda: self._cont(FORWARD), "step", restartable=True)
+        self._run(lambda: self._cont(FORWARD), "step", restartable=True, watch=True)
 
     def _req_reverseContinue(self, req: dict[str, Any]) -> None:  # noqa: N802
         self._follow_thread(req)
@@ -1191,8 +1271,14 @@ class DapServer:
                                                 for i in self._data_bps]})
 
     def _req_setExceptionBreakpoints(self, req: dict[str, Any]) -> None:  # noqa: N802
-        # Faults and fatal signals always stop (as "exception"); there are no filters.
-        self.conn.respond(req, {"breakpoints": []})
+        # Faults and fatal signals always stop (as "exception"); the "signals" filter stops
+        # before a signal is given to a handler.
+        filters = [str(f) for f in (req.get("arguments") or {}).get("filters") or []]
+        self._signal_filter = "signals" in filters
+        self.conn.respond(req, {"breakpoints": [
+            {"verified": f == "signals", **({} if f == "signals" else
+                                            {"message": f"unknown filter {f!r}"})}
+            for f in filters]})
 
     def _req_dataBreakpointInfo(self, req: dict[str, Any]) -> None:  # noqa: N802
         a = req.get("arguments") or {}
@@ -1775,6 +1861,15 @@ class DapServer:
 
     def _req_exceptionInfo(self, req: dict[str, Any]) -> None:  # noqa: N802
         event = self._last_event
+        if isinstance(event, ev.Stopped) and event.why == "signal" and \
+                self._sig_shown is not None:
+            sig, pid, tid = self._sig_shown
+            name = _signal_name(sig)
+            text = f"{name} about to be given to its handler in process {pid}, thread {tid}"
+            self.conn.respond(req, {"exceptionId": name, "description": text,
+                                    "breakMode": "always",
+                                    "details": {"message": text, "typeName": name}})
+            return
         if not isinstance(event, (ev.Fault, ev.Killed)):
             raise RequestError("the program did not stop on a signal")
         import signal as signals
@@ -1983,6 +2078,15 @@ class _ProcessMemory:
             raise SyxdbgError(f"cannot read {size} bytes at {address:#x} in process "
                               f"{self.pid}")
         return data
+
+
+def _signal_name(sig: int) -> str:
+    import signal as signals
+
+    try:
+        return signals.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 def _wait_status(status: int | None) -> str:

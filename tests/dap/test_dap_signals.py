@@ -1,7 +1,8 @@
-"""A fatal signal is an exception stop, as a fault is (issue 18: "exception-like stops for
-faults and signals"): a program that raises SIGTERM on itself stops with reason
-``exception`` and text ``SIGTERM``; ``exceptionInfo`` names it; the program can be stepped
-back from there; continuing ends the session with 128 + 15."""
+"""Signals as exception stops (issue 18: "exception-like stops for faults and signals"): a
+program that raises SIGTERM on itself (a fatal signal) stops with reason ``exception`` and
+text ``SIGTERM``; with the ``signals`` exception filter, a signal given to a handler stops
+before the handler runs (``tests/gdb/programs/sigstop.c``, as gdb's "Program received
+signal"), and continuing delivers it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import progs
+import pytest
 from conftest import start
 from dapclient import Client
 
@@ -49,3 +51,78 @@ def test_a_fatal_signal_is_an_exception_stop(adapter: Callable[[], Client],
     c.request("continue", {"threadId": stop["threadId"]})
     exited = c.wait_event("exited")
     assert exited["body"]["exitCode"] == 128 + 15, exited
+
+
+SIGSTOP_C = Path(__file__).resolve().parents[1] / "gdb" / "programs" / "sigstop.c"
+
+
+def _sigstop_line(marker: str) -> int:
+    for n, text in enumerate(SIGSTOP_C.read_text().splitlines(), 1):
+        if marker in text:
+            return n
+    raise AssertionError(marker)
+
+
+@pytest.fixture(scope="module", params=["gcc", "aarch64"])
+def sigstop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            require_tool: Callable[[str], str]) -> Path:
+    tc = progs.toolchain_for(str(request.param))
+    require_tool(tc.cc)
+    exe = tmp_path_factory.mktemp("dap-sigstop") / f"sigstop-{tc.name}"
+    subprocess.run(tc.command(SIGSTOP_C, exe), check=True, capture_output=True)
+    return exe
+
+
+def _launch(c: Client, exe: Path, filters: list[str]) -> None:
+    caps = c.body("initialize", {"adapterID": "syxdbg", "linesStartAt1": True})
+    assert [f["filter"] for f in caps["exceptionBreakpointFilters"]] == ["signals"]
+    c.wait_event("initialized")
+    c.request("launch", {"program": str(exe), "env": dict(progs.DEFAULT_ENV),
+                         "clearEnv": True})
+    body = c.body("setExceptionBreakpoints", {"filters": filters})
+    assert [b["verified"] for b in body["breakpoints"]] == [True] * len(filters)
+    c.request("configurationDone")
+
+
+def test_a_signal_given_to_a_handler_stops_before_it(adapter: Callable[[], Client],
+                                                      sigstop: Path) -> None:
+    """With the "signals" filter, SIGUSR1 raised at a handler stops before the handler
+    runs (in raise, called from main's line), twice; the count shows the first delivery
+    happened; back to the start and forward again stops at the first one again."""
+    c = adapter()
+    _launch(c, sigstop, ["signals"])
+    first = c.stopped()
+    assert (first["reason"], first.get("text")) == ("exception", "SIGUSR1"), first
+    info = c.body("exceptionInfo", {"threadId": first["threadId"]})
+    assert info["exceptionId"] == "SIGUSR1" and "about to be given" in info["description"]
+    frames = c.frames()
+    main = next(f for f in frames if f["name"] == "main")
+    assert main["line"] == _sigstop_line("raise(SIGUSR1);"), frames
+    assert c.evaluate("hits")["body"]["result"].startswith("0")
+    c.request("continue", {"threadId": first["threadId"]})
+    second = c.stopped()
+    assert (second["reason"], second.get("text")) == ("exception", "SIGUSR1"), second
+    main = next(f for f in c.frames() if f["name"] == "main")
+    assert main["line"] == _sigstop_line("kill(getpid(), SIGUSR1);"), main
+    assert c.evaluate("hits")["body"]["result"].startswith("1")  # the first was delivered
+    assert "Program received signal SIGUSR1" in c.output("console")
+    c.request("reverseContinue", {"threadId": 1})
+    assert c.stopped()["reason"] == "entry"
+    c.request("continue", {"threadId": 1})
+    again = c.stopped()
+    assert again["reason"] == "exception" and again["description"] == first["description"]
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["description"] == second["description"]
+    c.request("continue", {"threadId": 1})
+    assert c.stopped()["reason"] == "exited"
+    assert c.evaluate("hits")["body"]["result"].startswith("2")
+    c.request("disconnect", {})
+
+
+def test_without_the_filter_signals_do_not_stop(adapter: Callable[[], Client],
+                                                sigstop: Path) -> None:
+    c = adapter()
+    _launch(c, sigstop, [])
+    assert c.stopped()["reason"] == "exited"
+    assert c.evaluate("hits")["body"]["result"].startswith("2")
+    c.request("disconnect", {})
