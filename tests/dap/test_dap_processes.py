@@ -142,6 +142,9 @@ def test_child_processes_are_threads_and_a_step_follows_one(
     # (x86_64: <optimized out>; aarch64: what the register held, the first child's pid)
     assert child_locals["pid"]["value"] != str(child), child_locals["pid"]
     assert child_locals["st"]["value"] == parent_locals["st"]["value"] == str(5 << 8)
+    assert c.evaluate("st", frame_id=in_main["id"])["body"]["result"] == str(5 << 8)
+    assert c.evaluate("st + 1", frame_id=in_main["id"])["body"]["result"].startswith(
+        f"{(5 << 8) + 1} ")  # (the child's variables in an expression)
     refused = c.request("setVariable", {"variablesReference": c.scopes(in_main["id"])["Locals"],
                                         "name": "st", "value": "1"}, ok=False)
     assert not refused["success"] and "not running" in refused["message"], refused
