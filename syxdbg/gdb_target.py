@@ -306,6 +306,8 @@ class SessionTarget:
         self._born: dict[int, int] = {}
         #: tid -> pid of the threads of the processes gdb debugs, at a machine generation.
         self._pids: tuple[int, dict[int, int]] | None = None
+        self._live_cache: tuple[int, set[int]] | None = None
+        self._current_cache: tuple[int, int] | None = None
 
     def close(self) -> None:
         self._stop_job()
@@ -318,11 +320,11 @@ class SessionTarget:
         """The registers of the thread gdb selected (``Hg``): the machine's when that is
         the running thread."""
         tid = self._selected()
-        if tid is None:
+        if tid is None or tid == self.session.current_thread:
             return self.machine.regs
         try:
-            pid = self.process_of(tid) if self._multiprocess else self.session.current_process
-            if pid != self.session.current_process:
+            pid = self.process_of(tid) if self._multiprocess else self._current_pid()
+            if pid != self._current_pid():
                 return self.session.process_registers(pid, tid)
             return self.session.thread_registers(tid)
         except SyxdbgError as exc:  # it exited meanwhile
@@ -339,10 +341,10 @@ class SessionTarget:
         """The process of :meth:`_selected` when it is not the running one (its memory is
         not the machine's), else None."""
         tid = self._selected()
-        if tid is None or not self._multiprocess:
+        if tid is None or not self._multiprocess or tid == self.session.current_thread:
             return None
         pid = self.process_of(tid)
-        return None if pid == self.session.current_process else pid
+        return None if pid == self._current_pid() else pid
 
     def _writable(self) -> None:
         if self._selected_process() is not None:
@@ -480,9 +482,9 @@ class SessionTarget:
         if self._event_thread is not None:
             return self._event_thread
         s = self.session
-        if self._multiprocess:
+        if self._multiprocess and self._current_pid() not in self._attached:
             threads = self._thread_pids()
-            if threads and s.current_process not in threads.values():
+            if threads and self._current_pid() not in threads.values():
                 # The machine stopped in a process gdb does not debug (an interrupt, the
                 # start of history, --pid): a thread of one it does (they wait meanwhile).
                 first = min(threads.values())
@@ -513,8 +515,22 @@ class SessionTarget:
             return {followed}
         return {p.pid for p in s.processes if p.state != "zombie"}
 
+    def _current_pid(self) -> int:
+        """The running process (cached per machine state generation: asked several times
+        per stop, a stepi included)."""
+        gen = self.machine.generation
+        if self._current_cache is None or self._current_cache[0] != gen:
+            self._current_cache = (gen, self.session.current_process)
+        return self._current_cache[1]
+
     def _live(self) -> set[int]:
-        return {p.pid for p in self.session.processes if p.state != "zombie"}
+        """The live processes (cached per machine state generation: gdb asks at every
+        stop, a stepi included)."""
+        gen = self.machine.generation
+        if self._live_cache is None or self._live_cache[0] != gen:
+            live = {p.pid for p in self.session.processes if p.state != "zombie"}
+            self._live_cache = (gen, live)
+        return self._live_cache[1]
 
     def _thread_pids(self) -> dict[int, int]:
         """tid -> pid for every thread of the live processes gdb debugs (the running
@@ -523,8 +539,11 @@ class SessionTarget:
         if self._pids is not None and self._pids[0] == gen:
             return self._pids[1]
         s = self.session
-        live = self._live()
-        pids = sorted(self._attached & live) or [s.current_process]
+        current = self._current_pid()
+        if self._attached == {current}:  # (the usual case: no process table to read)
+            pids = [current]
+        else:
+            pids = sorted(self._attached & self._live()) or [current]
         out = {tid: pid for pid in pids for tid in s.process_thread_ids(pid)}
         self._pids = (gen, out)
         return out
@@ -535,7 +554,7 @@ class SessionTarget:
             return pid
         s = self.session
         if any(t.tid == tid for t in s.threads):
-            return s.current_process
+            return self._current_pid()
         for p in s.processes:  # (a thread of a process gdb does not debug)
             if tid in s.process_thread_ids(p.pid):
                 return p.pid
@@ -627,7 +646,7 @@ class SessionTarget:
         if not self._multiprocess:
             return None
         tid = self._selected()
-        return self.session.current_process if tid is None else self.process_of(tid)
+        return self._current_pid() if tid is None else self.process_of(tid)
 
 
     def _breakpoints_changed(self) -> None:
@@ -720,8 +739,8 @@ class SessionTarget:
             # The thread gdb steps (the current one unless it said another): one of its
             # instructions; the others run only while it cannot (see docs/gdb.md).
             thread = move.thread if move.thread is not None else self.current_thread()
-            pid = self.process_of(thread) if self._multiprocess else s.current_process
-            if pid != s.current_process:
+            pid = self.process_of(thread) if self._multiprocess else self._current_pid()
+            if pid != self._current_pid():
                 return self._run_to_process_thread(pid, thread)
             return s.step(move.direction, 1, poll=self._poll, thread=thread)
         if move.kind == "range":
@@ -809,8 +828,9 @@ class SessionTarget:
                       or isinstance(reason, DoneStep)) and not self._cancel.is_set():
             (reason, self._event_thread), self._queued = stops[0], stops[1:]
         if self._event_thread is None and not isinstance(reason, Exited | Terminated) \
+                and self._current_pid() not in self._attached \
                 and not self._attached & self._live():
-            self._attached.add(s.current_process)  # (gdb learns of it: a new inferior)
+            self._attached.add(self._current_pid())  # (gdb learns of it: a new inferior)
             self._breakpoints_changed()
             self._pids = None
         return reason
