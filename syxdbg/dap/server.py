@@ -646,8 +646,7 @@ class DapServer:
             if old is None or (old[0] == "zombie" and alive):
                 if alive:
                     lines.append(f"process {pid} ({prog}): " + (
-                        "alive again (before its end)" if back and old is not None else
-                        f"forked by {p.ppid}"))
+                        "alive again (before its end)" if back else f"forked by {p.ppid}"))
                 else:
                     lines.append(f"process {pid}: ended ({_wait_status(p.status)})")
             elif old[0] != "zombie" and not alive:
@@ -889,8 +888,6 @@ class DapServer:
             body["description"] = f"{name}: {event.describe()} ({position})"
         elif isinstance(event, ev.Stopped) and event.why == "signal" and \
                 self._sig_shown is not None:
-            import signal as signals
-
             sig, pid, tid = self._sig_shown
             name = _signal_name(sig)
             body["reason"] = "exception"
