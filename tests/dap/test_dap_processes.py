@@ -240,6 +240,21 @@ def test_launch_follow_exec(adapter: Callable[[], Client], procs: Path) -> None:
     c.request("disconnect", {})
 
 
+def test_launch_follow_pid(adapter: Callable[[], Client], procs: Path) -> None:
+    """follow pid:N: the pipeline reader's breakpoint stops (only that child runs it); the
+    first process's own line breakpoint does not."""
+    parent, child, _ = _pipeline_child(procs)
+    c = adapter()
+    start(c, {"program": str(procs), "follow": f"pid:{child}", **LAUNCH_ENV},
+          breakpoints={str(PROCS): [{"line": AFTER_FORK}, {"line": COUNT_LOOP}]})
+    stop = c.stopped()
+    threads = _threads(c)
+    assert (stop["reason"], stop["threadId"]) == ("breakpoint", _id_of(threads, child)), stop
+    top = c.body("stackTrace", {"threadId": stop["threadId"]})["stackFrames"][0]
+    assert top["name"] == "count_stdin", top
+    c.request("disconnect", {})
+
+
 @pytest.mark.parametrize("value", ["pid:0", "exec:a/b", "every", "exec:"])
 def test_launch_follow_errors(adapter: Callable[[], Client], procs: Path, value: str) -> None:
     c = adapter()
