@@ -454,8 +454,15 @@ def collect(ctx: Context, start: int, end: int, *, count: int,
                     break
             final = m.finished  # how the run ends, if it ends here
             log.remove()
-            for w in watches:
-                _watch_pass(s, w, start, reached, poll, log)
+            if watches:
+                # Every process's writes (each in its lane), not only the followed one's.
+                followed = s.followed
+                s.follow(None)
+                try:
+                    for w in watches:
+                        _watch_pass(s, w, start, reached, poll, log)
+                finally:
+                    s.follow(followed)
     finally:
         log.remove()
         s.seek(here)
@@ -592,7 +599,8 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
 
     try:
         s.seek(start, poll=poll)
-        current = snapshot()
+        # The range's bytes at the last stop, per process (each has its own memory).
+        currents = {log.key()[0]: snapshot()}
         stalled = 0
         while s.position < end:
             before = s.position
@@ -603,7 +611,9 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
                     w.truncated = True
                     break
                 insn = ev.insn_position
-                lane = log.lane(log.key())  # the writer runs at its stop
+                writer = log.key()  # the writer runs at its stop
+                lane = log.lane(writer)
+                current = currents.get(writer[0])
                 lo = ev.address - w.address
                 size = min(VALUE_MAX, w.length - lo)
                 if ev.before:  # aarch64: stopped before the store
@@ -611,7 +621,7 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
                     old = bytes(s.mem.read(ev.address, size))
                     s.seek(insn + 1, poll=poll)
                     new = bytes(s.mem.read(ev.address, size))
-                    current = snapshot()
+                    currents[writer[0]] = snapshot()
                 else:  # x86: after it
                     new = bytes(s.mem.read(ev.address, size))
                     known = writer_of.get(ev.pc)
@@ -626,7 +636,7 @@ def _watch_pass(s: Session, w: Watch, start: int, end: int, poll: Callable[[], b
                         insns = m.disassemble(pc, 1)
                         if insns and pc + len(insns[0][3]) == ev.pc:
                             writer_of[ev.pc] = pc
-                    current = snapshot()
+                    currents[writer[0]] = snapshot()
                 w.writes.append(Write(insn, pc, ev.address, old, new, lane))
                 if s.position != insn + 1:
                     break  # interrupted

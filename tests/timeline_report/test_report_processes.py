@@ -154,3 +154,61 @@ def test_screenshot_shows_fork_and_exec_marks(procs_report: tuple[Path, Path, st
     assert near((0x25, 0x63, 0xEB)) > 0, "no system call marks"
     if os.environ.get("SYXDBG_UPDATE_DOCS") == "1":  # docs/timeline.md's picture
         shutil.copyfile(shot, DOCS_IMAGE)
+
+
+BUMPS = r"""
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+long counter;
+
+static void bump(int n) {
+    for (int i = 0; i < n; i++)
+        counter += 1; /* the one store */
+}
+
+int main(void) {
+    bump(3);
+    pid_t pid = fork();
+    if (pid == 0) {
+        bump(2);
+        _exit(0);
+    }
+    waitpid(pid, NULL, 0);
+    bump(1);
+    printf("%ld\n", counter);
+    return 0;
+}
+"""
+
+
+def test_watched_writes_of_every_process(tmp_path: Path) -> None:
+    """--watch collects the writes of every process (not only the followed one), each with
+    the old value in its own process's memory: the parent's 3 -> 4 after its child wrote
+    4 and 5 in the child's copy."""
+    source = tmp_path / "bumps.c"
+    source.write_text(BUMPS)
+    exe = tmp_path / "bumps"
+    cmd = [c if c != "-O1" else "-O0" for c in progs.toolchain_for("gcc").command(source, exe)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    rec = tmp_path / "bumps.syxrec"
+    res = syxdbg_cli("record", "-q", "-o", str(rec), "--clear-env", str(exe), cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout == "4\n", res
+    res = syxdbg_cli("timeline", "--watch", "counter", "-o", "bumps.html", str(rec),
+                     cwd=tmp_path)
+    assert res.returncode == 0 and "6 writes to counter, 2 processes" in res.stderr, res.stderr
+    page = load(tmp_path / "bumps.html")
+    assert page.console == [], page.console
+    rows = re.findall(r'<tr class="write" data-position="(\d+)"><td class="num">[\d,]+</td>'
+                      r'<td><code>(\d+)</code></td><td><code>(\d+)</code></td>', page.dom)
+    assert [(int(o), int(n)) for _, o, n in rows] == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5),
+                                                      (3, 4)], rows
+    with syxdbg.replay(str(rec)) as s:
+        first = s.current_process
+        writers = []
+        for position, _, _ in rows:
+            s.seek(int(position))
+            writers.append(s.current_process)
+    assert writers[:3] == [first] * 3 and writers[5] == first
+    assert writers[3] == writers[4] != first
