@@ -145,6 +145,14 @@ def _checked(addr: int) -> int:
     return addr
 
 
+def linux_signal(gdb_sig: int) -> int | None:
+    """The Linux number of gdb's signal ``gdb_sig`` (None: none)."""
+    for name, number in _GDB_SIGNALS.items():
+        if number == gdb_sig:
+            return int(signal.Signals[name])
+    return None
+
+
 def gdb_signal(linux_signal: int) -> int:
     """GDB's number for a Linux (host) signal number; unknown ones map to SIGTRAP's 5."""
     try:
@@ -160,7 +168,7 @@ class _Move:
     a range step (``range_``), in a :class:`~syxdbg.timeline.Direction` (``bs``/``bc`` are
     ``s``/``c`` backward)."""
 
-    kind: str  # "step", "continue" or "range"
+    kind: str  # "step", "continue", "range" or "entered" (nothing to run)
     direction: Direction = FORWARD
     range_: tuple[int, int] | None = None
     #: The thread a forward step is for (None: the current one).
@@ -693,16 +701,16 @@ class SessionTarget:
 
     # -- run control (ResumeTarget, RangeStepping, ReverseStep, ReverseContinue) ------------
     def resume(self, action: ResumeAction) -> None:
+        injected = False
         if action.signal and self._sig_reported is None and self.machine.finished is None \
                 and self._multiprocess:
-            # Not yet: a signal gdb did not get from the program (``signal SIGUSR1`` at a
-            # breakpoint) would be a new input at this position, which history cannot
-            # replay yet. Say so instead of dropping it silently.
-            self._console.append(f"syxdbg: cannot inject signal {action.signal} here (only "
-                                 "a signal the program received can be passed or "
-                                 "discarded); continuing without it\n")
+            injected = self._inject(action.signal)
         self._decide_signal(action.signal)
         self._action = action
+        if injected and action.kind is ResumeKind.STEP:
+            # A step with a signal stops at its handler's first instruction.
+            self._move = _Move("entered", FORWARD)
+            return
         if action.kind is ResumeKind.STEP:
             self._move = _Move("step", FORWARD, thread=action.thread,
                                processes=action.processes)
@@ -732,6 +740,8 @@ class SessionTarget:
         on a worker thread (returns None; the stub polls for Ctrl-C meanwhile)."""
         s = self.session
         self._cancel.clear()
+        if move.kind == "entered":  # (a step with an injected signal: at its handler now)
+            return ev.Stopped(self.machine.pc, self.machine.position, "step")
         accept = self._follow(move)
         if move.kind == "step":
             if move.direction is BACKWARD:  # the whole program's previous instruction
@@ -906,6 +916,21 @@ class SessionTarget:
         self._event_thread = tid if tid != self.session.current_thread else None
         return Signal(gdb_signal(sig))
 
+    def _inject(self, gdb_sig: int) -> bool:
+        """``signal SIG`` (``C``/``S`` with a signal the program did not just receive):
+        give it to the running thread's handler now, as a debugger write at this position
+        (Session.inject_signal: re-execution repeats it; in the past the recorded future
+        is discarded). Says on gdb's console when it cannot be."""
+        sig = linux_signal(gdb_sig)
+        try:
+            if sig is None:
+                raise SyxdbgError(f"gdb signal {gdb_sig} has no Linux number")
+            self._wrote(self.session.inject_signal(sig))
+        except (SyxdbgError, ReadOnlyHistory) as exc:
+            self._console.append(f"syxdbg: {exc}; continuing without it\n")
+            return False
+        return True
+
     def _decide_signal(self, signal_: int | None, *, keep: bool = False) -> None:
         """gdb resumes forward from a signal stop: with the signal (``C``: pass it) or
         without (``c`` after ``signal 0``: discard it). The decision becomes part of
@@ -927,7 +952,12 @@ class SessionTarget:
         self._sig_decisions[key] = deliver
         self._sig_resumed = key
         if deliver != before:  # (the recorded future followed the other decision)
-            self.session.timeline.truncate_future()
+            try:
+                self.session.timeline.truncate_future()
+            except ReadOnlyHistory:
+                self._sig_decisions[key] = before
+                self._console.append("syxdbg: this is a recording: the signal is delivered "
+                                     "as recorded\n")
 
     def _before_birth(self, event: ev.StopEvent) -> ev.StopEvent:
         """A backward move that went past the fork that made the one process gdb follows

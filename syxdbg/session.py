@@ -518,6 +518,35 @@ class Session:
         elif gate is not None:
             raise SyxdbgError("this program has no signals (no kernel plugin)")
 
+    def inject_signal(self, sig: int) -> FutureDiscarded | None:
+        """Give Linux signal ``sig`` to the running thread's handler now (gdb's ``signal
+        SIG``), as a debugger write: the handler's frame and the CPU's move to the handler
+        are kept as memory and register writes at this position (re-execution repeats
+        them; in the past the recorded future is discarded). The kernel's mask is not
+        changed (the frame's return restores it). :class:`SyxdbgError` if it cannot be."""
+        push = getattr(self._thread_source(), "push_signal_frame", None)
+        if push is None:
+            raise SyxdbgError("this program has no signals (no kernel plugin)")
+        if self.timeline.recorded is not None:
+            raise SyxdbgError("this is a recording: a signal cannot be added to it")
+        regs = self.machine.regs
+        before = dict(regs.read_all())
+        sp = int(regs.sp)
+        why = push(sig)
+        if why:
+            raise SyxdbgError(f"cannot inject signal {sig}: {why}")
+        after = dict(regs.read_all())
+        low = int(regs.sp)
+        frame = self.mem.read_partial(low, max(0, min(sp, low + 0x4000) - low) or 0x2000)
+        for name, value in before.items():  # (back to before: the writes below redo it)
+            if after[name] != value:
+                regs[name] = value
+        discarded = self.write_memory(low, frame)
+        for name, value in after.items():
+            if before[name] != value:
+                discarded = self.write_register(name, value) or discarded
+        return discarded
+
     def run_to_process(self, pid: int, *, poll: PollFn | None = None) -> StopEvent | None:
         """Run forward until process ``pid`` exists (its parent's fork returned; as ``rr
         replay -p``) and follow it; None if it exists already (nothing runs). Raises

@@ -231,6 +231,29 @@ class LinuxPlugin:
         assert self.kernel is not None
         self.kernel.process.signal_gate = gate
 
+    def push_signal_frame(self, sig: int) -> str:
+        """Give ``sig`` to the running thread's handler now, between two instructions
+        (gdb's ``signal SIG``): push its frame (the current mask as the one its return
+        restores) and point the CPU at the handler; the kernel's own state (mask,
+        disposition) is left as it is, so the debugger can keep the change as memory and
+        register writes. Returns "" when done, else why not."""
+        from . import abi, sigframe
+
+        assert self.kernel is not None
+        p = self.kernel.process
+        act = p.sigaction(sig)
+        if act.handler in (abi.SIG_DFL, abi.SIG_IGN):
+            return "it has no handler (only a handled signal can be injected)"
+        if p.arch in sigframe.SIGTRAMPS and not act.restorer and not p.s.sigtramp:
+            return "its return trampoline is not mapped yet"
+        info = sigframe.pack_siginfo(sig, sigframe.SI_USER, p.pid, p.s.ids[2], p.arch)
+        try:
+            sigframe.setup(self.kernel.machine, sig, act, info, p.s.sigmask, p.s.altstack,
+                           p._sigtramp(), in_syscall=False)
+        except sigframe.BadFrame:
+            return "the stack cannot take its frame"
+        return ""
+
     def queued_registers(self, pid: int) -> dict[int, dict[str, int]]:
         """The threads of process ``pid`` that do not run, by tid: their registers as
         each resumes (as ``LinuxKernel.thread_registers``); {} for no such process."""

@@ -39,6 +39,7 @@ def _line(marker: str) -> int:
 
 
 AFTER_KILL = _line('printf("after kill')
+RAISE = _line("raise(SIGUSR1);")
 
 
 @pytest.fixture(scope="module", params=tuple(GDBS))
@@ -145,3 +146,34 @@ def test_reverse_stepi_out_of_the_handler_lands_on_the_interrupted_code(
         assert RECEIVED in out, out
         out = g.cli("continue")
         assert "Breakpoint 1, on_usr1 (sig=10)" in out and s.position == entry, out
+
+
+def test_signal_from_gdb_is_delivered_and_kept_in_history(
+        sigstop: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """``signal SIGUSR1`` at a breakpoint (after the handler is installed) runs the
+    handler now; it is a debugger write at that position, so back before it and forward
+    again it happens again."""
+    with debugged(sigstop) as (g, srv):
+        g.cli(f"break {RAISE}")
+        g.cli("continue")
+        out = g.cli("signal SIGUSR1")
+        assert "Continuing with signal SIGUSR1." in out, out
+        if sigstop.name.endswith("-aarch64"):
+            # Not before the program's first signal on aarch64: the handler's return
+            # trampoline (the [vdso] page) is mapped then, and a mapping is not a write
+            # history can repeat. gdb is told; the program goes on without it.
+            assert RECEIVED in out and hits(g) == 0, out
+            return
+        assert "Breakpoint 1, main ()" in out and hits(g) == 1, out  # (back from it)
+        g.cli("delete")
+        g.cli("handle SIGUSR1 nostop noprint pass")
+        g.cli(f"break {AFTER_KILL}")
+        out = g.cli("continue")
+        assert "Breakpoint 2, main ()" in out and hits(g) == 3, out
+        end = srv.session.position
+        out = g.cli("reverse-continue")
+        assert "No more reverse-execution history." in out and srv.session.position == 0
+        out = g.cli("continue")
+        assert "Breakpoint 2, main ()" in out and hits(g) == 3, out
+        assert srv.session.position == end
+    assert capfd.readouterr().out == "after raise: hits=2\n"  # (the next one is not run)
