@@ -327,3 +327,55 @@ def test_shell_ctrl_c_while_the_guest_waits_in_recv(build_probe: Callable[[str, 
     finally:
         p.kill()
         p.wait()
+
+
+@contextmanager
+def _v6_servers() -> Iterator[tuple[int, int]]:
+    """A TCP server on [::1] answering ``pong: <what came>`` and a UDP echo server on
+    [::1], in threads of the test: their ports."""
+    tcp = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    udp.bind(("::1", 0))
+
+    def serve() -> None:
+        c, _ = tcp.accept()
+        with c:
+            c.sendall(b"pong: " + c.recv(64))
+        data, peer = udp.recvfrom(64)
+        udp.sendto(b"echo: " + data, peer)
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield tcp.getsockname()[1], udp.getsockname()[1]
+        t.join(timeout=120)
+    finally:
+        tcp.close()
+        udp.close()
+
+
+@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+def test_ipv6_tcp_and_udp(build_probe: Callable[[str, str], Path], tmp_path: Path,
+                          toolchain: str) -> None:
+    """AF_INET6 over ::1: a TCP exchange with a host server and a UDP datagram echoed by the
+    host (connect, getsockname/getpeername with sockaddr_in6, send, recv): as natively,
+    under run and record; the recording replays with --check once the servers are gone."""
+    exe = build_probe("netblock", toolchain)
+
+    def run(cmd: list[str]) -> bytes:
+        with _v6_servers() as (tcp, udp):
+            p = subprocess.run([*cmd, "v6", str(tcp), str(udp)], capture_output=True,
+                               stdin=subprocess.DEVNULL, timeout=300, check=False)
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+
+    native = run(_native(exe))
+    assert native == (b"tcp6: family 10/10 len 28 peer ::1, got pong: v6 ping\n"
+                      b"udp6: family 10/10 len 28 peer ::1, got echo: v6 ping\n")
+    assert run([*SYXDBG, "run", str(exe)]) == native
+    rec = tmp_path / "netblock-v6.syxrec"
+    assert run([*SYXDBG, "record", "-q", "-o", str(rec), str(exe)]) == native
+    check = subprocess.run([*SYXDBG, "replay", "--check", str(rec)], capture_output=True,
+                           timeout=300, check=False)
+    assert check.returncode == 0, check.stderr
+    assert b"as recorded" in check.stdout + check.stderr

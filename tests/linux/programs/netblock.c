@@ -9,6 +9,8 @@
  *                (without cooperation the worker never runs: a hang).
  * send D C       the same with a blocking send of 32 MiB to port D, which the host drains
  *                only after "go"; the host then says how much it got.
+ * v6 T U        AF_INET6 over ::1: a TCP exchange with the host's server on port T and a
+ *                UDP datagram echoed by the host's port U; names and families printed.
  * lone-connect L, lone-send D
  *                one thread: print "waiting", then the blocking connect or send that the
  *                host never lets finish (the test interrupts it).
@@ -82,6 +84,29 @@ static int serve(int use_read) {
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "serve"))
         return serve(argc > 2 && !strcmp(argv[2], "read"));
+    if (argc == 4 && !strcmp(argv[1], "v6")) {
+        struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+        char buf[128];
+        for (int udp = 0; udp < 2; udp++) {
+            int s = socket(AF_INET6, udp ? SOCK_DGRAM : SOCK_STREAM, 0);
+            a.sin6_port = htons(atoi(argv[udp ? 3 : 2]));
+            if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) != 0)
+                return 8;
+            struct sockaddr_in6 me, peer;
+            socklen_t ml = sizeof me, pl = sizeof peer;
+            getsockname(s, (struct sockaddr *)&me, &ml);
+            getpeername(s, (struct sockaddr *)&peer, &pl);
+            char ip[64];
+            inet_ntop(AF_INET6, &peer.sin6_addr, ip, sizeof ip);
+            send(s, "v6 ping", 7, 0);
+            ssize_t n = recv(s, buf, sizeof buf, 0);
+            printf("%s: family %d/%d len %u peer %s, got %.*s\n", udp ? "udp6" : "tcp6",
+                   me.sin6_family, peer.sin6_family, (unsigned)pl, ip, (int)(n > 0 ? n : 0),
+                   buf);
+            close(s);
+        }
+        return 0;
+    }
     if (argc == 3 && !strncmp(argv[1], "lone-", 5)) {
         int s = socket(AF_INET, SOCK_STREAM, 0);
         struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2])),
