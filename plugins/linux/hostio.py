@@ -465,8 +465,10 @@ class HostIO:
     def sleep(self, ns: int) -> None:
         """Sleep ``ns`` nanoseconds; an interrupt (Ctrl-C, gdb's) ends it with EINTR."""
         end = time.monotonic_ns() + ns
-        while (left := end - time.monotonic_ns()) > 0:
-            wait_host((), max(1, (left + 999_999) // 1_000_000))
+        while (left := end - time.monotonic_ns()) >= 1_000_000:
+            wait_host((), left // 1_000_000)
+        if left > 0:  # (less than a millisecond: poll's unit; not worth interrupting)
+            time.sleep(left / 1e9)
 
     def random(self, n: int) -> bytes:
         return os.urandom(n)
