@@ -28,6 +28,7 @@ No Python runs per instruction or per block, except the once-per-new-block resol
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memset
 
 from syxdbg.includes.ucapi cimport UcApi
 from syxdbg.includes.unicorn cimport *
@@ -36,14 +37,20 @@ from syxdbg.machine._shared cimport EarlyExit
 include "../includes/ucapi.pxi"
 
 
+cdef extern from "Python.h":
+    object _PyLong_FromByteArray(const unsigned char *data, size_t n, int little_endian,
+                                 int is_signed)
+
 cdef uint64_t EMPTY = 0xFFFFFFFFFFFFFFFFULL
 
 cdef extern from *:
     """
     typedef __typeof__(&uc_reg_read) syx_reg_read_t;
+    typedef __typeof__(&uc_reg_write) syx_reg_write_t;
     typedef __typeof__(&uc_emu_start) syx_emu_start_t;
     """
     ctypedef uc_err (*syx_reg_read_t)(uc_engine *uc, int regid, void *value) nogil
+    ctypedef uc_err (*syx_reg_write_t)(uc_engine *uc, int regid, const void *value) nogil
     ctypedef uc_err (*syx_emu_start_t)(uc_engine *uc, uint64_t begin, uint64_t until,
                                        uint64_t timeout, size_t count) nogil
 
@@ -348,6 +355,7 @@ cdef class RunCore:
     cdef dict _bp_hooks
     cdef dict _step_hooks      # address -> uc_hook, oldest first
     cdef syx_reg_read_t _reg_read
+    cdef syx_reg_write_t _reg_write
     cdef syx_emu_start_t _emu_start
     cdef int _pc_id
     cdef public object resolver
@@ -372,6 +380,8 @@ cdef class RunCore:
         from unicorn.unicorn_py3.unicorn import uclib
         self._reg_read = <syx_reg_read_t><size_t>ctypes.cast(uclib.uc_reg_read,
                                                              ctypes.c_void_p).value
+        self._reg_write = <syx_reg_write_t><size_t>ctypes.cast(uclib.uc_reg_write,
+                                                               ctypes.c_void_p).value
         self._emu_start = <syx_emu_start_t><size_t>ctypes.cast(uclib.uc_emu_start,
                                                                ctypes.c_void_p).value
         self.s.uc = <uc_engine *>_uc_handle(uc)
@@ -558,6 +568,43 @@ cdef class RunCore:
             raise RuntimeError(f"uc_reg_read({regid}) failed: {err}")
         return value
 
+    cpdef int reg_write(self, int regid, uint64_t value):
+        """Write a register of at most 64 bits straight to libunicorn (no binding: a thread
+        switch writes a dozen, every system call its result). Returns the uc_err (0: done;
+        the caller turns a refusal, such as an x86 selector without a descriptor, into its
+        own error)."""
+        return <int>self._reg_write(self.s.uc, regid, &value)
+
+    def reg_read_many(self, tuple ids, tuple bits):
+        """The registers of ``ids``, ``bits[i]`` bits wide (at most 512), as unsigned
+        integers (little-endian bytes: an x87 register is its 64-bit mantissa then its
+        exponent), in one call: a thread switch saves every register."""
+        cdef Py_ssize_t i, n = len(ids)
+        cdef uint64_t value
+        cdef unsigned char buf[64]
+        cdef size_t width
+        cdef uc_err err
+        cdef list out = [None] * n
+        for i in range(n):
+            width = <size_t>bits[i]
+            if width > 512:
+                raise ValueError(f"register {ids[i]} is wider than 512 bits")
+            if width <= 64:
+                value = 0
+                err = self._reg_read(self.s.uc, <int>ids[i], &value)
+                if width < 64:
+                    value &= ((<uint64_t>1) << width) - 1
+                if err == UC_ERR_OK:
+                    out[i] = value
+            else:
+                memset(buf, 0, 64)
+                err = self._reg_read(self.s.uc, <int>ids[i], buf)
+                if err == UC_ERR_OK:
+                    out[i] = _PyLong_FromByteArray(buf, (width + 7) // 8, 1, 0)
+            if err != UC_ERR_OK:
+                raise RuntimeError(f"uc_reg_read({ids[i]}) failed: {err}")
+        return out
+
 
 # --- Thumb IT state guard (32-bit ARM) ---------------------------------------------------
 #
@@ -587,12 +634,6 @@ cdef class RunCore:
 # the fill overwrote; a fill that fails raises its fault through cpu_loop_exit_restore(),
 # which restores the faulting instruction's IT state again. In the default CPU TLB mode
 # the hook is never called (and there is no restore before a fill).
-
-cdef extern from *:
-    """
-    typedef __typeof__(&uc_reg_write) syx_reg_write_t;
-    """
-    ctypedef uc_err (*syx_reg_write_t)(uc_engine *uc, int regid, const void *value) nogil
 
 DEF CPSR_T = 0x20
 DEF CPSR_IT = 0x0600FC00

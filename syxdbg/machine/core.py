@@ -139,7 +139,8 @@ class Machine:
         self._core = RunCore(self._uc, self._resolve_block, self._retired_before,
                              pc_info.uc_id)
         self.regs = Registers(self._uc, arch, self._registers_written,
-                              fast_read=self._core.reg_read)
+                              fast_read=self._core.reg_read, fast_write=self._core.reg_write,
+                              fast_many=self._core.reg_read_many)
         self._cs = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail = capstone.Cs(arch.cs_arch, arch.cs_mode)
         self._cs_detail.detail = True

@@ -21,7 +21,8 @@ class Registers:
     holding the raw extended-precision bits (mantissa in the low 64 bits).
     """
 
-    __slots__ = ("_uc", "_arch", "_virtual", "_written", "_fast", "_batch")
+    __slots__ = ("_uc", "_arch", "_virtual", "_written", "_fast", "_batch", "_fast_write",
+                 "_fast_many", "_narrow")
     _uc: Uc
     _arch: ArchSpec
     _virtual: dict[str, int]
@@ -32,16 +33,30 @@ class Registers:
     _fast: Callable[[int], int] | None
     #: The wide registers' batch reader (:meth:`read_all`), made on first use.
     _batch: _WideBatch | None
+    #: Writes an integer register of at most 64 bits by Unicorn id, bypassing the binding;
+    #: returns the uc_err (a thread switch writes a dozen, each system call its result).
+    _fast_write: Callable[[int, int], int] | None
+    #: Reads several registers in one call (``ids``, widths in bits): :meth:`read_all`.
+    _fast_many: Callable[[tuple[int, ...], tuple[int, ...]], list[int]] | None
+    #: For :meth:`read_all` with ``_fast_many``: the table positions, Unicorn ids and widths
+    #: (bits) of the registers it reads (made on first use).
+    _narrow: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None
 
     def __init__(self, uc: Uc, arch: ArchSpec,
                  written: Callable[[], None] | None = None, *,
-                 fast_read: Callable[[int], int] | None = None) -> None:
+                 fast_read: Callable[[int], int] | None = None,
+                 fast_write: Callable[[int, int], int] | None = None,
+                 fast_many: Callable[[tuple[int, ...], tuple[int, ...]], list[int]] | None
+                 = None) -> None:
         object.__setattr__(self, "_uc", uc)
         object.__setattr__(self, "_arch", arch)
         object.__setattr__(self, "_virtual", {})
         object.__setattr__(self, "_written", written)
         object.__setattr__(self, "_fast", fast_read)
         object.__setattr__(self, "_batch", None)
+        object.__setattr__(self, "_fast_write", fast_write)
+        object.__setattr__(self, "_fast_many", fast_many)
+        object.__setattr__(self, "_narrow", None)
 
     def info(self, name: str) -> RegisterInfo:
         reg = self._arch.register(name)
@@ -79,6 +94,12 @@ class Registers:
         value &= (1 << reg.bitsize) - 1
         if reg.uc_id is None:
             self._virtual[reg.name] = value
+        elif (self._fast_write is not None and reg.bitsize <= 64 and reg.encoding == "int"
+              and not (reg.name == "pc" and self._arch.name in ("arm", "cortex-m"))):
+            status = self._fast_write(reg.uc_id, value)
+            if status:
+                raise RegisterError(f"cannot set {reg.name} to {value:#x}: the emulated CPU "
+                                    f"refuses it ({UcError(status)})")
         else:
             try:
                 if reg.encoding == "x87":
@@ -140,9 +161,26 @@ class Registers:
         :meth:`read_info` gives: the integer registers through the fast path, the wide
         ones (x87, vector) in one batch call (a thread switch saves them all: reading the
         wide ones one by one through the binding cost about 3 us each)."""
+        table = self._arch.registers
+        if self._fast_many is not None:
+            narrow = self._narrow
+            if narrow is None:  # every register libunicorn reads as bytes, in one C call
+                picked = [(i, r.uc_id, r.bitsize) for i, r in enumerate(table)
+                          if r.uc_id is not None and r.bitsize <= 512]
+                narrow = (tuple(p[0] for p in picked), tuple(p[1] for p in picked),
+                          tuple(p[2] for p in picked))
+                object.__setattr__(self, "_narrow", narrow)
+            positions, ids, bits = narrow
+            if len(positions) == len(table):
+                return tuple(zip(self.names(), self._fast_many(ids, bits), strict=True))
+            values: list[Any] = [None] * len(table)
+            for i, value in zip(positions, self._fast_many(ids, bits), strict=True):
+                values[i] = value
+            return tuple((reg.name, self.read_info(reg) if values[i] is None else values[i])
+                         for i, reg in enumerate(table))
         batch = self._batch
         if batch is None:
-            batch = _WideBatch(self._arch.registers)
+            batch = _WideBatch(table)
             object.__setattr__(self, "_batch", batch)
         wide = batch.read(self._uc) if batch.count else {}
         fast = self._fast
