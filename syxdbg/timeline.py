@@ -1337,11 +1337,15 @@ class Timeline:
                 stats.skipped += 1
                 end = self._meta[k].position
                 continue
+            target, end = self._recorded_span(query, k, end, stats)
+            if target is None:  # the recording's interval summaries exclude all of it
+                end = self._meta[k].position
+                continue
             stats.scanned += 1
             self._restore(k)
             if self._interrupted(poll):
                 return Stopped(m.pc, m.position, "interrupt")
-            self._jump_towards(end - 1)
+            self._jump_towards(target)
             start = m.position
             found: list[_Hit] = []
             if m.pc in m.breakpoints and start >= floor:
@@ -1396,9 +1400,29 @@ class Timeline:
         pages, reshaped = w
         return ranges_union(pages, ranges_pack(reshaped)) if reshaped else pages
 
+    def _recorded_span(self, query: _Query | None, k: int, end: int, stats: ScanStats
+                       ) -> tuple[int | None, int]:
+        """Replaying a recording with interval summaries (``Recorded.narrow``, format 3):
+        the part of [checkpoint ``k``, ``end``) where a hit of ``query`` can be, as (where
+        to jump to, its end); (None, end) when they exclude all of it. Otherwise (end - 1,
+        end): the whole interval, jumping as near its end as the recording allows."""
+        narrow = getattr(self.recorded, "narrow", None)
+        if query is None or narrow is None:
+            return end - 1, end
+        start, stop, asked, excluded = narrow(
+            self._meta[k].position, end,
+            lambda code, writes: self._summary_may_hit(query, code, writes))
+        stats.intervals += asked - 1
+        stats.skipped += excluded
+        return start, stop
+
     def _may_hit(self, query: _Query, k: int) -> bool:
         """False if interval ``k`` cannot hold a hit of ``query``."""
-        code, writes = self._summary(k)
+        return self._summary_may_hit(query, *self._summary(k))
+
+    @staticmethod
+    def _summary_may_hit(query: _Query, code: bytes | None, writes: bytes | None) -> bool:
+        """False if an interval with these summaries cannot hold a hit of ``query``."""
         if query.breakpoints:
             if code is None:
                 return True

@@ -13,10 +13,10 @@ from ..errors import SyxdbgError
 
 MAGIC = b"\x89SYXREC\n"
 #: The format version this syxdbg writes.
-VERSION = 2
+VERSION = 3
 #: Every format version this syxdbg reads (version 1: before the whole-file digest and the
-#: sparse program chunk).
-READABLE_VERSIONS = (1, 2)
+#: sparse program chunk; version 2: before the interval summaries in checkpoints).
+READABLE_VERSIONS = (1, 2, 3)
 _HEADER = struct.Struct("<8sI")
 _CHUNK = struct.Struct("<4sIQ")
 

@@ -38,7 +38,7 @@ _META_KEYS = {"arch": str, "kind": str, "path": str, "program_size": int, "argv"
               "envp": list, "registers": list, "unicorn": str, "version": int,
               "syxdbg": str, "created": str, "host": str}
 #: Where each format version keeps the program's digest in META.
-_PROGRAM_DIGEST = {1: "program_sha256", 2: "program_digest"}
+_PROGRAM_DIGEST = {1: "program_sha256", 2: "program_digest", 3: "program_digest"}
 
 
 _INTERP_KEYS = {"name": str, "path": str, "sysroot": str, "size": int, "digest": str}
@@ -54,6 +54,19 @@ def _check_interp(info: Any) -> None:
             not 0 <= info["size"] <= MAX_PROGRAM or "\0" in info["path"] or \
             "\0" in info["sysroot"]:
         raise RecordingError("corrupted recording: malformed description (META 'interp')")
+
+
+def _check_summary(header: dict[str, Any]) -> None:
+    """Format 3: a checkpoint's ``summary`` of the interval that ends there is None or
+    (code, writes), each range-set bytes (little-endian uint64 pairs)."""
+    if "summary" not in header:
+        raise RecordingError("corrupted recording: malformed checkpoint ('summary')")
+    summary = header["summary"]
+    if summary is None:
+        return
+    if not (isinstance(summary, tuple) and len(summary) == 2 and all(
+            isinstance(part, bytes) and len(part) % 16 == 0 for part in summary)):
+        raise RecordingError("corrupted recording: malformed checkpoint ('summary')")
 
 
 @dataclass
@@ -263,6 +276,8 @@ class Recording:
                 if i + 1 >= len(chunks) or chunks[i + 1][0] != b"PAGE":
                     raise RecordingError("corrupted recording: a checkpoint without its pages")
                 header = require("checkpoint", budget.loads(payload, trust), _CHECKPOINT_KEYS)
+                if version >= 3:
+                    _check_summary(header)
                 ck = _Checkpoint(int(header["position"]), (body, length),
                                  (chunks[i + 1][1], chunks[i + 1][2]), header)
                 if checkpoints and ck.position <= checkpoints[-1].position:
@@ -393,6 +408,14 @@ class Recording:
         ck = self._checkpoints[index]
         assert ck.header is not None  # decoded at open
         return ck.header
+
+    def summary(self, index: int) -> tuple[bytes, bytes] | None:
+        """The summaries (code executed, memory written: range-set bytes, little-endian
+        uint64 pairs) of the interval that ends at persisted checkpoint ``index`` and
+        starts at the one before; None when the file has none (format 1 and 2, or the
+        recorder could not tell)."""
+        summary = self.checkpoint(index).get("summary") if index > 0 else None
+        return summary if isinstance(summary, tuple) else None
 
     def page_payload(self, index: int) -> memoryview:
         """The compressed page bytes of persisted checkpoint ``index``."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 import bisect
 import os
 import shutil
+import struct
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from ..errors import SyxdbgError
 from ..eventlog import STATE_NAME as EVENTLOG_STATE
 from ..eventlog import Divergence, EventLog
 from ..machine.memory import PAGE
+from ..machine.probes import ranges_pack
 from ..plugins import make_plugin_manager
 from ._codec import inflate, trusted_roots
 from ._format import RecordingError
@@ -32,6 +34,13 @@ from ._state import ZERO_PAGE, apply_layout, memory_digest, pages, register_valu
 
 if TYPE_CHECKING:
     from ..session import Session
+
+
+def _native_ranges(stored: bytes) -> bytes:
+    """A recording's range set (little-endian uint64 pairs) as the machine's: native byte
+    order, sorted and merged (a forged file cannot hand the search unsorted ranges)."""
+    pairs = struct.iter_unpack("<QQ", stored)
+    return ranges_pack(pairs)
 
 
 class ReplaySource:
@@ -71,6 +80,45 @@ class ReplaySource:
         self.jumps = True
         #: Jumps made to persisted checkpoints.
         self.loads = 0
+        #: Decoded interval summaries by the index of the seed that starts the interval.
+        self._summaries: dict[int, tuple[bytes, bytes] | None] = {}
+
+    # -- interval summaries (indexed reverse search, format 3) ------------------------------
+    def _summary(self, index: int) -> tuple[bytes, bytes] | None:
+        """The summaries of the recorded interval [seed index, seed index + 1) as the
+        machine's range sets (native byte order, sorted and merged), or None (unknown:
+        the interval is a candidate). Decoded on first use."""
+        if index + 1 >= len(self._seeds):
+            return None
+        cached = self._summaries.get(index)
+        if cached is None and index not in self._summaries:
+            raw = self.rec.summary(index + 1)
+            cached = None if raw is None else (_native_ranges(raw[0]), _native_ranges(raw[1]))
+            self._summaries[index] = cached
+        return cached
+
+    def narrow(self, low: int, end: int, may_hit: Callable[[bytes, bytes], bool]
+               ) -> tuple[int | None, int, int, int]:
+        """Where in ``[low, end)`` a backward search's hit can be, by the recorded interval
+        summaries: the recorded intervals meeting it are asked newest first (``may_hit``
+        with their code and write summaries) and the first that may hold a hit is the
+        answer, clipped to ``[low, end)``: ``(start, stop, asked, excluded)``; ``start`` is
+        None when every one is excluded. An interval without a summary may hold one."""
+        seeds = self._seeds
+        i = bisect.bisect_left(seeds, end) - 1  # the interval holding end - 1
+        asked = excluded = 0
+        while i >= 0:
+            start = seeds[i]
+            stop = seeds[i + 1] if i + 1 < len(seeds) else self.end
+            asked += 1
+            summary = self._summary(i)
+            if summary is None or may_hit(*summary):
+                return max(start, low), min(stop, end), asked, excluded
+            excluded += 1
+            if start <= low:
+                break
+            i -= 1
+        return None, end, asked, excluded
 
     # -- seeds --------------------------------------------------------------------------------
     def seed(self, low: int, high: int) -> int | None:

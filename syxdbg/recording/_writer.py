@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
 import json
 import os
 import platform
+import sys
 import threading
 import time
 import zlib
@@ -21,6 +23,7 @@ from ..eventlog import STATE_NAME as EVENTLOG_STATE
 from ..eventlog import Event, EventLog, Recordable
 from ..machine.events import Exited, Fault, Killed, StopEvent, Stopped
 from ..machine.memory import PAGE
+from ..machine.probes import CodeIndex, ranges_pack, ranges_union
 from ..plugins import describe_plugins
 from ..snapshot import SyxSnapshot, _api
 from ..version import __version__
@@ -166,16 +169,24 @@ class _DirtyPages:
         self.machine = machine
         self.snap: _api.SyxSnapshot | None = None
 
-    def take(self) -> list[int]:
+    def take(self) -> tuple[list[int], bytes | None]:
         """Sorted addresses of the pages changed since the previous call (all, the first
-        time); the state now becomes the reference for the next call."""
+        time), and what was written meanwhile as range-set bytes (the written pages and
+        the regions mapped, unmapped or changed: the timeline's write summary; None when
+        the journal cannot tell); the state now becomes the reference for the next call."""
         if self.snap is None:
             self.snap = SyxSnapshot.new(self.machine)
-            return [a for r in self.machine.mem.regions() for a in range(r.start, r.end, PAGE)]
+            return ([a for r in self.machine.mem.regions() for a in range(r.start, r.end, PAGE)],
+                    None)
         pages = self.snap.dirty_pages_since()
+        written = self.snap.written(self.snap.depth)
+        writes = None
+        if written is not None:
+            ranges, reshaped = written
+            writes = ranges_union(ranges, ranges_pack(reshaped)) if reshaped else ranges
         self.snap.increment_push()
         self.snap.forget_before(self.snap.depth)  # the older pre-images are not needed
-        return pages
+        return pages, writes
 
     def close(self) -> None:
         if self.snap is not None:
@@ -207,6 +218,9 @@ class Recorder:
         self._attached: list[Recordable] = []
         self.registers = digest_registers(self.machine)
         self._dirty: _DirtyPages | None = None
+        #: The code executed since the last persisted checkpoint (the interval summaries
+        #: a replay's reverse search skips by; format version 3).
+        self._index: CodeIndex | None = None
         self._interrupted = threading.Event()
         self._events_written = 0
         #: System calls the program made (counted around the machine's syscall handler).
@@ -260,7 +274,12 @@ class Recorder:
         assert self._dirty is not None
         if self.checkpoints and not self.session.states.persistable():
             return  # the pages changed since stay in the dirty set for the next one
-        changed = self._dirty.take()
+        changed, writes = self._dirty.take()
+        summary: tuple[bytes, bytes] | None = None
+        if self._index is not None:
+            code = self._index.take()
+            if self.checkpoints and self._index.usable and writes is not None:
+                summary = (_little_endian(code), _little_endian(writes))
         if not self.checkpoints:
             # Replay loads the same program with the same loader: the pages of its segments
             # need not be stored (the initial memory digest checks that they came out equal).
@@ -277,6 +296,9 @@ class Recorder:
             "zero": zero,
             "states": self.session.states.save(),
             "memory_digest": None if self.checkpoints else memory_digest(m),
+            # The interval since the previous checkpoint: (code executed, memory written)
+            # as range-set bytes; None when unknown (and at the first checkpoint).
+            "summary": summary,
         }
         w.chunk(b"STAT", dumps(state))
         w.chunk(b"PAGE", zlib.compress(blob, 1))
@@ -344,6 +366,7 @@ class Recorder:
             m.set_syscall_handler(counting)
         w = _Writer(self.path)
         self._dirty = _DirtyPages(m)
+        self._index = CodeIndex(m)
         try:
             w.chunk(b"META", json.dumps(self._meta(size, digest, interp)).encode())
             w.program_chunk(s.image.path, digest)
@@ -411,6 +434,8 @@ class Recorder:
             raise
         finally:
             self._dirty.close()
+            self._index.close()
+            self._index = None
             if inner is not None:
                 m.set_syscall_handler(inner)
             for attached in self._attached:
@@ -418,6 +443,15 @@ class Recorder:
             s.states.unregister(EVENTLOG_STATE)
         return RecordSummary(self.path, m.position, syscalls, len(self.log), self.checkpoints,
                              size, time.monotonic() - started, end)
+
+
+def _little_endian(ranges: bytes) -> bytes:
+    """Range-set bytes (native uint64 pairs) as stored in a recording: little-endian."""
+    if sys.byteorder == "little":
+        return ranges
+    words = array.array("Q", ranges)
+    words.byteswap()
+    return words.tobytes()
 
 
 def _mapped_files(session: Session) -> list[tuple[str, str]]:

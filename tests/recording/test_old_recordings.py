@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import syxdbg
 from syxdbg.machine.events import Exited
 
@@ -18,10 +20,11 @@ DATA = Path(__file__).parent / "data"
 SYXDBG = [sys.executable, "-m", "syxdbg"]
 
 
-def test_a_version_1_recording_replays_and_checks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["hello-v1.syxrec", "hello-v2.syxrec"])
+def test_an_old_recording_replays_and_checks(tmp_path: Path, name: str) -> None:
     # Another directory, no stdin: the recorded program path ("./hello") is not there, so
     # the embedded copy is used.
-    res = subprocess.run([*SYXDBG, "replay", "--check", str(DATA / "hello-v1.syxrec")],
+    res = subprocess.run([*SYXDBG, "replay", "--check", str(DATA / name)],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
                          cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
@@ -32,8 +35,9 @@ def test_a_version_1_recording_replays_and_checks(tmp_path: Path) -> None:
     assert "final memory digest match" in res.stdout
 
 
-def test_a_version_1_recording_goes_back_and_forth_through_the_api() -> None:
-    with syxdbg.replay(str(DATA / "hello-v1.syxrec")) as s:
+@pytest.mark.parametrize("name", ["hello-v1.syxrec", "hello-v2.syxrec"])
+def test_an_old_recording_goes_back_and_forth_through_the_api(name: str) -> None:
+    with syxdbg.replay(str(DATA / name)) as s:
         assert s.recording is not None
         assert s.recording.meta["argv"] == ["hello", "one", "two words"]
         assert s.recording.meta["envp"] == ["SYXDBG_TEST_VAR=fixture"]

@@ -1,0 +1,137 @@
+"""Interval summaries in recordings (issue 19, format 3): a replay's reverse search skips
+the recorded intervals that cannot hold a hit, without loading or re-executing them.
+
+The recorder keeps, per persisted checkpoint interval, the code executed and the memory
+written (the timeline's indexed-search summaries, ``Recording.summary``). A replay that
+jumped over most of the run (a seek to near its end) searches backwards for a breakpoint
+hit near the start, a write watchpoint and ``last_write``: each must find what the full
+scan (``Timeline.indexed = False``) finds, in the same state, while re-executing one
+recorded interval instead of every one. Recordings of format 2 (no summaries) search as
+before.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import syxdbg
+from syxdbg.machine import Stopped
+from syxdbg.recording import VERSION, Recording
+
+SOURCE = r"""
+#include <stdint.h>
+/* Each on pages of its own: the write summaries are page-granular. */
+__attribute__((aligned(4096))) volatile uint64_t config[512];
+__attribute__((aligned(4096))) volatile uint64_t table[8192];
+
+__attribute__((noinline)) void setup(uint64_t seed) {
+    config[0] = seed * 7;
+    config[1] = seed + 3;
+}
+
+__attribute__((noinline)) void late(uint64_t v) { table[0] = v; }
+
+int main(int argc, char **argv) {
+    (void)argv;
+    setup((uint64_t)argc);
+    uint64_t acc = 0;
+    for (uint64_t i = 0; i < 1200000; i++) {   /* ~10M instructions */
+        acc += i * 3;
+        table[i & 8191] = acc;
+    }
+    late(acc);
+    return (int)(config[0] + config[1] + (acc & 1)) & 0x7f;
+}
+"""
+
+INTERVAL = 1_000_000  # the smallest checkpoint interval a recorder takes
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory,
+              require_tool: Callable[[str], str]) -> Iterator[Path]:
+    gcc = require_tool("gcc")
+    tmp = tmp_path_factory.mktemp("replay-index")
+    src = tmp / "prog.c"
+    src.write_text(SOURCE)
+    exe = tmp / "prog"
+    subprocess.run([gcc, "-O1", "-static", "-g", "-o", str(exe), str(src)], check=True)
+    out = tmp / "prog.syxrec"
+    proc = subprocess.run([sys.executable, "-m", "syxdbg", "record", "-q", "-o", str(out),
+                           "--checkpoint-interval", str(INTERVAL), "--clear-env", str(exe)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 11, proc.stderr  # (1*7 + 1+3 + even) & 0x7f
+    yield out
+
+
+def test_the_recording_holds_a_summary_per_interval(recording: Path) -> None:
+    rec = Recording.open(str(recording))
+    assert rec.version == VERSION == 3
+    positions = rec.checkpoint_positions
+    assert len(positions) >= 8 and positions[-1] == rec.end_position
+    assert rec.summary(0) is None  # no interval ends at the first checkpoint
+    for i in range(1, len(positions)):
+        summary = rec.summary(i)
+        assert summary is not None, i
+        code, writes = summary
+        assert code and writes and len(code) % 16 == 0 and len(writes) % 16 == 0
+
+
+def _search(recording: Path, indexed: bool, what: str) -> tuple[object, int, tuple[int, ...],
+                                                                 object]:
+    """Open a replay, jump to near its end, search backwards for ``what``; the stop, its
+    position, the registers there and the timeline's scan statistics."""
+    with syxdbg.replay(str(recording)) as s:
+        s.timeline.indexed = indexed
+        end = s.recording.end_position
+        s.seek(end - 5)
+        assert s.position == end - 5
+        config = s.symbols["config"]
+        if what == "breakpoint":
+            s.add_breakpoint("setup")
+            ev: object = s.cont("backward")
+        elif what == "watch":
+            s.add_watchpoint(config + 8, 8, "write")
+            ev = s.cont("backward")
+        else:
+            ev = s.last_write(config, 8)
+        stats = s.timeline.scan_stats
+        regs = tuple(int(v) for _, v in s.machine.regs.read_all())
+        return ev, s.position, regs, stats
+
+
+@pytest.mark.parametrize("what", ["breakpoint", "watch", "last_write"])
+def test_reverse_search_in_a_replay_skips_intervals(recording: Path, what: str) -> None:
+    ev_full, pos_full, regs_full, full = _search(recording, False, what)
+    ev_idx, pos_idx, regs_idx, idx = _search(recording, True, what)
+    # The same hit, in the same state.
+    assert pos_idx == pos_full and regs_idx == regs_full
+    assert type(ev_idx) is type(ev_full) and not (isinstance(ev_idx, Stopped)
+                                                  and ev_idx.why == "end")
+    if what != "last_write":
+        assert getattr(ev_idx, "pc", None) == getattr(ev_full, "pc", None)
+    assert pos_idx < 2 * INTERVAL  # near the start: setup() runs first
+    # The full scan re-executed every recorded interval down to the hit; the indexed
+    # search one (the interval holding it), the rest excluded by the summaries.
+    assert full is not None and idx is not None
+    assert not full.indexed and idx.indexed
+    assert full.scanned >= 8 and full.skipped == 0, full
+    assert idx.scanned == 1 and idx.hits == 1, idx
+    assert idx.skipped >= 7 and idx.intervals == idx.scanned + idx.skipped, idx
+    assert idx.instructions <= INTERVAL < full.instructions, (idx, full)
+
+
+def test_a_version_2_recording_searches_without_summaries() -> None:
+    data = Path(__file__).parent / "data" / "hello-v2.syxrec"
+    rec = Recording.open(str(data))
+    assert rec.version == 2 and rec.summary(1) is None
+    with syxdbg.replay(str(data)) as s:
+        s.seek(s.recording.end_position)
+        s.add_breakpoint("main")
+        ev = s.cont("backward")
+        assert getattr(ev, "why", None) == "breakpoint" and s.machine.pc == s.symbols["main"]
