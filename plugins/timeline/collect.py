@@ -82,6 +82,8 @@ class ProcessEvent:
     pid: int
     text: str
     lane: int  # the lane of the process's main thread
+    #: A fork's: the lane of the thread that forked (the mark is drawn there too).
+    by_lane: int | None = None
 
 
 @dataclass(frozen=True)
@@ -251,8 +253,10 @@ class _SyscallLog:
         except ValueError:
             return f"killed by signal {status & 0x7F}"
 
-    def _note_processes(self, position: int, pc: int, caller: int) -> None:
-        """After a system call of ``caller``: the processes that appeared, exec'd or went."""
+    def _note_processes(self, position: int, pc: int, forker: tuple[int, int]) -> None:
+        """After a system call of thread ``forker`` (pid, tid): the processes that
+        appeared (it forked them), exec'd or went."""
+        caller = forker[0]
         live = self._processes()
         if live == self.live:
             return
@@ -262,7 +266,8 @@ class _SyscallLog:
             self.programs.setdefault(pid, self.programs.get(caller, "?"))
             self.events.append(ProcessEvent(position, pc, "fork", pid,
                                             f"process {pid} ({self._program(pid)}) forked "
-                                            f"by {caller}", self.lane((pid, pid))))
+                                            f"by {caller}", self.lane((pid, pid)),
+                                            self.lane(forker)))
         for pid in sorted(set(before) - set(live)):
             self.events.append(ProcessEvent(position, pc, "exit", pid,
                                             f"process {pid} ({self.programs.get(pid, '?')}) "
@@ -300,7 +305,7 @@ class _SyscallLog:
                                          fault.address, fault.detail,
                                          self.key() == key, self.lane(key)))
             if self.live:
-                self._note_processes(fault.position, fault.pc, key[0])
+                self._note_processes(fault.position, fault.pc, key)
         return bool(taken)
 
     def _read(self, address: int, size: int) -> bytes | None:
@@ -356,7 +361,7 @@ class _SyscallLog:
         finished = m.finished
         self.inner(m)
         if self.live:
-            self._note_processes(position, pc, key[0])
+            self._note_processes(position, pc, key)
         result: int | None
         if name in NO_RETURN or (m.finished is not finished and m.finished is not None) or \
                 self.key() != key:  # it blocked: another thread runs, its result comes later

@@ -101,7 +101,8 @@ def report_data(report: Report) -> dict[str, Any]:
                        "kind": [e.kind for e in report.process_events],
                        "pid": [e.pid for e in report.process_events],
                        "text": [e.text for e in report.process_events],
-                       "lane": [e.lane for e in report.process_events]},
+                       "lane": [e.lane for e in report.process_events],
+                       "byLane": [e.by_lane for e in report.process_events]},
         "finish": {"text": report.end_text, "kind": report.end_kind, "pc": report.end_pc,
                 "position": report.end},
         "watches": [_watch_data(w) for w in report.watches],
@@ -250,7 +251,10 @@ const P = D.procEvents, F = D.faults;
 const procColor = {fork: color("--fork"), exec: color("--exec"), exit: color("--exit")};
 for (const lane of D.lanes) {
   rows.push({kind: "lane", label: lane.label});
-  const pe = inLane(P.lane, P.pos.length, lane.id);
+  // (a fork is drawn in the child's lane and in the lane of the thread that forked)
+  const pe = [];
+  for (let k = 0; k < P.pos.length; k++)
+    if (P.lane[k] === lane.id || P.byLane[k] === lane.id) pe.push(k);
   if (pe.length) rows.push(eventRow({kind: "proc", label: "fork, exec, exit"}, pe, P.pos));
   const fe = inLane(F.lane, F.pos.length, lane.id);
   if (fe.length) rows.push(eventRow({kind: "fault", label: "faults", color: color("--fault")},
