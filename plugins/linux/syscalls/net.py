@@ -155,8 +155,9 @@ def _host_send(p: Process, hfd: int, data: bytes, flags: int, addr: bytes | None
         raise
 
 
-#: ``ProcessState.misc`` key prefix of a blocking send under way: "sendprog.TID.FD.BUF.LEN.
-#: FLAGS" = the bytes sent so far (the call is made again when the thread is woken).
+#: ``ProcessState.misc`` keys of a blocking send under way: "sendprog.TID" = the bytes sent
+#: so far, "sendprog.TID.call" = which call (a hash of fd, buffer, length and flags); the
+#: call is made again when the thread is woken.
 _PROGRESS = "sendprog."
 
 
@@ -177,11 +178,14 @@ def _send(p: Process, fd: int, data: bytes, flags: int, addr: bytes | None,
     if where is None or not _blocking(p, p.file(fd), flags):
         return _host_send(p, hfd, data, flags, addr)
     total = where[1] if source is not None else len(data)
-    key = f"{_PROGRESS}{p.tid}.{fd}.{where[0]}.{where[1]}.{flags}"
-    mine = f"{_PROGRESS}{p.tid}."
-    sent = p.s.misc.pop(key, 0)
-    for k in [k for k in p.s.misc if k.startswith(mine)]:
-        del p.s.misc[k]  # another call's, which did not go on: over
+    misc = p.s.misc
+    key = f"{_PROGRESS}{p.tid}"
+    call = hash((fd, where[0], where[1], flags))  # (ints: the same in every run)
+    sent = 0
+    if key in misc:  # a send of this thread that waited: this one goes on, if it is it
+        if misc.pop(key + ".call", None) == call:
+            sent = misc[key]
+        del misc[key]
     while True:
         chunk = data[sent:sent + _MAX_IO] if source is None or sent + _MAX_IO <= len(data) \
             else source(sent, min(total - sent, _MAX_IO))
@@ -194,16 +198,16 @@ def _send(p: Process, fd: int, data: bytes, flags: int, addr: bytes | None,
                 raise
         if sent >= total:
             return sent
-        p.s.misc[key] = sent
+        misc[key], misc[key + ".call"] = sent, call
         try:
             if _park(p, fd, flags, POLLOUT, empty=True):
                 return None  # made again when woken (or resumed after Ctrl-C)
         except SyscallError:  # SO_SNDTIMEO expired: what was sent, or EAGAIN
-            del p.s.misc[key]
+            del misc[key], misc[key + ".call"]
             if sent:
                 return sent
             raise
-        del p.s.misc[key]
+        del misc[key], misc[key + ".call"]
 
 
 @syscall("sendto")
