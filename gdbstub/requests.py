@@ -168,6 +168,13 @@ class PassSignals:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachProcess:
+    """``vAttach;pid`` (multiprocess, extended-remote)."""
+
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
 class KillProcess:
     """``vKill;pid`` (multiprocess)."""
 
@@ -319,6 +326,7 @@ Request = (
     | Kill
     | Detach
     | KillProcess
+    | AttachProcess
     | PassSignals
     | MustReplyEmpty
     | TraceStatus
@@ -439,6 +447,10 @@ def _parse_T(args: bytes) -> Request:
 
 def _parse_QPassSignals(args: bytes) -> Request:
     return PassSignals(frozenset(_signal(s) for s in args.split(b";") if s))
+
+
+def _parse_vAttach(args: bytes) -> Request:
+    return AttachProcess(hex_int(args))
 
 
 def _parse_vKill(args: bytes) -> Request:
@@ -642,7 +654,8 @@ PREFIX_TABLE: dict[Cap | None, tuple[PrefixEntry, ...]] = {
         PrefixEntry(b"qXfer:threads:read:", _xfer_parser("threads")),
         PrefixEntry(b"qThreadExtraInfo,", _parse_qThreadExtraInfo),
     ),
-    Cap.PROCESSES: (PrefixEntry(b"vKill;", _parse_vKill),),
+    Cap.PROCESSES: (PrefixEntry(b"vKill;", _parse_vKill),
+                    PrefixEntry(b"vAttach;", _parse_vAttach)),
     Cap.PASS_SIGNALS: (PrefixEntry(b"QPassSignals:", _parse_QPassSignals),),
 }
 

@@ -704,6 +704,13 @@ def _pass_signals(s: Session, req: rq.PassSignals) -> Outcome:
     return OK
 
 
+@handles(rq.AttachProcess)
+def _attach_process(s: Session, req: rq.AttachProcess) -> Outcome:
+    reason = cast(Processes, s.target).attach_process(req.pid)  # (parsed only for such)
+    s.stub.last_stop = reason
+    return s.stop_reply(reason)
+
+
 @handles(rq.KillProcess)
 def _kill_process(s: Session, req: rq.KillProcess) -> Outcome:
     # (Only parsed for a Processes target.) gdb mourns the process after OK; killing the

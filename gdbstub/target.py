@@ -443,6 +443,7 @@ class Processes(Protocol):
     :meth:`Threads.thread_ids` lists their threads. :meth:`detach_process` (``D;PID``)
     returns whether any process stays attached (False ends the session, as ``D`` does);
     :meth:`kill_process` (``vKill;PID``) likewise (False ends the session as ``k`` does).
+    :meth:`attach_process` is ``vAttach;PID``.
     """
 
     def process_of(self, tid: int) -> int: ...
@@ -452,6 +453,12 @@ class Processes(Protocol):
     def detach_process(self, pid: int) -> bool: ...
 
     def kill_process(self, pid: int) -> bool: ...
+
+    def attach_process(self, pid: int) -> StopReason:
+        """``vAttach;PID`` (``attach PID`` in ``target extended-remote``): debug process
+        PID too; the stop reply is for a thread of it, which the target makes current
+        (``qC`` follows). Raise :class:`TargetError` for a process it cannot attach."""
+        ...
 
 
 @runtime_checkable

@@ -1102,6 +1102,22 @@ class ProcessSessionTarget(SessionTarget):
             self._event_thread = None
         return bool(self._attached & self._live())
 
+    def attach_process(self, pid: int) -> StopReason:
+        """``vAttach;PID`` (``attach PID`` with ``target extended-remote``): gdb debugs
+        live process PID again (or for the first time); nothing moves. The stop is
+        reported for its first thread (SIGSTOP, as gdbserver's attach: gdb says nothing)."""
+        if pid not in self._live():
+            raise TargetError(E_INVALID, f"no live process {pid}")
+        self._attached.add(pid)
+        self._breakpoints_changed()
+        self._pids = None
+        threads = self.session.process_thread_ids(pid)
+        if not threads:
+            raise TargetError(E_INVALID, f"process {pid} has no thread")
+        self._event_thread = pid if pid in threads else threads[0]
+        self._general = None
+        return Signal(_GDB_SIGNALS["SIGSTOP"])
+
     def kill_process(self, pid: int) -> bool:
         """``vKill;PID``: killing the last process gdb debugs ends the session as ``k``
         does (False); another is detached: history cannot change, it runs on."""

@@ -71,12 +71,12 @@ def _gdb(exe: Path) -> str:
 
 
 @contextmanager
-def debugged(exe: Path) -> Iterator[tuple[Gdb, Served]]:
+def debugged(exe: Path, target: str = "remote") -> Iterator[tuple[Gdb, Served]]:
     with served(str(exe), argv0=str(exe)) as srv:  # (it execs itself by argv[0])
         g = Gdb(_gdb(exe), str(exe))
         try:
             g.cli(f"set sysroot {srv.session.image.sysroot or '/'}")
-            g.cli(f"target remote 127.0.0.1:{srv.port}")
+            g.cli(f"target {target} 127.0.0.1:{srv.port}")
             yield g, srv
         finally:
             g.close()
@@ -249,3 +249,32 @@ def test_replay_pid_starts_gdb_in_that_process(forks_gcc: Path, tmp_path: Path) 
     assert re.search(r"Breakpoint 1, in_child \(n=(n@entry=)?20\)", out), out
     assert "$1 = 20" in out and "exec_main (" not in out, out
     assert f"[Inferior 1 (process {child}) exited with code 051]" in out, out
+
+
+def test_attach_a_detached_child_with_extended_remote(
+        forks: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """``target extended-remote`` + ``attach PID`` (``vAttach``): the fork child gdb
+    detached runs on, unobserved; attaching it again makes it an inferior whose breakpoints
+    stop, as with gdbserver."""
+    with debugged(forks, "extended-remote") as (g, srv):
+        s = srv.session
+        g.cli(f"break {AFTER_FORK}")
+        g.cli("continue")
+        child = int(re.search(r"= (\d+)", g.cli("print pid")).group(1))  # type: ignore[union-attr]
+        assert child in [p.pid for p in s.processes] and child not in srv.target._attached
+        g.cli("add-inferior")
+        g.cli("inferior 2")
+        out = g.cli(f"attach {child}")
+        assert f"Attaching to process {child}" in out and "failed" not in out, out
+        rows = g.cli("info inferiors")
+        assert re.search(rf"\* 2 +process {child} ", rows), rows
+        assert re.match(r"#0 +0x[0-9a-f]+ in _Fork \(\)", g.cli("bt"))
+        g.cli("break in_child")
+        out = g.cli("continue")
+        assert re.search(r"Thread 2\.1 hit Breakpoint 2\.\d, in_child \(", out), out
+        assert s.current_process == child
+        out = g.cli("continue")
+        assert f"[Inferior 2 (process {child}) exited with code 051]" in out, out
+        out = g.cli(f"attach {child}", check=False)  # (gone now)
+        assert "failed" in out, out
+    assert printed(capfd, "forked") == child

@@ -21,6 +21,7 @@ from gdbstub import (
     GdbStub,
     ResumeAction,
     SessionEnd,
+    Signal,
     StopReason,
     TargetError,
     Terminated,
@@ -68,6 +69,12 @@ class ProcessTarget(ThreadedTarget):
         self.killed_processes.append(pid)
         self.attached.discard(pid)
         return bool(self.attached)
+
+    def attach_process(self, pid: int) -> StopReason:
+        if pid not in PIDS.values():
+            raise TargetError(0x16)
+        self.attached.add(pid)
+        return Signal(17)
 
     def run_chunk(self, deadline: float) -> StopReason | None:
         if self.stops:
@@ -172,3 +179,12 @@ def test_qpasssignals_is_offered_and_passed_on() -> None:
     assert b"QPassSignals+" in conv.replies[0].split(b";")
     assert conv.replies[1:] == [b"OK", b"OK", b"E01"]
     assert target.passed == [frozenset({0xE, 0x14, 0x1E}), frozenset()]
+
+
+def test_vattach_debugs_one_more_process() -> None:
+    target = ProcessTarget()
+    conv = converse(stub(target), OFFER, b"D;20", b"qfThreadInfo", b"vAttach;20",
+                    b"qfThreadInfo", b"vAttach;99")
+    assert conv.replies[2] == b"mp10.10,p10.11"
+    assert conv.replies[3].startswith(b"T11")  # (SIGSTOP, as gdbserver's attach)
+    assert conv.replies[4:] == [b"mp10.10,p10.11,p20.20", b"E16"]
