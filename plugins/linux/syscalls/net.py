@@ -8,8 +8,10 @@ accepted connection and its peer, every byte received, options read) goes throug
 ``HostIO``, so it is an event-log input: a replay (``DetachedHostIO``) opens no socket and
 gets every byte from the recording. Readiness of sockets comes from ``syscalls/poll.py``.
 
-A blocking accept/recv/connect waits on the host (Ctrl-C interrupts it): other guest threads
-do not run meanwhile unless the program polls first.
+A blocking accept, recv, read, connect or send never blocks the host call itself: it waits
+for readiness first (_park), parked in the scheduler while other threads run, else on the
+host, where Ctrl-C or a debugger's interrupt ends the wait and the call is made again when
+the guest resumes (poll.restart).
 """
 
 from __future__ import annotations
