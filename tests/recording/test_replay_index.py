@@ -12,12 +12,16 @@ before.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import support
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import syxdbg
 from syxdbg.machine import Stopped
@@ -135,3 +139,82 @@ def test_a_version_2_recording_searches_without_summaries() -> None:
         s.add_breakpoint("main")
         ev = s.cont("backward")
         assert getattr(ev, "why", None) == "breakpoint" and s.machine.pc == s.symbols["main"]
+
+
+def _forge_summaries(src: Path, dst: Path, summary: object, *, drop: bool = False) -> None:
+    """``src`` with every checkpoint's summary replaced (or the key dropped), the
+    checksums and the whole-file digest made valid again (a forger who knows the format)."""
+    def change(tag: bytes, obj: object) -> object:
+        if tag == b"STAT" and isinstance(obj, dict) and obj.get("position"):
+            obj = dict(obj)
+            if drop:
+                del obj["summary"]
+            else:
+                obj["summary"] = summary
+        return obj
+
+    support.forge_recording(src, dst, change=change)
+
+
+@pytest.mark.parametrize("forged", ["text", "odd length", "three parts", "no key"])
+def test_malformed_summaries_are_one_line(recording: Path, tmp_path: Path,
+                                          forged: str) -> None:
+    bad = tmp_path / "bad.syxrec"
+    summary = {"text": "code", "odd length": (b"x" * 17, b""),
+               "three parts": (b"", b"", b"")}.get(forged)
+    _forge_summaries(recording, bad, summary, drop=forged == "no key")
+    proc = subprocess.run([sys.executable, "-m", "syxdbg", "replay", "--check", str(bad)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"syxdbg: error: {bad}: corrupted recording: malformed checkpoint ('summary')"]
+
+
+def test_unsorted_summaries_are_put_in_order(recording: Path, tmp_path: Path) -> None:
+    """A forged summary with ranges out of order and overlapping is sorted and merged
+    before the search uses it: it says every interval executed and wrote everything, so
+    the search re-executes each one, and still finds the hit."""
+    everything = struct.pack("<4Q", 1 << 40, 1 << 63, 0, 1 << 41)
+    forged = tmp_path / "forged.syxrec"
+    _forge_summaries(recording, forged, (everything, everything))
+    _, pos_full, regs_full, _ = _search(recording, False, "breakpoint")
+    _, pos, regs, stats = _search(forged, True, "breakpoint")
+    assert (pos, regs) == (pos_full, regs_full)
+    assert stats is not None and stats.scanned >= 8, stats
+    assert stats.instructions >= 8 * INTERVAL, stats  # every recorded interval again
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_replay_searches_match_the_full_scan(recording: Path, data: st.DataObject) -> None:
+    """Random breakpoints (function entries, instructions inside main, addresses in no
+    function), write watchpoints (config, table, bytes in between) and places to search
+    from: the replay with recorded summaries stops where the full scan stops, in the same
+    state."""
+    with syxdbg.replay(str(recording)) as probe:
+        end = probe.recording.end_position
+        syms = probe.symbols
+    code = [syms["setup"], syms["late"], syms["main"],
+            syms["main"] + data.draw(st.integers(0, 0x60), label="in main"),
+            data.draw(st.integers(0x400000, 0x500000), label="anywhere")]
+    bps = data.draw(st.lists(st.sampled_from(code), max_size=2, unique=True), label="bps")
+    config, table = syms["config"], syms["table"]
+    watch_at = data.draw(st.sampled_from([config, config + 8, config + 4096 - 8, table,
+                                          table + 8 * 4097, table - 16]), label="watch")
+    watch = data.draw(st.booleans(), label="watching") or not bps
+    start = data.draw(st.integers(2 * INTERVAL, end), label="from")
+
+    def search(indexed: bool) -> tuple[int, tuple[int, ...], str]:
+        with syxdbg.replay(str(recording)) as s:
+            s.timeline.indexed = indexed
+            s.seek(start)
+            for bp in bps:
+                s.add_breakpoint(bp)
+            if watch:
+                s.add_watchpoint(watch_at, 8, "write")
+            ev = s.cont("backward")
+            regs = tuple(int(v) for _, v in s.machine.regs.read_all())
+            return s.position, regs, type(ev).__name__
+
+    assert search(True) == search(False)
