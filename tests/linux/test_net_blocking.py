@@ -379,3 +379,35 @@ def test_ipv6_tcp_and_udp(build_probe: Callable[[str, str], Path], tmp_path: Pat
                            timeout=300, check=False)
     assert check.returncode == 0, check.stderr
     assert b"as recorded" in check.stdout + check.stderr
+
+
+def test_gdb_interrupt_while_threads_wait_on_the_host(
+        build_probe: Callable[[str, str], Path]) -> None:
+    """threadnet.c under ``syxdbg serve``: once every guest thread waits (the main thread
+    in poll for a host client, a worker on a condition variable) and the server's run is
+    in its host wait (seen in /proc), gdb's interrupt gives a SIGINT stop; continue, and
+    the host client's exchange completes as in a plain run."""
+    exe = build_probe("threadnet", "gcc")
+    with _served(exe, []) as (p, rsp):
+        assert p.stdout is not None
+        rsp.send(b"vCont;c")
+        port = _port_line(p.stdout)
+        deadline = time.monotonic() + 60
+        while not _waiting_on_the_host(p.pid):  # (microseconds: no sleep)
+            assert time.monotonic() < deadline, "the guest never waited on the host"
+        rsp.send_raw(b"\x03")
+        sig, _ = parse_stop(rsp.reply())
+        assert sig == 2
+        rsp.send(b"vCont;c")
+        with socket.create_connection(("127.0.0.1", port), timeout=120) as c:
+            c.sendall(b"hello from the host")
+            answer = b""
+            while not answer.endswith(b"host"):
+                data = c.recv(200)
+                assert data
+                answer += data
+        assert answer == b"worker saw: hello from the host"
+        assert rsp.reply().startswith(b"T05replaylog:end")
+        rsp.send(b"k")
+        assert p.wait(timeout=60) == 0
+        assert p.stdout.read().endswith(b"poll 1, host client said 19 bytes\n")
