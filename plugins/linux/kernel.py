@@ -1762,13 +1762,6 @@ class Process:
         act = self.sigaction(sig)
         if act.handler in (abi.SIG_DFL, abi.SIG_IGN) or s.sigmask & bit:
             return False
-        if self.arch == "arm" and not self._machine.thumb:
-            # Not yet: on 32-bit ARM a run bounded by a count re-executes a handler entered
-            # from an ARM-state fault one instruction off (docs/linux.md). Fatal, as before.
-            self.warn_once(-2000 - sig, f"syxdbg: warning: signal {sig} from a fault has a "
-                                        "handler; delivering faults to handlers is not yet "
-                                        "supported on arm, the fault ends the program\n")
-            return False
         code = {signal.SIGSEGV: sigframe.SEGV_MAPERR if "unmapped" in detail
                 else sigframe.SEGV_ACCERR, signal.SIGBUS: sigframe.BUS_ADRALN,
                 signal.SIGFPE: sigframe.FPE_INTDIV,

@@ -396,8 +396,10 @@ class Machine:
         """Re-run the faulting instruction once with an invalid-access hook.
 
         Unicorn restores the CPU to the start of a faulting instruction, so running it again
-        faults again, this time reporting the exact data address. Position bookkeeping is
-        left as it was.
+        faults again, this time reporting the exact data address. Position bookkeeping and
+        the CPU are left as they were. (A store fault Unicorn's slow path reports lets the
+        rest of its block run, the store skipped: the instruction is translated again
+        alone, ending at an exit address right after it, and the registers are restored.)
         """
         seen: list[tuple[int, str]] = []
 
@@ -407,17 +409,31 @@ class Machine:
             return False
 
         total = self._core.total
+        context = self._uc.context_save()
+        self._drop_translation(pc)
         hook = self._uc.hook_add(unicorn.UC_HOOK_MEM_INVALID, on_bad)
+        # (The snapshot journal's TLB refuses forbidden stores, which makes them precise
+        # but hook-less: granted for this one instruction, they reach the hook.)
+        owner = self._tlb_owner
+        if owner is not None:
+            owner.grant_denied = True  # type: ignore[attr-defined]
+        flow = self._insn_flow(pc)
         try:
             self._core.set_limit(None)
-            self._uc.emu_start(self._start_address(pc), _NEVER, 0, 1)
+            if flow is None:
+                self._uc.emu_start(self._start_address(pc), _NEVER, 0, 1)
+            else:
+                self._uc.emu_start(self._start_address(pc), flow[0], 0, 0)
         except unicorn.UcError:
             pass
         finally:
+            if owner is not None:
+                owner.grant_denied = False  # type: ignore[attr-defined]
             self._uc.hook_del(hook)
+            self._uc.context_restore(context)
+            self._drop_translation(pc)  # (it ends at the exit address)
             self._core.total = total
             self._core.forget_block()
-            self.regs.pc = pc
         return seen[0] if seen else None
 
     def _do_syscall(self) -> None:
@@ -1108,10 +1124,13 @@ class Machine:
                     insn = self.disassemble(pc, 1)
                     if insn and insn[0][1] in ("ebreak", "c.ebreak"):
                         sig, detail = signal.SIGTRAP, "breakpoint instruction"
-                if sig in (signal.SIGSEGV, signal.SIGBUS):
+                if sig in (signal.SIGSEGV, signal.SIGBUS) or (
+                        err.errno == unicorn.UC_ERR_EXCEPTION and self._tlb_owner is not None):
+                    # (UC_ERR_EXCEPTION: a store the journal's TLB refused, at the store.)
                     located = self._locate_fault(pc)
                     if located is not None:
                         addr, detail = located
+                        sig = signal.SIGSEGV if sig == signal.SIGILL else sig
             self._fault = None
             fault = Fault(pc, pos, sig, addr, detail)
             self.switch_points += 1

@@ -126,6 +126,8 @@ ctypedef struct J:
     uint8_t **rfree     # the free reserve pages
     size_t nrfree
     uint32_t mark_token
+    int grant_denied    # fill hook: grant denied writes (Unicorn's slow path reports them)
+    int strict_unmapped # fill hook: refuse stores to unmapped pages (no MMIO windows there)
 
 
 # -- pool -----------------------------------------------------------------------------------
@@ -310,12 +312,27 @@ cdef bint _tlb_cb(void *uc, uint64_t vaddr, int type, uc_tlb_entry *result,
     cdef int perms
     result.paddr = vaddr
     if m == NULL:
+        if type == UC_MEM_WRITE and j.strict_unmapped and not j.grant_denied:
+            # A store to unmapped memory: refused, hence precise, as a forbidden store
+            # below. (Not on a machine with MMIO windows, which are Unicorn regions the
+            # journal does not map; loads of unmapped memory are precise anyway.)
+            result.perms = <uc_prot>0
+            return True
         # Unmapped: let Unicorn's own unmapped-access path (and hooks) report it.
         result.perms = UC_PROT_ALL
         return True
     page = <size_t>((vaddr - m.start + m.boff) >> PAGE_SHIFT)
     b = &j.backs[m.bidx]
     perms = m.perms & (UC_PROT_READ | UC_PROT_EXEC)
+    if type == UC_MEM_WRITE and not (m.perms & UC_PROT_WRITE) and not j.grant_denied:
+        # A store the mapping forbids: no writable entry, so Unicorn raises the fault at the
+        # store (cpu_loop_exit_restore: UC_ERR_EXCEPTION, pc and registers at it). Granted,
+        # its slow path would report UC_ERR_WRITE_PROT only after running the rest of the
+        # block, the store skipped, with a stale pc when no fill synced it (issue 17: an
+        # ARM-state store fault reported at the block's end). The machine asks again with
+        # grant_denied set to learn the address (Machine._locate_fault).
+        result.perms = <uc_prot>perms
+        return True
     if type == UC_MEM_FETCH:
         b.fetched[page] = 1
     if type == UC_MEM_WRITE and (m.perms & UC_PROT_WRITE):
@@ -425,6 +442,8 @@ cdef class Journal:
         if mode == "tlb":
             machine.enable_virtual_tlb(self)
             self.j.tlb = 1
+            # (Cortex-M firmware has MMIO windows: Unicorn regions outside the map.)
+            self.j.strict_unmapped = machine.arch.name != "cortex-m"
             err = self.j.api.hook_add(<uc_engine *>self.j.uc, &self._hook, UC_HOOK_TLB_FILL,
                                       <void *>_tlb_cb, &self.j, 1, 0)
         elif mode == "hook":
@@ -492,6 +511,16 @@ cdef class Journal:
             self.j.rfree[i] = self.j.reserve + (RESERVE_PAGES - 1 - i) * PAGE_SIZE
         self.j.nrfree = RESERVE_PAGES
         return 0
+
+    @property
+    def grant_denied(self):
+        """True while stores the mappings forbid get writable TLB entries (then Unicorn's
+        slow path reports UC_ERR_WRITE_PROT, with hooks, after the rest of the block)."""
+        return bool(self.j.grant_denied)
+
+    @grant_denied.setter
+    def grant_denied(self, bint value):
+        self.j.grant_denied = value
 
     @property
     def mode(self):
