@@ -404,3 +404,33 @@ def test_threads_of_a_process_that_is_not_running(
     c.request("continue", {"threadId": stop["threadId"]})
     assert c.stopped()["reason"] == "exited"
     c.request("disconnect", {})
+
+
+def test_output_of_every_process_over_stdio(procs: Path, tmp_path: Path) -> None:
+    """A real ``python -m syxdbg dap``: what every process of procs.c prints (the parent,
+    its children, the exec'd pipeline reader) arrives as output events, in the program's
+    order, as a native run prints it."""
+    import subprocess
+    import sys
+
+    from dapclient import Client
+
+    native = progs.native_run(procs, argv0=str(procs))
+    assert native.status == 0, native.describe()
+    proc = subprocess.Popen([sys.executable, "-m", "syxdbg", "dap"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdin is not None and proc.stdout is not None
+    c = Client(proc.stdout, proc.stdin)
+    try:
+        start(c, {"program": str(procs), "stopAtExit": False, **LAUNCH_ENV})
+        assert c.wait_event("exited", 300)["body"]["exitCode"] == 0
+        c.wait_event("terminated")
+        assert c.output("stdout") == native.stdout.decode()
+        assert "count: " in c.output("stdout")  # the exec'd child's line
+        c.request("disconnect", {})
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        c.close()
+    assert not c.schema_errors, c.schema_errors
