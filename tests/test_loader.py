@@ -165,3 +165,25 @@ def test_raw_blob_is_mapped_at_base_with_a_stack(tmp_path: Path) -> None:
         load_raw(Machine(get_arch("x86_64")), str(blob), 0x10001)
     with pytest.raises(LoadError, match="outside the blob"):
         load_raw(Machine(get_arch("x86_64")), str(blob), 0x10000, 0x20000)
+
+
+def test_a_program_from_memory_loads_as_from_its_file(build_program) -> None:
+    """execve hands the loader an in-memory file (read through the event log): the segments
+    come from a view of its buffer; the result is the file's, and a truncated one is one
+    LoadError (the view is released before the file closes)."""
+    import io
+
+    path = build_program("hello", "gcc")
+    data = path.read_bytes()
+    images = []
+    for opener in (None, lambda name: io.BytesIO(data)):
+        m = Machine(get_arch("x86_64"))
+        image = load_elf(m, str(path), [str(path)], [], random_bytes=bytes(16), opener=opener)
+        images.append((image.entry, image.brk, image.segments,
+                       [m.mem.read(s.start, s.end - s.start) for s in image.segments]))
+    assert images[0] == images[1]
+    text = max(images[0][2], key=lambda s: s.end - s.start)
+    cut = data[:text.file_offset + 100]
+    with pytest.raises(LoadError, match="truncated|malformed"):
+        load_elf(Machine(get_arch("x86_64")), str(path), [str(path)], [],
+                 opener=lambda name: io.BytesIO(cut))

@@ -115,8 +115,14 @@ class _ElfFile:
                        for i in range(self.e_phnum)]
         return self._phdrs
 
-    def segment_data(self, seg: dict[str, int]) -> bytes:
-        return self.read(seg["p_offset"], seg["p_filesz"])
+    def segment_data(self, seg: dict[str, int]) -> bytes | memoryview:
+        """A segment's file bytes (fewer at the end of the file). From an in-memory file
+        (execve's, read through the event log) a view of its buffer: no copy."""
+        getbuffer = getattr(self.stream, "getbuffer", None)
+        if getbuffer is None:
+            return self.read(seg["p_offset"], seg["p_filesz"])
+        start = seg["p_offset"]
+        return getbuffer()[start:start + seg["p_filesz"]]
 
     def symbol_tables(self) -> list[tuple[bytes, bytes]]:
         """``(symbol table, its string table)`` bytes of every ``SHT_SYMTAB`` and
@@ -277,8 +283,8 @@ def _validate(path: str, elf: _ElfFile) -> ElfInfo:
         interp: str | None = None
         if interp_segs:
             seg = interp_segs[0]
-            interp = elf.segment_data(seg).split(b"\0", 1)[0].decode("utf-8",
-                                                                      "surrogateescape")
+            interp = bytes(elf.segment_data(seg)).split(b"\0", 1)[0].decode(
+                "utf-8", "surrogateescape")
             if not interp or not interp.startswith("/"):
                 raise LoadError(f"{path}: malformed ELF file (interpreter {interp!r} is not "
                                 "an absolute path)")
@@ -469,10 +475,15 @@ def _map_segments(machine: Machine, path: str, elf: _ElfFile, bias: int,
     for seg in loads:
         vaddr = seg["p_vaddr"] + bias
         data = elf.segment_data(seg)
-        if len(data) < seg["p_filesz"]:
-            raise LoadError(f"{path}: truncated ELF file (segment at {vaddr:#x} is cut short)")
-        if data:
-            machine.mem.write(vaddr, data)
+        try:
+            if len(data) < seg["p_filesz"]:
+                raise LoadError(f"{path}: truncated ELF file (segment at {vaddr:#x} is cut "
+                                "short)")
+            if data:
+                machine.mem.write(vaddr, data)
+        finally:
+            if isinstance(data, memoryview):
+                data.release()  # (the in-memory file is closed next: no export may remain)
         image.segments.append(Segment(vaddr, vaddr + seg["p_memsz"], _perm_string(seg["p_flags"]),
                                       seg["p_offset"]))
         top = max(top, vaddr + seg["p_memsz"])
