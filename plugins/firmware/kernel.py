@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from syxdbg.errors import SyxdbgError
 from syxdbg.machine.arch import cortex_m as cm
 
-from .board import Board
+from .board import Board, PeripheralSpec
 from .models import Peripheral, model_class
 from .state import FirmwareState
 
@@ -106,7 +106,7 @@ class FirmwareKernel:
             window.close()
         self.windows.clear()
         self.windows.append(cm.map_mmio(m, SCS_BASE, SCS_SIZE, self._scs_read,
-                                        self._scs_write))
+                                        self._scs_write, self._scs_peek))
         for spec in self.board.peripherals:
             model: Peripheral | None = None
             if self.live:
@@ -114,7 +114,7 @@ class FirmwareKernel:
                 self.models.append(model)
             self.windows.append(cm.map_mmio(
                 m, spec.base, spec.size, self._model_reader(spec.name, model),
-                self._model_writer(spec.name, model)))
+                self._model_writer(spec.name, model), self._model_peeker(spec, model)))
         m.set_exception_handler(self._on_exception, self._on_idle)
         m.set_fault_handler(self._on_fault)
 
@@ -520,6 +520,34 @@ class FirmwareKernel:
             self._access = None
         shift = 8 * (offset & 3)
         return (word >> shift) & ((1 << (8 * size)) - 1)
+
+    def _scs_peek(self, offset: int, size: int) -> int:
+        """A debugger's read: the register now, with no side effect (the state is the
+        kernel's, part of every snapshot: right at any position, in history too)."""
+        off = offset & ~3
+        if off == 0x010:  # (a read would clear COUNTFLAG)
+            wrapped = self._systick_running() and self.st_next <= self.now()
+            word = self.st_csr | ((self.st_flag or int(wrapped)) << 16)
+        else:
+            word = self._scs_read_word(off)
+        return (word >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
+
+    def _model_peeker(self, spec: PeripheralSpec, model: Peripheral | None) -> cm.MmioPeek:
+        def peek(offset: int, size: int) -> int:
+            address = spec.base + offset
+            if model is None:
+                raise cm.DeviceReadError(address, size, f"{spec.name} has no model in a "
+                                         "replay (its values are in the event log only)")
+            if self._replaying():
+                raise cm.DeviceReadError(address, size, f"{spec.name}'s model is at the end "
+                                         "of history: its registers are readable there only")
+            value = model.peek(offset, size)
+            if value is None:
+                raise cm.DeviceReadError(address, size, f"the {spec.model} model of "
+                                         f"{spec.name} has no side-effect-free read (peek)")
+            return int(value) & ((1 << (8 * size)) - 1)
+
+        return peek
 
     def _scs_read_word(self, off: int) -> int:
         if off == 0x004:  # ICTR

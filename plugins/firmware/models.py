@@ -72,6 +72,12 @@ class Peripheral:
     def write(self, offset: int, size: int, value: int) -> None:
         """A store of ``value`` (``size`` bytes) at ``base + offset``."""
 
+    def peek(self, offset: int, size: int) -> int | None:
+        """For a debugger (gdb's ``x``, the shell's ``x``): the register's value now,
+        without any side effect (no state change, no host I/O, no interrupt); None when
+        the register cannot be read that way (the default: the read is then an error)."""
+        return None
+
     def next_event(self) -> int | None:
         """The virtual time of this model's next timed event (None: none scheduled).
         Asked after every access and event; :meth:`event` is called at that time."""
@@ -149,6 +155,16 @@ class Uart(Peripheral):
             return self._ctrl
         return 0
 
+    def peek(self, offset: int, size: int) -> int | None:
+        # What the model holds now: no poll of the host input (a read would poll it).
+        if offset == 0:
+            return self._rx[0] if self._rx else 0
+        if offset == 4:
+            return (1 if self._rx else 0) | 2
+        if offset == 8:
+            return self._ctrl
+        return 0
+
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == 0:
             if self._out_fd is not None:
@@ -211,6 +227,9 @@ class Timer(Peripheral):
         if offset == 12:
             return self._status
         return 0
+
+    def peek(self, offset: int, size: int) -> int | None:
+        return self.read(offset, size)  # (reads have no side effect)
 
     def write(self, offset: int, size: int, value: int) -> None:
         if offset == 0:

@@ -184,6 +184,8 @@ def clone_regions(regions: Iterable[Region]) -> list[Region]:
 WriteObserver = Callable[[int, int], None]
 MapObserver = Callable[[str, int, int, Perm], None]
 LayoutObserver = Callable[[], None]
+#: ``peek(address, size)``: a device's registers for a debugger's read (see Memory.peekers).
+Peeker = Callable[[int, int], "bytes | None"]
 
 
 class Memory:
@@ -196,6 +198,12 @@ class Memory:
         self.write_observers: list[WriteObserver] = []
         self.map_observers: list[MapObserver] = []
         self.layout_observers: list[LayoutObserver] = []
+        #: Reads outside every region go to these (a device's registers, e.g. Cortex-M
+        #: MMIO windows): ``peek(address, size)`` gives the bytes from ``address`` on (at
+        #: most ``size``) when it owns that address, None when it does not, and raises
+        #: MemoryAccessError when it cannot read them without side effects. Only host-side
+        #: reads (debuggers) use them: the guest's own accesses never come here.
+        self.peekers: list[Peeker] = []
         self._on_code_write = on_code_write
 
     # -- queries ----------------------------------------------------------------------------
@@ -251,21 +259,42 @@ class Memory:
     # -- host access ------------------------------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
         """Read guest memory; raises :class:`MemoryAccessError` if any byte is unmapped."""
+        if self.peekers:
+            check_address_range(address, size, allow_empty=True)
+            data = self.read_partial(address, size, strict=True)
+            if len(data) < size:
+                raise MemoryAccessError(address, size)
+            return data
         spans = list(self._spans(address, size))
         if len(spans) == 1:
             r, off, n = spans[0]
             return bytes(r.view[off : off + n])
         return b"".join(bytes(r.view[off : off + n]) for r, off, n in spans)
 
-    def read_partial(self, address: int, size: int) -> bytes:
-        """Read as many bytes as are mapped from ``address`` on (may be fewer than ``size``)."""
+    def read_partial(self, address: int, size: int, *, strict: bool = False) -> bytes:
+        """Read as many bytes as are mapped from ``address`` on (may be fewer than ``size``).
+        Device registers come from :attr:`peekers` (``strict``: their errors propagate)."""
         out = bytearray()
         pos = address
         end = address + size
         while pos < end:
             r = self.find(pos)
             if r is None:
-                break
+                peeked = None
+                for peek in self.peekers:
+                    try:
+                        peeked = peek(pos, end - pos)
+                    except MemoryAccessError:
+                        if strict:
+                            raise
+                        break
+                    if peeked is not None:
+                        break
+                if not peeked:
+                    break
+                out += peeked
+                pos += len(peeked)
+                continue
             n = min(end, r.end) - pos
             out += r.view[pos - r.start : pos - r.start + n]
             pos += n

@@ -36,6 +36,7 @@ import capstone
 import unicorn
 from unicorn import arm_const as A
 
+from ...errors import MemoryAccessError
 from .arm import ARM
 from .base import ArchSpec, SyscallABI
 
@@ -113,6 +114,18 @@ CORTEX_M = ArchSpec(
 MmioRead = Callable[[int, int, int, int], int]
 #: A window's write callback: (offset, size, value, position, pc).
 MmioWrite = Callable[[int, int, int, int, int], None]
+#: A window's debugger read: (offset, size) -> the register's value now, without any effect
+#: on the emulation; raises :class:`DeviceReadError` when it cannot.
+MmioPeek = Callable[[int, int], int]
+
+
+class DeviceReadError(MemoryAccessError):
+    """A debugger read of device registers that cannot be done without side effects (or
+    not here in time): the reason is the message."""
+
+    def __init__(self, address: int, size: int, reason: str) -> None:
+        MemoryAccessError.__init__(self, address, size, "read")
+        self.args = (f"cannot read {size} byte(s) at {address:#x}: {reason}",)
 
 
 class MmioWindow:
@@ -124,13 +137,16 @@ class MmioWindow:
     own state."""
 
     def __init__(self, machine: Machine, base: int, size: int, read: MmioRead,
-                 write: MmioWrite) -> None:
+                 write: MmioWrite, peek: MmioPeek | None = None) -> None:
         self.machine = machine
         self.base = base
         self.size = size
         self._read = read
         self._write = write
+        self._peek = peek
         self._pc = 0
+        # Debuggers' reads (gdb's x, the shell's x): Memory.peekers.
+        machine.mem.peekers.append(self.peek)
         uc = machine.uc
         uc.mmio_map(base, size, self._on_read, None, self._on_write, None)
         # Only for the exact pc (see the module docstring).
@@ -152,16 +168,37 @@ class MmioWindow:
         self._write(offset, size, value & ((1 << (8 * size)) - 1),
                     self.machine.insn_position(pc), pc)
 
+    def peek(self, address: int, size: int) -> bytes | None:
+        """Memory.peekers: the bytes of ``[address, address+size)`` inside this window, read
+        word by word through the window's peek callback (None: not this window's)."""
+        if not self.base <= address < self.base + self.size:
+            return None
+        end = min(address + size, self.base + self.size)
+        if self._peek is None:
+            raise DeviceReadError(address, end - address,
+                                  "device registers, not readable by a debugger")
+        out = bytearray()
+        word = address & ~3
+        while word < end:
+            value = self._peek(word - self.base, 4)
+            out += struct.pack("<I", value & 0xFFFFFFFF)
+            word += 4
+        skip = address & 3
+        return bytes(out[skip:skip + end - address])
+
     def close(self) -> None:
         uc = self.machine.uc
         uc.hook_del(self._hook)
         uc.mem_unmap(self.base, self.size)
+        if self.peek in self.machine.mem.peekers:
+            self.machine.mem.peekers.remove(self.peek)
 
 
 def map_mmio(machine: Machine, base: int, size: int, read: MmioRead,
-             write: MmioWrite) -> MmioWindow:
-    """Map an MMIO window (page aligned ``base`` and ``size``) on ``machine``."""
-    return MmioWindow(machine, base, size, read, write)
+             write: MmioWrite, peek: MmioPeek | None = None) -> MmioWindow:
+    """Map an MMIO window (page aligned ``base`` and ``size``) on ``machine``; ``peek``
+    answers debuggers' reads (none: they are an error)."""
+    return MmioWindow(machine, base, size, read, write, peek)
 
 
 # -- exception entry and return -------------------------------------------------------------
