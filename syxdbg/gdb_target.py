@@ -829,11 +829,13 @@ class SessionTarget:
         s = self.session
         s.watch_processes(None)
         self._watching_signals = False
-        stops = self._process_stops()
         seen, self._sig_seen = self._sig_seen, None
-        if seen is not None and not stops and not self._cancel.is_set() \
-                and not isinstance(reason, Exited | Terminated):
+        if seen is not None and not self._cancel.is_set():
+            # (a process event or an exit at or after the delivery happens again when the
+            # move that gdb's decision starts re-executes it)
+            self._events.clear()
             return self._signal_stop(seen)
+        stops = self._process_stops()
         if stops and (isinstance(reason, Signal) and reason.signal == GDB_SIGINT
                       or isinstance(reason, DoneStep)) and not self._cancel.is_set():
             (reason, self._event_thread), self._queued = stops[0], stops[1:]
@@ -1001,6 +1003,12 @@ class SessionTarget:
             # forward from there reports the exit.
             self._end_reported = True
             return ReplayLogEnd()
+        if isinstance(event, ev.Killed) and self._sig_resumed is not None \
+                and self._sig_resumed[2] == event.signal:
+            # gdb was shown this signal before it killed (a signal stop) and passed it:
+            # terminated, as natively (that stop is the one to reverse from).
+            self._signal_reported = True
+            return Terminated(gdb_signal(event.signal))
         if isinstance(event, ev.Fault | ev.Killed):
             # First the signal, at the faulting instruction (or where the kill happened).
             self._signal_reported = True

@@ -600,8 +600,9 @@ class Process:
         #: ends (value: its wait status).
         self.event_observers: list[Callable[[str, int, int, int], None]] = []
         #: gdb's signal stops (helper A, issue 14; not state): asked (pid, tid, signal)
-        #: before a handler's frame is pushed; False discards the signal (gdb's decision at
-        #: that position, which the debugger keeps so that re-execution repeats it).
+        #: before a handler's frame is pushed or a fatal default action kills; False
+        #: discards the signal (gdb's decision at that position, which the debugger keeps
+        #: so that re-execution repeats it).
         self.signal_gate: Callable[[int, int, int], bool] | None = None
         s = self.s
         s.image_path = (self.host.realpath(os.fsencode(image.path))
@@ -1710,7 +1711,8 @@ class Process:
                 if self._stops(self.s, sig):
                     self._stop(self.s, sig)  # (it stops at the end of the system call)
             elif sig not in abi.DEFAULT_IGNORED:
-                self.kill_self(sig)
+                if self.signal_gate is None or self.signal_gate(self.pid, self.tid, sig):
+                    self.kill_self(sig)  # (unless gdb discards it: its signal stops)
             return
         # A guest handler: it runs when the current system call returns (run_handlers).
         self.s.sigpending |= 1 << (sig - 1)

@@ -45,13 +45,22 @@ RAISE = _line("raise(SIGUSR1);")
 @pytest.fixture(scope="module", params=tuple(GDBS))
 def sigstop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The program built by one toolchain (glibc, musl, aarch64)."""
-    tc = progs.toolchain_for(request.param)
-    if not tc.available() or GDBS[request.param] is None:
+    return _build(SOURCE, request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module", params=tuple(GDBS))
+def sigterm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build(SOURCE.with_name("sigterm.c"), request.param, tmp_path_factory)
+
+
+def _build(source: Path, toolchain: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tc = progs.toolchain_for(toolchain)
+    if not tc.available() or GDBS[toolchain] is None:
         if in_ci():
             raise AssertionError(f"{tc.cc} or its gdb is missing")
         pytest.skip(f"{tc.cc} or its gdb is missing")
-    exe = tmp_path_factory.mktemp("sigstop") / f"sigstop-{request.param}"
-    subprocess.run(tc.command(SOURCE, exe), check=True, capture_output=True)
+    exe = tmp_path_factory.mktemp(source.stem) / f"{source.stem}-{toolchain}"
+    subprocess.run(tc.command(source, exe), check=True, capture_output=True)
     return exe
 
 
@@ -177,3 +186,18 @@ def test_signal_from_gdb_is_delivered_and_kept_in_history(
         assert "Breakpoint 2, main ()" in out and hits(g) == 3, out
         assert srv.session.position == end
     assert capfd.readouterr().out == "after raise: hits=2\n"  # (the next one is not run)
+
+
+def test_a_fatal_default_action_stops_first_and_can_be_discarded(
+        sigterm: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM without a handler: gdb stops before it kills ("Program received signal
+    SIGTERM"); ``signal 0`` lets the program live on; passed, it terminates it."""
+    with debugged(sigterm) as (g, srv):
+        out = g.cli("continue")
+        assert "Program received signal SIGTERM, Terminated." in out, out
+        assert SYSCALL.search(g.cli("x/i $pc"))
+        out = g.cli("signal 0")
+        assert "Program received signal SIGTERM, Terminated." in out, out  # the second
+        out = g.cli("continue")
+        assert "Program terminated with signal SIGTERM, Terminated." in out, out
+    assert capfd.readouterr().out == "before\nsurvived\n"
