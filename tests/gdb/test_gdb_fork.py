@@ -170,6 +170,14 @@ def test_catch_exec_shows_the_new_program(forks: Path) -> None:
         out = g.cli("continue")
         assert re.search(r"hit Breakpoint \d+(\.\d+)?, exec_main \(n=(n@entry=)?7\)", out), out
         assert s.current_process == child
+        hit = s.position
+        # Backwards across the exec, to the start of the child's history (its vfork).
+        out = g.cli("reverse-continue")
+        assert "No more reverse-execution history." in out and s.position < hit, out
+        out = g.cli("continue")
+        assert f"process {child} is executing new program: {forks}" in out, out
+        out = g.cli("continue")
+        assert "exec_main (" in out and s.position == hit, out
 
 
 def test_detach_on_fork_off_keeps_two_inferiors(
