@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Guest speed under syxdbg's Machine versus bare Unicorn, measured in one process.
 
-The same guest code, x86_64, aarch64, arm (ARM and Thumb-2 state) and riscv64, assembled
-here by the cross toolchains, runs
+The same guest code, x86_64, aarch64, arm (ARM and Thumb-2 state), riscv64 and cortex-m
+(the Thumb-2 loops on the ARMv7-M firmware machine, no firmware layer), assembled here by
+the cross toolchains, runs
 
 * "mixed": a compute-and-store loop (the issue's target path: arithmetic plus two stores
   per iteration into a 16 MiB array), and
@@ -155,6 +156,10 @@ LOOPS[("arm", "mixed")] = ".syntax unified\n.arm\n_start:" + _ARM_MIXED
 LOOPS[("arm", "alu")] = ".syntax unified\n.arm\n_start:" + _ARM_ALU
 LOOPS[("thumb", "mixed")] = ".syntax unified\n.thumb\n.thumb_func\n_start:" + _ARM_MIXED
 LOOPS[("thumb", "alu")] = ".syntax unified\n.thumb\n.thumb_func\n_start:" + _ARM_ALU
+LOOPS[("cortex-m", "mixed")] = (".syntax unified\n.cpu cortex-m4\n.thumb\n.thumb_func\n_start:"
+                                + _ARM_MIXED)
+LOOPS[("cortex-m", "alu")] = (".syntax unified\n.cpu cortex-m4\n.thumb\n.thumb_func\n_start:"
+                              + _ARM_ALU)
 LOOPS[("riscv64", "mixed")] = """
         _start:
           lui a1, %hi({iters})
@@ -196,15 +201,17 @@ LOOPS[("riscv64", "alu")] = """
 """
 #: Instructions before the loop and per iteration (x86_64 and aarch64: 3, and 8/10 or 7).
 COUNTS = {("arm", "mixed"): (3, 10), ("thumb", "mixed"): (3, 10), ("arm", "alu"): (3, 7),
-          ("thumb", "alu"): (3, 7), ("riscv64", "mixed"): (4, 12), ("riscv64", "alu"): (4, 7)}
+          ("thumb", "alu"): (3, 7), ("riscv64", "mixed"): (4, 12), ("riscv64", "alu"): (4, 7),
+          ("cortex-m", "mixed"): (3, 10), ("cortex-m", "alu"): (3, 7)}
 
 _ARM_TOOLS = ("arm-linux-gnueabihf-gcc", "arm-linux-gnueabihf-objcopy", "arm-linux-gnueabihf-nm")
 TOOLS = {"x86_64": ("gcc", "objcopy", "nm"),
          "aarch64": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-objcopy", "aarch64-linux-gnu-nm"),
          "arm": _ARM_TOOLS, "thumb": _ARM_TOOLS,
+         "cortex-m": ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "arm-none-eabi-nm"),
          "riscv64": ("riscv64-linux-gnu-gcc", "riscv64-linux-gnu-objcopy", "riscv64-linux-gnu-nm")}
 #: Thumb code starts at an odd address (the state Unicorn enters).
-_ENTRY_BIT = {"thumb": 1}
+_ENTRY_BIT = {"thumb": 1, "cortex-m": 1}
 
 
 def assemble(arch: str, kind: str, iters: int, workdir: Path) -> tuple[bytes, int, int]:
@@ -228,6 +235,8 @@ def assemble(arch: str, kind: str, iters: int, workdir: Path) -> tuple[bytes, in
 def run_bare(arch: str, code: bytes, done: int) -> float:
     spec = get_arch(arch)
     uc = unicorn.Uc(spec.uc_arch, spec.uc_mode)
+    if arch == "cortex-m" and spec.cpu_init is not None:
+        spec.cpu_init(uc)  # (the Cortex-M4 model, as the machine; before any mapping)
     uc.mem_map(CODE, 0x10000, unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC)
     uc.mem_map(DATA, DATA_SIZE + 0x10000, unicorn.UC_PROT_READ | unicorn.UC_PROT_WRITE)
     uc.mem_write(CODE, code)
