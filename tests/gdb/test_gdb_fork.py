@@ -142,6 +142,13 @@ def test_follow_fork_mode_child_breaks_in_the_child(
         assert "1    <null>" in g.cli("info inferiors")  # (gdb saw no other process)
         out = g.cli("continue")
         assert "hit Breakpoint 1, in_child (" in out and s.position == hit, out
+        # A watchpoint in the child, both ways (the parent never writes it).
+        g.cli("watch child_value")
+        out = g.cli("continue")
+        assert "Old value = 0\nNew value = 41\n" in out and s.current_process == child, out
+        out = g.cli("reverse-continue")
+        assert "Old value = 41\nNew value = 0\n" in out and s.current_process == child, out
+        g.cli("delete")
         out = g.cli("continue")
         assert f"[Inferior 2 (process {child}) exited with code 051]" in out, out
     assert printed(capfd, "forked") == child
