@@ -155,6 +155,8 @@ def test_reverse_stepi_out_of_the_handler_lands_on_the_interrupted_code(
         assert RECEIVED in out, out
         out = g.cli("continue")
         assert "Breakpoint 1, on_usr1 (sig=10)" in out and s.position == entry, out
+        g.cli("reverse-step")  # (the source-level step: out of the handler too)
+        assert s.position == entry - 1 and SYSCALL.search(g.cli("x/i $pc"))
 
 
 def test_signal_from_gdb_is_delivered_and_kept_in_history(
