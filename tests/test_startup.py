@@ -1,6 +1,6 @@
 """Start-up cost (issues 15 and 19): what each command line loads before the guest runs.
 
-Timing belongs in benchmarks (benchmarks/startup.py); these tests pin the *structure* that
+Timing belongs in benchmarks (benchmarks/dynamic_startup.py); these tests pin the *structure* that
 makes start-up fast, so a stray module-level import cannot silently undo it: building the
 parser (``--help``, ``--version``, every bad-usage error) loads no emulator, disassembler,
 ELF/DWARF reader, terminal UI or gdb stub, and ``syxdbg run`` loads neither the shell's
