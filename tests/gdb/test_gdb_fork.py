@@ -293,3 +293,39 @@ def test_attach_a_detached_child_with_extended_remote(
         out = g.cli(f"attach {child}", check=False)  # (gone now)
         assert "failed" in out, out
     assert printed(capfd, "forked") == child
+
+
+def test_odd_multiprocess_packets_get_one_plain_answer(
+        forks_gcc: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Thread and process ids gdb would not send (any process, no such process, pid 0)
+    against the real adapter: each packet one reply, no target failure logged."""
+    import syxdbg
+    from gdbstub import GdbStub, MemoryTransport
+    from gdbstub.packet import Packet, PacketReader
+    from gdbstub.server import Session as StubSession
+
+    with syxdbg.open(str(forks_gcc), argv0=str(forks_gcc)) as s:
+        from syxdbg.gdb_target import SessionTarget
+
+        transport = MemoryTransport([])
+        conn = StubSession(GdbStub(SessionTarget(s)), transport)
+        pid = s.current_process
+        packets = [b"qSupported:multiprocess+;fork-events+;vfork-events+;exec-events+",
+                   b"Hgp-1.-1", b"Hgp0.0", b"Tp-1.5", b"vCont;s:p0.0", b"qC",
+                   b"Hgp%x.0" % (pid + 99), b"D;0", b"vKill;0", b"vAttach;0",
+                   b"vAttach;%x" % pid, b"QPassSignals:ff;0", b"Hgp%x.%x" % (pid, pid + 1),
+                   b"qfThreadInfo", b"g", b"bs", b"?"]
+        replies = []
+        for packet in packets:
+            before = len(transport.sent)
+            conn.handle_packet(packet)
+            sent = PacketReader(1 << 20).feed(bytes(transport.sent[before:]))
+            replies.append([e.data for e in sent if isinstance(e, Packet)])
+        assert all(len(r) == 1 for r in replies), replies
+        got = dict(zip(packets, (r[0] for r in replies), strict=True))
+        assert got[b"Tp-1.5"] == got[b"vCont;s:p0.0"] == got[b"vAttach;0"] == b"E16"
+        assert got[b"qC"] == b"QCp%x.%x" % (pid, pid)
+        assert got[b"vAttach;%x" % pid].startswith(b"T11")
+        assert got[b"qfThreadInfo"] == b"mp%x.%x" % (pid, pid)
+        assert got[b"bs"].startswith(b"T05replaylog:begin;")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
