@@ -103,14 +103,14 @@ def best(exe: Path, args: list[str], reps: int, slice_: int | None = None
 
 
 def per_insn(exe: Path, threads: int, n: int, reps: int, slice_: int | None
-             ) -> tuple[float, int]:
-    """(ns per guest instruction of the loop of ``compute threads n``, its switches): the
-    run's CPU time less that of the same program with 4000 steps (start-up, creating and
-    ending the threads, mapping and releasing their stacks), per instruction of the
-    difference."""
+             ) -> tuple[float, int, int]:
+    """(ns per guest instruction of the loop of ``compute threads n``, its switches, its
+    instructions): the run's CPU time less that of the same program with 4000 steps
+    (start-up, creating and ending the threads, mapping and releasing their stacks), per
+    instruction of the difference."""
     t0, p0, s0 = best(exe, ["compute", str(threads), "4000"], reps, slice_)
     dt, pos, switches = best(exe, ["compute", str(threads), str(n)], reps, slice_)
-    return (dt - t0) / (pos - p0) * 1e9, switches - s0
+    return (dt - t0) / (pos - p0) * 1e9, switches - s0, pos - p0
 
 
 def main() -> int:
@@ -134,12 +134,18 @@ def main() -> int:
               "instruction of the loop (best of the runs, less a 4000-step run's)")
         print(f"{'slice':>10} {'1 thread ns/insn':>17} {'4 threads ns/insn':>18} "
               f"{'switches':>12} {'ratio 4/1':>10}")
+        costs = []
         for slice_ in (None, 1_000_000):
-            one, _ = per_insn(exe, 1, n, reps, slice_)
-            four, switches = per_insn(exe, 4, n, reps, slice_)
+            one, _, _ = per_insn(exe, 1, n, reps, slice_)
+            four, switches, insns = per_insn(exe, 4, n, reps, slice_)
             label = "100000" if slice_ is None else str(slice_)
             print(f"{label:>10} {one:>17.2f} {four:>18.2f} {switches:>12} "
                   f"{four / one:>9.2f}x")
+            # What each preemption costs: the 4-thread run's extra CPU time over the same
+            # instructions on one thread, per switch (every one a preemption here).
+            costs.append(f"{(four - one) * insns / max(switches, 1) / 1e3:.0f} us at {label}")
+        print("preemption cost (4-thread time over 1-thread time, per switch): "
+              + ", ".join(costs))
         t1, _, s1 = best(exe, ["yield", "1", str(4 * k)], reps)
         t4, _, s4 = best(exe, ["yield", "4", str(k)], reps)
         per = (t4 - t1) / max(s4 - s1, 1)
