@@ -303,7 +303,7 @@ class SessionTarget:
         #: them.
         self._sig_decisions: dict[tuple[int, int, int], bool] = {}
         #: A delivery the running forward move stopped for: (position, pid, tid, signal).
-        self._sig_seen: tuple[int, int, int, int] | None = None
+        self._sig_seen: tuple[int, int, int, int, bool] | None = None
         #: The signal stop gdb was given and has not decided on yet (and where it is).
         self._sig_reported: tuple[tuple[int, int, int, int], int] | None = None
         self._watching_signals = False
@@ -894,27 +894,39 @@ class SessionTarget:
         """The kernel asks before it gives ``sig`` to a handler of thread ``tid``: gdb's
         decision if it made one at this position; else, in a forward move of gdb's for a
         process it resumed and a signal it did not pass, stop there (the move is
-        interrupted; :meth:`_signal_stop` goes back to before the delivery)."""
+        interrupted; :meth:`_signal_stop` goes back to before the delivery). A negative
+        ``sig`` would come from a fault of the instruction at pc (nothing of it retired):
+        the kernel does not ask for faults yet, because an interrupt requested from the
+        machine's fault handler is dropped when the guest is redirected to its handler
+        (the move would stop late, after side effects; docs/gdb.md, Signals)."""
+        fault = sig < 0
+        sig = abs(sig)
         pos = self.machine.position
         key = (pos, pid, sig)
         decided = self._sig_decisions.get(key, True)
         if self._watching_signals and self._sig_seen is None and pid in self._observing \
                 and gdb_signal(sig) not in self._pass_signals and key != self._sig_resumed:
             # (forward again through history: the same stop, gdb decides again)
-            self._sig_seen = (pos, pid, tid, sig)
+            self._sig_seen = (pos, pid, tid, sig, fault)
             self.session.interrupt()
         return decided
 
-    def _signal_stop(self, seen: tuple[int, int, int, int]) -> StopReason:
+    def _signal_stop(self, seen: tuple[int, int, int, int, bool]) -> StopReason:
         """Report a signal about to be delivered: the machine goes back to the position
         before the delivery (the system call or instruction that delivers it has not run,
-        no frame is pushed) and gdb is told the signal, in the thread that gets it."""
-        pos, pid, tid, sig = seen
-        before = max(pos - 1, self.session.when().origin)
-        landed = self.session.seek(before, poll=self._poll)
+        no frame is pushed) and gdb is told the signal, in the thread that gets it. A
+        fault's is its own position (the faulting instruction never retired), reached
+        again from the one before it: pc at the faulting instruction, as natively."""
+        pos, pid, tid, sig, fault = seen
+        origin = self.session.when().origin
+        before = pos if fault else max(pos - 1, origin)
+        s = self.session
+        if fault and self.machine.position >= pos > origin:
+            s.seek(pos - 1, poll=self._poll)  # (a seek to here would not move)
+        landed = s.seek(before, poll=self._poll)
         if landed.position != before:
             return Signal(GDB_SIGINT)  # (interrupted on the way)
-        self._sig_reported = (seen, before)
+        self._sig_reported = ((pos, pid, tid, sig), before)
         self._event_thread = tid if tid != self.session.current_thread else None
         return Signal(gdb_signal(sig))
 
