@@ -19,7 +19,8 @@ import syxdbg
 from syxdbg.loader.kuser import KUSER_GET_TLS, kuser_page
 from syxdbg.machine import Machine
 from syxdbg.machine.arch import get_arch
-from syxdbg.machine.events import Exited
+from syxdbg.machine.events import Exited, Stopped
+from syxdbg.timeline import WatchStop
 
 TOOLCHAINS = ("arm", "thumb")
 
@@ -301,3 +302,69 @@ def test_thumb_thread_waiting_on_a_pipe_retries_its_svc(
     emu = subprocess.run([sys.executable, "-m", "syxdbg", "run", str(exe)], capture_output=True,
                          check=False)
     assert emu.stdout == progs.native_run(exe).stdout == b"read 500\n"
+
+
+#: Stores inside a Thumb IT block (``itte gt``: a store, an add, the other store), run with
+#: each condition: a write watchpoint hit there is a code hook's stop Unicorn defers to the
+#: end of the IT block.
+ITSTORE_C = r"""#include <stdio.h>
+volatile int cells[4];
+__attribute__((noinline)) void itstore(int x) {
+    __asm__ volatile(
+        ".syntax unified\n"
+        "mov r0, %0\n"
+        "mov r1, %1\n"
+        "cmp r0, #5\n"
+        ".globl its\n"
+        "its: itte gt\n"
+        ".globl st_then\n"
+        "st_then: strgt r0, [r1]\n"
+        "addgt r0, r0, #1\n"
+        ".globl st_else\n"
+        "st_else: strle r0, [r1, #4]\n"
+        "add r0, r0, #2\n"
+        "str r0, [r1, #8]\n"
+        : : "r"(x), "r"(cells) : "r0", "r1", "cc", "memory");
+}
+int main(int argc, char **argv) {
+    (void)argv;
+    itstore(argc);
+    itstore(argc + 10);
+    printf("%d %d %d\n", cells[0], cells[1], cells[2]);
+    return 0;
+}
+"""
+
+
+def test_watchpoint_hits_inside_an_it_block_are_exact(
+        tmp_path: Path, require_tool: Callable[[str], str]) -> None:
+    """Each hit stops before its store, at the store's position (the instructions after it
+    up to the block's end undone), also the first store of the block; re-executing from
+    the start with the watchpoints reads the event log at the same positions (the count
+    used to come out 2 short: a replay divergence)."""
+    exe = _build_c(tmp_path, "itstore", ITSTORE_C, "thumb", require_tool)
+    assert progs.native_run(exe).stdout == b"11 1 14\n"
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV)) as s:
+        sym = s.symbols
+        s.add_breakpoint(sym["its"])
+        its = []
+        while isinstance(s.cont(), Stopped):
+            its.append(s.position)
+        s.remove_breakpoint(sym["its"])
+        s.seek(0)
+        s.add_watchpoint(sym["cells"], 4, "write")
+        s.add_watchpoint(sym["cells"] + 4, 4, "write")
+        hits = []
+        while isinstance(ev := s.cont(), WatchStop):
+            hits.append((s.regs.pc, s.position, s.mem.read(sym["cells"], 8)))
+        assert isinstance(ev, Exited) and ev.status == 0
+        # Call 1 (x=1): strgt and addgt fail, strle stores; call 2 (x=11): strgt stores.
+        assert [(pc, pos) for pc, pos, _ in hits] == [(sym["st_else"], its[0] + 3),
+                                                       (sym["st_then"], its[1] + 1)]
+        assert hits[1][2] == bytes(4) + (1).to_bytes(4, "little")  # before the store
+        s.remove_watchpoint(sym["cells"], 4, "write")
+        s.remove_watchpoint(sym["cells"] + 4, 4, "write")
+        s.seek(hits[1][1])
+        assert s.regs.pc == sym["st_then"]
+        s.step()
+        assert s.mem.read(sym["cells"], 4) == (11).to_bytes(4, "little")

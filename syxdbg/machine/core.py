@@ -690,13 +690,30 @@ class Machine:
                 # first), then the CPU context saved in the hook, whose pc is the instruction.
                 for address, data in reversed(preimages):
                     self.mem.write(address, data)
+                stop_pc = pc
                 self._uc.context_restore(self._watch.context)
-                self._core.total = self._core.total - 1
                 pc = self.pc
+                # The stop comes right after the accessing instruction, except inside a
+                # Thumb IT block, where Unicorn defers a code hook's stop to the block's
+                # end: every instruction from the access to the stop is undone.
+                self._core.total = self._core.total - self._insns_between(pc, stop_pc)
                 before = True
                 self._watch_stop_at = (self.position, pc)
         return WatchHit(pc, self.position, "watchpoint", names[kind],
                         "write" if is_write else "read", addr, before)
+
+    def _insns_between(self, start: int, stop: int) -> int:
+        """Instructions from ``start`` up to ``stop`` in straight-line code (1 when
+        ``stop`` is not a few instructions ahead, the common case)."""
+        address = start
+        for n in range(1, 6):
+            flow = self._insn_flow(address)
+            if flow is None:
+                break
+            address = flow[0]
+            if address == stop:
+                return n
+        return 1
 
     # -- recorders --------------------------------------------------------------------------
     def block_recorder(self) -> BlockRecorder:
