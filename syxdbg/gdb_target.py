@@ -895,10 +895,8 @@ class SessionTarget:
         decision if it made one at this position; else, in a forward move of gdb's for a
         process it resumed and a signal it did not pass, stop there (the move is
         interrupted; :meth:`_signal_stop` goes back to before the delivery). A negative
-        ``sig`` would come from a fault of the instruction at pc (nothing of it retired):
-        the kernel does not ask for faults yet, because an interrupt requested from the
-        machine's fault handler is dropped when the guest is redirected to its handler
-        (the move would stop late, after side effects; docs/gdb.md, Signals)."""
+        ``sig`` comes from a fault of the instruction at pc (nothing of it retired) that
+        a guest handler is about to take (docs/gdb.md, Signals)."""
         fault = sig < 0
         sig = abs(sig)
         pos = self.machine.position

@@ -1710,9 +1710,9 @@ class Process:
             if sig in abi.STOP_SIGNALS:
                 if self._stops(self.s, sig):
                     self._stop(self.s, sig)  # (it stops at the end of the system call)
-            elif sig not in abi.DEFAULT_IGNORED:
-                if self.signal_gate is None or self.signal_gate(self.pid, self.tid, sig):
-                    self.kill_self(sig)  # (unless gdb discards it: its signal stops)
+            elif sig not in abi.DEFAULT_IGNORED and (
+                    self.signal_gate is None or self.signal_gate(self.pid, self.tid, sig)):
+                self.kill_self(sig)  # (unless gdb discards it: its signal stops)
             return
         # A guest handler: it runs when the current system call returns (run_handlers).
         self.s.sigpending |= 1 << (sig - 1)
@@ -1770,6 +1770,10 @@ class Process:
                 signal.SIGILL: sigframe.ILL_ILLOPN if self.arch == "x86_64"
                 else sigframe.ILL_ILLOPC,
                 signal.SIGTRAP: sigframe.TRAP_BRKPT}.get(signal.Signals(sig), 0)
+        if self.signal_gate is not None:
+            # gdb's signal stops (a negative number: a fault). Always given to the handler:
+            # a discard would make the same fault, at the same position, again and again.
+            self.signal_gate(self.pid, self.tid, -sig)
         info = sigframe.pack_fault_siginfo(sig, code, address, self.arch)
         try:
             sigframe.setup(self._machine, sig, act, info, s.sigmask, s.altstack,

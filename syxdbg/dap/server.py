@@ -824,7 +824,10 @@ class DapServer:
         """The kernel asks before it gives ``sig`` to a handler of thread ``tid`` (inside
         the system call or between the instructions that deliver it): in a watched forward
         motion, a signal of the followed process stops it (the motion is interrupted, then
-        goes back one position: :meth:`_signal_stop`). Always delivered: history is one."""
+        goes back one position: :meth:`_signal_stop`). Always delivered: history is one.
+        A negative ``sig`` comes from a fault of the instruction at pc (a handler takes it):
+        the stop is at that instruction."""
+        fault, sig = sig < 0, abs(sig)
         s = self.session
         if not self._watching or self._sig_seen is not None or sig in NOSTOP_SIGNALS or \
                 s is None:
@@ -834,7 +837,7 @@ class DapServer:
         resumed = self._sig_resumed
         if (followed is None or followed == pid) and (
                 resumed is None or resumed[0] != (position, pid, sig)):
-            self._sig_seen = (position, pid, tid, sig)
+            self._sig_seen = (position, pid, tid, -sig if fault else sig)
             s.interrupt()
         return True
 
@@ -842,8 +845,14 @@ class DapServer:
         """A signal was about to be given to a handler at ``seen``'s position: back one
         position, to the system call or instruction that delivers it (no frame pushed)."""
         position, pid, tid, sig = seen
+        fault, sig = sig < 0, abs(sig)
         s = self.s
-        before = max(position - 1, s.when().origin)
+        origin = s.when().origin
+        # A fault's own position: its instruction never retired (the handler's first one
+        # runs at the same position), reached again from the one before it.
+        before = position if fault else max(position - 1, origin)
+        if fault and s.position >= position > origin:
+            s.seek(position - 1)  # (a seek to where it stands would not move)
         landed = s.seek(before)
         if landed.position != before:
             return landed

@@ -178,6 +178,9 @@ class Machine:
         self._running = False
         #: The last fault went to the guest's handler: the run resumes at the new pc.
         self._redirected = False
+        #: How many times :meth:`interrupt` was called (an interrupt asked by a fault
+        #: handler must survive the redirect to the guest's signal handler).
+        self._interrupts = 0
         self._breakpoints: set[int] = set()
         self._pending: BaseException | None = None
         self._exit_status: int | None = None
@@ -579,6 +582,7 @@ class Machine:
 
     def interrupt(self) -> None:
         """Stop a running ``run`` as soon as possible. Safe to call from any thread."""
+        self._interrupts += 1  # (seen by a fault handler's caller, see _classify)
         self._core.interrupt()
 
     @contextmanager
@@ -1151,9 +1155,12 @@ class Machine:
             self._fault = None
             fault = Fault(pc, pos, sig, addr, detail)
             self.switch_points += 1
+            asked = self._interrupts
             if self._fault_handler is not None and self._fault_handler(self, fault):
                 # The faulting instruction did not retire; the handler's first one runs
                 # at this same position.
+                if self._interrupts != asked:  # the handler asked for a stop (gdb's
+                    return Stopped(self.pc, pos, "interrupt")  # signal stops): here
                 self._redirected = True
                 return None
             self._final = fault

@@ -111,6 +111,41 @@ def test_reverse_stepi_across_a_fault_given_to_a_handler(
         assert_reverse_invariant(s, recorded)
 
 
+#: The load (read of unmapped memory) and store (write) that fault first in faults.c.
+_LOAD = {"gcc": r"mov\s+\(%rax\),%eax", "aarch64": r"ldr\s+w\d+, \[x\d+\]"}
+_STORE = {"gcc": r"movl\s+\$0x1,\(%rax\)", "aarch64": r"str\s+w\d+, \[x\d+\]"}
+
+
+@pytest.mark.parametrize("toolchain,gdb", [("gcc", "gdb"), ("aarch64", "gdb-multiarch")])
+def test_gdb_stops_at_a_fault_before_its_handler(build_probe: Callable[[str, str], Path],
+                                                 toolchain: str, gdb: str) -> None:
+    """A fault that a handler takes stops gdb first ("Program received signal SIGSEGV"),
+    with pc at the faulting instruction (nothing of it done), as natively; continue gives
+    it to the handler; reverse-stepi from there goes to the instruction before it; forward
+    again, the same fault stops gdb again; ``handle SIGSEGV nostop pass`` runs through."""
+    exe = build_probe("faults", toolchain)
+    cmds = ["continue", "x/i $pc", "continue", "x/i $pc", "reverse-stepi", "x/i $pc",
+            "continue", "x/i $pc", "handle SIGSEGV nostop noprint pass", "continue",
+            "x/i $pc"]
+    args = [x for c in cmds for x in ("--ex", c)]
+    res = subprocess.run([sys.executable, "-m", "syxdbg", "gdb", "--gdb", gdb, "--batch",
+                          *args, "--argv0", "faults", str(exe)],
+                         capture_output=True, text=True, timeout=300, check=False)
+    out = res.stdout + res.stderr
+    stops = out.split("Program received signal ")
+    shown = [re.findall(r"=> 0x[0-9a-f]+ <main\+\d+>:\t([^\n]+)", stop) for stop in stops]
+    assert all(stop.startswith("SIGSEGV, Segmentation fault.") for stop in stops[1:4]), out
+    assert re.fullmatch(_LOAD[toolchain], shown[1][0]), out  # the read of unmapped memory
+    assert re.fullmatch(_STORE[toolchain], shown[2][0]), out  # the write (the next fault)
+    assert len(shown[2]) == 2 and not re.fullmatch(_STORE[toolchain], shown[2][1]), out
+    assert re.fullmatch(_STORE[toolchain], shown[3][0]), out  # the same fault again
+    # SIGSEGV passed without stops (the read-only page, the repair, the stack overflow):
+    # the next stop is the next fault of another signal, at its instruction.
+    nxt = {"gcc": ("SIGILL, Illegal instruction.", "ud2"),
+           "aarch64": ("SIGTRAP, Trace/breakpoint trap.", "brk\t#0x3e8")}[toolchain]
+    assert len(stops) == 5 and stops[4].startswith(nxt[0]) and shown[4] == [nxt[1]], out
+
+
 @pytest.mark.parametrize("toolchain", ALL_MACHINES)
 def test_timer_signals_and_waits_as_natively(build_probe: Callable[[str, str], Path],
                                              emu_run: Callable[..., progs.Result],
