@@ -368,3 +368,33 @@ def test_watchpoint_hits_inside_an_it_block_are_exact(
         assert s.regs.pc == sym["st_then"]
         s.step()
         assert s.mem.read(sym["cells"], 4) == (11).to_bytes(4, "little")
+
+
+def test_trace_of_thumb_it_blocks_has_every_instruction(
+        tmp_path: Path, require_tool: Callable[[str], str]) -> None:
+    """An instruction trace over IT blocks whose instructions fail their condition (Unicorn
+    calls no code hook for those) is complete: one line per position, each line's pc and
+    registers those the session shows when it steps there."""
+    from syxdbg.commands import make_registry
+
+    exe = _build_c(tmp_path, "itstore", ITSTORE_C, "thumb", require_tool)
+    out = tmp_path / "it.trace"
+    with syxdbg.open(str(exe), [], env=dict(progs.DEFAULT_ENV)) as s:
+        sym = s.symbols
+        s.add_breakpoint(sym["its"])
+        its = []
+        while isinstance(s.cont(), Stopped):
+            its.append(s.position)
+        s.remove_breakpoint(sym["its"])
+        start, stop = its[0] - 5, its[1] + 10
+        text = make_registry(s).run_text(f"trace {out} {start} {stop}")
+        assert text.startswith(f"trace of positions {start}..{stop} written to {out}: "
+                               f"{stop - start} lines"), text
+        regs = ("r0", "r1", "r2", "r3")
+        state: dict[str, int] = {}
+        for k, line in enumerate(out.read_text().splitlines()):
+            items = dict(item.split("=") for item in line.split(","))
+            state.update({n: int(v, 16) for n, v in items.items() if n in regs})
+            s.seek(start + k)
+            assert s.regs.pc == int(items["pc"], 16), k
+            assert all(s.regs[n] == state[n] for n in state), k

@@ -654,6 +654,14 @@ ctypedef struct TraceState:
     int oom
     int broken
     uint64_t accesses
+    # 32-bit ARM: the instructions of the Thumb IT block being traced (Unicorn calls no
+    # code hook for one whose condition fails; they still retire, one position each).
+    int thumb_it
+    int cpsr_id
+    uint64_t it_addr[4]
+    int it_n
+    int it_i
+    uint64_t it_end
 
 
 cdef int _grow(void **ptr, size_t *cap, size_t need) noexcept nogil:
@@ -917,10 +925,6 @@ cdef void _trace_code_cb(uc_engine *uc, uint64_t address, uint32_t size,
                          void *user_data) noexcept nogil:
     # INVARIANT: user_data is the TraceState inside a TraceCore, alive as for BlockCore.
     cdef TraceState *s = <TraceState *>user_data
-    cdef uint64_t mask = 0
-    cdef int i
-    cdef unsigned char *p
-    cdef Mark *m
     if s.oom or s.broken:
         return
     if s.early.count != s.early_seen:
@@ -936,6 +940,68 @@ cdef void _trace_code_cb(uc_engine *uc, uint64_t address, uint32_t size,
     if s.reg_read(uc, s.regids, s.vals, s.nregs) != UC_ERR_OK:
         s.broken = 1
         return
+    if s.thumb_it and s.it_i < s.it_n:
+        _it_skipped(s, address)
+    _trace_line(s, address)
+    if s.thumb_it and not s.oom:
+        _it_block(s, uc, address)
+
+
+cdef void _it_skipped(TraceState *s, uint64_t address) noexcept nogil:
+    """Lines for the instructions of the current IT block that Unicorn ran without a code
+    hook call (condition failed) before ``address``: their registers are unchanged."""
+    cdef int j = s.it_i
+    while j < s.it_n and s.it_addr[j] != address:
+        j += 1
+    if j < s.it_n:
+        while s.it_i < j:
+            _trace_line(s, s.it_addr[s.it_i])
+            s.it_i += 1
+        s.it_i += 1  # (this one runs)
+    elif address == s.it_end:
+        while s.it_i < s.it_n:
+            _trace_line(s, s.it_addr[s.it_i])
+            s.it_i += 1
+    else:
+        s.it_n = 0  # the block was left otherwise (an exception, a signal)
+
+
+cdef void _it_block(TraceState *s, uc_engine *uc, uint64_t address) noexcept nogil:
+    """If the instruction at ``address`` is a Thumb IT instruction, note the addresses of
+    the instructions it makes conditional."""
+    cdef unsigned char code[18]
+    cdef uint32_t hw
+    cdef uint64_t cpsr = 0
+    cdef void *slot = &cpsr
+    cdef int count, k, off
+    if s.mem_read(uc, address, code, 2) != UC_ERR_OK:
+        return
+    hw = code[0] | (<uint32_t>code[1] << 8)
+    if (hw & 0xFF00) != 0xBF00 or (hw & 0xF) == 0:
+        return
+    if s.reg_read(uc, &s.cpsr_id, &slot, 1) != UC_ERR_OK:
+        return
+    if not cpsr & 0x20:
+        return
+    count = 4 if hw & 1 else 3 if hw & 2 else 2 if hw & 4 else 1
+    if s.mem_read(uc, address + 2, code, 16) != UC_ERR_OK:
+        return
+    off = 0
+    for k in range(count):
+        s.it_addr[k] = address + 2 + <uint64_t>off
+        hw = code[off] | (<uint32_t>code[off + 1] << 8)
+        off += 4 if (hw >> 11) >= 0x1D else 2
+    s.it_n = count
+    s.it_i = 0
+    s.it_end = address + 2 + <uint64_t>off
+
+
+cdef void _trace_line(TraceState *s, uint64_t address) noexcept nogil:
+    """The line of the instruction at ``address`` (registers in ``s.cur``)."""
+    cdef uint64_t mask = 0
+    cdef int i
+    cdef unsigned char *p
+    cdef Mark *m
     for i in range(s.nregs):
         if not s.have_prev or s.cur[i] != s.prev[i]:
             mask |= 1ULL << i
@@ -1140,6 +1206,12 @@ cdef class TraceCore:
 
     def mark_broken(self):
         self.s.broken = 1
+
+    def track_it_blocks(self, int cpsr_id):
+        """32-bit ARM: give the instructions of Thumb IT blocks whose condition fails
+        their lines too (Unicorn calls no code hook for them)."""
+        self.s.thumb_it = 1
+        self.s.cpsr_id = cpsr_id
 
     @property
     def lines(self):

@@ -35,6 +35,7 @@ from ._probes import ranges_union as ranges_union
 from ._probes import ranges_unpack as ranges_unpack
 
 if TYPE_CHECKING:
+    from .arch import ArchSpec
     from .memory import Memory
     from .registers import Registers
 
@@ -68,6 +69,7 @@ class Machine(Protocol):
     @property
     def probes(self) -> list[Probe]: ...
     regs: Registers
+    arch: ArchSpec
     mem: Memory
 
     def _detach_probe(self, probe: Probe) -> None: ...
@@ -194,6 +196,11 @@ class InsnTracer(_Recorder):
             ids.append(info.uc_id)
         self._core = TraceCore(machine.uc, machine.native_core, fd, ids,
                                        [n.lower() for n in registers], pc_name)
+        if machine.arch.name in ("arm", "cortex-m"):
+            # Thumb IT blocks: a line for each instruction whose condition fails too.
+            from unicorn.arm_const import UC_ARM_REG_CPSR
+
+            self._core.track_it_blocks(UC_ARM_REG_CPSR)
 
     def __enter__(self) -> InsnTracer:
         return self
