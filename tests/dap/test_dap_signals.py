@@ -126,3 +126,39 @@ def test_without_the_filter_signals_do_not_stop(adapter: Callable[[], Client],
     assert c.stopped()["reason"] == "exited"
     assert c.evaluate("hits")["body"]["result"].startswith("2")
     c.request("disconnect", {})
+
+
+FAULTS_C = Path(__file__).resolve().parents[1] / "linux" / "programs" / "faults.c"
+
+
+def test_a_fault_given_to_a_handler_stops_at_the_faulting_instruction(
+        adapter: Callable[[], Client], tmp_path: Path) -> None:
+    """With the "signals" filter, faults.c's first fault (a read of unmapped memory that a
+    SIGSEGV handler takes) stops before the handler, at the faulting line with nothing of
+    it done; a step back goes to the instruction before; continuing gives it to the
+    handler and stops at the next fault (the write), in main again."""
+    exe = tmp_path / "faults"
+    subprocess.run(progs.toolchain_for("gcc").command(FAULTS_C, exe), check=True,
+                   capture_output=True)
+    lines = FAULTS_C.read_text().splitlines()
+    read_line = next(n for n, t in enumerate(lines, 1) if "(void)*(volatile int *)" in t)
+    write_line = next(n for n, t in enumerate(lines, 1) if "*(volatile int *)expect_addr = 1"
+                      in t)
+    c = adapter()
+    _launch(c, exe, ["signals"])
+    first = c.stopped()
+    assert (first["reason"], first.get("text")) == ("exception", "SIGSEGV"), first
+    top = c.frames()[0]
+    assert (top["name"], top["line"]) == ("main", read_line), top
+    position = c.evaluate("$pc")["body"]["result"]
+    c.request("stepBack", {"threadId": first["threadId"]})
+    assert c.stopped()["reason"] == "step"
+    assert c.evaluate("$pc")["body"]["result"] != position
+    c.request("continue", {"threadId": first["threadId"]})
+    again = c.stopped()  # forward again: the same fault stops again
+    assert again.get("text") == "SIGSEGV" and c.evaluate("$pc")["body"]["result"] == position
+    c.request("continue", {"threadId": first["threadId"]})
+    second = c.stopped()
+    top = c.frames()[0]
+    assert (second.get("text"), top["name"], top["line"]) == ("SIGSEGV", "main", write_line)
+    c.request("disconnect", {})
