@@ -313,7 +313,7 @@ class SessionTarget:
         #: the start of its history when gdb follows it alone.
         self._born: dict[int, int] = {}
         #: tid -> pid of the threads of the processes gdb debugs, at a machine generation.
-        self._pids: tuple[int, dict[int, int]] | None = None
+        self._pids: tuple[tuple[int, frozenset[int]], dict[int, int]] | None = None
         self._live_cache: tuple[int, set[int]] | None = None
         self._current_cache: tuple[int, int] | None = None
 
@@ -542,9 +542,14 @@ class SessionTarget:
 
     def _thread_pids(self) -> dict[int, int]:
         """tid -> pid for every thread of the live processes gdb debugs (the running
-        process's threads when none of them is alive: a stop there names its thread)."""
-        gen = self.machine.generation
-        if self._pids is not None and self._pids[0] == gen:
+        process's threads when none of them is alive: a stop there names its thread).
+
+        Kept until the machine's next switch point (threads and processes begin and end
+        only at system calls, the timer, faults given to the guest and restores:
+        ``Machine.switch_points``): a stepi's stop reply names its process without building
+        the thread list (it was 8% of the stub's time in ``stepi 5000``)."""
+        key = (self.machine.switch_points, frozenset(self._attached))
+        if self._pids is not None and self._pids[0] == key:
             return self._pids[1]
         s = self.session
         current = self._current_pid()
@@ -553,7 +558,7 @@ class SessionTarget:
         else:
             pids = sorted(self._attached & self._live()) or [current]
         out = {tid: pid for pid in pids for tid in s.process_thread_ids(pid)}
-        self._pids = (gen, out)
+        self._pids = (key, out)
         return out
 
     def process_of(self, tid: int) -> int:
