@@ -1,8 +1,9 @@
 """Event descriptors and the rest of networking (issue 16): eventfd, timerfd, signalfd,
 epoll edge-triggered and one-shot, AF_UNIX SCM_RIGHTS, non-blocking connect, UDP, a guest
 client of a host server, poll timeouts, and an HTTP server in the guest. Each C program is
-built by the suite (glibc, musl, aarch64) and compared with its native run (qemu-user for
-aarch64) under the real ``syxdbg run``, ``record`` and ``replay --check``.
+built by the suite (glibc, musl, aarch64, arm, thumb, riscv64) and compared with its native
+run (qemu-user for the other machines) under the real ``syxdbg run``, ``record`` and
+``replay --check``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import progs
 import pytest
 
 SYXDBG = [sys.executable, "-m", "syxdbg"]
-TOOLCHAINS = ["gcc", "musl", "aarch64"]
+#: glibc and musl on x86_64, aarch64, 32-bit ARM (ARM and Thumb-2) and riscv64 (qemu-user
+#: runs the other machines' native side).
+TOOLCHAINS = ["gcc", "musl", "aarch64", "arm", "thumb", "riscv64"]
 
 
 def _native(exe: Path) -> list[str]:

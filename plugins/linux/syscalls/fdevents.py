@@ -194,10 +194,27 @@ def sys_timerfd_settime(p: Process, fd: Fd, flags: I32, new: Ptr, old: Ptr) -> i
     return 0
 
 
-@syscall("timerfd_gettime")
+@syscall("timerfd_gettime", "arm:timerfd_gettime64")
 def sys_timerfd_gettime(p: Process, fd: Fd, cur: Ptr) -> int:
     p.mem.write(cur, _current(p, _timer(p, fd)))
     return 0
+
+
+# 32-bit ARM: timerfd_settime/gettime take the 32-bit struct itimerspec (time32), their
+# *_time64 twins the 64-bit one (the generic handlers: the kernel sets time32 per call).
+syscall("arm:timerfd_settime64")(sys_timerfd_settime)
+
+
+@syscall("arm:timerfd_settime")
+def sys_timerfd_settime32(p: Process, fd: Fd, flags: I32, new: Ptr, old: Ptr) -> int:
+    p.time32 = True
+    return sys_timerfd_settime(p, fd, flags, new, old)
+
+
+@syscall("arm:timerfd_gettime")
+def sys_timerfd_gettime32(p: Process, fd: Fd, cur: Ptr) -> int:
+    p.time32 = True
+    return sys_timerfd_gettime(p, fd, cur)
 
 
 def _timerfd_read(p: Process, f: OpenFile, fd: int, buf: int, count: int) -> int | None:

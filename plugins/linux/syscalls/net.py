@@ -221,6 +221,12 @@ def sys_sendto(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Ptr,
                  (buf, total), lambda off, n: p.mem.read(buf + off, n))
 
 
+@syscall("send")
+def sys_send(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32) -> int | None:
+    """32-bit ARM's send(2) (other architectures' libcs call sendto)."""
+    return sys_sendto(p, fd, buf, length, flags, 0, 0)
+
+
 def sock_write(p: Process, f: OpenFile, fd: int, buf: int, data: bytes) -> int | None:
     """write(2) of a socket (from syscalls/files.py): a send with no flags."""
     return _send(p, fd, data, 0, None, (buf, len(data)))
@@ -232,6 +238,29 @@ _CONNECTING = 1 << 40  # (a _park flag: the wait finishes a connect)
 MSG_PEEK, MSG_TRUNC, MSG_DONTWAIT, MSG_WAITALL = 0x2, 0x20, 0x40, 0x100
 _MAX_DATAGRAM = 65536
 _CMSG_HDR = struct.Struct("<QiI")  # cmsg_len (size_t), cmsg_level, cmsg_type
+_CMSG_HDR32 = struct.Struct("<Iii")  # ... on 32-bit ARM (a 4-byte size_t)
+
+
+class _Layout:
+    """struct msghdr, cmsghdr and mmsghdr of an architecture: 64-bit, or 32-bit ARM's
+    (4-byte pointers and size_t, control messages aligned to 4)."""
+
+    def __init__(self, wide: bool) -> None:
+        self.msghdr = struct.Struct("<QI4xQQQQi4x" if wide else "<IIIIIIi")
+        self.iovec = struct.Struct("<QQ" if wide else "<II")
+        self.cmsg = _CMSG_HDR if wide else _CMSG_HDR32
+        self.align = 8 if wide else 4
+        self.word = "<Q" if wide else "<I"
+        # offsets in struct msghdr: msg_namelen, msg_controllen, msg_flags
+        self.namelen, self.controllen, self.flags = (8, 40, 48) if wide else (4, 20, 24)
+        self.mmsg = 64 if wide else 32  # struct mmsghdr: a msghdr, msg_len (padded)
+
+
+_LAYOUTS = {True: _Layout(True), False: _Layout(False)}
+
+
+def _layout(p: Process) -> _Layout:
+    return _LAYOUTS[p.arch != "arm"]
 MSG_CTRUNC = 0x8
 MSG_CMSG_CLOEXEC = 0x40000000
 _MAX_RIGHTS = 253  # SCM_MAX_FD
@@ -239,12 +268,14 @@ _MAX_RIGHTS = 253  # SCM_MAX_FD
 
 def _msghdr(p: Process, msg: int) -> tuple[bytes, list[tuple[int, int]], int, int]:
     """(address, iovecs, control buffer, its length) of a guest ``struct msghdr``."""
-    name, namelen, iov, iovlen, control, controllen, _flags = struct.unpack(
-        "<QI4xQQQQi4x", p.mem.read(msg, 56))
+    lay = _layout(p)
+    name, namelen, iov, iovlen, control, controllen, _flags = lay.msghdr.unpack(
+        p.mem.read(msg, lay.msghdr.size))
     if iovlen > 1024:
         raise SyscallError(errno.EMSGSIZE)
-    raw = p.mem.read(iov, 16 * iovlen) if iovlen else b""
-    vecs = [struct.unpack_from("<QQ", raw, 16 * i) for i in range(iovlen)]
+    size = lay.iovec.size
+    raw = p.mem.read(iov, size * iovlen) if iovlen else b""
+    vecs = [lay.iovec.unpack_from(raw, size * i) for i in range(iovlen)]
     addr = _addr_in(p, name, namelen) if name and namelen else b""
     return addr, vecs, control if controllen else 0, controllen if control else 0
 
@@ -255,15 +286,17 @@ def _rights_out(p: Process, control: int, size: int) -> list[int]:
     raw = p.mem.read(control, min(size, 4096))
     fds: list[int] = []
     pos = 0
-    while pos + _CMSG_HDR.size <= len(raw):
-        length, level, kind = _CMSG_HDR.unpack_from(raw, pos)
-        if length < _CMSG_HDR.size or pos + length > len(raw):
+    lay = _layout(p)
+    hdr = lay.cmsg
+    while pos + hdr.size <= len(raw):
+        length, level, kind = hdr.unpack_from(raw, pos)
+        if length < hdr.size or pos + length > len(raw):
             raise SyscallError(errno.EINVAL)
         if (level, kind) != (SOL_SOCKET, SCM_RIGHTS):
             raise SyscallError(errno.EINVAL)  # SCM_CREDENTIALS...: not supported
-        body = raw[pos + _CMSG_HDR.size:pos + length]
+        body = raw[pos + hdr.size:pos + length]
         fds += [struct.unpack_from("<i", body, i)[0] for i in range(0, len(body) // 4 * 4, 4)]
-        pos += (length + 7) & ~7
+        pos += (length + lay.align - 1) & ~(lay.align - 1)
     if len(fds) > _MAX_RIGHTS:
         raise SyscallError(errno.EINVAL)
     return fds
@@ -441,6 +474,12 @@ def sys_recvfrom(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32, addr: Pt
     return len(data)
 
 
+@syscall("recv")
+def sys_recv(p: Process, fd: Fd, buf: Ptr, length: U64, flags: I32) -> int | None:
+    """32-bit ARM's recv(2) (other architectures' libcs call recvfrom)."""
+    return sys_recvfrom(p, fd, buf, length, flags, 0, 0)
+
+
 def _install_received(p: Process, hfd: int, cloexec: bool) -> int:
     """A descriptor received with SCM_RIGHTS as a new guest fd; its kind is asked of the
     host (a recorded fstat)."""
@@ -461,7 +500,8 @@ def _recvmsg(p: Process, fd: int, msg: int, total: int, flags: int, control: int
              controllen: int) -> tuple[bytes, bytes, int, int]:
     """recvmsg on the host with room for SCM_RIGHTS: (data, peer, msg_flags, result); the
     control buffer and msg_controllen are written here."""
-    room = max((controllen - _CMSG_HDR.size) // 4, 0) if control else 0
+    lay = _layout(p)
+    room = max((controllen - lay.cmsg.size) // 4, 0) if control else 0
     data, peer, hfds, mflags, result = p.host.recvmsg(
         _sock(p, fd), min(total, _MAX_IO), flags & ~MSG_CMSG_CLOEXEC, room)
     cloexec = bool(flags & MSG_CMSG_CLOEXEC)
@@ -472,10 +512,10 @@ def _recvmsg(p: Process, fd: int, msg: int, total: int, flags: int, control: int
         mflags |= MSG_CTRUNC
     used = 0
     if guest:
-        used = _CMSG_HDR.size + 4 * len(guest)
-        p.mem.write(control, _CMSG_HDR.pack(used, SOL_SOCKET, SCM_RIGHTS)
+        used = lay.cmsg.size + 4 * len(guest)
+        p.mem.write(control, lay.cmsg.pack(used, SOL_SOCKET, SCM_RIGHTS)
                     + struct.pack(f"<{len(guest)}i", *guest))
-    p.mem.write(msg + 40, struct.pack("<Q", used))
+    p.mem.write(msg + lay.controllen, struct.pack(lay.word, used))
     # (Linux leaves MSG_CMSG_CLOEXEC of the call in msg_flags.)
     return data, peer, (mflags & ~MSG_CMSG_CLOEXEC) | (flags & MSG_CMSG_CLOEXEC), result
 
@@ -519,24 +559,27 @@ def _recvmsg_call(p: Process, fd: int, msg: int, flags: int, *, park: bool) -> i
             break
         p.mem.write(base, chunk)
         pos += len(chunk)
-    name, namelen = struct.unpack("<QI", p.mem.read(msg, 12))
+    lay = _layout(p)
+    name = struct.unpack(lay.word, p.mem.read(msg, struct.calcsize(lay.word)))[0]
+    namelen = struct.unpack("<I", p.mem.read(msg + lay.namelen, 4))[0]
     if name:
         p.mem.write(name, peer[:namelen])
-        p.mem.write(msg + 8, struct.pack("<I", len(peer)))
-    p.mem.write(msg + 48, struct.pack("<i", mflags))  # msg_flags
+        p.mem.write(msg + lay.namelen, struct.pack("<I", len(peer)))
+    p.mem.write(msg + lay.flags, struct.pack("<i", mflags))  # msg_flags
     return result
 
 
-_MMSG = 64  # struct mmsghdr: a msghdr (56 bytes) and msg_len, padded
 MSG_WAITFORONE = 0x10000
 
 
 @syscall("sendmmsg")
 def sys_sendmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32) -> int | None:
+    lay = _layout(p)
+    mm = lay.mmsg  # struct mmsghdr: a msghdr, then msg_len
     sent = 0
     for i in range(min(vlen, 1024)):
         try:
-            n = _sendmsg(p, fd, vec + _MMSG * i, flags, park=not sent)
+            n = _sendmsg(p, fd, vec + mm * i, flags, park=not sent)
             if n is None:
                 return None  # (the first message: waits for room, made again)
         except (OSError, SyscallError):
@@ -547,18 +590,20 @@ def sys_sendmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32) -> int | N
             if sent:
                 break
             return n
-        p.mem.write(vec + _MMSG * i + 56, struct.pack("<I", n))
+        p.mem.write(vec + mm * i + lay.msghdr.size, struct.pack("<I", n))
         sent += 1
     return sent
 
 
-@syscall("recvmmsg")
+@syscall("recvmmsg", "arm:recvmmsg_time64")
 def sys_recvmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32,
                  timeout: Ptr) -> int | None:
+    lay = _layout(p)
+    mm = lay.mmsg
     got = 0
     for i in range(min(vlen, 1024)):
         try:
-            n = _recvmsg_call(p, fd, vec + _MMSG * i, flags & ~MSG_WAITFORONE, park=not got)
+            n = _recvmsg_call(p, fd, vec + mm * i, flags & ~MSG_WAITFORONE, park=not got)
             if n is None:
                 return None  # (the first message: waits in the scheduler)
         except (OSError, SyscallError):
@@ -569,7 +614,7 @@ def sys_recvmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32,
             if got:
                 break
             return n
-        p.mem.write(vec + _MMSG * i + 56, struct.pack("<I", n))
+        p.mem.write(vec + mm * i + lay.msghdr.size, struct.pack("<I", n))
         got += 1
         if flags & MSG_WAITFORONE:
             flags |= MSG_DONTWAIT

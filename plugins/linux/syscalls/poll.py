@@ -545,5 +545,23 @@ def sys_pselect6(p: Process, nfds: I32, rd: Ptr, wr: Ptr, ex: Ptr, tmo: Ptr,
     return n
 
 
+syscall("arm:pselect6_time64")(sys_pselect6)  # (32-bit ARM: pselect6 itself is time32)
+
+
+@syscall("arm:_newselect")
+def sys_newselect(p: Process, nfds: I32, rd: Ptr, wr: Ptr, ex: Ptr, tmo: Ptr) -> int | None:
+    """32-bit ARM's select: a struct timeval of two 32-bit longs."""
+    timeout = -1
+    if tmo:
+        sec, usec = struct.unpack("<ii", p.mem.read(tmo, 8))
+        if sec < 0 or not 0 <= usec < 1_000_000:
+            return -errno.EINVAL
+        timeout = min(sec * 1000 + (usec + 999) // 1000, 0x7FFFFFFF)
+    n = _select(p, nfds, (rd, wr, ex), timeout)
+    if n == 0 and tmo:
+        p.mem.write(tmo, bytes(8))
+    return n
+
+
 # fdevents' blocking timerfd read parks through this module (no import back: no cycle).
 fdevents.PARKING = sys.modules[__name__]
