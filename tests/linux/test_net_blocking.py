@@ -35,8 +35,10 @@ sys.path.insert(0, str(HERE.parent / "gdb"))
 from rsp import RspClient, le, parse_stop  # noqa: E402
 
 #: gdb's register number of the pc, and the bytes of the system call instruction.
-PC = {"x86_64": 0x10, "aarch64": 0x20}
-SYSCALL = {"x86_64": b"\x0f\x05", "aarch64": b"\x01\x00\x00\xd4"}
+PC = {"gcc": 0x10, "aarch64": 0x20, "riscv64": 0x20, "thumb": 0xF, "arm": 0xF}
+SYSCALL = {"gcc": b"\x0f\x05", "aarch64": b"\x01\x00\x00\xd4",
+           "riscv64": b"\x73\x00\x00\x00", "thumb": b"\x00\xdf",
+           "arm": b"\x00\xdf"}  # (an ARM build's glibc makes its calls in a Thumb helper)
 
 
 def _native(exe: Path) -> list[str]:
@@ -119,7 +121,7 @@ def _interrupt_in_syscall(rsp: RspClient, arch: str) -> int:
     raise AssertionError("never stopped in the waiting system call")
 
 
-@pytest.mark.parametrize("toolchain", ["gcc", "aarch64"])
+@pytest.mark.parametrize("toolchain", list(SYSCALL))
 def test_gdb_interrupt_while_the_guest_waits_in_recv(build_probe: Callable[[str, str], Path],
                                                      toolchain: str) -> None:
     """``syxdbg serve`` of the echo server: gdb continues, the test's client connects, the
@@ -128,7 +130,7 @@ def test_gdb_interrupt_while_the_guest_waits_in_recv(build_probe: Callable[[str,
     them exactly; going back to the start and forward again replays the interrupted call
     the same way (the end of history again, no second output)."""
     exe = build_probe("netblock", toolchain)
-    arch = "aarch64" if toolchain == "aarch64" else "x86_64"
+    arch = toolchain
     with _served(exe, ["serve"]) as (p, rsp):
         assert p.stdout is not None
         rsp.send(b"vCont;c")
