@@ -228,7 +228,7 @@ def _run_late(cmd: list[str], mode: str) -> bytes:
     return p.stdout
 
 
-@pytest.mark.parametrize("toolchain", TOOLCHAINS)
+@pytest.mark.parametrize("toolchain", [*TOOLCHAINS, "arm", "thumb", "riscv64"])
 @pytest.mark.parametrize("mode", ["connect", "send"])
 def test_blocking_connect_and_full_send_buffer(build_probe: Callable[[str, str], Path],
                                                tmp_path: Path, toolchain: str,
