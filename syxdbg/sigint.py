@@ -13,11 +13,13 @@ A guest system call can also block in the host (``read`` from a terminal or a pi
 A debugger's own interrupt (gdb's Ctrl-C, an RSP ``\x03``, the shell's or the DAP client's
 pause) comes from another thread while the guest's system call waits on the host, where no
 signal reaches it. Host waits therefore poll their descriptors together with a wake pipe:
-:func:`wake_host_waits` (called by ``Timeline.interrupt`` and the SIGINT watcher) makes every
-:func:`wait_host` fail with ``InterruptedError`` from then until :func:`reset_host_waits`
-(a new motion, a new ``sigint_calls`` scope), so a wait entered a moment after the interrupt
-does not outlast it either. The syscall layer then makes the guest's call again when it
-resumes (Linux's restart of a call interrupted by a stop), having consumed nothing.
+:func:`wake_host_waits` (called by ``Timeline.interrupt`` and the SIGINT watcher) makes the
+current or next :func:`wait_host` of every thread fail once with ``InterruptedError``, unless
+the thread starts a new motion first (:func:`reset_host_waits`, also at a new
+``sigint_calls`` scope): a wait entered a moment after the interrupt does not outlast it,
+and a thread of another session, not interrupted, makes its call again once and goes on.
+The syscall layer then makes the guest's call again when it resumes (Linux's restart of a
+call interrupted by a stop), having consumed nothing.
 
 The command line's start-up (imports, parsing, loading the program) runs under
 :func:`install_startup_handler`: the first Ctrl-C raises one ``KeyboardInterrupt`` that
@@ -34,6 +36,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import FrameType
@@ -85,59 +88,80 @@ def blocking_call() -> Iterator[None]:
 
 # -- host waits -----------------------------------------------------------------------------------
 _wake_lock = threading.Lock()
-_wake_pipe: tuple[int, int] | None = None
-_wake_requested = False
+#: Interrupts so far (each :func:`wake_host_waits` adds one).
+_wakes = 0
+#: Per thread that waits on the host: (its wake pipe, the interrupts it has seen).
+_waiters: dict[int, tuple[tuple[int, int], int]] = {}
 
 
-def _pipe() -> tuple[int, int]:
-    global _wake_pipe
-    if _wake_pipe is None:
+def _mine() -> tuple[tuple[int, int], int]:
+    """The calling thread's wake pipe and the interrupts it has seen (a thread seen for the
+    first time has seen every interrupt so far)."""
+    me = threading.get_ident()
+    entry = _waiters.get(me)
+    if entry is None:
         with _wake_lock:
-            if _wake_pipe is None:
-                _wake_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-    return _wake_pipe
+            alive = {t.ident for t in threading.enumerate()}
+            for ident in [i for i in _waiters if i not in alive]:  # threads that ended
+                for fd in _waiters.pop(ident)[0]:
+                    os.close(fd)
+            entry = _waiters[me] = (os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC), _wakes)
+    return entry
 
 
 def wake_host_waits() -> None:
-    """End every :func:`wait_host` now and until :func:`reset_host_waits`. Safe from any
-    thread (and from a signal handler)."""
-    global _wake_requested
-    _wake_requested = True
-    with suppress(OSError):  # (full: a wake is already pending)
-        os.write(_pipe()[1], b"!")
+    """An interrupt: the host wait of every thread that is in one now, or that enters one
+    before its next :func:`reset_host_waits`, fails once. Safe from any thread."""
+    global _wakes
+    with _wake_lock:
+        _wakes += 1
+        pipes = [pipe for pipe, _ in _waiters.values()]
+    for _, w in pipes:
+        with suppress(OSError):  # (full: a wake is already pending)
+            os.write(w, b"!")
+
+
+def _seen(pipe: tuple[int, int]) -> None:
+    """The calling thread has seen every interrupt so far: drain its pipe."""
+    _waiters[threading.get_ident()] = (pipe, _wakes)
+    with suppress(OSError):
+        while os.read(pipe[0], 4096):
+            pass
 
 
 def reset_host_waits() -> None:
-    """A new motion starts: interrupts before it no longer end host waits."""
-    global _wake_requested
-    _wake_requested = False
-    if _wake_pipe is not None:
-        with suppress(OSError):
-            while os.read(_wake_pipe[0], 4096):
-                pass
-
-
-def host_waits_interrupted() -> bool:
-    """Whether a wait on the host would fail now (an interrupt is pending)."""
-    return _wake_requested
+    """A new motion starts in this thread: earlier interrupts no longer end its waits."""
+    _seen(_mine()[0])
 
 
 def wait_host(fds: Sequence[tuple[int, int]], timeout_ms: int) -> dict[int, int]:
     """poll(2) of ``(fd, events)`` for up to ``timeout_ms`` (-1: no limit): the revents of
     the ready ones. Raises ``InterruptedError`` when an interrupt comes first (Ctrl-C, or
-    :func:`wake_host_waits` from any thread), or is pending."""
-    if _wake_requested:
-        raise InterruptedError(errno.EINTR, "interrupted")
-    rfd = _pipe()[0]
-    poller = select.poll()
-    for fd, events in fds:
-        poller.register(fd, events)
-    poller.register(rfd, select.POLLIN)
-    with blocking_call():
-        ready = dict(poller.poll(timeout_ms))
-    if _wake_requested or rfd in ready:
-        raise InterruptedError(errno.EINTR, "interrupted")
-    return ready
+    :func:`wake_host_waits` from any thread), or came since this thread's motion began and
+    this thread has not seen it yet."""
+    me = threading.get_ident()
+    deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+    while True:
+        pipe, seen = _mine()
+        if seen != _wakes:
+            _seen(pipe)
+            raise InterruptedError(errno.EINTR, "interrupted")
+        poller = select.poll()
+        for fd, events in fds:
+            poller.register(fd, events)
+        poller.register(pipe[0], select.POLLIN)
+        left = -1 if deadline is None else max(0, round((deadline - time.monotonic()) * 1000))
+        with blocking_call():
+            ready = dict(poller.poll(left))
+        if _waiters[me][1] != _wakes:
+            _seen(pipe)
+            raise InterruptedError(errno.EINTR, "interrupted")
+        if pipe[0] not in ready:
+            return ready
+        _seen(pipe)  # a late byte of an interrupt this thread had already seen
+        del ready[pipe[0]]
+        if ready or (deadline is not None and time.monotonic() >= deadline):
+            return ready
 
 
 @contextmanager
