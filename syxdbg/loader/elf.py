@@ -11,7 +11,6 @@ provided (no ``AT_SYSINFO_EHDR``): glibc and musl then make real system calls.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import struct
@@ -22,8 +21,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ..errors import LoadError
 from ..machine.arch import ArchSpec, arch_for_elf_machine
 from ..machine.memory import PAGE, Perm, page_round_down, page_round_up
-from .image import LoadedImage, Segment, SymbolTables
+from .image import LoadedImage, Segment
 from .kuser import map_kuser_page
+from .symtab import SymbolTables, parse_symbol_tables, symbol_layout
 
 if TYPE_CHECKING:
     from ..machine import Machine
@@ -151,7 +151,7 @@ class _ElfFile:
         if len(table) < count * self.e_shentsize:
             raise _Malformed("the section headers are past the end of the file")
         headers = [struct.unpack_from(fmt, table, i * self.e_shentsize) for i in range(count)]
-        sym = _symbol_layout(self.elfclass, self.order)[2]
+        sym = symbol_layout(self.elfclass, self.order)[2]
         out = []
         for _, sh_type, _, _, offset, size, link, _, _, entsize in headers:
             if sh_type not in (_SHT_SYMTAB, _SHT_DYNSYM):
@@ -505,22 +505,8 @@ def _map_segments(machine: Machine, path: str, elf: _ElfFile, bias: int,
     return image
 
 
-#: st_info types kept as symbols: NOTYPE, OBJECT, FUNC. Not TLS (offsets, not addresses),
-#: SECTION or FILE, nor GNU_IFUNC: an ifunc symbol's value is its resolver, which runs once
-#: at start-up, so ``break memcpy`` there would never stop in the memcpy that runs.
-_SYMBOL_TYPES = frozenset({0, 1, 2})
 _SHT_SYMTAB, _SHT_DYNSYM = 2, 11
 _EM_ARM = 40
-
-
-def _symbol_layout(elfclass: int, order: str) -> tuple[str, tuple[int, ...], int]:
-    """The struct format of one symbol, the order of (name, info, shndx, value, size) in
-    it, and its size."""
-    if elfclass == 64:
-        fmt = order + "IBBHQQ"  # name, info, other, shndx, value, size
-        return fmt, (0, 1, 3, 4, 5), struct.calcsize(fmt)
-    fmt = order + "IIIBBH"  # name, value, size, info, other, shndx
-    return fmt, (0, 3, 5, 1, 2), struct.calcsize(fmt)
 
 
 def _symbol_tables(elf: _ElfFile, bias: int) -> SymbolTables:
@@ -530,47 +516,11 @@ def _symbol_tables(elf: _ElfFile, bias: int) -> SymbolTables:
                         elf.e_machine == _EM_ARM)
 
 
-@functools.lru_cache(maxsize=16)
-def parse_symbol_tables(tables: SymbolTables) -> tuple[dict[str, int], dict[str, int]]:
-    """Every defined function and object symbol of the tables, relocated: ``(addresses,
-    sizes)`` by name. A global definition wins over a local one of the same name.
-
-    Cached by the tables' contents (equal bytes, bias and layout: equal answer), so a
-    program exec'd again in the session is parsed once. The dicts are shared: copy
-    them before changing them (:class:`LoadedImage` does)."""
-    fmt, order, _ = _symbol_layout(tables.elfclass, tables.order)
-    # ARM: bit 0 of a function symbol's value marks Thumb code (ELF for the Arm
-    # architecture, 5.5.3); the instruction is at the even address.
-    thumb_bit = ~1 if tables.arm else ~0
-    bias = tables.bias
-    symbols: dict[str, int] = {}
-    sizes: dict[str, int] = {}
-    for table, strtab in tables.tables:
-        for fields in struct.iter_unpack(fmt, table):
-            name_off, info, shndx, value, size = (fields[i] for i in order)
-            kind, local = info & 0xF, info >> 4 == 0
-            if kind not in _SYMBOL_TYPES or shndx == 0 or not name_off:
-                continue
-            if kind == 0 and local:
-                continue
-            end = strtab.find(b"\0", name_off)
-            raw = strtab[name_off:end if end >= 0 else len(strtab)]
-            if not raw:
-                continue
-            name = raw.decode("utf-8", errors="replace")
-            # Prefer global definitions over local ones of the same name.
-            if local and name in symbols:
-                continue
-            symbols[name] = (value & thumb_bit if kind == 2 else value) + bias
-            sizes[name] = size
-    return symbols, sizes
-
-
 def _collect_symbols(elf: Any, bias: int, image: LoadedImage) -> None:
     """Add the symbols of a pyelftools ``ELFFile`` to ``image`` (the firmware loader's
     way; programs loaded by :func:`load_elf` parse theirs on first use)."""
     order = "<" if elf.little_endian else ">"
-    entry = _symbol_layout(elf.elfclass, order)[2]
+    entry = symbol_layout(elf.elfclass, order)[2]
     raw: list[tuple[bytes, bytes]] = []
     for section in elf.iter_sections():
         header = section.header

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .symtab import SymbolTables, parse_symbol_tables
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -11,20 +13,6 @@ class Segment:
     end: int
     perms: str  # "r-x", "rw-", ...
     file_offset: int = 0
-
-
-@dataclass(frozen=True)
-class SymbolTables:
-    """The raw symbol tables of a loaded ELF file: ``(table, string table)`` bytes per
-    ``SHT_SYMTAB``/``SHT_DYNSYM`` section, the load bias, the layout (ELF class, byte
-    order) and whether it is an ARM file (Thumb bit in function symbols). Read at load
-    time, parsed on first use (:func:`syxdbg.loader.elf.parse_symbol_tables`)."""
-
-    tables: tuple[tuple[bytes, bytes], ...]
-    bias: int
-    elfclass: int
-    order: str
-    arm: bool
 
 
 @dataclass
@@ -77,8 +65,6 @@ class LoadedImage:
             if self.symbol_tables is None:
                 self._symbols = {}
             else:
-                from .elf import parse_symbol_tables
-
                 symbols, sizes = parse_symbol_tables(self.symbol_tables)
                 self._symbols, self._symbol_sizes = dict(symbols), dict(sizes)
                 self.symbol_tables = None

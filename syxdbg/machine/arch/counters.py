@@ -35,12 +35,33 @@ from __future__ import annotations
 import signal
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import unicorn
 
-if TYPE_CHECKING:
-    from ..core import Machine
+
+class Machine(Protocol):
+    """What of :class:`syxdbg.machine.core.Machine` the counter traps use (a Protocol, so
+    that this module does not import the core that imports it)."""
+
+    arch: Any
+    mem: Any
+    regs: Any
+    _deferred: Callable[[], None] | None
+    _fault: tuple[int, int, str] | None
+
+    @property
+    def uc(self) -> unicorn.Uc: ...
+
+    @property
+    def native_core(self) -> Any: ...
+
+    @property
+    def thumb(self) -> bool: ...
+
+    def insn_position(self, address: int) -> int: ...
+
+    def _insn_before(self, address: int) -> int: ...
 
 #: CNTFRQ as 32-bit ARM programs read it (QEMU's generic timer default, 62.5 MHz; the
 #: counter itself is the instruction position).

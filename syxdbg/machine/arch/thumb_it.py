@@ -22,15 +22,32 @@ later breakpoint of the same block runs to that one the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import capstone
 from unicorn import arm_const
 
 from ..events import StopEvent, Stopped
 
-if TYPE_CHECKING:
-    from ..core import Machine
+
+class Machine(Protocol):
+    """What of :class:`syxdbg.machine.core.Machine` the IT-block breakpoints use (its
+    breakpoint hooks; a Protocol, so that this module does not import the core that
+    imports it)."""
+
+    _breakpoints: set[int]
+    _core: Any
+    mem: Any
+
+    @property
+    def pc(self) -> int: ...
+
+    @property
+    def position(self) -> int: ...
+
+    def _hook_breakpoint(self, address: int) -> None: ...
+
+    def _drop_translation(self, address: int) -> None: ...
 
 RunFn = Callable[[int | None, int | None], StopEvent]
 
