@@ -20,12 +20,14 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import progs
 import pytest
+import tracefiles
 import unicorn
 from syxdbg_plugins.linux import get_kernel
-from tracefiles import drcov_instructions, open_session, parse_drcov, parse_tenet
+from tracefiles import drcov_instructions, parse_drcov, parse_tenet
 
 import syxdbg
 from syxdbg.commands import make_registry
@@ -33,6 +35,12 @@ from syxdbg.machine import Exited
 
 SOURCE = Path(__file__).resolve().parent / "linux" / "programs" / "threads.c"
 ARGS = ["spin", "20000"]
+
+
+def open_session(exe: Path, args: list[str], **options: Any) -> syxdbg.Session:
+    """A session with slices of 100 000 instructions (a tenth of the default: three
+    switches in this short run)."""
+    return tracefiles.open_session(exe, args, thread_slice=100_000, **options)
 
 
 @pytest.fixture(scope="module")

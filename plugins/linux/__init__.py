@@ -322,7 +322,7 @@ def syxdbg_addoption(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--thread-slice", metavar="N", dest=THREAD_SLICE_OPTION, type=_positive_int,
         help="instructions a guest thread runs before a system call may switch to another "
-        "runnable thread (default 100000). Part of the recorded state: a replay keeps the "
+        "runnable thread (default 1000000). Part of the recorded state: a replay keeps the "
         "recorded slice")
     parser.add_argument(
         "--follow", metavar="WHICH", dest=FOLLOW_OPTION, type=parse_follow,

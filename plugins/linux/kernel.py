@@ -383,7 +383,9 @@ class ProcessState:
     #: Position where the running thread's time slice began.
     slice_start: int = 0
     #: Instructions a thread runs before a system call may switch to another runnable one.
-    time_slice: int = 100_000
+    #: (1M: still a finer interleaving than Linux's 0.75-6 ms slices, and switches cost
+    #: under 10% of a CPU-bound thread's time; docs/performance.md, Threads.)
+    time_slice: int = 1_000_000
     #: ``--schedule seed:N``: N perturbs each slice's length and the choice of the next
     #: thread, reproducibly (:func:`schedule_mix`); 0: none (FIFO round robin, full slices).
     schedule_seed: int = 0

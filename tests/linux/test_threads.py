@@ -41,10 +41,14 @@ SYXDBG = [sys.executable, "-m", "syxdbg"]
 Make = Callable[[str], SysCaller]
 
 
+#: The slice of these tests: a tenth of the default, so that short runs switch often.
+SLICE = {"thread_slice": 100_000}
+
+
 def open_session(exe: Path, args: list[str], **options: Any) -> syxdbg.Session:
     opts = {f"timeline.{k}": v for k, v in options.items()}
     return syxdbg.open(str(exe), args, env=dict(progs.DEFAULT_ENV), argv0="threads",
-                       options=opts)
+                       options={**SLICE, **opts})
 
 
 @pytest.fixture(scope="session")
@@ -161,7 +165,8 @@ def test_a_racy_counter_gives_the_same_result_every_time(threads_exe: Callable[[
     assert re.fullmatch(rb"counter \d+ of 1600\n", outs[0].stdout)
     results = []
     for _ in range(2):
-        with syxdbg.open(str(exe), ["race", "400"], env=dict(progs.DEFAULT_ENV)) as s:
+        with syxdbg.open(str(exe), ["race", "400"], env=dict(progs.DEFAULT_ENV),
+                         options=SLICE) as s:
             ev = s.cont(FORWARD)
             assert isinstance(ev, Exited) and ev.status == 0
             kernel = get_kernel(s)
@@ -306,7 +311,7 @@ def test_a_seeded_schedule_goes_backwards_exactly(threads_exe: Callable[[str], P
     switch restores every thread, as with the plain round robin."""
     exe = threads_exe("gcc")
     with syxdbg.open(str(exe), ["race", "50"], env=dict(progs.DEFAULT_ENV),
-                     options={"schedule": 5}) as s:
+                     options={"schedule": 5, **SLICE}) as s:
         kernel = get_kernel(s)
         assert kernel is not None and kernel.s.schedule_seed == 5
         inner = s.machine.syscall_handler
@@ -440,7 +445,7 @@ def test_a_seed_gives_the_same_preemptions(threads_exe: Callable[[str], Path]) -
     runs: dict[int, list[list[int]]] = {}
     for seed in (7, 7, 8):
         with syxdbg.open(str(exe), ["spin", "200000"], env=dict(progs.DEFAULT_ENV),
-                         options={"schedule": seed}) as s:
+                         options={"schedule": seed, **SLICE}) as s:
             runs.setdefault(seed, []).append(_preemptions(s))
     assert runs[7][0] == runs[7][1] and len(runs[7][0]) >= 5
     assert any(p % 100_000 for p in runs[7][0])  # seeded lengths, not the plain slice
