@@ -602,3 +602,74 @@ def sys_sync_file_range(p: Process, fd: Fd, offset: I64, nbytes: I64, flags: U32
     if f.kind == "pipe":
         return -errno.ESPIPE
     return 0
+
+
+#: splice flags: SPLICE_F_MOVE, SPLICE_F_NONBLOCK, SPLICE_F_MORE, SPLICE_F_GIFT.
+_SPLICE_FLAGS, _SPLICE_F_NONBLOCK = 0xF, 2
+
+
+@syscall("splice")
+def sys_splice(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr, length: U64,
+               flags: U32) -> int | None:
+    """Move bytes between a pipe and a file (or another pipe) as a read and a write through
+    the host boundary (the bytes read are recorded like any read); at most 1 MiB per call,
+    4 KiB into a pipe (callers loop). An empty pipe to read or a full one to write makes
+    the caller wait like read/write do; with SPLICE_F_NONBLOCK or O_NONBLOCK it is EAGAIN.
+    Sockets and other kinds of file: EINVAL (callers fall back to read and write)."""
+    src, dst = p.file(fd_in), p.file(fd_out)
+    if flags & ~_SPLICE_FLAGS:
+        return -errno.EINVAL
+    if src.flags & abi.O_ACCMODE == 1 or dst.flags & abi.O_ACCMODE == 0:
+        return -errno.EBADF
+    if "pipe" not in (src.kind, dst.kind) or {src.kind, dst.kind} - {"pipe", "file"} \
+            or _emulated(src) or _emulated(dst):
+        return -errno.EINVAL
+    if (off_in and src.kind == "pipe") or (off_out and dst.kind == "pipe"):
+        return -errno.ESPIPE
+    if src.kind == dst.kind == "pipe" and dst.id == src.id + 1:
+        return -errno.EINVAL  # the two ends of one pipe (_pipe makes them one after another)
+    if not length:
+        return 0
+    nonblock = bool(flags & _SPLICE_F_NONBLOCK)
+    hin, hout = p.host_fd(fd_in), p.host_fd(fd_out)
+    n = min(length, _COPY_CHUNK)
+    if src.kind == "pipe":
+        if nonblock and not p.host.readable(hin):
+            return 0 if p.pipe_writer_closed(src) else -errno.EAGAIN
+        how = p.pipe_read(src, fd_in)
+        if how != "read":
+            return 0 if how == "eof" else None  # None: the caller waits, then calls again
+    if dst.kind == "pipe":
+        # Room for a page: what Linux's pipe poll calls writable (one free buffer).
+        if not p.host.poll(((hout, 4),), 0)[0] & 4:  # POLLOUT
+            if nonblock or dst.flags & abi.O_NONBLOCK:
+                return -errno.EAGAIN
+            p.wait_io(fd_out)  # woken when a thread reads or closes a file
+            return None
+        n = min(n, abi.PIPE_BUF)
+    if off_in:
+        pos_in = struct.unpack("<q", p.mem.read(off_in, 8))[0]
+        if pos_in < 0:
+            return -errno.EINVAL
+        data = p.host.pread(hin, n, pos_in)
+    else:
+        data = p.host.read(hin, n)
+    if not data:
+        return 0
+    if dst.kind == "pipe":
+        written = p.pipe_write(dst, fd_out, data) if p.is_guest_pipe_writer(dst) \
+            else p.host.write(hout, data)
+        written = len(data) if written is None else written  # (it had room: see above)
+    elif off_out:
+        pos_out = struct.unpack("<q", p.mem.read(off_out, 8))[0]
+        if pos_out < 0:
+            return -errno.EINVAL
+        written = p.host.pwrite(hout, data, pos_out)
+        p.mem.write(off_out, struct.pack("<q", pos_out + written))
+    else:
+        written = p.host.write(hout, data)
+    if off_in:
+        p.mem.write(off_in, struct.pack("<q", pos_in + written))
+    elif written < len(data) and src.kind == "file":  # give back what was not written
+        p.host.lseek(hin, written - len(data), os.SEEK_CUR)
+    return written
