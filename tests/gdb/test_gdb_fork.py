@@ -12,74 +12,30 @@ writes to the test's stdout (``capfd``); gdb's text is what a user sees.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import progs
 import pytest
-from gdbmi import Gdb, Served, served
-from support import in_ci
+from gdbprogs import GDBS, build, debugged, line_of
 
 SOURCE = Path(__file__).resolve().parent / "programs" / "forks.c"
-#: toolchain -> the gdb that debugs its programs.
-GDBS = {"gcc": shutil.which("gdb"), "musl": shutil.which("gdb"),
-        "aarch64": shutil.which("gdb-multiarch")}
 SYX = [sys.executable, "-m", "syxdbg"]
 
 
-def _line(marker: str) -> int:
-    for n, text in enumerate(SOURCE.read_text().splitlines(), 1):
-        if marker in text:
-            return n
-    raise AssertionError(marker)
-
-
 #: The parent's line right after its fork (the child's pid is known there).
-AFTER_FORK = _line('printf("forked')
+AFTER_FORK = line_of(SOURCE, 'printf("forked')
 
 
 @pytest.fixture(scope="module", params=tuple(GDBS))
 def forks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The program built by one toolchain (glibc, musl, aarch64)."""
-    return _build(request.param, tmp_path_factory)
+    return build(SOURCE, request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def forks_gcc(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build("gcc", tmp_path_factory)
-
-
-def _build(toolchain: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tc = progs.toolchain_for(toolchain)
-    if not tc.available() or GDBS[toolchain] is None:
-        if in_ci():
-            raise AssertionError(f"{tc.cc} or its gdb is missing")
-        pytest.skip(f"{tc.cc} or its gdb is missing")
-    exe = tmp_path_factory.mktemp("forks") / f"forks-{toolchain}"
-    subprocess.run(tc.command(SOURCE, exe), check=True, capture_output=True)
-    return exe
-
-
-def _gdb(exe: Path) -> str:
-    gdb = GDBS[exe.name.rpartition("-")[2]]
-    assert gdb is not None
-    return gdb
-
-
-@contextmanager
-def debugged(exe: Path, target: str = "remote") -> Iterator[tuple[Gdb, Served]]:
-    with served(str(exe), argv0=str(exe)) as srv:  # (it execs itself by argv[0])
-        g = Gdb(_gdb(exe), str(exe))
-        try:
-            g.cli(f"set sysroot {srv.session.image.sysroot or '/'}")
-            g.cli(f"target {target} 127.0.0.1:{srv.port}")
-            yield g, srv
-        finally:
-            g.close()
+    return build(SOURCE, "gcc", tmp_path_factory)
 
 
 def exe_is(exe: Path, toolchain: str) -> bool:
@@ -95,7 +51,7 @@ def printed(capfd: pytest.CaptureFixture[str], what: str) -> int:
 
 def test_catch_fork_stops_in_the_parent_with_the_childs_pid(
         forks: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    with debugged(forks) as (g, srv):
+    with debugged(forks, argv0=str(forks)) as (g, srv):
         s = srv.session
         parent = s.current_process
         g.cli("catch fork")
@@ -119,7 +75,7 @@ def test_catch_fork_stops_in_the_parent_with_the_childs_pid(
 
 def test_follow_fork_mode_child_breaks_in_the_child(
         forks: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    with debugged(forks) as (g, srv):
+    with debugged(forks, argv0=str(forks)) as (g, srv):
         s = srv.session
         parent = s.current_process
         g.cli("set follow-fork-mode child")
@@ -157,7 +113,7 @@ def test_follow_fork_mode_child_breaks_in_the_child(
 def test_catch_exec_shows_the_new_program(forks: Path) -> None:
     """After the first fork (followed in the parent), ``follow-fork-mode child`` follows
     the vfork child, whose exec stops gdb with the new program; a breakpoint in it hits."""
-    with debugged(forks) as (g, srv):
+    with debugged(forks, argv0=str(forks)) as (g, srv):
         s = srv.session
         g.cli(f"break {AFTER_FORK}")
         g.cli("continue")
@@ -189,7 +145,7 @@ def test_catch_exec_shows_the_new_program(forks: Path) -> None:
 
 def test_detach_on_fork_off_keeps_two_inferiors(
         forks: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    with debugged(forks) as (g, srv):
+    with debugged(forks, argv0=str(forks)) as (g, srv):
         s = srv.session
         parent = s.current_process
         g.cli("set detach-on-fork off")
@@ -221,7 +177,7 @@ def test_detach_on_fork_off_keeps_two_inferiors(
 def test_reverse_execution_across_a_fork(forks: Path) -> None:
     """In the parent: back over its fork (reverse-stepi, reverse-continue to a breakpoint
     before it and to the start of history), forward again: the same child, caught again."""
-    with debugged(forks) as (g, srv):
+    with debugged(forks, argv0=str(forks)) as (g, srv):
         s = srv.session
         g.cli("catch fork")
         g.cli(f"break {AFTER_FORK}")
@@ -271,7 +227,7 @@ def test_attach_a_detached_child_with_extended_remote(
     """``target extended-remote`` + ``attach PID`` (``vAttach``): the fork child gdb
     detached runs on, unobserved; attaching it again makes it an inferior whose breakpoints
     stop, as with gdbserver."""
-    with debugged(forks, "extended-remote") as (g, srv):
+    with debugged(forks, "extended-remote", argv0=str(forks)) as (g, srv):
         s = srv.session
         g.cli(f"break {AFTER_FORK}")
         g.cli("continue")

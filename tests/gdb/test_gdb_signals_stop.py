@@ -11,75 +11,31 @@ counting handler and prints the count after each, on the test's stdout (``capfd`
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import progs
 import pytest
-from gdbmi import Gdb, Served, served
-from support import in_ci
+from gdbmi import Gdb
+from gdbprogs import GDBS, build, debugged, line_of
 
 SOURCE = Path(__file__).resolve().parent / "programs" / "sigstop.c"
-#: toolchain -> the gdb that debugs its programs.
-GDBS = {"gcc": shutil.which("gdb"), "musl": shutil.which("gdb"),
-        "aarch64": shutil.which("gdb-multiarch")}
 RECEIVED = "Program received signal SIGUSR1, User defined signal 1."
 #: The system call instruction (x86_64, aarch64) in ``x/i $pc``.
 SYSCALL = re.compile(r"\t(syscall|svc\s+#0x0)\b")
 
 
-def _line(marker: str) -> int:
-    for n, text in enumerate(SOURCE.read_text().splitlines(), 1):
-        if marker in text:
-            return n
-    raise AssertionError(marker)
-
-
-AFTER_KILL = _line('printf("after kill')
-RAISE = _line("raise(SIGUSR1);")
+AFTER_KILL = line_of(SOURCE, 'printf("after kill')
+RAISE = line_of(SOURCE, "raise(SIGUSR1);")
 
 
 @pytest.fixture(scope="module", params=tuple(GDBS))
 def sigstop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The program built by one toolchain (glibc, musl, aarch64)."""
-    return _build(SOURCE, request.param, tmp_path_factory)
+    return build(SOURCE, request.param, tmp_path_factory)
 
 
 @pytest.fixture(scope="module", params=tuple(GDBS))
 def sigterm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build(SOURCE.with_name("sigterm.c"), request.param, tmp_path_factory)
-
-
-def _build(source: Path, toolchain: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tc = progs.toolchain_for(toolchain)
-    if not tc.available() or GDBS[toolchain] is None:
-        if in_ci():
-            raise AssertionError(f"{tc.cc} or its gdb is missing")
-        pytest.skip(f"{tc.cc} or its gdb is missing")
-    exe = tmp_path_factory.mktemp(source.stem) / f"{source.stem}-{toolchain}"
-    subprocess.run(tc.command(source, exe), check=True, capture_output=True)
-    return exe
-
-
-def _gdb(exe: Path) -> str:
-    gdb = GDBS[exe.name.rpartition("-")[2]]
-    assert gdb is not None
-    return gdb
-
-
-@contextmanager
-def debugged(exe: Path) -> Iterator[tuple[Gdb, Served]]:
-    with served(str(exe)) as srv:
-        g = Gdb(_gdb(exe), str(exe))
-        try:
-            g.cli(f"set sysroot {srv.session.image.sysroot or '/'}")
-            g.cli(f"target remote 127.0.0.1:{srv.port}")
-            yield g, srv
-        finally:
-            g.close()
+    return build(SOURCE.with_name("sigterm.c"), request.param, tmp_path_factory)
 
 
 def hits(g: Gdb) -> int:

@@ -482,6 +482,41 @@ def sys_fadvise64(p: Process, fd: Fd, offset: I64, length: I64, advice: I32) -> 
 _COPY_CHUNK = 1 << 20
 
 
+def _read_at(p: Process, hfd: int, n: int, off_ptr: int) -> tuple[bytes, int]:
+    """Up to ``n`` bytes of host ``hfd``: at the offset in guest memory at ``off_ptr``
+    (pread; EINVAL if negative), or at the file position when ``off_ptr`` is 0. Returns
+    the bytes and the offset used (-1: the position)."""
+    if not off_ptr:
+        return p.host.read(hfd, n), -1
+    pos = struct.unpack("<q", p.mem.read(off_ptr, 8))[0]
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    return p.host.pread(hfd, n, pos), pos
+
+
+def _write_at(p: Process, hfd: int, data: bytes, off_ptr: int) -> int:
+    """Write ``data`` to host ``hfd`` at the offset at ``off_ptr`` (pwrite; the offset
+    moves past what was written), or at the file position when ``off_ptr`` is 0."""
+    if not off_ptr:
+        return p.host.write(hfd, data)
+    pos = struct.unpack("<q", p.mem.read(off_ptr, 8))[0]
+    if pos < 0:
+        raise SyscallError(errno.EINVAL)
+    written = p.host.pwrite(hfd, data, pos)
+    p.mem.write(off_ptr, struct.pack("<q", pos + written))
+    return written
+
+
+def _read_done(p: Process, hfd: int, off_ptr: int, pos: int, read: int, written: int) -> None:
+    """After a copy that read ``read`` bytes of host ``hfd`` (at ``pos`` from
+    :func:`_read_at`) and wrote ``written`` of them: the offset at ``off_ptr`` moves past
+    them, or the file position gives back what was read but not written."""
+    if off_ptr:
+        p.mem.write(off_ptr, struct.pack("<q", pos + written))
+    elif written < read:
+        p.host.lseek(hfd, written - read, os.SEEK_CUR)
+
+
 @syscall("copy_file_range")
 def sys_copy_file_range(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr,
                         length: U64, flags: U32) -> int:
@@ -500,27 +535,11 @@ def sys_copy_file_range(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out:
     # host read allocates its whole count up front).
     n = min(length, _COPY_CHUNK)
     hin, hout = p.host_fd(fd_in), p.host_fd(fd_out)
-    if off_in:
-        pos_in = struct.unpack("<q", p.mem.read(off_in, 8))[0]
-        if pos_in < 0:
-            return -errno.EINVAL
-        data = p.host.pread(hin, n, pos_in)
-    else:
-        data = p.host.read(hin, n)
+    data, pos_in = _read_at(p, hin, n, off_in)
     if not data:
         return 0
-    if off_out:
-        pos_out = struct.unpack("<q", p.mem.read(off_out, 8))[0]
-        if pos_out < 0:
-            return -errno.EINVAL
-        written = p.host.pwrite(hout, data, pos_out)
-        p.mem.write(off_out, struct.pack("<q", pos_out + written))
-    else:
-        written = p.host.write(hout, data)
-    if off_in:
-        p.mem.write(off_in, struct.pack("<q", pos_in + written))
-    elif written < len(data):  # give back what was read but not written
-        p.host.lseek(hin, written - len(data), os.SEEK_CUR)
+    written = _write_at(p, hout, data, off_out)
+    _read_done(p, hin, off_in, pos_in, len(data), written)
     return written
 
 
@@ -536,13 +555,7 @@ def sys_sendfile(p: Process, out_fd: Fd, in_fd: Fd, offset: Ptr, count: U64) -> 
         return -errno.EBADF
     n = min(count, _COPY_CHUNK)
     hin = p.host_fd(in_fd)
-    if offset:
-        pos = struct.unpack("<q", p.mem.read(offset, 8))[0]
-        if pos < 0:
-            return -errno.EINVAL
-        data = p.host.pread(hin, n, pos)
-    else:
-        data = p.host.read(hin, n)
+    data, pos = _read_at(p, hin, n, offset)
     if not data:
         return 0
     if _emulated(dst):
@@ -553,13 +566,9 @@ def sys_sendfile(p: Process, out_fd: Fd, in_fd: Fd, offset: Ptr, count: U64) -> 
             written = p.host.write(p.host_fd(out_fd), data)
         except OSError as exc:
             _sigpipe(p, exc)
-            if not offset:
-                p.host.lseek(hin, -len(data), os.SEEK_CUR)
+            _read_done(p, hin, offset, pos, len(data), 0)
             raise
-    if offset:
-        p.mem.write(offset, struct.pack("<q", pos + written))
-    elif written < len(data):  # give back what was read but not written
-        p.host.lseek(hin, written - len(data), os.SEEK_CUR)
+    _read_done(p, hin, offset, pos, len(data), written)
     return written
 
 
@@ -647,29 +656,15 @@ def sys_splice(p: Process, fd_in: Fd, off_in: Ptr, fd_out: Fd, off_out: Ptr, len
             p.wait_io(fd_out)  # woken when a thread reads or closes a file
             return None
         n = min(n, abi.PIPE_BUF)
-    if off_in:
-        pos_in = struct.unpack("<q", p.mem.read(off_in, 8))[0]
-        if pos_in < 0:
-            return -errno.EINVAL
-        data = p.host.pread(hin, n, pos_in)
-    else:
-        data = p.host.read(hin, n)
+    data, pos_in = _read_at(p, hin, n, off_in)
     if not data:
         return 0
     if dst.kind == "pipe":
-        written = p.pipe_write(dst, fd_out, data) if p.is_guest_pipe_writer(dst) \
+        sent = p.pipe_write(dst, fd_out, data) if p.is_guest_pipe_writer(dst) \
             else p.host.write(hout, data)
-        written = len(data) if written is None else written  # (it had room: see above)
-    elif off_out:
-        pos_out = struct.unpack("<q", p.mem.read(off_out, 8))[0]
-        if pos_out < 0:
-            return -errno.EINVAL
-        written = p.host.pwrite(hout, data, pos_out)
-        p.mem.write(off_out, struct.pack("<q", pos_out + written))
+        written = len(data) if sent is None else sent  # (it had room: see above)
     else:
-        written = p.host.write(hout, data)
-    if off_in:
-        p.mem.write(off_in, struct.pack("<q", pos_in + written))
-    elif written < len(data) and src.kind == "file":  # give back what was not written
-        p.host.lseek(hin, written - len(data), os.SEEK_CUR)
+        written = _write_at(p, hout, data, off_out)
+    if src.kind == "file":
+        _read_done(p, hin, off_in, pos_in, len(data), written)
     return written
