@@ -85,10 +85,10 @@ def test_sigint_while_the_server_waits(build_probe: Callable[[str, str], Path],
 
 # -- Ctrl-C: gdb's interrupt to syxdbg serve --------------------------------------------------
 @contextmanager
-def _served(exe: Path, args: list[str]) -> Iterator[tuple[subprocess.Popen[bytes], RspClient]]:
+def _served(exe: Path, args: list[str], stdin: int = subprocess.DEVNULL,
+            ) -> Iterator[tuple[subprocess.Popen[bytes], RspClient]]:
     p = subprocess.Popen([*SYXDBG, "serve", "--port", "0", str(exe), *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         stdin=subprocess.DEVNULL)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin)
     try:
         assert p.stderr is not None
         line = p.stderr.readline().decode()
@@ -155,6 +155,26 @@ def test_gdb_interrupt_while_the_guest_waits_in_recv(build_probe: Callable[[str,
         rsp.send(b"k")
         assert p.wait(timeout=60) == 0
         assert b"server got" not in p.stdout.read()  # (a replay writes nothing)
+
+
+def test_gdb_interrupt_while_the_guest_reads_its_stdin() -> None:
+    """busybox ``head -n 1`` under ``syxdbg serve`` waits for its standard input (a pipe
+    the test holds); gdb's interrupt stops it at the read, which is made again when gdb
+    continues: the line the test then writes is printed, and the program does not see
+    EINTR ("Interrupted system call")."""
+    with _served(Path("/bin/busybox"), ["head", "-n", "1"], stdin=subprocess.PIPE) as (p, rsp):
+        assert p.stdin is not None and p.stdout is not None
+        rsp.send(b"vCont;c")
+        _interrupt_in_syscall(rsp, "gcc")
+        rsp.send(b"vCont;c")
+        p.stdin.write(b"a line\n")
+        p.stdin.close()
+        stop = rsp.reply()
+        assert stop.startswith(b"T05replaylog:end"), stop
+        assert p.stdout.readline() == b"a line\n"
+        rsp.send(b"k")
+        assert p.wait(timeout=60) == 0
+        assert p.stderr is not None and b"Interrupted" not in p.stderr.read()
 
 
 # -- a blocking connect, a full send buffer --------------------------------------------------

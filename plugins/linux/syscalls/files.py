@@ -12,7 +12,7 @@ import struct
 from .. import abi, procfs
 from ..kernel import OpenFile, Process
 from ..registry import I32, I64, U32, U64, Fd, Ptr, SyscallError, i64, syscall
-from . import fdevents, net
+from . import fdevents, net, poll
 
 MAX_RW_COUNT = 0x7FFFF000
 
@@ -123,7 +123,15 @@ def sys_read(p: Process, fd: Fd, buf: Ptr, count: U64) -> int | None:
     how = p.pipe_read(f, fd)
     if how != "read":
         return 0 if how == "eof" else None  # None: another thread runs; read again later
-    data = p.host.read(hfd, n)
+    try:
+        data = p.host.read(hfd, n)
+    except OSError as exc:
+        if not poll.interrupted(exc):
+            raise
+        # Ctrl-C or a debugger's interrupt ended the wait for a terminal or a pipe before
+        # anything was read: the call is made again when the guest resumes (no EINTR).
+        poll.restart(p)
+        return None
     p.mem.write(buf, data)
     return len(data)
 
