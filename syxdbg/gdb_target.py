@@ -319,6 +319,8 @@ class SessionTarget:
 
     def close(self) -> None:
         self._stop_job()
+        if self._multiprocess:  # (it asked the kernel about signals: it stops asking)
+            self.session.gate_signals(None)
 
     # -- BaseTarget -------------------------------------------------------------------------
     def arch(self) -> ArchInfo:
@@ -439,8 +441,15 @@ class SessionTarget:
         """A write in the past discarded the recorded future: tell the user (once)."""
         if discarded is None:
             return
+        self._forget_decisions_after(discarded.position)
         self.discarded.append(discarded)
         self._console.append(f"syxdbg: {discarded.describe()}\n")
+
+    def _forget_decisions_after(self, position: int) -> None:
+        """The recorded future after ``position`` was dropped: so are gdb's signal decisions
+        there (they were made in that future; a new one is asked for again)."""
+        self._sig_decisions = {k: v for k, v in self._sig_decisions.items()
+                               if k[0] <= position}
 
     # -- ConsoleOutput ----------------------------------------------------------------------
     def take_console_output(self) -> str:
@@ -973,6 +982,8 @@ class SessionTarget:
                 self.session.timeline.truncate_future()
             except ReadOnlyHistory:
                 self._sig_decisions[key] = before
+            else:
+                self._forget_decisions_after(pos)
                 self._console.append("syxdbg: this is a recording: the signal is delivered "
                                      "as recorded\n")
 
