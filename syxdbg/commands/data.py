@@ -90,7 +90,7 @@ def _x(ctx: Context, address: int, count: int, letter: str, size: int) -> tuple[
             address = a + len(data)
         return "\n".join(lines) + "\n", address
     try:
-        data = mem.read(address, count * size)
+        data = mem.read_debug(address, count * size)
     except SyxdbgError:
         raise CommandError(f"cannot access memory at {address:#x}") from None
     per_line = {1: 8, 2: 8, 4: 4, 8: 2}[size]

@@ -172,7 +172,7 @@ def evaluate(session: Session, text: str,
             size, signed = _READS[node.func.id]
             addr = ev(node.args[0], depth)
             try:
-                data = session.mem.read(addr, size)
+                data = session.mem.read_debug(addr, size)
             except Exception:
                 raise CommandError(f"cannot read {size} bytes at {addr:#x}") from None
             return int.from_bytes(data, "little", signed=signed)

@@ -258,18 +258,26 @@ class Memory:
 
     # -- host access ------------------------------------------------------------------------
     def read(self, address: int, size: int) -> bytes:
-        """Read guest memory; raises :class:`MemoryAccessError` if any byte is unmapped."""
-        if self.peekers:
-            check_address_range(address, size, allow_empty=True)
-            data = self.read_partial(address, size, strict=True)
-            if len(data) < size:
-                raise MemoryAccessError(address, size)
-            return data
+        """Read guest memory; raises :class:`MemoryAccessError` if any byte is unmapped.
+        Device registers are not memory here: what the guest's kernel and devices read is
+        the same on every execution (a debugger reads them with :meth:`read_debug`)."""
         spans = list(self._spans(address, size))
         if len(spans) == 1:
             r, off, n = spans[0]
             return bytes(r.view[off : off + n])
         return b"".join(bytes(r.view[off : off + n]) for r, off, n in spans)
+
+    def read_debug(self, address: int, size: int) -> bytes:
+        """A debugger's read (the shell's ``x``, expressions): as :meth:`read`, with device
+        registers from :attr:`peekers` (their errors propagate: a read in the past, a
+        model that cannot peek)."""
+        if not self.peekers:
+            return self.read(address, size)
+        check_address_range(address, size, allow_empty=True)
+        data = self.read_partial(address, size, strict=True)
+        if len(data) < size:
+            raise MemoryAccessError(address, size)
+        return data
 
     def read_partial(self, address: int, size: int, *, strict: bool = False) -> bytes:
         """Read as many bytes as are mapped from ``address`` on (may be fewer than ``size``).

@@ -118,16 +118,18 @@ def test_peripheral_reads_through_the_api_say_why_they_fail() -> None:
     with served(str(elf), options={"board": str(BOARD)}) as srv:
         s = srv.session
         s.run(until="TIM0_IRQHandler")
-        assert s.mem.read(0x40001004, 4) == (2500).to_bytes(4, "little")
+        assert s.mem.read_debug(0x40001004, 4) == (2500).to_bytes(4, "little")
+        with pytest.raises(MemoryAccessError, match="not mapped"):
+            s.mem.read(0x40001004, 4)  # (the firmware layer's own reads: no device there)
         end = s.position
         s.step("backward")
         with pytest.raises(MemoryAccessError, match="timer0's model is at the end of history"):
-            s.mem.read(0x40001000, 16)
-        assert s.mem.read(0xE000E014, 4) == (999).to_bytes(4, "little")
+            s.mem.read_debug(0x40001000, 16)
+        assert s.mem.read_debug(0xE000E014, 4) == (999).to_bytes(4, "little")
         assert s.mem.read_partial(0x40001000, 16) == b""  # (what gdb's m packet gets)
         s.seek(end)
         with pytest.raises(MemoryAccessError, match="not mapped"):
-            s.mem.read(0x50000000, 4)  # nothing there
+            s.mem.read_debug(0x50000000, 4)  # nothing there
         with pytest.raises(MemoryAccessError):
             s.write_memory(0x40001000, bytes(4))  # a debugger's store: still an error
-        assert s.mem.read(0x40001000, 4) == (3).to_bytes(4, "little")
+        assert s.mem.read_debug(0x40001000, 4) == (3).to_bytes(4, "little")
