@@ -579,7 +579,10 @@ def sys_sendmmsg(p: Process, fd: Fd, vec: Ptr, vlen: U32, flags: I32) -> int | N
     sent = 0
     for i in range(min(vlen, 1024)):
         try:
-            n = _sendmsg(p, fd, vec + mm * i, flags, park=not sent)
+            # The messages after the first never wait (nor block the host): one that does
+            # not fit ends the call with the count sent, which callers send again from.
+            n = _sendmsg(p, fd, vec + mm * i, flags | (MSG_DONTWAIT if sent else 0),
+                         park=not sent)
             if n is None:
                 return None  # (the first message: waits for room, made again)
         except (OSError, SyscallError):
