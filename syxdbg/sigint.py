@@ -130,7 +130,13 @@ def _seen(pipe: tuple[int, int]) -> None:
 
 
 def reset_host_waits() -> None:
-    """A new motion starts in this thread: earlier interrupts no longer end its waits."""
+    """A new motion starts in this thread: earlier interrupts no longer end its waits.
+    (Called by every motion: nothing to do, no system call, when none came since this
+    thread's last motion; a byte :func:`wake_host_waits` wrote late is drained by
+    :func:`wait_host`.)"""
+    entry = _waiters.get(threading.get_ident())
+    if entry is not None and entry[1] == _wakes:
+        return
     _seen(_mine()[0])
 
 
