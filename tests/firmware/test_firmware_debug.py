@@ -4,28 +4,17 @@ registers from gdb."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from fwbuild import BOARD, build_firmware
-from support import tool_missing
 
 from syxdbg.errors import MemoryAccessError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gdb"))
 from gdbmi import Gdb, served  # noqa: E402
-from rsp import RspClient, le, parse_stop  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def gdb_multiarch() -> str:
-    path = shutil.which("gdb-multiarch")
-    if path is None:
-        tool_missing("gdb-multiarch is not installed")
-    assert path is not None
-    return path
+from rsp import RspClient, it_block_stops, le, parse_stop  # noqa: E402
 
 
 def gdb_outputs(gdb_path: str, program: str, commands: list[str]) -> list[str]:
@@ -49,14 +38,7 @@ def test_rsp_breakpoints_inside_an_it_block() -> None:
         try:
             sym = srv.session.symbols
             then, other = sym["it_then"], sym["it_else"]
-            assert rsp.ask(b"Z0,%x,2" % then) == b"OK"
-            assert rsp.ask(b"Z0,%x,3" % other) == b"OK"
-            seen = []
-            for _ in range(4):
-                sig, _ = parse_stop(rsp.ask(b"c"))
-                assert sig == 5
-                seen.append((le(rsp.ask(b"pf").decode()), le(rsp.ask(b"p0").decode()),
-                             srv.session.position))
+            seen = it_block_stops(rsp, then, other, lambda: srv.session.position)
             assert [(pc, r0) for pc, r0, _ in seen] == [(then, 1), (other, 1), (then, 11),
                                                         (other, 111)]
             assert seen[1][2] == seen[0][2] + 1 and seen[3][2] == seen[2][2] + 1

@@ -6,26 +6,14 @@ of the handler into the interrupted ``wfi`` loop of main)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from fwbuild import BOARD, build_firmware
-from support import tool_missing
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gdb"))
 from gdbmi import Gdb, served  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def gdb_multiarch() -> str:
-    path = shutil.which("gdb-multiarch")
-    if path is None:
-        tool_missing("gdb-multiarch is not installed")
-    assert path is not None
-    return path
 
 
 def gdb_outputs(gdb_path: str, commands: list[str]) -> list[str]:

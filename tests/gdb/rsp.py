@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 
 def checksum(body: bytes) -> bytes:
@@ -96,3 +97,18 @@ def parse_stop(reply: bytes) -> tuple[int, dict[str, str]]:
 
 def le(hexstr: str) -> int:
     return int.from_bytes(bytes.fromhex(hexstr), "little")
+
+
+def it_block_stops(rsp: RspClient, then: int, other: int, position: Callable[[], int],
+                   stops: int = 4) -> list[tuple[int, int, int]]:
+    """Thumb IT-block breakpoints over raw RSP (no gdb adjustment): ``Z0`` kind 2 at
+    ``then`` (16-bit), kind 3 at ``other`` (32-bit), then ``stops`` continues, each a
+    SIGTRAP: (pc, r0, position) of each stop (the test programs' ``it_then``/``it_else``)."""
+    assert rsp.ask(b"Z0,%x,2" % then) == b"OK"
+    assert rsp.ask(b"Z0,%x,3" % other) == b"OK"
+    seen = []
+    for _ in range(stops):
+        sig, _ = parse_stop(rsp.ask(b"c"))
+        assert sig == 5
+        seen.append((le(rsp.ask(b"pf").decode()), le(rsp.ask(b"p0").decode()), position()))
+    return seen

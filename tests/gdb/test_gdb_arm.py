@@ -19,7 +19,7 @@ from pathlib import Path
 import capstone
 import pytest
 from gdbmi import normalize, served
-from rsp import RspClient, le, parse_stop
+from rsp import RspClient, it_block_stops, le, parse_stop
 from test_gdb_aarch64 import START, qemu_outputs, syxdbg_outputs
 
 #: The stacks: syxdbg's below 0xbefff000 (Linux's 3G/1G split), qemu-arm's below 0x40800000.
@@ -197,14 +197,7 @@ def test_rsp_breakpoints_inside_an_it_block_stop_at_their_instruction(it_program
         try:
             sym = srv.session.symbols
             then, other = sym["it_then"], sym["it_else"]
-            assert rsp.ask(b"Z0,%x,2" % then) == b"OK"
-            assert rsp.ask(b"Z0,%x,3" % other) == b"OK"
-            seen = []
-            for _ in range(4):
-                sig, _ = parse_stop(rsp.ask(b"c"))
-                assert sig == 5
-                seen.append((le(rsp.ask(b"pf").decode()), le(rsp.ask(b"p0").decode()),
-                             srv.session.position))
+            seen = it_block_stops(rsp, then, other, lambda: srv.session.position)
             # r0: argc (1) at both of the first call (addgt fails), 11 then 111 (movle fails).
             assert [(pc, r0) for pc, r0, _ in seen] == [(then, 1), (other, 1), (then, 11),
                                                         (other, 111)]
